@@ -1,0 +1,1 @@
+"""Board tops, host link, build and flash (installed as ``lifgate.boards``)."""

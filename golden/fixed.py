@@ -1,0 +1,404 @@
+"""The bit-accurate fixed-point golden model of ``docs/numerics.md``.
+
+Integer-only numpy, vectorised over neurons and over a batch of configurations of one shape.
+The gateware (``lifgate.hdl.array.LIFArray``) must match it bit for bit; every testbench
+compares against :func:`simulate`. :func:`step_scalar` is a literal, one-neuron transcription of
+the contract in plain Python integers, kept as a reference for the vectorised code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from lifgate.golden.noise import NoiseModel, lane_seeds
+
+from lifgate.config import Config, ConfigError, LeakMode, NeuronParams, ResetMode
+
+__all__ = ["Result", "State", "fresh_state", "simulate", "simulate_batch", "step_scalar"]
+
+
+@dataclass
+class State:
+    """State of an array between steps.
+
+    Members
+    -------
+    v : int64 array [N]
+        Membrane values.
+    r : int64 array [N]
+        Refractory counters.
+    noise : uint32 array [P]
+        Noise generator states, one per lane.
+    step : int
+        Steps completed since the last clear.
+    """
+
+    v: np.ndarray
+    r: np.ndarray
+    noise: np.ndarray
+    step: int = 0
+
+    def copy(self) -> State:
+        return State(self.v.copy(), self.r.copy(), self.noise.copy(), self.step)
+
+
+@dataclass
+class Result:
+    """Outputs of a run of ``T`` steps of ``N`` neurons.
+
+    Members
+    -------
+    spikes : bool array [T, N]
+        ``spikes[t, n]``: neuron ``n`` spiked at step ``t``.
+    v : signed integer array [T, N]
+        Membrane ``v'`` after step ``t`` (what the gateware's readback returns); int32 when the
+        shape's widths allow it, else int64.
+    final : State
+        State after the last step; pass it as ``state=`` to continue the run.
+    """
+
+    spikes: np.ndarray
+    v: np.ndarray
+    final: State
+
+    def spike_times(self, neuron: int = 0) -> list[int]:
+        return np.flatnonzero(self.spikes[:, neuron]).tolist()
+
+    def counts(self) -> np.ndarray:
+        return self.spikes.sum(axis=0)
+
+
+def fresh_state(config: Config) -> State:
+    """The state right after a clear: ``v = v_init``, ``r = 0``, noise reseeded, step 0."""
+    p = _param_arrays([config])
+    return State(
+        v=p["v_init"].copy(),
+        r=np.zeros(config.shape.neurons, dtype=np.int64),
+        noise=lane_seeds(config.noise.seed, config.shape.lanes),
+        step=0,
+    )
+
+
+def _param_arrays(configs) -> dict:
+    shape = configs[0].shape
+    size = shape.group_size
+    names = ("v_th", "v_reset", "v_rest", "v_init", "bias", "leak", "t_ref")
+    out = {}
+    for name in names:
+        per_group = np.array(
+            [[int(getattr(p, name)) for p in c.params] for c in configs], dtype=np.int64
+        )
+        out[name] = np.repeat(per_group, size, axis=1).reshape(-1)
+    for name in ("leak_mode", "reset_mode"):
+        per_group = np.array([[int(getattr(p, name)) for p in c.params] for c in configs])
+        out[name] = np.repeat(per_group, size, axis=1).reshape(-1).astype(np.int8)
+    return out
+
+
+def _check_currents(shape, currents, steps, batch):
+    """Return currents as int64 [steps, batch*N] (or None for zero input), checked for range."""
+    if currents is None:
+        return None
+    a = np.asarray(currents)
+    if a.dtype.kind not in "iub":
+        if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+            a = a.astype(np.int64)
+        else:
+            raise ConfigError(
+                f"parameter 'currents' must hold integers (fixed-point units), not {a.dtype} values"
+            )
+    a = a.astype(np.int64, copy=False)
+    n = shape.neurons
+    want = (batch, steps, n) if batch > 1 else (steps, n)
+    if batch > 1:
+        if a.shape == (batch, n):
+            a = np.broadcast_to(a[:, None, :], want)
+        elif a.shape == (steps, n) or a.shape == (n,):
+            a = np.broadcast_to(a, (batch,) + ((steps, n) if a.ndim == 2 else (n,)))
+            if a.ndim == 2:
+                a = np.broadcast_to(a[:, None, :], want)
+    elif a.shape == (n,):
+        a = np.broadcast_to(a, want)
+    if a.shape != want:
+        raise ConfigError(
+            f"parameter 'currents' must have shape {want} or one current per neuron, "
+            f"not {a.shape}"
+        )
+    lo, hi = shape.i_range
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise ConfigError(
+            f"parameter 'currents' must lie in [{lo}, {hi}] (i_width {shape.i_width}), "
+            f"not [{a.min()}, {a.max()}]"
+        )
+    if batch > 1:
+        a = np.ascontiguousarray(np.moveaxis(a, 0, 1)).reshape(steps, batch * n)
+    return a
+
+
+def simulate(config: Config, steps: int, currents=None, *, state: State | None = None) -> Result:
+    """Run ``steps`` steps of the array described by ``config``.
+
+    Parameters
+    ----------
+    config : Config
+    steps : int
+        Number of steps, 0 or more.
+    currents : None, int array [steps, N] or [N]
+        Input current per step and neuron (the gateware's input stream); ``None`` for none.
+        Values must lie in the signed ``i_width`` range.
+    state : State, optional
+        State to start from; default: the state after a clear (:func:`fresh_state`).
+    """
+    if not isinstance(config, Config):
+        raise ConfigError(f"parameter 'config' must be a Config, not {config!r}")
+    states = None if state is None else [state]
+    spikes, v, finals = _run([config], steps, currents, states)
+    return Result(spikes[0], v[0], finals[0])
+
+
+def simulate_batch(configs, steps: int, currents=None, *, states=None) -> list[Result]:
+    """Run several configurations of one shape side by side (one vectorised run).
+
+    ``currents`` is None, [B, steps, N], [B, N], [steps, N] or [N]. Returns one
+    :class:`Result` per configuration.
+    """
+    configs = list(configs)
+    if not configs:
+        return []
+    for c in configs:
+        if not isinstance(c, Config):
+            raise ConfigError(f"every entry of 'configs' must be a Config, not {c!r}")
+        if c.shape != configs[0].shape:
+            raise ConfigError("all configurations in a batch must have the same shape")
+    spikes, v, finals = _run(configs, steps, currents, states)
+    return [Result(spikes[b], v[b], finals[b]) for b in range(len(configs))]
+
+
+_THREADS = min(2, os.cpu_count() or 1)
+_THREAD_MIN = 1 << 15  # neurons below which a second thread costs more than it saves
+
+
+def _run(configs, steps, currents, states):
+    shape = configs[0].shape
+    batch, n, lanes = len(configs), shape.neurons, shape.lanes
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ConfigError(f"parameter 'steps' must be a non-negative integer, not {steps!r}")
+    steps = int(steps)
+    cur = _check_currents(shape, currents, steps, batch)
+    if states is None:
+        states = [fresh_state(c) for c in configs]
+    p = _param_arrays(configs)
+    v = np.concatenate([s.v for s in states]).astype(np.int64)
+    r = np.concatenate([s.r for s in states]).astype(np.int64)
+    vmin, vmax = shape.v_range
+    if v.min(initial=vmin) < vmin or v.max(initial=vmax) > vmax:
+        raise ConfigError(f"state 'v' must lie in [{vmin}, {vmax}]")
+
+    gains = np.array([c.noise.gain for c in configs], dtype=np.int64)
+    noise = None
+    if gains.any():
+        noise = NoiseModel(np.concatenate([s.noise for s in states]), shape.depth)
+        gain_n = np.repeat(gains, n)
+
+    dtype = _work_dtype(shape, [q for c in configs for q in c.params])
+    total = batch * n
+    v = v.astype(dtype)
+    r = r.astype(dtype)
+    if cur is not None:
+        cur = cur.astype(dtype, copy=False)
+    out_s = np.empty((steps, total), dtype=bool)
+    out_v = np.empty((steps, total), dtype=dtype)
+
+    def run_slice(lo, hi):
+        sl = slice(lo, hi)
+        kernel = _Kernel(shape, {k: a[sl] for k, a in p.items()}, dtype, r[sl])
+        vv, rr = v[sl], r[sl]
+        for t in range(steps):
+            extra = None if cur is None else cur[t, sl]
+            if noise is not None:
+                c = noise.step()  # [depth, batch*lanes]
+                c = c.reshape(shape.depth, batch, lanes).transpose(1, 0, 2).reshape(-1)
+                z = ((c * gain_n) >> 8).astype(dtype)
+                extra = z if extra is None else extra + z
+            vv, rr = kernel.step(vv, rr, extra, out_s[t, sl])
+            out_v[t, sl] = vv
+        return vv, rr
+
+    # Neurons are independent, so without noise (which is generated lane-wide per step) two
+    # threads each run all steps of half of them; numpy releases the GIL inside its loops.
+    threads = _THREADS if noise is None and total >= _THREAD_MIN else 1
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        bounds = np.linspace(0, total, threads + 1).astype(int)
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(run_slice, bounds[:-1], bounds[1:]))
+        v = np.concatenate([a for a, _ in parts])
+        r = np.concatenate([b for _, b in parts])
+    else:
+        v, r = run_slice(0, total)
+
+    noise_state = (
+        noise.state if noise is not None else np.concatenate([s.noise for s in states])
+    )
+    finals = [
+        State(
+            v=v[b * n:(b + 1) * n].copy(),
+            r=r[b * n:(b + 1) * n].copy(),
+            noise=noise_state[b * lanes:(b + 1) * lanes].copy(),
+            step=states[b].step + steps,
+        )
+        for b in range(batch)
+    ]
+    return (
+        out_s.reshape(steps, batch, n).transpose(1, 0, 2),
+        out_v.reshape(steps, batch, n).transpose(1, 0, 2),
+        finals,
+    )
+
+
+def _work_dtype(shape, params_list):
+    """int32 when every intermediate of a step provably fits, else int64.
+
+    Bounds: |h|, |bias|, |c| < 2^(W-1), |d| < 2^W, |i| <= 2^(IW-1), |z| <= 510 * 65535 / 256.
+    MULT in int32 splits ``D = 256 Dh + Dl`` so no product exceeds 2^(W + 9).
+    """
+    w, iw, f = shape.v_width, shape.i_width, shape.decay_frac
+    ok = w <= 24 and iw <= 24
+    if any(p.leak_mode == LeakMode.MULT for p in params_list):
+        ok = ok and f >= 8 and w + 1 + max(8, f - 8) <= 30
+    return np.int32 if ok else np.int64
+
+
+class _Kernel:
+    """One vectorised step over a slice of neurons.
+
+    Parameters that are the same for every neuron of the slice become scalars, and the mode
+    branches that no neuron uses are skipped: same results, fewer memory passes.
+    """
+
+    def __init__(self, shape, p, dtype, r0):
+        self.dtype = dtype
+        self.vmin, self.vmax = shape.v_range
+        self.F = shape.decay_frac
+
+        def s(a):
+            a = np.asarray(a)
+            return dtype(a.flat[0]) if a.size and (a == a.flat[0]).all() else a.astype(dtype)
+
+        modes = p["leak_mode"]
+        self.shift = modes == LeakMode.SHIFT
+        self.mult = modes == LeakMode.MULT
+        self.const = modes == LeakMode.CONST
+        self.uniform = None
+        for mode, mask in ((LeakMode.SHIFT, self.shift), (LeakMode.MULT, self.mult),
+                           (LeakMode.CONST, self.const)):
+            if mask.all():
+                self.uniform = mode
+        value = p["reset_mode"] == ResetMode.VALUE
+        self.all_value = bool(value.all())
+        self.all_subtract = bool((~value).all())
+        self.value = value
+        self.v_th = s(p["v_th"])
+        self.v_reset = s(p["v_reset"])
+        self.v_rest = s(p["v_rest"])
+        self.t_ref = s(p["t_ref"])
+        self.bias = s(p["bias"])
+        k = np.where(self.shift, p["leak"], 0)
+        self.k = s(k)
+        self.half = s((np.int64(1) << k) >> 1)
+        D = np.where(self.mult, p["leak"], 0)
+        self.D = s(D)
+        self.split = dtype == np.int32
+        if self.split:
+            self.Dh, self.Dl = s(D >> 8), s(D & 0xFF)
+        # CONST leak folds into the bias: leak(h) + bias = h + (bias - c).
+        self.bias_const = s(p["bias"] - np.where(self.const, p["leak"], 0))
+        self.any_ref = bool((p["t_ref"] > 0).any() or (r0 > 0).any())
+
+    def _mult(self, d):
+        F = self.F
+        if self.split:
+            # floor((256 a + b) / 2^F) == floor((a + floor(b / 256)) / 2^(F-8)), exactly.
+            return (d * self.Dh + ((d * self.Dl + (1 << (F - 1))) >> 8)) >> (F - 8)
+        return (d * self.D + (1 << (F - 1))) >> F
+
+    def leak_plus_bias(self, h):
+        u = self.uniform
+        if u == LeakMode.CONST:
+            return h + self.bias_const
+        d = h - self.v_rest
+        if u == LeakMode.SHIFT:
+            d += self.half
+            d >>= self.k
+            x = h - d
+            x += self.bias
+            return x
+        if u == LeakMode.MULT:
+            x = self._mult(d)
+            x += self.v_rest + self.bias
+            return x
+        shift_v = h - ((d + self.half) >> self.k)
+        mult_v = self.v_rest + self._mult(d)
+        out = np.where(self.mult, mult_v, shift_v)
+        out = np.where(self.const, h, out)
+        return out + self.bias_const
+
+    def step(self, v, r, extra, spikes_out):
+        refr = r > 0
+        fire = np.greater_equal(v, self.v_th, out=spikes_out)
+        any_refr = self.any_ref and refr.any()
+        if any_refr:
+            fire &= ~refr
+        # h: value after refractory/threshold handling
+        if self.all_value:
+            h = np.where(refr | fire if any_refr else fire, self.v_reset, v)
+        elif self.all_subtract:
+            h = np.where(fire, v - self.v_th, v)
+        else:
+            h = np.where(fire & ~self.value, v - self.v_th, v)
+            h = np.where((refr | fire) & self.value, self.v_reset, h)
+        x = self.leak_plus_bias(h)
+        if extra is not None:
+            x += extra
+        if self.any_ref:
+            r1 = np.where(refr, r - 1, np.where(fire, self.t_ref, 0)).astype(r.dtype, copy=False)
+            hold = r1 > 0
+            if hold.any():
+                x = np.where(hold, h, x)
+        else:
+            r1 = r  # t_ref is 0 everywhere and r is 0: it stays 0
+        np.clip(x, self.vmin, self.vmax, out=x)
+        return x, r1
+
+
+def step_scalar(shape, p: NeuronParams, v: int, r: int, i: int = 0, z: int = 0):
+    """One step of one neuron, transcribed literally from ``docs/numerics.md``.
+
+    Returns ``(spike, v', r')``. Plain Python integers; slow; the reference the vectorised
+    :func:`simulate` is tested against.
+    """
+    vmin, vmax = shape.v_range
+    value = p.reset_mode == ResetMode.VALUE
+    if r > 0:
+        s, r1, h = 0, r - 1, (p.v_reset if value else v)
+    elif v >= p.v_th:
+        s, r1, h = 1, p.t_ref, (p.v_reset if value else v - p.v_th)
+    else:
+        s, r1, h = 0, 0, v
+    if r1 > 0:
+        x = h
+    else:
+        d = h - p.v_rest
+        if p.leak_mode == LeakMode.SHIFT:
+            k = p.leak
+            leaked = h - ((d + ((1 << k) >> 1)) >> k)
+        elif p.leak_mode == LeakMode.MULT:
+            F = shape.decay_frac
+            leaked = p.v_rest + ((d * p.leak + (1 << (F - 1))) >> F)
+        else:
+            leaked = h - p.leak
+        x = leaked + p.bias + i + z
+    return s, min(max(x, vmin), vmax), r1

@@ -1,0 +1,99 @@
+"""Bit-exact model of the per-lane xorshift32 noise source (``docs/numerics.md``, "Noise").
+
+The gateware twin is ``lifgate.hdl.noise``. Each lane advances its generator once per neuron
+update, addresses in order; :class:`NoiseModel` produces a whole step at once by jumping ahead
+with precomputed GF(2) tables instead of looping over addresses in Python.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+__all__ = ["GOLDEN", "NoiseModel", "advance", "centered", "lane_seeds"]
+
+GOLDEN = 0x9E3779B9
+_M32 = np.uint64(0xFFFFFFFF)
+
+
+def advance(x: np.ndarray) -> np.ndarray:
+    """One xorshift32 step (13, 17, 5) of every element of the uint32 array ``x``."""
+    x = x.astype(np.uint32, copy=True)
+    x ^= x << np.uint32(13)
+    x ^= x >> np.uint32(17)
+    x ^= x << np.uint32(5)
+    return x
+
+
+def centered(x: np.ndarray) -> np.ndarray:
+    """``b0 + b1 + b2 + b3 - 510`` of each uint32 in ``x``, as int64 in -510..510."""
+    x = x.astype(np.int64)
+    return (x & 0xFF) + ((x >> 8) & 0xFF) + ((x >> 16) & 0xFF) + ((x >> 24) & 0xFF) - 510
+
+
+def lane_seeds(seed: int, lanes: int) -> np.ndarray:
+    """Generator states of lanes ``0..lanes-1`` right after a clear with ``seed``."""
+    p = np.arange(1, lanes + 1, dtype=np.uint64)
+    s = (np.uint64(seed) ^ ((np.uint64(GOLDEN) * p) & _M32)).astype(np.uint32)
+    s[s == 0] = 1
+    return s
+
+
+@functools.lru_cache(maxsize=16)
+def _jump_tables(depth: int) -> np.ndarray:
+    """``T[j, k, b]``: the state after ``j + 1`` steps from the state ``b << 8k``.
+
+    xorshift is linear over GF(2), so the state after ``j + 1`` steps from ``s`` is the XOR of
+    ``T[j, k, byte_k(s)]`` over the four bytes ``k`` of ``s``.
+    """
+    basis = (np.arange(256, dtype=np.uint32)[None, :] << (8 * np.arange(4, dtype=np.uint32))[:, None])
+    tables = np.empty((depth, 4, 256), dtype=np.uint32)
+    x = basis
+    for j in range(depth):
+        x = advance(x)
+        tables[j] = x
+    return tables
+
+
+class NoiseModel:
+    """The noise generators of ``lanes`` lanes with ``depth`` addresses each.
+
+    Parameters
+    ----------
+    seeds : array of uint32
+        Initial states, one per lane (``lane_seeds(seed, lanes)``; concatenate several for a
+        batch of arrays).
+    depth : int
+        Addresses per lane, i.e. updates per lane per step.
+
+    Members
+    -------
+    state : array of uint32
+        Current generator states, one per lane.
+    """
+
+    _TABLE_LIMIT = 1 << 14  # depth above which the 16 KiB-per-address tables are not built
+
+    def __init__(self, seeds: np.ndarray, depth: int):
+        self.state = np.asarray(seeds, dtype=np.uint32).copy()
+        self.depth = int(depth)
+
+    def step(self) -> np.ndarray:
+        """Advance every lane ``depth`` times; return the centred values ``c``, [depth, lanes]."""
+        depth, s = self.depth, self.state
+        if depth <= 8 or depth > self._TABLE_LIMIT:
+            out = np.empty((depth, s.size), dtype=np.uint32)
+            x = s
+            for j in range(depth):
+                x = advance(x)
+                out[j] = x
+        else:
+            t = _jump_tables(depth)
+            s64 = s.astype(np.intp)
+            out = t[:, 0, s64 & 0xFF]
+            out ^= t[:, 1, (s64 >> 8) & 0xFF]
+            out ^= t[:, 2, (s64 >> 16) & 0xFF]
+            out ^= t[:, 3, (s64 >> 24) & 0xFF]
+        self.state = out[-1].copy()
+        return centered(out)

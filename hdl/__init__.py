@@ -1,0 +1,1 @@
+"""Amaranth gateware of the lifgate neuron array (installed as ``lifgate.hdl``)."""

@@ -1,0 +1,71 @@
+"""The ``lifgate`` command line.
+
+Each subcommand lives in its own module under ``lifgate/commands/`` and provides
+``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the parsed
+arguments and returning an exit code. Modules are imported lazily so ``lifgate --help`` stays
+fast and one broken command cannot take the others down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lifgate import __version__
+from lifgate.config import ConfigError
+
+# (module, one-line summary); the order is the order of ``lifgate --help``.
+COMMANDS = [
+    ("demo", "reproduce both seed notebooks on the float model, the fixed-point model and the RTL"),
+    ("quantize", "map biological LIF parameters (mV, ms, nS, pA) onto a fixed-point configuration"),
+    ("generate", "write the Verilog of a neuron array"),
+    ("verify", "run the bit-exact regression of the RTL against the golden model"),
+    ("bench", "measure throughput of the golden model and the simulators"),
+    ("resources", "synthesise for iCE40UP5K and ECP5-85F and report cells, RAMs and Fmax"),
+    ("build", "build a bitstream for a board"),
+    ("program", "flash a bitstream onto a board"),
+]
+
+
+class UsageError(Exception):
+    """A command-line error to report as ``lifgate: error: ...`` with exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lifgate",
+        description="Fixed-point LIF neuron arrays: generate Verilog, verify it bit for bit "
+        "against the golden model, build and flash open-toolchain boards.",
+    )
+    parser.add_argument("--version", action="version", version=f"lifgate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, summary in COMMANDS:
+        try:
+            module = importlib.import_module(f"lifgate.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"lifgate.commands.{name}":
+                continue  # not written yet
+            raise
+        module.register(sub, summary)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, UsageError) as e:
+        print(f"lifgate {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

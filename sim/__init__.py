@@ -1,0 +1,1 @@
+"""cocotb testbenches and simulator runners (installed as ``lifgate.sim``)."""
