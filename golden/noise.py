@@ -47,7 +47,8 @@ def _jump_tables(depth: int) -> np.ndarray:
     xorshift is linear over GF(2), so the state after ``j + 1`` steps from ``s`` is the XOR of
     ``T[j, k, byte_k(s)]`` over the four bytes ``k`` of ``s``.
     """
-    basis = (np.arange(256, dtype=np.uint32)[None, :] << (8 * np.arange(4, dtype=np.uint32))[:, None])
+    shifts = (8 * np.arange(4, dtype=np.uint32))[:, None]
+    basis = np.arange(256, dtype=np.uint32)[None, :] << shifts
     tables = np.empty((depth, 4, 256), dtype=np.uint32)
     x = basis
     for j in range(depth):

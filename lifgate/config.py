@@ -411,7 +411,9 @@ class Config:
         try:
             text = path.read_text()
         except OSError as e:
-            raise ConfigError(f"cannot read configuration file {str(path)!r}: {e.strerror}") from None
+            raise ConfigError(
+                f"cannot read configuration file {str(path)!r}: {e.strerror}"
+            ) from None
         if path.suffix.lower() == ".toml":
             return cls.from_toml(text)
         return cls.from_json(text)
@@ -420,7 +422,8 @@ class Config:
         from pathlib import Path
 
         path = Path(path)
-        path.write_text(self.to_toml() if path.suffix.lower() == ".toml" else self.to_json(indent=2))
+        toml = path.suffix.lower() == ".toml"
+        path.write_text(self.to_toml() if toml else self.to_json(indent=2) + "\n")
 
 
 def _build(cls, data, where):
@@ -430,7 +433,8 @@ def _build(cls, data, where):
     unknown = set(data) - names
     if unknown:
         raise ConfigError(
-            f"unknown parameter(s) {sorted(unknown)} in {where!r}; legal: {', '.join(sorted(names))}"
+            f"unknown parameter(s) {sorted(unknown)} in {where!r}; "
+            f"legal: {', '.join(sorted(names))}"
         )
     return cls(**data)
 
