@@ -74,7 +74,7 @@ class NoiseModel:
         Current generator states, one per lane.
     """
 
-    _TABLE_LIMIT = 1 << 14  # depth above which the 16 KiB-per-address tables are not built
+    _BLOCK = 4096  # addresses per table block: 4096 x 4 x 256 x 4 bytes = 16 MiB of tables
 
     def __init__(self, seeds: np.ndarray, depth: int):
         self.state = np.asarray(seeds, dtype=np.uint32).copy()
@@ -83,18 +83,28 @@ class NoiseModel:
     def step(self) -> np.ndarray:
         """Advance every lane ``depth`` times; return the centred values ``c``, [depth, lanes]."""
         depth, s = self.depth, self.state
-        if depth <= 8 or depth > self._TABLE_LIMIT:
+        if depth <= 8:
             out = np.empty((depth, s.size), dtype=np.uint32)
             x = s
             for j in range(depth):
                 x = advance(x)
                 out[j] = x
         else:
-            t = _jump_tables(depth)
-            s64 = s.astype(np.intp)
-            out = t[:, 0, s64 & 0xFF]
-            out ^= t[:, 1, (s64 >> 8) & 0xFF]
-            out ^= t[:, 2, (s64 >> 16) & 0xFF]
-            out ^= t[:, 3, (s64 >> 24) & 0xFF]
+            # Jump ahead block by block: positions 1..B of a block come from the state at its
+            # start through the tables; the block's last state starts the next block.
+            block = min(depth, self._BLOCK)
+            t = _jump_tables(block)
+            out = np.empty((depth, s.size), dtype=np.uint32)
+            x = s
+            for lo in range(0, depth, block):
+                hi = min(lo + block, depth)
+                x64 = x.astype(np.intp)
+                o = out[lo:hi]
+                tt = t[: hi - lo]
+                np.take(tt[:, 0], x64 & 0xFF, axis=1, out=o)
+                o ^= tt[:, 1, (x64 >> 8) & 0xFF]
+                o ^= tt[:, 2, (x64 >> 16) & 0xFF]
+                o ^= tt[:, 3, (x64 >> 24) & 0xFF]
+                x = o[-1]
         self.state = out[-1].copy()
         return centered(out)
