@@ -1,0 +1,220 @@
+"""The RTL regression as one call: build, run directed and random cases, summarise.
+
+Used by ``lifgate verify``, by ``tests/test_sim_regression.py`` and by ``bench/bench_sim.py``.
+:func:`regress` runs on Icarus or Verilator (through :mod:`lifgate.sim.runner` and the cocotb
+testbench) or on Amaranth's simulator (through ``lifgate.hdl.driver.simulate_rtl``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shlex
+import time
+from pathlib import Path
+
+from lifgate.sim import runner
+from lifgate.sim.beats import compare_outputs
+from lifgate.sim.cases import SimCase, directed_cases, random_cases
+
+from lifgate.config import ArrayShape, ConfigError
+
+__all__ = ["SIMS", "Report", "default_groups", "make_cases", "regress", "verify_command"]
+
+SIMS = ("icarus", "verilator", "amaranth")
+
+
+def default_groups(neurons: int) -> int:
+    """Parameter groups used when none are given: the largest divisor of N up to 16."""
+    return max(g for g in range(1, min(16, neurons) + 1) if neurons % g == 0)
+
+
+def verify_command(sim: str, shape: ArrayShape, *, configs: int, steps: int, seed: int,
+                   directed: bool = True) -> str:
+    """The ``lifgate verify`` command line that reruns exactly these cases."""
+    args = ["lifgate", "verify", "--sim", sim, "--neurons", shape.neurons, "--lanes",
+            shape.lanes, "--groups", shape.groups, "--steps", steps, "--configs", configs,
+            "--seed", seed]
+    if not directed:
+        args.append("--no-directed")
+    return shlex.join(str(a) for a in args)
+
+
+def make_cases(shape: ArrayShape, *, seed: int, configs: int, steps: int,
+               directed: bool = True) -> list[SimCase]:
+    """Directed cases (``directed``) followed by ``configs`` random ones from ``seed``."""
+    cases = directed_cases(shape, steps=steps) if directed else []
+    return cases + random_cases(shape, seed, configs, steps=steps)
+
+
+@dataclasses.dataclass
+class Report:
+    """Summary of a regression run.
+
+    Members
+    -------
+    sim : str
+    shape : ArrayShape
+    results : list of dict
+        One per case (see :mod:`lifgate.sim.tb_array`).
+    build_seconds, run_seconds : float
+        Time to generate and build the model, and to run every case (wall clock).
+    """
+
+    sim: str
+    shape: ArrayShape
+    results: list
+    build_seconds: float
+    run_seconds: float
+    membrane: bool = True
+
+    @property
+    def updates(self) -> int:
+        return sum(r["updates"] for r in self.results)
+
+    @property
+    def failures(self) -> list[dict]:
+        """Results with a mismatch or with X/Z on an output."""
+        return [r for r in self.results if r["mismatch"] is not None or r.get("xz", 0)]
+
+    @property
+    def first_mismatch(self) -> dict | None:
+        for r in self.results:
+            if r["mismatch"] is not None:
+                return r["mismatch"]
+            if r.get("xz", 0):
+                return {"case": r["name"], "field": "X/Z on a lif_array output",
+                        "cycles": r["xz"]}
+        return None
+
+    @property
+    def cycles(self) -> int:
+        return sum(r.get("cycles", 0) for r in self.results)
+
+    def describe_failure(self, cases: list[SimCase]) -> str:
+        """First failure, with the configuration of its case, for an assertion message."""
+        m = self.first_mismatch
+        if m is None:
+            return "no mismatch"
+        by_name = {c.name: c for c in cases}
+        case = by_name.get(m.get("case"))
+        where = (f"configuration {m.get('case')!r}, step {m.get('step')}, neuron "
+                 f"{m.get('neuron')}: expected {m.get('expected')}, got {m.get('got')} "
+                 f"[{m.get('field')}; {m.get('mismatches', '?')} values differ in that run]")
+        if m.get("field") == "error":
+            where = f"configuration {m.get('case')!r}: {m.get('error')}"
+        if "cycles" in m and m.get("field", "").startswith("X/Z"):
+            where = f"configuration {m.get('case')!r}: X/Z on an output in {m['cycles']} cycles"
+        cfg = case.to_dict() if case is not None else {}
+        return f"{self.sim}: first mismatch in {where}\ncase: {cfg}"
+
+
+def regress(sim: str, shape: ArrayShape, cases: list[SimCase], *, build_dir,
+            membrane: bool = True, waves_dir=None, progress=None,
+            optimize: bool = True) -> Report:
+    """Run ``cases`` on ``sim`` for ``shape``; see :class:`Report`.
+
+    ``build_dir`` holds the model (reused when it is up to date); ``waves_dir`` receives one
+    wave file (Icarus: FST via vvp, Verilator: VCD, Amaranth: VCD per case). ``optimize``:
+    see :func:`lifgate.sim.runner.build`.
+    """
+    if sim not in SIMS:
+        raise ConfigError(f"parameter 'sim' must be one of {', '.join(SIMS)}, not {sim!r}")
+    if sim == "amaranth":
+        return _regress_amaranth(shape, cases, membrane=membrane, waves_dir=waves_dir,
+                                 progress=progress)
+    build_dir = Path(build_dir)
+    waves = waves_dir is not None
+    key = runner.shape_key(shape, membrane) + ("-waves" if waves and sim == "verilator" else "")
+    t0 = time.perf_counter()
+    model = runner.build(sim, shape, build_dir=build_dir / f"{sim}-{key}", membrane=membrane,
+                         waves=waves, optimize=optimize)
+    t1 = time.perf_counter()
+    wave_file = None
+    if waves:
+        wave_file = Path(waves_dir) / f"{sim}-{key}.{'fst' if sim == 'icarus' else 'vcd'}"
+    results = runner.run(model, cases, waves=wave_file, progress=progress)
+    t2 = time.perf_counter()
+    return Report(sim, shape, results, t1 - t0, t2 - t1, membrane)
+
+
+def _regress_amaranth(shape, cases, *, membrane, waves_dir, progress) -> Report:
+    try:
+        from lifgate.hdl.driver import simulate_rtl
+    except ImportError:
+        from lifgate.sim.amaranth_driver import simulate_rtl
+    from lifgate.golden.fixed import fresh_state, simulate
+
+    results = []
+    t0 = time.perf_counter()
+    for case in cases:
+        c0 = time.perf_counter()
+        config = case.config
+        script, expect = [], []
+        state = fresh_state(config)
+        for si, seg in enumerate(case.segments):
+            if seg.abort_after is not None or (seg.clear and si > 0):
+                # The Amaranth driver has no reset operation: an aborted run is replaced by the
+                # clear that follows it (the state the next segment starts from is the same).
+                script.append(("clear",))
+                state = fresh_state(config)
+                if seg.abort_after is not None:
+                    continue
+            cur = case.currents(si)
+            exp = simulate(config, seg.steps, cur, state=state)
+            script.append(("run", seg.steps) if cur is None else ("run", seg.steps, cur))
+            expect.append(exp)
+            state = exp.final
+        vcd = None
+        if waves_dir is not None:
+            Path(waves_dir).mkdir(parents=True, exist_ok=True)
+            vcd = str(Path(waves_dir) / f"amaranth-{case.name}.vcd")
+        res = {"name": case.name, "updates": 0, "mismatch": None, "origin": case.origin,
+               "xz": 0, "cycles": 0}
+        try:
+            runs = simulate_rtl(
+                config, [("clear",), *script], membrane=membrane,
+                ready=1 - case.ready_thresh / 256, valid=1 - case.gap_thresh / 256,
+                seed=case.lfsr_seed, vcd=vcd,
+            )
+            base = 0
+            for run, exp in zip(runs, expect, strict=True):
+                m = compare_outputs(run.spikes, run.v, exp, case=case.name, base_step=base)
+                res["updates"] += exp.spikes.size
+                res["cycles"] += run.cycles
+                if m is not None:
+                    res["mismatch"] = m
+                    break
+                base += exp.spikes.shape[0]
+        except AssertionError as e:  # beat order or count, raised by the driver
+            res["mismatch"] = {"case": case.name, "field": "error", "error": str(e)}
+        res["seconds"] = time.perf_counter() - c0
+        results.append(res)
+        if progress:
+            progress(res)
+    return Report("amaranth", shape, results, 0.0, time.perf_counter() - t0, membrane)
+
+
+def summary(report: Report, *, seed: int, command: str) -> dict:
+    """The JSON object of ``lifgate verify --json``."""
+    run_s = report.run_seconds
+    total = report.build_seconds + run_s
+    return {
+        "sim": report.sim,
+        "shape": runner.shape_dict(report.shape),
+        "membrane": report.membrane,
+        "seed": seed,
+        "configs": len(report.results),
+        "updates": report.updates,
+        "cycles": report.cycles,
+        "mismatches": len(report.failures),
+        "first_mismatch": report.first_mismatch,
+        "xz_cycles": sum(r.get("xz", 0) for r in report.results),
+        "xz_idle_cycles": sum(r.get("xz_idle", 0) for r in report.results),
+        "seconds": total,
+        "build_seconds": report.build_seconds,
+        "run_seconds": run_s,
+        "updates_per_second": report.updates / run_s if run_s > 0 else math.nan,
+        "repro": command,
+    }
+
