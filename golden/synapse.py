@@ -1,0 +1,309 @@
+"""Bit-exact model of the synaptic stage and of layered networks (``docs/networks.md``).
+
+Pure integer numpy, no Amaranth. The gateware (``lifgate.hdl.synapse.Synapse`` and
+``lifgate.hdl.network.Network``) must match it bit for bit.
+
+Contract, in short (``docs/networks.md`` has it in full):
+
+* a synaptic stage computes, for every output neuron ``j`` and step ``t``,
+  ``I[t, j] = sat_IW(sum_i W[j, i] * x[t, i])`` with the exact integer sum (no intermediate
+  narrowing, so the order of accumulation does not matter) saturated once to the array's
+  signed ``i_width`` range;
+* ``x`` of the first layer is an unsigned ``x_width``-bit integer per input (1 bit: spikes),
+  ``x`` of every later layer is the spike vector of the layer before it, **of the same step**
+  (no delay): at step ``t`` layer ``l`` runs after layer ``l - 1`` has finished step ``t``;
+* each layer is a LIF array (``lifgate.golden.fixed``) driven by those currents, without noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from lifgate.golden import fixed
+
+from lifgate.config import ArrayShape, Config, ConfigError, signed_range
+
+__all__ = [
+    "Layer",
+    "Network",
+    "NetworkResult",
+    "acc_width",
+    "simulate_network",
+    "simulate_network_batch",
+    "synaptic_current",
+]
+
+
+def acc_width(inputs: int, w_width: int, x_width: int) -> int:
+    """Width of an accumulator that holds any ``sum_i W[j, i] * x[i]`` exactly.
+
+    ``|W x| <= 2^(w_width-1) * (2^x_width - 1)`` per term, ``inputs`` terms:
+    ``w_width + x_width + ceil(log2(inputs))`` bits, signed.
+    """
+    return w_width + x_width + max(0, (inputs - 1).bit_length())
+
+
+def _check_matrix(name: str, weights, w_width: int) -> np.ndarray:
+    a = np.asarray(weights)
+    if a.ndim != 2:
+        raise ConfigError(
+            f"parameter {name!r} must be a 2-D matrix [outputs, inputs], not {a.shape}"
+        )
+    if a.dtype.kind not in "iu":
+        if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+            a = a.astype(np.int64)
+        else:
+            raise ConfigError(f"parameter {name!r} must hold integers, not {a.dtype} values")
+    a = a.astype(np.int64)
+    lo, hi = signed_range(w_width)
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise ConfigError(
+            f"parameter {name!r} must lie in [{lo}, {hi}] (w_width {w_width}), "
+            f"not [{a.min()}, {a.max()}]"
+        )
+    return a
+
+
+def synaptic_current(weights, x, i_width: int) -> np.ndarray:
+    """``sat_IW(W . x)`` for one step (``x`` [inputs]) or many (``x`` [steps, inputs]).
+
+    The sum is exact (int64; callers keep ``acc_width`` within 63 bits), then clamped to
+    ``[-2^(IW-1), 2^(IW-1) - 1]``. Returns int64 [outputs] or [steps, outputs].
+    """
+    w = np.asarray(weights, dtype=np.int64)
+    xx = np.asarray(x, dtype=np.int64)
+    lo, hi = signed_range(i_width)
+    return np.clip(xx @ w.T, lo, hi)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer: a synaptic stage (``weights``) feeding a LIF array (``config``).
+
+    Members
+    -------
+    weights : int array [neurons, inputs]
+        Signed ``w_width``-bit weights; row ``j`` feeds array neuron ``j``. Rows past the
+        meaningful neurons (padding up to a multiple of the lanes) may be zero.
+    config : Config
+        The array: shape and per-group parameters. Noise must be off (gain 0).
+    """
+
+    weights: np.ndarray
+    config: Config
+
+    @property
+    def inputs(self) -> int:
+        return int(np.shape(self.weights)[1])
+
+    @property
+    def neurons(self) -> int:
+        return self.config.shape.neurons
+
+
+@dataclass(frozen=True)
+class Network:
+    """Layers chained input -> hidden -> ... -> output.
+
+    Members
+    -------
+    layers : tuple of Layer
+        At least one. Layer ``l > 0`` has ``layers[l-1].neurons`` inputs.
+    w_width : int
+        Weight width, 2 to 18 bits signed.
+    x_width : int
+        Width of the first layer's unsigned inputs, 1 to 16 bits (1: spikes).
+    """
+
+    layers: tuple
+    w_width: int = 8
+    x_width: int = 1
+
+    def __post_init__(self):
+        layers = tuple(self.layers)
+        object.__setattr__(self, "layers", layers)
+        if not layers:
+            raise ConfigError("parameter 'layers' must hold at least one layer")
+        if not (isinstance(self.w_width, int) and 2 <= self.w_width <= 18):
+            raise ConfigError(f"parameter 'w_width' must be an integer in [2, 18], not "
+                              f"{self.w_width!r}")
+        if not (isinstance(self.x_width, int) and 1 <= self.x_width <= 16):
+            raise ConfigError(f"parameter 'x_width' must be an integer in [1, 16], not "
+                              f"{self.x_width!r}")
+        fixed_layers = []
+        for n, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ConfigError(f"parameter 'layers[{n}]' must be a Layer, not {layer!r}")
+            if not isinstance(layer.config, Config):
+                raise ConfigError(f"parameter 'layers[{n}].config' must be a Config")
+            w = _check_matrix(f"layers[{n}].weights", layer.weights, self.w_width)
+            if w.shape[0] != layer.neurons:
+                raise ConfigError(
+                    f"parameter 'layers[{n}].weights' must have {layer.neurons} rows (the "
+                    f"array's neurons), not {w.shape[0]}"
+                )
+            if n and w.shape[1] != layers[n - 1].neurons:
+                raise ConfigError(
+                    f"parameter 'layers[{n}].weights' must have {layers[n - 1].neurons} columns "
+                    f"(the neurons of layer {n - 1}), not {w.shape[1]}"
+                )
+            if layer.config.noise.gain:
+                raise ConfigError(f"parameter 'layers[{n}].config.noise.gain' must be 0 in a "
+                                  f"network, not {layer.config.noise.gain}")
+            xw = self.x_width if n == 0 else 1
+            if acc_width(w.shape[1], self.w_width, xw) > 62:
+                raise ConfigError(f"layer {n} has too many inputs for a 62-bit accumulator")
+            fixed_layers.append(Layer(w, layer.config))
+        object.__setattr__(self, "layers", tuple(fixed_layers))
+
+    @property
+    def inputs(self) -> int:
+        return self.layers[0].inputs
+
+    @property
+    def shapes(self) -> list[ArrayShape]:
+        return [layer.config.shape for layer in self.layers]
+
+
+@dataclass
+class NetworkResult:
+    """Outputs of :func:`simulate_network`.
+
+    Members
+    -------
+    spikes : list of bool arrays [T, N_l]
+        Spikes of every layer at every step.
+    v : list of int arrays [T, N_l]
+        Membrane ``v'`` of every layer after every step.
+    currents : list of int64 arrays [T, N_l]
+        Saturated synaptic currents each layer received.
+    final : list of fixed.State
+        State of every layer after the run (pass as ``states=`` to continue).
+    """
+
+    spikes: list
+    v: list
+    currents: list
+    final: list
+
+    def counts(self, layer: int = -1) -> np.ndarray:
+        return self.spikes[layer].sum(axis=0)
+
+    def synops(self) -> int:
+        """Synaptic operations of the run: for every layer, its non-zero inputs times its
+        fan-out (the layer's neurons), summed over steps. Layer 0's inputs may be multi-bit
+        (then these are multiply-accumulates); later layers' are spikes (accumulates)."""
+        return self.input_ops + self.spike_ops
+
+    #: Layer 0's share of :meth:`synops`: non-zero inputs times fan-out.
+    input_ops: int = 0
+    #: The other layers' share: spikes of layer ``l - 1`` times the neurons of layer ``l``.
+    spike_ops: int = 0
+
+
+def _check_x(network: Network, x, steps: int) -> np.ndarray:
+    a = np.asarray(x)
+    n = network.inputs
+    if a.dtype.kind not in "iub":
+        raise ConfigError(f"parameter 'x' must hold integers, not {a.dtype} values")
+    a = a.astype(np.int64)
+    if a.shape == (n,):
+        a = np.broadcast_to(a, (steps, n))
+    if a.shape != (steps, n):
+        raise ConfigError(f"parameter 'x' must have shape ({steps}, {n}) or ({n},), not {a.shape}")
+    hi = (1 << network.x_width) - 1
+    if a.size and (a.min() < 0 or a.max() > hi):
+        raise ConfigError(
+            f"parameter 'x' must lie in [0, {hi}] (x_width {network.x_width}), "
+            f"not [{a.min()}, {a.max()}]"
+        )
+    return a
+
+
+def simulate_network(network: Network, steps: int, x, *, states=None) -> NetworkResult:
+    """Run ``network`` for ``steps`` steps on the first-layer inputs ``x`` ([steps, inputs] or
+    [inputs], constant).
+
+    Step by step: layer 0 takes ``sat(W0 . x[t])``, layer ``l`` takes ``sat(Wl . s_{l-1}[t])``
+    where ``s_{l-1}[t]`` are the spikes layer ``l - 1`` emitted at the same step ``t``.
+    ``states`` (one ``fixed.State`` per layer) continues a run; default: after a clear.
+    Feed-forward and without delay, so this is computed layer by layer over all steps, which
+    is the same as step by step.
+    """
+    if not isinstance(network, Network):
+        raise ConfigError(f"parameter 'network' must be a Network, not {network!r}")
+    _check_steps(steps)
+    xs = _check_x(network, x, steps)
+    layers = network.layers
+    if states is None:
+        states = [None] * len(layers)
+    spikes, vs, cur, finals = [], [], [], []
+    input_ops = int((xs != 0).sum()) * layers[0].neurons
+    synops = 0
+    inp = xs
+    for n, layer in enumerate(layers):
+        i = synaptic_current(layer.weights, inp, layer.config.shape.i_width)
+        res = fixed.simulate(layer.config, steps, i, state=states[n])
+        spikes.append(res.spikes)
+        vs.append(res.v.astype(np.int64))
+        cur.append(i)
+        finals.append(res.final)
+        inp = res.spikes.astype(np.int64)
+        if n + 1 < len(layers):
+            synops += int(inp.sum()) * layers[n + 1].neurons
+    return NetworkResult(spikes, vs, cur, finals, input_ops, synops)
+
+
+def _check_steps(steps):
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ConfigError(f"parameter 'steps' must be a non-negative integer, not {steps!r}")
+
+
+def _tiled(config: Config, batch: int) -> Config:
+    """``batch`` copies of ``config``'s array side by side, as one array (noise is off, so the
+    lanes do not matter)."""
+    s = config.shape
+    shape = ArrayShape(
+        neurons=s.neurons * batch, lanes=1, groups=s.groups * batch, v_width=s.v_width,
+        i_width=s.i_width, ref_width=s.ref_width, decay_frac=s.decay_frac,
+        leak_modes=s.leak_modes, step_width=s.step_width,
+    )
+    return Config(shape=shape, params=tuple(config.params) * batch, noise=config.noise)
+
+
+def simulate_network_batch(network: Network, steps: int, x) -> list[NetworkResult]:
+    """:func:`simulate_network` for a batch of inputs ``x`` [B, inputs] (constant over the
+    steps) or [B, steps, inputs], from a clear; the same results, one vectorised run."""
+    if not isinstance(network, Network):
+        raise ConfigError(f"parameter 'network' must be a Network, not {network!r}")
+    _check_steps(steps)
+    a = np.asarray(x)
+    if a.ndim == 2:
+        a = np.broadcast_to(a[:, None, :], (a.shape[0], steps, a.shape[1]))
+    if a.ndim != 3:
+        raise ConfigError(f"parameter 'x' must have shape [B, inputs] or [B, steps, inputs], "
+                          f"not {a.shape}")
+    batch = a.shape[0]
+    xs = np.stack([_check_x(network, a[b], steps) for b in range(batch)])  # [B, T, n]
+    outs = [NetworkResult([], [], [], []) for _ in range(batch)]
+    input_ops = (xs != 0).sum(axis=(1, 2)) * network.layers[0].neurons
+    synops = np.zeros(batch, dtype=np.int64)
+    inp = xs
+    for n, layer in enumerate(network.layers):
+        N = layer.neurons
+        i = synaptic_current(layer.weights, inp, layer.config.shape.i_width)  # [B, T, N]
+        big = _tiled(layer.config, batch)
+        res = fixed.simulate(big, steps, np.moveaxis(i, 0, 1).reshape(steps, batch * N))
+        sp = res.spikes.reshape(steps, batch, N)
+        vv = res.v.reshape(steps, batch, N).astype(np.int64)
+        for b, o in enumerate(outs):
+            o.spikes.append(sp[:, b])
+            o.v.append(vv[:, b])
+            o.currents.append(i[b])
+        inp = np.moveaxis(sp, 1, 0).astype(np.int64)  # [B, T, N]
+        if n + 1 < len(network.layers):
+            synops += inp.sum(axis=(1, 2)) * network.layers[n + 1].neurons
+    for b, o in enumerate(outs):
+        o.input_ops, o.spike_ops = int(input_ops[b]), int(synops[b])
+    return outs

@@ -1,0 +1,290 @@
+"""Layered spiking networks: synaptic stages chained with LIF arrays (``docs/networks.md``).
+
+The model is :func:`lifgate.golden.synapse.simulate_network`; this gateware matches it bit for
+bit (spikes and membranes of every layer at every step).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+from lifgate.hdl.array import LIFArray, group_width, param_struct
+from lifgate.hdl.synapse import Synapse
+
+from lifgate.config import ArrayShape, ConfigError, param_layout
+
+__all__ = ["Network", "param_writes", "record_layout", "weight_writes"]
+
+
+def _check_shapes(shapes):
+    shapes = tuple(shapes)
+    if not shapes:
+        raise ConfigError("parameter 'shapes' must name at least one layer")
+    for n, s in enumerate(shapes):
+        if not isinstance(s, ArrayShape):
+            raise ConfigError(f"parameter 'shapes[{n}]' must be an ArrayShape, not {s!r}")
+        if param_layout(s) != param_layout(shapes[0]):
+            raise ConfigError(
+                f"parameter 'shapes[{n}]' must have the v_width, decay_frac and ref_width of "
+                f"layer 0 (one parameter word for all layers)"
+            )
+        if s.step_width != shapes[0].step_width:
+            raise ConfigError(f"parameter 'shapes[{n}].step_width' must equal layer 0's")
+    return shapes
+
+
+def record_layout(shapes, *, membrane: bool = True) -> data.StructLayout:
+    """Payload of ``Network.s_stream``: one record per layer per step.
+
+    ``layer``, ``step`` (``step_width``), ``spikes`` (``max N`` bits, bit ``j`` = neuron ``j``;
+    bits past the layer's neurons are 0) and, with ``membrane``, ``v`` (``max N`` signed
+    ``v_width``-bit values, the new membrane ``v'``; 0 past the layer's neurons).
+    """
+    shapes = _check_shapes(shapes)
+    nmax = max(s.neurons for s in shapes)
+    fields = {
+        "layer": unsigned(max(1, ceil_log2(len(shapes)))),
+        "step": unsigned(shapes[0].step_width),
+        "spikes": unsigned(nmax),
+    }
+    if membrane:
+        fields["v"] = data.ArrayLayout(signed(shapes[0].v_width), nmax)
+    return data.StructLayout(fields)
+
+
+class Network(wiring.Component):
+    """Layers ``0 .. L-1``, each a :class:`~lifgate.hdl.synapse.Synapse` feeding a
+    :class:`~lifgate.hdl.array.LIFArray` (built without noise).
+
+    Timing contract (no delay): a run of ``steps`` steps does, for each step ``t``, layer 0,
+    then layer 1, ..., then layer ``L-1``. Layer 0's synapse reads the ``x`` port; layer ``l``'s
+    reads the spikes layer ``l - 1`` produced **at the same step** ``t``. Each layer runs its
+    array for one step (``start`` with ``steps = 1``, ``input_en = 1``), collects the spikes
+    (and membranes) of its ``o_stream`` and then sends one record on ``s_stream``.
+
+    Parameters
+    ----------
+    shapes : sequence of ArrayShape
+        The arrays, layer 0 first. They must share ``v_width``, ``decay_frac``, ``ref_width``
+        and ``step_width`` (one parameter word format).
+    inputs : int
+        Fan-in of layer 0.
+    w_width : int
+        Signed weight width of every synapse.
+    x_width : int
+        Unsigned width of layer 0's inputs (1: spikes).
+    membrane : bool
+        Send membranes in the records.
+
+    Members
+    -------
+    w_we, w_layer, w_addr, w_lane, w_data : ``In``
+        Weight write (while idle) into layer ``w_layer``'s synapse (see ``Synapse``: row
+        ``a * inputs + i``, lane ``p`` holds ``W[a * lanes + p, i]``).
+    param_we, param_layer, param_group, param_data : ``In``
+        Parameter set write (while idle) into layer ``param_layer``'s array.
+    x : ``In(data.ArrayLayout(unsigned(x_width), inputs))``
+        Layer 0's inputs, read every step: keep stable during a run (or run one step at a time).
+    clear : ``In(1)``
+        Strobe (when idle): clear every array; the step counter restarts at 0.
+    start : ``In(1)``
+        Strobe (when idle): run ``steps`` steps, continuing from the current state.
+    steps : ``In(32)``
+    busy, done : ``Out(1)``
+        ``done`` pulses one clock when a clear or a run has finished.
+    s_stream : ``Out(stream.Signature(record_layout(shapes, membrane=membrane)))``
+        One record per layer per step, in the order the layers run.
+    """
+
+    def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
+                 membrane: bool = True):
+        try:
+            shapes = _check_shapes(shapes)
+        except ConfigError:
+            self._MustUse__silence = True  # a rejected component is not an unused one
+            raise
+        self.shapes = shapes
+        self.membrane = membrane
+        self.inputs = inputs
+        self.w_width, self.x_width = w_width, x_width
+        self.fan_in = [inputs] + [s.neurons for s in shapes[:-1]]
+        self.synapses = [
+            Synapse(inputs=self.fan_in[n], outputs=s.neurons, lanes=s.lanes, w_width=w_width,
+                    x_width=x_width if n == 0 else 1, i_width=s.i_width)
+            for n, s in enumerate(shapes)
+        ]
+        L = len(shapes)
+        super().__init__({
+            "w_we": In(1),
+            "w_layer": In(max(1, ceil_log2(L))),
+            "w_addr": In(max(len(s.w_addr) for s in self.synapses)),
+            "w_lane": In(max(len(s.w_lane) for s in self.synapses)),
+            "w_data": In(signed(w_width)),
+            "param_we": In(1),
+            "param_layer": In(max(1, ceil_log2(L))),
+            "param_group": In(max(group_width(s) for s in shapes)),
+            "param_data": In(param_struct(shapes[0])),
+            "x": In(data.ArrayLayout(unsigned(x_width), inputs)),
+            "clear": In(1),
+            "start": In(1),
+            "steps": In(32),
+            "busy": Out(1),
+            "done": Out(1),
+            "s_stream": Out(stream.Signature(record_layout(shapes, membrane=membrane))),
+        })
+
+    @classmethod
+    def for_network(cls, network, *, membrane: bool = True) -> Network:
+        """The gateware of a :class:`lifgate.golden.synapse.Network` (its compile-time part)."""
+        return cls([layer.config.shape for layer in network.layers], inputs=network.inputs,
+                   w_width=network.w_width, x_width=network.x_width, membrane=membrane)
+
+    def elaborate(self, platform):
+        m = Module()
+        L = len(self.shapes)
+        W = self.shapes[0].v_width
+        arrays = []
+        spikes, vregs = [], []
+        for n, (shape, syn) in enumerate(zip(self.shapes, self.synapses, strict=True)):
+            arr = LIFArray(shape, membrane=self.membrane, noise=False)
+            arrays.append(arr)
+            m.submodules[f"syn{n}"] = syn
+            m.submodules[f"array{n}"] = arr
+            wiring.connect(m, syn.i_stream, arr.i_stream)
+            m.d.comb += [
+                syn.w_we.eq(self.w_we & (self.w_layer == n)),
+                syn.w_addr.eq(self.w_addr),
+                syn.w_lane.eq(self.w_lane),
+                syn.w_data.eq(self.w_data),
+                arr.param_we.eq(self.param_we & (self.param_layer == n)),
+                arr.param_group.eq(self.param_group),
+                arr.param_data.eq(self.param_data),
+                arr.input_en.eq(1),
+                arr.steps.eq(1),
+                arr.o_stream.ready.eq(1),
+            ]
+            if len(syn.w_lane) < len(self.w_lane):
+                # A lane past this synapse's lanes must not alias a real one.
+                with m.If(self.w_lane[len(syn.w_lane):].any()):
+                    m.d.comb += syn.w_we.eq(0)
+            if arr.param_group.shape().width < len(self.param_group):
+                with m.If(self.param_group[len(arr.param_group):].any()):
+                    m.d.comb += arr.param_we.eq(0)
+            # The beats of a step arrive in address order: shift them in from the top, so after
+            # D beats address a's lane p sits at bit a * P + p.
+            P, N = shape.lanes, shape.neurons
+            s = Signal(N, name=f"spikes{n}")
+            beat = arr.o_stream.payload
+            with m.If(arr.o_stream.valid):
+                m.d.sync += s.eq(Cat(s[P:], beat.spikes) if N > P else beat.spikes)
+            spikes.append(s)
+            if self.membrane:
+                v = Signal(data.ArrayLayout(signed(W), N), name=f"v{n}")
+                flat = v.as_value()
+                with m.If(arr.o_stream.valid):
+                    bv = beat.v.as_value()
+                    m.d.sync += flat.eq(Cat(flat[P * W:], bv) if N > P else bv)
+                vregs.append(v)
+
+        m.d.comb += self.synapses[0].x.eq(self.x)
+        for n in range(1, L):
+            m.d.comb += self.synapses[n].x.eq(spikes[n - 1])
+
+        step = Signal(self.shapes[0].step_width)
+        remaining = Signal(32)
+        rec = self.s_stream.payload
+        valid = Signal()
+        m.d.comb += self.s_stream.valid.eq(valid)
+        done = Signal()
+        m.d.sync += done.eq(0)
+        m.d.comb += self.done.eq(done)
+
+        with m.FSM(name="net"):
+            with m.State("IDLE"):
+                with m.If(self.clear):
+                    m.d.comb += [arr.clear.eq(1) for arr in arrays]
+                    m.d.sync += step.eq(0)
+                    m.next = "CLEAR"
+                with m.Elif(self.start):
+                    m.d.sync += remaining.eq(self.steps)
+                    m.next = "CHECK"
+            with m.State("CLEAR"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "CLEAR_WAIT"
+            with m.State("CLEAR_WAIT"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~Cat(arr.busy for arr in arrays).any()):
+                    m.d.sync += done.eq(1)
+                    m.next = "IDLE"
+            with m.State("CHECK"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(remaining == 0):
+                    m.d.sync += done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "LAUNCH0"
+            for n in range(L):
+                with m.State(f"LAUNCH{n}"):
+                    m.d.comb += [
+                        self.busy.eq(1),
+                        arrays[n].start.eq(1),
+                        self.synapses[n].start.eq(1),
+                    ]
+                    m.next = f"RUN{n}"
+                with m.State(f"RUN{n}"):
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(arrays[n].done):
+                        m.next = f"SEND{n}"
+                with m.State(f"SEND{n}"):
+                    # The last beat was captured before `done`: the record is complete.
+                    m.d.comb += self.busy.eq(1)
+                    m.d.sync += [
+                        valid.eq(1),
+                        rec.layer.eq(n),
+                        rec.step.eq(step),
+                        rec.spikes.eq(spikes[n]),
+                    ]
+                    if self.membrane:
+                        nmax = len(rec.spikes)
+                        for j in range(nmax):
+                            m.d.sync += rec.v[j].eq(vregs[n][j] if j < len(spikes[n]) else 0)
+                    m.next = f"WAIT{n}"
+                with m.State(f"WAIT{n}"):
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(self.s_stream.ready):
+                        m.d.sync += valid.eq(0)
+                        if n + 1 < L:
+                            m.next = f"LAUNCH{n + 1}"
+                        else:
+                            m.d.sync += [step.eq(step + 1), remaining.eq(remaining - 1)]
+                            m.next = "CHECK"
+        return m
+
+
+def weight_writes(network):
+    """``(layer, addr, lane, value)`` of the writes that load the weights of ``network`` (a
+    :class:`lifgate.golden.synapse.Network`) into :class:`Network`; every weight is written
+    (the weight memories are not cleared by a reset)."""
+    out = []
+    for n, layer in enumerate(network.layers):
+        P = layer.config.shape.lanes
+        w = layer.weights
+        inputs = w.shape[1]
+        for j in range(w.shape[0]):
+            for i in range(inputs):
+                out.append((n, (j // P) * inputs + i, j % P, int(w[j, i])))
+    return out
+
+
+def param_writes(network):
+    """``(layer, group, word)`` of every parameter set of ``network``, packed by
+    :func:`lifgate.config.pack_params`."""
+    from lifgate.config import pack_params
+
+    return [
+        (n, g, pack_params(layer.config.shape, p))
+        for n, layer in enumerate(network.layers)
+        for g, p in enumerate(layer.config.params)
+    ]

@@ -1,0 +1,182 @@
+"""The synaptic stage: input spikes (or small unsigned values) to per-neuron input currents.
+
+Computes ``docs/networks.md`` ("Synaptic stage") bit for bit: ``I[j] = sat_IW(sum_i W[j, i] x[i])``;
+the model is :func:`lifgate.golden.synapse.synaptic_current`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+from lifgate.golden.synapse import acc_width
+
+__all__ = ["Synapse", "saturate"]
+
+
+def saturate(x, width: int):
+    """``min(max(x, -2^(width-1)), 2^(width-1) - 1)`` of a signed value, as a ``signed(width)``."""
+    if len(x) <= width:
+        return x.as_signed() if len(x) == width else x
+    top = x[width - 1:]  # all equal to the sign bit iff x fits
+    neg = x[-1]
+    over = ~neg & top.any()
+    under = neg & ~top.all()
+    return Mux(over, Const((1 << (width - 1)) - 1, signed(width)),
+               Mux(under, Const(-(1 << (width - 1)), signed(width)), x[:width].as_signed()))
+
+
+def _check(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise TypeError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
+
+
+class Synapse(wiring.Component):
+    """``I = sat(W . x)`` for ``outputs`` neurons, ``lanes`` of them in parallel.
+
+    The output neuron ``j`` is lane ``p = j % lanes``, address ``a = j // lanes``, exactly as in
+    :class:`~lifgate.hdl.array.LIFArray`, so ``i_stream`` connects straight to an array's
+    ``i_stream``. Weights live in one :class:`~amaranth.lib.memory.Memory` (block RAM) of
+    ``(outputs // lanes) * inputs`` rows of ``lanes`` signed ``w_width``-bit weights: row
+    ``a * inputs + i``, lane ``p`` holds ``W[a * lanes + p, i]``.
+
+    Operation: a ``start`` strobe (when idle) computes one beat per address ``a = 0 .. D-1``:
+    every lane reads its weight for input ``i = 0 .. inputs-1``, one per clock, multiplies it by
+    ``x[i]`` (an AND for 1-bit inputs) and accumulates it exactly (``acc_width`` bits, so the
+    order does not matter and nothing wraps); the sum is saturated to ``i_width`` and offered on
+    ``i_stream``. The next address starts once the beat has been taken. One address takes
+    ``inputs + 3`` clocks without backpressure.
+
+    Parameters
+    ----------
+    inputs, outputs, lanes : int
+        Fan-in, number of output neurons (a multiple of ``lanes``), lanes.
+    w_width : int
+        Signed weight width, 2 to 18.
+    x_width : int
+        Unsigned input width, 1 (spikes) to 16.
+    i_width : int
+        Signed output current width (the array's ``i_width``), 2 to 32.
+
+    Members
+    -------
+    w_we : ``In(1)``
+        Weight write strobe (while idle).
+    w_addr : ``In(ceil_log2(rows))``
+        Row ``a * inputs + i``.
+    w_lane : ``In(ceil_log2(lanes))``
+        Lane ``p``; writes to a lane ``>= lanes`` are ignored.
+    w_data : ``In(signed(w_width))``
+    x : ``In(data.ArrayLayout(unsigned(x_width), inputs))``
+        The inputs; must stay stable from ``start`` until ``busy`` falls.
+    start : ``In(1)``
+        Strobe, when idle: compute and send the ``D`` beats.
+    busy : ``Out(1)``
+        High from the clock after ``start`` until the last beat has been taken.
+    i_stream : ``Out(stream.Signature(data.ArrayLayout(signed(i_width), lanes)))``
+        One beat per address, in order; lane ``p`` in element ``p``.
+    """
+
+    def __init__(self, *, inputs: int, outputs: int, lanes: int, w_width: int = 8,
+                 x_width: int = 1, i_width: int = 16):
+        try:
+            _check("Inputs", inputs, 1, 1 << 16)
+            _check("Lanes", lanes, 1, 64)
+            _check("Outputs", outputs, 1, 1 << 20)
+            if outputs % lanes:
+                raise TypeError(f"Outputs must be a multiple of lanes ({lanes}), not {outputs!r}")
+            _check("Weight width", w_width, 2, 18)
+            _check("Input width", x_width, 1, 16)
+            _check("Current width", i_width, 2, 32)
+        except TypeError:
+            self._MustUse__silence = True  # a rejected component is not an unused one
+            raise
+        self.inputs, self.outputs, self.lanes = inputs, outputs, lanes
+        self.w_width, self.x_width, self.i_width = w_width, x_width, i_width
+        self.depth = outputs // lanes
+        self.rows = self.depth * inputs
+        super().__init__({
+            "w_we": In(1),
+            "w_addr": In(max(1, ceil_log2(self.rows))),
+            "w_lane": In(max(1, ceil_log2(lanes))),
+            "w_data": In(signed(w_width)),
+            "x": In(data.ArrayLayout(unsigned(x_width), inputs)),
+            "start": In(1),
+            "busy": Out(1),
+            "i_stream": Out(stream.Signature(data.ArrayLayout(signed(i_width), lanes))),
+        })
+
+    #: Clocks per address without backpressure, beyond the ``inputs`` reads.
+    overhead = 3
+
+    def elaborate(self, platform):
+        m = Module()
+        P, D, n = self.lanes, self.depth, self.inputs
+        A = acc_width(n, self.w_width, self.x_width)
+
+        wmem = Memory(shape=data.ArrayLayout(signed(self.w_width), P), depth=max(2, self.rows),
+                      init=[])
+        m.submodules.weights = wmem
+        wr = wmem.write_port(granularity=1)  # one lane (array element) per enable bit
+        rd = wmem.read_port()
+        m.d.comb += [
+            wr.addr.eq(self.w_addr),
+            wr.data.eq(Cat([self.w_data] * P)),
+            wr.en.eq(Mux(self.w_we, 1 << self.w_lane, 0)[:P]),
+        ]
+
+        row = Signal(range(max(2, self.rows)))
+        i = Signal(range(max(2, n)))
+        a = Signal(range(max(2, D)))
+        issue = Signal()
+        last_i = Signal()
+        m.d.comb += [last_i.eq(i == n - 1), rd.addr.eq(row), rd.en.eq(1)]
+
+        out_valid = Signal()
+        with m.FSM(name="syn"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [row.eq(0), i.eq(0), a.eq(0)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [self.busy.eq(1), issue.eq(1)]
+                m.d.sync += [row.eq(row + 1), i.eq(Mux(last_i, 0, i + 1))]
+                with m.If(last_i):
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(out_valid & self.i_stream.ready):
+                    with m.If(a == D - 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += a.eq(a + 1)
+                        m.next = "RUN"
+
+        # Stage 1: the weight row is read; the input value and the flags follow it.
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        x1 = Signal(self.x_width)
+        m.d.sync += [
+            v1.eq(issue), first1.eq(i == 0), last1.eq(last_i),
+            x1.eq(Array(self.x[k] for k in range(n))[i] if n > 1 else self.x[0]),
+        ]
+        # Stage 2: products.
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1)]
+        prods = []
+        for p in range(P):
+            w = rd.data[p]
+            prod = Mux(x1[0], w, 0) if self.x_width == 1 else w * x1
+            r = Signal(signed(self.w_width + self.x_width), name=f"prod{p}")
+            m.d.sync += r.eq(prod)
+            prods.append(r)
+        # Stage 3: accumulate (exact); the beat is valid once the last product is in.
+        m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
+        for p in range(P):
+            acc = Signal(signed(A), name=f"acc{p}")
+            with m.If(v2):
+                m.d.sync += acc.eq(Mux(first2, 0, acc) + prods[p])
+            m.d.comb += self.i_stream.payload[p].eq(saturate(acc, self.i_width))
+        m.d.comb += self.i_stream.valid.eq(out_valid)
+        return m

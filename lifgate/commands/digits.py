@@ -1,0 +1,120 @@
+"""``lifgate digits``: ANN-to-SNN conversion on scikit-learn's 8x8 digits, golden model and RTL.
+
+Trains a 64-32-10 ReLU MLP (fixed seed), converts it (``lifgate.convert``), runs the fixed-point
+SNN on the golden model over the whole held-out split and on the RTL (Verilator) over the first
+``--samples`` held-out digits, and checks the RTL against the golden model spike for spike and
+membrane for membrane on every layer and step. Exit code 1 if they differ.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from lifgate.config import ConfigError
+
+
+def register(subparsers, summary):
+    p = subparsers.add_parser("digits", help=summary, description=summary + ".")
+    p.add_argument("--steps", type=int, default=32, metavar="T",
+                   help="timesteps per inference (default 32)")
+    p.add_argument("--samples", type=int, default=20, metavar="K",
+                   help="held-out digits run on the RTL, 0 to skip the RTL (default 20)")
+    p.add_argument("--hidden", type=int, default=32, help="hidden neurons (default 32)")
+    p.add_argument("--w-width", type=int, default=8, help="weight width in bits (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="split and training seed (default 0)")
+    p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
+                   help="RTL simulator (default verilator)")
+    p.add_argument("--build-dir", default="build/digits", help="RTL build folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="verilator",
+                  build_dir="build/digits") -> dict:
+    from lifgate.convert import convert, load_dataset, train_ann
+
+    if not 1 <= steps <= 100000:
+        raise ConfigError(f"parameter 'steps' must be in [1, 100000], not {steps}")
+    if not 1 <= hidden <= 4096:
+        raise ConfigError(f"parameter 'hidden' must be in [1, 4096], not {hidden}")
+    data = load_dataset(seed)
+    if not 0 <= samples <= len(data.x_test):
+        raise ConfigError(f"parameter 'samples' must be in [0, {len(data.x_test)}], not {samples}")
+    mlp = train_ann(data, hidden=hidden, seed=seed)
+    ann = float((mlp.predict(data.x_test / 16) == data.y_test).mean())
+    lanes = (8 if hidden % 8 == 0 else 1, 2)
+    conv = convert(mlp, data.x_train, w_width=w_width, lanes=lanes)
+    t0 = time.perf_counter()
+    res = conv.run(data.x_test, steps)
+    golden_s = time.perf_counter() - t0
+    pred = conv.predict(res)
+    out = {
+        "dataset": "sklearn load_digits (8x8), stratified 75/25 split",
+        "train": len(data.x_train), "test": len(data.x_test),
+        "topology": [64, hidden, conv.classes],
+        "steps": steps,
+        "w_width": w_width,
+        "thresholds": conv.thetas,
+        "lambdas": [round(x, 4) for x in conv.lambdas],
+        "ann_accuracy": ann,
+        "snn_accuracy": float((pred == data.y_test).mean()),
+        "spikes_per_inference": float(np.mean([sum(int(s.sum()) for s in r.spikes)
+                                               for r in res])),
+        "synops_per_inference": float(np.mean([r.spike_ops for r in res])),
+        "input_macs_per_inference": float(np.mean([r.input_ops for r in res])),
+        "golden_seconds": round(golden_s, 3),
+        "rtl_samples": samples,
+    }
+    if samples:
+        from lifgate.sim.tb_network import run_network
+
+        xs = data.x_test[:samples]
+        t0 = time.perf_counter()
+        runs = run_network(conv.network, [(x, steps) for x in xs], build_dir=build_dir, sim=sim)
+        out["rtl_seconds"] = round(time.perf_counter() - t0, 1)
+        mismatches = 0
+        for r, g in zip(runs, res[:samples], strict=True):
+            for layer in range(len(g.spikes)):
+                if not (np.array_equal(r.spikes[layer], g.spikes[layer])
+                        and np.array_equal(r.v[layer], g.v[layer])):
+                    mismatches += 1
+                    break
+        rtl_pred = np.array([conv.predict([r])[0] for r in runs])
+        out.update({
+            "rtl_simulator": sim,
+            "rtl_accuracy": float((rtl_pred == data.y_test[:samples]).mean()),
+            "snn_accuracy_on_rtl_samples": float((pred[:samples] == data.y_test[:samples]).mean()),
+            "rtl_mismatching_samples": mismatches,
+            "rtl_bit_exact": mismatches == 0,
+            "rtl_cycles_per_inference": float(np.mean([r.cycles for r in runs])),
+        })
+    return out
+
+
+def run(args) -> int:
+    rep = digits_report(steps=args.steps, samples=args.samples, hidden=args.hidden,
+                        w_width=args.w_width, seed=args.seed, sim=args.sim,
+                        build_dir=args.build_dir)
+    if args.json:
+        print(json.dumps(rep, indent=2))
+    else:
+        print(f"digits {rep['topology']}: train {rep['train']}, held-out test {rep['test']}")
+        print(f"  ANN (float ReLU MLP) accuracy   {100 * rep['ann_accuracy']:.2f} %")
+        print(f"  SNN (golden, fixed point)       {100 * rep['snn_accuracy']:.2f} %  "
+              f"({rep['steps']} steps, {rep['w_width']}-bit weights, thresholds "
+              f"{rep['thresholds']})")
+        print(f"  spikes per inference            {rep['spikes_per_inference']:.1f}")
+        print(f"  SynOps per inference            {rep['synops_per_inference']:.0f} "
+              f"(spike-driven) + {rep['input_macs_per_inference']:.0f} input MACs")
+        if rep["rtl_samples"]:
+            print(f"  RTL ({rep['rtl_simulator']}) on {rep['rtl_samples']} held-out digits: "
+                  f"{100 * rep['rtl_accuracy']:.2f} % (golden on the same: "
+                  f"{100 * rep['snn_accuracy_on_rtl_samples']:.2f} %), "
+                  f"{'bit-exact' if rep['rtl_bit_exact'] else 'MISMATCH'} "
+                  f"({rep['rtl_mismatching_samples']} samples differ), "
+                  f"{rep['rtl_cycles_per_inference']:.0f} cycles per inference, "
+                  f"{rep['rtl_seconds']} s")
+    return 0 if rep.get("rtl_bit_exact", True) else 1

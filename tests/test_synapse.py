@@ -1,0 +1,100 @@
+"""The synaptic stage (hdl/synapse.py) against its golden model, on Amaranth's simulator."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+from lifgate.golden.synapse import Layer, Network, acc_width, synaptic_current
+from lifgate.hdl.synapse import Synapse
+
+from lifgate.config import ConfigError
+
+
+def run_synapse(weights, xs, *, lanes, w_width, x_width, i_width, ready_pattern=None):
+    """Load ``weights`` through the write port, then compute every x in ``xs``."""
+    outputs, inputs = weights.shape
+    dut = Synapse(inputs=inputs, outputs=outputs, lanes=lanes, w_width=w_width,
+                  x_width=x_width, i_width=i_width)
+    got = []
+
+    async def tb(ctx):
+        for j in range(outputs):
+            for i in range(inputs):
+                ctx.set(dut.w_addr, (j // lanes) * inputs + i)
+                ctx.set(dut.w_lane, j % lanes)
+                ctx.set(dut.w_data, int(weights[j, i]))
+                ctx.set(dut.w_we, 1)
+                await ctx.tick()
+        ctx.set(dut.w_we, 0)
+        cycle = 0
+        for x in xs:
+            ctx.set(dut.x, [int(v) for v in x])
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            beats = []
+            while len(beats) < outputs // lanes:
+                ready = 1 if ready_pattern is None else ready_pattern[cycle % len(ready_pattern)]
+                cycle += 1
+                ctx.set(dut.i_stream.ready, ready)
+                if ctx.get(dut.i_stream.valid) and ready:
+                    beats.append([int(v) for v in ctx.get(dut.i_stream.payload)])
+                await ctx.tick()
+            ctx.set(dut.i_stream.ready, 0)
+            while ctx.get(dut.busy):
+                await ctx.tick()
+            got.append(np.array(beats).reshape(-1))  # address-major: neuron a*P + p
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return np.array(got)
+
+
+@pytest.mark.parametrize("lanes,x_width,w_width,i_width,inputs,outputs", [
+    (1, 1, 8, 16, 5, 3),
+    (2, 1, 4, 6, 12, 4),     # i_width narrow: saturates often
+    (3, 3, 6, 8, 7, 6),      # multi-bit inputs
+    (4, 5, 8, 16, 9, 8),
+])
+def test_synapse_matches_golden(lanes, x_width, w_width, i_width, inputs, outputs):
+    rng = np.random.default_rng(inputs * 100 + lanes)
+    lo, hi = -(1 << (w_width - 1)), (1 << (w_width - 1)) - 1
+    w = rng.integers(lo, hi + 1, size=(outputs, inputs))
+    w[0, :] = hi  # a row that saturates high for all-ones inputs
+    w[-1, :] = lo
+    xs = rng.integers(0, 1 << x_width, size=(4, inputs))
+    xs[0] = (1 << x_width) - 1
+    xs[1] = 0
+    got = run_synapse(w, xs, lanes=lanes, w_width=w_width, x_width=x_width, i_width=i_width,
+                      ready_pattern=[1, 0, 0, 1, 1] if lanes == 2 else None)
+    want = synaptic_current(w, xs, i_width)
+    assert got.tolist() == want.tolist()
+
+
+def test_saturation_never_wraps():
+    # 12 inputs of +7 * 1 = 84 > 31 (i_width 6): must clamp to 31, not wrap.
+    w = np.full((2, 12), 7)
+    w[1] = -8
+    got = run_synapse(w, np.ones((1, 12), dtype=int), lanes=2, w_width=4, x_width=1, i_width=6)
+    assert got.tolist() == [[31, -32]]
+    assert synaptic_current(w, np.ones(12, dtype=int), 6).tolist() == [31, -32]
+
+
+def test_acc_width_is_exact():
+    # The worst case of W . x fits the accumulator: -2^(w-1) * (2^xw - 1) * n.
+    for n, w, xw in [(1, 2, 1), (64, 8, 5), (1000, 18, 16)]:
+        worst = (1 << (w - 1)) * ((1 << xw) - 1) * n
+        assert worst <= (1 << (acc_width(n, w, xw) - 1))
+
+
+def test_bad_parameters_rejected():
+    with pytest.raises(TypeError, match="Outputs must be a multiple of lanes"):
+        Synapse(inputs=3, outputs=5, lanes=2)
+    with pytest.raises(TypeError, match="Weight width must be"):
+        Synapse(inputs=3, outputs=4, lanes=2, w_width=1)
+    from lifgate.config import ArrayShape, Config
+    cfg = Config(shape=ArrayShape(neurons=2, lanes=1, groups=1))
+    with pytest.raises(ConfigError, match="w_width 4"):
+        Network((Layer(np.full((2, 3), 8), cfg),), w_width=4)
+    with pytest.raises(ConfigError, match="must have 2 rows"):
+        Network((Layer(np.zeros((3, 3), int), cfg),))
