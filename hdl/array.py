@@ -1,0 +1,709 @@
+"""The LIF neuron array: ``docs/numerics.md`` in gateware, with the ``docs/hardware.md`` ports."""
+
+from __future__ import annotations
+
+import math
+import types
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for, ceil_log2
+from lifgate.hdl.noise import Z_WIDTH, LaneNoise
+
+from lifgate.config import ArrayShape, Config, LeakMode, ResetMode, param_layout
+
+__all__ = [
+    "LATENCY",
+    "LIFArray",
+    "LeakModeHW",
+    "ResetModeHW",
+    "addr_width",
+    "beat_layout",
+    "group_width",
+    "input_layout",
+    "lif_signature",
+    "param_struct",
+]
+
+
+def _mirror(name: str, py_enum, width: int):
+    """An Amaranth enum with the members and values of the ``enum.IntEnum`` ``py_enum``."""
+
+    def body(ns):
+        ns["__module__"] = __name__
+        ns["__qualname__"] = name
+        for member in py_enum:
+            ns[member.name] = member.value
+
+    return types.new_class(name, (enum.Enum,), {"shape": width}, body)
+
+
+_WIDTHS = dict(param_layout(ArrayShape()))
+
+#: Leak mode field of a parameter set; members and values mirror :class:`lifgate.config.LeakMode`.
+LeakModeHW = _mirror("LeakModeHW", LeakMode, _WIDTHS["leak_mode"])
+#: Reset mode field of a parameter set; mirrors :class:`lifgate.config.ResetMode`.
+ResetModeHW = _mirror("ResetModeHW", ResetMode, _WIDTHS["reset_mode"])
+
+#: Pipeline latency: clocks from the clock an update is issued (its address presented to the
+#: state memory) to the clock its beat is valid on ``o_stream``, when nothing stalls.
+LATENCY = 9
+# Stages (clocks after issue) of the datapath.
+_S_CMP = 2  # threshold compare (the state read in stage 1 is registered first)
+_S_X = 4  # r written back; d = h - v_rest
+_S_SHIFT = 5  # barrel shifter / multiplier; the noise product is ready
+_S_LEAK = 6  # leak; the update takes its current from i_stream
+assert LATENCY == _S_LEAK + 3
+
+_SIGNED_FIELDS = ("v_th", "v_reset", "v_rest", "v_init", "bias")
+
+
+def _shape_of(config) -> ArrayShape:
+    if isinstance(config, Config):
+        return config.shape
+    if isinstance(config, ArrayShape):
+        return config
+    raise TypeError(f"Configuration must be a Config or an ArrayShape, not {config!r}")
+
+
+def addr_width(shape: ArrayShape) -> int:
+    """Width ``AW`` of a lane address: ``max(1, ceil(log2(neurons // lanes)))``."""
+    return max(1, ceil_log2(shape.depth))
+
+
+def group_width(shape: ArrayShape) -> int:
+    """Width ``GW`` of ``param_group``: ``max(1, ceil(log2(groups)))``."""
+    return max(1, ceil_log2(shape.groups))
+
+
+def param_struct(shape: ArrayShape) -> data.StructLayout:
+    """The ``data.StructLayout`` of one parameter set, built from :func:`param_layout`.
+
+    Fields, widths and order (least significant first) come from
+    :func:`lifgate.config.param_layout`, so a word made by :func:`lifgate.config.pack_params`
+    reads back field by field. ``v_th``, ``v_reset``, ``v_rest``, ``v_init`` and ``bias`` are
+    signed; ``leak`` is the raw field (its meaning depends on ``leak_mode``); ``leak_mode`` and
+    ``reset_mode`` are :class:`LeakModeHW` and :class:`ResetModeHW`.
+    """
+    fields = {}
+    for name, width in param_layout(shape):
+        if name in _SIGNED_FIELDS:
+            fields[name] = signed(width)
+        elif name == "leak_mode":
+            fields[name] = LeakModeHW
+        elif name == "reset_mode":
+            fields[name] = ResetModeHW
+        else:
+            fields[name] = unsigned(width)
+        size = Shape.cast(fields[name]).width
+        if size != width:
+            raise ValueError(
+                f"Field {name!r} of param_layout() has width {width}, expected {size}"
+            )
+    missing = set(_SIGNED_FIELDS) | {"leak", "t_ref", "leak_mode", "reset_mode"}
+    missing -= set(fields)
+    if missing:
+        raise ValueError(f"param_layout() lacks the field(s) {sorted(missing)}")
+    return data.StructLayout(fields)
+
+
+def beat_layout(shape: ArrayShape, *, membrane: bool = True) -> data.StructLayout:
+    """Payload of ``o_stream``: one beat per lane address per step.
+
+    Fields, least significant first: ``step`` (``step_width``), ``addr`` (``AW``), ``spikes``
+    (``P`` bits, bit ``p`` = lane ``p``, i.e. neuron ``addr * P + p``) and, with ``membrane``,
+    ``v`` (``P`` signed ``W``-bit values, lane ``p`` in bits ``p*W..``: the new membrane ``v'``).
+    """
+    fields = {
+        "step": unsigned(shape.step_width),
+        "addr": unsigned(addr_width(shape)),
+        "spikes": unsigned(shape.lanes),
+    }
+    if membrane:
+        fields["v"] = data.ArrayLayout(signed(shape.v_width), shape.lanes)
+    return data.StructLayout(fields)
+
+
+def input_layout(shape: ArrayShape) -> data.ArrayLayout:
+    """Payload of ``i_stream``: ``P`` signed ``i_width``-bit currents, lane ``p`` at ``p*IW``."""
+    return data.ArrayLayout(signed(shape.i_width), shape.lanes)
+
+
+def lif_signature(config, *, membrane: bool = True, noise: bool = True) -> wiring.Signature:
+    """The signature of ``LIFArray(config, membrane=membrane, noise=noise)``."""
+    shape = _shape_of(config)
+    if not isinstance(membrane, bool):
+        raise TypeError(f"Membrane must be a bool, not {membrane!r}")
+    if not isinstance(noise, bool):
+        raise TypeError(f"Noise must be a bool, not {noise!r}")
+    members = {
+        "param_we": In(1),
+        "param_group": In(group_width(shape)),
+        "param_data": In(param_struct(shape)),
+    }
+    if noise:
+        members["noise_seed"] = In(32)
+        members["noise_gain"] = In(16)
+    members.update({
+        "input_en": In(1),
+        "clear": In(1),
+        "start": In(1),
+        "steps": In(32),
+        "busy": Out(1),
+        "done": Out(1),
+        "step": Out(shape.step_width),
+        "i_stream": In(stream.Signature(input_layout(shape))),
+        "o_stream": Out(stream.Signature(beat_layout(shape, membrane=membrane))),
+    })
+    return wiring.Signature(members)
+
+
+def _saturate(x, width: int):
+    """``min(max(x, VMIN), VMAX)`` for a signed ``width``-bit result, with reduction gates only."""
+    if len(x) <= width:
+        return x
+    top = x[width - 1:]  # all equal to the sign bit iff x fits
+    neg = x[-1]
+    over = ~neg & top.any()
+    under = neg & ~top.all()
+    vmax = (1 << (width - 1)) - 1
+    vmin = -(1 << (width - 1))
+    return Mux(over, Const(vmax, signed(width)),
+               Mux(under, Const(vmin, signed(width)), x[:width].as_signed()))
+
+
+class LIFArray(wiring.Component):
+    """An array of ``N`` fixed-point LIF neurons, time-multiplexed over ``P`` lanes.
+
+    Computes ``docs/numerics.md`` bit for bit. Neuron ``n`` lives in lane ``n % P`` at address
+    ``n // P``; each lane keeps its neurons' membrane ``v`` and refractory counter ``r`` in two
+    :class:`~amaranth.lib.memory.Memory` instances of depth ``D = N // P`` (block RAM / SPRAM),
+    and its own copy of the ``G`` parameter sets: a memory of depth ``G`` when ``G > 1`` (indexed
+    by the neuron's group), one register set shared by all lanes when ``G == 1``.
+
+    Pipeline. A run of ``steps`` timesteps issues, per step, the addresses ``0 .. D-1`` in
+    order, one per clock, to all lanes at once; each update then moves through :data:`LATENCY`
+    (9) register stages, so each lane retires one neuron update per clock:
+
+    =====  =====================================================================================
+    stage  work (in the clock the update spends there)
+    =====  =====================================================================================
+    0      issue: address to the ``v`` and ``r`` memories (and the group to the parameter
+           memory, read a clock later)
+    1      ``v``, ``r`` as read are registered (block RAM outputs are slow to route)
+    2      ``v >= v_th``, ``v - v_th``, ``r != 0``, ``r - 1``, ``r > 1``
+    3      refractory, threshold, reset: spike, ``h``, ``r'``, hold (``r' > 0``)
+    4      ``r'`` written back; ``x = h - v_rest`` (SHIFT, MULT) or ``c`` (CONST)
+    5      SHIFT/CONST: ``t = (2 x) >> k`` (barrel shifter, ``k = 0`` for CONST), 0 when held;
+           MULT: ``x * D`` (multiplier); ``bias + z`` from the noise product
+    6      leak ``h - floor((t + 1) / 2)`` (= ``h - c`` for CONST, ``h`` when held) or
+           ``v_rest + ((x D + 2^(F-1)) >> F)``; ``i + bias + z`` (0 when held), ``i`` taken
+           from ``i_stream`` in this clock
+    7      sum
+    8      saturation
+    9      ``v'`` written back; the beat is valid on ``o_stream``
+    =====  =====================================================================================
+
+    Only the leak modes in ``shape.leak_modes`` are built. An update issued in clock ``c`` is
+    valid on ``o_stream`` in clock ``c + LATENCY`` if nothing stalls.
+
+    Between timesteps the pipeline drains: the first address of step ``t + 1`` is issued only
+    after the last beat of step ``t`` has left ``o_stream``. Every ``v``/``r`` write of a step
+    therefore lands before any read of the next one, so no read-after-write forwarding is
+    needed, whatever ``D`` and however long a stall. Without backpressure a step takes
+    ``D + LATENCY + 2`` clocks, a run of ``T`` steps ``T * (D + LATENCY + 2) + 2`` clocks from
+    the ``start`` strobe to ``done``, and a clear ``D + 3`` clocks from the ``clear`` strobe to
+    ``done``.
+
+    Backpressure stalls the whole pipeline at once (one clock enable, ``ce``): it stops while
+    a beat waits on ``o_stream`` with ``o_stream.ready`` low, and while the update in stage 6
+    needs its current (``input_en`` was set at ``start``) and ``i_stream.valid`` is low (the
+    beat on ``o_stream`` may still leave then). Nothing is lost or duplicated.
+    ``i_stream.ready`` depends combinationally on ``o_stream.ready``, not on
+    ``i_stream.valid``; ``o_stream.valid`` is a register.
+
+    Parameters
+    ----------
+    config : Config or ArrayShape
+        Only the shape is used: everything else is loaded at run time through the ports.
+    membrane : bool
+        Build the membrane readback (the ``v`` field of ``o_stream``).
+    noise : bool
+        Build the noise source. Without it the ``noise_seed`` and ``noise_gain`` ports do not
+        exist and ``z = 0`` (the same as ``gain = 0``); saves one 10 x 16 multiplier per lane.
+
+    Members
+    -------
+    param_we : ``In(1)``
+        Write strobe for one parameter set (while idle).
+    param_group : ``In(GW)``
+        Which set; writes to a group ``>= G`` are ignored.
+    param_data : ``In(param_struct(shape))``
+        The set, as packed by :func:`lifgate.config.pack_params`.
+    noise_seed : ``In(32)``
+        Sampled by ``clear`` (only with ``noise``).
+    noise_gain : ``In(16)``
+        Noise amplitude, used live: keep it stable during a run (only with ``noise``).
+    input_en : ``In(1)``
+        Sampled by ``start``: 1, every update of the run takes its current from ``i_stream``;
+        0, the current is 0 and ``i_stream`` is not read.
+    clear : ``In(1)``
+        Strobe, when idle: ``v = v_init``, ``r = 0``, ``step = 0``, reseed the noise. Wins
+        over a simultaneous ``start``.
+    start : ``In(1)``
+        Strobe, when idle: run ``steps`` timesteps, continuing from the current state.
+    steps : ``In(32)``
+        Sampled by ``start``; 0 runs none (``done`` still pulses).
+    busy : ``Out(1)``
+        High while clearing or running. ``clear`` and ``start`` are ignored while it is high.
+    done : ``Out(1)``
+        One-clock pulse, in the first idle clock after a clear or a run.
+    step : ``Out(step_width)``
+        Steps completed since the last clear, modulo ``2**step_width``.
+    i_stream : ``In(stream.Signature(input_layout(shape)))``
+        Input currents: per step, one beat per address in order, lane ``p`` in element ``p``.
+    o_stream : ``Out(stream.Signature(beat_layout(shape, membrane=membrane)))``
+        Results: per step, one beat per address in order (``step``, ``addr``, ``spikes``, ``v``).
+    """
+
+    def __init__(self, config, *, membrane: bool = True, noise: bool = True):
+        shape = _shape_of(config)
+        self._shape = shape
+        self._membrane = membrane
+        self._noise = noise
+        super().__init__(lif_signature(shape, membrane=membrane, noise=noise))
+
+    @property
+    def shape(self) -> ArrayShape:
+        return self._shape
+
+    @property
+    def membrane(self) -> bool:
+        return self._membrane
+
+    @property
+    def noise(self) -> bool:
+        return self._noise
+
+    latency = LATENCY
+
+    # ------------------------------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        shape = self._shape
+        P, D, G = shape.lanes, shape.depth, shape.groups
+        W, R, F = shape.v_width, shape.ref_width, shape.decay_frac
+        AW = addr_width(shape)
+        modes = set(shape.leak_modes)
+        L = LATENCY
+        IN = _S_LEAK
+
+        # Control ------------------------------------------------------------------------------
+
+        vld = [None] + [Signal(name=f"vld{k}") for k in range(1, L + 1)]
+        paddr = [None] + [Signal(AW, name=f"addr{k}", reset_less=True) for k in range(1, L + 1)]
+        input_en = Signal()  # sampled by start
+        out_block = Signal()  # a beat waits on o_stream and is not taken
+        in_block = Signal()  # the update at the input stage waits for its current
+        ce = Signal()  # pipeline enable
+        wants_input = Signal()  # vld[IN] & input_en, as its own register (one LUT for ce)
+        m.d.comb += [
+            out_block.eq(vld[L] & ~self.o_stream.ready),
+            in_block.eq(wants_input & ~self.i_stream.valid),
+            ce.eq(~out_block & ~in_block),
+            self.i_stream.ready.eq(wants_input & ~out_block),
+        ]
+
+        addr = Signal(range(D + 1))  # next address to issue (or to clear)
+        last = Signal()
+        m.d.comb += last.eq(addr == D - 1)
+        step = Signal(shape.step_width)
+        remaining = Signal(32)
+        last_step = Signal()  # remaining == 1
+        # remaining - 1 and remaining == 2, registered: remaining changes at most once a step
+        # and a step lasts more than one clock, so these are current whenever they are used.
+        rem_dec = Signal(32)
+        rem_two = Signal()
+        m.d.sync += [rem_dec.eq(remaining - 1), rem_two.eq(remaining == 2)]
+        no_steps = Signal()  # steps == 0 at start
+        done = Signal()
+        issuing = Signal()  # in the ISSUE state
+        issue = Signal()  # an update is issued this clock
+        clearing = Signal()  # a clear address is issued this clock
+        reseed = Signal()
+        restart = Signal()  # reset the address and group counters
+        # A clear reads the parameter set of the address's group (as an update does: it is there
+        # two clocks later) and writes v_init and r = 0 then.
+        clr_vld1, clr_vld = Signal(), Signal()
+        clr_addr1, clr_addr = Signal(AW, reset_less=True), Signal(AW, reset_less=True)
+
+        m.d.comb += [
+            issue.eq(issuing & ce),
+            self.done.eq(done),
+            self.step.eq(step),
+        ]
+        m.d.sync += [
+            done.eq(0),
+            clr_vld1.eq(clearing), clr_addr1.eq(addr),
+            clr_vld.eq(clr_vld1), clr_addr.eq(clr_addr1),
+        ]
+
+        with m.If(ce):
+            m.d.sync += [vld[1].eq(issue), paddr[1].eq(addr)]
+            m.d.sync += wants_input.eq(vld[IN - 1] & input_en)
+            for k in range(2, L + 1):
+                m.d.sync += [vld[k].eq(vld[k - 1]), paddr[k].eq(paddr[k - 1])]
+        with m.Elif(self.o_stream.ready):
+            # Stalled for an input current: the beat on o_stream leaves anyway.
+            m.d.sync += vld[L].eq(0)
+        # No update in flight, as seen one clock ago (in DRAIN nothing enters the pipeline, so
+        # this is exact there; registered to keep the OR out of the control logic's path).
+        drained = Signal()
+        m.d.sync += drained.eq(~Cat(vld[1:]).any() & ~issue)
+
+        with m.FSM(name="ctrl"):
+            with m.State("IDLE"):
+                with m.If(self.clear):
+                    m.d.comb += [reseed.eq(1), restart.eq(1)]
+                    m.d.sync += step.eq(0)
+                    m.next = "CLEAR"
+                with m.Elif(self.start):
+                    m.d.comb += restart.eq(1)
+                    m.d.sync += [
+                        remaining.eq(self.steps),
+                        no_steps.eq(self.steps == 0),
+                        last_step.eq(self.steps == 1),
+                        input_en.eq(self.input_en),
+                    ]
+                    m.next = "LAUNCH"
+            with m.State("LAUNCH"):  # one clock, to keep the compares on `steps` registered
+                m.d.comb += self.busy.eq(1)
+                with m.If(no_steps):
+                    m.d.sync += done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "ISSUE"
+            with m.State("CLEAR"):
+                m.d.comb += [self.busy.eq(1), clearing.eq(1)]
+                with m.If(last):
+                    m.next = "CLEAR_TAIL"
+            with m.State("CLEAR_TAIL"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~clr_vld1):  # the last write happens this clock
+                    m.d.sync += done.eq(1)
+                    m.next = "IDLE"
+            with m.State("ISSUE"):
+                m.d.comb += [self.busy.eq(1), issuing.eq(1)]
+                with m.If(issue & last):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(drained):
+                    m.d.sync += [
+                        step.eq(step + 1),
+                        remaining.eq(rem_dec),
+                        last_step.eq(rem_two),
+                    ]
+                    with m.If(last_step):
+                        m.d.sync += done.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.comb += restart.eq(1)
+                        m.next = "ISSUE"
+
+        advance = Signal()
+        m.d.comb += advance.eq(issue | clearing)
+        with m.If(restart):
+            m.d.sync += addr.eq(0)
+        with m.Elif(advance):
+            m.d.sync += addr.eq(addr + 1)
+
+        # Parameters ---------------------------------------------------------------------------
+
+        layout = param_struct(shape)
+        groups = self._group_counters(m, restart, advance)
+        if G == 1:
+            preg = Signal(layout, reset_less=True)
+            with m.If(self.param_we):
+                m.d.sync += preg.eq(self.param_data)
+        else:
+            pwe = Signal()
+            if G == 1 << group_width(shape):
+                m.d.comb += pwe.eq(self.param_we)
+            else:
+                m.d.comb += pwe.eq(self.param_we & (self.param_group < G))
+        if self._noise:
+            # 510 * gain; gain is static while updates are in flight.
+            off510 = Signal(25, reset_less=True)
+            m.d.sync += off510.eq((self.noise_gain << 9) - (self.noise_gain << 1))
+            if G == 1:
+                # 256 * bias - 510 * gain, static as well.
+                bias_k_expr = (preg.bias << 8) - off510
+                bias_k = Signal(bias_k_expr.shape(), reset_less=True)
+                m.d.sync += bias_k.eq(bias_k_expr)
+
+        # Lanes --------------------------------------------------------------------------------
+
+        out_spikes = []
+        out_v = []
+        for p in range(P):
+            def reg(shape_, name, _p=p):
+                return Signal(shape_, name=f"l{_p}_{name}", reset_less=True)
+
+            def stage(*pairs):
+                with m.If(ce):
+                    m.d.sync += [dst.eq(src) for dst, src in pairs]
+
+            # Parameter set of the update in stage k (k >= 2): par(k, name).
+            if G == 1:
+                def par(k, name, _preg=preg):
+                    return _preg[name]
+            else:
+                pmem = Memory(shape=layout, depth=G, init=[])
+                m.submodules[f"params{p}"] = pmem
+                pw = pmem.write_port()
+                pr = pmem.read_port()
+                # The group of the update (or clear) in stage 1 is read; its set is there in
+                # stage 2, next to the registered state.
+                grp1 = reg(len(groups[p]), "grp1")
+                m.d.sync += grp1.eq(Mux(ce, groups[p], grp1))
+                m.d.comb += [
+                    pw.addr.eq(self.param_group),
+                    pw.data.eq(self.param_data),
+                    pw.en.eq(pwe),
+                    pr.addr.eq(grp1),
+                    pr.en.eq(ce),
+                ]
+                par = self._param_pipe(m, ce, pr.data, p, first=_S_CMP)
+
+            vmem = Memory(shape=signed(W), depth=max(2, D), init=[])
+            rmem = Memory(shape=unsigned(R), depth=max(2, D), init=[])
+            m.submodules[f"v{p}"] = vmem
+            m.submodules[f"r{p}"] = rmem
+            v_rd, v_wr = vmem.read_port(), vmem.write_port()
+            r_rd, r_wr = rmem.read_port(), rmem.write_port()
+            m.d.comb += [
+                v_rd.addr.eq(addr), v_rd.en.eq(issue),
+                r_rd.addr.eq(addr), r_rd.en.eq(issue),
+            ]
+
+            if self._noise:
+                gen = LaneNoise(lane=p)
+                m.submodules[f"noise{p}"] = gen
+                # Advanced as the update leaves stage S_CMP: its product is ready in S_SHIFT.
+                m.d.comb += [
+                    gen.seed.eq(self.noise_seed),
+                    gen.reseed.eq(reseed),
+                    gen.advance.eq(ce & vld[_S_CMP]),
+                    gen.ce.eq(ce),
+                    gen.gain.eq(self.noise_gain),
+                ]
+                assert _S_CMP + gen.product_latency == _S_SHIFT
+
+            # Stage 1: the state as read, registered (block RAM outputs are slow).
+            v2, r2 = reg(signed(W), "v2"), reg(R, "r2")
+            stage((v2, v_rd.data), (r2, r_rd.data))
+
+            # Stage 2 (S_CMP): compares and decrements.
+            v_th = par(2, "v_th")
+            v3, sub3, ge3 = reg(signed(W), "v3"), reg(signed(W + 1), "sub3"), reg(1, "ge3")
+            refr3, rdec3, rmore3 = reg(1, "refr3"), reg(R, "rdec3"), reg(1, "rmore3")
+            stage(
+                (v3, v2), (sub3, v2 - v_th), (ge3, v2 >= v_th),
+                (refr3, r2.any()), (rdec3, r2 - 1), (rmore3, r2[1:].any()),
+            )
+
+            # Stage 3 (S_SEL): refractory, threshold, reset.
+            t_ref = par(3, "t_ref")
+            value_mode = par(3, "reset_mode") == ResetModeHW.VALUE
+            fire = Signal(name=f"l{p}_fire")
+            sel = Signal(name=f"l{p}_sel")  # h is not v
+            m.d.comb += [
+                fire.eq(~refr3 & ge3),
+                sel.eq(Mux(value_mode, refr3 | fire, fire)),
+            ]
+            h = Mux(sel, Mux(value_mode, par(3, "v_reset"), sub3), v3)
+            r_next = Mux(refr3, rdec3, Mux(fire, t_ref, 0))
+            hold = Mux(refr3, rmore3, fire & t_ref.any())
+            s4, hold4, h4 = reg(1, "s4"), reg(1, "hold4"), reg(signed(W + 1), "h4")
+            r4 = reg(R, "r4")
+            stage((s4, fire), (hold4, hold), (h4, h), (r4, r_next))
+
+            # Stage 4 (S_X): write r back. x = h - v_rest (SHIFT, MULT) or c (CONST).
+            # SHIFT and CONST share one datapath: leak(h) = h - floor((t + 1) / 2) with
+            # t = (2 x) >> k, where CONST uses x = c and k = 0 (so t = 2 c, leak = h - c).
+            m.d.comb += [
+                r_wr.addr.eq(Mux(clr_vld, clr_addr, paddr[_S_X])),
+                r_wr.data.eq(Mux(clr_vld, 0, r4)),
+                r_wr.en.eq(clr_vld | vld[_S_X]),
+            ]
+            mode = par(4, "leak_mode")
+            is_const = self._is_mode(mode, LeakMode.CONST)
+            s5, hold5, h5 = reg(1, "s5"), reg(1, "hold5"), reg(signed(W + 1), "h5")
+            x5 = reg(signed(W + 2), "x5")
+            c = par(4, "leak")[:W].as_signed()
+            if modes & {LeakMode.SHIFT, LeakMode.MULT}:
+                x = Mux(is_const, c, h4 - par(4, "v_rest"))
+            else:
+                x = c
+            pairs = [(s5, s4), (hold5, hold4), (h5, h4), (x5, x)]
+            if LeakMode.SHIFT in modes:
+                # The shift amount: k for SHIFT, 0 for CONST.
+                kw = bits_for(W)
+                k5 = reg(kw, "k5")
+                pairs.append((k5, Mux(is_const, 0, par(4, "leak")[:kw])))
+            if LeakMode.MULT in modes:
+                mult5 = reg(1, "mult5")
+                pairs.append((mult5, self._is_mode(mode, LeakMode.MULT) & ~hold4))
+            if self._noise and G > 1:
+                bias_k_expr = (par(4, "bias") << 8) - off510
+                bias_k5 = reg(bias_k_expr.shape(), "bias_k5")
+                pairs.append((bias_k5, bias_k_expr))
+            stage(*pairs)
+
+            # Stage 5 (S_SHIFT): t = (2 x) >> k (0 when held: the leak is then h itself);
+            # MULT: x * D; bias + z.
+            s6, hold6, h6 = reg(1, "s6"), reg(1, "hold6"), reg(signed(W + 1), "h6")
+            pairs = [(s6, s5), (hold6, hold5), (h6, h5)]
+            if modes & {LeakMode.SHIFT, LeakMode.CONST}:
+                t6 = reg(signed(W + 3), "t6")
+                t = (x5 << 1) >> k5 if LeakMode.SHIFT in modes else x5 << 1
+                pairs.append((t6, Mux(hold5, 0, t)))
+            if LeakMode.MULT in modes:
+                prod = x5 * par(5, "leak")[:F]
+                m6, mult6 = reg(prod.shape(), "m6"), reg(1, "mult6")
+                pairs += [(m6, prod), (mult6, mult5)]
+            if self._noise:
+                # bias + z = bias + ((product - 510 gain) >> 8)
+                #          = (product + 256 bias - 510 gain) >> 8
+                bz = (gen.product + (bias_k if G == 1 else bias_k5)) >> 8
+                bz6 = reg(signed(max(W, Z_WIDTH) + 1), "bz6")
+                pairs.append((bz6, bz))
+            else:
+                bz6 = par(6, "bias")
+            stage(*pairs)
+
+            # Stage 6 (S_LEAK, the input stage): the leak (h when held); i + bias + z (0 when
+            # held), i from i_stream. SHIFT and MULT leak values lie between h and v_rest,
+            # CONST's is h - c, so W + 2 bits hold the leak exactly.
+            lk = None
+            if modes & {LeakMode.SHIFT, LeakMode.CONST}:
+                # h - floor((t + 1) / 2) = h - (t >> 1) - t[0], as one adder with carry in.
+                lk = h6 + ~(t6 >> 1) + ~t6[0]
+            if LeakMode.MULT in modes:
+                rnd = Cat(Const(1 << (F - 1), F), par(6, "v_rest")).as_signed()
+                lk_mult = (m6 + rnd) >> F
+                if lk is None:
+                    lk = Mux(hold6, h6, lk_mult)
+                else:
+                    lk = Mux(mult6, lk_mult, lk)
+            cur = Mux(input_en, self.i_stream.payload[p], 0)
+            izb = cur + bz6
+            s7, lk7, izb7 = reg(1, "s7"), reg(signed(W + 2), "lk7"), reg(izb.shape(), "izb7")
+            stage((s7, s6), (lk7, lk), (izb7, Mux(hold6, 0, izb)))
+
+            # Stage 7: sum.
+            total = lk7 + izb7
+            s8, tot8 = reg(1, "s8"), reg(total.shape(), "tot8")
+            stage((s8, s7), (tot8, total))
+
+            # Stage 8: saturate.
+            s9, v9 = reg(1, "s9"), reg(signed(W), "v9")
+            stage((s9, s8), (v9, _saturate(tot8, W)))
+
+            # Stage 9: write v' back; the beat is on o_stream.
+            m.d.comb += [
+                v_wr.addr.eq(Mux(clr_vld, clr_addr, paddr[L])),
+                v_wr.data.eq(Mux(clr_vld, par(_S_CMP, "v_init"), v9)),
+                v_wr.en.eq(clr_vld | vld[L]),
+            ]
+            out_spikes.append(s9)
+            out_v.append(v9)
+
+        m.d.comb += [
+            self.o_stream.valid.eq(vld[L]),
+            self.o_stream.payload.step.eq(step),
+            self.o_stream.payload.addr.eq(paddr[L]),
+            self.o_stream.payload.spikes.eq(Cat(out_spikes)),
+        ]
+        if self._membrane:
+            for p in range(P):
+                m.d.comb += self.o_stream.payload.v[p].eq(out_v[p])
+        return m
+
+    # ------------------------------------------------------------------------------------------
+
+    def _group_counters(self, m, restart, advance):
+        """Per lane, the group of the neuron at ``addr``: ``(addr * P + p) // (N // G)``.
+
+        Kept by counters (no divider): going from ``addr`` to ``addr + 1`` adds ``P`` to the
+        neuron index. Lanes whose group sequences are identical share one counter.
+        """
+        shape = self._shape
+        P, D, G = shape.lanes, shape.depth, shape.groups
+        if G == 1:
+            return [None] * P
+        gs = shape.group_size
+        dg, dr = divmod(P, gs)
+        # Lanes p and q share a counter iff (a*P + p) // gs == (a*P + q) // gs for every a. The
+        # residues a*P mod gs repeat with period lcm(P, gs) // P <= D, so one period decides.
+        period = min(D, math.lcm(P, gs) // P + 1)
+        base = np.arange(period, dtype=np.int64) * P
+        seqs = {}
+        for p in range(P):
+            seqs.setdefault(((base + p) // gs).tobytes(), []).append(p)
+        out = [None] * P
+        for n, lanes in enumerate(seqs.values()):
+            g0, r0 = divmod(lanes[0], gs)
+            g = Signal(range(G + P + 1), name=f"grp{n}", init=g0)
+            rem = Signal(range(2 * gs + 1), name=f"grp{n}_rem", init=r0)
+            with m.If(restart):
+                m.d.sync += [g.eq(g0), rem.eq(r0)]
+            with m.Elif(advance):
+                if dr == 0:
+                    m.d.sync += g.eq(g + dg)
+                else:
+                    wrap = rem + dr >= gs
+                    m.d.sync += [
+                        g.eq(g + dg + wrap),
+                        rem.eq(Mux(wrap, rem + dr - gs, rem + dr)),
+                    ]
+            for p in lanes:
+                out[p] = g
+        return out
+
+    def _is_mode(self, mode, which: LeakMode):
+        """``mode == which``, simplified when the shape builds fewer modes."""
+        built = self._shape.leak_modes
+        if which not in built:
+            return Const(0)
+        if len(built) == 1:
+            return Const(1)
+        return mode == LeakModeHW(which.value)
+
+    def _param_pipe(self, m, ce, rd_data, p, *, first):
+        """``par(k, name)``: field ``name`` of the parameter set of the update in stage ``k``.
+
+        The memory's read data belongs to the update in stage ``first``; later stages get
+        registered copies that move with ``ce`` (built only for the fields a stage uses).
+        """
+        cache = {}
+
+        def par(k, name):
+            if k == first:
+                return rd_data[name]
+            key = (k, name)
+            if key not in cache:
+                prev = par(k - 1, name)
+                r = Signal(data.Layout.cast(param_struct(self._shape))[name].shape,
+                           name=f"l{p}_{name}{k}", reset_less=True)
+                with m.If(ce):
+                    m.d.sync += r.eq(prev)
+                cache[key] = r
+            return cache[key]
+
+        return par

@@ -1,0 +1,153 @@
+"""``lifgate generate`` / ``generate_verilog``: determinism, header, lint, errors, docs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lifgate.hdl.array import addr_width, group_width, lif_signature
+from lifgate.hdl.verilog import WAIVERS, LintError, generate_verilog, lint, port_list
+
+from lifgate.cli import main
+from lifgate.config import ArrayShape, Config, NeuronParams, param_layout
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(neurons=12, lanes=3, groups=4, v_width=10, i_width=8, ref_width=3, decay_frac=8)
+
+
+def _cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "lifgate.cli", "generate", *args],
+        cwd=cwd, capture_output=True, text=True,
+    )
+
+
+def test_generate_is_byte_identical(tmp_path):
+    """Twice in separate processes, from different directories, and once in-process."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    args = ["--neurons", "12", "--lanes", "3", "--groups", "4", "--width", "10"]
+    for d in ("a", "b"):
+        r = _cli(*args, "-o", "out.v", cwd=tmp_path / d)
+        assert r.returncode == 0, r.stderr
+    first = (tmp_path / "a" / "out.v").read_bytes()
+    assert first == (tmp_path / "b" / "out.v").read_bytes()
+    shape = ArrayShape(neurons=12, lanes=3, groups=4, v_width=10)
+    assert generate_verilog(shape).encode() == first
+    text = first.decode()
+    # Nothing that depends on where or when it was made.
+    for bad in (str(ROOT), str(tmp_path), os.path.expanduser("~"), "src = "):
+        assert bad not in text
+    assert not re.search(r"\b(19|20)\d\d-\d\d-\d\d\b|\b\d\d:\d\d:\d\d\b", text)
+
+
+@pytest.mark.parametrize("membrane,noise", [(True, True), (False, False)])
+def test_header_lists_shape_and_ports(membrane, noise):
+    shape = ArrayShape(**SMALL)
+    text = generate_verilog(shape, membrane=membrane, noise=noise)
+    header = text.split("*/", 1)[0]
+    assert "module lif_array(" in text
+    for name, value in [("neurons", 12), ("lanes", 3), ("groups", 4), ("v_width", 10),
+                        ("i_width", 8), ("ref_width", 3), ("decay_frac", 8),
+                        ("step_width", 16), ("leak_modes", "shift, mult, const"),
+                        ("membrane", "yes" if membrane else "no"),
+                        ("noise", "yes" if noise else "no")]:
+        assert re.search(rf"^//\s+{name}\s+= {re.escape(str(value))}$", header, re.M), name
+    # Every port of the module is in the header with its direction and width, and vice versa.
+    listed = re.findall(r"^//\s+(input|output)\s+(?:\[(\d+):0\])?\s+(\w+)$", header, re.M)
+    listed = [(d, int(w) + 1 if w else 1, n) for d, w, n in listed]
+    assert listed == port_list(text, lif_signature(shape, membrane=membrane, noise=noise))
+    widths = {n: w for _, w, n in listed}
+    assert widths["param_group"] == group_width(shape)
+    assert widths["param_data"] == sum(w for _, w in param_layout(shape))
+    assert widths["i_stream__payload"] == 3 * 8
+    assert widths["o_stream__payload"] == 16 + addr_width(shape) + 3 + (3 * 10 if membrane else 0)
+    assert ("noise_seed" in widths) == noise
+
+
+def test_ports_match_docs():
+    """docs/hardware.md lists exactly the ports the generated Verilog has."""
+    doc = (ROOT / "docs" / "hardware.md").read_text()
+    table = doc.split("## Ports", 1)[1].split("\n## ", 1)[0]
+    documented = re.findall(r"^\| `(\w+)` \| (in|out) \|", table, re.M)
+    shape = ArrayShape(**SMALL)
+    text = generate_verilog(shape)
+    direction = {"input": "in", "output": "out"}
+    generated = [(n, direction[d]) for d, _, n in port_list(text, lif_signature(shape))]
+    assert documented == generated
+
+
+@pytest.mark.parametrize("shape_kw,membrane,noise", [
+    (SMALL, True, True),
+    (dict(neurons=4, lanes=4, groups=1, v_width=6, i_width=3, ref_width=1, decay_frac=2,
+          leak_modes=("const",), step_width=8), False, False),
+    (dict(neurons=8, lanes=2, groups=8, leak_modes=("mult", "shift")), True, False),
+])
+def test_lint_passes_with_waivers(tmp_path, shape_kw, membrane, noise):
+    path = tmp_path / "lif_array.v"
+    path.write_text(generate_verilog(ArrayShape(**shape_kw), membrane=membrane, noise=noise))
+    lint(path)
+
+
+def test_lint_reports_without_waivers(tmp_path):
+    """The lint check can fail: without the waivers Verilator complains about this output."""
+    path = tmp_path / "lif_array.v"
+    path.write_text(generate_verilog(ArrayShape(**SMALL)))
+    with pytest.raises(LintError, match="%Warning"):
+        lint(path, waivers=None)
+
+
+def test_every_waiver_says_why():
+    lines = WAIVERS.read_text().splitlines()
+    assert lines[0] == "`verilator_config"
+    rules = [i for i, line in enumerate(lines) if line.startswith("lint_off")]
+    assert rules
+    for i in rules:
+        assert lines[i - 1].startswith("//") and len(lines[i - 1]) > 20, lines[i]
+        assert "-rule" in lines[i], "no blanket waivers: every entry names its rule"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--neurons", "15", "--lanes", "4"], "'neurons'"),
+    (["--width", "3"], "'v_width'"),
+    (["--groups", "5", "--neurons", "16"], "'groups'"),
+    (["--lanes", "65"], "'lanes'"),
+    (["--leak-modes", "shift,bogus"], "'leak_modes'"),
+    (["--config", "missing.json"], "missing.json"),
+])
+def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys, args, needle):
+    out = tmp_path / "out.v"
+    assert main(["generate", *args, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lifgate generate: error:") and needle in err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_config_file_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"shape": {"neurons": 10, "lanes": 4}}')
+    out = tmp_path / "out.v"
+    assert main(["generate", "--config", str(bad), "-o", str(out)]) == 2
+    assert "'neurons'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_config_file_and_overrides(tmp_path, capsys, suffix):
+    shape = ArrayShape(neurons=16, lanes=4, groups=2, v_width=12, leak_modes=("shift",))
+    cfg = Config(shape=shape, params=NeuronParams(v_th=100, leak=2))
+    path = tmp_path / f"cfg{suffix}"
+    cfg.save(path)
+    out = tmp_path / "out.v"
+    assert main(["generate", "--config", str(path), "--lanes", "8", "--no-membrane",
+                 "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text == generate_verilog(dataclasses.replace(shape, lanes=8), membrane=False)
+    assert re.search(r"^//\s+lanes\s+= 8$", text, re.M)
+    assert "wrote" in capsys.readouterr().out
