@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from lifgate.golden.noise import NoiseModel, lane_seeds
+from lifgate.golden.noise import NoiseModel, jump, lane_seeds
 
 from lifgate.config import Config, ConfigError, LeakMode, NeuronParams, ResetMode
 
@@ -239,9 +239,12 @@ def _run(configs, steps, currents, states):
     else:
         v, r = run_slice(0, total)
 
-    noise_state = (
-        noise.state if noise is not None else np.concatenate([s.noise for s in states])
-    )
+    if noise is not None:
+        noise_state = noise.state
+    else:
+        # The generators advance on every update whatever the gain (numerics.md, "Noise"):
+        # jump them ahead so a later run with noise on continues where the hardware is.
+        noise_state = jump(np.concatenate([s.noise for s in states]), steps * shape.depth)
     finals = [
         State(
             v=v[b * n:(b + 1) * n].copy(),
@@ -261,7 +264,8 @@ def _run(configs, steps, currents, states):
 def _work_dtype(shape, params_list):
     """int32 when every intermediate of a step provably fits, else int64.
 
-    Bounds: |h|, |bias|, |c| < 2^(W-1), |d| < 2^W, |i| <= 2^(IW-1), |z| <= 510 * 65535 / 256.
+    Bounds: |bias|, |c| < 2^(W-1); |h| < 2^W (SUBTRACT: v - v_th); |d| < 2^(W+1);
+    |i| <= 2^(IW-1); |z| <= 510 * 65535 / 256.
     MULT in int32 splits ``D = 256 Dh + Dl`` so no product exceeds 2^(W + 9).
     """
     w, iw, f = shape.v_width, shape.i_width, shape.decay_frac

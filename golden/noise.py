@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["GOLDEN", "NoiseModel", "advance", "centered", "lane_seeds"]
+__all__ = ["GOLDEN", "NoiseModel", "advance", "centered", "jump", "lane_seeds"]
 
 GOLDEN = 0x9E3779B9
 _M32 = np.uint64(0xFFFFFFFF)
@@ -38,6 +38,28 @@ def lane_seeds(seed: int, lanes: int) -> np.ndarray:
     s = (np.uint64(seed) ^ ((np.uint64(GOLDEN) * p) & _M32)).astype(np.uint32)
     s[s == 0] = 1
     return s
+
+
+def _apply(cols: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Apply the GF(2) matrix with columns ``cols`` (32 uint32) to every state in ``x``."""
+    x = np.asarray(x, dtype=np.uint32)
+    out = np.zeros_like(x)
+    for i in range(32):
+        out ^= cols[i] * ((x >> np.uint32(i)) & np.uint32(1))
+    return out
+
+
+def jump(x: np.ndarray, n: int) -> np.ndarray:
+    """The states ``n`` xorshift steps after ``x``, in O(log n) (xorshift is linear over GF(2))."""
+    result = np.asarray(x, dtype=np.uint32).copy()
+    power = advance(np.uint32(1) << np.arange(32, dtype=np.uint32))  # columns of M
+    while n:
+        if n & 1:
+            result = _apply(power, result)
+        n >>= 1
+        if n:
+            power = _apply(power, power)
+    return result
 
 
 @functools.lru_cache(maxsize=16)

@@ -624,15 +624,18 @@ class LIFArray(wiring.Component):
             out_spikes.append(s9)
             out_v.append(v9)
 
+        # The payload is forced to 0 while o_stream.valid is low: bubbles carry block RAM read
+        # data that was never written (X in a 4-state simulator), and lifgate promises that no
+        # output is X or Z after reset. It costs one AND gate per payload bit.
         m.d.comb += [
             self.o_stream.valid.eq(vld[L]),
             self.o_stream.payload.step.eq(step),
             self.o_stream.payload.addr.eq(paddr[L]),
-            self.o_stream.payload.spikes.eq(Cat(out_spikes)),
+            self.o_stream.payload.spikes.eq(Mux(vld[L], Cat(out_spikes), 0)),
         ]
         if self._membrane:
             for p in range(P):
-                m.d.comb += self.o_stream.payload.v[p].eq(out_v[p])
+                m.d.comb += self.o_stream.payload.v[p].eq(Mux(vld[L], out_v[p], 0))
         return m
 
     # ------------------------------------------------------------------------------------------

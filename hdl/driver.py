@@ -27,7 +27,7 @@ from amaranth.hdl import Shape
 from amaranth.sim import Simulator
 from lifgate.hdl.array import LIFArray, beat_layout
 
-from lifgate.config import ArrayShape, Config, ConfigError, pack_params
+from lifgate.config import ArrayShape, Config, ConfigError, NoiseParams, pack_params
 
 __all__ = [
     "Beat",
@@ -264,6 +264,8 @@ def golden_script(config: Config, script) -> list:
             if len(op) > 1:
                 current = current.replace(noise=op[1].noise)
             state = fresh_state(current)
+        elif kind == "gain":
+            current = current.replace(noise=NoiseParams(seed=current.noise.seed, gain=op[1]))
         elif kind == "run":
             res = simulate(current, op[1], op[2] if len(op) > 2 else None, state=state)
             state = res.final
@@ -280,8 +282,8 @@ def simulate_rtl(config: Config, script, *, membrane: bool = True, noise: bool =
 
     ``script`` is a list of operations: ``("params", config)`` loads a configuration's
     parameters (the given ``config`` is loaded first anyway), ``("clear",)`` or
-    ``("clear", config)`` clears with that configuration's noise settings, ``("run", steps)`` or
-    ``("run", steps, currents)`` runs. Returns one :class:`RunResult` per run.
+    ``("clear", config)`` clears with that configuration's noise settings, ``("gain", g)`` sets
+    the noise gain without a clear, ``("run", steps)`` or ``("run", steps, currents)`` runs. Returns one :class:`RunResult` per run.
     """
     shape = config.shape
     dut = LIFArray(config, membrane=membrane, noise=noise)
@@ -298,6 +300,8 @@ def simulate_rtl(config: Config, script, *, membrane: bool = True, noise: bool =
             elif kind == "clear":
                 await clear(ctx, dut, op[1] if len(op) > 1 else config)
                 step = 0
+            elif kind == "gain":
+                ctx.set(dut.noise_gain, op[1])
             elif kind == "run":
                 steps = op[1]
                 currents = op[2] if len(op) > 2 else None

@@ -58,8 +58,7 @@ module lif_harness #(
     output reg               h_done_seen,
     output reg  [31:0]       h_nin,
     output reg  [31:0]       h_nout,
-    output reg  [31:0]       h_xcount,
-    output reg  [31:0]       h_xidle
+    output reg  [31:0]       h_xcount
 );
 
     localparam IPW = LANES * IW;
@@ -163,23 +162,17 @@ module lif_harness #(
             h_done_seen <= 1'b1;
     end
 
-    // X/Z check (4-state simulators only). After reset, the control outputs must never be X/Z, and
-    // the payload must not be whenever o_stream.valid is high: `h_xcount` counts the cycles that
-    // break this. A payload that is X/Z while valid is low is a don't-care of the stream
-    // protocol (e.g. a block RAM read register that was never read); `h_xidle` counts those
-    // cycles for information only.
-    // The reductions are evaluated once per clock inside the always block, not as continuous
-    // assignments that Icarus would re-evaluate on every glitch of the payload.
+    // X/Z check (4-state simulators only): after reset no output of lif_array may be X or Z,
+    // the payload included, whatever o_stream.valid says. `h_xcount` counts the cycles that
+    // break this. The reduction is evaluated once per clock inside the always block, not as a
+    // continuous assignment that Icarus would re-evaluate on every glitch of the payload.
     always @(posedge clk) begin
         if (h_check && !rst) begin
-            if (((^{busy, done, step, i_ready, o_valid}) === 1'bx)
-                || (o_valid && ((^o_payload) === 1'bx))) begin
+            if ((^{busy, done, step, i_ready, o_valid, o_payload}) === 1'bx) begin
                 if (h_xcount == 0)
                     $display("lif_harness: X/Z on a lif_array output at %0t: busy=%b done=%b i_ready=%b o_valid=%b step=%h o_payload=%h",
                              $time, busy, done, i_ready, o_valid, step, o_payload);
                 h_xcount <= h_xcount + 1;
-            end else if ((^o_payload) === 1'bx) begin
-                h_xidle <= h_xidle + 1;
             end
         end
     end
@@ -201,7 +194,6 @@ module lif_harness #(
         h_nin = 0;
         h_nout = 0;
         h_xcount = 0;
-        h_xidle = 0;
         i_ptr = 0;
         i_valid_r = 1'b0;
         o_ready = 1'b0;

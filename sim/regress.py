@@ -210,7 +210,6 @@ def summary(report: Report, *, seed: int, command: str) -> dict:
         "mismatches": len(report.failures),
         "first_mismatch": report.first_mismatch,
         "xz_cycles": sum(r.get("xz", 0) for r in report.results),
-        "xz_idle_cycles": sum(r.get("xz_idle", 0) for r in report.results),
         "seconds": total,
         "build_seconds": report.build_seconds,
         "run_seconds": run_s,

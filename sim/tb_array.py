@@ -174,7 +174,6 @@ class TB:
         py0 = self.py_seconds
         c0 = get_sim_time("ns") / CLOCK_NS
         x0 = self.read("h_xcount")
-        xi0 = self.read("h_xidle")
         result = {"name": case.name, "updates": 0, "mismatch": None, "origin": case.origin}
         await FallingEdge(dut.clk)
         dut.noise_seed.value = config.noise.seed
@@ -230,7 +229,6 @@ class TB:
             np.savez(case.outputs, spikes=np.concatenate([k[0] for k in kept]),
                      **({} if kept[0][1] is None else {"v": np.concatenate([k[1] for k in kept])}))
         result["xz"] = self.read("h_xcount") - x0
-        result["xz_idle"] = self.read("h_xidle") - xi0
         result["cycles"] = int(get_sim_time("ns") / CLOCK_NS - c0)
         result["seconds"] = time.perf_counter() - t0
         result["py_seconds"] = self.py_seconds - py0

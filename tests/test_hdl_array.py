@@ -227,6 +227,14 @@ def test_noise(gain):
         assert (quiet[0].v != ref[0].v).any(), "noise must change the membrane"
 
 
+def test_noise_gain_switched_on_without_clear():
+    # The generators advance on every update whatever the gain (numerics.md "Noise"), so
+    # turning the noise on after a quiet run continues the sequence where the hardware is.
+    config, _ = random_config(22, gain=0, neurons=16, lanes=4, groups=2, v_width=16,
+                              i_width=12, ref_width=3, decay_frac=12)
+    check(config, [("clear",), ("run", 3), ("gain", 3000), ("run", 3)])
+
+
 def test_step_label_wraps():
     config, _ = random_config(3, neurons=2, lanes=2, groups=1, v_width=8, i_width=4,
                               step_width=8)

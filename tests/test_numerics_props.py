@@ -337,3 +337,14 @@ def test_pack_unpack_round_trip(shape, data):
         raw = (word >> offset) & ((1 << width) - 1)
         assert raw == int(getattr(p, name)) & ((1 << width) - 1), name
         offset += width
+
+
+def test_noise_state_advances_whatever_the_gain():
+    # numerics.md "Noise": every update advances the generator, gain 0 included.
+    from lifgate.config import ArrayShape, Config, NeuronParams, NoiseParams
+    from lifgate.golden.fixed import simulate
+
+    shape = ArrayShape(neurons=8, lanes=2, groups=1)
+    quiet = Config(shape=shape, params=(NeuronParams(),), noise=NoiseParams(seed=5, gain=0))
+    loud = quiet.replace(noise=NoiseParams(seed=5, gain=9))
+    assert (simulate(quiet, 7).final.noise == simulate(loud, 7).final.noise).all()

@@ -113,9 +113,6 @@ def run(args) -> int:
             f"compared, {out['mismatches']} failing; build {out['build_seconds']:.1f} s, "
             f"run {out['run_seconds']:.1f} s ({rate:.3g} updates/s)"
         )
-        if out["xz_idle_cycles"]:
-            print(f"note: {out['xz_idle_cycles']} cycles with an X/Z o_stream payload while "
-                  "o_stream.valid was low (a don't-care; counted, not failed)")
         if report.failures:
             print(report.describe_failure(cases))
             print(f"reproduce with: {command}")
