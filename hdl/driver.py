@@ -283,7 +283,8 @@ def simulate_rtl(config: Config, script, *, membrane: bool = True, noise: bool =
     ``script`` is a list of operations: ``("params", config)`` loads a configuration's
     parameters (the given ``config`` is loaded first anyway), ``("clear",)`` or
     ``("clear", config)`` clears with that configuration's noise settings, ``("gain", g)`` sets
-    the noise gain without a clear, ``("run", steps)`` or ``("run", steps, currents)`` runs. Returns one :class:`RunResult` per run.
+    the noise gain without a clear, ``("run", steps)`` or ``("run", steps, currents)`` runs.
+    Returns one :class:`RunResult` per run.
     """
     shape = config.shape
     dut = LIFArray(config, membrane=membrane, noise=noise)

@@ -341,8 +341,9 @@ def test_pack_unpack_round_trip(shape, data):
 
 def test_noise_state_advances_whatever_the_gain():
     # numerics.md "Noise": every update advances the generator, gain 0 included.
-    from lifgate.config import ArrayShape, Config, NeuronParams, NoiseParams
     from lifgate.golden.fixed import simulate
+
+    from lifgate.config import ArrayShape, Config, NeuronParams, NoiseParams
 
     shape = ArrayShape(neurons=8, lanes=2, groups=1)
     quiet = Config(shape=shape, params=(NeuronParams(),), noise=NoiseParams(seed=5, gain=0))
