@@ -1,0 +1,443 @@
+"""Host library: one API to a lifgate board, over three transports.
+
+:class:`Board` speaks the protocol of :mod:`lifgate.boards.protocol` over a transport:
+
+* :class:`ModelTransport`: the pure-Python :class:`~lifgate.boards.protocol.BoardModel`
+  (the golden model behind the protocol);
+* :class:`SimTransport`: the board's gateware (:class:`~lifgate.boards.link.HostLink`)
+  simulated in Verilator or Icarus, its UART pins driven by ``cocotbext-uart`` in a cocotb
+  session (:mod:`lifgate.boards.tb_top`) that relays bytes through a local socket;
+* :class:`SerialTransport`: a real serial port (pyserial).
+
+Example::
+
+    with Board.open("model", features=Features(shape)) as board:
+        board.configure(config, currents=i)
+        result = board.run(100, membrane=True)
+
+:func:`open_board` takes the same specification strings as the command line:
+``model``, ``sim:verilator``, ``sim:icarus``, ``serial:/dev/ttyUSB1[@baud]``.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from lifgate.boards.protocol import (
+    MAX_LEN,
+    RUN_MEMBRANE,
+    RUN_SPIKES,
+    BoardModel,
+    Cmd,
+    ErrorCode,
+    Features,
+    FrameDecoder,
+    FrameError,
+    encode_frame,
+    parse_version,
+)
+
+from lifgate.config import Config, ConfigError, NeuronParams, pack_params
+
+__all__ = [
+    "Board",
+    "BoardError",
+    "LinkTimeout",
+    "ModelTransport",
+    "RunResult",
+    "SerialTransport",
+    "SimTransport",
+    "Status",
+    "open_board",
+]
+
+
+class BoardError(RuntimeError):
+    """The board answered with an error reply.
+
+    Members
+    -------
+    code : ErrorCode
+    cmd : int
+        Command byte of the rejected frame (0 if none).
+    """
+
+    def __init__(self, code, cmd: int):
+        self.code = ErrorCode(code)
+        self.cmd = cmd
+        try:
+            name = Cmd(cmd).name
+        except ValueError:
+            name = f"0x{cmd:02x}"
+        super().__init__(f"board rejected {name}: {self.code.name}")
+
+
+class LinkTimeout(TimeoutError):
+    """No (complete) reply arrived in time."""
+
+
+# Transports -------------------------------------------------------------------------------------
+
+
+class Transport:
+    """A byte pipe to a board."""
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def read(self, timeout: float) -> bytes:
+        """At least one byte, or ``b""`` after ``timeout`` seconds without any."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class ModelTransport(Transport):
+    """The pure-Python board model: replies appear when the host waits for them."""
+
+    def __init__(self, features: Features):
+        self.model = BoardModel(features)
+
+    def write(self, data: bytes) -> None:
+        self.model.receive(data)
+
+    def read(self, timeout: float) -> bytes:
+        # The host waits: the line goes idle (a partial frame times out, an overrun is reported
+        # after the replies before it).
+        self.model.idle()
+        return self.model.read()
+
+
+class SerialTransport(Transport):
+    """A serial port through pyserial (8N1)."""
+
+    def __init__(self, port: str, baud: int = 115200):
+        try:
+            import serial
+        except ImportError:  # pragma: no cover - pyserial is a dependency
+            raise ConfigError("the serial transport needs pyserial: pip install pyserial") from None
+        try:
+            self.port = serial.Serial(port, baudrate=baud, timeout=0.05)
+        except (OSError, serial.SerialException) as e:
+            raise ConfigError(f"cannot open serial port {port!r}: {e}") from None
+
+    def write(self, data: bytes) -> None:
+        self.port.write(data)
+        self.port.flush()
+
+    def read(self, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = self.port.in_waiting
+            data = self.port.read(max(1, waiting))
+            if data or time.monotonic() > deadline:
+                return data
+
+    def close(self) -> None:
+        self.port.close()
+
+
+class SimTransport(Transport):
+    """The board top simulated with cocotb (Verilator or Icarus); bytes travel over a socket.
+
+    The gateware is :class:`~lifgate.boards.link.HostLink` with a UART of ``divisor`` clocks per
+    bit, clocked at 100 MHz of simulated time. ``cocotbext-uart`` drives its ``rx`` pin and
+    listens on ``tx`` (:mod:`lifgate.boards.tb_top`); the session relays bytes between those
+    and a Unix socket this object connects to. Closing the transport ends the simulation.
+
+    Parameters
+    ----------
+    features : Features
+    sim : str
+        ``verilator`` or ``icarus``.
+    build_dir : path
+        Where the Verilog, the simulator build and the logs go.
+    divisor : int
+        UART clocks per bit.
+    timeout : int
+        The link's idle timeout in clocks (truncated frames, overruns).
+    current_ram : str
+        ``memory`` or ``spram`` (the iCEBreaker's input-current memory, with Yosys' model).
+    """
+
+    CLK_NS = 10
+
+    def __init__(self, features: Features, *, sim: str = "verilator", build_dir="build/sim-top",
+                 divisor: int = 8, timeout: int = 4000, current_ram: str = "memory",
+                 start_timeout: float = 300.0):
+        from lifgate.boards.top import build_sim_top
+
+        self.sim = sim
+        self.divisor = divisor
+        self.build = build_sim_top(features, sim=sim, build_dir=build_dir, divisor=divisor,
+                                   timeout=timeout, current_ram=current_ram)
+        self._error = None
+        sock_dir = tempfile.mkdtemp(prefix="lifgate-uart-")
+        self._sock_path = os.path.join(sock_dir, "uart.sock")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(self._sock_path)
+        server.listen(1)
+        server.settimeout(1.0)
+        self._thread = threading.Thread(target=self._simulate, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + start_timeout
+        self.sock = None
+        try:
+            while self.sock is None:
+                try:
+                    self.sock, _ = server.accept()
+                except TimeoutError:
+                    if not self._thread.is_alive() or time.monotonic() > deadline:
+                        raise self._error or LinkTimeout(
+                            f"the {sim} simulation did not connect; log: {self.build.log}"
+                        ) from None
+        finally:
+            server.close()
+            os.unlink(self._sock_path)
+            os.rmdir(sock_dir)
+
+    def _simulate(self):
+        try:
+            self.build.run(extra_env={
+                "LIFGATE_UART_SOCKET": self._sock_path,
+                "LIFGATE_UART_DIVISOR": str(self.divisor),
+                "LIFGATE_CLK_NS": str(self.CLK_NS),
+            })
+        except BaseException as e:  # reported by close() / the waiting side
+            self._error = e
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read(self, timeout: float) -> bytes:
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if not ready:
+            if not self._thread.is_alive():
+                raise self._error or LinkTimeout(f"the {self.sim} simulation ended")
+            return b""
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise self._error or LinkTimeout(f"the {self.sim} simulation closed the link")
+        return data
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self._thread.join(timeout=120)
+        if self._error is not None:
+            raise self._error
+
+
+# Host API ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Status:
+    """The ``STATUS`` reply."""
+
+    input_en: bool
+    step: int
+    seed: int
+    gain: int
+
+
+@dataclass
+class RunResult:
+    """Outputs of a ``run``: ``spikes`` bool [T, N], ``v`` int64 [T, N] or None, step labels."""
+
+    spikes: np.ndarray | None
+    v: np.ndarray | None
+    labels: np.ndarray
+    step: int
+
+
+class Board:
+    """A lifgate board behind a :class:`Transport`.
+
+    Every method sends one or more frames and waits for their replies; an error reply raises
+    :class:`BoardError`, silence for ``timeout`` seconds raises :class:`LinkTimeout`.
+    """
+
+    def __init__(self, transport: Transport, *, timeout: float = 30.0):
+        self.transport = transport
+        self.timeout = timeout
+        self._decoder = FrameDecoder(MAX_LEN)
+        self._frames: list = []
+        self.features = self.version()
+
+    @classmethod
+    def open(cls, spec: str = "model", *, features: Features | None = None, **kwargs) -> Board:
+        return open_board(spec, features=features, **kwargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # Frames -----------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Send raw bytes (a frame, or anything else for tests)."""
+        self.transport.write(data)
+
+    def receive(self):
+        """The next reply: a :class:`Frame` or a :class:`FrameError`."""
+        deadline = time.monotonic() + self.timeout
+        while not self._frames:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LinkTimeout(f"no reply from the board within {self.timeout} s")
+            data = self.transport.read(min(left, 1.0))
+            for byte in data:
+                res = self._decoder.feed(byte)
+                if res is not None:
+                    self._frames.append(res)
+        return self._frames.pop(0)
+
+    def request(self, cmd: int, payload: bytes = b"") -> bytes:
+        """Send one command and return its reply's payload (raises on an error reply)."""
+        self.send(encode_frame(cmd, payload))
+        return self._expect(cmd | 0x80)
+
+    def _expect(self, cmd: int) -> bytes:
+        reply = self.receive()
+        if isinstance(reply, FrameError):
+            raise LinkTimeout(f"damaged reply from the board ({reply.code.name})")
+        if reply.cmd == Cmd.ERR:
+            raise BoardError(reply.payload[0], reply.payload[1])
+        if reply.cmd != cmd:
+            raise LinkTimeout(f"unexpected reply 0x{reply.cmd:02x}, expected 0x{cmd:02x}")
+        return reply.payload
+
+    # Commands ---------------------------------------------------------------------------------
+
+    def version(self) -> Features:
+        return parse_version(self.request(Cmd.VERSION))
+
+    def status(self) -> Status:
+        p = self.request(Cmd.STATUS)
+        u = int.from_bytes
+        return Status(bool(p[0] & 1), u(p[1:5], "little"), u(p[5:9], "little"),
+                      u(p[9:11], "little"))
+
+    def set_params(self, group: int, params: NeuronParams) -> None:
+        word = pack_params(self.features.shape, params)
+        self.request(Cmd.SET_PARAMS, group.to_bytes(4, "little")
+                     + word.to_bytes(self.features.param_bytes, "little"))
+
+    def set_noise(self, seed: int, gain: int) -> None:
+        self.request(Cmd.SET_NOISE, seed.to_bytes(4, "little") + gain.to_bytes(2, "little"))
+
+    def set_input(self, enable: bool) -> None:
+        self.request(Cmd.SET_INPUT, bytes([int(bool(enable))]))
+
+    def clear(self) -> None:
+        self.request(Cmd.CLEAR)
+
+    def write_currents(self, currents, start: int = 0) -> None:
+        """Input currents of neurons ``start, start + 1, ...`` (as many frames as needed)."""
+        f = self.features
+        values = np.asarray(currents, dtype=np.int64).reshape(-1)
+        lo, hi = f.shape.i_range
+        if values.size and (values.min() < lo or values.max() > hi):
+            raise ConfigError(f"parameter 'currents' must lie in [{lo}, {hi}]")
+        if start < 0 or start + values.size > f.shape.neurons:
+            raise ConfigError(
+                f"parameter 'start' must keep the currents within [0, {f.shape.neurons}]"
+            )
+        per = (f.max_payload - 4) // f.current_bytes
+        mask = (1 << (8 * f.current_bytes)) - 1
+        for k in range(0, max(1, values.size), per):
+            chunk = values[k:k + per]
+            body = b"".join((int(x) & mask).to_bytes(f.current_bytes, "little") for x in chunk)
+            self.request(Cmd.WRITE_CURRENTS, (start + k).to_bytes(4, "little") + body)
+
+    def run(self, steps: int, *, spikes: bool = True, membrane: bool = False) -> RunResult:
+        """Run ``steps`` timesteps; return the spikes (and membrane values) of every step."""
+        f, shape = self.features, self.features.shape
+        flags = (RUN_SPIKES if spikes or membrane else 0) | (RUN_MEMBRANE if membrane else 0)
+        self.send(encode_frame(Cmd.RUN, int(steps).to_bytes(4, "little") + bytes([flags])))
+        N, P, D = shape.neurons, shape.lanes, shape.depth
+        sp = np.zeros((steps, N), dtype=bool) if flags else None
+        vv = np.zeros((steps, N), dtype=np.int64) if membrane else None
+        labels = np.zeros(steps, dtype=np.int64)
+        if flags:
+            rb = f.record_bytes(membrane)
+            for t in range(steps):
+                payload = self._expect(Cmd.STEP)
+                if len(payload) != f.step_length(membrane):
+                    raise LinkTimeout(f"STEP frame of {len(payload)} bytes")
+                labels[t] = int.from_bytes(payload[:4], "little")
+                recs = np.frombuffer(payload[4:], dtype=np.uint8).reshape(D, rb)
+                bits = np.unpackbits(recs[:, :f.spike_bytes], axis=1, bitorder="little")
+                sp[t] = bits[:, :P].reshape(N).astype(bool)
+                if membrane:
+                    vb = f.value_bytes
+                    raw = recs[:, f.spike_bytes:].reshape(D, P, vb).astype(np.int64)
+                    val = np.zeros((D, P), dtype=np.int64)
+                    for k in range(vb):
+                        val |= raw[:, :, k] << (8 * k)
+                    val = np.where(val >> (8 * vb - 1) & 1, val - (1 << (8 * vb)), val)
+                    vv[t] = val.reshape(N)
+        done = self._expect(Cmd.RUN_DONE)
+        return RunResult(sp, vv, labels, int.from_bytes(done, "little"))
+
+    def configure(self, config: Config, *, currents=None) -> None:
+        """Load ``config`` (every group's parameters, noise) and clear; with ``currents`` (one
+        per neuron), write them and enable the input, else disable it."""
+        if config.shape != self.features.shape:
+            raise ConfigError(
+                f"the configuration's shape {config.shape} is not the board's "
+                f"{self.features.shape}"
+            )
+        for g, p in enumerate(config.params):
+            self.set_params(g, p)
+        self.set_noise(config.noise.seed, config.noise.gain)
+        if currents is not None:
+            self.write_currents(currents)
+        self.set_input(currents is not None)
+        self.clear()
+
+
+def open_board(spec: str = "model", *, features: Features | None = None, timeout: float = 30.0,
+               **kwargs) -> Board:
+    """A :class:`Board` for ``spec``: ``model``, ``sim:verilator``, ``sim:icarus`` or
+    ``serial:PORT[@BAUD]``. ``features`` (the array shape etc.) is needed for the model and
+    the simulations; a real board reports its own."""
+    if spec == "model" or spec.startswith("sim:"):
+        if features is None:
+            raise ConfigError(f"board {spec!r} needs 'features' (the shape it is built with)")
+        if spec == "model":
+            return Board(ModelTransport(features), timeout=timeout)
+        sim = spec[4:]
+        if sim not in ("verilator", "icarus"):
+            raise ConfigError(f"simulator must be verilator or icarus, not {sim!r}")
+        transport = SimTransport(features, sim=sim, **kwargs)
+        try:
+            return Board(transport, timeout=timeout)
+        except BaseException:
+            transport.close()
+            raise
+    if spec.startswith("serial:"):
+        port, _, baud = spec[7:].partition("@")
+        return Board(SerialTransport(port, int(baud) if baud else 115200), timeout=timeout)
+    raise ConfigError(
+        f"board must be 'model', 'sim:verilator', 'sim:icarus' or 'serial:PORT[@BAUD]', "
+        f"not {spec!r}"
+    )
+
+
+

@@ -1,0 +1,610 @@
+"""The framed UART protocol between a host and a lifgate board: the pure-Python model.
+
+This module is the reference: the gateware (:mod:`lifgate.boards.link`) must behave exactly like
+:class:`FrameDecoder` and :class:`BoardModel`, byte for byte, and the host library
+(:mod:`lifgate.boards.host`) speaks it. Pure Python plus the numpy golden model; no Amaranth.
+
+Frames
+------
+Both directions use the same frame::
+
+    SYNC  CMD  LEN0 LEN1 LEN2  PAYLOAD (LEN bytes)  CRC_HI CRC_LO
+
+``SYNC`` is ``0xA5``; ``LEN`` is the payload length, 24-bit little-endian. The CRC is
+CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no final XOR; the
+check value of ``b"123456789"`` is 0x29B1) over ``CMD``, ``LEN`` and ``PAYLOAD``, sent most
+significant byte first, so the CRC over everything after ``SYNC`` including the CRC is 0.
+Multi-byte fields in payloads are little-endian; signed values are two's complement.
+
+Receiving (:class:`FrameDecoder`): bytes before a ``SYNC`` are dropped silently. A frame ends
+after its CRC; it is rejected with ``ERR_CRC`` if the CRC does not match, with ``ERR_LENGTH`` if
+``LEN`` exceeds the board's frame buffer (``max_payload``). If the line goes idle in the middle
+of a frame for longer than the board's timeout, the partial frame is dropped with
+``ERR_TIMEOUT``.
+
+Commands (host to board) and replies (board to host)
+----------------------------------------------------
+A board handles one frame at a time: it answers every frame it receives, and a frame must not
+be sent before the reply to the previous one has arrived. Every byte that arrives while the
+board is still executing a command or sending its reply is dropped; once the line has been idle
+for the timeout (and the reply is out) the board sends ``ERR_OVERRUN``.
+
+========  =====================  ============================================================
+cmd       payload                reply (cmd | 0x80 unless stated)
+========  =====================  ============================================================
+0x01      (none)                 ``VERSION``: :func:`version_payload` (shape and features)
+0x02      (none)                 ``STATUS``: flags u8 (bit 0 input enable), step u32,
+                                 noise seed u32, noise gain u16
+0x10      group u32, word        ``SET_PARAMS``: parameter set of ``group``; ``word`` is
+                                 :func:`lifgate.config.pack_params` in ``param_bytes`` bytes
+0x11      seed u32, gain u16     ``SET_NOISE``: seed (used by the next clear) and gain
+0x12      enable u8 (0 or 1)     ``SET_INPUT``: 1: runs read the input-current memory
+0x13      (none)                 ``CLEAR``: v = v_init, r = 0, step = 0, reseed the noise
+0x20      start u32, values      ``WRITE_CURRENTS``: the input currents of neurons
+                                 ``start, start + 1, ...``, ``current_bytes`` bytes each
+0x30      steps u32, flags u8    ``RUN``: run ``steps`` timesteps. With flags bit 0 (spikes)
+                                 or bit 1 (membrane) one ``STEP`` frame (0xB1) per step comes
+                                 first; then the ``RUN`` reply (0xB0): step counter u32
+========  =====================  ============================================================
+
+A ``STEP`` frame's payload is the step label u32 (steps since the clear, modulo
+``2**step_width``), then one record per lane address ``a`` in order: ``spike_bytes`` bytes of
+spikes (bit ``p`` of the record = neuron ``a * P + p``), then, with the membrane flag, ``P``
+membrane values ``v'`` of ``value_bytes`` bytes each, lane 0 first.
+
+Errors: ``ERR`` (0xFF) with payload ``code u8, cmd u8`` (the command of the rejected frame; 0
+if no command byte arrived). A rejected frame changes nothing on the board. Checks run in this
+order: CRC, frame length (``ERR_LENGTH`` if longer than ``max_payload``), command known
+(``ERR_UNKNOWN``), payload length for the command (``ERR_LENGTH``), values (``ERR_RANGE``):
+a group ``>= G``; a parameter word with bits above its width, a leak mode the array does not
+build, or a leak value outside the range of its mode; an input enable other than 0 or 1;
+``start + count > N``; a current outside the signed ``i_width`` range; RUN flags other than
+bits 0 and 1, or the membrane flag on a board built without membrane readback.
+
+After reset the board is cleared with all parameter words 0, noise seed 1, gain 0, input off
+and all input currents 0.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from lifgate.config import (
+    ArrayShape,
+    Config,
+    ConfigError,
+    LeakMode,
+    NoiseParams,
+    param_layout,
+    unpack_params,
+)
+
+__all__ = [
+    "MAX_LEN",
+    "PROTOCOL_VERSION",
+    "SYNC",
+    "BoardModel",
+    "Cmd",
+    "ErrorCode",
+    "Features",
+    "FrameDecoder",
+    "Frame",
+    "FrameError",
+    "IDLE",
+    "crc16",
+    "encode_frame",
+    "param_word_valid",
+    "parse_version",
+    "version_payload",
+]
+
+SYNC = 0xA5
+PROTOCOL_VERSION = 1
+#: Largest payload length the 24-bit length field can carry.
+MAX_LEN = (1 << 24) - 1
+#: Marker for :meth:`FrameDecoder.decode`: the line is idle for longer than the timeout.
+IDLE = None
+
+
+class Cmd(enum.IntEnum):
+    """Command codes (host to board) and the reply codes that are not ``cmd | 0x80``."""
+
+    VERSION = 0x01
+    STATUS = 0x02
+    SET_PARAMS = 0x10
+    SET_NOISE = 0x11
+    SET_INPUT = 0x12
+    CLEAR = 0x13
+    WRITE_CURRENTS = 0x20
+    RUN = 0x30
+    # Replies
+    RUN_DONE = 0xB0
+    STEP = 0xB1
+    ERR = 0xFF
+
+
+#: The commands a board executes.
+COMMANDS = (Cmd.VERSION, Cmd.STATUS, Cmd.SET_PARAMS, Cmd.SET_NOISE, Cmd.SET_INPUT, Cmd.CLEAR,
+            Cmd.WRITE_CURRENTS, Cmd.RUN)
+
+
+class ErrorCode(enum.IntEnum):
+    """Error codes of an ``ERR`` reply."""
+
+    CRC = 1  #: the CRC does not match
+    TIMEOUT = 2  #: the line went idle in the middle of a frame (truncated frame)
+    UNKNOWN = 3  #: unknown command
+    LENGTH = 4  #: payload too long for the frame buffer, or of the wrong length for the command
+    RANGE = 5  #: a value is out of its legal range
+    OVERRUN = 6  #: bytes arrived while the board was busy with the previous frame
+
+
+RUN_SPIKES = 1
+RUN_MEMBRANE = 2
+
+
+# CRC --------------------------------------------------------------------------------------------
+
+
+def _crc_table():
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+        table.append(crc)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE of ``data`` (poly 0x1021, init 0xFFFF, no reflection, no XOR out)."""
+    for byte in bytes(data):
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ byte) & 0xFF]
+    return crc
+
+
+def encode_frame(cmd: int, payload=b"") -> bytes:
+    """The bytes of a frame carrying ``payload`` with command ``cmd``."""
+    payload = bytes(payload)
+    if not 0 <= cmd <= 0xFF:
+        raise ValueError(f"Command must be a byte, not {cmd!r}")
+    if len(payload) > MAX_LEN:
+        raise ValueError(f"Payload must be at most {MAX_LEN} bytes, not {len(payload)}")
+    body = bytes([cmd]) + len(payload).to_bytes(3, "little") + payload
+    return bytes([SYNC]) + body + crc16(body).to_bytes(2, "big")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A frame that passed its CRC and length checks."""
+
+    cmd: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class FrameError:
+    """A frame the decoder rejected: ``code`` and the frame's command byte (0 if none)."""
+
+    code: ErrorCode
+    cmd: int = 0
+
+
+class FrameDecoder:
+    """Reference frame decoder: bytes (and idle gaps) in, :class:`Frame`/:class:`FrameError` out.
+
+    Parameters
+    ----------
+    max_payload : int
+        Size of the board's frame buffer: longer frames are received (for the CRC) but
+        rejected with ``ERR_LENGTH``.
+    """
+
+    def __init__(self, max_payload: int):
+        self.max_payload = max_payload
+        self.reset()
+
+    def reset(self):
+        self._state = "hunt"
+        self._cmd = 0
+        self._len = 0
+        self._hdr = 0
+        self._payload = bytearray()
+        self._crc = 0xFFFF
+        self._count = 0
+
+    @property
+    def in_frame(self) -> bool:
+        """A frame has started (its ``SYNC`` arrived) and not yet ended."""
+        return self._state != "hunt"
+
+    def feed(self, byte: int):
+        """One received byte; returns a :class:`Frame`, a :class:`FrameError` or ``None``."""
+        if self._state == "hunt":
+            if byte == SYNC:
+                self._state, self._hdr, self._crc, self._cmd = "hdr", 0, 0xFFFF, 0
+            return None
+        self._crc = crc16([byte], self._crc)
+        if self._state == "hdr":
+            if self._hdr == 0:
+                self._cmd = byte
+                self._len = 0
+            else:
+                self._len |= byte << (8 * (self._hdr - 1))
+            self._hdr += 1
+            if self._hdr == 4:
+                self._payload = bytearray()
+                self._count = 0
+                self._state = "payload" if self._len else "crc"
+            return None
+        if self._state == "payload":
+            if self._count < self.max_payload:
+                self._payload.append(byte)
+            self._count += 1
+            if self._count == self._len:
+                self._state, self._count = "crc", 0
+            return None
+        # CRC bytes
+        self._count += 1
+        if self._count < 2:
+            return None
+        cmd, crc, length = self._cmd, self._crc, self._len
+        self._state = "hunt"
+        if crc != 0:
+            return FrameError(ErrorCode.CRC, cmd)
+        if length > self.max_payload:
+            return FrameError(ErrorCode.LENGTH, cmd)
+        return Frame(cmd, bytes(self._payload))
+
+    def idle(self):
+        """The line was idle for longer than the timeout: a partial frame is dropped."""
+        if self._state == "hunt":
+            return None
+        cmd = self._cmd if self._hdr > 0 else 0
+        self._state = "hunt"
+        return FrameError(ErrorCode.TIMEOUT, cmd)
+
+    def decode(self, events) -> list:
+        """Feed ``events`` (byte values, or :data:`IDLE`); return the outputs in order."""
+        out = []
+        for ev in events:
+            res = self.idle() if ev is IDLE else self.feed(ev)
+            if res is not None:
+                out.append(res)
+        return out
+
+
+# Board description ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a board top is built with, beyond its :class:`~lifgate.config.ArrayShape`.
+
+    Members
+    -------
+    shape : ArrayShape
+    membrane : bool
+        Membrane readback built (RUN's membrane flag is legal).
+    noise : bool
+        Noise source built.
+    max_payload : int
+        Frame buffer size in bytes: the longest payload the board accepts, 16 to 65535.
+    """
+
+    shape: ArrayShape
+    membrane: bool = True
+    noise: bool = True
+    max_payload: int = 512
+
+    def __post_init__(self):
+        if not isinstance(self.shape, ArrayShape):
+            raise ConfigError(f"parameter 'shape' must be an ArrayShape, not {self.shape!r}")
+        if not 16 <= self.max_payload <= 65535:
+            raise ConfigError(
+                f"parameter 'max_payload' must be an integer in [16, 65535], "
+                f"not {self.max_payload!r}"
+            )
+        if self.max_payload < 4 + self.param_bytes:
+            raise ConfigError(
+                f"parameter 'max_payload' must be at least {4 + self.param_bytes} "
+                f"(a SET_PARAMS frame), not {self.max_payload!r}"
+            )
+
+    @property
+    def param_width(self) -> int:
+        return sum(w for _, w in param_layout(self.shape))
+
+    @property
+    def param_bytes(self) -> int:
+        return (self.param_width + 7) // 8
+
+    @property
+    def current_bytes(self) -> int:
+        return (self.shape.i_width + 7) // 8
+
+    @property
+    def value_bytes(self) -> int:
+        return (self.shape.v_width + 7) // 8
+
+    @property
+    def spike_bytes(self) -> int:
+        return (self.shape.lanes + 7) // 8
+
+    def record_bytes(self, membrane: bool) -> int:
+        """Bytes of one lane address in a ``STEP`` frame."""
+        return self.spike_bytes + (self.shape.lanes * self.value_bytes if membrane else 0)
+
+    def step_length(self, membrane: bool) -> int:
+        """Payload length of a ``STEP`` frame."""
+        return 4 + self.shape.depth * self.record_bytes(membrane)
+
+
+def version_payload(features: Features) -> bytes:
+    """Payload of the ``VERSION`` reply (20 bytes).
+
+    protocol version u8, neurons u32, lanes u8, groups u32, v_width u8, i_width u8,
+    ref_width u8, decay_frac u8, step_width u8, leak modes u8 (bit ``m`` = LeakMode ``m``),
+    features u8 (bit 0 membrane readback, bit 1 noise), max_payload u16, param_bytes u8.
+    """
+    s = features.shape
+    modes = sum(1 << int(m) for m in s.leak_modes)
+    feats = int(features.membrane) | (int(features.noise) << 1)
+    return (bytes([PROTOCOL_VERSION]) + s.neurons.to_bytes(4, "little") + bytes([s.lanes])
+            + s.groups.to_bytes(4, "little")
+            + bytes([s.v_width, s.i_width, s.ref_width, s.decay_frac, s.step_width, modes, feats])
+            + features.max_payload.to_bytes(2, "little") + bytes([features.param_bytes]))
+
+
+def parse_version(payload: bytes) -> Features:
+    """The :class:`Features` a ``VERSION`` reply describes (inverse of :func:`version_payload`)."""
+    if len(payload) != 20 or payload[0] != PROTOCOL_VERSION:
+        raise ConfigError(
+            f"the board speaks protocol version {payload[:1].hex() or '?'}, this host "
+            f"{PROTOCOL_VERSION} (VERSION reply of {len(payload)} bytes)"
+        )
+    u = int.from_bytes
+    modes = tuple(m for m in LeakMode if payload[15] >> int(m) & 1)
+    shape = ArrayShape(
+        neurons=u(payload[1:5], "little"), lanes=payload[5], groups=u(payload[6:10], "little"),
+        v_width=payload[10], i_width=payload[11], ref_width=payload[12],
+        decay_frac=payload[13], step_width=payload[14], leak_modes=modes,
+    )
+    return Features(shape, membrane=bool(payload[16] & 1), noise=bool(payload[16] & 2),
+                    max_payload=u(payload[17:19], "little"))
+
+
+def _signed(value: int, width: int) -> int:
+    return value - (1 << width) if value >> (width - 1) & 1 else value
+
+
+def param_word_valid(shape: ArrayShape, word: int) -> bool:
+    """Whether the gateware accepts ``word`` as a parameter set (``ERR_RANGE`` otherwise).
+
+    No bits above the word's width; a leak mode the array builds; ``leak`` within the range of
+    its mode (SHIFT: ``0..W`` unsigned; MULT: ``0..2**F - 1`` unsigned; CONST: the field read as
+    a signed ``max(W, F)``-bit value lies in the membrane range). Every other field is legal in
+    any bit pattern.
+    """
+    offsets, offset = {}, 0
+    for name, width in param_layout(shape):
+        offsets[name] = (offset, width)
+        offset += width
+    if word < 0 or word >> offset:
+        return False
+
+    def field_(name):
+        off, width = offsets[name]
+        return (word >> off) & ((1 << width) - 1)
+
+    mode = field_("leak_mode")
+    if mode not in [int(m) for m in shape.leak_modes]:
+        return False
+    leak = field_("leak")
+    if mode == LeakMode.SHIFT:
+        return leak <= shape.v_width
+    if mode == LeakMode.MULT:
+        return leak <= (1 << shape.decay_frac) - 1
+    lo, hi = shape.v_range
+    return lo <= _signed(leak, shape.leak_width) <= hi
+
+
+# Board model ------------------------------------------------------------------------------------
+
+
+class BoardModel:
+    """A board in pure Python: the golden model behind the protocol.
+
+    Bytes go in through :meth:`receive`; :meth:`idle` says the host has stopped sending and
+    waits (the line is idle for longer than the timeout); replies come out of :meth:`read`.
+    Runs use :func:`lifgate.golden.fixed.simulate`, so this is the reference the gateware's
+    replies must equal byte for byte.
+
+    Parameters
+    ----------
+    features : Features
+    """
+
+    def __init__(self, features: Features):
+        self.features = features
+        self._out = bytearray()
+        self._decoder = FrameDecoder(features.max_payload)
+        self._busy = False  # a frame was executed and the host has not waited since
+        self._overrun = False
+        self.reset()
+
+    # Board state ------------------------------------------------------------------------------
+
+    def reset(self):
+        """The state after a reset: all parameter words 0, seed 1, gain 0, input off, cleared."""
+        shape = self.features.shape
+        zero = unpack_params(shape, 0)
+        self.params = [zero] * shape.groups
+        self.seed, self.gain, self.input_en = 1, 0, False
+        self.currents = [0] * shape.neurons
+        self._decoder.reset()
+        self._busy = self._overrun = False
+        self._clear()
+
+    def config(self) -> Config:
+        """The configuration the array runs with now."""
+        gain = self.gain if self.features.noise else 0
+        return Config(shape=self.features.shape, params=tuple(self.params),
+                      noise=NoiseParams(seed=self.seed, gain=gain))
+
+    def _clear(self):
+        from lifgate.golden.fixed import fresh_state
+
+        self.state = fresh_state(self.config())
+
+    def snapshot(self) -> tuple:
+        """Everything a frame could change (for "a rejected frame changes nothing" tests)."""
+        st = self.state
+        return (tuple(self.params), self.seed, self.gain, self.input_en, tuple(self.currents),
+                st.v.tobytes(), st.r.tobytes(), st.noise.tobytes(), st.step)
+
+    @property
+    def step(self) -> int:
+        return self.state.step % (1 << self.features.shape.step_width)
+
+    # Byte interface ---------------------------------------------------------------------------
+
+    def receive(self, data) -> None:
+        """Bytes from the host, sent back to back."""
+        for byte in bytes(data):
+            if self._busy:
+                self._overrun = True
+                self._decoder.reset()
+                continue
+            res = self._decoder.feed(byte)
+            if res is None:
+                continue
+            if isinstance(res, FrameError):
+                self._error(res.code, res.cmd)
+            else:
+                self.execute(res)
+            self._busy = True
+
+    def idle(self) -> None:
+        """The host waits: the line goes idle (timeouts and overruns are reported now)."""
+        if self._overrun:
+            self._error(ErrorCode.OVERRUN, 0)
+        else:
+            res = self._decoder.idle()
+            if res is not None:
+                self._error(res.code, res.cmd)
+        self._busy = self._overrun = False
+
+    def read(self) -> bytes:
+        """All reply bytes produced so far."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def _reply(self, cmd: int, payload=b""):
+        self._out += encode_frame(cmd, payload)
+
+    def _error(self, code: ErrorCode, cmd: int):
+        self._reply(Cmd.ERR, bytes([int(code), cmd & 0xFF]))
+
+    # Commands ---------------------------------------------------------------------------------
+
+    def execute(self, frame: Frame) -> None:
+        """Execute one frame that passed the decoder's checks; append its replies."""
+        f, shape = self.features, self.features.shape
+        cmd, pl = frame.cmd, frame.payload
+        u = int.from_bytes
+        want = {
+            Cmd.VERSION: lambda n: n == 0,
+            Cmd.STATUS: lambda n: n == 0,
+            Cmd.SET_PARAMS: lambda n: n == 4 + f.param_bytes,
+            Cmd.SET_NOISE: lambda n: n == 6,
+            Cmd.SET_INPUT: lambda n: n == 1,
+            Cmd.CLEAR: lambda n: n == 0,
+            Cmd.WRITE_CURRENTS: lambda n: n >= 4 and (n - 4) % f.current_bytes == 0,
+            Cmd.RUN: lambda n: n == 5,
+        }
+        if cmd not in want:
+            return self._error(ErrorCode.UNKNOWN, cmd)
+        if not want[cmd](len(pl)):
+            return self._error(ErrorCode.LENGTH, cmd)
+        if cmd == Cmd.VERSION:
+            return self._reply(cmd | 0x80, version_payload(f))
+        if cmd == Cmd.STATUS:
+            return self._reply(cmd | 0x80, bytes([int(self.input_en)])
+                               + self.step.to_bytes(4, "little")
+                               + self.seed.to_bytes(4, "little")
+                               + self.gain.to_bytes(2, "little"))
+        if cmd == Cmd.SET_PARAMS:
+            group, word = u(pl[:4], "little"), u(pl[4:], "little")
+            if group >= shape.groups or not param_word_valid(shape, word):
+                return self._error(ErrorCode.RANGE, cmd)
+            self.params[group] = unpack_params(shape, word)
+            return self._reply(cmd | 0x80)
+        if cmd == Cmd.SET_NOISE:
+            self.seed, self.gain = u(pl[:4], "little"), u(pl[4:6], "little")
+            return self._reply(cmd | 0x80)
+        if cmd == Cmd.SET_INPUT:
+            if pl[0] > 1:
+                return self._error(ErrorCode.RANGE, cmd)
+            self.input_en = bool(pl[0])
+            return self._reply(cmd | 0x80)
+        if cmd == Cmd.CLEAR:
+            self._clear()
+            return self._reply(cmd | 0x80)
+        if cmd == Cmd.WRITE_CURRENTS:
+            start, nb = u(pl[:4], "little"), f.current_bytes
+            count = (len(pl) - 4) // nb
+            lo, hi = shape.i_range
+            values = [int.from_bytes(pl[4 + k * nb:4 + (k + 1) * nb], "little", signed=True)
+                      for k in range(count)]
+            if start + count > shape.neurons or any(not lo <= x <= hi for x in values):
+                return self._error(ErrorCode.RANGE, cmd)
+            self.currents[start:start + count] = values
+            return self._reply(cmd | 0x80)
+        # RUN
+        steps, flags = u(pl[:4], "little"), pl[4]
+        if flags & ~(RUN_SPIKES | RUN_MEMBRANE) or (flags & RUN_MEMBRANE and not f.membrane):
+            return self._error(ErrorCode.RANGE, cmd)
+        self._run(steps, flags)
+        return self._reply(Cmd.RUN_DONE, self.step.to_bytes(4, "little"))
+
+    def _run(self, steps: int, flags: int):
+        import numpy as np
+        from lifgate.golden.fixed import simulate
+
+        shape = self.features.shape
+        currents = np.array(self.currents, dtype=np.int64) if self.input_en else None
+        # Long runs go in chunks so a million-step run does not hold a [T, N] array.
+        chunk = max(1, min(steps, (1 << 22) // max(1, shape.neurons)))
+        done = 0
+        while done < steps:
+            n = min(chunk, steps - done)
+            res = simulate(self.config(), n, currents, state=self.state)
+            if flags:
+                for t in range(n):
+                    self._reply(Cmd.STEP, self._step_payload(
+                        self.step + t, res.spikes[t], res.v[t] if flags & RUN_MEMBRANE else None))
+            self.state = res.final
+            done += n
+
+    def _step_payload(self, step: int, spikes, v) -> bytes:
+        import numpy as np
+
+        f, shape = self.features, self.features.shape
+        P, D = shape.lanes, shape.depth
+        label = step % (1 << shape.step_width)
+        bits = np.zeros((D, 8 * f.spike_bytes), dtype=np.uint8)
+        bits[:, :P] = np.asarray(spikes).reshape(D, P)
+        parts = [np.packbits(bits, axis=1, bitorder="little")]
+        if v is not None:
+            vb = f.value_bytes
+            raw = (np.asarray(v, dtype=np.int64).reshape(D, P) & 0xFFFF_FFFF).astype("<u4")
+            parts.append(raw.view(np.uint8).reshape(D, P, 4)[:, :, :vb].reshape(D, P * vb))
+        body = np.concatenate(parts, axis=1).tobytes()
+        return label.to_bytes(4, "little") + body

@@ -1,0 +1,81 @@
+"""``lifgate build``: a bitstream of the board top (host link and neuron array) for a board.
+
+Synthesis, place-and-route and packing run through the pip-installed YoWASP tools only. The
+design runs on the board's PLL at ``--freq`` (default: the clock the default top meets, see
+``docs/resources.md``) with that frequency as nextpnr's constraint. Prints the utilisation and
+Fmax; when nextpnr's Fmax is below the clock the bitstream is still written but the command
+stops with exit code 1 and says so (a design that misses timing must not be flashed).
+``--json`` prints ``board``, ``bitstream``, ``fmax_mhz``, ``clock_mhz``, ``timing_met``,
+``utilization``, ``critical_paths``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers, summary):
+    p = subparsers.add_parser("build", help=summary, description=summary + ".")
+    p.add_argument("--board", required=True, metavar="BOARD", help="icebreaker or ulx3s-85f")
+    p.add_argument("--neurons", type=int, default=None, metavar="N",
+                   help="neurons (default: iCEBreaker 4096, ULX3S 65536)")
+    p.add_argument("--lanes", type=int, default=None, metavar="P",
+                   help="lanes, a power of two (default: iCEBreaker 4, ULX3S 32)")
+    p.add_argument("--groups", type=int, default=None, metavar="G",
+                   help="parameter groups (default 1)")
+    p.add_argument("--leak-modes", default=None, metavar="MODES",
+                   help="comma-separated leak modes (default: iCE40 shift,const; ECP5 all)")
+    p.add_argument("--freq", type=float, default=None, metavar="MHZ",
+                   help="clock in MHz (default: iCEBreaker 30, ULX3S 65: what meets timing, "
+                   "docs/resources.md)")
+    p.add_argument("--baud", type=int, default=115200, help="UART baud rate (default 115200)")
+    p.add_argument("--no-membrane", action="store_true", help="leave out membrane readback")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--build-dir", default=None, metavar="DIR",
+                   help="build folder (default build/board-BOARD)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from lifgate.boards.resources import board_shape
+    from lifgate.boards.toolchain import ToolchainError, board, run_build
+    from lifgate.boards.top import BoardTop
+    from lifgate.commands.resources import _modes, format_table
+    from lifgate.config import ConfigError
+
+    b = board(args.board)
+    lanes = b.build_lanes if args.lanes is None else args.lanes
+    shape = board_shape(b, neurons=args.neurons, lanes=lanes, groups=args.groups,
+                        leak_modes=_modes(args.leak_modes))
+    if shape.lanes & (shape.lanes - 1):
+        raise ConfigError(f"parameter 'lanes' must be a power of two, not {shape.lanes}")
+    freq = b.build_mhz if args.freq is None else args.freq
+    if not 1 <= freq <= 400:
+        raise ConfigError(f"parameter 'freq' must be in [1, 400] MHz, not {freq}")
+    top = BoardTop(board=b, shape=shape, frequency=freq * 1e6,
+                   membrane=not args.no_membrane, baud=args.baud)
+    out = Path(args.build_dir or f"build/board-{b.name}")
+    print(f"building {b.name}: {shape.neurons} neurons, {shape.lanes} lanes, "
+          f"{top.clock.frequency / 1e6:g} MHz, in {out} ...", file=sys.stderr, flush=True)
+    try:
+        rep = run_build(b, top, out, seed=args.seed, pack=True)
+    except ToolchainError as e:
+        print(f"lifgate build: error: {e}", file=sys.stderr)
+        return 1
+    d = rep.to_dict()
+    d.update({"neurons": shape.neurons, "lanes": shape.lanes, "groups": shape.groups,
+              "design": "top", "goal_mhz": rep.clock_mhz, "baud": args.baud})
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        print(format_table([d]))
+        print(f"bitstream: {rep.bitstream}")
+    if not rep.timing_met:
+        print(f"lifgate build: error: timing not met: Fmax {rep.fmax_mhz:.2f} MHz < clock "
+              f"{rep.clock_mhz:.2f} MHz; do not flash {rep.bitstream} (try fewer lanes, "
+              f"--freq, or another --seed)", file=sys.stderr)
+        return 1
+    return 0
