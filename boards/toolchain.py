@@ -324,13 +324,16 @@ def parse_report(family: str, report_json: dict | None, log_text: str) -> BuildR
 
 def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int = 1,
               pack: bool = True, timeout: float | None = None, verbose: bool = False,
-              synth_opts: str | None = None) -> BuildReport:
+              synth_opts: str | None = None,
+              script_after_read: str | None = None) -> BuildReport:
     """Synthesise, place and route ``design`` for ``board_`` in ``build_dir``; pack if ``pack``.
 
     ``design`` must create its own ``sync`` domain (see :class:`lifgate.boards.pll.BoardClock`)
     and the clock constraint nextpnr should work for. nextpnr runs with
     ``--timing-allow-fail`` so that a design that misses timing is still reported (the caller
     decides what a miss means). Raises :class:`ToolchainError` if a tool fails.
+    ``synth_opts`` replaces the default options of ``synth_<family>``; ``script_after_read``
+    (Yosys commands) runs between reading the design and synthesis.
     """
     platform = board_.platform()
     family = board_.family
@@ -341,7 +344,9 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
         synth = synth_opts if synth_opts is not None else "-dsp -spram"
     else:
         synth = synth_opts if synth_opts is not None else ""
-    plan = platform.prepare(design, name=name, synth_opts=synth, nextpnr_opts=nextpnr_opts)
+    extra = {} if script_after_read is None else {"script_after_read": script_after_read}
+    plan = platform.prepare(design, name=name, synth_opts=synth, nextpnr_opts=nextpnr_opts,
+                            **extra)
     plan.extract(str(build_dir))
     env = yowasp_env(family)
     script = build_dir / f"build_{name}.sh"

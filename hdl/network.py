@@ -200,17 +200,29 @@ class Network(wiring.Component):
         done = Signal()
         m.d.sync += done.eq(0)
         m.d.comb += self.done.eq(done)
+        # The strobes to the arrays and synapses come from registers, set on the way into the
+        # state that sends them: decoding them from the FSM state fed the state decode straight
+        # into the arrays' control logic (the UP5K build's critical path).
+        launch = Signal(L)  # launch[n]: high in state LAUNCH{n}
+        clear = Signal()  # high in state CLEAR
+        m.d.sync += [launch.eq(0), clear.eq(0)]
+        m.d.comb += [arr.clear.eq(clear) for arr in arrays]
+        for n in range(L):
+            m.d.comb += [arrays[n].start.eq(launch[n]), self.synapses[n].start.eq(launch[n])]
 
         with m.FSM(name="net"):
             with m.State("IDLE"):
                 with m.If(self.clear):
-                    m.d.comb += [arr.clear.eq(1) for arr in arrays]
-                    m.d.sync += step.eq(0)
+                    m.d.sync += [clear.eq(1), step.eq(0)]
                     m.next = "CLEAR"
                 with m.Elif(self.start):
                     m.d.sync += remaining.eq(self.steps)
                     m.next = "CHECK"
             with m.State("CLEAR"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "CLEAR_ARRAYS"
+            with m.State("CLEAR_ARRAYS"):
+                # The arrays are busy from the clock after their strobe.
                 m.d.comb += self.busy.eq(1)
                 m.next = "CLEAR_WAIT"
             with m.State("CLEAR_WAIT"):
@@ -224,14 +236,11 @@ class Network(wiring.Component):
                     m.d.sync += done.eq(1)
                     m.next = "IDLE"
                 with m.Else():
+                    m.d.sync += launch[0].eq(1)
                     m.next = "LAUNCH0"
             for n in range(L):
                 with m.State(f"LAUNCH{n}"):
-                    m.d.comb += [
-                        self.busy.eq(1),
-                        arrays[n].start.eq(1),
-                        self.synapses[n].start.eq(1),
-                    ]
+                    m.d.comb += self.busy.eq(1)
                     m.next = f"RUN{n}"
                 with m.State(f"RUN{n}"):
                     m.d.comb += self.busy.eq(1)
@@ -256,6 +265,7 @@ class Network(wiring.Component):
                     with m.If(self.s_stream.ready):
                         m.d.sync += valid.eq(0)
                         if n + 1 < L:
+                            m.d.sync += launch[n + 1].eq(1)
                             m.next = f"LAUNCH{n + 1}"
                         else:
                             m.d.sync += [step.eq(step + 1), remaining.eq(remaining - 1)]

@@ -47,7 +47,7 @@ class Synapse(wiring.Component):
     ``x[i]`` (an AND for 1-bit inputs) and accumulates it exactly (``acc_width`` bits, so the
     order does not matter and nothing wraps); the sum is saturated to ``i_width`` and offered on
     ``i_stream``. The next address starts once the beat has been taken. One address takes
-    ``inputs + 3`` clocks without backpressure.
+    ``inputs + 4`` clocks without backpressure (read, weight register, product, accumulate).
 
     Parameters
     ----------
@@ -109,7 +109,7 @@ class Synapse(wiring.Component):
         })
 
     #: Clocks per address without backpressure, beyond the ``inputs`` reads.
-    overhead = 3
+    overhead = 4
 
     def elaborate(self, platform):
         m = Module()
@@ -154,24 +154,46 @@ class Synapse(wiring.Component):
                         m.d.sync += a.eq(a + 1)
                         m.next = "RUN"
 
-        # Stage 1: the weight row is read; the input value and the flags follow it.
+        # The input x[i] is selected in two registered halves (a group of S = 2^k inputs by the
+        # high bits of i, then one of the group by the low bits): one n-to-1 multiplexer in a
+        # single stage was the UP5K build's critical path (42 MHz, bench/bench_network_fpga.py).
+        k = ceil_log2(n) // 2
+        S = 1 << k
+        G = -(-n // S)
+        xs = [self.x[j] for j in range(n)] + [Const(0, self.x_width)] * (G * S - n)
+        groups = [Cat(xs[g * S:(g + 1) * S]) for g in range(G)]
+        # Stage 1: the weight row is read; the flags and the input's group follow it.
         v1, first1, last1 = Signal(), Signal(), Signal()
-        x1 = Signal(self.x_width)
+        xg1 = Signal(S * self.x_width)
         m.d.sync += [
             v1.eq(issue), first1.eq(i == 0), last1.eq(last_i),
-            x1.eq(Array(self.x[k] for k in range(n))[i] if n > 1 else self.x[0]),
+            xg1.eq(Array(groups)[i >> k] if G > 1 else groups[0]),
         ]
-        # Stage 2: products.
+        low1 = Signal(range(max(2, S)))
+        if k:
+            m.d.sync += low1.eq(i[:k])
+        # Stage 2: the weights are registered (a block RAM's output straight into a multiplier
+        # was the critical path: 67 MHz on the ECP5-85F, bench/bench_network_fpga.py), and the
+        # input is picked out of its group.
+        vw, firstw, lastw = Signal(), Signal(), Signal()
+        xw = Signal(self.x_width)
+        wreg = Signal.like(rd.data, name="wreg")
+        elems = [xg1[e * self.x_width:(e + 1) * self.x_width] for e in range(S)]
+        m.d.sync += [
+            vw.eq(v1), firstw.eq(first1), lastw.eq(last1), wreg.eq(rd.data),
+            xw.eq(Array(elems)[low1] if S > 1 else elems[0]),
+        ]
+        # Stage 3: products.
         v2, first2, last2 = Signal(), Signal(), Signal()
-        m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1)]
+        m.d.sync += [v2.eq(vw), first2.eq(firstw), last2.eq(lastw)]
         prods = []
         for p in range(P):
-            w = rd.data[p]
-            prod = Mux(x1[0], w, 0) if self.x_width == 1 else w * x1
+            w = wreg[p]
+            prod = Mux(xw[0], w, 0) if self.x_width == 1 else w * xw
             r = Signal(signed(self.w_width + self.x_width), name=f"prod{p}")
             m.d.sync += r.eq(prod)
             prods.append(r)
-        # Stage 3: accumulate (exact); the beat is valid once the last product is in.
+        # Stage 4: accumulate (exact); the beat is valid once the last product is in.
         m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
         for p in range(P):
             acc = Signal(signed(A), name=f"acc{p}")

@@ -9,7 +9,9 @@ compared with :func:`lifgate.golden.synapse.simulate_network`.
 
 This module is also the cocotb test module (``test_network``): the job travels in a JSON file
 named by ``LIFGATE_NET_JOB``; results go to ``LIFGATE_NET_RESULTS`` (one JSON line per sample).
-Python is woken per write, per record and per sample, never per idle clock.
+Python is woken per write, per record and per sample, never per idle clock. An X or Z on a
+record's payload, or on ``busy``, ``done`` or ``s_stream.valid`` after a run, fails the session
+(Icarus is 4-state; ``/work/shared/NOTES.md``).
 """
 
 from __future__ import annotations
@@ -200,7 +202,10 @@ if cocotb is not None and os.environ.get("LIFGATE_NET_JOB"):
             while True:
                 await RisingEdge(dut.s_stream__valid)
                 await ReadOnly()
-                word = dut.s_stream__payload.value.to_unsigned()
+                payload = dut.s_stream__payload.value
+                if not payload.is_resolvable:  # Icarus is 4-state: an X must not pass as 0
+                    raise AssertionError(f"s_stream payload has X/Z bits: {payload}")
+                word = payload.to_unsigned()
                 layer = word & ((1 << lw) - 1)
                 step = (word >> lw) & ((1 << sw) - 1)
                 bits = (word >> (lw + sw)) & ((1 << nmax) - 1)
@@ -232,6 +237,10 @@ if cocotb is not None and os.environ.get("LIFGATE_NET_JOB"):
                 await RisingEdge(dut.done)
                 await FallingEdge(dut.clk)
                 cycles = int((get_sim_time("ns") - t0) // CLOCK_NS)
+                for port in ("busy", "done", "s_stream__valid"):
+                    value = getattr(dut, port).value
+                    if not value.is_resolvable:
+                        raise AssertionError(f"output {port} is {value} after a run")
                 f.write(json.dumps({"records": records, "cycles": cycles}) + "\n")
                 f.flush()
                 records.clear()

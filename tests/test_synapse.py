@@ -55,6 +55,9 @@ def run_synapse(weights, xs, *, lanes, w_width, x_width, i_width, ready_pattern=
     (2, 1, 4, 6, 12, 4),     # i_width narrow: saturates often
     (3, 3, 6, 8, 7, 6),      # multi-bit inputs
     (4, 5, 8, 16, 9, 8),
+    (1, 1, 8, 16, 1, 2),     # the input selection's edge cases: 1, 2 and 64 inputs
+    (2, 2, 8, 16, 2, 4),
+    (1, 5, 8, 16, 64, 2),
 ])
 def test_synapse_matches_golden(lanes, x_width, w_width, i_width, inputs, outputs):
     rng = np.random.default_rng(inputs * 100 + lanes)

@@ -3,8 +3,11 @@
 Each benchmark is a module ``bench/bench_<name>.py`` with ``main(argv) -> int`` that parses
 its own options (all of them take ``--json`` and ``--quick``). ``lifgate bench golden`` runs
 ``bench_golden`` (the golden model, and Brian2 when available), ``lifgate bench sim`` runs
-``bench_sim`` if it exists, ``lifgate bench all`` runs every one found. Options after the
-name go to the benchmark: ``lifgate bench golden --neurons 10000 --profile``.
+``bench_sim`` if it exists, ``lifgate bench resources`` the FPGA builds of the array and board
+tops, ``lifgate bench network_fpga`` those of the digits network (synaptic operations per
+second beside neuron updates per second), ``lifgate bench all`` every one found. Options after
+the name go to the benchmark: ``lifgate bench golden --neurons 10000 --profile``,
+``lifgate bench network_fpga --markdown docs/resources.md``.
 """
 
 from __future__ import annotations
@@ -62,8 +65,9 @@ def run(args) -> int:
     if args.list:
         if not found:
             print(f"no benchmarks found in {bench_dir()}")
+        width = max(map(len, found), default=0) + 2
         for name, path in found.items():
-            print(f"{name:<12}{path}")
+            print(f"{name:<{width}}{path}")
         return 0
     if not found:
         raise UsageError(
