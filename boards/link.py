@@ -406,6 +406,9 @@ class HostLink(wiring.Component):
     current_ram : str
         ``"memory"``: the input currents are an Amaranth memory (block RAM); ``"spram"``:
         iCE40 UltraPlus ``SB_SPRAM256KA`` instances (see :class:`CurrentMemory`).
+    array_options : dict, optional
+        Structural options of the :class:`~lifgate.hdl.array.LIFArray` (``pipeline``,
+        ``lanes_per_enable``); they change its size and speed, not its behaviour.
 
     Members
     -------
@@ -419,7 +422,7 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, features: Features, *, divisor: int, timeout: int,
-                 current_ram: str = "memory"):
+                 current_ram: str = "memory", array_options: dict | None = None):
         if not isinstance(features, Features):
             raise TypeError(f"Features must be a Features, not {features!r}")
         lanes = features.shape.lanes
@@ -433,6 +436,7 @@ class HostLink(wiring.Component):
         if current_ram not in ("memory", "spram"):
             raise ValueError(f"Current RAM must be 'memory' or 'spram', not {current_ram!r}")
         self.current_ram = current_ram
+        self.array_options = dict(array_options or {})
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
@@ -455,7 +459,8 @@ class HostLink(wiring.Component):
         m.submodules.uart_tx = utx = UARTTx(divisor=self.divisor)
         m.submodules.frx = frx = FrameRx(max_payload=f.max_payload, timeout=self.timeout)
         m.submodules.ftx = ftx = FrameTx()
-        m.submodules.array = array = LIFArray(shape, membrane=f.membrane, noise=f.noise)
+        m.submodules.array = array = LIFArray(shape, membrane=f.membrane, noise=f.noise,
+                                              **self.array_options)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.stream, frx.byte)
         wiring.connect(m, ftx.tx, utx.stream)

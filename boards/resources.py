@@ -66,16 +66,19 @@ class ArrayHarness(Elaboratable):
         Clock of the ``sync`` domain in Hz (a PLL from the board clock).
     membrane : bool
         Build the array's membrane readback (the harness folds it into the XOR tree too).
+    noise : bool
+        Build the array's noise source.
     """
 
     def __init__(self, *, board: Board, shape: ArrayShape, frequency: float,
-                 membrane: bool = False):
+                 membrane: bool = False, noise: bool = True):
         self.board = board
         self.shape = shape
         self.clock = BoardClock(frequency=frequency, family=board.family,
                                 f_in=board.platform().default_clk_frequency,
                                 define_domain=False)
         self.membrane = membrane
+        self.noise = noise
 
     def elaborate(self, platform):
         from lifgate.hdl.array import LIFArray
@@ -83,7 +86,10 @@ class ArrayHarness(Elaboratable):
         m = Module()
         m.domains.sync = ClockDomain("sync")
         m.submodules.clock = self.clock
-        m.submodules.array = array = LIFArray(self.shape, membrane=self.membrane)
+        lpe = self.board.lanes_per_enable
+        m.submodules.array = array = LIFArray(
+            self.shape, membrane=self.membrane, noise=self.noise, pipeline=self.board.pipeline,
+            lanes_per_enable=None if lpe is None else min(lpe, self.shape.lanes))
         uart = platform.request("uart", 0, dir="-")
         m.submodules.pin_in = pin_in = io.Buffer("i", uart.rx)
         m.submodules.pin_out = pin_out = io.Buffer("o", uart.tx)
@@ -93,8 +99,10 @@ class ArrayHarness(Elaboratable):
         m.submodules.sync_in = FFSynchronizer(pin_in.i, sin)
 
         # Control inputs: one long shift register fed by the pin.
-        controls = [Value.cast(array.param_data), array.param_group, array.noise_seed,
-                    array.noise_gain, array.steps]
+        controls = [Value.cast(array.param_data), array.param_group]
+        if array.noise:
+            controls += [array.noise_seed, array.noise_gain]
+        controls.append(array.steps)
         width = sum(len(c) for c in controls) + 6
         chain = Signal(width)
         m.d.sync += chain.eq(Cat(sin, chain[:-1]))
@@ -140,12 +148,16 @@ class ArrayHarness(Elaboratable):
 
 def measure(board: Board, shape: ArrayShape, build_dir, *, design: str = "array",
             frequency_mhz: float | None = None, seed: int = 1, pack: bool = False,
-            membrane: bool | None = None, **top_kwargs) -> BuildReport:
-    """Build ``design`` (``array`` or ``top``) for ``board`` and return nextpnr's figures."""
+            membrane: bool | None = None, noise: bool = True, **top_kwargs) -> BuildReport:
+    """Build ``design`` (``array`` or ``top``) for ``board`` and return nextpnr's figures.
+
+    ``noise`` (the array's noise source) applies to the ``array`` design; the board top always
+    has it.
+    """
     freq = (board.goal_mhz if frequency_mhz is None else frequency_mhz) * 1e6
     if design == "array":
         top = ArrayHarness(board=board, shape=shape, frequency=freq,
-                           membrane=bool(membrane))
+                           membrane=bool(membrane), noise=noise)
     elif design == "top":
         from lifgate.boards.top import BoardTop
 

@@ -72,6 +72,13 @@ class Board:
     build_lanes, build_mhz : int, float
         Defaults of ``lifgate build``: a board top that fits and meets timing today
         (``docs/resources.md``); the goals above are what ``lifgate resources`` measures.
+    lanes_per_enable : int or None
+        :class:`~lifgate.hdl.array.LIFArray`'s ``lanes_per_enable`` on this board: ``None``
+        on the UP5K (every cell counts; its 8 lanes are close together), a copy of the
+        pipeline enable per lane on the ECP5-85F (32 lanes spread over the die).
+    pipeline : str
+        :class:`~lifgate.hdl.array.LIFArray`'s pipeline profile: ``compact`` on the UP5K (a
+        register costs a logic cell there), ``deep`` on the ECP5-85F (for its 100 MHz goal).
     """
 
     name: str
@@ -85,6 +92,8 @@ class Board:
     programmer: str
     build_lanes: int
     build_mhz: float
+    lanes_per_enable: int | None = None
+    pipeline: str = "deep"
 
     def platform(self):
         if self.name == "icebreaker":
@@ -102,9 +111,9 @@ class Board:
 
 BOARDS = {
     "icebreaker": Board("icebreaker", "ice40", 48.0, 4096, 8, 1, ("shift", "const"),
-                        "bin", "iceprog", 4, 30.0),
+                        "bin", "iceprog", 4, 30.0, None, "compact"),
     "ulx3s-85f": Board("ulx3s-85f", "ecp5", 100.0, 65536, 32, 1, ("shift", "mult", "const"),
-                       "bit", "openFPGALoader", 32, 65.0),
+                       "bit", "openFPGALoader", 32, 65.0, 1, "deep"),
 }
 
 

@@ -66,9 +66,12 @@ class BoardTop(Elaboratable):
         # the EBRs hold the array's state.
         spram = (board.family == "ice40" and shape.i_width % 4 == 0
                  and shape.depth <= 16384 and shape.lanes * shape.i_width <= 64)
+        lpe = board.lanes_per_enable
         self.link = HostLink(self.features, divisor=divisor,
                              timeout=max(2, int(freq * timeout_s)),
-                             current_ram="spram" if spram else "memory")
+                             current_ram="spram" if spram else "memory",
+                             array_options={"pipeline": board.pipeline, "lanes_per_enable":
+                                            None if lpe is None else min(lpe, shape.lanes)})
 
     def elaborate(self, platform):
         m = Module()
@@ -162,11 +165,13 @@ def _spram_model() -> str:
 
 
 def build_sim_top(features: Features, *, sim: str, build_dir, divisor: int = 8,
-                  timeout: int = 4000, current_ram: str = "memory") -> SimTop:
+                  timeout: int = 4000, current_ram: str = "memory",
+                  array_options: dict | None = None) -> SimTop:
     """Write ``board_top.v`` (a :class:`HostLink`) and build it for ``sim``.
 
     With ``current_ram="spram"`` the input currents live in ``SB_SPRAM256KA`` instances
     (as on the iCEBreaker), simulated with Yosys' own model of the primitive.
+    ``array_options`` go to the array (see :class:`HostLink`).
     """
     from amaranth.back import verilog
     from lifgate.sim.runner import (
@@ -178,7 +183,8 @@ def build_sim_top(features: Features, *, sim: str, build_dir, divisor: int = 8,
 
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    link = HostLink(features, divisor=divisor, timeout=timeout, current_ram=current_ram)
+    link = HostLink(features, divisor=divisor, timeout=timeout, current_ram=current_ram,
+                    array_options=array_options)
     text = verilog.convert(link, name=TOPLEVEL, emit_src=False)
     if current_ram == "spram":
         text += "\n" + _spram_model()

@@ -18,6 +18,7 @@ from lifgate.config import ArrayShape, Config, LeakMode, ResetMode, param_layout
 __all__ = [
     "LATENCY",
     "LIFArray",
+    "PIPELINES",
     "LeakModeHW",
     "ResetModeHW",
     "addr_width",
@@ -48,8 +49,9 @@ LeakModeHW = _mirror("LeakModeHW", LeakMode, _WIDTHS["leak_mode"])
 #: Reset mode field of a parameter set; mirrors :class:`lifgate.config.ResetMode`.
 ResetModeHW = _mirror("ResetModeHW", ResetMode, _WIDTHS["reset_mode"])
 
-#: Pipeline latency: clocks from the clock an update is issued (its address presented to the
-#: state memory) to the clock its beat is valid on ``o_stream``, when nothing stalls.
+#: Pipeline latency of the default (``deep``) pipeline: clocks from the clock an update is
+#: issued (its address presented to the state memory) to the clock its beat is valid on
+#: ``o_stream``, when nothing stalls. An instance's ``latency`` is that of its pipeline.
 LATENCY = 9
 # Stages (clocks after issue) of the datapath.
 _S_CMP = 2  # threshold compare (the state read in stage 1 is registered first)
@@ -57,6 +59,18 @@ _S_X = 4  # r written back; d = h - v_rest
 _S_SHIFT = 5  # barrel shifter / multiplier; the noise product is ready
 _S_LEAK = 6  # leak; the update takes its current from i_stream
 assert LATENCY == _S_LEAK + 3
+
+#: The pipeline profiles: for each, which of the register boundaries between logical stages
+#: ``k`` and ``k + 1`` (``k = 1 .. 8``) are real registers. ``deep`` registers all of them
+#: (latency 9, the fastest clock); ``compact`` merges stage 2 into 1: the compares work on
+#: the block RAM's own output register. Latency 8 and ``W + R`` fewer flip-flops per lane,
+#: which matters on an iCE40, where a register that carries no logic costs a whole logic
+#: cell. (Merging more stages saves more cells but, measured on a full UP5K, costs more clock
+#: than it gives: see docs/resources.md.)
+PIPELINES = {
+    "deep": (True,) * 8,
+    "compact": (False, True, True, True, True, True, True, True),
+}
 
 _SIGNED_FIELDS = ("v_th", "v_reset", "v_rest", "v_init", "bias")
 
@@ -185,15 +199,17 @@ class LIFArray(wiring.Component):
     by the neuron's group), one register set shared by all lanes when ``G == 1``.
 
     Pipeline. A run of ``steps`` timesteps issues, per step, the addresses ``0 .. D-1`` in
-    order, one per clock, to all lanes at once; each update then moves through :data:`LATENCY`
-    (9) register stages, so each lane retires one neuron update per clock:
+    order, one per clock, to all lanes at once; each update then moves through ``latency``
+    (9 with the default ``deep`` pipeline) register stages, so each lane retires one neuron
+    update per clock:
 
     =====  =====================================================================================
     stage  work (in the clock the update spends there)
     =====  =====================================================================================
     0      issue: address to the ``v`` and ``r`` memories (and the group to the parameter
            memory, read a clock later)
-    1      ``v``, ``r`` as read are registered (block RAM outputs are slow to route)
+    1      ``v``, ``r`` as read are registered (block RAM outputs are slow to route); the
+           ``compact`` pipeline has no such register: its stage 2 works on the read data
     2      ``v >= v_th``, ``v - v_th``, ``r != 0``, ``r - 1``, ``r > 1``
     3      refractory, threshold, reset: spike, ``h``, ``r'``, hold (``r' > 0``)
     4      ``r'`` written back; ``x = h - v_rest`` (SHIFT, MULT) or ``c`` (CONST)
@@ -208,13 +224,15 @@ class LIFArray(wiring.Component):
     =====  =====================================================================================
 
     Only the leak modes in ``shape.leak_modes`` are built. An update issued in clock ``c`` is
-    valid on ``o_stream`` in clock ``c + LATENCY`` if nothing stalls.
+    valid on ``o_stream`` in clock ``c + latency`` if nothing stalls (``latency`` is 9,
+    :data:`LATENCY`, for the ``deep`` pipeline and 8 for the ``compact`` one; the stage
+    numbers above are those of ``deep``).
 
     Between timesteps the pipeline drains: the first address of step ``t + 1`` is issued only
     after the last beat of step ``t`` has left ``o_stream``. Every ``v``/``r`` write of a step
     therefore lands before any read of the next one, so no read-after-write forwarding is
     needed, whatever ``D`` and however long a stall. Without backpressure a step takes
-    ``D + LATENCY + 2`` clocks, a run of ``T`` steps ``T * (D + LATENCY + 2) + 2`` clocks from
+    ``D + latency + 2`` clocks, a run of ``T`` steps ``T * (D + latency + 2) + 2`` clocks from
     the ``start`` strobe to ``done``, and a clear ``D + 3`` clocks from the ``clear`` strobe to
     ``done``.
 
@@ -234,6 +252,19 @@ class LIFArray(wiring.Component):
     noise : bool
         Build the noise source. Without it the ``noise_seed`` and ``noise_gain`` ports do not
         exist and ``z = 0`` (the same as ``gain = 0``); saves one 10 x 16 multiplier per lane.
+    lanes_per_enable : int or None
+        Structure only, no change in behaviour: the pipeline enable ``ce`` is computed once
+        for the control logic and once more for every ``lanes_per_enable`` lanes, each copy
+        from its own copies of the two registers it depends on, so that no net has to reach
+        every pipeline register of the array (on a large FPGA that fan-out, not logic, limits
+        the clock). ``None`` (the default): all lanes share the control logic's enable, the
+        smallest design. The copies form separate feedback loops, so synthesis does not merge
+        them back.
+    pipeline : str
+        Structure only, no change in behaviour: ``"deep"`` (the default) registers every stage
+        of the table above, latency 9; ``"compact"`` (:data:`PIPELINES`) merges stages 1-3 and
+        5-6, latency 6, for small FPGAs where registers cost cells and the clock is slower.
+        The instance's ``latency`` attribute is the latency of the profile built.
 
     Members
     -------
@@ -269,11 +300,24 @@ class LIFArray(wiring.Component):
         Results: per step, one beat per address in order (``step``, ``addr``, ``spikes``, ``v``).
     """
 
-    def __init__(self, config, *, membrane: bool = True, noise: bool = True):
+    def __init__(self, config, *, membrane: bool = True, noise: bool = True,
+                 lanes_per_enable: int | None = None, pipeline: str = "deep"):
         shape = _shape_of(config)
+        if pipeline not in PIPELINES:
+            raise ValueError(f"Pipeline must be one of {', '.join(map(repr, PIPELINES))}, "
+                             f"not {pipeline!r}")
+        if lanes_per_enable is not None and (
+                isinstance(lanes_per_enable, bool) or not isinstance(lanes_per_enable, int)
+                or not 1 <= lanes_per_enable <= shape.lanes):
+            raise TypeError(f"Lanes per enable must be None or an integer in "
+                            f"[1, {shape.lanes}] (the lanes), not {lanes_per_enable!r}")
         self._shape = shape
         self._membrane = membrane
         self._noise = noise
+        self._lanes_per_enable = shape.lanes if lanes_per_enable is None else lanes_per_enable
+        self._pipeline = pipeline
+        self._bounds = PIPELINES[pipeline]
+        self.latency = 1 + sum(self._bounds)
         super().__init__(lif_signature(shape, membrane=membrane, noise=noise))
 
     @property
@@ -288,7 +332,17 @@ class LIFArray(wiring.Component):
     def noise(self) -> bool:
         return self._noise
 
-    latency = LATENCY
+    @property
+    def lanes_per_enable(self) -> int:
+        return self._lanes_per_enable
+
+    @property
+    def pipeline(self) -> str:
+        return self._pipeline
+
+    def _phys(self, k: int) -> int:
+        """The clock (after issue) in which logical stage ``k`` of the table works."""
+        return 0 if k == 0 else 1 + sum(self._bounds[:k - 1])
 
     # ------------------------------------------------------------------------------------------
 
@@ -299,8 +353,10 @@ class LIFArray(wiring.Component):
         W, R, F = shape.v_width, shape.ref_width, shape.decay_frac
         AW = addr_width(shape)
         modes = set(shape.leak_modes)
-        L = LATENCY
-        IN = _S_LEAK
+        L = self.latency
+        phys = self._phys
+        IN = phys(_S_LEAK)
+        bounds = self._bounds
 
         # Control ------------------------------------------------------------------------------
 
@@ -338,8 +394,10 @@ class LIFArray(wiring.Component):
         restart = Signal()  # reset the address and group counters
         # A clear reads the parameter set of the address's group (as an update does: it is there
         # two clocks later) and writes v_init and r = 0 then.
-        clr_vld1, clr_vld = Signal(), Signal()
-        clr_addr1, clr_addr = Signal(AW, reset_less=True), Signal(AW, reset_less=True)
+        clr_vld1, clr_vld2 = Signal(), Signal()
+        clr_addr1, clr_addr2 = Signal(AW, reset_less=True), Signal(AW, reset_less=True)
+        clr_vld, clr_addr = ((clr_vld1, clr_addr1) if phys(_S_CMP) == 1 else
+                             (clr_vld2, clr_addr2))
 
         m.d.comb += [
             issue.eq(issuing & ce),
@@ -349,12 +407,34 @@ class LIFArray(wiring.Component):
         m.d.sync += [
             done.eq(0),
             clr_vld1.eq(clearing), clr_addr1.eq(addr),
-            clr_vld.eq(clr_vld1), clr_addr.eq(clr_addr1),
+            clr_vld2.eq(clr_vld1), clr_addr2.eq(clr_addr1),
         ]
+
+        vld_in_prev = vld[IN - 1] if IN > 1 else issue
+        # Copies of ce for groups of lanes (see `lanes_per_enable`). Each copy has its own
+        # copies of vld[L] and of wants_input, advanced exactly as those are (all copies of ce
+        # are equal in every clock), so each copy's net only reaches its own lanes.
+        lpe = self._lanes_per_enable
+        lane_ce = [ce] * P
+        lane_issue = [issue] * P
+        if lpe < P:
+            for c in range((P + lpe - 1) // lpe):
+                vl_c = Signal(name=f"vld{L}_c{c}")
+                wi_c = Signal(name=f"wants_input_c{c}")
+                ce_c = Signal(name=f"ce_c{c}")
+                m.d.comb += ce_c.eq(~(vl_c & ~self.o_stream.ready)
+                                    & ~(wi_c & ~self.i_stream.valid))
+                with m.If(ce_c):
+                    m.d.sync += [vl_c.eq(vld[L - 1]), wi_c.eq(vld_in_prev & input_en)]
+                with m.Elif(self.o_stream.ready):
+                    m.d.sync += vl_c.eq(0)
+                for p in range(c * lpe, min(P, (c + 1) * lpe)):
+                    lane_ce[p] = ce_c
+                    lane_issue[p] = issuing & ce_c
 
         with m.If(ce):
             m.d.sync += [vld[1].eq(issue), paddr[1].eq(addr)]
-            m.d.sync += wants_input.eq(vld[IN - 1] & input_en)
+            m.d.sync += wants_input.eq(vld_in_prev & input_en)
             for k in range(2, L + 1):
                 m.d.sync += [vld[k].eq(vld[k - 1]), paddr[k].eq(paddr[k - 1])]
         with m.Elif(self.o_stream.ready):
@@ -450,13 +530,21 @@ class LIFArray(wiring.Component):
 
         out_spikes = []
         out_v = []
+        central_ce = ce
         for p in range(P):
+            ce = lane_ce[p]
+
             def reg(shape_, name, _p=p):
                 return Signal(shape_, name=f"l{_p}_{name}", reset_less=True)
 
-            def stage(*pairs):
-                with m.If(ce):
-                    m.d.sync += [dst.eq(src) for dst, src in pairs]
+            def stage(k, *pairs, ce=ce):
+                # The values computed in logical stage k, into stage k + 1: registers, or
+                # wires when the profile merges the two stages.
+                if bounds[k - 1]:
+                    with m.If(ce):
+                        m.d.sync += [dst.eq(src) for dst, src in pairs]
+                else:
+                    m.d.comb += [dst.eq(src) for dst, src in pairs]
 
             # Parameter set of the update in stage k (k >= 2): par(k, name).
             if G == 1:
@@ -467,53 +555,54 @@ class LIFArray(wiring.Component):
                 m.submodules[f"params{p}"] = pmem
                 pw = pmem.write_port()
                 pr = pmem.read_port()
-                # The group of the update (or clear) in stage 1 is read; its set is there in
-                # stage 2, next to the registered state.
-                grp1 = reg(len(groups[p]), "grp1")
-                m.d.sync += grp1.eq(Mux(ce, groups[p], grp1))
+                # The group is read one clock before the update (or clear) reaches stage 2
+                # (S_CMP): its set is there next to the state.
+                if phys(_S_CMP) == 1:
+                    grp_rd = groups[p]
+                else:
+                    grp_rd = reg(len(groups[p]), "grp1")
+                    m.d.sync += grp_rd.eq(Mux(ce, groups[p], grp_rd))
                 m.d.comb += [
                     pw.addr.eq(self.param_group),
                     pw.data.eq(self.param_data),
                     pw.en.eq(pwe),
-                    pr.addr.eq(grp1),
+                    pr.addr.eq(grp_rd),
                     pr.en.eq(ce),
                 ]
                 par = self._param_pipe(m, ce, pr.data, p, first=_S_CMP)
 
-            vmem = Memory(shape=signed(W), depth=max(2, D), init=[])
-            rmem = Memory(shape=unsigned(R), depth=max(2, D), init=[])
-            m.submodules[f"v{p}"] = vmem
-            m.submodules[f"r{p}"] = rmem
-            v_rd, v_wr = vmem.read_port(), vmem.write_port()
-            r_rd, r_wr = rmem.read_port(), rmem.write_port()
+            v_rd, v_wr = self._state_memory(m, f"v{p}", signed(W))
+            r_rd, r_wr = self._state_memory(m, f"r{p}", unsigned(R))
             m.d.comb += [
-                v_rd.addr.eq(addr), v_rd.en.eq(issue),
-                r_rd.addr.eq(addr), r_rd.en.eq(issue),
+                v_rd.addr.eq(addr), v_rd.en.eq(lane_issue[p]),
+                r_rd.addr.eq(addr), r_rd.en.eq(lane_issue[p]),
             ]
 
             if self._noise:
                 gen = LaneNoise(lane=p)
                 m.submodules[f"noise{p}"] = gen
-                # Advanced as the update leaves stage S_CMP: its product is ready in S_SHIFT.
+                # Advanced product_latency clocks before the update reaches S_SHIFT, where its
+                # product is used.
+                adv = phys(_S_SHIFT) - gen.product_latency
+                assert adv >= 0
                 m.d.comb += [
                     gen.seed.eq(self.noise_seed),
                     gen.reseed.eq(reseed),
-                    gen.advance.eq(ce & vld[_S_CMP]),
+                    gen.advance.eq(ce & vld[adv] if adv else lane_issue[p]),
                     gen.ce.eq(ce),
                     gen.gain.eq(self.noise_gain),
                 ]
-                assert _S_CMP + gen.product_latency == _S_SHIFT
 
             # Stage 1: the state as read, registered (block RAM outputs are slow).
             v2, r2 = reg(signed(W), "v2"), reg(R, "r2")
-            stage((v2, v_rd.data), (r2, r_rd.data))
+            stage(1, (v2, v_rd.data), (r2, r_rd.data))
 
             # Stage 2 (S_CMP): compares and decrements.
             v_th = par(2, "v_th")
             v3, sub3, ge3 = reg(signed(W), "v3"), reg(signed(W + 1), "sub3"), reg(1, "ge3")
             refr3, rdec3, rmore3 = reg(1, "refr3"), reg(R, "rdec3"), reg(1, "rmore3")
             stage(
-                (v3, v2), (sub3, v2 - v_th), (ge3, v2 >= v_th),
+                2, (v3, v2), (sub3, v2 - v_th), (ge3, v2 >= v_th),
                 (refr3, r2.any()), (rdec3, r2 - 1), (rmore3, r2[1:].any()),
             )
 
@@ -531,15 +620,15 @@ class LIFArray(wiring.Component):
             hold = Mux(refr3, rmore3, fire & t_ref.any())
             s4, hold4, h4 = reg(1, "s4"), reg(1, "hold4"), reg(signed(W + 1), "h4")
             r4 = reg(R, "r4")
-            stage((s4, fire), (hold4, hold), (h4, h), (r4, r_next))
+            stage(3, (s4, fire), (hold4, hold), (h4, h), (r4, r_next))
 
             # Stage 4 (S_X): write r back. x = h - v_rest (SHIFT, MULT) or c (CONST).
             # SHIFT and CONST share one datapath: leak(h) = h - floor((t + 1) / 2) with
             # t = (2 x) >> k, where CONST uses x = c and k = 0 (so t = 2 c, leak = h - c).
             m.d.comb += [
-                r_wr.addr.eq(Mux(clr_vld, clr_addr, paddr[_S_X])),
+                r_wr.addr.eq(Mux(clr_vld, clr_addr, paddr[phys(_S_X)])),
                 r_wr.data.eq(Mux(clr_vld, 0, r4)),
-                r_wr.en.eq(clr_vld | vld[_S_X]),
+                r_wr.en.eq(clr_vld | vld[phys(_S_X)]),
             ]
             mode = par(4, "leak_mode")
             is_const = self._is_mode(mode, LeakMode.CONST)
@@ -563,7 +652,7 @@ class LIFArray(wiring.Component):
                 bias_k_expr = (par(4, "bias") << 8) - off510
                 bias_k5 = reg(bias_k_expr.shape(), "bias_k5")
                 pairs.append((bias_k5, bias_k_expr))
-            stage(*pairs)
+            stage(4, *pairs)
 
             # Stage 5 (S_SHIFT): t = (2 x) >> k (0 when held: the leak is then h itself);
             # MULT: x * D; bias + z.
@@ -585,7 +674,7 @@ class LIFArray(wiring.Component):
                 pairs.append((bz6, bz))
             else:
                 bz6 = par(6, "bias")
-            stage(*pairs)
+            stage(5, *pairs)
 
             # Stage 6 (S_LEAK, the input stage): the leak (h when held); i + bias + z (0 when
             # held), i from i_stream. SHIFT and MULT leak values lie between h and v_rest,
@@ -604,16 +693,17 @@ class LIFArray(wiring.Component):
             cur = Mux(input_en, self.i_stream.payload[p], 0)
             izb = cur + bz6
             s7, lk7, izb7 = reg(1, "s7"), reg(signed(W + 2), "lk7"), reg(izb.shape(), "izb7")
-            stage((s7, s6), (lk7, lk), (izb7, Mux(hold6, 0, izb)))
+            stage(6, (s7, s6), (lk7, lk), (izb7, Mux(hold6, 0, izb)))
 
             # Stage 7: sum.
             total = lk7 + izb7
             s8, tot8 = reg(1, "s8"), reg(total.shape(), "tot8")
-            stage((s8, s7), (tot8, total))
+            stage(7, (s8, s7), (tot8, total))
 
             # Stage 8: saturate.
             s9, v9 = reg(1, "s9"), reg(signed(W), "v9")
-            stage((s9, s8), (v9, _saturate(tot8, W)))
+            assert bounds[7], "v' is a register: it is written back and it is the beat"
+            stage(8, (s9, s8), (v9, _saturate(tot8, W)))
 
             # Stage 9: write v' back; the beat is on o_stream.
             m.d.comb += [
@@ -624,6 +714,7 @@ class LIFArray(wiring.Component):
             out_spikes.append(s9)
             out_v.append(v9)
 
+        ce = central_ce
         # The payload is forced to 0 while o_stream.valid is low: bubbles carry block RAM read
         # data that was never written (X in a 4-state simulator), and lifgate promises that no
         # output is X or Z after reset. It costs one AND gate per payload bit.
@@ -679,6 +770,43 @@ class LIFArray(wiring.Component):
                 out[p] = g
         return out
 
+    def _state_memory(self, m, name, shape_):
+        """A state memory of depth ``D``: ``(read port, write port)``.
+
+        With the ``compact`` pipeline the compares work straight on the memory's read data, so
+        the memory is built as slices of ``4096 // D`` bits (at least 1, the width of an iCE40
+        block RAM at that depth; 8 bits at ``D = 512``): a memory split by depth would need an
+        output multiplexer (and synthesis adds registers to keep it stable) where a memory
+        split by width needs none. The ``deep`` pipeline registers the read data first and
+        leaves the split to synthesis.
+        """
+        D = max(2, self._shape.depth)
+        width = Shape.cast(shape_).width
+        step = width if self._pipeline == "deep" else max(1, min(width, 4096 // D))
+        if step >= width:
+            mem = Memory(shape=shape_, depth=D, init=[])
+            m.submodules[name] = mem
+            return mem.read_port(), mem.write_port()
+        rd = types.SimpleNamespace(addr=Signal(range(D), name=f"{name}_raddr"),
+                                   en=Signal(name=f"{name}_ren"),
+                                   data=Signal(shape_, name=f"{name}_rdata"))
+        wr = types.SimpleNamespace(addr=Signal(range(D), name=f"{name}_waddr"),
+                                   en=Signal(name=f"{name}_wen"),
+                                   data=Signal(shape_, name=f"{name}_wdata"))
+        pieces = []
+        for k, lo in enumerate(range(0, width, step)):
+            w = min(step, width - lo)
+            mem = Memory(shape=unsigned(w), depth=D, init=[])
+            m.submodules[f"{name}_{k}"] = mem
+            r, wp = mem.read_port(), mem.write_port()
+            m.d.comb += [
+                r.addr.eq(rd.addr), r.en.eq(rd.en),
+                wp.addr.eq(wr.addr), wp.en.eq(wr.en), wp.data.eq(wr.data[lo:lo + w]),
+            ]
+            pieces.append(r.data)
+        m.d.comb += rd.data.eq(Cat(*pieces))
+        return rd, wr
+
     def _is_mode(self, mode, which: LeakMode):
         """``mode == which``, simplified when the shape builds fewer modes."""
         built = self._shape.leak_modes
@@ -700,6 +828,8 @@ class LIFArray(wiring.Component):
             if k == first:
                 return rd_data[name]
             key = (k, name)
+            if not self._bounds[k - 2]:
+                return par(k - 1, name)  # stages k - 1 and k are one clock
             if key not in cache:
                 prev = par(k - 1, name)
                 r = Signal(data.Layout.cast(param_struct(self._shape))[name].shape,

@@ -277,17 +277,18 @@ def golden_script(config: Config, script) -> list:
 
 def simulate_rtl(config: Config, script, *, membrane: bool = True, noise: bool = True,
                  ready: float = 1.0, valid: float = 1.0, seed: int = 0,
-                 vcd: str | None = None) -> list[RunResult]:
+                 vcd: str | None = None, **array_kwargs) -> list[RunResult]:
     """Run ``script`` on a fresh :class:`LIFArray` in Amaranth's simulator.
 
     ``script`` is a list of operations: ``("params", config)`` loads a configuration's
     parameters (the given ``config`` is loaded first anyway), ``("clear",)`` or
     ``("clear", config)`` clears with that configuration's noise settings, ``("gain", g)`` sets
     the noise gain without a clear, ``("run", steps)`` or ``("run", steps, currents)`` runs.
-    Returns one :class:`RunResult` per run.
+    Returns one :class:`RunResult` per run. ``array_kwargs`` go to :class:`LIFArray` (its
+    structural options, e.g. ``lanes_per_enable``).
     """
     shape = config.shape
-    dut = LIFArray(config, membrane=membrane, noise=noise)
+    dut = LIFArray(config, membrane=membrane, noise=noise, **array_kwargs)
     rng = np.random.default_rng(seed)
     results = []
 

@@ -74,7 +74,8 @@ class LaneNoise(wiring.Component):
     ce : ``In(1)``
         Pipeline enable: the ``c``, product and ``z`` registers load only when it is high.
     gain : ``In(16)``
-        Noise amplitude, 0 to 65535; keep it stable while updates are in flight.
+        Noise amplitude, 0 to 65535; keep it stable while updates are in flight (it is
+        registered under ``ce`` before use).
     product : ``Out(26)``
         ``(b0 + b1 + b2 + b3) * gain`` of the update whose ``advance`` was ``product_latency``
         enabled clocks ago.
@@ -138,10 +139,16 @@ class LaneNoise(wiring.Component):
         m.d.sync += offset510.eq((self.gain << 9) - (self.gain << 1))
         # Stage 3: z = floor((csum * gain - 510 * gain) / 256).
         z = Signal(signed(Z_WIDTH), reset_less=True)
+        # The gain, registered next to the multiplier: it is static during a run, and on a
+        # large FPGA the route from one gain register to every lane's multiplier is long. With
+        # a separate `ce` per lane the copies stay separate registers (see LIFArray's
+        # `lanes_per_enable`); with one `ce` synthesis merges them into one.
+        gain = Signal(16, reset_less=True)
         with m.If(self.ce):
             m.d.sync += [
+                gain.eq(self.gain),
                 csum.eq((x[0:8] + x[8:16]) + (x[16:24] + x[24:32])),
-                prod.eq(csum * self.gain),
+                prod.eq(csum * gain),
                 z.eq((prod - offset510) >> 8),
             ]
         m.d.comb += [self.product.eq(prod), self.z.eq(z)]

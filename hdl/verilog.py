@@ -17,7 +17,6 @@ import amaranth
 from amaranth.back import verilog as amaranth_verilog
 from amaranth.hdl import Shape
 from lifgate.hdl.array import (
-    LATENCY,
     LIFArray,
     addr_width,
     beat_layout,
@@ -107,11 +106,13 @@ def _header(shape: ArrayShape, dut: LIFArray, ports) -> str:
         ("step_width", shape.step_width),
         ("membrane", "yes" if dut.membrane else "no"),
         ("noise", "yes" if dut.noise else "no"),
+        ("pipeline", dut.pipeline),
+        ("lanes_per_enable", dut.lanes_per_enable),
     ]:
         lines.append(f"//   {name:<11} = {value}")
     lines += [
         f"// Derived: depth D = {shape.depth} addresses per lane, AW = {addr_width(shape)}, "
-        f"GW = {group_width(shape)}, pipeline latency L = {LATENCY} clocks.",
+        f"GW = {group_width(shape)}, pipeline latency L = {dut.latency} clocks.",
         "//",
         "// Ports (clock `clk`, synchronous active-high reset `rst`):",
     ]
@@ -134,21 +135,27 @@ def _header(shape: ArrayShape, dut: LIFArray, ports) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def generate_verilog(config, *, membrane: bool = True, noise: bool = True) -> str:
-    """The Verilog text of ``LIFArray(config, membrane=membrane, noise=noise)``, top ``lif_array``.
+def generate_verilog(config, *, membrane: bool = True, noise: bool = True,
+                     pipeline: str = "deep", lanes_per_enable: int | None = None) -> str:
+    """The Verilog text of ``LIFArray(config, ...)`` with these options, top ``lif_array``.
 
     ``config`` is a :class:`~lifgate.config.Config` or an :class:`~lifgate.config.ArrayShape`
     (only the shape matters). The text starts with a comment listing the shape and the ports.
+    ``pipeline`` and ``lanes_per_enable`` change the structure, never the behaviour (see
+    :class:`~lifgate.hdl.array.LIFArray`).
     """
     shape = _shape_of(config)
-    dut = LIFArray(shape, membrane=membrane, noise=noise)
+    dut = LIFArray(shape, membrane=membrane, noise=noise, pipeline=pipeline,
+                   lanes_per_enable=lanes_per_enable)
     text = amaranth_verilog.convert(dut, name=TOP, emit_src=False, strip_internal_attrs=True)
     return _header(shape, dut, port_list(text, dut.signature)) + text
 
 
-def write_verilog(config, path, *, membrane: bool = True, noise: bool = True) -> str:
+def write_verilog(config, path, *, membrane: bool = True, noise: bool = True,
+                  pipeline: str = "deep", lanes_per_enable: int | None = None) -> str:
     """Generate and write atomically to ``path`` (nothing is written if generation fails)."""
-    text = generate_verilog(config, membrane=membrane, noise=noise)
+    text = generate_verilog(config, membrane=membrane, noise=noise, pipeline=pipeline,
+                            lanes_per_enable=lanes_per_enable)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:

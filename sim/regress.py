@@ -111,24 +111,26 @@ class Report:
 
 def regress(sim: str, shape: ArrayShape, cases: list[SimCase], *, build_dir,
             membrane: bool = True, waves_dir=None, progress=None,
-            optimize: bool = True) -> Report:
+            optimize: bool = True, options: dict | None = None) -> Report:
     """Run ``cases`` on ``sim`` for ``shape``; see :class:`Report`.
 
     ``build_dir`` holds the model (reused when it is up to date); ``waves_dir`` receives one
     wave file (Icarus: FST via vvp, Verilator: VCD, Amaranth: VCD per case). ``optimize``:
-    see :func:`lifgate.sim.runner.build`.
+    see :func:`lifgate.sim.runner.build`. ``options``: structural options of ``LIFArray``
+    (``pipeline``, ``lanes_per_enable``), for every simulator.
     """
     if sim not in SIMS:
         raise ConfigError(f"parameter 'sim' must be one of {', '.join(SIMS)}, not {sim!r}")
     if sim == "amaranth":
         return _regress_amaranth(shape, cases, membrane=membrane, waves_dir=waves_dir,
-                                 progress=progress)
+                                 progress=progress, options=options)
     build_dir = Path(build_dir)
     waves = waves_dir is not None
-    key = runner.shape_key(shape, membrane) + ("-waves" if waves and sim == "verilator" else "")
+    key = runner.shape_key(shape, membrane, options)
+    key += "-waves" if waves and sim == "verilator" else ""
     t0 = time.perf_counter()
     model = runner.build(sim, shape, build_dir=build_dir / f"{sim}-{key}", membrane=membrane,
-                         waves=waves, optimize=optimize)
+                         waves=waves, optimize=optimize, options=options)
     t1 = time.perf_counter()
     wave_file = None
     if waves:
@@ -138,7 +140,7 @@ def regress(sim: str, shape: ArrayShape, cases: list[SimCase], *, build_dir,
     return Report(sim, shape, results, t1 - t0, t2 - t1, membrane)
 
 
-def _regress_amaranth(shape, cases, *, membrane, waves_dir, progress) -> Report:
+def _regress_amaranth(shape, cases, *, membrane, waves_dir, progress, options=None) -> Report:
     try:
         from lifgate.hdl.driver import simulate_rtl
     except ImportError:
@@ -175,7 +177,7 @@ def _regress_amaranth(shape, cases, *, membrane, waves_dir, progress) -> Report:
             runs = simulate_rtl(
                 config, [("clear",), *script], membrane=membrane,
                 ready=1 - case.ready_thresh / 256, valid=1 - case.gap_thresh / 256,
-                seed=case.lfsr_seed, vcd=vcd,
+                seed=case.lfsr_seed, vcd=vcd, **(options or {}),
             )
             base = 0
             for run, exp in zip(runs, expect, strict=True):

@@ -326,9 +326,11 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def shape_key(shape: ArrayShape, membrane: bool) -> str:
-    """A short, stable name for a compile-time shape, used for build folders."""
+def shape_key(shape: ArrayShape, membrane: bool, options: dict | None = None) -> str:
+    """A short, stable name for a compile-time shape (and LIFArray options), for build folders."""
     text = json.dumps(shape_dict(shape), sort_keys=True) + f"membrane={membrane}"
+    if options:
+        text += json.dumps(options, sort_keys=True)
     s = shape
     return (
         f"n{s.neurons}p{s.lanes}g{s.groups}w{s.v_width}i{s.i_width}"
@@ -346,6 +348,7 @@ def build(
     verilog: str | None = None,
     quiet: bool = True,
     optimize: bool = True,
+    options: dict | None = None,
 ) -> SimBuild:
     """Generate the Verilog of ``shape`` and build the harness around it on ``sim``.
 
@@ -371,6 +374,9 @@ def build(
     optimize : bool
         Verilator only: compile the model with ``-O2`` (fast to run, :data:`VERILATOR_OPT`);
         ``False`` compiles with ``-O0``, about 40 % less build time, for short test runs.
+    options : dict, optional
+        Structural options of :class:`~lifgate.hdl.array.LIFArray` (``pipeline``,
+        ``lanes_per_enable``) for ``generate_verilog``.
     """
     if isinstance(shape, Config):
         shape = shape.shape
@@ -385,7 +391,7 @@ def build(
     if verilog is None:
         from lifgate.hdl.verilog import generate_verilog
 
-        verilog = generate_verilog(shape, membrane=membrane)
+        verilog = generate_verilog(shape, membrane=membrane, **(options or {}))
     dut_file = build_dir / "lif_array.v"
     _write_if_changed(dut_file, verilog)
     layout, width = payload_layout(shape, membrane)

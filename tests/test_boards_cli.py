@@ -34,6 +34,7 @@ def run_cli(capsys, *argv):
     (["resources", "--board", "nope"], "parameter 'board'"),
     (["resources", "--board", "all", "--neurons", "0"], "parameter 'neurons'"),
     (["resources", "--design", "top", "--lanes", "6", "--neurons", "24"], "power of two"),
+    (["resources", "--design", "top", "--no-noise"], "--design array only"),
 ])
 def test_bad_arguments_fail_before_any_build(capsys, tmp_path, argv, needle):
     code, _, err = run_cli(capsys, *argv, *(["--build-dir", str(tmp_path)]))

@@ -33,6 +33,12 @@ from lifgate.config import (
 )
 
 
+@pytest.fixture(params=["deep", "compact"])
+def pipeline(request):
+    """Both pipeline profiles of LIFArray: same behaviour, different structure."""
+    return request.param
+
+
 def check(config, script, **kwargs):
     """Run ``script`` on the RTL and on the golden model; compare every run bit for bit."""
     rtl = simulate_rtl(config, script, **kwargs)
@@ -104,15 +110,15 @@ SHAPES = [
 
 
 @pytest.mark.parametrize("index", range(len(SHAPES)))
-def test_random_configs(index):
+def test_random_configs(index, pipeline):
     config, rng = random_config(100 + index, **SHAPES[index])
     cur = currents(rng, config.shape, 24, scale=0.5)
-    check(config, [("clear",), ("run", 24, cur)])
+    check(config, [("clear",), ("run", 24, cur)], pipeline=pipeline)
 
 
 @pytest.mark.parametrize("mode", list(LeakMode))
 @pytest.mark.parametrize("reset", list(ResetMode))
-def test_leak_and_reset_modes(mode, reset):
+def test_leak_and_reset_modes(mode, reset, pipeline):
     """Each mode built alone, with spikes, refractory periods and negative currents."""
     shape = ArrayShape(neurons=8, lanes=2, groups=4, v_width=10, i_width=9, ref_width=2,
                        decay_frac=7, leak_modes=(mode,))
@@ -123,11 +129,11 @@ def test_leak_and_reset_modes(mode, reset):
         params.append(dataclasses.replace(p, v_th=int(rng.integers(50, 200))))
     config = Config(shape=shape, params=tuple(params))
     cur = rng.integers(-40, 120, size=(30, 8))
-    _, ref = check(config, [("clear",), ("run", 30, cur)])
+    _, ref = check(config, [("clear",), ("run", 30, cur)], pipeline=pipeline)
     assert ref[0].spikes.any(), "the stimulus must make neurons spike"
 
 
-def test_mixed_groups_all_modes():
+def test_mixed_groups_all_modes(pipeline):
     """Every (leak mode, reset mode) pair in one array: the mode mux and the group counters
     with fewer neurons per group (2) than lanes (3)."""
     shape = ArrayShape(neurons=12, lanes=3, groups=6, v_width=12, i_width=10, ref_width=3,
@@ -137,10 +143,10 @@ def test_mixed_groups_all_modes():
         random_params(rng, shape, mode, reset) for mode in LeakMode for reset in ResetMode
     )
     config = Config(shape=shape, params=params, noise=NoiseParams(seed=99, gain=3000))
-    check(config, [("clear",), ("run", 25, currents(rng, shape, 25, 0.3))])
+    check(config, [("clear",), ("run", 25, currents(rng, shape, 25, 0.3))], pipeline=pipeline)
 
 
-def test_saturation_at_both_ends():
+def test_saturation_at_both_ends(pipeline):
     shape = ArrayShape(neurons=4, lanes=2, groups=2, v_width=8, i_width=12, ref_width=2,
                        leak_modes=("shift", "const"))
     hi = NeuronParams(v_th=127, v_reset=-128, v_rest=0, v_init=100, bias=127,
@@ -150,11 +156,11 @@ def test_saturation_at_both_ends():
     config = Config(shape=shape, params=(hi, lo))
     cur = np.tile([2047, 2047, -2048, -2048], (12, 1))
     cur[6:, :2] = -2048
-    _, ref = check(config, [("clear",), ("run", 12, cur)])
+    _, ref = check(config, [("clear",), ("run", 12, cur)], pipeline=pipeline)
     assert (ref[0].v == 127).any() and (ref[0].v == -128).any()
 
 
-def test_threshold_equality_and_subtract_below_range():
+def test_threshold_equality_and_subtract_below_range(pipeline):
     """v == v_th spikes; a negative v_th in SUBTRACT mode makes h = v - v_th leave the range."""
     shape = ArrayShape(neurons=4, lanes=1, groups=4, v_width=8, i_width=8, ref_width=2,
                        leak_modes=("const",))
@@ -169,12 +175,12 @@ def test_threshold_equality_and_subtract_below_range():
     config = Config(shape=shape, params=params)
     cur = np.zeros((10, 4), dtype=int)
     cur[0, 1] = 1  # 49 + 1 = 50 = v_th: spikes at step 1
-    _, ref = check(config, [("clear",), ("run", 10, cur)])
+    _, ref = check(config, [("clear",), ("run", 10, cur)], pipeline=pipeline)
     assert ref[0].spikes[0, 0] and ref[0].spikes[1, 1]
 
 
 @pytest.mark.parametrize("t_ref", ["zero", "one", "max"])
-def test_refractory_boundaries(t_ref):
+def test_refractory_boundaries(t_ref, pipeline):
     shape = ArrayShape(neurons=4, lanes=2, groups=2, v_width=10, i_width=10, ref_width=3,
                        leak_modes=("shift",))
     t = {"zero": 0, "one": 1, "max": shape.t_ref_max}[t_ref]
@@ -183,12 +189,12 @@ def test_refractory_boundaries(t_ref):
         NeuronParams(v_th=100, v_reset=-20, v_rest=5, leak=2, t_ref=t, reset_mode="subtract"),
     )
     config = Config(shape=shape, params=params)
-    _, ref = check(config, [("clear",), ("run", 30, np.full((30, 4), 60))])
+    _, ref = check(config, [("clear",), ("run", 30, np.full((30, 4), 60))], pipeline=pipeline)
     gaps = np.diff(np.flatnonzero(ref[0].spikes[:, 0]))
     assert gaps.size and gaps.min() >= t + 1
 
 
-def test_clear_mid_run_and_continue():
+def test_clear_mid_run_and_continue(pipeline):
     config, rng = random_config(5, gain=20000, neurons=12, lanes=4, groups=3, v_width=12,
                                 i_width=10, ref_width=3, decay_frac=9)
     shape = config.shape
@@ -201,38 +207,49 @@ def test_clear_mid_run_and_continue():
         ("run", 9, currents(rng, shape, 9, 0.3)),
         ("run", 3),  # input off
     ]
-    check(config, script)
+    check(config, script, pipeline=pipeline)
 
 
+@pytest.mark.parametrize("lanes_per_enable", [None, 1, 2])
 @pytest.mark.parametrize("ready,valid", [(0.3, 1.0), (1.0, 0.3), (0.5, 0.5)])
-def test_backpressure(ready, valid):
+def test_backpressure(ready, valid, lanes_per_enable, pipeline):
     """Random o_stream.ready and i_stream.valid gaps. D = 16 > LATENCY, so that stalls also
-    hit the first stages (and the noise generator) while the pipeline is full."""
-    config, rng = random_config(11, gain=5000, neurons=32, lanes=2, groups=4, v_width=12,
+    hit the first stages (and the noise generator) while the pipeline is full. With
+    ``lanes_per_enable`` every lane (or pair of lanes) runs on its own copy of the enable."""
+    config, rng = random_config(11, gain=5000, neurons=48, lanes=3, groups=4, v_width=12,
                                 i_width=10, ref_width=3, decay_frac=9)
     assert config.shape.depth > LATENCY
     check(config, [("clear",), ("run", 8, currents(rng, config.shape, 8, 0.4))],
-          ready=ready, valid=valid, seed=int(ready * 10 + valid * 100))
+          ready=ready, valid=valid, seed=int(ready * 10 + valid * 100),
+          lanes_per_enable=lanes_per_enable, pipeline=pipeline)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("bad", [0, 4, True, 1.0])
+def test_lanes_per_enable_checked(bad):
+    config, _ = random_config(11, neurons=48, lanes=3, groups=4, v_width=12, i_width=10)
+    with pytest.raises(TypeError, match=r"Lanes per enable must be None or an integer in \[1, 3\]"):
+        LIFArray(config, lanes_per_enable=bad)
 
 
 @pytest.mark.parametrize("gain", [1, 777, 65535])
-def test_noise(gain):
+def test_noise(gain, pipeline):
     config, rng = random_config(21, gain=gain, neurons=16, lanes=4, groups=2, v_width=16,
                                 i_width=12, ref_width=3, decay_frac=12)
     config = config.replace(params=tuple(dataclasses.replace(p, t_ref=0) for p in config.params))
-    _, ref = check(config, [("clear",), ("run", 20)])
+    _, ref = check(config, [("clear",), ("run", 20)], pipeline=pipeline)
     if gain == 65535:
         quiet = golden_script(config.replace(noise=NoiseParams(seed=1, gain=0)),
                               [("clear",), ("run", 20)])
         assert (quiet[0].v != ref[0].v).any(), "noise must change the membrane"
 
 
-def test_noise_gain_switched_on_without_clear():
+def test_noise_gain_switched_on_without_clear(pipeline):
     # The generators advance on every update whatever the gain (numerics.md "Noise"), so
     # turning the noise on after a quiet run continues the sequence where the hardware is.
     config, _ = random_config(22, gain=0, neurons=16, lanes=4, groups=2, v_width=16,
                               i_width=12, ref_width=3, decay_frac=12)
-    check(config, [("clear",), ("run", 3), ("gain", 3000), ("run", 3)])
+    check(config, [("clear",), ("run", 3), ("gain", 3000), ("run", 3)], pipeline=pipeline)
 
 
 def test_step_label_wraps():
@@ -323,11 +340,13 @@ def test_reset_then_clear_and_zero_steps():
     assert (bench.result[0] == ref.spikes).all() and (bench.result[1] == ref.v).all()
 
 
-def test_latency_and_cycle_counts():
+def test_latency_and_cycle_counts(pipeline):
     """The timing stated in LIFArray's docstring, in clocks (not wall time)."""
     depth, steps = 5, 3
     config, _ = random_config(2, neurons=2 * depth, lanes=2, groups=1, v_width=10)
-    dut = LIFArray(config)
+    dut = LIFArray(config, pipeline=pipeline)
+    latency = dut.latency
+    assert latency == {"deep": LATENCY, "compact": 8}[pipeline]
 
     async def bench(ctx):
         await load_params(ctx, dut, config)
@@ -351,8 +370,8 @@ def test_latency_and_cycle_counts():
                 first_valid = n
             await ctx.tick()
             n += 1
-        assert first_valid == 2 + LATENCY  # start -> LAUNCH -> first issue at clock 2
-        assert n == steps * (depth + LATENCY + 2) + 2
+        assert first_valid == 2 + latency  # start -> LAUNCH -> first issue at clock 2
+        assert n == steps * (depth + latency + 2) + 2
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -426,3 +445,19 @@ def test_lane_noise_matches_golden(lane):
         want_z.append(int((golden_noise.centered(x)[0] * gain) >> 8))
     assert bench.states == want_states
     assert bench.zs == want_z
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_pipeline_checked():
+    config, _ = random_config(1, neurons=4, lanes=2, groups=1, v_width=10)
+    with pytest.raises(ValueError, match="Pipeline must be one of 'deep', 'compact', not 'fast'"):
+        LIFArray(config, pipeline="fast")
+
+
+def test_compact_sliced_state_memories():
+    """D = 512: the compact pipeline splits v and r into 8-bit-wide memories (and v's last
+    slice is narrower than the others)."""
+    config, rng = random_config(31, gain=3000, neurons=1024, lanes=2, groups=2, v_width=13,
+                                i_width=10, ref_width=3, decay_frac=9)
+    cur = currents(rng, config.shape, 3, 0.4)
+    check(config, [("clear",), ("run", 3, cur)], pipeline="compact", ready=0.7, valid=0.8)

@@ -94,6 +94,23 @@ def test_lint_passes_with_waivers(tmp_path, shape_kw, membrane, noise):
     lint(path)
 
 
+def test_lint_passes_compact_and_replicated_enable(tmp_path):
+    """The structural variants (state memories sliced at D = 512) lint clean too."""
+    shape = ArrayShape(neurons=1024, lanes=2, groups=2, v_width=16, i_width=8)
+    path = tmp_path / "lif_array.v"
+    path.write_text(generate_verilog(shape, pipeline="compact", lanes_per_enable=1))
+    lint(path)
+
+
+def test_generate_options_in_header(tmp_path, capsys):
+    out = tmp_path / "out.v"
+    assert main(["generate", "--neurons", "8", "--lanes", "2", "--groups", "2",
+                 "--pipeline", "compact", "--lanes-per-enable", "1", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "//   pipeline    = compact" in text and "pipeline latency L = 8 clocks" in text
+    assert "//   lanes_per_enable = 1" in text
+
+
 def test_lint_reports_without_waivers(tmp_path):
     """The lint check can fail: without the waivers Verilator complains about this output."""
     path = tmp_path / "lif_array.v"
@@ -119,6 +136,7 @@ def test_every_waiver_says_why():
     (["--lanes", "65"], "'lanes'"),
     (["--leak-modes", "shift,bogus"], "'leak_modes'"),
     (["--config", "missing.json"], "missing.json"),
+    (["--lanes", "4", "--lanes-per-enable", "5"], "--lanes-per-enable"),
 ])
 def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys, args, needle):
     out = tmp_path / "out.v"

@@ -46,7 +46,18 @@ SHAPES = {
                    decay_frac=8, leak_modes=(LeakMode.SHIFT,)),
         False,
     ),
+    # The structure the iCE40 build uses (the compact pipeline, latency 8, the membrane
+    # memory cut into 30- and 2-bit slices at D = 136), with a copy of the pipeline enable per
+    # lane as the ECP5 build uses.
+    "compact": (
+        ArrayShape(neurons=272, lanes=2, groups=4, v_width=32, i_width=16, ref_width=3,
+                   decay_frac=12),
+        True,
+    ),
 }
+
+#: LIFArray's structural options per shape (default: none, the deep pipeline).
+OPTIONS = {"compact": {"pipeline": "compact", "lanes_per_enable": 1}}
 
 # (simulator, shape, random configurations): 22 random configurations on Icarus, 38 on
 # Verilator (whose runs cost little next to its builds).
@@ -54,7 +65,9 @@ PLAN = [
     ("icarus", "default", 8),
     ("icarus", "narrow", 8),
     ("icarus", "onelane-nomem", 6),
+    ("icarus", "compact", 2),
     ("verilator", "default", 20),
+    ("verilator", "compact", 8),
     ("verilator", "wide", 12),
     ("verilator", "narrow", 6),
 ]
@@ -102,7 +115,7 @@ def test_regression(sim, shape_name, configs, tmp_path, request):
     negative, want = _negative_case(shape)
     cases.append(negative)
     report = regress.regress(sim, shape, cases, build_dir=tmp_path, membrane=membrane,
-                             optimize=False)
+                             optimize=False, options=OPTIONS.get(shape_name))
     by_name = {r["name"]: r for r in report.results}
     neg = by_name.pop(negative.name)
     report.results = list(by_name.values())

@@ -42,6 +42,13 @@ def register(subparsers, summary):
                    help="leave out the membrane readback (the v field of o_stream)")
     p.add_argument("--no-noise", action="store_true",
                    help="leave out the noise source (no noise_seed/noise_gain ports)")
+    p.add_argument("--pipeline", choices=("deep", "compact"), default="deep",
+                   help="pipeline profile: deep (latency 9, fastest clock; default) or "
+                        "compact (latency 8, fewer registers, for iCE40-class FPGAs); "
+                        "same behaviour")
+    p.add_argument("--lanes-per-enable", type=int, default=None, metavar="K",
+                   help="a copy of the pipeline enable for every K lanes (1 to P; default: "
+                        "one for all), for large FPGAs where its fan-out limits the clock")
     p.add_argument("-o", "--output", required=True, metavar="OUT.v", help="Verilog file to write")
     p.set_defaults(func=run)
 
@@ -69,10 +76,15 @@ def run(args) -> int:
     if out.is_dir():
         raise UsageError(f"output {str(out)!r} is a directory")
     shape = shape_from_args(args)  # raises ConfigError before anything is written
+    lpe = args.lanes_per_enable
+    if lpe is not None and not 1 <= lpe <= shape.lanes:
+        raise UsageError(f"--lanes-per-enable must be between 1 and the lanes ({shape.lanes}), "
+                         f"not {lpe}")
 
     from lifgate.hdl.verilog import write_verilog
 
-    write_verilog(shape, out, membrane=not args.no_membrane, noise=not args.no_noise)
+    write_verilog(shape, out, membrane=not args.no_membrane, noise=not args.no_noise,
+                  pipeline=args.pipeline, lanes_per_enable=lpe)
     modes = ",".join(m.name.lower() for m in shape.leak_modes)
     print(
         f"wrote {out}: lif_array, {shape.neurons} neurons = {shape.lanes} lanes x "

@@ -30,6 +30,9 @@ def register(subparsers, summary):
                    help="parameter groups (default 1)")
     p.add_argument("--leak-modes", default=None, metavar="MODES",
                    help="comma-separated leak modes (default: iCE40 shift,const; ECP5 all)")
+    p.add_argument("--no-noise", action="store_true",
+                   help="build the array without its noise source (array design only; on the "
+                        "UP5K the noise source of 8 lanes does not fit)")
     p.add_argument("--design", choices=("array", "top"), default="array",
                    help="array: the array in a minimal harness (default); top: the board top")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
@@ -72,17 +75,21 @@ def measure_rows(args) -> list[dict]:
                 raise ConfigError(
                     f"parameter 'lanes' must be a power of two for a board top, not {s.lanes}"
                 )
+    if args.no_noise and args.design != "array":
+        raise UsageError("--no-noise applies to --design array only (the board top always has "
+                         "the noise source)")
     if args.freq is not None and not 1 <= args.freq <= 400:
         raise UsageError(f"--freq must be in [1, 400] MHz, not {args.freq}")
     rows = []
     for b, shape in zip(boards, shapes, strict=True):
         key = f"{b.name}-{args.design}-n{shape.neurons}p{shape.lanes}g{shape.groups}"
+        key += "-nonoise" if args.no_noise else ""
         out = Path(args.build_dir) / key
         print(f"building {b.name} ({args.design}, {shape.neurons} neurons, {shape.lanes} "
               f"lanes) in {out} ...", file=sys.stderr, flush=True)
         try:
             rep = measure(b, shape, out, design=args.design, frequency_mhz=args.freq,
-                          seed=args.seed)
+                          seed=args.seed, noise=not args.no_noise)
         except ToolchainError as e:
             rows.append({"board": b.name, "design": args.design, "neurons": shape.neurons,
                          "lanes": shape.lanes, "error": str(e)})
@@ -90,7 +97,7 @@ def measure_rows(args) -> list[dict]:
         d = rep.to_dict()
         d.update({
             "design": args.design, "neurons": shape.neurons, "lanes": shape.lanes,
-            "groups": shape.groups,
+            "groups": shape.groups, "noise": not args.no_noise,
             "leak_modes": [m.name.lower() for m in shape.leak_modes],
             "goal_mhz": b.goal_mhz if args.freq is None else args.freq,
             "device": b.device,
