@@ -37,12 +37,18 @@ SEED = int(os.environ.get("LIFGATE_FUZZ_SEED", "20261122"))
 FRAMES = int(os.environ.get("LIFGATE_FUZZ_FRAMES", "600"))
 ICARUS_FRAMES = 60
 TEST_MODULE = "lifgate.boards.tb_fuzz"
+# The array structures the boards build (boards/toolchain.py): the iCEBreaker's on Verilator,
+# the ULX3S's (a pipeline enable per lane) on Icarus. Behaviour must not depend on them.
+ARRAY_OPTIONS = {
+    "verilator": {"pipeline": "compact"},
+    "icarus": {"pipeline": "deep", "lanes_per_enable": 1},
+}
 
 
 def run_fuzz(sim: str, build_dir, frames: int, seed: int) -> dict:
     """Build the board top for ``sim``, run the fuzz session; return its JSON report."""
     top = build_sim_top(FEATURES, sim=sim, build_dir=build_dir, divisor=DIVISOR,
-                        timeout=TIMEOUT)
+                        timeout=TIMEOUT, array_options=ARRAY_OPTIONS[sim])
     run_dir = top.build_dir / "fuzz"
     run_dir.mkdir(parents=True, exist_ok=True)
     report = run_dir / "report.json"
