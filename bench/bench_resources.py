@@ -4,9 +4,9 @@ Builds, through the YoWASP tools, every (board, design, size) of the table below
 Markdown table of cells, block RAMs, SPRAM, DSPs and Fmax against the goal, followed by the
 critical path of every build that misses its goal. ``--markdown FILE`` also writes the table
 into FILE between the markers ``<!-- resources:begin -->`` and ``<!-- resources:end -->``
-(``docs/resources.md``). The ECP5-85F builds take several minutes each.
+(``docs/resources.md`` and ``README.md``). The ECP5-85F builds take 15 to 20 minutes each.
 
-    python bench/bench_resources.py --markdown docs/resources.md
+    python bench/bench_resources.py --markdown docs/resources.md README.md
 """
 
 from __future__ import annotations
@@ -75,9 +75,8 @@ def markdown(rows) -> str:
     ]
     notes = []
     for r in rows:
-        size = f"{r['neurons']} x {r['lanes']}"
-        noise = "yes" if r.get("noise", True) else "no"
-        size = f"{size} | {noise}"
+        plain = f"{r['neurons']} x {r['lanes']}" + ("" if r.get("noise", True) else ", no noise")
+        size = f"{r['neurons']} x {r['lanes']} | {'yes' if r.get('noise', True) else 'no'}"
         ice = r["board"] == "icebreaker"
         if "error" in r:
             why = r["error"].splitlines()
@@ -105,7 +104,7 @@ def markdown(rows) -> str:
         if not met:
             for clk, cp in r["critical_paths"].items():
                 notes.append(
-                    f"* {r['board']} {r['design']} {size}, clock `{clk}`: {cp['delay_ns']} ns "
+                    f"* {r['board']} {r['design']} {plain}, clock `{clk}`: {cp['delay_ns']} ns "
                     f"({cp['logic_levels']} logic levels, {cp['logic_ns']} ns logic, "
                     f"{cp['routing_ns']} ns routing) from `{cp['from']}` to `{cp['to']}` "
                     f"through " + ", ".join(f"`{n}`" for n in cp["nets"])
@@ -131,8 +130,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="bench_resources", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="two small iCE40 builds only")
     p.add_argument("--json", action="store_true", help="print JSON rows")
-    p.add_argument("--markdown", metavar="FILE", default=None,
-                   help="write the table into FILE (between the resources markers)")
+    p.add_argument("--markdown", metavar="FILE", nargs="+", default=None,
+                   help="write the table into each FILE (between the resources markers), "
+                        "e.g. docs/resources.md README.md")
     p.add_argument("--only", metavar="BOARD", default=None, help="only this board's rows")
     p.add_argument("--merge", metavar="JSON", default=None,
                    help="rows of an earlier --json run: kept where this run measures nothing")
@@ -155,8 +155,8 @@ def main(argv=None) -> int:
         print(json.dumps(rows, indent=2))
     else:
         print(table)
-    if args.markdown:
-        write_markdown(Path(args.markdown), table)
+    for path in args.markdown or ():
+        write_markdown(Path(path), table)
     return 0
 
 

@@ -60,8 +60,8 @@ MUTANTS = [
          "rnd = Cat(Const(0, F), par(6, \"v_rest\")).as_signed()"),
     )),
     Mutant("no_saturation", "missing saturation: v' wraps", (
-        ("array.py", "stage((s9, s8), (v9, _saturate(tot8, W)))",
-         "stage((s9, s8), (v9, tot8[:W].as_signed()))"),
+        ("array.py", "stage(8, (s9, s8), (v9, _saturate(tot8, W)))",
+         "stage(8, (s9, s8), (v9, tot8[:W].as_signed()))"),
     )),
     Mutant("ge_to_gt", "'>' instead of '>=' in the threshold compare", (
         ("array.py", "(ge3, v2 >= v_th)", "(ge3, v2 > v_th)"),

@@ -185,3 +185,40 @@ def test_smoke_build(capsys, tmp_path):
     d = json.loads(out)
     assert os.path.getsize(d["bitstream"]) > 0
     assert code == (0 if d["timing_met"] else 1)
+
+
+def test_resource_table_goes_into_every_file(tmp_path):
+    """bench_resources: rows -> Markdown (noise column, updates/s, misses flagged) -> files."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_resources.py"
+    spec = importlib.util.spec_from_file_location("bench_resources", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    util = {"logic_cells": {"used": 4000, "available": 5280}, "ebr": {"used": 24, "available": 30}}
+    cp = {"clk": {"delay_ns": 21.0, "logic_levels": 3, "logic_ns": 9.0, "routing_ns": 12.0,
+                  "from": "a", "to": "b", "nets": ["n"]}}
+    rows = [
+        {"board": "icebreaker", "design": "array", "neurons": 4096, "lanes": 8, "noise": False,
+         "goal_mhz": 48.0, "fmax_mhz": 50.0, "utilization": util, "critical_paths": cp},
+        {"board": "icebreaker", "design": "array", "neurons": 4096, "lanes": 4, "noise": True,
+         "goal_mhz": 48.0, "fmax_mhz": 40.0, "utilization": util, "critical_paths": cp},
+        {"board": "icebreaker", "design": "array", "neurons": 4096, "lanes": 8, "noise": True,
+         "goal_mhz": 48.0, "utilization": util, "error": "nextpnr failed\nERROR: no fit"},
+    ]
+    table = bench.markdown(rows)
+    lines = table.splitlines()
+    assert "| 4096 x 8 | no |" in lines[2] and "50.0 (met)" in lines[2]
+    assert "3.84e+08" in lines[2]  # 8 lanes at the 48 MHz clock built
+    assert "40.0 (**missed**)" in lines[3] and "1.60e+08" in lines[3]  # at its Fmax
+    assert "does not fit: `ERROR: no fit`" in lines[4]
+    assert "* icebreaker array 4096 x 4, clock `clk`: 21.0 ns" in table
+    files = [tmp_path / "a.md", tmp_path / "README.md"]
+    files[1].write_text("intro\n<!-- resources:begin -->\nold\n<!-- resources:end -->\nrest\n")
+    for f in files:
+        bench.write_markdown(f, table)
+    for f in files:
+        text = f.read_text()
+        assert table in text and "old" not in text
+    assert files[1].read_text().startswith("intro\n") and files[1].read_text().endswith("rest\n")
