@@ -33,7 +33,7 @@ from lifgate.config import (
 )
 
 
-@pytest.fixture(params=["deep", "compact"])
+@pytest.fixture(params=["deep", "compact", "deeper"])
 def pipeline(request):
     """Both pipeline profiles of LIFArray: same behaviour, different structure."""
     return request.param
@@ -346,7 +346,7 @@ def test_latency_and_cycle_counts(pipeline):
     config, _ = random_config(2, neurons=2 * depth, lanes=2, groups=1, v_width=10)
     dut = LIFArray(config, pipeline=pipeline)
     latency = dut.latency
-    assert latency == {"deep": LATENCY, "compact": 8}[pipeline]
+    assert latency == {"deep": LATENCY, "compact": 8, "deeper": 10}[pipeline]
 
     async def bench(ctx):
         await load_params(ctx, dut, config)
@@ -399,10 +399,11 @@ def test_mode_enums_mirror_config():
     assert [(m.name, m.value) for m in ResetModeHW] == [(m.name, m.value) for m in ResetMode]
 
 
-@pytest.mark.parametrize("lane", [0, 5])
-def test_lane_noise_matches_golden(lane):
+@pytest.mark.parametrize("lane,retime", [(0, False), (5, False), (5, True)])
+def test_lane_noise_matches_golden(lane, retime):
     """The noise source on its own: state and z after every advance, with ce gaps."""
-    dut = LaneNoise(lane=lane)
+    dut = LaneNoise(lane=lane, retime=retime)
+    assert dut.latency == LaneNoise.latency + retime
     seed, gain, n = 0x9E3779B9 * (lane + 1) & 0xFFFFFFFF, 40000, 40  # seed gives x = 0 -> 1
     rng = np.random.default_rng(lane)
     pattern = rng.random(200) < 0.6
@@ -427,7 +428,7 @@ def test_lane_noise_matches_golden(lane):
                     states.append(ctx.get(dut.state))
                     pending.append(0)
                 pending = [d + 1 for d in pending]
-                while pending and pending[0] == LaneNoise.latency:
+                while pending and pending[0] == dut.latency:
                     pending.pop(0)
                     zs.append(ctx.get(dut.z))
         bench.states, bench.zs = states, zs
@@ -450,7 +451,8 @@ def test_lane_noise_matches_golden(lane):
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_pipeline_checked():
     config, _ = random_config(1, neurons=4, lanes=2, groups=1, v_width=10)
-    with pytest.raises(ValueError, match="Pipeline must be one of 'deep', 'compact', not 'fast'"):
+    with pytest.raises(ValueError,
+                       match="Pipeline must be one of 'deep', 'compact', 'deeper', not 'fast'"):
         LIFArray(config, pipeline="fast")
 
 
