@@ -793,12 +793,12 @@ class LIFArray(wiring.Component):
         the memory is built as slices of ``4096 // D`` bits (at least 1, the width of an iCE40
         block RAM at that depth; 8 bits at ``D = 512``): a memory split by depth would need an
         output multiplexer (and synthesis adds registers to keep it stable) where a memory
-        split by width needs none. The ``deep`` pipeline registers the read data first and
-        leaves the split to synthesis.
+        split by width needs none. The other pipelines register the read data first and leave
+        the split to synthesis.
         """
         D = max(2, self._shape.depth)
         width = Shape.cast(shape_).width
-        step = width if self._pipeline == "deep" else max(1, min(width, 4096 // D))
+        step = max(1, min(width, 4096 // D)) if self._pipeline == "compact" else width
         if step >= width:
             mem = Memory(shape=shape_, depth=D, init=[])
             m.submodules[name] = mem
