@@ -78,7 +78,7 @@ class Board:
         pipeline enable per lane on the ECP5-85F (32 lanes spread over the die).
     pipeline : str
         :class:`~lifgate.hdl.array.LIFArray`'s pipeline profile: ``compact`` on the UP5K (a
-        register costs a logic cell there), ``deeper`` on the ECP5-85F (for its 100 MHz goal).
+        register costs a logic cell there), ``deep`` on the ECP5-85F (for its 100 MHz goal).
     """
 
     name: str
@@ -113,7 +113,7 @@ BOARDS = {
     "icebreaker": Board("icebreaker", "ice40", 48.0, 4096, 8, 1, ("shift", "const"),
                         "bin", "iceprog", 4, 30.0, None, "compact"),
     "ulx3s-85f": Board("ulx3s-85f", "ecp5", 100.0, 65536, 32, 1, ("shift", "mult", "const"),
-                       "bit", "openFPGALoader", 32, 65.0, 1, "deeper"),
+                       "bit", "openFPGALoader", 32, 65.0, 1, "deep"),
 }
 
 

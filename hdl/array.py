@@ -60,22 +60,16 @@ _S_SHIFT = 5  # barrel shifter / multiplier; the noise product is ready
 _S_LEAK = 6  # leak; the update takes its current from i_stream
 assert LATENCY == _S_LEAK + 3
 
-#: The pipeline profiles: for each, how many registers sit at the boundary between logical
-#: stages ``k`` and ``k + 1`` (``k = 1 .. 8``; 0: the two stages are one clock). ``deep`` has one
-#: at every boundary
+#: The pipeline profiles: for each, which of the register boundaries between logical stages
+#: ``k`` and ``k + 1`` (``k = 1 .. 8``) are real registers. ``deep`` registers all of them
 #: (latency 9, the fastest clock); ``compact`` merges stage 2 into 1: the compares work on
 #: the block RAM's own output register. Latency 8 and ``W + R`` fewer flip-flops per lane,
 #: which matters on an iCE40, where a register that carries no logic costs a whole logic
 #: cell. (Merging more stages saves more cells but, measured on a full UP5K, costs more clock
-#: than it gives: see docs/resources.md.) ``deeper`` is ``deep`` with a second register in
-#: front of the multipliers (the MULT leak's and the noise source's): on an FPGA whose
-#: multiplier blocks sit in a few columns (ECP5) the route to and from them, not the multiply,
-#: limits the clock, and a register that placement can put next to the block halves it.
-#: Latency 10.
+#: than it gives: see docs/resources.md.)
 PIPELINES = {
-    "deep": (1,) * 8,
-    "compact": (0, 1, 1, 1, 1, 1, 1, 1),
-    "deeper": (1, 1, 1, 2, 1, 1, 1, 1),
+    "deep": (True,) * 8,
+    "compact": (False, True, True, True, True, True, True, True),
 }
 
 _SIGNED_FIELDS = ("v_th", "v_reset", "v_rest", "v_init", "bias")
@@ -231,8 +225,8 @@ class LIFArray(wiring.Component):
 
     Only the leak modes in ``shape.leak_modes`` are built. An update issued in clock ``c`` is
     valid on ``o_stream`` in clock ``c + latency`` if nothing stalls (``latency`` is 9,
-    :data:`LATENCY`, for the ``deep`` pipeline, 8 for ``compact`` and 10 for ``deeper``; the
-    stage numbers above are those of ``deep``).
+    :data:`LATENCY`, for the ``deep`` pipeline and 8 for the ``compact`` one; the stage
+    numbers above are those of ``deep``).
 
     Between timesteps the pipeline drains: the first address of step ``t + 1`` is issued only
     after the last beat of step ``t`` has left ``o_stream``. Every ``v``/``r`` write of a step
@@ -267,12 +261,10 @@ class LIFArray(wiring.Component):
         smallest design. The copies form separate feedback loops, so synthesis does not merge
         them back.
     pipeline : str
-        Structure only, no change in behaviour (:data:`PIPELINES`): ``"deep"`` (the default)
-        registers every stage of the table above, latency 9; ``"compact"`` has no register
-        after the state memories' read data, latency 8, for small FPGAs where registers cost
-        cells and the clock is slower; ``"deeper"`` adds a register in front of the
-        multipliers, latency 10, for large FPGAs where the route to the multiplier blocks
-        limits the clock. The instance's ``latency`` attribute is that of the profile built.
+        Structure only, no change in behaviour: ``"deep"`` (the default) registers every stage
+        of the table above, latency 9; ``"compact"`` (:data:`PIPELINES`) merges stages 1-3 and
+        5-6, latency 6, for small FPGAs where registers cost cells and the clock is slower.
+        The instance's ``latency`` attribute is the latency of the profile built.
 
     Members
     -------
@@ -325,7 +317,6 @@ class LIFArray(wiring.Component):
         self._lanes_per_enable = shape.lanes if lanes_per_enable is None else lanes_per_enable
         self._pipeline = pipeline
         self._bounds = PIPELINES[pipeline]
-        self._retime_noise = self._bounds[3] > 1
         self.latency = 1 + sum(self._bounds)
         super().__init__(lif_signature(shape, membrane=membrane, noise=noise))
 
@@ -547,20 +538,13 @@ class LIFArray(wiring.Component):
                 return Signal(shape_, name=f"l{_p}_{name}", reset_less=True)
 
             def stage(k, *pairs, ce=ce):
-                # The values computed in logical stage k, into stage k + 1: registers (one or
-                # more in a row), or wires when the profile merges the two stages.
-                n = bounds[k - 1]
-                if not n:
-                    m.d.comb += [dst.eq(src) for dst, src in pairs]
-                    return
-                for dst, src in pairs:
-                    for i in range(n - 1):
-                        mid = Signal.like(dst, name=f"{dst.name}_r{i}")
-                        with m.If(ce):
-                            m.d.sync += mid.eq(src)
-                        src = mid
+                # The values computed in logical stage k, into stage k + 1: registers, or
+                # wires when the profile merges the two stages.
+                if bounds[k - 1]:
                     with m.If(ce):
-                        m.d.sync += dst.eq(src)
+                        m.d.sync += [dst.eq(src) for dst, src in pairs]
+                else:
+                    m.d.comb += [dst.eq(src) for dst, src in pairs]
 
             # Parameter set of the update in stage k (k >= 2): par(k, name).
             if G == 1:
@@ -595,7 +579,7 @@ class LIFArray(wiring.Component):
             ]
 
             if self._noise:
-                gen = LaneNoise(lane=p, retime=self._retime_noise)
+                gen = LaneNoise(lane=p)
                 m.submodules[f"noise{p}"] = gen
                 # Advanced product_latency clocks before the update reaches S_SHIFT, where its
                 # product is used.
@@ -844,18 +828,14 @@ class LIFArray(wiring.Component):
             if k == first:
                 return rd_data[name]
             key = (k, name)
-            n = self._bounds[k - 2]
-            if not n:
+            if not self._bounds[k - 2]:
                 return par(k - 1, name)  # stages k - 1 and k are one clock
             if key not in cache:
                 prev = par(k - 1, name)
-                for i in range(n):
-                    r = Signal(data.Layout.cast(param_struct(self._shape))[name].shape,
-                               name=f"l{p}_{name}{k}" + (f"_r{i}" if i < n - 1 else ""),
-                               reset_less=True)
-                    with m.If(ce):
-                        m.d.sync += r.eq(prev)
-                    prev = r
+                r = Signal(data.Layout.cast(param_struct(self._shape))[name].shape,
+                           name=f"l{p}_{name}{k}", reset_less=True)
+                with m.If(ce):
+                    m.d.sync += r.eq(prev)
                 cache[key] = r
             return cache[key]
 

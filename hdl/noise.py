@@ -60,9 +60,6 @@ class LaneNoise(wiring.Component):
     ----------
     lane : int
         Lane index, 0 to 63; selects the seed offset.
-    retime : bool
-        A second register in front of the multiplier (see ``LIFArray``'s ``deeper``
-        pipeline): :attr:`latency` and :attr:`product_latency` are one clock longer.
 
     Members
     -------
@@ -93,16 +90,10 @@ class LaneNoise(wiring.Component):
     #: Enabled clocks from ``advance`` to the corresponding ``product``.
     product_latency = 3
 
-    def __init__(self, *, lane: int, retime: bool = False):
+    def __init__(self, *, lane: int):
         if isinstance(lane, bool) or not isinstance(lane, int) or not 0 <= lane < 64:
             raise TypeError(f"Lane must be an integer in [0, 63], not {lane!r}")
-        if not isinstance(retime, bool):
-            raise TypeError(f"Retime must be a bool, not {retime!r}")
         self._lane = lane
-        self._retime = retime
-        if retime:
-            self.latency = type(self).latency + 1
-            self.product_latency = type(self).product_latency + 1
         super().__init__({
             "seed": In(32),
             "reseed": In(1),
@@ -153,17 +144,11 @@ class LaneNoise(wiring.Component):
         # a separate `ce` per lane the copies stay separate registers (see LIFArray's
         # `lanes_per_enable`); with one `ce` synthesis merges them into one.
         gain = Signal(16, reset_less=True)
-        if self._retime:
-            csum_m = Signal(10, reset_less=True)
-            with m.If(self.ce):
-                m.d.sync += csum_m.eq(csum)
-        else:
-            csum_m = csum
         with m.If(self.ce):
             m.d.sync += [
                 gain.eq(self.gain),
                 csum.eq((x[0:8] + x[8:16]) + (x[16:24] + x[24:32])),
-                prod.eq(csum_m * gain),
+                prod.eq(csum * gain),
                 z.eq((prod - offset510) >> 8),
             ]
         m.d.comb += [self.product.eq(prod), self.z.eq(z)]

@@ -41,7 +41,7 @@ TEST_MODULE = "lifgate.boards.tb_fuzz"
 # the ULX3S's (a pipeline enable per lane) on Icarus. Behaviour must not depend on them.
 ARRAY_OPTIONS = {
     "verilator": {"pipeline": "compact"},
-    "icarus": {"pipeline": "deeper", "lanes_per_enable": 1},
+    "icarus": {"pipeline": "deep", "lanes_per_enable": 1},
 }
 
 

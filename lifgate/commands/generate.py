@@ -42,10 +42,10 @@ def register(subparsers, summary):
                    help="leave out the membrane readback (the v field of o_stream)")
     p.add_argument("--no-noise", action="store_true",
                    help="leave out the noise source (no noise_seed/noise_gain ports)")
-    p.add_argument("--pipeline", choices=("deep", "compact", "deeper"), default="deep",
-                   help="pipeline profile, same behaviour: deep (latency 9; default), compact "
-                        "(latency 8, fewer registers, for iCE40-class FPGAs) or deeper "
-                        "(latency 10, a register in front of each multiplier, for ECP5)")
+    p.add_argument("--pipeline", choices=("deep", "compact"), default="deep",
+                   help="pipeline profile: deep (latency 9, fastest clock; default) or "
+                        "compact (latency 8, fewer registers, for iCE40-class FPGAs); "
+                        "same behaviour")
     p.add_argument("--lanes-per-enable", type=int, default=None, metavar="K",
                    help="a copy of the pipeline enable for every K lanes (1 to P; default: "
                         "one for all), for large FPGAs where its fan-out limits the clock")
