@@ -75,7 +75,8 @@ class Board:
     lanes_per_enable : int or None
         :class:`~lifgate.hdl.array.LIFArray`'s ``lanes_per_enable`` on this board: ``None``
         on the UP5K (every cell counts; its 8 lanes are close together), a copy of the
-        pipeline enable per lane on the ECP5-85F (32 lanes spread over the die).
+        pipeline enable per lane on the ECP5-85F (32 lanes spread over the die). Used by the
+        array-only resource figures; the board top keeps one enable (see ``BoardTop``).
     pipeline : str
         :class:`~lifgate.hdl.array.LIFArray`'s pipeline profile: ``compact`` on the UP5K (a
         register costs a logic cell there), ``deep`` on the ECP5-85F (for its 100 MHz goal).

@@ -66,12 +66,14 @@ class BoardTop(Elaboratable):
         # the EBRs hold the array's state.
         spram = (board.family == "ice40" and shape.i_width % 4 == 0
                  and shape.depth <= 16384 and shape.lanes * shape.i_width <= 64)
-        lpe = board.lanes_per_enable
+        # The board's pipeline profile, but one shared pipeline enable: with a copy per lane
+        # (board.lanes_per_enable, which the array-only figures use) nextpnr's router had not
+        # converged on the ULX3S board top after 15 minutes at 65 MHz (58,000 overused wires
+        # left), where the top with one enable built in 8.5 minutes (docs/resources.md).
         self.link = HostLink(self.features, divisor=divisor,
                              timeout=max(2, int(freq * timeout_s)),
                              current_ram="spram" if spram else "memory",
-                             array_options={"pipeline": board.pipeline, "lanes_per_enable":
-                                            None if lpe is None else min(lpe, shape.lanes)})
+                             array_options={"pipeline": board.pipeline})
 
     def elaborate(self, platform):
         m = Module()
