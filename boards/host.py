@@ -166,19 +166,24 @@ class SimTransport(Transport):
         The link's idle timeout in clocks (truncated frames, overruns).
     current_ram : str
         ``memory`` or ``spram`` (the iCEBreaker's input-current memory, with Yosys' model).
+    top : SimTop, optional
+        An existing build of a board top with the same pins (e.g. a network board's,
+        :func:`lifgate.boards.nettop.build_net_sim_top`); then nothing is built here.
     """
 
     CLK_NS = 10
 
     def __init__(self, features: Features, *, sim: str = "verilator", build_dir="build/sim-top",
                  divisor: int = 8, timeout: int = 4000, current_ram: str = "memory",
-                 start_timeout: float = 300.0):
+                 start_timeout: float = 300.0, top=None):
         from lifgate.boards.top import build_sim_top
 
-        self.sim = sim
-        self.divisor = divisor
-        self.build = build_sim_top(features, sim=sim, build_dir=build_dir, divisor=divisor,
-                                   timeout=timeout, current_ram=current_ram)
+        self.sim = sim if top is None else top.sim
+        sim = self.sim
+        self.divisor = divisor if top is None else top.divisor
+        self.build = top if top is not None else build_sim_top(
+            features, sim=sim, build_dir=build_dir, divisor=divisor, timeout=timeout,
+            current_ram=current_ram)
         self._error = None
         sock_dir = tempfile.mkdtemp(prefix="lifgate-uart-")
         self._sock_path = os.path.join(sock_dir, "uart.sock")
@@ -325,7 +330,13 @@ class Board:
     # Commands ---------------------------------------------------------------------------------
 
     def version(self) -> Features:
-        return parse_version(self.request(Cmd.VERSION))
+        payload = self.request(Cmd.VERSION)
+        from lifgate.boards.netproto import is_network_version
+
+        if is_network_version(payload):
+            raise ConfigError("this is a network board: open it with "
+                              "lifgate.boards.nethost.open_network_board")
+        return parse_version(payload)
 
     def status(self) -> Status:
         p = self.request(Cmd.STATUS)

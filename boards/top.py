@@ -23,7 +23,7 @@ from lifgate.boards.uart import divisor_for
 
 from lifgate.config import ArrayShape, ConfigError
 
-__all__ = ["BoardTop", "SimTop", "build_sim_top"]
+__all__ = ["BoardTop", "SimTop", "build_sim_top", "build_verilog_top"]
 
 #: Status bits of :class:`HostLink`, in LED order: error first (the iCEBreaker's red LED),
 #: then array busy (green), then line activity and input enable where there are more LEDs.
@@ -176,6 +176,21 @@ def build_sim_top(features: Features, *, sim: str, build_dir, divisor: int = 8,
     ``array_options`` go to the array (see :class:`HostLink`).
     """
     from amaranth.back import verilog
+
+    link = HostLink(features, divisor=divisor, timeout=timeout, current_ram=current_ram,
+                    array_options=array_options)
+    text = verilog.convert(link, name=TOPLEVEL, emit_src=False)
+    if current_ram == "spram":
+        text += "\n" + _spram_model()
+    return build_verilog_top(text, features, sim=sim, build_dir=build_dir, divisor=divisor,
+                             timeout=timeout)
+
+
+def build_verilog_top(text: str, features, *, sim: str, build_dir, divisor: int,
+                      timeout: int, extra_args=()) -> SimTop:
+    """Build the Verilog ``text`` of a link (top module ``board_top`` with the pins of
+    :class:`HostLink`) for ``sim``; used by :func:`build_sim_top` and by the network board's
+    :func:`lifgate.boards.nettop.build_net_sim_top`. ``extra_args`` go to Verilator."""
     from lifgate.sim.runner import (
         TIMESCALE,
         VERILATOR_WARNINGS_OFF,
@@ -185,11 +200,6 @@ def build_sim_top(features: Features, *, sim: str, build_dir, divisor: int = 8,
 
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    link = HostLink(features, divisor=divisor, timeout=timeout, current_ram=current_ram,
-                    array_options=array_options)
-    text = verilog.convert(link, name=TOPLEVEL, emit_src=False)
-    if current_ram == "spram":
-        text += "\n" + _spram_model()
     src = build_dir / f"{TOPLEVEL}.v"
     if not src.exists() or src.read_text() != text:
         src.write_text(text)
@@ -203,7 +213,7 @@ def build_sim_top(features: Features, *, sim: str, build_dir, divisor: int = 8,
         if not vlt.exists() or vlt.read_text() != _VLT:
             vlt.write_text(_VLT)
         sources.insert(0, VerilatorControlFile(vlt))
-        build_args = [f"-Wno-{flag}" for flag in VERILATOR_WARNINGS_OFF]
+        build_args = [f"-Wno-{flag}" for flag in VERILATOR_WARNINGS_OFF] + list(extra_args)
     log = build_dir / "build.log"
     try:
         runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_args=build_args,

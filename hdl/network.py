@@ -6,7 +6,7 @@ bit (spikes and membranes of every layer at every step).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -83,6 +83,9 @@ class Network(wiring.Component):
     w_we, w_layer, w_addr, w_lane, w_data : ``In``
         Weight write (while idle) into layer ``w_layer``'s synapse (see ``Synapse``: row
         ``a * inputs + i``, lane ``p`` holds ``W[a * lanes + p, i]``).
+    r_layer, r_addr, r_lane : ``In``, r_data : ``Out(signed(w_width))``
+        Weight read-back (while idle): ``r_data`` is the weight at ``r_layer``, row ``r_addr``,
+        lane ``r_lane`` (as for the writes) presented three clocks earlier.
     param_we, param_layer, param_group, param_data : ``In``
         Parameter set write (while idle) into layer ``param_layer``'s array.
     x : ``In(data.ArrayLayout(unsigned(x_width), inputs))``
@@ -122,6 +125,10 @@ class Network(wiring.Component):
             "w_addr": In(max(len(s.w_addr) for s in self.synapses)),
             "w_lane": In(max(len(s.w_lane) for s in self.synapses)),
             "w_data": In(signed(w_width)),
+            "r_layer": In(max(1, ceil_log2(L))),
+            "r_addr": In(max(len(s.w_addr) for s in self.synapses)),
+            "r_lane": In(max(len(s.w_lane) for s in self.synapses)),
+            "r_data": Out(signed(w_width)),
             "param_we": In(1),
             "param_layer": In(max(1, ceil_log2(L))),
             "param_group": In(max(group_width(s) for s in shapes)),
@@ -187,6 +194,20 @@ class Network(wiring.Component):
                     bv = beat.v.as_value()
                     m.d.sync += flat.eq(Cat(flat[P * W:], bv) if N > P else bv)
                 vregs.append(v)
+
+        # Weight read-back: the address goes to every synapse; the layer and lane that pick
+        # the answer follow it through the synapses' two clocks, then one register.
+        r_layer = [self.r_layer, Signal.like(self.r_layer), Signal.like(self.r_layer)]
+        r_lane = [self.r_lane, Signal.like(self.r_lane), Signal.like(self.r_lane)]
+        m.d.sync += [r_layer[1].eq(r_layer[0]), r_layer[2].eq(r_layer[1]),
+                     r_lane[1].eq(r_lane[0]), r_lane[2].eq(r_lane[1])]
+        for n, syn in enumerate(self.synapses):
+            m.d.comb += syn.r_addr.eq(self.r_addr)
+            with m.If(r_layer[2] == n):
+                if syn.lanes == 1:
+                    m.d.sync += self.r_data.eq(syn.r_data[0])
+                else:
+                    m.d.sync += self.r_data.eq(Array(syn.r_data)[r_lane[2][:len(syn.w_lane)]])
 
         m.d.comb += self.synapses[0].x.eq(self.x)
         for n in range(1, L):

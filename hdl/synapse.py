@@ -69,6 +69,10 @@ class Synapse(wiring.Component):
     w_lane : ``In(ceil_log2(lanes))``
         Lane ``p``; writes to a lane ``>= lanes`` are ignored.
     w_data : ``In(signed(w_width))``
+    r_addr : ``In(ceil_log2(rows))``
+        Weight read-back (while idle): ``r_data`` is row ``r_addr`` as presented two clocks
+        earlier (the read uses the computation's own address register and read port).
+    r_data : ``Out(data.ArrayLayout(signed(w_width), lanes))``
     x : ``In(data.ArrayLayout(unsigned(x_width), inputs))``
         The inputs; must stay stable from ``start`` until ``busy`` falls.
     start : ``In(1)``
@@ -102,6 +106,8 @@ class Synapse(wiring.Component):
             "w_addr": In(max(1, ceil_log2(self.rows))),
             "w_lane": In(max(1, ceil_log2(lanes))),
             "w_data": In(signed(w_width)),
+            "r_addr": In(max(1, ceil_log2(self.rows))),
+            "r_data": Out(data.ArrayLayout(signed(w_width), lanes)),
             "x": In(data.ArrayLayout(unsigned(x_width), inputs)),
             "start": In(1),
             "busy": Out(1),
@@ -132,11 +138,13 @@ class Synapse(wiring.Component):
         a = Signal(range(max(2, D)))
         issue = Signal()
         last_i = Signal()
-        m.d.comb += [last_i.eq(i == n - 1), rd.addr.eq(row), rd.en.eq(1)]
+        m.d.comb += [last_i.eq(i == n - 1), rd.addr.eq(row), rd.en.eq(1),
+                     self.r_data.eq(rd.data)]
 
         out_valid = Signal()
         with m.FSM(name="syn"):
             with m.State("IDLE"):
+                m.d.sync += row.eq(self.r_addr)  # weight read-back while idle
                 with m.If(self.start):
                     m.d.sync += [row.eq(0), i.eq(0), a.eq(0)]
                     m.next = "RUN"

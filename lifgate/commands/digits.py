@@ -4,6 +4,12 @@ Trains a 64-32-10 ReLU MLP (fixed seed), converts it (``lifgate.convert``), runs
 SNN on the golden model over the whole held-out split and on the RTL (Verilator) over the first
 ``--samples`` held-out digits, and checks the RTL against the golden model spike for spike and
 membrane for membrane on every layer and step. Exit code 1 if they differ.
+
+With ``--board SPEC`` the converted network also goes through a network board's host link
+(``lifgate.boards.nethost``): its weights and parameters are loaded over the link, then the
+first ``--limit`` held-out digits run on the board (inputs written, clear, run, the output
+layer's spikes and membranes read back); the board's classes must equal the golden model's,
+its output spikes and membranes too (exit code 1 otherwise).
 """
 
 from __future__ import annotations
@@ -28,12 +34,20 @@ def register(subparsers, summary):
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                    help="RTL simulator (default verilator)")
     p.add_argument("--build-dir", default="build/digits", help="RTL build folder")
+    p.add_argument("--board", metavar="SPEC", default=None,
+                   help="also run the network through a network board's host link: model, "
+                        "sim:verilator, sim:icarus or serial:PORT[@BAUD] (weights loaded over "
+                        "the link)")
+    p.add_argument("--limit", type=int, default=None, metavar="K",
+                   help="held-out digits run on --board (default: all 450 for model and "
+                        "serial, 40 for a simulated board: a simulated UART takes about "
+                        "0.1 s (Verilator) to 2 s (Icarus) per digit)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="verilator",
-                  build_dir="build/digits") -> dict:
+                  build_dir="build/digits", board=None, limit=None) -> dict:
     from lifgate.convert import convert, load_dataset, train_ann
 
     if not 1 <= steps <= 100000:
@@ -43,6 +57,10 @@ def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="ve
     data = load_dataset(seed)
     if not 0 <= samples <= len(data.x_test):
         raise ConfigError(f"parameter 'samples' must be in [0, {len(data.x_test)}], not {samples}")
+    if limit is None:
+        limit = 40 if board is not None and board.startswith("sim:") else len(data.x_test)
+    if not 1 <= limit <= len(data.x_test):
+        raise ConfigError(f"parameter 'limit' must be in [1, {len(data.x_test)}], not {limit}")
     mlp = train_ann(data, hidden=hidden, seed=seed)
     ann = float((mlp.predict(data.x_test / 16) == data.y_test).mean())
     lanes = (8 if hidden % 8 == 0 else 1, 2)
@@ -91,13 +109,54 @@ def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="ve
             "rtl_bit_exact": mismatches == 0,
             "rtl_cycles_per_inference": float(np.mean([r.cycles for r in runs])),
         })
+    if board is not None:
+        out.update(_board_run(conv, res, pred, data, steps, board, limit, build_dir))
     return out
+
+
+def _board_run(conv, res, pred, data, steps, spec, limit, build_dir) -> dict:
+    """The first ``limit`` held-out digits through a network board's host link."""
+    from pathlib import Path
+
+    from lifgate.boards.nethost import open_network_board
+    from lifgate.boards.netproto import NetFeatures
+
+    features = NetFeatures.for_network(conv.network, max_payload=256)
+    t0 = time.perf_counter()
+    # The fastest UART the gateware takes (4 clocks per bit) keeps a simulated run short.
+    with open_network_board(spec, features=features, build_dir=Path(build_dir) / "net-board",
+                            divisor=4, link_timeout=400, timeout=120) as brd:
+        t1 = time.perf_counter()
+        brd.load(conv.network)
+        loaded = all(np.array_equal(brd.read_weights(n), layer.weights)
+                     for n, layer in enumerate(conv.network.layers))
+        t2 = time.perf_counter()
+        runs = [brd.infer(x, steps, membrane=True) for x in data.x_test[:limit]]
+        t3 = time.perf_counter()
+    mismatches = sum(
+        not (np.array_equal(r.spikes[-1], g.spikes[-1]) and np.array_equal(r.v[-1], g.v[-1]))
+        for r, g in zip(runs, res[:limit], strict=True))
+    bpred = conv.predict(runs)
+    y = data.y_test[:limit]
+    return {
+        "board": spec,
+        "board_samples": limit,
+        "board_weights_read_back": bool(loaded),
+        "board_accuracy": float((bpred == y).mean()),
+        "snn_accuracy_on_board_samples": float((pred[:limit] == y).mean()),
+        "board_class_mismatches": int((bpred != pred[:limit]).sum()),
+        "board_mismatching_samples": int(mismatches),
+        "board_bit_exact": bool(loaded and mismatches == 0 and (bpred == pred[:limit]).all()),
+        "board_open_seconds": round(t1 - t0, 1),
+        "board_load_seconds": round(t2 - t1, 2),
+        "board_seconds_per_digit": round((t3 - t2) / limit, 4),
+    }
 
 
 def run(args) -> int:
     rep = digits_report(steps=args.steps, samples=args.samples, hidden=args.hidden,
                         w_width=args.w_width, seed=args.seed, sim=args.sim,
-                        build_dir=args.build_dir)
+                        build_dir=args.build_dir, board=args.board, limit=args.limit)
     if args.json:
         print(json.dumps(rep, indent=2))
     else:
@@ -117,4 +176,14 @@ def run(args) -> int:
                   f"({rep['rtl_mismatching_samples']} samples differ), "
                   f"{rep['rtl_cycles_per_inference']:.0f} cycles per inference, "
                   f"{rep['rtl_seconds']} s")
-    return 0 if rep.get("rtl_bit_exact", True) else 1
+        if rep.get("board"):
+            back = "equal" if rep["board_weights_read_back"] else "DIFFERENT"
+            print(f"  board {rep['board']} on {rep['board_samples']} held-out digits: "
+                  f"{100 * rep['board_accuracy']:.2f} % (golden on the same: "
+                  f"{100 * rep['snn_accuracy_on_board_samples']:.2f} %), weights loaded over "
+                  f"the link and read back {back}, "
+                  f"output layer {'bit-exact' if rep['board_bit_exact'] else 'MISMATCH'} "
+                  f"({rep['board_mismatching_samples']} samples differ), "
+                  f"{rep['board_seconds_per_digit']} s per digit")
+    ok = rep.get("rtl_bit_exact", True) and rep.get("board_bit_exact", True)
+    return 0 if ok else 1
