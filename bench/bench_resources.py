@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from lifgate.markers import write_between_markers
+
 # (board, design, neurons, lanes, noise source): the goals, and what fits where they do not.
 # On the UP5K the noise source of 8 lanes does not fit beside the array (about 170 cells per
 # lane: the xorshift step, the byte sum, the bias adder), so the 8-lane goal row is built
@@ -117,13 +119,8 @@ def markdown(rows) -> str:
 
 
 def write_markdown(path: Path, table: str) -> None:
-    begin, end = "<!-- resources:begin -->", "<!-- resources:end -->"
-    text = path.read_text() if path.exists() else f"{begin}\n{end}\n"
-    if begin not in text or end not in text:
-        text += f"\n{begin}\n{end}\n"
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{begin}\n{table}{end}{tail}")
+    """Put ``table`` between the ``resources`` markers of ``path``."""
+    write_between_markers(path, table, "resources")
 
 
 def main(argv=None) -> int:
