@@ -73,7 +73,8 @@ class BoardTop(Elaboratable):
         self.link = HostLink(self.features, divisor=divisor,
                              timeout=max(2, int(freq * timeout_s)),
                              current_ram="spram" if spram else "memory",
-                             array_options={"pipeline": board.pipeline})
+                             array_options={"pipeline": board.pipeline,
+                                            "multiplier": board.multiplier})
 
     def elaborate(self, platform):
         m = Module()
@@ -190,6 +191,9 @@ def build_sim_top(features: Features, *, sim: str, build_dir, divisor: int = 8,
     text = verilog.convert(link, name=TOPLEVEL, emit_src=False)
     if current_ram == "spram":
         text += "\n" + _spram_model()
+    from lifgate.hdl.dsp import simulation_models
+
+    text += simulation_models(text)
     src = build_dir / f"{TOPLEVEL}.v"
     if not src.exists() or src.read_text() != text:
         src.write_text(text)
