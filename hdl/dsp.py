@@ -56,7 +56,8 @@ class RegisteredMul(wiring.Component):
     ce : ``In(1)``
         Enable of all three registers.
     p : ``Out(product shape)``
-        The product of the operands captured two enabled clocks ago.
+        After enabled clock ``k``: the product of the operands captured at enabled clock
+        ``k - 1``.
     """
 
     latency = 2
@@ -147,7 +148,8 @@ class RegisteredMulAdd(wiring.Component):
     ce : ``In(1)``
         Enable of all registers.
     s : ``Out(sum shape)``
-        ``a * b + c`` (see above for which ``a``, ``b`` and ``c``).
+        After enabled clock ``k``: ``a * b`` of the operands captured at enabled clock
+        ``k - 2`` plus the ``c`` present at enabled clock ``k``.
     """
 
     latency = 3
