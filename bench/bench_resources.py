@@ -19,10 +19,9 @@ from pathlib import Path
 
 from lifgate.markers import write_between_markers
 
-# (board, design, neurons, lanes, noise source): the goals, and what fits where they do not.
-# On the UP5K the noise source of 8 lanes does not fit beside the array (about 170 cells per
-# lane: the xorshift step, the byte sum, the bias adder), so the 8-lane goal row is built
-# without it and the rows with it use 4 lanes.
+# (board, design, neurons, lanes, noise source): the goals, with and without the noise source
+# on the UP5K (8 lanes of it take 1,000 of the 5,280 cells: the xorshift step and the byte
+# sum; its multiply-add, bias included, is in the SB_MAC16), and the 4 lanes of the board top.
 RUNS = [
     ("icebreaker", "array", 4096, 8, False),
     ("icebreaker", "array", 4096, 8, True),

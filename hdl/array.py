@@ -438,6 +438,13 @@ class LIFArray(wiring.Component):
         lpe = self._lanes_per_enable
         lane_ce = [ce] * P
         lane_issue = [issue] * P
+        # Read enables of the state memories. With one enable for all lanes, they read for an
+        # issued update only. With copies, each group reads whenever its pipeline moves: a
+        # read for a bubble is harmless (its stage-1 data is never used, vld[1] is 0), and
+        # the enable then needs no copy of the control FSM's state, whose net from the middle
+        # of the die to every lane's block RAM was the ECP5-85F's critical path (9 ns of
+        # routing at 96.9 MHz).
+        lane_read = [issue] * P
         if lpe < P:
             for c in range((P + lpe - 1) // lpe):
                 vl_c = Signal(name=f"vld{L}_c{c}")
@@ -452,6 +459,7 @@ class LIFArray(wiring.Component):
                 for p in range(c * lpe, min(P, (c + 1) * lpe)):
                     lane_ce[p] = ce_c
                     lane_issue[p] = issuing & ce_c
+                    lane_read[p] = ce_c
 
         with m.If(ce):
             m.d.sync += [vld[1].eq(issue), paddr[1].eq(addr)]
@@ -595,13 +603,8 @@ class LIFArray(wiring.Component):
             v_rd, v_wr = self._state_memory(m, f"v{p}", signed(W))
             r_rd, r_wr = self._state_memory(m, f"r{p}", unsigned(R))
             m.d.comb += [
-                # The state is read whenever the pipeline moves, not only for an issued update:
-                # a read for a bubble is harmless (its stage-1 data is never used, vld[1] is 0),
-                # and the enable then needs no copy of the control FSM's state, whose net from
-                # the middle of the die to every lane's block RAM was the ECP5-85F's critical
-                # path (9 ns of routing at 96.9 MHz).
-                v_rd.addr.eq(addr), v_rd.en.eq(ce),
-                r_rd.addr.eq(addr), r_rd.en.eq(ce),
+                v_rd.addr.eq(addr), v_rd.en.eq(lane_read[p]),
+                r_rd.addr.eq(addr), r_rd.en.eq(lane_read[p]),
             ]
 
             if self._noise:
