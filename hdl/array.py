@@ -264,9 +264,20 @@ class LIFArray(wiring.Component):
         them back.
     pipeline : str
         Structure only, no change in behaviour: ``"deep"`` (the default) registers every stage
-        of the table above, latency 9; ``"compact"`` (:data:`PIPELINES`) merges stages 1-3 and
-        5-6, latency 6, for small FPGAs where registers cost cells and the clock is slower.
-        The instance's ``latency`` attribute is the latency of the profile built.
+        of the table above, latency 9; ``"compact"`` (:data:`PIPELINES`) leaves out the
+        register after the state memories' read data (the compares work on the block RAM's
+        own output register), latency 8, for small FPGAs where registers cost cells and the
+        clock is slower. The instance's ``latency`` attribute is the latency of the profile
+        built.
+    multiplier : str
+        Structure only, no change in behaviour: how the MULT leak's and the noise source's
+        multipliers are built (:mod:`lifgate.hdl.dsp`). ``"fabric"`` (the default): Amaranth
+        ``*`` between pipeline registers, any FPGA. ``"ecp5"``: ``MULT18X18D`` instances whose
+        own operand and product registers are the pipeline registers around them (needs
+        ``v_width <= 16`` with the MULT leak). ``"ice40"``: the noise multiply-add, bias
+        included, in one ``SB_MAC16`` per lane (needs ``v_width <= 22`` with noise). The
+        vendor primitives are simulated in Icarus and Verilator only, with
+        :func:`lifgate.hdl.dsp.simulation_models`.
 
     Members
     -------
