@@ -344,6 +344,9 @@ class LIFArray(wiring.Component):
         self._lanes_per_enable = shape.lanes if lanes_per_enable is None else lanes_per_enable
         self._pipeline = pipeline
         self._multiplier = multiplier
+        # Formal hook (lifgate.hdl.formal only): a dict that `elaborate` fills with its local
+        # signals (stage registers, control, FSM). None (always, elsewhere): nothing is added.
+        self._probes = None
         self._bounds = PIPELINES[pipeline]
         self.latency = 1 + sum(self._bounds)
         super().__init__(lif_signature(shape, membrane=membrane, noise=noise))
@@ -485,7 +488,7 @@ class LIFArray(wiring.Component):
         drained = Signal()
         m.d.sync += drained.eq(~Cat(vld[1:]).any() & ~issue)
 
-        with m.FSM(name="ctrl"):
+        with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 with m.If(self.clear):
                     m.d.comb += [reseed.eq(1), restart.eq(1)]
@@ -786,6 +789,8 @@ class LIFArray(wiring.Component):
         if self._membrane:
             for p in range(P):
                 m.d.comb += self.o_stream.payload.v[p].eq(Mux(vld[L], out_v[p], 0))
+        if self._probes is not None:  # formal hook (see __init__): reads names, adds no logic
+            self._probes.update(locals())
         return m
 
     # ------------------------------------------------------------------------------------------

@@ -37,14 +37,20 @@ Properties (each one a separate SymbiYosys job, :data:`PROPERTIES`):
 Engines (:data:`ENGINES`, solvers made callable by :mod:`lifgate.sim.solvers`): ``stream``,
 ``spike`` and ``refractory`` are proved unboundedly (``mode prove``) with ABC's PDR, which finds
 the inductive invariant itself, so the harness needs no invariants on the array's internal
-registers (which would tie it to one pipelining of ``hdl/array.py``). ``equiv`` and ``bounds``
-do not close with PDR in 8 minutes and are checked by BMC with boolector (about 15x faster than
-z3 here), to the depths in :data:`JOBS`.
+registers. ``equiv`` and ``bounds`` do not close with PDR (not in 8 minutes, nor in 5 with the
+invariants below); they are proved unboundedly by k-induction (smtbmc with boolector, ``k = 2``)
+on a harness built with ``invariants=True``: it asserts, beside the property, that every
+in-flight update's pipeline registers equal the reference's intermediate values for its
+shadow state, that the state memories hold the shadow state (up to writes ahead of the
+shadow), and how the control registers relate (:meth:`LaneProof._invariants`). They read the
+array's registers through ``LIFArray._probes`` (a hook that adds no logic) and so name the
+stage registers of ``hdl/array.py``: a renamed register is a ``KeyError`` at elaboration, a
+re-pipelined datapath an induction failure (``UNKNOWN``), never a false ``PASS``.
 
 ``python -m lifgate.hdl.formal`` runs the :data:`JOBS` table and prints depth, time and result;
-``--prop``, ``--mode``, ``--engine``, ``--depth``, ``--modes``, ``--neurons`` run other jobs
-(``--depth 0``: :func:`default_depth`, pipeline length + largest ``t_ref`` + 2 timesteps, beyond
-what BMC finishes on this design; see ``docs/verification.md``).
+``--prop``, ``--mode``, ``--engine``, ``--depth``, ``--modes``, ``--neurons``, ``--invariants``,
+``--pipeline`` run other jobs (``--depth 0``: ``k = 2`` for k-induction, :func:`default_depth`
+for BMC: pipeline length + largest ``t_ref`` + 2 timesteps; see ``docs/verification.md``).
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import (
     Assert,
     Assume,
+    Cat,
     ClockDomain,
     Const,
     Elaboratable,
@@ -75,8 +82,9 @@ from amaranth.hdl._ast import AnySeq  # Amaranth 0.5 has no public name for it
 
 from lifgate.config import ArrayShape, LeakMode, ResetMode, param_layout
 
-__all__ = ["CONST_SHAPE", "DEFAULT_SHAPE", "ENGINES", "JOBS", "ONE_NEURON_SHAPE", "PROPERTIES",
-           "FormalJob", "LaneProof", "default_depth", "reference_step", "run_job"]
+__all__ = ["ALL_MODES_ONE_NEURON_SHAPE", "CONST_SHAPE", "DEFAULT_SHAPE", "ENGINES", "JOBS",
+           "K_INDUCTION", "ONE_NEURON_SHAPE", "PROPERTIES", "FormalJob", "LaneProof",
+           "default_depth", "job_depth", "reference_step", "run_job"]
 
 PROPERTIES = ("equiv", "bounds", "refractory", "spike", "stream")
 
@@ -96,7 +104,8 @@ def reference_step(m: Module, shape: ArrayShape, v, r, p: dict, i, *, prefix: st
     ``v`` (signed W), ``r`` (unsigned R), ``i`` (signed) and the fields of ``p`` (``v_th``,
     ``v_reset``, ``v_rest``, ``bias`` signed W; ``leak`` raw; ``t_ref``; ``leak_mode``;
     ``reset_mode``) are Amaranth values. Returns a dict of signals: ``s`` (spike), ``r1``,
-    ``h``, ``exact`` (the unsaturated result), ``v`` (the new membrane ``v'``).
+    ``h``, ``leak`` (``leak(h)``), ``exact`` (the unsaturated result), ``v`` (the new membrane
+    ``v'``).
     """
     W, F = shape.v_width, shape.decay_frac
     EW = W + F + 8  # wide enough for every intermediate value: nothing wraps
@@ -138,7 +147,7 @@ def reference_step(m: Module, shape: ArrayShape, v, r, p: dict, i, *, prefix: st
     with m.Else():
         m.d.comb += exact.eq(leak + p["bias"] + i)
     m.d.comb += vn.eq(_sat(exact, W))
-    return {"s": s, "r1": r1, "h": h, "exact": exact, "v": vn}
+    return {"s": s, "r1": r1, "h": h, "leak": leak, "exact": exact, "v": vn}
 
 
 def _legal_params(shape: ArrayShape, f: dict):
@@ -172,10 +181,17 @@ class LaneProof(Elaboratable):
         Runs are assumed to take at most this many steps.
     array_cls : class or None
         The ``LIFArray`` to check (default: the real one; a mutant's to show a property fails).
+    invariants : bool
+        Also assert the stage invariants (:meth:`_invariants`): every in-flight update's
+        pipeline registers, the state memories and the control registers against the shadow
+        state. They make ``equiv`` and ``bounds`` provable by k-induction.
+    pipeline : str
+        The ``LIFArray`` pipeline profile (``"deep"`` or ``"compact"``).
     """
 
     def __init__(self, shape: ArrayShape = DEFAULT_SHAPE, *, props=PROPERTIES,
-                 max_steps: int = 7, array_cls=None):
+                 max_steps: int = 7, array_cls=None, invariants: bool = False,
+                 pipeline: str = "deep"):
         if shape.lanes != 1 or shape.groups != 1:
             raise ValueError(f"LaneProof needs lanes == 1 and groups == 1, not {shape!r}")
         props = tuple(props)
@@ -186,6 +202,8 @@ class LaneProof(Elaboratable):
         self.props = props
         self.max_steps = max_steps
         self.array_cls = array_cls
+        self.invariants = invariants
+        self.pipeline = pipeline
         self.cd = ClockDomain("sync", reset_less=True)
 
     def elaborate(self, platform):
@@ -198,7 +216,15 @@ class LaneProof(Elaboratable):
         on = set(self.props)
         m = Module()
         m.domains.sync = self.cd
-        dut = m.submodules.dut = LIFArray(shape, membrane=True, noise=False)
+        dut = LIFArray(shape, membrane=True, noise=False, pipeline=self.pipeline)
+        if self.invariants:
+            # Elaborated here, so that the stage registers exist now (array.py's formal hook).
+            dut._probes = {}
+            dut._MustUse__silence = True  # used: its elaboration is the submodule
+            m.submodules.dut = dut.elaborate(platform)
+            probes = dut._probes
+        else:
+            m.submodules.dut = dut
 
         def free(port):
             m.d.comb += port.eq(AnySeq(len(port)))
@@ -360,7 +386,188 @@ class LaneProof(Elaboratable):
             with m.If(dut.done & running):
                 m.d.comb += Assert(beats == run_steps * D, "stream: wrong number of beats")
                 m.d.comb += Assert(qn == 0, "stream: input beats left over")
+
+        if self.invariants:
+            self._invariants(m, probes, sv=sv, sr=sr, sp=sp, q=q, qn=qn, run_ie=run_ie)
         return m
+
+    def _invariants(self, m, pr, *, sv, sr, sp, q, qn, run_ie):
+        """Assert the inductive strengthening of ``equiv`` and ``bounds``.
+
+        ``pr`` holds the array's own signals (``LIFArray._probes``). Asserted, so proved too:
+
+        * control: the FSM is in a named state; updates are in flight only while running,
+          in a contiguous block of stages with addresses ``< D`` decreasing by 1 per stage (so
+          each address at most once), the youngest one ``addr - 1`` while issuing; ``drained``,
+          ``wants_input``, ``input_en``, the clear pipeline and the parameter register agree
+          with the harness; the input FIFO holds one current per update past the input stage;
+        * data: the registers of every in-flight update at address ``a`` equal the reference's
+          intermediate values (``reference_step``) for the shadow state ``sv[a], sr[a]``, the
+          loaded parameters and, past the input stage, the current in the FIFO;
+        * memories: ``v`` and ``r`` of every address equal the shadow state, except where a
+          clear has not written it yet, or an update has written its result ahead of the
+          shadow (``r`` from the write-back stage on, ``v`` in the last stage).
+        """
+        shape = self.shape
+        W, R, D = shape.v_width, shape.ref_width, shape.depth
+        L, IN, phys = pr["L"], pr["IN"], pr["phys"]
+        vld, paddr, addr = pr["vld"], pr["paddr"], pr["addr"]
+        fsm = pr["fsm"]
+        fsm_state = fsm._data["signal"]
+        st = {name: fsm_state == code for name, code in fsm.encoding.items()}
+        running = st["ISSUE"] | st["DRAIN"]
+        clearing = st["CLEAR"] | st["CLEAR_TAIL"]
+        modes = set(shape.leak_modes)
+
+        def check(cond, what, src_loc_at=0):
+            # Located at the caller's line, so that a failure in a trace points at its check.
+            m.d.comb += Assert(cond, f"invariant: {what}", src_loc_at=1 + src_loc_at)
+
+        def pick(sigs, idx, shp, name):
+            x = Signal(shp, name=name)
+            for n, s in enumerate(sigs):
+                with m.If(idx == n):
+                    m.d.comb += x.eq(s)
+            return x
+
+        def any_of(conds):
+            out = Const(0)
+            for c in conds:
+                out = out | c
+            return out
+
+        # Control ---------------------------------------------------------------------------
+        check(any_of(st.values()), "FSM state")
+        for name in ("IDLE", "LAUNCH", "CLEAR", "CLEAR_TAIL"):
+            with m.If(st[name]):
+                check(~any_of(vld[1:]), f"nothing in flight in {name}")
+        with m.If(~clearing):
+            check(~pr["clr_vld1"] & ~pr["clr_vld2"], "no clear write outside a clear")
+        with m.If(st["LAUNCH"]):
+            check(addr == 0, "LAUNCH: addr")
+        with m.If(st["CLEAR"] | st["ISSUE"]):
+            check(addr < D, "addr in range")
+        with m.If(st["DRAIN"]):
+            check(addr == D, "DRAIN: all issued")
+        with m.If(st["ISSUE"] & (addr == 0)):
+            check(~any_of(vld[1:]), "a step starts drained")
+        with m.If(st["ISSUE"] & (addr != 0)):
+            check(vld[1] & (paddr[1] == addr - 1), "the youngest update is addr - 1")
+        for k in range(1, L + 1):
+            with m.If(vld[k]):
+                check(paddr[k] < D, f"stage {k}: address in range")
+            if k < L:
+                with m.If(vld[k] & vld[k + 1]):
+                    check((paddr[k] != 0) & (paddr[k + 1] == paddr[k] - 1),
+                          f"stages {k}, {k + 1}: consecutive addresses")
+            if k + 2 <= L:
+                with m.If(vld[k] & ~vld[k + 1]):
+                    check(~any_of(vld[k + 2:]), f"stage {k}: no bubble after the block")
+        with m.If(pr["drained"]):
+            check(~any_of(vld[1:]), "drained")
+        check(pr["wants_input"] == (vld[IN] & pr["input_en"]), "wants_input")
+        check(pr["input_en"] == run_ie, "input_en")
+        past_in = vld[IN + 1:]
+        n_past = sum(past_in[1:], start=past_in[0].as_unsigned()) if past_in else Const(0)
+        check(qn == Mux(run_ie, n_past, 0), "one FIFO current per update past the input stage")
+        preg = pr["preg"].as_value()
+        check(preg == Cat(*(sp[name] for name, _ in param_layout(shape))), "parameter register")
+        with m.If(st["LAUNCH"] | running):
+            check(_legal_params(shape, sp), "legal parameters while running")
+
+        # Data ------------------------------------------------------------------------------
+        def stage_ref(k):
+            a = paddr[k]
+            v = pick(sv, a, signed(W), f"inv_v{k}")
+            r = pick(sr, a, R, f"inv_r{k}")
+            if k > IN:
+                # The FIFO's head is the oldest update past the input stage.
+                idx = sum((vld[j].as_unsigned() for j in range(k + 1, L + 1)), start=Const(0))
+                cur = Mux(run_ie, pick(q, idx, signed(shape.i_width), f"inv_cur{k}"), 0)
+            else:
+                cur = Const(0)
+            return v, r, reference_step(m, shape, v, r, sp, cur, prefix=f"inv{k}")
+
+        refs = {k: stage_ref(k) for k in range(1, L + 1)}
+        is_const = (sp["leak_mode"] == LeakMode.CONST) if len(modes) > 1 else \
+            Const(modes == {LeakMode.CONST})
+        c = sp["leak"][:W].as_signed()
+
+        def expect(j, name, value):
+            """Register ``name`` of logical stage ``j`` (physical ``phys(j)``) is ``value``."""
+            if name not in pr:
+                raise KeyError(f"LIFArray has no stage register {name!r} (array.py changed?)")
+            k = phys(j)
+            with m.If(vld[k]):
+                check(pr[name] == value, f"stage {k}: {name}", src_loc_at=1)
+
+        v_rd, r_rd = pr["v_rd"].data, pr["r_rd"].data
+        with m.If(vld[phys(1)]):
+            v, r, _ = refs[phys(1)]
+            check((v_rd == v) & (r_rd == r), f"stage {phys(1)}: state read")
+        for j, names in ((2, ("v2", "r2")), (3, ("v3", "sub3", "ge3", "refr3", "rdec3",
+                                                 "rmore3"))):
+            v, r, ref = refs[phys(j)]
+            vt = sp["v_th"]
+            values = {"v2": v, "r2": r, "v3": v, "sub3": v - vt, "ge3": v >= vt,
+                      "refr3": r != 0, "rdec3": (r - 1)[:R], "rmore3": r > 1}
+            for name in names:
+                expect(j, name, values[name])
+        for j in (4, 5, 6, 7, 8, 9):
+            _, _, ref = refs[phys(j)]
+            hold = ref["r1"] != 0
+            expect(j, f"s{j}", ref["s"])
+            if j <= 6:
+                expect(j, f"hold{j}", hold)
+                expect(j, f"h{j}", ref["h"])
+            if j == 4:
+                expect(j, "r4", ref["r1"])
+            if j == 5:
+                x = Mux(is_const, c, ref["h"] - sp["v_rest"]) if modes - {LeakMode.CONST} else c
+                expect(j, "x5", x)
+                if LeakMode.SHIFT in modes:
+                    expect(j, "k5", Mux(is_const, 0, sp["leak"][:len(pr["k5"])]))
+                if LeakMode.MULT in modes:
+                    expect(j, "mult5", (sp["leak_mode"] == LeakMode.MULT) & ~hold)
+            if j == 6:
+                if LeakMode.MULT in modes:
+                    expect(j, "mult6", (sp["leak_mode"] == LeakMode.MULT) & ~hold)
+                expect(j, "lk", Mux(hold, ref["h"], ref["leak"]))  # from t6 / m6
+            if j == 7:
+                expect(j, "lk7", Mux(hold, ref["h"], ref["leak"]))
+                expect(j, "izb7", Mux(hold, 0, ref["exact"] - ref["leak"]))  # i + bias
+            if j == 8:
+                expect(j, "tot8", ref["exact"])
+            if j == 9:
+                expect(j, "v9", ref["v"])
+
+        # Memories --------------------------------------------------------------------------
+        # Whole memories (the compact pipeline splits one by width only when 4096 // D < W,
+        # never at these depths), read through extra asynchronous ports, one per address.
+        mems = pr["m"].submodules
+        deep_clear = pr["clr_vld"] is pr["clr_vld2"]
+        k_r = phys(4)  # the stage that writes r' back (every clock it is there)
+        for n in range(D):
+            vn = Signal(signed(W), name=f"inv_mem_v{n}")
+            rn = Signal(R, name=f"inv_mem_r{n}")
+            port_v = mems["v0"].read_port(domain="comb")
+            port_r = mems["r0"].read_port(domain="comb")
+            m.d.comb += [port_v.addr.eq(n), port_r.addr.eq(n), vn.eq(port_v.data),
+                         rn.eq(port_r.data)]
+            pending = (st["CLEAR"] & (addr <= n)) | (pr["clr_vld1"] & (pr["clr_addr1"] == n))
+            if deep_clear:
+                pending = pending | (pr["clr_vld2"] & (pr["clr_addr2"] == n))
+            at = {k: vld[k] & (paddr[k] == n) for k in range(1, L + 1)}
+            with m.If(clearing):
+                check((sv[n] == sp["v_init"]) & (sr[n] == 0), f"shadow {n} cleared")
+            with m.If(~pending):
+                check((vn == sv[n]) | (at[L] & (vn == refs[L][2]["v"])),
+                      f"v[{n}]: memory = shadow (or the result in the last stage)")
+                r_ok = (rn == sr[n]) & ~any_of(at[k] for k in range(k_r + 1, L + 1))
+                r_ok = r_ok | (at[k_r] & (rn == refs[k_r][2]["r1"]))
+                for k in range(k_r + 1, L + 1):
+                    r_ok = r_ok | (at[k] & (rn == refs[k][2]["r1"]))
+                check(r_ok, f"r[{n}]: memory = shadow (or r' written back ahead of it)")
 
 
 # SymbiYosys ------------------------------------------------------------------------------------
@@ -368,7 +575,8 @@ class LaneProof(Elaboratable):
 
 #: SymbiYosys engine of each ``FormalJob.engine``: ``pdr`` is ABC's IC3/PDR (unbounded: it
 #: finds an inductive invariant itself, so no hand-written invariants on the pipeline's
-#: internal registers are needed), ``boolector``/``z3`` are smtbmc's SMT solvers (BMC).
+#: internal registers are needed), ``boolector``/``z3`` are smtbmc's SMT solvers (BMC, or
+#: k-induction with ``mode prove``, which needs ``LaneProof(invariants=True)`` to close).
 ENGINES = {"pdr": "abc pdr", "boolector": "smtbmc boolector", "z3": "smtbmc z3"}
 
 
@@ -377,7 +585,9 @@ class FormalJob:
     """One SymbiYosys job: a property, a mode and an engine.
 
     ``mode`` is ``bmc`` (``depth`` clocks from power-up; 0 means :func:`default_depth`) or
-    ``prove`` (unbounded; with ``engine="pdr"`` the depth is ignored).
+    ``prove`` (unbounded; with ``engine="pdr"`` the depth is ignored, with an smtbmc engine it
+    is the ``k`` of k-induction, 0 meaning :data:`K_INDUCTION`, and the base case is checked to
+    the same depth). ``invariants`` and ``pipeline`` are passed to :class:`LaneProof`.
     """
 
     prop: str
@@ -386,12 +596,17 @@ class FormalJob:
     shape: ArrayShape = DEFAULT_SHAPE
     max_steps: int = 7
     engine: str = "boolector"
+    invariants: bool = False
+    pipeline: str = "deep"
 
     @property
     def name(self) -> str:
         modes = "".join(m.name[0].lower() for m in self.shape.leak_modes)
-        d = "" if self.mode == "prove" else str(self.depth)
-        return f"{self.prop}_{self.mode}{d}_{self.engine}_n{self.shape.neurons}_{modes}"
+        d = "" if self.mode == "prove" and self.engine == "pdr" else str(job_depth(self))
+        inv = "_inv" if self.invariants else ""
+        pipe = "" if self.pipeline == "deep" else f"_{self.pipeline}"
+        return (f"{self.prop}_{self.mode}{d}_{self.engine}_n{self.shape.neurons}_{modes}"
+                f"{inv}{pipe}")
 
 
 def _cycles_per_step(shape: ArrayShape) -> int:
@@ -417,23 +632,60 @@ CONST_SHAPE = ArrayShape(**{**DEFAULT_SHAPE.__dict__, "leak_modes": (LeakMode.CO
 #: ``CONST_SHAPE`` with one neuron: a timestep takes 12 clocks instead of 13.
 ONE_NEURON_SHAPE = ArrayShape(**{**CONST_SHAPE.__dict__, "neurons": 1})
 
-#: The jobs of ``pytest -m formal`` (times in docs/verification.md). ``prove`` + ``pdr``:
-#: unbounded, from every reachable state, so the "pipeline length + t_ref + 2 timesteps" bound
-#: is moot. ``equiv`` and ``bounds`` do not close with PDR within 8 minutes (the invariant
-#: must relate every pipeline register's partial sum to the shadow state), so they stay
-#: bounded (boolector): N = 2 for 15 clocks (each neuron's first timestep) and N = 1 for 24
-#: clocks (two timesteps), about 2.5 minutes of solver time together.
+#: k of the k-induction jobs (``mode prove`` with an smtbmc engine) when ``depth`` is 0. With the
+#: stage invariants 1 already closes; 2 is faster (the solver sees one more transition).
+K_INDUCTION = 2
+
+#: ``DEFAULT_SHAPE`` (every leak mode) with one neuron: the SHIFT and MULT datapaths.
+ALL_MODES_ONE_NEURON_SHAPE = ArrayShape(**{**DEFAULT_SHAPE.__dict__, "neurons": 1})
+
+#: The jobs of ``pytest -m formal`` (times in docs/verification.md). All unbounded: ``pdr``
+#: finds its own invariant; the ``invariants=True`` jobs are k-induction (``k = 2``) over the
+#: harness's stage, memory and control invariants, so the "pipeline length + t_ref + 2
+#: timesteps" BMC bound is moot. Two neurons (CONST) cover the addressing (two updates in
+#: flight, memory write-back ahead of the shadow), one neuron with every leak mode the SHIFT
+#: and MULT datapaths (half the time of two neurons), ``compact`` the other pipeline profile
+#: (one neuron: its control is that of ``deep``, its datapath registers move by a stage; two
+#: neurons pass too, in 10x the time: docs/verification.md).
 JOBS = [
     FormalJob("stream", "prove", 0, CONST_SHAPE, engine="pdr"),
     FormalJob("spike", "prove", 0, CONST_SHAPE, engine="pdr"),
     FormalJob("refractory", "prove", 0, CONST_SHAPE, engine="pdr"),
-    FormalJob("equiv", "bmc", 15, CONST_SHAPE),
-    FormalJob("bounds", "bmc", 15, CONST_SHAPE),
-    FormalJob("equiv", "bmc", 13, DEFAULT_SHAPE),
-    # One neuron, 24 clocks: its second beat (second timestep) is checked too.
-    FormalJob("equiv", "bmc", 24, ONE_NEURON_SHAPE),
-    FormalJob("bounds", "bmc", 24, ONE_NEURON_SHAPE),
+    FormalJob("equiv", "prove", K_INDUCTION, CONST_SHAPE, invariants=True),
+    FormalJob("bounds", "prove", K_INDUCTION, CONST_SHAPE, invariants=True),
+    FormalJob("equiv", "prove", K_INDUCTION, ONE_NEURON_SHAPE, invariants=True),
+    FormalJob("bounds", "prove", K_INDUCTION, ONE_NEURON_SHAPE, invariants=True),
+    FormalJob("equiv", "prove", K_INDUCTION, ALL_MODES_ONE_NEURON_SHAPE, invariants=True),
+    FormalJob("equiv", "prove", K_INDUCTION, ONE_NEURON_SHAPE, invariants=True,
+              pipeline="compact"),
 ]
+
+
+def job_depth(job: FormalJob) -> int:
+    """``job.depth``, or for 0: :data:`K_INDUCTION` (k-induction), :func:`default_depth` (BMC)."""
+    if job.depth:
+        return job.depth
+    if job.mode == "prove" and job.engine != "pdr":
+        return K_INDUCTION
+    return default_depth(job.shape)  # pdr: not used by the proof (as before)
+
+
+def _kill_session(sid: int):
+    """SIGKILL every process of session ``sid`` (the sby run and all its engines' groups)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp session ...; comm may contain spaces and parentheses.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid:
+            pids.append(int(stat.parent.name))
+    for pid in pids or [sid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def run_job(job: FormalJob, workdir, *, timeout: float = 3600,
@@ -450,11 +702,12 @@ def run_job(job: FormalJob, workdir, *, timeout: float = 3600,
         raise ValueError(f"engine must be one of {sorted(ENGINES)}, not {job.engine!r}")
     if job.engine == "pdr" and job.mode != "prove":
         raise ValueError(f"engine 'pdr' needs mode 'prove', not {job.mode!r}")
-    depth = job.depth or default_depth(job.shape)
+    depth = job_depth(job)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     bindir = tool_dir(workdir / "bin")
-    top = LaneProof(job.shape, props=(job.prop,), max_steps=job.max_steps, array_cls=array_cls)
+    top = LaneProof(job.shape, props=(job.prop,), max_steps=job.max_steps, array_cls=array_cls,
+                    invariants=job.invariants, pipeline=job.pipeline)
     il = workdir / f"{job.name}.il"
     il.write_text(rtlil.convert(top, name="top", ports=[top.cd.clk]))
     sby = workdir / f"{job.name}.sby"
@@ -475,14 +728,15 @@ def run_job(job: FormalJob, workdir, *, timeout: float = 3600,
     if out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
-    # Own process group: on a timeout the solvers sby started are ended with it.
+    # Own session: on a timeout the solvers sby started are ended with it (sby puts each engine
+    # in a process group of its own, so ending sby's group alone leaves them running).
     proc = subprocess.Popen(sby_command(bindir, sby.name), cwd=workdir, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=sby_env(bindir),
                             start_new_session=True)
     try:
         log, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_session(proc.pid)
         log, _ = proc.communicate()
         return "TIMEOUT", time.perf_counter() - t0, log or ""
     seconds = time.perf_counter() - t0
@@ -501,6 +755,9 @@ def main(argv=None) -> int:
     ap.add_argument("--neurons", type=int, default=DEFAULT_SHAPE.neurons)
     ap.add_argument("--max-steps", type=int, default=7)
     ap.add_argument("--modes", default="shift,mult,const", help="leak modes the array builds")
+    ap.add_argument("--invariants", action="store_true",
+                    help="assert the stage invariants (k-induction of equiv and bounds)")
+    ap.add_argument("--pipeline", choices=("deep", "compact"), default="deep")
     ap.add_argument("--workdir", default="build/formal")
     ap.add_argument("--timeout", type=float, default=3600,
                     help="seconds per job; ends the job's solvers too (an outer `timeout` "
@@ -511,14 +768,18 @@ def main(argv=None) -> int:
     if args.prop is None and args.depth == 0:
         jobs = JOBS  # the table of docs/verification.md
     else:
-        jobs = [FormalJob(prop, args.mode, args.depth, shape, args.max_steps, args.engine)
+        jobs = [FormalJob(prop, args.mode, args.depth, shape, args.max_steps, args.engine,
+                          args.invariants, args.pipeline)
                 for prop in args.prop or PROPERTIES]
     failed = 0
     for job in jobs:
-        depth = job.depth or default_depth(job.shape)
+        depth = job_depth(job)
         status, seconds, log = run_job(job, args.workdir, timeout=args.timeout)
-        bound = "unbounded" if job.mode == "prove" else f"depth {depth:>4}"
-        print(f"{job.name:<36} {bound:>10}  {seconds:7.1f} s  {status}", flush=True)
+        if job.mode == "bmc":
+            bound = f"depth {depth}"
+        else:
+            bound = "unbounded" + ("" if job.engine == "pdr" else f" (k={depth})")
+        print(f"{job.name:<40} {bound:>17}  {seconds:7.1f} s  {status}", flush=True)
         if status != "PASS":
             failed += 1
             print(log[-3000:], file=sys.stderr)

@@ -1,9 +1,10 @@
 """Formal proofs of one lane of LIFArray (SymbiYosys; ABC PDR and smtbmc boolector).
 
-``lifgate.hdl.formal``: unbounded PDR proofs of ``stream``, ``spike``, ``refractory``; bounded
-(boolector) ``equiv`` and ``bounds``; see docs/verification.md for depths and times. They are
-marked ``formal`` (``python -m pytest -m formal tests/test_formal.py`` runs only them) and run in
-the default suite too: together about 3.5 minutes of wall time on 2 cores. ``LIFGATE_FORMAL=0``
+``lifgate.hdl.formal``: every job of ``JOBS`` is unbounded: PDR for ``stream``, ``spike``,
+``refractory``; k-induction (boolector, k = 2) over the harness's stage invariants for
+``equiv`` and ``bounds``. See docs/verification.md for times. They are marked ``formal``
+(``python -m pytest -m formal tests/test_formal.py`` runs only them) and run in the default suite
+too: together about 2.5 minutes of wall time on 2 cores (18 jobs). ``LIFGATE_FORMAL=0``
 leaves them out of a quick local run.
 """
 
@@ -13,7 +14,17 @@ import os
 
 import pytest
 from amaranth.back import rtlil
-from lifgate.hdl.formal import CONST_SHAPE, JOBS, PROPERTIES, FormalJob, LaneProof, run_job
+from lifgate.hdl.array import LIFArray
+from lifgate.hdl.formal import (
+    ALL_MODES_ONE_NEURON_SHAPE,
+    CONST_SHAPE,
+    DEFAULT_SHAPE,
+    JOBS,
+    PROPERTIES,
+    FormalJob,
+    LaneProof,
+    run_job,
+)
 from lifgate.sim.solvers import have_solvers
 
 
@@ -26,6 +37,28 @@ def test_harness_elaborates():
     top = LaneProof(props=PROPERTIES)
     text = rtlil.convert(top, name="top", ports=[top.cd.clk])
     assert "$assert" in text or "assert" in text
+
+
+@pytest.mark.parametrize("shape,pipeline", [(DEFAULT_SHAPE, "deep"), (CONST_SHAPE, "compact")],
+                         ids=["all_modes-deep", "const-compact"])
+def test_invariant_harness_elaborates(shape, pipeline):
+    """The stage invariants find every register they name (a renamed one is a KeyError)."""
+    top = LaneProof(shape, props=("equiv", "bounds"), invariants=True, pipeline=pipeline)
+    text = rtlil.convert(top, name="top", ports=[top.cd.clk])
+    assert "invariant: stage 9: v9" in text or "invariant: stage 8: v9" in text
+    assert "invariant: r[1]: memory = shadow" in text
+
+
+def test_probe_hook_adds_no_logic():
+    """``LIFArray._probes`` (the formal hook) only records names: the netlist is unchanged."""
+    plain = LIFArray(DEFAULT_SHAPE, noise=False)
+    probed = LIFArray(DEFAULT_SHAPE, noise=False)
+    assert plain._probes is None
+    probed._probes = {}
+    a = rtlil.convert(plain, name="top")
+    b = rtlil.convert(probed, name="top")
+    assert {"vld", "paddr", "fsm", "v9", "lk"} <= set(probed._probes)
+    assert a == b
 
 
 @pytest.mark.formal
@@ -44,8 +77,18 @@ def test_formal(job, tmp_path, request):
 MUTANT_JOBS = [
     ("ge_to_gt", FormalJob("spike", "prove", 0, CONST_SHAPE, engine="pdr")),
     ("refractory_off_by_one", FormalJob("refractory", "prove", 0, CONST_SHAPE, engine="pdr")),
+    # The properties alone (no invariants) catch a fault at the outputs.
     ("no_saturation", FormalJob("bounds", "bmc", 15, CONST_SHAPE)),
     ("swapped_reset_mode", FormalJob("equiv", "bmc", 14, CONST_SHAPE)),
+    # The harnesses of the k-induction jobs of JOBS, base case 15 clocks (a real trace).
+    ("no_saturation", FormalJob("bounds", "prove", 15, CONST_SHAPE, invariants=True)),
+    ("swapped_reset_mode", FormalJob("equiv", "prove", 15, CONST_SHAPE, invariants=True)),
+    ("shift_round_floor",
+     FormalJob("equiv", "prove", 15, ALL_MODES_ONE_NEURON_SHAPE, invariants=True)),
+    ("mult_round_floor",
+     FormalJob("equiv", "prove", 15, ALL_MODES_ONE_NEURON_SHAPE, invariants=True)),
+    ("ge_to_gt",
+     FormalJob("equiv", "prove", 15, CONST_SHAPE, invariants=True, pipeline="compact")),
 ]
 
 
