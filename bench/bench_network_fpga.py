@@ -33,7 +33,7 @@ from pathlib import Path
 from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib.cdc import FFSynchronizer
 
-BEGIN, END = "<!-- network:begin -->", "<!-- network:end -->"
+from lifgate.markers import write_between_markers
 
 
 class NetworkHarness(Elaboratable):
@@ -212,12 +212,8 @@ def markdown(rows) -> str:
 
 
 def write_markdown(path: Path, table: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if BEGIN not in text or END not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{table}{END}{tail}")
+    """Put ``table`` between the ``network`` markers of ``path``."""
+    write_between_markers(path, table, "network")
 
 
 def main(argv=None) -> int:
@@ -226,8 +222,9 @@ def main(argv=None) -> int:
                    help=f"boards to build ({', '.join(LANES)}; default both)")
     p.add_argument("--quick", action="store_true", help="the UP5K build only")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument("--markdown", metavar="FILE", default=None,
-                   help="write the table into FILE (between the network markers)")
+    p.add_argument("--markdown", metavar="FILE", nargs="+", default=None,
+                   help="write the table into each FILE (between the network markers), "
+                        "e.g. docs/resources.md README.md")
     p.add_argument("--reuse", action="store_true",
                    help="take a board's figures from BUILD_DIR/<board>/result.json if present")
     p.add_argument("--build-dir", default="build/net_fpga")
@@ -251,7 +248,8 @@ def main(argv=None) -> int:
     table = markdown(rows)
     print(json.dumps(rows, indent=1, default=str) if args.json else table)
     if args.markdown:
-        write_markdown(Path(args.markdown), table)
+        for path in args.markdown:
+            write_markdown(Path(path), table)
     return 0 if all("fmax_mhz" in r for r in rows) else 1
 
 

@@ -17,10 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-# (board, design, neurons, lanes, noise source): the goals, and what fits where they do not.
-# On the UP5K the noise source of 8 lanes does not fit beside the array (about 170 cells per
-# lane: the xorshift step, the byte sum, the bias adder), so the 8-lane goal row is built
-# without it and the rows with it use 4 lanes.
+from lifgate.markers import write_between_markers
+
+# (board, design, neurons, lanes, noise source): the goals, with and without the noise source
+# on the UP5K (8 lanes of it take 1,000 of the 5,280 cells: the xorshift step and the byte
+# sum; its multiply-add, bias included, is in the SB_MAC16), and the 4 lanes of the board top.
 RUNS = [
     ("icebreaker", "array", 4096, 8, False),
     ("icebreaker", "array", 4096, 8, True),
@@ -117,13 +118,8 @@ def markdown(rows) -> str:
 
 
 def write_markdown(path: Path, table: str) -> None:
-    begin, end = "<!-- resources:begin -->", "<!-- resources:end -->"
-    text = path.read_text() if path.exists() else f"{begin}\n{end}\n"
-    if begin not in text or end not in text:
-        text += f"\n{begin}\n{end}\n"
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{begin}\n{table}{end}{tail}")
+    """Put ``table`` between the ``resources`` markers of ``path``."""
+    write_between_markers(path, table, "resources")
 
 
 def main(argv=None) -> int:

@@ -89,7 +89,8 @@ class ArrayHarness(Elaboratable):
         lpe = self.board.lanes_per_enable
         m.submodules.array = array = LIFArray(
             self.shape, membrane=self.membrane, noise=self.noise, pipeline=self.board.pipeline,
-            lanes_per_enable=None if lpe is None else min(lpe, self.shape.lanes))
+            lanes_per_enable=None if lpe is None else min(lpe, self.shape.lanes),
+            multiplier=self.board.multiplier)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.pin_in = pin_in = io.Buffer("i", uart.rx)
         m.submodules.pin_out = pin_out = io.Buffer("o", uart.tx)

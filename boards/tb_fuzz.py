@@ -37,9 +37,7 @@ from collections import Counter
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
-from cocotbext.uart import UartSink, UartSource
+from cocotb.triggers import ClockCycles
 from lifgate.boards.protocol import (
     MAX_LEN,
     RUN_MEMBRANE,
@@ -54,6 +52,7 @@ from lifgate.boards.protocol import (
     crc16,
     encode_frame,
 )
+from lifgate.boards.tb_top import start_board
 from lifgate.golden.fixed import simulate
 
 from lifgate.config import (
@@ -391,17 +390,7 @@ class Link:
 
     async def start(self, clk_ns):
         dut = self.dut
-        baud = 1e9 / (clk_ns * self.divisor)
-        dut.rx.value = 1
-        dut.rst.value = 1
-        cocotb.start_soon(Clock(dut.clk, clk_ns, unit="ns").start())
-        await ClockCycles(dut.clk, 4)
-        dut.rst.value = 0
-        await RisingEdge(dut.clk)
-        self.source = UartSource(dut.rx, baud=baud, bits=8)
-        self.sink = UartSink(dut.tx, baud=baud, bits=8)
-        for obj in (self.source, self.sink):
-            obj.log.setLevel(logging.WARNING)
+        self.source, self.sink = await start_board(dut, clk_ns, self.divisor)
         # The link zeroes the input currents and clears the array after reset.
         await ClockCycles(dut.clk, 4 * self.f.shape.depth + 200)
 

@@ -30,10 +30,10 @@ from cocotbext.uart import UartSink, UartSource
 POLL = 256
 
 
-@cocotb.test()
-async def uart_bridge(dut):
-    clk_ns = int(os.environ.get("LIFGATE_CLK_NS", "10"))
-    divisor = int(os.environ["LIFGATE_UART_DIVISOR"])
+async def start_board(dut, clk_ns: int, divisor: int) -> tuple[UartSource, UartSink]:
+    """Start ``dut``'s clock (period ``clk_ns``), reset it for 4 clocks, and attach a UART
+    source to ``rx`` and a sink to ``tx`` at the board's baud rate (``divisor`` clocks per
+    bit). Returns ``(source, sink)``; used by every cocotb session on a board top."""
     baud = 1e9 / (clk_ns * divisor)
     dut.rx.value = 1
     dut.rst.value = 1
@@ -41,11 +41,17 @@ async def uart_bridge(dut):
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
-
     source = UartSource(dut.rx, baud=baud, bits=8)
     sink = UartSink(dut.tx, baud=baud, bits=8)
     for obj in (source, sink):
         obj.log.setLevel(logging.WARNING)
+    return source, sink
+
+
+@cocotb.test()
+async def uart_bridge(dut):
+    clk_ns = int(os.environ.get("LIFGATE_CLK_NS", "10"))
+    source, sink = await start_board(dut, clk_ns, int(os.environ["LIFGATE_UART_DIVISOR"]))
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(os.environ["LIFGATE_UART_SOCKET"])

@@ -80,6 +80,10 @@ class Board:
     pipeline : str
         :class:`~lifgate.hdl.array.LIFArray`'s pipeline profile: ``compact`` on the UP5K (a
         register costs a logic cell there), ``deep`` on the ECP5-85F (for its 100 MHz goal).
+    multiplier : str
+        :class:`~lifgate.hdl.array.LIFArray`'s multiplier kind: ``ecp5`` on the ECP5-85F
+        (``MULT18X18D`` with its own operand and product registers), ``ice40`` on the UP5K
+        (each lane's noise multiply-add, bias included, in one ``SB_MAC16``).
     """
 
     name: str
@@ -95,6 +99,7 @@ class Board:
     build_mhz: float
     lanes_per_enable: int | None = None
     pipeline: str = "deep"
+    multiplier: str = "fabric"
 
     def platform(self):
         if self.name == "icebreaker":
@@ -112,9 +117,9 @@ class Board:
 
 BOARDS = {
     "icebreaker": Board("icebreaker", "ice40", 48.0, 4096, 8, 1, ("shift", "const"),
-                        "bin", "iceprog", 4, 30.0, None, "compact"),
+                        "bin", "iceprog", 4, 30.0, None, "compact", "ice40"),
     "ulx3s-85f": Board("ulx3s-85f", "ecp5", 100.0, 65536, 32, 1, ("shift", "mult", "const"),
-                       "bit", "openFPGALoader", 32, 65.0, 1, "deep"),
+                       "bit", "openFPGALoader", 32, 65.0, 1, "deep", "ecp5"),
 }
 
 

@@ -73,7 +73,8 @@ class BoardTop(Elaboratable):
         self.link = HostLink(self.features, divisor=divisor,
                              timeout=max(2, int(freq * timeout_s)),
                              current_ram="spram" if spram else "memory",
-                             array_options={"pipeline": board.pipeline})
+                             array_options={"pipeline": board.pipeline,
+                                            "multiplier": board.multiplier})
 
     def elaborate(self, platform):
         m = Module()
@@ -182,6 +183,9 @@ def build_sim_top(features: Features, *, sim: str, build_dir, divisor: int = 8,
     text = verilog.convert(link, name=TOPLEVEL, emit_src=False)
     if current_ram == "spram":
         text += "\n" + _spram_model()
+    from lifgate.hdl.dsp import simulation_models
+
+    text += simulation_models(text)  # MULT18X18D / SB_MAC16 of the board's multiplier
     return build_verilog_top(text, features, sim=sim, build_dir=build_dir, divisor=divisor,
                              timeout=timeout)
 

@@ -11,9 +11,11 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
+from lifgate.hdl.dsp import KINDS as MULTIPLIERS
+from lifgate.hdl.dsp import RegisteredMul
 from lifgate.hdl.noise import Z_WIDTH, LaneNoise
 
-from lifgate.config import ArrayShape, Config, LeakMode, ResetMode, param_layout
+from lifgate.config import ArrayShape, Config, ConfigError, LeakMode, ResetMode, param_layout
 
 __all__ = [
     "LATENCY",
@@ -262,9 +264,20 @@ class LIFArray(wiring.Component):
         them back.
     pipeline : str
         Structure only, no change in behaviour: ``"deep"`` (the default) registers every stage
-        of the table above, latency 9; ``"compact"`` (:data:`PIPELINES`) merges stages 1-3 and
-        5-6, latency 6, for small FPGAs where registers cost cells and the clock is slower.
-        The instance's ``latency`` attribute is the latency of the profile built.
+        of the table above, latency 9; ``"compact"`` (:data:`PIPELINES`) leaves out the
+        register after the state memories' read data (the compares work on the block RAM's
+        own output register), latency 8, for small FPGAs where registers cost cells and the
+        clock is slower. The instance's ``latency`` attribute is the latency of the profile
+        built.
+    multiplier : str
+        Structure only, no change in behaviour: how the MULT leak's and the noise source's
+        multipliers are built (:mod:`lifgate.hdl.dsp`). ``"fabric"`` (the default): Amaranth
+        ``*`` between pipeline registers, any FPGA. ``"ecp5"``: ``MULT18X18D`` instances whose
+        own operand and product registers are the pipeline registers around them (needs
+        ``v_width <= 16`` with the MULT leak). ``"ice40"``: the noise multiply-add, bias
+        included, in one ``SB_MAC16`` per lane (needs ``v_width <= 22`` with noise). The
+        vendor primitives are simulated in Icarus and Verilator only, with
+        :func:`lifgate.hdl.dsp.simulation_models`.
 
     Members
     -------
@@ -301,8 +314,22 @@ class LIFArray(wiring.Component):
     """
 
     def __init__(self, config, *, membrane: bool = True, noise: bool = True,
-                 lanes_per_enable: int | None = None, pipeline: str = "deep"):
+                 lanes_per_enable: int | None = None, pipeline: str = "deep",
+                 multiplier: str = "fabric"):
         shape = _shape_of(config)
+        if multiplier not in MULTIPLIERS:
+            raise ValueError(f"Multiplier must be one of {', '.join(map(repr, MULTIPLIERS))}, "
+                             f"not {multiplier!r}")
+        if multiplier == "ice40" and noise and shape.v_width > 22:
+            raise ConfigError(
+                f"multiplier 'ice40' adds 32 bits: with the noise source parameter 'v_width' "
+                f"must be at most 22, not {shape.v_width}; use multiplier 'fabric' or no noise")
+        if multiplier == "ecp5" and LeakMode.MULT in shape.leak_modes and (
+                shape.v_width > 16 or shape.decay_frac > 18):
+            raise ConfigError(
+                f"multiplier 'ecp5' takes 18-bit operands: with leak mode 'mult' parameter "
+                f"'v_width' must be at most 16 (not {shape.v_width}) and 'decay_frac' at most 18 "
+                f"(not {shape.decay_frac}); use multiplier 'fabric' or leave out leak mode 'mult'")
         if pipeline not in PIPELINES:
             raise ValueError(f"Pipeline must be one of {', '.join(map(repr, PIPELINES))}, "
                              f"not {pipeline!r}")
@@ -316,6 +343,7 @@ class LIFArray(wiring.Component):
         self._noise = noise
         self._lanes_per_enable = shape.lanes if lanes_per_enable is None else lanes_per_enable
         self._pipeline = pipeline
+        self._multiplier = multiplier
         # Formal hook (lifgate.hdl.formal only): a dict that `elaborate` fills with its local
         # signals (stage registers, control, FSM). None (always, elsewhere): nothing is added.
         self._probes = None
@@ -342,6 +370,10 @@ class LIFArray(wiring.Component):
     @property
     def pipeline(self) -> str:
         return self._pipeline
+
+    @property
+    def multiplier(self) -> str:
+        return self._multiplier
 
     def _phys(self, k: int) -> int:
         """The clock (after issue) in which logical stage ``k`` of the table works."""
@@ -420,6 +452,13 @@ class LIFArray(wiring.Component):
         lpe = self._lanes_per_enable
         lane_ce = [ce] * P
         lane_issue = [issue] * P
+        # Read enables of the state memories. With one enable for all lanes, they read for an
+        # issued update only. With copies, each group reads whenever its pipeline moves: a
+        # read for a bubble is harmless (its stage-1 data is never used, vld[1] is 0), and
+        # the enable then needs no copy of the control FSM's state, whose net from the middle
+        # of the die to every lane's block RAM was the ECP5-85F's critical path (9 ns of
+        # routing at 96.9 MHz).
+        lane_read = [issue] * P
         if lpe < P:
             for c in range((P + lpe - 1) // lpe):
                 vl_c = Signal(name=f"vld{L}_c{c}")
@@ -434,6 +473,7 @@ class LIFArray(wiring.Component):
                 for p in range(c * lpe, min(P, (c + 1) * lpe)):
                     lane_ce[p] = ce_c
                     lane_issue[p] = issuing & ce_c
+                    lane_read[p] = ce_c
 
         with m.If(ce):
             m.d.sync += [vld[1].eq(issue), paddr[1].eq(addr)]
@@ -523,11 +563,11 @@ class LIFArray(wiring.Component):
             # 510 * gain; gain is static while updates are in flight.
             off510 = Signal(25, reset_less=True)
             m.d.sync += off510.eq((self.noise_gain << 9) - (self.noise_gain << 1))
+            bias_k_shape = (Signal(signed(W)).shift_left(8) - off510).shape()
             if G == 1:
                 # 256 * bias - 510 * gain, static as well.
-                bias_k_expr = (preg.bias << 8) - off510
-                bias_k = Signal(bias_k_expr.shape(), reset_less=True)
-                m.d.sync += bias_k.eq(bias_k_expr)
+                bias_k = Signal(bias_k_shape, reset_less=True)
+                m.d.sync += bias_k.eq(preg.bias.shift_left(8) - off510)
 
         # Lanes --------------------------------------------------------------------------------
 
@@ -577,16 +617,21 @@ class LIFArray(wiring.Component):
             v_rd, v_wr = self._state_memory(m, f"v{p}", signed(W))
             r_rd, r_wr = self._state_memory(m, f"r{p}", unsigned(R))
             m.d.comb += [
-                v_rd.addr.eq(addr), v_rd.en.eq(lane_issue[p]),
-                r_rd.addr.eq(addr), r_rd.en.eq(lane_issue[p]),
+                v_rd.addr.eq(addr), v_rd.en.eq(lane_read[p]),
+                r_rd.addr.eq(addr), r_rd.en.eq(lane_read[p]),
             ]
 
             if self._noise:
-                gen = LaneNoise(lane=p)
+                # bias + z = bias + ((product - 510 gain) >> 8)
+                #          = (product + 256 bias - 510 gain) >> 8 = sum >> 8,
+                # with the addend 256 bias - 510 gain (static for G = 1, else per update).
+                gen = LaneNoise(lane=p, multiplier=self._multiplier,
+                                addend_width=bias_k_shape.width)
                 m.submodules[f"noise{p}"] = gen
-                # Advanced product_latency clocks before the update reaches S_SHIFT, where its
-                # product is used.
-                adv = phys(_S_SHIFT) - gen.product_latency
+                # Advanced `latency` clocks before the update reaches S_LEAK, where its sum is
+                # used (the sum is registered where the stage-5 registers are).
+                assert bounds[_S_SHIFT - 1]
+                adv = phys(_S_LEAK) - gen.latency
                 assert adv >= 0
                 m.d.comb += [
                     gen.seed.eq(self.noise_seed),
@@ -651,10 +696,20 @@ class LIFArray(wiring.Component):
             if LeakMode.MULT in modes:
                 mult5 = reg(1, "mult5")
                 pairs.append((mult5, self._is_mode(mode, LeakMode.MULT) & ~hold4))
+                if self._multiplier == "ecp5":
+                    # x * D in a MULT18X18D whose operand registers are this stage-4 boundary
+                    # and whose product register is the stage-5 one.
+                    assert bounds[_S_X - 1] and bounds[_S_SHIFT - 1]
+                    leak_mul = RegisteredMul(signed(W + 2), unsigned(F), kind="ecp5")
+                    m.submodules[f"leak_mul{p}"] = leak_mul
+                    m.d.comb += [
+                        leak_mul.a.eq(x),
+                        leak_mul.b.eq(par(4, "leak")[:F]),
+                        leak_mul.ce.eq(ce),
+                    ]
             if self._noise and G > 1:
-                bias_k_expr = (par(4, "bias") << 8) - off510
-                bias_k5 = reg(bias_k_expr.shape(), "bias_k5")
-                pairs.append((bias_k5, bias_k_expr))
+                bias_k5 = reg(bias_k_shape, "bias_k5")
+                pairs.append((bias_k5, par(4, "bias").shift_left(8) - off510))
             stage(4, *pairs)
 
             # Stage 5 (S_SHIFT): t = (2 x) >> k (0 when held: the leak is then h itself);
@@ -666,15 +721,19 @@ class LIFArray(wiring.Component):
                 t = (x5 << 1) >> k5 if LeakMode.SHIFT in modes else x5 << 1
                 pairs.append((t6, Mux(hold5, 0, t)))
             if LeakMode.MULT in modes:
-                prod = x5 * par(5, "leak")[:F]
-                m6, mult6 = reg(prod.shape(), "m6"), reg(1, "mult6")
-                pairs += [(m6, prod), (mult6, mult5)]
+                mult6 = reg(1, "mult6")
+                pairs.append((mult6, mult5))
+                if self._multiplier == "ecp5":
+                    m6 = leak_mul.p
+                else:
+                    prod = x5 * par(5, "leak")[:F]
+                    m6 = reg(prod.shape(), "m6")
+                    pairs.append((m6, prod))
             if self._noise:
-                # bias + z = bias + ((product - 510 gain) >> 8)
-                #          = (product + 256 bias - 510 gain) >> 8
-                bz = (gen.product + (bias_k if G == 1 else bias_k5)) >> 8
-                bz6 = reg(signed(max(W, Z_WIDTH) + 1), "bz6")
-                pairs.append((bz6, bz))
+                # bias + z: the noise source's sum register is the stage-5 boundary.
+                m.d.comb += gen.addend.eq(bias_k if G == 1 else bias_k5)
+                bz6 = Signal(signed(max(W, Z_WIDTH) + 1), name=f"l{p}_bz6")
+                m.d.comb += bz6.eq(gen.sum >> 8)
             else:
                 bz6 = par(6, "bias")
             stage(5, *pairs)

@@ -5,9 +5,10 @@ Its bit-exact twin is :mod:`lifgate.golden.noise`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from lifgate.hdl.dsp import RegisteredMulAdd
 
 __all__ = ["GOLDEN", "LaneNoise", "lane_seed", "xorshift32"]
 
@@ -48,18 +49,24 @@ class LaneNoise(wiring.Component):
     state.
 
     The value is computed in pipeline stages that move with ``ce``, like the pipeline registers
-    of the lane they serve: ``z`` belongs to the update whose ``advance`` was :attr:`latency`
-    enabled clocks earlier. To keep the multiplier a 10 x 16 unsigned one (one iCE40
+    of the lane they serve. To keep the multiplier a 10 x 16 unsigned one (one iCE40
     ``SB_MAC16`` or ECP5 ``MULT18X18D``), ``c * gain`` is computed as
-    ``(b0 + b1 + b2 + b3) * gain - 510 * gain``; the product ``(b0 + b1 + b2 + b3) * gain`` is
-    also an output, :attr:`product_latency` enabled clocks after ``advance``, so that a user
-    can fold the ``- 510 * gain`` into an addition of its own (``LIFArray`` does:
-    ``bias + z = (product + 256 * bias - 510 * gain) >> 8``).
+    ``(b0 + b1 + b2 + b3) * gain - 510 * gain``, and the ``- 510 * gain`` is left to the user,
+    who adds it together with anything else it needs through ``addend``:
+    ``sum = (b0 + b1 + b2 + b3) * gain + addend``. With ``addend = -510 * gain``,
+    ``z = sum >> 8``; ``LIFArray`` passes ``256 * bias - 510 * gain`` and gets
+    ``bias + z = sum >> 8``. On the iCE40 the whole multiply-add is one ``SB_MAC16``.
 
     Parameters
     ----------
     lane : int
         Lane index, 0 to 63; selects the seed offset.
+    multiplier : str
+        Kind of the multiply-add (:class:`~lifgate.hdl.dsp.RegisteredMulAdd`): ``"fabric"``,
+        ``"ecp5"`` or ``"ice40"``. The numbers are the same.
+    addend_width : int
+        Width of the signed ``addend``, 26 (enough for ``-510 * gain``) to 64; with
+        ``multiplier="ice40"`` at most 31 (the ``SB_MAC16`` adds 32 bits).
 
     Members
     -------
@@ -72,36 +79,43 @@ class LaneNoise(wiring.Component):
         Strobe: one neuron update of the lane starts; advance the state. Only assert it
         together with ``ce``.
     ce : ``In(1)``
-        Pipeline enable: the ``c``, product and ``z`` registers load only when it is high.
+        Pipeline enable: the byte sum, gain, product and sum registers load only when it is
+        high.
     gain : ``In(16)``
         Noise amplitude, 0 to 65535; keep it stable while updates are in flight (it is
         registered under ``ce`` before use).
-    product : ``Out(26)``
-        ``(b0 + b1 + b2 + b3) * gain`` of the update whose ``advance`` was ``product_latency``
-        enabled clocks ago.
-    z : ``Out(signed(18))``
-        Noise value of the update whose ``advance`` was ``latency`` enabled clocks ago.
+    addend : ``In(signed(addend_width))``
+        Added to the product at the enabled clock that loads ``sum`` (the last of the
+        :attr:`latency` enabled clocks after ``advance``).
+    sum : ``Out(signed(addend_width + 1))``
+        ``(b0 + b1 + b2 + b3) * gain + addend`` of the update whose ``advance`` was
+        :attr:`latency` enabled clocks ago.
     state : ``Out(32)``
         The generator state ``x`` (for tests and debugging).
     """
 
-    #: Enabled clocks from ``advance`` to the corresponding ``z``.
+    #: Enabled clocks from ``advance`` to the corresponding ``sum``.
     latency = 4
-    #: Enabled clocks from ``advance`` to the corresponding ``product``.
-    product_latency = 3
 
-    def __init__(self, *, lane: int):
+    def __init__(self, *, lane: int, multiplier: str = "fabric", addend_width: int = 26):
         if isinstance(lane, bool) or not isinstance(lane, int) or not 0 <= lane < 64:
             raise TypeError(f"Lane must be an integer in [0, 63], not {lane!r}")
+        if (isinstance(addend_width, bool) or not isinstance(addend_width, int)
+                or not 26 <= addend_width <= 64):
+            raise TypeError(f"Addend width must be an integer in [26, 64], not "
+                            f"{addend_width!r}")
         self._lane = lane
+        # Checked here, before any elaboration.
+        self._mac = RegisteredMulAdd(unsigned(10), unsigned(16), signed(addend_width),
+                                     kind=multiplier)
         super().__init__({
             "seed": In(32),
             "reseed": In(1),
             "advance": In(1),
             "ce": In(1),
             "gain": In(16),
-            "product": Out(26),
-            "z": Out(signed(Z_WIDTH)),
+            "addend": In(signed(addend_width)),
+            "sum": Out(signed(addend_width + 1)),
             "state": Out(32),
         })
 
@@ -130,26 +144,18 @@ class LaneNoise(wiring.Component):
             m.d.sync += x.eq(xorshift32(x))
         m.d.comb += self.state.eq(x)
 
-        # Stage 1 (x holds the advanced state): sum of the four bytes, 0..1020.
-        csum = Signal(10, reset_less=True)
-        # Stage 2: csum * gain, 0..1020 * 65535 < 2**26.
-        prod = Signal(26, reset_less=True)
-        # 510 * gain, updated every clock (gain is static while updates are in flight).
-        offset510 = Signal(25, reset_less=True)
-        m.d.sync += offset510.eq((self.gain << 9) - (self.gain << 1))
-        # Stage 3: z = floor((csum * gain - 510 * gain) / 256).
-        z = Signal(signed(Z_WIDTH), reset_less=True)
-        # The gain, registered next to the multiplier: it is static during a run, and on a
-        # large FPGA the route from one gain register to every lane's multiplier is long. With
-        # a separate `ce` per lane the copies stay separate registers (see LIFArray's
-        # `lanes_per_enable`); with one `ce` synthesis merges them into one.
-        gain = Signal(16, reset_less=True)
-        with m.If(self.ce):
-            m.d.sync += [
-                gain.eq(self.gain),
-                csum.eq((x[0:8] + x[8:16]) + (x[16:24] + x[24:32])),
-                prod.eq(csum * gain),
-                z.eq((prod - offset510) >> 8),
-            ]
-        m.d.comb += [self.product.eq(prod), self.z.eq(z)]
+        # Stage 1 (x holds the advanced state): the sum of the four bytes, 0..1020, and the
+        # gain, both registered as the multiplier's operands. The gain is registered next to
+        # the multiplier: it is static during a run, and on a large FPGA the route from one
+        # gain register to every lane's multiplier is long. With a separate `ce` per lane the
+        # copies stay separate registers (see LIFArray's `lanes_per_enable`).
+        # Stage 2: csum * gain, 0..1020 * 65535 < 2**26. Stage 3: + addend.
+        mac = m.submodules.mac = self._mac
+        m.d.comb += [
+            mac.a.eq((x[0:8] + x[8:16]) + (x[16:24] + x[24:32])),
+            mac.b.eq(self.gain),
+            mac.c.eq(self.addend),
+            mac.ce.eq(self.ce),
+            self.sum.eq(mac.s),
+        ]
         return m

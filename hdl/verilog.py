@@ -108,6 +108,7 @@ def _header(shape: ArrayShape, dut: LIFArray, ports) -> str:
         ("noise", "yes" if dut.noise else "no"),
         ("pipeline", dut.pipeline),
         ("lanes_per_enable", dut.lanes_per_enable),
+        ("multiplier", dut.multiplier),
     ]:
         lines.append(f"//   {name:<11} = {value}")
     lines += [
@@ -136,26 +137,30 @@ def _header(shape: ArrayShape, dut: LIFArray, ports) -> str:
 
 
 def generate_verilog(config, *, membrane: bool = True, noise: bool = True,
-                     pipeline: str = "deep", lanes_per_enable: int | None = None) -> str:
+                     pipeline: str = "deep", lanes_per_enable: int | None = None,
+                     multiplier: str = "fabric") -> str:
     """The Verilog text of ``LIFArray(config, ...)`` with these options, top ``lif_array``.
 
     ``config`` is a :class:`~lifgate.config.Config` or an :class:`~lifgate.config.ArrayShape`
     (only the shape matters). The text starts with a comment listing the shape and the ports.
-    ``pipeline`` and ``lanes_per_enable`` change the structure, never the behaviour (see
-    :class:`~lifgate.hdl.array.LIFArray`).
+    ``pipeline``, ``lanes_per_enable`` and ``multiplier`` change the structure, never the
+    behaviour (see :class:`~lifgate.hdl.array.LIFArray`). With ``multiplier="ecp5"`` the text
+    instantiates ECP5 ``MULT18X18D`` primitives; :func:`lifgate.hdl.dsp.simulation_models`
+    gives the models to simulate it with.
     """
     shape = _shape_of(config)
     dut = LIFArray(shape, membrane=membrane, noise=noise, pipeline=pipeline,
-                   lanes_per_enable=lanes_per_enable)
+                   lanes_per_enable=lanes_per_enable, multiplier=multiplier)
     text = amaranth_verilog.convert(dut, name=TOP, emit_src=False, strip_internal_attrs=True)
     return _header(shape, dut, port_list(text, dut.signature)) + text
 
 
 def write_verilog(config, path, *, membrane: bool = True, noise: bool = True,
-                  pipeline: str = "deep", lanes_per_enable: int | None = None) -> str:
+                  pipeline: str = "deep", lanes_per_enable: int | None = None,
+                  multiplier: str = "fabric") -> str:
     """Generate and write atomically to ``path`` (nothing is written if generation fails)."""
     text = generate_verilog(config, membrane=membrane, noise=noise, pipeline=pipeline,
-                            lanes_per_enable=lanes_per_enable)
+                            lanes_per_enable=lanes_per_enable, multiplier=multiplier)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:

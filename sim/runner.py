@@ -376,7 +376,9 @@ def build(
         ``False`` compiles with ``-O0``, about 40 % less build time, for short test runs.
     options : dict, optional
         Structural options of :class:`~lifgate.hdl.array.LIFArray` (``pipeline``,
-        ``lanes_per_enable``) for ``generate_verilog``.
+        ``lanes_per_enable``, ``multiplier``) for ``generate_verilog``. Vendor primitives
+        (``multiplier="ecp5"``) are simulated with :func:`lifgate.hdl.dsp.simulation_models`,
+        written beside the design as ``primitives.v``.
     """
     if isinstance(shape, Config):
         shape = shape.shape
@@ -411,6 +413,13 @@ def build(
         build_args += VERILATOR_OPT if optimize else ["-CFLAGS", "-O0"]
     log_file = build_dir / "build.log" if quiet else None
     sources = [HARNESS, dut_file]
+    from lifgate.hdl.dsp import simulation_models
+
+    models = simulation_models(verilog)
+    if models:
+        models_file = build_dir / "primitives.v"
+        _write_if_changed(models_file, models)
+        sources.append(models_file)
     if sim == "verilator":
         sources.insert(0, cocotb_runner.VerilatorControlFile(VLT_WAIVERS))
     model = SimBuild(
@@ -425,14 +434,15 @@ def build(
     # Verilator rewrites every C++ file on each run, so make would recompile everything: an
     # unchanged build (same inputs, same tools) is skipped instead, by a stamp of its inputs.
     stamp = build_dir / "lifgate-build.stamp"
-    key = _build_key(sim, [HARNESS, dut_file, VLT_WAIVERS], parameters, build_args, waves)
+    inputs = [HARNESS, dut_file, VLT_WAIVERS, *([models_file] if models else [])]
+    key = _build_key(sim, inputs, parameters, build_args, waves)
     output = build_dir / ("sim.vvp" if sim == "icarus" else TOPLEVEL)
     if output.exists() and stamp.exists() and stamp.read_text() == key:
         return dataclasses.replace(model, build_seconds=time.perf_counter() - t0)
     # Anything else is rebuilt from scratch: no object file compiled with other flags or
     # against another model's headers may survive into this one.
     for item in build_dir.iterdir():
-        if item != dut_file:
+        if item != dut_file and not (models and item == models_file):
             if item.is_dir():
                 shutil.rmtree(item)
             else:

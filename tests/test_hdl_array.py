@@ -401,7 +401,8 @@ def test_mode_enums_mirror_config():
 
 @pytest.mark.parametrize("lane", [0, 5])
 def test_lane_noise_matches_golden(lane):
-    """The noise source on its own: state and z after every advance, with ce gaps."""
+    """The noise source on its own: state and z after every advance, with ce gaps
+    (``z = sum >> 8`` with ``addend = -510 * gain``)."""
     dut = LaneNoise(lane=lane)
     seed, gain, n = 0x9E3779B9 * (lane + 1) & 0xFFFFFFFF, 40000, 40  # seed gives x = 0 -> 1
     rng = np.random.default_rng(lane)
@@ -410,6 +411,7 @@ def test_lane_noise_matches_golden(lane):
     async def bench(ctx):
         ctx.set(dut.seed, seed)
         ctx.set(dut.gain, gain)
+        ctx.set(dut.addend, -510 * gain)
         ctx.set(dut.reseed, 1)
         await ctx.tick()
         ctx.set(dut.reseed, 0)
@@ -429,7 +431,7 @@ def test_lane_noise_matches_golden(lane):
                 pending = [d + 1 for d in pending]
                 while pending and pending[0] == LaneNoise.latency:
                     pending.pop(0)
-                    zs.append(ctx.get(dut.z))
+                    zs.append(ctx.get(dut.sum) >> 8)
         bench.states, bench.zs = states, zs
 
     sim = Simulator(dut)

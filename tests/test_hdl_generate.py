@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from lifgate.hdl.array import addr_width, group_width, lif_signature
+from lifgate.hdl.dsp import simulation_models
 from lifgate.hdl.verilog import WAIVERS, LintError, generate_verilog, lint, port_list
 
 from lifgate.cli import main
-from lifgate.config import ArrayShape, Config, NeuronParams, param_layout
+from lifgate.config import ArrayShape, Config, ConfigError, NeuronParams, param_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(neurons=12, lanes=3, groups=4, v_width=10, i_width=8, ref_width=3, decay_frac=8)
@@ -102,13 +103,37 @@ def test_lint_passes_compact_and_replicated_enable(tmp_path):
     lint(path)
 
 
+def test_lint_passes_ecp5_multiplier(tmp_path):
+    """The ECP5 variant (MULT18X18D instances) lints clean with lifgate's model of the
+    primitive, which is what Icarus and Verilator simulate it with."""
+    shape = ArrayShape(neurons=16, lanes=2, groups=2, v_width=16, i_width=8)
+    text = generate_verilog(shape, multiplier="ecp5")
+    assert text.count("MULT18X18D ") == 4  # leak and noise multipliers of 2 lanes
+    path = tmp_path / "lif_array.v"
+    path.write_text(text)
+    models = tmp_path / "primitives.v"
+    models.write_text(simulation_models(text))
+    lint(path, extra_args=[str(models)])
+
+
+def test_ecp5_multiplier_rejects_wide_membrane():
+    """The 18-bit operand of a MULT18X18D takes x = h - v_rest only up to v_width 16."""
+    shape = ArrayShape(neurons=16, lanes=2, groups=1, v_width=20, i_width=8)
+    with pytest.raises(ConfigError, match="'v_width' must be at most 16"):
+        generate_verilog(shape, multiplier="ecp5")
+    # Without the MULT leak there is only the noise multiplier, which always fits.
+    generate_verilog(dataclasses.replace(shape, leak_modes=("shift",)), multiplier="ecp5")
+
+
 def test_generate_options_in_header(tmp_path, capsys):
     out = tmp_path / "out.v"
     assert main(["generate", "--neurons", "8", "--lanes", "2", "--groups", "2",
-                 "--pipeline", "compact", "--lanes-per-enable", "1", "-o", str(out)]) == 0
+                 "--pipeline", "compact", "--lanes-per-enable", "1", "--multiplier", "ecp5",
+                 "-o", str(out)]) == 0
     text = out.read_text()
     assert "//   pipeline    = compact" in text and "pipeline latency L = 8 clocks" in text
     assert "//   lanes_per_enable = 1" in text
+    assert "//   multiplier  = ecp5" in text and "MULT18X18D " in text
 
 
 def test_lint_reports_without_waivers(tmp_path):

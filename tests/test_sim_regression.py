@@ -54,20 +54,43 @@ SHAPES = {
                    decay_frac=12),
         True,
     ),
+    # The structure of the ECP5 build: MULT18X18D multipliers with their own registers (leak
+    # and noise), simulated with lifgate's model of the primitive; all leak modes, 16-bit
+    # membrane (the widest the 18-bit operand takes).
+    "ecp5": (
+        ArrayShape(neurons=48, lanes=4, groups=3, v_width=16, i_width=12, ref_width=4,
+                   decay_frac=16),
+        True,
+    ),
+    # The structure of the iCE40 build: the compact pipeline, and each lane's noise
+    # multiply-add (bias included) in one SB_MAC16, simulated with Yosys' model of it.
+    "ice40": (
+        ArrayShape(neurons=40, lanes=2, groups=2, v_width=16, i_width=16, ref_width=3,
+                   decay_frac=10),
+        True,
+    ),
 }
 
 #: LIFArray's structural options per shape (default: none, the deep pipeline).
-OPTIONS = {"compact": {"pipeline": "compact", "lanes_per_enable": 1}}
+OPTIONS = {
+    "compact": {"pipeline": "compact", "lanes_per_enable": 1},
+    "ecp5": {"multiplier": "ecp5", "lanes_per_enable": 2},
+    "ice40": {"multiplier": "ice40", "pipeline": "compact"},
+}
 
-# (simulator, shape, random configurations): 22 random configurations on Icarus, 38 on
+# (simulator, shape, random configurations): 26 random configurations on Icarus, 54 on
 # Verilator (whose runs cost little next to its builds).
 PLAN = [
     ("icarus", "default", 8),
     ("icarus", "narrow", 8),
     ("icarus", "onelane-nomem", 6),
     ("icarus", "compact", 2),
+    ("icarus", "ecp5", 2),
+    ("icarus", "ice40", 2),
     ("verilator", "default", 20),
     ("verilator", "compact", 8),
+    ("verilator", "ecp5", 8),
+    ("verilator", "ice40", 8),
     ("verilator", "wide", 12),
     ("verilator", "narrow", 6),
 ]

@@ -49,6 +49,11 @@ def register(subparsers, summary):
     p.add_argument("--lanes-per-enable", type=int, default=None, metavar="K",
                    help="a copy of the pipeline enable for every K lanes (1 to P; default: "
                         "one for all), for large FPGAs where its fan-out limits the clock")
+    p.add_argument("--multiplier", choices=("fabric", "ecp5"), default="fabric",
+                   help="how the MULT leak and noise multipliers are built: fabric (plain "
+                        "Verilog '*', any FPGA; default) or ecp5 (MULT18X18D primitives with "
+                        "their own registers, faster on the ECP5; simulate with the model "
+                        "from lifgate.hdl.dsp); same behaviour")
     p.add_argument("-o", "--output", required=True, metavar="OUT.v", help="Verilog file to write")
     p.set_defaults(func=run)
 
@@ -84,7 +89,7 @@ def run(args) -> int:
     from lifgate.hdl.verilog import write_verilog
 
     write_verilog(shape, out, membrane=not args.no_membrane, noise=not args.no_noise,
-                  pipeline=args.pipeline, lanes_per_enable=lpe)
+                  pipeline=args.pipeline, lanes_per_enable=lpe, multiplier=args.multiplier)
     modes = ",".join(m.name.lower() for m in shape.leak_modes)
     print(
         f"wrote {out}: lif_array, {shape.neurons} neurons = {shape.lanes} lanes x "
