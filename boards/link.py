@@ -23,7 +23,8 @@ from lifgate.boards.uart import UARTRx, UARTTx
 
 from lifgate.config import ConfigError, LeakMode, param_layout
 
-__all__ = ["CurrentMemory", "FrameRx", "FrameTx", "HostLink", "SkidBuffer", "crc16_update"]
+__all__ = ["CurrentMemory", "FrameRx", "FrameTx", "HostLink", "SkidBuffer", "crc16_update",
+           "receive_states", "reply_states"]
 
 _POLY = 0x1021
 
@@ -388,6 +389,71 @@ def _le_bytes(value: Value, n: int) -> list:
     return [v[8 * k:8 * k + 8] for k in range(n)]
 
 
+def receive_states(m: Module, *, frx, busy, cmd, length, err_cmd, err_code, ridx, rd_idx,
+                   known_r, lenok_r) -> None:
+    """Add an executor's ``IDLE`` and ``CHECK`` states to the FSM being built in ``m``.
+
+    ``IDLE`` waits for a frame event of ``frx`` (a :class:`FrameRx`): it latches the command
+    and length and goes to ``ERROR`` (a framing error, ``err_code`` set) or ``DECODE`` (the
+    executor's own, which must set ``known_r`` and ``lenok_r`` and go to ``CHECK``).
+    ``CHECK`` rejects an unknown command or a wrong length (``ERROR``), else goes to
+    ``LOAD``. Shared by the array board (:class:`HostLink`) and the network board.
+    """
+    with m.State("IDLE"):
+        m.d.sync += [ridx.eq(0), rd_idx.eq(0)]
+        with m.If(frx.event):
+            m.d.sync += [cmd.eq(frx.cmd), length.eq(frx.length), err_cmd.eq(frx.cmd)]
+            with m.If(frx.error):
+                m.d.sync += err_code.eq(frx.code)
+                m.next = "ERROR"
+            with m.Else():
+                m.next = "DECODE"
+    with m.State("CHECK"):
+        m.d.comb += busy.eq(1)
+        with m.If(~known_r | ~lenok_r):
+            m.d.sync += err_code.eq(Mux(known_r, ErrorCode.LENGTH, ErrorCode.UNKNOWN))
+            m.next = "ERROR"
+        with m.Else():
+            m.next = "LOAD"
+
+
+def reply_states(m: Module, *, ftx, busy, rsel, ridx, rbyte, reply_cmd, reply_len, last_error,
+                 err_reply: int) -> None:
+    """Add an executor's reply states to the FSM being built in ``m``.
+
+    ``ERROR`` selects the error reply (``rsel = 3``, command ``err_reply``) and sets
+    ``last_error``; ``REPLY`` (a normal reply, ``rsel`` and ``reply_cmd`` already set) clears
+    it. ``REPLY_START`` starts a frame on ``ftx`` (a :class:`FrameTx`) with the length
+    ``reply_len[rsel]``, ``REPLY_BODY`` sends ``rbyte`` (byte ``ridx`` of the reply) until the
+    frame is out, then ``IDLE``. Shared by the array board and the network board.
+    """
+    with m.State("ERROR"):
+        m.d.comb += busy.eq(1)
+        m.d.sync += [rsel.eq(3), ridx.eq(0), reply_cmd.eq(err_reply), last_error.eq(1)]
+        m.next = "REPLY_START"
+    with m.State("REPLY"):
+        m.d.comb += busy.eq(1)
+        with m.If(reply_cmd != err_reply):
+            m.d.sync += last_error.eq(0)
+        m.next = "REPLY_START"
+    with m.State("REPLY_START"):
+        m.d.comb += busy.eq(1)
+        rlen = Signal(8)
+        with m.Switch(rsel):
+            for sel, n in reply_len.items():
+                with m.Case(sel):
+                    m.d.comb += rlen.eq(n)
+        with m.If(ftx.idle):
+            m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(reply_cmd), ftx.length.eq(rlen)]
+            m.next = "REPLY_BODY"
+    with m.State("REPLY_BODY"):
+        m.d.comb += [busy.eq(1), ftx.data.valid.eq(1), ftx.data.payload.eq(rbyte)]
+        with m.If(ftx.data.ready):
+            m.d.sync += ridx.eq(ridx + 1)
+        with m.If(ftx.idle):
+            m.next = "IDLE"
+
+
 class HostLink(wiring.Component):
     """UART, frame decoder, command executor, input-current memory and the neuron array.
 
@@ -701,15 +767,9 @@ class HostLink(wiring.Component):
                 m.d.comb += busy.eq(1)
                 with m.If(array.done):
                     m.next = "IDLE"
-            with m.State("IDLE"):
-                m.d.sync += [ridx.eq(0), rd_idx.eq(0)]
-                with m.If(frx.event):
-                    m.d.sync += [cmd.eq(frx.cmd), length.eq(frx.length), err_cmd.eq(frx.cmd)]
-                    with m.If(frx.error):
-                        m.d.sync += err_code.eq(frx.code)
-                        m.next = "ERROR"
-                    with m.Else():
-                        m.next = "DECODE"
+            receive_states(m, frx=frx, busy=busy, cmd=cmd, length=length, err_cmd=err_cmd,
+                           err_code=err_code, ridx=ridx, rd_idx=rd_idx, known_r=known_r,
+                           lenok_r=lenok_r)
             with m.State("DECODE"):
                 # Registered: is the command known, is its length right, how much to load.
                 m.d.comb += busy.eq(1)
@@ -728,13 +788,6 @@ class HostLink(wiring.Component):
                         with m.Case(code):
                             m.d.sync += [known_r.eq(1), lenok_r.eq(ok), nload.eq(n)]
                 m.next = "CHECK"
-            with m.State("CHECK"):
-                m.d.comb += busy.eq(1)
-                with m.If(~known_r | ~lenok_r):
-                    m.d.sync += err_code.eq(Mux(known_r, ErrorCode.LENGTH, ErrorCode.UNKNOWN))
-                    m.next = "ERROR"
-                with m.Else():
-                    m.next = "LOAD"
             with m.State("LOAD"):
                 # Read the first nload payload bytes into acc.
                 m.d.comb += busy.eq(1)
@@ -863,31 +916,9 @@ class HostLink(wiring.Component):
                 m.d.comb += busy.eq(1)
                 with m.If(ftx.idle):
                     m.next = "REPLY"
-            with m.State("ERROR"):
-                m.d.comb += busy.eq(1)
-                m.d.sync += [rsel.eq(3), ridx.eq(0), reply_cmd.eq(Cmd.ERR), last_error.eq(1)]
-                m.next = "REPLY_START"
-            with m.State("REPLY"):
-                m.d.comb += busy.eq(1)
-                with m.If(reply_cmd != Cmd.ERR):
-                    m.d.sync += last_error.eq(0)
-                m.next = "REPLY_START"
-            with m.State("REPLY_START"):
-                m.d.comb += busy.eq(1)
-                rlen = Signal(8)
-                with m.Switch(rsel):
-                    for sel, n in reply_len.items():
-                        with m.Case(sel):
-                            m.d.comb += rlen.eq(n)
-                with m.If(ftx.idle):
-                    m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(reply_cmd), ftx.length.eq(rlen)]
-                    m.next = "REPLY_BODY"
-            with m.State("REPLY_BODY"):
-                m.d.comb += [busy.eq(1), ftx.data.valid.eq(1), ftx.data.payload.eq(rbyte)]
-                with m.If(ftx.data.ready):
-                    m.d.sync += ridx.eq(ridx + 1)
-                with m.If(ftx.idle):
-                    m.next = "IDLE"
+            reply_states(m, ftx=ftx, busy=busy, rsel=rsel, ridx=ridx, rbyte=rbyte,
+                         reply_cmd=reply_cmd, reply_len=reply_len, last_error=last_error,
+                         err_reply=Cmd.ERR)
 
         activity = Signal()
         m.d.comb += activity.eq(~utx.idle | (urx.stream.valid))

@@ -13,7 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-from lifgate.boards.link import FrameRx, FrameTx, _le_bytes
+from lifgate.boards.link import FrameRx, FrameTx, _le_bytes, receive_states, reply_states
 from lifgate.boards.netproto import (
     NetCmd,
     NetFeatures,
@@ -329,18 +329,12 @@ class NetworkLink(wiring.Component):
                 m.d.comb += busy.eq(1)
                 with m.If(net.done):
                     m.next = "IDLE"
-            with m.State("IDLE"):
-                m.d.sync += [ridx.eq(0), rd_idx.eq(0)]
-                with m.If(frx.event):
-                    m.d.sync += [cmd.eq(frx.cmd), length.eq(frx.length), err_cmd.eq(frx.cmd)]
-                    with m.If(frx.error):
-                        m.d.sync += err_code.eq(frx.code)
-                        m.next = "ERROR"
-                    with m.Else():
-                        m.next = "DECODE"
+            known_r, lenok_r = Signal(), Signal()
+            receive_states(m, frx=frx, busy=busy, cmd=cmd, length=length, err_cmd=err_cmd,
+                           err_code=err_code, ridx=ridx, rd_idx=rd_idx, known_r=known_r,
+                           lenok_r=lenok_r)
             with m.State("DECODE"):
                 m.d.comb += busy.eq(1)
-                known_r, lenok_r = Signal(), Signal()
                 m.d.sync += [known_r.eq(0), lenok_r.eq(0)]
                 with m.Switch(cmd):
                     for code, ok in (
@@ -357,13 +351,6 @@ class NetworkLink(wiring.Component):
                             m.d.sync += [known_r.eq(1), lenok_r.eq(ok)]
                 m.d.sync += vbytes.eq(Mux(cmd == NetCmd.WRITE_X, XB, WB))
                 m.next = "CHECK"
-            with m.State("CHECK"):
-                m.d.comb += busy.eq(1)
-                with m.If(~known_r | ~lenok_r):
-                    m.d.sync += err_code.eq(Mux(known_r, ErrorCode.LENGTH, ErrorCode.UNKNOWN))
-                    m.next = "ERROR"
-                with m.Else():
-                    m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += [busy.eq(1), rd_run.eq(rd_idx < NL), loading.eq(1)]
                 with m.If((rd_idx == NL) & ~rd_ok):
@@ -579,32 +566,9 @@ class NetworkLink(wiring.Component):
                             m.d.comb += take.eq(1)
                             m.d.sync += in_frame.eq(0)
 
-            with m.State("ERROR"):
-                m.d.comb += busy.eq(1)
-                m.d.sync += [rsel.eq(3), ridx.eq(0), reply_cmd.eq(NetCmd.ERR),
-                             last_error.eq(1)]
-                m.next = "REPLY_START"
-            with m.State("REPLY"):
-                m.d.comb += busy.eq(1)
-                with m.If(reply_cmd != NetCmd.ERR):
-                    m.d.sync += last_error.eq(0)
-                m.next = "REPLY_START"
-            with m.State("REPLY_START"):
-                m.d.comb += busy.eq(1)
-                rlen = Signal(8)
-                with m.Switch(rsel):
-                    for sel, n in reply_len.items():
-                        with m.Case(sel):
-                            m.d.comb += rlen.eq(n)
-                with m.If(ftx.idle):
-                    m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(reply_cmd), ftx.length.eq(rlen)]
-                    m.next = "REPLY_BODY"
-            with m.State("REPLY_BODY"):
-                m.d.comb += [busy.eq(1), ftx.data.valid.eq(1), ftx.data.payload.eq(rbyte)]
-                with m.If(ftx.data.ready):
-                    m.d.sync += ridx.eq(ridx + 1)
-                with m.If(ftx.idle):
-                    m.next = "IDLE"
+            reply_states(m, ftx=ftx, busy=busy, rsel=rsel, ridx=ridx, rbyte=rbyte,
+                         reply_cmd=reply_cmd, reply_len=reply_len, last_error=last_error,
+                         err_reply=NetCmd.ERR)
 
         activity = Signal()
         m.d.comb += activity.eq(~utx.idle | urx.stream.valid)
