@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from lifgate.boards.netlink import NetworkLink
 from lifgate.boards.netproto import NetFeatures
-from lifgate.boards.pll import BoardClock
 from lifgate.boards.toolchain import Board
-from lifgate.boards.top import TOPLEVEL, BoardTop, SimTop, build_verilog_top
-from lifgate.boards.uart import divisor_for
+from lifgate.boards.top import TOPLEVEL, BoardTop, SimTop, board_clock, build_verilog_top
 
 from lifgate.config import ConfigError
 
@@ -43,14 +41,8 @@ class NetworkBoardTop(BoardTop):
         if not isinstance(features, NetFeatures):
             raise ConfigError(f"parameter 'features' must be a NetFeatures, not {features!r}")
         self.board = board
-        self.clock = BoardClock(frequency=frequency, family=board.family,
-                                f_in=board.platform().default_clk_frequency,
-                                define_domain=False)
+        self.clock, divisor = board_clock(board, frequency, baud)
         freq = self.clock.frequency
-        try:
-            divisor = divisor_for(freq, baud)
-        except ValueError as e:
-            raise ConfigError(f"parameter 'baud': {e}") from None
         self.features = features
         self.link = NetworkLink(features, divisor=divisor, timeout=max(2, int(freq * timeout_s)))
 

@@ -23,11 +23,24 @@ from lifgate.boards.uart import divisor_for
 
 from lifgate.config import ArrayShape, ConfigError
 
-__all__ = ["BoardTop", "SimTop", "build_sim_top", "build_verilog_top"]
+__all__ = ["BoardTop", "SimTop", "board_clock", "build_sim_top", "build_verilog_top"]
 
 #: Status bits of :class:`HostLink`, in LED order: error first (the iCEBreaker's red LED),
 #: then array busy (green), then line activity and input enable where there are more LEDs.
 _LED_ORDER = (1, 0, 2, 3)
+
+
+def board_clock(board: Board, frequency: float, baud: int) -> tuple[BoardClock, int]:
+    """The PLL of ``board`` for a ``sync`` clock of ``frequency`` Hz (the domain is the top's
+    to define) and the UART divisor for ``baud`` at the frequency the PLL reaches;
+    :class:`~lifgate.config.ConfigError` naming ``baud`` if that rate cannot be made."""
+    clock = BoardClock(frequency=frequency, family=board.family,
+                       f_in=board.platform().default_clk_frequency, define_domain=False)
+    try:
+        divisor = divisor_for(clock.frequency, baud)
+    except ValueError as e:
+        raise ConfigError(f"parameter 'baud': {e}") from None
+    return clock, divisor
 
 
 class BoardTop(Elaboratable):
@@ -53,14 +66,8 @@ class BoardTop(Elaboratable):
                  membrane: bool = True, baud: int = 115200, max_payload: int = 512,
                  timeout_s: float = 0.02):
         self.board = board
-        self.clock = BoardClock(frequency=frequency, family=board.family,
-                                f_in=board.platform().default_clk_frequency,
-                                define_domain=False)
+        self.clock, divisor = board_clock(board, frequency, baud)
         freq = self.clock.frequency
-        try:
-            divisor = divisor_for(freq, baud)
-        except ValueError as e:
-            raise ConfigError(f"parameter 'baud': {e}") from None
         self.features = Features(shape, membrane=membrane, max_payload=max_payload)
         # On the UP5K the input currents go to SPRAM when they fit (4 blocks of 16K x 16):
         # the EBRs hold the array's state.
