@@ -56,6 +56,8 @@ __all__ = [
     "SimTransport",
     "Status",
     "open_board",
+    "open_on",
+    "parse_spec",
 ]
 
 
@@ -423,32 +425,49 @@ class Board:
         self.clear()
 
 
+def parse_spec(spec: str) -> tuple[str, object]:
+    """Split a board ``spec``: ``("model", None)``, ``("sim", "verilator" | "icarus")`` or
+    ``("serial", (port, baud))``; :class:`~lifgate.config.ConfigError` for anything else.
+    Shared by :func:`open_board` and the network board's ``open_network_board``."""
+    if spec == "model":
+        return "model", None
+    if spec.startswith("sim:"):
+        sim = spec[4:]
+        if sim not in ("verilator", "icarus"):
+            raise ConfigError(f"simulator must be verilator or icarus, not {sim!r}")
+        return "sim", sim
+    if spec.startswith("serial:"):
+        port, _, baud = spec[7:].partition("@")
+        return "serial", (port, int(baud) if baud else 115200)
+    raise ConfigError(
+        f"board must be 'model', 'sim:verilator', 'sim:icarus' or 'serial:PORT[@BAUD]', "
+        f"not {spec!r}"
+    )
+
+
+def open_on(cls, transport: Transport, timeout: float):
+    """``cls(transport, timeout=timeout)`` (a :class:`Board` or a board class like it); the
+    transport is closed if that fails (its first exchange, for instance)."""
+    try:
+        return cls(transport, timeout=timeout)
+    except BaseException:
+        transport.close()
+        raise
+
+
 def open_board(spec: str = "model", *, features: Features | None = None, timeout: float = 30.0,
                **kwargs) -> Board:
     """A :class:`Board` for ``spec``: ``model``, ``sim:verilator``, ``sim:icarus`` or
     ``serial:PORT[@BAUD]``. ``features`` (the array shape etc.) is needed for the model and
     the simulations; a real board reports its own."""
-    if spec == "model" or spec.startswith("sim:"):
-        if features is None:
-            raise ConfigError(f"board {spec!r} needs 'features' (the shape it is built with)")
-        if spec == "model":
-            return Board(ModelTransport(features), timeout=timeout)
-        sim = spec[4:]
-        if sim not in ("verilator", "icarus"):
-            raise ConfigError(f"simulator must be verilator or icarus, not {sim!r}")
-        transport = SimTransport(features, sim=sim, **kwargs)
-        try:
-            return Board(transport, timeout=timeout)
-        except BaseException:
-            transport.close()
-            raise
-    if spec.startswith("serial:"):
-        port, _, baud = spec[7:].partition("@")
-        return Board(SerialTransport(port, int(baud) if baud else 115200), timeout=timeout)
-    raise ConfigError(
-        f"board must be 'model', 'sim:verilator', 'sim:icarus' or 'serial:PORT[@BAUD]', "
-        f"not {spec!r}"
-    )
+    kind, arg = parse_spec(spec)
+    if kind == "serial":
+        return Board(SerialTransport(*arg), timeout=timeout)
+    if features is None:
+        raise ConfigError(f"board {spec!r} needs 'features' (the shape it is built with)")
+    if kind == "model":
+        return Board(ModelTransport(features), timeout=timeout)
+    return open_on(Board, SimTransport(features, sim=arg, **kwargs), timeout)
 
 
 

@@ -29,6 +29,8 @@ from lifgate.boards.host import (
     ModelTransport,
     SerialTransport,
     SimTransport,
+    open_on,
+    parse_spec,
 )
 from lifgate.boards.netproto import (
     RUN_ALL_LAYERS,
@@ -228,30 +230,15 @@ def open_network_board(spec: str = "model", *, features: NetFeatures | None = No
     board reports its own); ``divisor`` (UART clocks per bit) and ``link_timeout`` (clocks)
     are the simulated gateware's; ``optimize=False`` builds Verilator's model with ``-O0``
     (for short sessions)."""
-    if spec == "model" or spec.startswith("sim:"):
-        if not isinstance(features, NetFeatures):
-            raise ConfigError(f"board {spec!r} needs 'features' (a NetFeatures), not "
-                              f"{features!r}")
-        if spec == "model":
-            return NetworkBoard(NetModelTransport(features), timeout=timeout)
-        sim = spec[4:]
-        if sim not in ("verilator", "icarus"):
-            raise ConfigError(f"simulator must be verilator or icarus, not {sim!r}")
-        from lifgate.boards.nettop import build_net_sim_top
+    kind, arg = parse_spec(spec)
+    if kind == "serial":
+        return NetworkBoard(SerialTransport(*arg), timeout=timeout)
+    if not isinstance(features, NetFeatures):
+        raise ConfigError(f"board {spec!r} needs 'features' (a NetFeatures), not {features!r}")
+    if kind == "model":
+        return NetworkBoard(NetModelTransport(features), timeout=timeout)
+    from lifgate.boards.nettop import build_net_sim_top
 
-        top = build_net_sim_top(features, sim=sim, build_dir=build_dir, divisor=divisor,
-                                timeout=link_timeout, optimize=optimize)
-        transport = SimTransport(features, top=top)
-        try:
-            return NetworkBoard(transport, timeout=timeout)
-        except BaseException:
-            transport.close()
-            raise
-    if spec.startswith("serial:"):
-        port, _, baud = spec[7:].partition("@")
-        return NetworkBoard(SerialTransport(port, int(baud) if baud else 115200),
-                            timeout=timeout)
-    raise ConfigError(
-        f"board must be 'model', 'sim:verilator', 'sim:icarus' or 'serial:PORT[@BAUD]', "
-        f"not {spec!r}"
-    )
+    top = build_net_sim_top(features, sim=arg, build_dir=build_dir, divisor=divisor,
+                            timeout=link_timeout, optimize=optimize)
+    return open_on(NetworkBoard, SimTransport(features, top=top), timeout)
