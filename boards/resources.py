@@ -90,7 +90,7 @@ class ArrayHarness(Elaboratable):
         m.submodules.array = array = LIFArray(
             self.shape, membrane=self.membrane, noise=self.noise, pipeline=self.board.pipeline,
             lanes_per_enable=None if lpe is None else min(lpe, self.shape.lanes),
-            multiplier=self.board.multiplier)
+            multiplier=self.board.multiplier, memory=self.board.array_memory(self.shape))
         uart = platform.request("uart", 0, dir="-")
         m.submodules.pin_in = pin_in = io.Buffer("i", uart.rx)
         m.submodules.pin_out = pin_out = io.Buffer("o", uart.tx)

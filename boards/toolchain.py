@@ -84,6 +84,10 @@ class Board:
         :class:`~lifgate.hdl.array.LIFArray`'s multiplier kind: ``ecp5`` on the ECP5-85F
         (``MULT18X18D`` with its own operand and product registers), ``ice40`` on the UP5K
         (each lane's noise multiply-add, bias included, in one ``SB_MAC16``).
+    memory : str
+        :class:`~lifgate.hdl.array.LIFArray`'s memory kind: ``ecp5`` on the ECP5-85F
+        (``DP16KD`` blocks whose output register is the pipeline's stage-1 register),
+        ``inferred`` on the UP5K. See :meth:`array_memory`.
     """
 
     name: str
@@ -100,6 +104,17 @@ class Board:
     lanes_per_enable: int | None = None
     pipeline: str = "deep"
     multiplier: str = "fabric"
+    memory: str = "inferred"
+
+    def array_memory(self, shape) -> str:
+        """The memory kind for ``shape`` on this board: :attr:`memory`, or ``inferred``
+        where the board's kind cannot hold ``shape``'s depth (``DP16KD`` blocks hold at most
+        16384 neurons per lane; deeper lanes are left to synthesis)."""
+        from lifgate.hdl.ram import ECP5_MAX_DEPTH
+
+        if self.memory == "ecp5" and shape.depth > ECP5_MAX_DEPTH:
+            return "inferred"
+        return self.memory
 
     def platform(self):
         if self.name == "icebreaker":
@@ -119,7 +134,7 @@ BOARDS = {
     "icebreaker": Board("icebreaker", "ice40", 48.0, 4096, 8, 1, ("shift", "const"),
                         "bin", "iceprog", 4, 30.0, None, "compact", "ice40"),
     "ulx3s-85f": Board("ulx3s-85f", "ecp5", 100.0, 65536, 32, 1, ("shift", "mult", "const"),
-                       "bit", "openFPGALoader", 32, 65.0, 1, "deep", "ecp5"),
+                       "bit", "openFPGALoader", 32, 65.0, 1, "deep", "ecp5", "ecp5"),
 }
 
 

@@ -81,7 +81,8 @@ class BoardTop(Elaboratable):
                              timeout=max(2, int(freq * timeout_s)),
                              current_ram="spram" if spram else "memory",
                              array_options={"pipeline": board.pipeline,
-                                            "multiplier": board.multiplier})
+                                            "multiplier": board.multiplier,
+                                            "memory": board.array_memory(shape)})
 
     def elaborate(self, platform):
         m = Module()

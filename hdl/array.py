@@ -14,6 +14,8 @@ from amaranth.utils import bits_for, ceil_log2
 from lifgate.hdl.dsp import KINDS as MULTIPLIERS
 from lifgate.hdl.dsp import RegisteredMul
 from lifgate.hdl.noise import Z_WIDTH, LaneNoise
+from lifgate.hdl.ram import ECP5_MAX_DEPTH, PipelinedRAM
+from lifgate.hdl.ram import KINDS as MEMORIES
 
 from lifgate.config import ArrayShape, Config, ConfigError, LeakMode, ResetMode, param_layout
 
@@ -278,6 +280,12 @@ class LIFArray(wiring.Component):
         included, in one ``SB_MAC16`` per lane (needs ``v_width <= 22`` with noise). The
         vendor primitives are simulated in Icarus and Verilator only, with
         :func:`lifgate.hdl.dsp.simulation_models`.
+    memory : str
+        Structure only, no change in behaviour: how the ``v`` and ``r`` memories and the
+        stage-1 register after them are built (:mod:`lifgate.hdl.ram`). ``"inferred"`` (the
+        default): Amaranth memories and a fabric register, any FPGA. ``"ecp5"``: ECP5
+        ``DP16KD`` blocks whose own output register is the stage-1 register (needs the
+        ``deep`` pipeline and ``D <= 16384``); simulated like the multipliers.
 
     Members
     -------
@@ -315,8 +323,19 @@ class LIFArray(wiring.Component):
 
     def __init__(self, config, *, membrane: bool = True, noise: bool = True,
                  lanes_per_enable: int | None = None, pipeline: str = "deep",
-                 multiplier: str = "fabric"):
+                 multiplier: str = "fabric", memory: str = "inferred"):
         shape = _shape_of(config)
+        if memory not in MEMORIES:
+            raise ValueError(f"Memory must be one of {', '.join(map(repr, MEMORIES))}, "
+                             f"not {memory!r}")
+        if memory == "ecp5" and pipeline != "deep":
+            raise ConfigError(f"memory 'ecp5' is the stage-1 register of the deep pipeline: "
+                              f"parameter 'pipeline' must be 'deep' with it, not {pipeline!r}")
+        if memory == "ecp5" and shape.depth > ECP5_MAX_DEPTH:
+            raise ConfigError(
+                f"memory 'ecp5' holds at most {ECP5_MAX_DEPTH} neurons per lane: parameter "
+                f"'neurons' / 'lanes' must be at most {ECP5_MAX_DEPTH}, not {shape.depth} "
+                f"({shape.neurons} / {shape.lanes}); use more lanes or memory 'inferred'")
         if multiplier not in MULTIPLIERS:
             raise ValueError(f"Multiplier must be one of {', '.join(map(repr, MULTIPLIERS))}, "
                              f"not {multiplier!r}")
@@ -344,6 +363,7 @@ class LIFArray(wiring.Component):
         self._lanes_per_enable = shape.lanes if lanes_per_enable is None else lanes_per_enable
         self._pipeline = pipeline
         self._multiplier = multiplier
+        self._memory = memory
         # Formal hook (lifgate.hdl.formal only): a dict that `elaborate` fills with its local
         # signals (stage registers, control, FSM). None (always, elsewhere): nothing is added.
         self._probes = None
@@ -374,6 +394,10 @@ class LIFArray(wiring.Component):
     @property
     def multiplier(self) -> str:
         return self._multiplier
+
+    @property
+    def memory(self) -> str:
+        return self._memory
 
     def _phys(self, k: int) -> int:
         """The clock (after issue) in which logical stage ``k`` of the table works."""
@@ -614,8 +638,8 @@ class LIFArray(wiring.Component):
                 ]
                 par = self._param_pipe(m, ce, pr.data, p, first=_S_CMP)
 
-            v_rd, v_wr = self._state_memory(m, f"v{p}", signed(W))
-            r_rd, r_wr = self._state_memory(m, f"r{p}", unsigned(R))
+            v_rd, v_wr = self._state_memory(m, f"v{p}", signed(W), ce)
+            r_rd, r_wr = self._state_memory(m, f"r{p}", unsigned(R), ce)
             m.d.comb += [
                 v_rd.addr.eq(addr), v_rd.en.eq(lane_read[p]),
                 r_rd.addr.eq(addr), r_rd.en.eq(lane_read[p]),
@@ -641,9 +665,13 @@ class LIFArray(wiring.Component):
                     gen.gain.eq(self.noise_gain),
                 ]
 
-            # Stage 1: the state as read, registered (block RAM outputs are slow).
+            # Stage 1: the state as read, registered (block RAM outputs are slow). With
+            # memory 'ecp5' the register is the blocks' own output register.
             v2, r2 = reg(signed(W), "v2"), reg(R, "r2")
-            stage(1, (v2, v_rd.data), (r2, r_rd.data))
+            if self._memory == "ecp5":
+                m.d.comb += [v2.eq(v_rd.data), r2.eq(r_rd.data)]
+            else:
+                stage(1, (v2, v_rd.data), (r2, r_rd.data))
 
             # Stage 2 (S_CMP): compares and decrements.
             v_th = par(2, "v_th")
@@ -834,8 +862,11 @@ class LIFArray(wiring.Component):
                 out[p] = g
         return out
 
-    def _state_memory(self, m, name, shape_):
+    def _state_memory(self, m, name, shape_, ce):
         """A state memory of depth ``D``: ``(read port, write port)``.
+
+        With memory ``ecp5`` it is a :class:`~lifgate.hdl.ram.PipelinedRAM` whose output
+        register moves with ``ce`` (the read port's ``data`` is then stage 1's register).
 
         With the ``compact`` pipeline the compares work straight on the memory's read data, so
         the memory is built as slices of ``4096 // D`` bits (at least 1, the width of an iCE40
@@ -845,6 +876,12 @@ class LIFArray(wiring.Component):
         the split to synthesis.
         """
         D = max(2, self._shape.depth)
+        if self._memory == "ecp5":
+            ram = PipelinedRAM(shape_, D, kind="ecp5")
+            m.submodules[name] = ram
+            m.d.comb += ram.r_oce.eq(ce)
+            return (types.SimpleNamespace(addr=ram.r_addr, en=ram.r_en, data=ram.r_data),
+                    types.SimpleNamespace(addr=ram.w_addr, en=ram.w_en, data=ram.w_data))
         width = Shape.cast(shape_).width
         step = max(1, min(width, 4096 // D)) if self._pipeline == "compact" else width
         if step >= width:

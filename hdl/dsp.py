@@ -310,11 +310,15 @@ def _yosys_model(family: str, module: str) -> str:
 
 def simulation_models(verilog: str) -> str:
     """Verilog models of the vendor primitives instantiated in ``verilog`` (``""`` if none),
-    to compile beside it in Icarus or Verilator: lifgate's :data:`MULT18X18D_MODEL` (Yosys
-    has none) and Yosys' own ``SB_MAC16`` model."""
+    to compile beside it in Icarus or Verilator: lifgate's :data:`MULT18X18D_MODEL` and
+    :data:`lifgate.hdl.ram.DP16KD_MODEL` (Yosys has none) and Yosys' own ``SB_MAC16`` model."""
     models = []
     if "MULT18X18D " in verilog or "MULT18X18D\n" in verilog:
         models.append(MULT18X18D_MODEL)
     if "SB_MAC16 " in verilog or "SB_MAC16\n" in verilog:
         models.append(_yosys_model("ice40", "SB_MAC16"))
+    if "DP16KD " in verilog or "DP16KD\n" in verilog:
+        from lifgate.hdl.ram import DP16KD_MODEL
+
+        models.append(DP16KD_MODEL)
     return "".join(models)

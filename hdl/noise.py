@@ -144,15 +144,26 @@ class LaneNoise(wiring.Component):
             m.d.sync += x.eq(xorshift32(x))
         m.d.comb += self.state.eq(x)
 
-        # Stage 1 (x holds the advanced state): the sum of the four bytes, 0..1020, and the
-        # gain, both registered as the multiplier's operands. The gain is registered next to
-        # the multiplier: it is static during a run, and on a large FPGA the route from one
-        # gain register to every lane's multiplier is long. With a separate `ce` per lane the
-        # copies stay separate registers (see LIFArray's `lanes_per_enable`).
+        # The byte sum of the advanced state, 0..1020, is registered at `advance` itself
+        # (computed from the state being advanced to), so that the multiplier's operand
+        # register is fed by a register and not by an adder: on the ECP5-85F the route from
+        # the state to a MULT18X18D after the two adders was a critical path (98.1 MHz). Its
+        # value matters only at the enabled clock after an `advance`, which is when the
+        # multiplier captures it.
+        csum = Signal(10, reset_less=True)
+        nxt = xorshift32(x)
+        with m.If(self.advance):
+            m.d.sync += csum.eq((nxt[0:8] + nxt[8:16]) + (nxt[16:24] + nxt[24:32]))
+
+        # Stage 1 (x holds the advanced state): the byte sum and the gain, both registered as
+        # the multiplier's operands. The gain is registered next to the multiplier: it is
+        # static during a run, and on a large FPGA the route from one gain register to every
+        # lane's multiplier is long. With a separate `ce` per lane the copies stay separate
+        # registers (see LIFArray's `lanes_per_enable`).
         # Stage 2: csum * gain, 0..1020 * 65535 < 2**26. Stage 3: + addend.
         mac = m.submodules.mac = self._mac
         m.d.comb += [
-            mac.a.eq((x[0:8] + x[8:16]) + (x[16:24] + x[24:32])),
+            mac.a.eq(csum),
             mac.b.eq(self.gain),
             mac.c.eq(self.addend),
             mac.ce.eq(self.ce),

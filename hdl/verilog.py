@@ -109,6 +109,7 @@ def _header(shape: ArrayShape, dut: LIFArray, ports) -> str:
         ("pipeline", dut.pipeline),
         ("lanes_per_enable", dut.lanes_per_enable),
         ("multiplier", dut.multiplier),
+        ("memory", dut.memory),
     ]:
         lines.append(f"//   {name:<11} = {value}")
     lines += [
@@ -138,29 +139,30 @@ def _header(shape: ArrayShape, dut: LIFArray, ports) -> str:
 
 def generate_verilog(config, *, membrane: bool = True, noise: bool = True,
                      pipeline: str = "deep", lanes_per_enable: int | None = None,
-                     multiplier: str = "fabric") -> str:
+                     multiplier: str = "fabric", memory: str = "inferred") -> str:
     """The Verilog text of ``LIFArray(config, ...)`` with these options, top ``lif_array``.
 
     ``config`` is a :class:`~lifgate.config.Config` or an :class:`~lifgate.config.ArrayShape`
     (only the shape matters). The text starts with a comment listing the shape and the ports.
-    ``pipeline``, ``lanes_per_enable`` and ``multiplier`` change the structure, never the
-    behaviour (see :class:`~lifgate.hdl.array.LIFArray`). With ``multiplier="ecp5"`` the text
-    instantiates ECP5 ``MULT18X18D`` primitives; :func:`lifgate.hdl.dsp.simulation_models`
-    gives the models to simulate it with.
+    ``pipeline``, ``lanes_per_enable``, ``multiplier`` and ``memory`` change the structure,
+    never the behaviour (see :class:`~lifgate.hdl.array.LIFArray`). With ``multiplier="ecp5"``
+    the text instantiates ECP5 ``MULT18X18D`` primitives, with ``memory="ecp5"`` ``DP16KD``
+    ones; :func:`lifgate.hdl.dsp.simulation_models` gives the models to simulate them with.
     """
     shape = _shape_of(config)
     dut = LIFArray(shape, membrane=membrane, noise=noise, pipeline=pipeline,
-                   lanes_per_enable=lanes_per_enable, multiplier=multiplier)
+                   lanes_per_enable=lanes_per_enable, multiplier=multiplier, memory=memory)
     text = amaranth_verilog.convert(dut, name=TOP, emit_src=False, strip_internal_attrs=True)
     return _header(shape, dut, port_list(text, dut.signature)) + text
 
 
 def write_verilog(config, path, *, membrane: bool = True, noise: bool = True,
                   pipeline: str = "deep", lanes_per_enable: int | None = None,
-                  multiplier: str = "fabric") -> str:
+                  multiplier: str = "fabric", memory: str = "inferred") -> str:
     """Generate and write atomically to ``path`` (nothing is written if generation fails)."""
     text = generate_verilog(config, membrane=membrane, noise=noise, pipeline=pipeline,
-                            lanes_per_enable=lanes_per_enable, multiplier=multiplier)
+                            lanes_per_enable=lanes_per_enable, multiplier=multiplier,
+                            memory=memory)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:

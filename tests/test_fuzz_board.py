@@ -38,11 +38,12 @@ FRAMES = int(os.environ.get("LIFGATE_FUZZ_FRAMES", "600"))
 ICARUS_FRAMES = 60
 TEST_MODULE = "lifgate.boards.tb_fuzz"
 # The array structures the boards build (boards/toolchain.py): the iCEBreaker's (SB_MAC16
-# noise) on Verilator, the ULX3S's (MULT18X18D, a pipeline enable per lane) on Icarus.
+# noise) on Verilator, the ULX3S's (MULT18X18D, DP16KD, a pipeline enable per lane) on Icarus.
 # Behaviour must not depend on them.
 ARRAY_OPTIONS = {
     "verilator": {"pipeline": "compact", "multiplier": "ice40"},
-    "icarus": {"pipeline": "deep", "lanes_per_enable": 1, "multiplier": "ecp5"},
+    "icarus": {"pipeline": "deep", "lanes_per_enable": 1, "multiplier": "ecp5",
+               "memory": "ecp5"},
 }
 
 

@@ -116,6 +116,34 @@ def test_lint_passes_ecp5_multiplier(tmp_path):
     lint(path, extra_args=[str(models)])
 
 
+def test_lint_passes_ecp5_memory(tmp_path):
+    """The ECP5 memory variant (DP16KD instances with their output register) lints clean with
+    lifgate's model of the primitive."""
+    shape = ArrayShape(neurons=16, lanes=2, groups=2, v_width=16, i_width=8)
+    text = generate_verilog(shape, multiplier="ecp5", memory="ecp5", lanes_per_enable=1)
+    assert text.count("DP16KD #(") == 4  # v and r memories of 2 lanes, one block each
+    assert '.REGMODE_B("OUTREG")' in text
+    path = tmp_path / "lif_array.v"
+    path.write_text(text)
+    models = tmp_path / "primitives.v"
+    models.write_text(simulation_models(text))
+    lint(path, extra_args=[str(models)])
+
+
+def test_ecp5_memory_limits():
+    """DP16KD blocks hold at most 16384 words, and their output register is the deep
+    pipeline's stage-1 register: errors name the parameter before anything is built."""
+    shape = ArrayShape(neurons=2 * 16385, lanes=2, groups=1, v_width=16, i_width=8)
+    with pytest.raises(ConfigError, match="'neurons' / 'lanes' must be at most 16384, not 16385"):
+        generate_verilog(shape, memory="ecp5")
+    generate_verilog(dataclasses.replace(shape, neurons=2 * 16384), memory="ecp5", noise=False)
+    small = dataclasses.replace(shape, neurons=16)
+    with pytest.raises(ConfigError, match="parameter 'pipeline' must be 'deep'"):
+        generate_verilog(small, memory="ecp5", pipeline="compact")
+    with pytest.raises(ValueError, match="Memory must be one of 'inferred', 'ecp5', not 'bram'"):
+        generate_verilog(small, memory="bram")
+
+
 def test_ecp5_multiplier_rejects_wide_membrane():
     """The 18-bit operand of a MULT18X18D takes x = h - v_rest only up to v_width 16."""
     shape = ArrayShape(neurons=16, lanes=2, groups=1, v_width=20, i_width=8)
@@ -134,6 +162,11 @@ def test_generate_options_in_header(tmp_path, capsys):
     assert "//   pipeline    = compact" in text and "pipeline latency L = 8 clocks" in text
     assert "//   lanes_per_enable = 1" in text
     assert "//   multiplier  = ecp5" in text and "MULT18X18D " in text
+    assert "//   memory      = inferred" in text and "DP16KD" not in text
+    assert main(["generate", "--neurons", "8", "--lanes", "2", "--groups", "1",
+                 "--memory", "ecp5", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "//   memory      = ecp5" in text and text.count("DP16KD #(") == 4
 
 
 def test_lint_reports_without_waivers(tmp_path):

@@ -74,7 +74,7 @@ SHAPES = {
 #: LIFArray's structural options per shape (default: none, the deep pipeline).
 OPTIONS = {
     "compact": {"pipeline": "compact", "lanes_per_enable": 1},
-    "ecp5": {"multiplier": "ecp5", "lanes_per_enable": 2},
+    "ecp5": {"multiplier": "ecp5", "memory": "ecp5", "lanes_per_enable": 2},
     "ice40": {"multiplier": "ice40", "pipeline": "compact"},
 }
 

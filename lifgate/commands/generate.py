@@ -54,6 +54,12 @@ def register(subparsers, summary):
                         "Verilog '*', any FPGA; default) or ecp5 (MULT18X18D primitives with "
                         "their own registers, faster on the ECP5; simulate with the model "
                         "from lifgate.hdl.dsp); same behaviour")
+    p.add_argument("--memory", choices=("inferred", "ecp5"), default="inferred",
+                   help="how the v and r memories are built: inferred (Verilog memories "
+                        "that synthesis maps; default) or ecp5 (DP16KD primitives whose "
+                        "output register is the first pipeline register, faster on the ECP5; "
+                        "needs --pipeline deep and at most 16384 neurons per lane); same "
+                        "behaviour")
     p.add_argument("-o", "--output", required=True, metavar="OUT.v", help="Verilog file to write")
     p.set_defaults(func=run)
 
@@ -89,7 +95,8 @@ def run(args) -> int:
     from lifgate.hdl.verilog import write_verilog
 
     write_verilog(shape, out, membrane=not args.no_membrane, noise=not args.no_noise,
-                  pipeline=args.pipeline, lanes_per_enable=lpe, multiplier=args.multiplier)
+                  pipeline=args.pipeline, lanes_per_enable=lpe, multiplier=args.multiplier,
+                  memory=args.memory)
     modes = ",".join(m.name.lower() for m in shape.leak_modes)
     print(
         f"wrote {out}: lif_array, {shape.neurons} neurons = {shape.lanes} lanes x "
