@@ -144,16 +144,21 @@ class LaneNoise(wiring.Component):
             m.d.sync += x.eq(xorshift32(x))
         m.d.comb += self.state.eq(x)
 
-        # The byte sum of the advanced state, 0..1020, is registered at `advance` itself
-        # (computed from the state being advanced to), so that the multiplier's operand
-        # register is fed by a register and not by an adder: on the ECP5-85F the route from
-        # the state to a MULT18X18D after the two adders was a critical path (98.1 MHz). Its
-        # value matters only at the enabled clock after an `advance`, which is when the
-        # multiplier captures it.
+        # The byte sum of the advanced state, 0..1020. With the ECP5 multiplier it is
+        # registered at `advance` itself (computed from the state being advanced to), so that
+        # the MULT18X18D's operand register is fed by a register and not by an adder: on the
+        # ECP5-85F the route from the state through the adders to a MULT18X18D was a critical
+        # path (98.1 MHz). Its value matters only at the enabled clock after an `advance`,
+        # which is when the multiplier captures it. Elsewhere the sum is taken from the state
+        # register: on the iCE40 the xorshift step and the adders in one clock cost 20 ns
+        # (UP5K 8 lanes: 35.8 MHz, against 44.4 with the sum after the state register).
         csum = Signal(10, reset_less=True)
-        nxt = xorshift32(x)
-        with m.If(self.advance):
-            m.d.sync += csum.eq((nxt[0:8] + nxt[8:16]) + (nxt[16:24] + nxt[24:32]))
+        if self._mac.kind == "ecp5":
+            nxt = xorshift32(x)
+            with m.If(self.advance):
+                m.d.sync += csum.eq((nxt[0:8] + nxt[8:16]) + (nxt[16:24] + nxt[24:32]))
+        else:
+            m.d.comb += csum.eq((x[0:8] + x[8:16]) + (x[16:24] + x[24:32]))
 
         # Stage 1 (x holds the advanced state): the byte sum and the gain, both registered as
         # the multiplier's operands. The gain is registered next to the multiplier: it is
