@@ -176,6 +176,24 @@ def test_pll_settings():
         ice40_pll_params(12e6, 5e6)
 
 
+def test_board_memory_kind_follows_the_depth():
+    """The ULX3S builds its state memories as DP16KD blocks where they hold the depth (at most
+    16384 neurons per lane) and leaves deeper lanes to synthesis; the iCEBreaker never uses
+    them. Either way the array accepts the kind it is given."""
+    from lifgate.boards.resources import board_shape
+    from lifgate.hdl.array import LIFArray
+
+    ulx3s, ice = BOARDS["ulx3s-85f"], BOARDS["icebreaker"]
+    goal = board_shape(ulx3s)
+    assert ulx3s.array_memory(goal) == "ecp5"
+    deep = board_shape(ulx3s, neurons=32 * 32768)
+    assert ulx3s.array_memory(deep) == "inferred"
+    assert ice.array_memory(board_shape(ice)) == "inferred"
+    for b, shape in [(ulx3s, goal), (ulx3s, deep), (ice, board_shape(ice))]:
+        LIFArray(shape, pipeline=b.pipeline, multiplier=b.multiplier,
+                 memory=b.array_memory(shape))
+
+
 def test_smoke_build(capsys, tmp_path):
     """A real bitstream through yosys, nextpnr and icepack (YoWASP): about a minute."""
     code, out, err = run_cli(capsys, "build", "--board", "icebreaker", "--neurons", "16",
