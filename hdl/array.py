@@ -212,7 +212,8 @@ class LIFArray(wiring.Component):
     =====  =====================================================================================
     0      issue: address to the ``v`` and ``r`` memories (and the group to the parameter
            memory, read a clock later)
-    1      ``v``, ``r`` as read are registered (block RAM outputs are slow to route); the
+    1      ``v``, ``r`` as read are registered (block RAM outputs are slow to route; with
+           ``memory="ecp5"`` the register is the block RAM's own output register); the
            ``compact`` pipeline has no such register: its stage 2 works on the read data
     2      ``v >= v_th``, ``v - v_th``, ``r != 0``, ``r - 1``, ``r > 1``
     3      refractory, threshold, reset: spike, ``h``, ``r'``, hold (``r' > 0``)
