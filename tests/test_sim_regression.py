@@ -62,6 +62,13 @@ SHAPES = {
                    decay_frac=16),
         True,
     ),
+    # The ECP5 structure with one shared pipeline enable, as the ULX3S board top builds it:
+    # the DP16KD read register then loads only for issued updates.
+    "ecp5-shared": (
+        ArrayShape(neurons=48, lanes=4, groups=3, v_width=16, i_width=12, ref_width=4,
+                   decay_frac=16),
+        True,
+    ),
     # The structure of the iCE40 build: the compact pipeline, and each lane's noise
     # multiply-add (bias included) in one SB_MAC16, simulated with Yosys' model of it.
     "ice40": (
@@ -75,10 +82,11 @@ SHAPES = {
 OPTIONS = {
     "compact": {"pipeline": "compact", "lanes_per_enable": 1},
     "ecp5": {"multiplier": "ecp5", "memory": "ecp5", "lanes_per_enable": 2},
+    "ecp5-shared": {"multiplier": "ecp5", "memory": "ecp5"},
     "ice40": {"multiplier": "ice40", "pipeline": "compact"},
 }
 
-# (simulator, shape, random configurations): 26 random configurations on Icarus, 54 on
+# (simulator, shape, random configurations): 30 random configurations on Icarus, 62 on
 # Verilator (whose runs cost little next to its builds).
 PLAN = [
     ("icarus", "default", 8),
@@ -86,6 +94,7 @@ PLAN = [
     ("icarus", "onelane-nomem", 6),
     ("icarus", "compact", 2),
     ("icarus", "ecp5", 2),
+    ("icarus", "ecp5-shared", 2),
     ("icarus", "ice40", 2),
     ("verilator", "default", 20),
     ("verilator", "compact", 8),
