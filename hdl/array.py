@@ -484,17 +484,23 @@ class LIFArray(wiring.Component):
         # of the die to every lane's block RAM was the ECP5-85F's critical path (9 ns of
         # routing at 96.9 MHz).
         lane_read = [issue] * P
+
+        def ce_copy(tag):
+            # A copy of ce from its own copies of vld[L] and wants_input.
+            vl_c = Signal(name=f"vld{L}_{tag}")
+            wi_c = Signal(name=f"wants_input_{tag}")
+            ce_c = Signal(name=f"ce_{tag}")
+            m.d.comb += ce_c.eq(~(vl_c & ~self.o_stream.ready)
+                                & ~(wi_c & ~self.i_stream.valid))
+            with m.If(ce_c):
+                m.d.sync += [vl_c.eq(vld[L - 1]), wi_c.eq(vld_in_prev & input_en)]
+            with m.Elif(self.o_stream.ready):
+                m.d.sync += vl_c.eq(0)
+            return ce_c
+
         if lpe < P:
             for c in range((P + lpe - 1) // lpe):
-                vl_c = Signal(name=f"vld{L}_c{c}")
-                wi_c = Signal(name=f"wants_input_c{c}")
-                ce_c = Signal(name=f"ce_c{c}")
-                m.d.comb += ce_c.eq(~(vl_c & ~self.o_stream.ready)
-                                    & ~(wi_c & ~self.i_stream.valid))
-                with m.If(ce_c):
-                    m.d.sync += [vl_c.eq(vld[L - 1]), wi_c.eq(vld_in_prev & input_en)]
-                with m.Elif(self.o_stream.ready):
-                    m.d.sync += vl_c.eq(0)
+                ce_c = ce_copy(f"c{c}")
                 for p in range(c * lpe, min(P, (c + 1) * lpe)):
                     lane_ce[p] = ce_c
                     lane_issue[p] = issuing & ce_c
@@ -658,11 +664,27 @@ class LIFArray(wiring.Component):
                 assert bounds[_S_SHIFT - 1]
                 adv = phys(_S_LEAK) - gen.latency
                 assert adv >= 0
+                if lpe < P:
+                    # With copies of the enable, the noise source gets one of its own, and its
+                    # own copies of the valid bits up to stage `adv`: on the ECP5-85F the
+                    # lane's enable net, through the advance gate, into the noise state was
+                    # the critical path at most seeds (8.6 to 9.3 ns of routing), the noise
+                    # source's registers sitting next to its multiplier, away from the lane.
+                    ce_n = ce_copy(f"n{p}")
+                    vn = [None] + [Signal(name=f"vld{k}_n{p}") for k in range(1, adv + 1)]
+                    if adv:
+                        with m.If(ce_n):
+                            m.d.sync += vn[1].eq(issuing)
+                            m.d.sync += [vn[k].eq(vn[k - 1]) for k in range(2, adv + 1)]
+                    advance = ce_n & (vn[adv] if adv else issuing)
+                else:
+                    ce_n = ce
+                    advance = ce & vld[adv] if adv else lane_issue[p]
                 m.d.comb += [
                     gen.seed.eq(self.noise_seed),
                     gen.reseed.eq(reseed),
-                    gen.advance.eq(ce & vld[adv] if adv else lane_issue[p]),
-                    gen.ce.eq(ce),
+                    gen.advance.eq(advance),
+                    gen.ce.eq(ce_n),
                     gen.gain.eq(self.noise_gain),
                 ]
 
