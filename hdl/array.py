@@ -264,7 +264,8 @@ class LIFArray(wiring.Component):
         every pipeline register of the array (on a large FPGA that fan-out, not logic, limits
         the clock). ``None`` (the default): all lanes share the control logic's enable, the
         smallest design. The copies form separate feedback loops, so synthesis does not merge
-        them back.
+        them back. With copies, each lane's noise source gets one more of its own (and its own
+        copies of the valid bits up to the stage where it advances).
     pipeline : str
         Structure only, no change in behaviour: ``"deep"`` (the default) registers every stage
         of the table above, latency 9; ``"compact"`` (:data:`PIPELINES`) leaves out the
