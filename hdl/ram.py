@@ -32,6 +32,9 @@ KINDS = ("inferred", "ecp5")
 #: memories would need several blocks by depth and a multiplexer after the output registers.
 ECP5_MAX_DEPTH = 16384
 
+# The DP16KD port modes: data width -> words (widest first).
+_ECP5_WORDS = {18: 1024, 9: 2048, 4: 4096, 2: 8192, 1: 16384}
+
 
 def ecp5_blocks(width: int, depth: int) -> tuple[int, int]:
     """``(data width of each DP16KD port, number of blocks)`` for a ``width`` x ``depth`` memory.
@@ -39,7 +42,7 @@ def ecp5_blocks(width: int, depth: int) -> tuple[int, int]:
     The widest port configuration (18, 9, 4, 2 or 1 bits) whose depth (1024, 2048, 4096, 8192,
     16384 words) holds ``depth``, and as many blocks side by side as ``width`` needs.
     """
-    for port_width, words in ((18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)):
+    for port_width, words in _ECP5_WORDS.items():
         if depth <= words:
             return port_width, -(-width // port_width)
     raise ValueError(f"Depth of an ecp5 memory must be at most {ECP5_MAX_DEPTH}, not {depth!r}")
@@ -122,7 +125,7 @@ class PipelinedRAM(wiring.Component):
         port_width, blocks = ecp5_blocks(width, self._depth)
         # Address pins: the word address is on AD13 down to AD(low); the pins below it are
         # tied to 0 (at 18 bits, AD1 and AD0 of the write port are its byte enables: set).
-        low = {18: 4, 9: 3, 4: 2, 2: 1, 1: 0}[port_width]
+        low = (ECP5_MAX_DEPTH // _ECP5_WORDS[port_width]).bit_length() - 1
         wdata, rdata = Signal(width), Signal(width)
         m.d.comb += [wdata.eq(self.w_data), self.r_data.eq(rdata)]
         pieces = []
