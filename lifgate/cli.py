@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
 
 from lifgate import __version__
@@ -34,8 +36,21 @@ class UsageError(Exception):
     """A command-line error to report as ``lifgate: error: ...`` with exit code 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    r"""``argparse`` that takes ``-1e5`` and ``-.5`` as numbers, not as unknown options.
+
+    argparse's own test for a negative number (``^-\d+$|^-\d*\.\d+$``) misses exponents, so
+    ``--V_reset -1e5`` ended in "expected one argument". Subparsers inherit the class.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(
+            r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^-inf$|^-nan$")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lifgate",
         description="Fixed-point LIF neuron arrays: generate Verilog, verify it bit for bit "
         "against the golden model, build and flash open-toolchain boards.",
@@ -60,10 +75,18 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
     except (ConfigError, UsageError) as e:
         print(f"lifgate {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # ``lifgate quantize | head -3``: the reader left; that is not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
