@@ -41,6 +41,7 @@ class LineProgress:
         self.postfix = ""
         self._start = self._last = time.monotonic()
         self._closed = False
+        self._printed = None  # the last line printed, so close() does not repeat it
 
     def __iter__(self):
         for item in self.iterable:
@@ -71,7 +72,7 @@ class LineProgress:
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
-            print(self._line(), file=self.file, flush=True)
+            self._print()
 
     def set_postfix(self, ordered_dict=None, refresh: bool = True, **kwargs) -> None:
         items = dict(ordered_dict or {}, **kwargs)
@@ -86,10 +87,18 @@ class LineProgress:
     def refresh(self) -> None:
         pass
 
+    def _print(self) -> None:
+        line = self._line()
+        # The elapsed time alone changing is no news.
+        key = line.rsplit(",", 1)[0]
+        if key != self._printed:
+            self._printed = key
+            print(line, file=self.file, flush=True)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            print(self._line(), file=self.file, flush=True)
+            self._print()
 
 
 class _Silent(LineProgress):
@@ -127,7 +136,7 @@ def ticker(work, desc: str, *, enabled: bool = True, file=None, interval: float 
             if isinstance(bar, tqdm):
                 bar.refresh()
             else:
-                print(bar._line(), file=bar.file, flush=True)
+                print(bar._line(), file=bar.file, flush=True)  # a ticker's news is the time
 
     thread = threading.Thread(target=tick, daemon=True)
     thread.start()

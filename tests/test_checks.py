@@ -147,3 +147,22 @@ def test_write_output_into_a_fifo(tmp_path):
 def test_write_output_refuses_a_directory(tmp_path):
     with pytest.raises(ConfigError, match="is a directory"):
         write_output("-o", tmp_path, "x")
+
+
+def test_line_progress_prints_no_carriage_returns_and_no_repeats():
+    import io
+
+    from lifgate.progress import progress_bar
+
+    out = io.StringIO()  # not a terminal
+    with progress_bar(total=3, desc="verify", unit="config", file=out, interval=0) as bar:
+        for _ in range(3):
+            bar.update(1)
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue()
+    assert [line.rsplit(",", 1)[0] for line in lines] == [
+        "verify: 1/3 config (33 %)", "verify: 2/3 config (67 %)", "verify: 3/3 config (100 %)"]
+    silent = io.StringIO()
+    with progress_bar(total=3, file=silent, enabled=False) as bar:
+        bar.update(3)
+    assert silent.getvalue() == ""
