@@ -7,6 +7,7 @@ it, and a numpy array ended up whole in an error message.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import stat
@@ -28,6 +29,7 @@ from lifgate.checks import (
     write_output,
 )
 from lifgate.config import ConfigError
+from lifgate.progress import progress_bar
 
 
 def test_check_int_accepts_numpy_and_refuses_floats_and_bools():
@@ -150,10 +152,6 @@ def test_write_output_refuses_a_directory(tmp_path):
 
 
 def test_line_progress_prints_no_carriage_returns_and_no_repeats():
-    import io
-
-    from lifgate.progress import progress_bar
-
     out = io.StringIO()  # not a terminal
     with progress_bar(total=3, desc="verify", unit="config", file=out, interval=0) as bar:
         for _ in range(3):
