@@ -193,6 +193,7 @@ def test_negative_exponent_value_is_a_number_not_an_option():
     (["--points", "0"], "--points must be an integer in [1, 100000]"),
     (["--sigma", "-1"], "--sigma must be a finite number >= 0"),
     (["--sigma", "nan"], "--sigma must be a finite number >= 0"),
+    (["--sigma", "1e6"], "--sigma must be a finite number in [0, "),
     (["--sweep", "nan", "300"], "--sweep LO must be a finite number"),
     (["--sweep", "300", "200"], "--sweep LO HI must have LO <= HI"),
     (["--save", "x.txt"], "--save must name a .toml or .json file"),
@@ -200,6 +201,18 @@ def test_negative_exponent_value_is_a_number_not_an_option():
 def test_bad_numbers_one_line(capsys, argv, name):
     code, out, err = _run(capsys, *argv)
     assert code == 2 and out == "" and name in _error_line(err)
+
+
+def test_sigma_bound_is_legal(capsys):
+    code, _, err = _run(capsys, "--sigma", "1e6")
+    top = float(_error_line(err).split("in [0, ")[1].split("]")[0])
+    q = quantize()
+    assert q.noise_gain(top) <= 0xFFFF  # the bound it prints is accepted...
+    assert q.with_input(0.0, sig=top).noise.gain == q.noise_gain(top)
+    with pytest.raises(ConfigError):
+        q.noise_gain(top * 1.01)  # ...and is within 1 % of the real limit
+    code, out, _ = _run(capsys, "--sigma", f"{top!r}", "--points", "2", "--json")
+    assert code == 0 and json.loads(out)["noise"]["gain"] == q.noise_gain(top)
 
 
 # --save ------------------------------------------------------------------------------------------

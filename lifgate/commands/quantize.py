@@ -35,6 +35,7 @@ from lifgate.config import ConfigError
 from lifgate.progress import ticker
 from lifgate.quantize import (
     BIO_DEFAULTS,
+    NOISE_STD,
     RATE_ERROR_WARN_PCT,
     quantize,
     quantize_euler,
@@ -131,6 +132,11 @@ def run(args) -> int:
         currents = q.sweep_currents(lo, hi, args.points)
     except ConfigError as e:
         raise ConfigError(f"--sweep: {e}") from None
+    # the largest sigma whose noise gain fits 16 bits (noise_gain is linear in sigma)
+    top = (0xFFFF * NOISE_STD / 256.0 * q.lsb * q.pars["g_L"] / q.gain
+           * math.sqrt(q.dt / 1000.0))
+    step = 10.0 ** (math.floor(math.log10(top)) - 3)  # 4 digits, rounded down: all legal
+    check_number("--sigma", args.sigma, 0.0, math.floor(top / step) * step, unit="pA*sqrt(s)")
     cfg = q.with_input(0.0, sig=args.sigma) if args.sigma else q.config
     # about a second by default: a progress line only when the sweep is much larger
     big = currents.size * q.steps >= 20_000_000
