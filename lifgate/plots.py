@@ -238,13 +238,14 @@ def rate_figure(lif, sources=("fixed",)) -> Figure:
     if rheo:
         ax.axvline(rheo, color="0.6", ls=":", lw=1, label=f"rheobase {rheo:g} pA")
     # Where the LIF fires but a model gave fewer than two spikes there is no rate to plot:
-    # mark those currents on the axis instead of plotting 0 Hz.
+    # shade those currents (a marker at 0 would read as 0 Hz).
     an = lif.analytic_rates()
     missing = (an > 0) & np.any([np.isnan(lif.rates("const", s)) for s in ("float", *sources)],
                                 axis=0)
-    if missing.any():
-        ax.plot(cur[missing], np.zeros(int(missing.sum())), ls="none", marker="x", color="0.4",
-                ms=7, label=f"no rate: < 2 spikes in {lif.pars['T']:g} ms")
+    half = float(np.min(np.diff(cur))) / 2 if cur.size > 1 else 1.0
+    for k, c in enumerate(cur[missing]):
+        ax.axvspan(c - half, c + half, color="0.88", lw=0,
+                   label=f"no rate: < 2 spikes in {lif.pars['T']:g} ms" if k == 0 else None)
     ax.set_ylabel("firing rate [Hz] (1 / mean ISI)")
     ax.set_title(
         f"LIF rate curve, one neuron per current, {lif.pars['T']:g} ms "
