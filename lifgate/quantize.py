@@ -51,6 +51,7 @@ from lifgate.config import (
 
 __all__ = [
     "BIO_DEFAULTS",
+    "MAX_SWEEP_UPDATES",
     "NOISE_STD",
     "RATE_ERROR_WARN_PCT",
     "Quantized",
@@ -81,6 +82,10 @@ NOISE_STD = math.sqrt(4 * (256**2 - 1) / 12)
 #: warns. The notebook's float Euler model itself is within 1 % at the default parameters, so
 #: 5 % means the quantization, not the time step, dominates the error.
 RATE_ERROR_WARN_PCT = 5.0
+
+#: Most neuron updates (currents x steps) of one rate sweep: the models keep every membrane
+#: value ([steps, K] arrays of 8 bytes, float and fixed), so this bounds the memory (~400 MB).
+MAX_SWEEP_UPDATES = 25_000_000
 
 _VOLTS = ("V_th", "V_reset", "V_init", "E_L")
 _MAX_STEPS = 10_000_000
@@ -468,6 +473,7 @@ class Quantized:
                 or not 1 <= points <= 100_000:
             raise ConfigError(f"parameter 'points' must be an integer in [1, 100000], "
                               f"not {short_repr(points)}")
+        self._check_sweep_size(points)
         unit = " pA" if self.units else ""
         ilo, ihi = (self.int_to_current(self.shape.i_range[0] - 0.5),
                     self.int_to_current(self.shape.i_range[1] + 0.5))
@@ -480,6 +486,13 @@ class Quantized:
             )
         return np.linspace(lo, hi, points)
 
+    def _check_sweep_size(self, points: int) -> None:
+        if points * self.steps > MAX_SWEEP_UPDATES:
+            raise ConfigError(
+                f"a rate sweep must be at most {MAX_SWEEP_UPDATES:,} neuron updates (points x "
+                f"steps of T), not {points:,} x {self.steps:,}: use at most "
+                f"{max(1, MAX_SWEEP_UPDATES // self.steps):,} points or a shorter T")
+
     def rates(self, currents=None) -> RateSweep:
         """Analytic, float and fixed-point rates for constant currents [pA] over ``T``."""
         from lifgate.golden.float_ref import analytic_rate, isi_rates, lif_batch, second_spike_time
@@ -487,6 +500,7 @@ class Quantized:
         cur = self.sweep_currents() if currents is None else np.atleast_1d(
             np.asarray(currents, dtype=float)
         )
+        self._check_sweep_size(cur.size)
         fp = _float_pars(self.pars)
         analytic = np.asarray(analytic_rate(fp, cur), dtype=float).reshape(cur.shape)
         fl = lif_batch(fp, cur).spikes

@@ -203,6 +203,17 @@ def test_bad_numbers_one_line(capsys, argv, name):
     assert code == 2 and out == "" and name in _error_line(err)
 
 
+def test_sweep_too_big_for_memory_is_refused_up_front():
+    r = subprocess.run([sys.executable, "-m", "lifgate.cli", "quantize", "--points", "100000",
+                        "--T", "5000"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--points must be an integer in [1, 500] for T = 5000 ms" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "lifgate.cli", "quantize", "--points", "500",
+                        "--T", "5000", "--sweep", "300", "310", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr  # the bound it names is accepted
+
+
 def test_sigma_bound_is_legal(capsys):
     code, _, err = _run(capsys, "--sigma", "1e6")
     top = float(_error_line(err).split("in [0, ")[1].split("]")[0])

@@ -35,6 +35,7 @@ from lifgate.config import ConfigError
 from lifgate.progress import ticker
 from lifgate.quantize import (
     BIO_DEFAULTS,
+    MAX_SWEEP_UPDATES,
     NOISE_STD,
     RATE_ERROR_WARN_PCT,
     quantize,
@@ -127,6 +128,12 @@ def run(args) -> int:
             )
         return _run_seed(args, save)
     q = quantize(given, width=args.width, leak=args.leak)
+    most = max(1, MAX_SWEEP_UPDATES // q.steps)
+    if args.points > most:
+        raise ConfigError(
+            f"--points must be an integer in [1, {most}] for T = {q.pars['T']:g} ms "
+            f"({q.steps:,} steps; a sweep holds at most {MAX_SWEEP_UPDATES:,} neuron updates), "
+            f"not {args.points}")
     lo, hi = args.sweep if args.sweep is not None else (None, None)
     try:
         currents = q.sweep_currents(lo, hi, args.points)
