@@ -268,3 +268,18 @@ def test_save_path_checked_before_any_work(capsys, tmp_path, kind):
     code, out, err = _run(capsys, "--width", "4", "--save", str(path))
     assert code == 2 and out == "" and "--save" in _error_line(err)
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """``lifgate quantize | head -3``: the reader leaves early; no traceback, exit 0.
+
+    The JSON of 3001 currents (hundreds of kB) is larger than a pipe's buffer, so the writer is
+    still writing when the reader closes: the broken pipe happens, whatever the timing."""
+    proc = subprocess.Popen([sys.executable, "-m", "lifgate.cli", "quantize", "--points",
+                             "3001", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = [proc.stdout.readline() for _ in range(3)]
+    proc.stdout.close()  # what head does after three lines
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert head[0] == b"{\n" and "Traceback" not in err
+    assert "BrokenPipe" not in err
