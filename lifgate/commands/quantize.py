@@ -344,8 +344,9 @@ def format_report(q, rep: dict, title: str | None = None) -> str:
                          _err_cell(fl[k], an[k], meas[k]), _err_cell(fx[k], an[k], meas[k])])
         lines += _table(["I", "input", "analytic", "float", "fixed", "err float", "err fixed"],
                         rows)
-        lines.append("  (rates in Hz; error = rate / analytic - 1; silent: no spike, as the LIF; "
-                     "n/a: fewer than two spikes in T, no rate; <2 spikes: the LIF fires twice "
+        lines.append("  (rates in Hz, 1 / mean ISI; error = rate / analytic - 1; silent: no spike, "
+                     "like the LIF;")
+        lines.append("   n/a: fewer than two spikes in T, no rate; <2 spikes: the LIF fires twice "
                      "in T, this model does not)")
     if rep.get("warnings"):
         lines.append("")
