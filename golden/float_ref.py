@@ -32,11 +32,13 @@ __all__ = [
     "iaf",
     "iaf_sweep",
     "isi_rate",
+    "isi_rates",
     "lif_batch",
     "lif_steps",
     "my_GWN",
     "refractory_steps",
     "run_lif",
+    "second_spike_time",
 ]
 
 
@@ -258,6 +260,50 @@ def isi_rate(spike_times, *, dt: float = 1.0) -> float:
     if t.size < 2:
         return 0.0
     return float(1.0 / np.mean(np.diff(t)))
+
+
+def isi_rates(spikes, *, dt: float = 1.0) -> np.ndarray:
+    """``1 / mean ISI`` of every column of ``spikes`` [steps, K]; NaN below two spikes.
+
+    Unlike :func:`isi_rate`, a neuron with fewer than two spikes gets NaN, not 0: its rate is
+    not measured by the window, which is not the same as a rate of 0 Hz (a neuron firing at
+    30 Hz fires once in a 40 ms window). Spike steps times ``dt`` give the unit: steps and
+    ``dt`` in ms give 1/ms (multiply by 1000 for Hz).
+    """
+    spikes = np.asarray(spikes)
+    if spikes.ndim != 2:
+        raise ValueError(f"spikes must be a [steps, K] array, not of shape {spikes.shape}")
+    out = np.full(spikes.shape[1], np.nan)
+    for k in range(spikes.shape[1]):
+        t = np.flatnonzero(spikes[:, k])
+        if t.size >= 2:
+            out[k] = 1.0 / (float(t[-1] - t[0]) * dt / (t.size - 1))
+    return out
+
+
+def second_spike_time(pars: dict, I):  # noqa: E741 (physics name)
+    """Time [ms] of the second spike of the continuous-time LIF under a constant ``I`` [pA].
+
+    The first spike comes at ``tau_m ln((V_inf - V_init) / (V_inf - V_th))`` (at 0 when
+    ``V_init >= V_th``, where the notebook's loop spikes at its first step), the second one
+    inter-spike interval later (``t_ref + tau_m ln((V_inf - V_reset) / (V_inf - V_th))``).
+    ``inf`` where ``V_inf <= V_th`` (no spike at all). A rate of ``1 / mean ISI`` needs two
+    spikes, so a run shorter than this cannot measure the rate at ``I``.
+    """
+    current = np.asarray(I, dtype=float)
+    v_inf = pars["E_L"] + current / pars["g_L"]
+    above = v_inf > pars["V_th"]
+    safe_inf = np.where(above, v_inf, pars["V_th"] + 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        isi = pars["tref"] + pars["tau_m"] * np.log(
+            (safe_inf - pars["V_reset"]) / (safe_inf - pars["V_th"]))
+        if pars["V_init"] >= pars["V_th"]:
+            first = np.zeros_like(safe_inf)
+        else:
+            first = pars["tau_m"] * np.log(
+                (safe_inf - pars["V_init"]) / (safe_inf - pars["V_th"]))
+    t2 = np.where(above, first + isi, np.inf)
+    return float(t2) if t2.ndim == 0 else t2
 
 
 def analytic_rate(pars: dict, I):  # noqa: E741 (physics name)

@@ -9,11 +9,17 @@ Agg canvas, and a notebook displays the returned figure. Each takes the experime
 
 from __future__ import annotations
 
+import io
+import math
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from lifgate.checks import write_output
+from lifgate.config import ConfigError
+from lifgate.progress import progress_bar
 
 __all__ = [
     "demo_plots",
@@ -68,12 +74,28 @@ def _sim_of(run) -> str | None:
     return run.rtl.sim if run.rtl is not None else None
 
 
-def save(fig: Figure, path) -> Path:
-    """Write ``fig`` as a PNG (parent folders created); return the path."""
+def save(fig: Figure, path, *, name: str = "--out") -> Path:
+    """Write ``fig`` as a PNG (parent folders created); return the path.
+
+    Written through :func:`lifgate.checks.write_output`: a symbolic link is written through, a
+    device written into, a regular file replaced atomically; a failure is a ``ConfigError``
+    naming ``name``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{name}: cannot create {str(path.parent)!r}: {e.strerror or e}") \
+            from None
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=DPI, format="png")
+    write_output(name, path, buf.getvalue())
     return path
+
+
+def _hz(rate: float) -> str:
+    """A rate for a label: ``55.3 Hz``, or ``no rate`` where fewer than two spikes gave none."""
+    return "no rate" if math.isnan(rate) else f"{rate:.1f} Hz"
 
 
 # Unit-free seeds ------------------------------------------------------------------------------
@@ -181,7 +203,7 @@ def lif_membrane_figure(lif, current=None, sources=("fixed",), window: float = 1
     ax.set_title(
         f"LIF, constant input {current:g} pA ($\\tau_m$ = {lif.pars['tau_m']:g} ms, "
         f"$t_{{ref}}$ = {lif.pars['tref']:g} ms, dt = {lif.dt:g} ms): "
-        + ", ".join(f"{k} {v:.1f} Hz" for k, v in rates.items()),
+        + ", ".join(f"{k} {_hz(v)}" for k, v in rates.items()),
         fontsize=10,
     )
     ax.legend(loc="lower right", fontsize=8, ncols=2)
@@ -215,6 +237,15 @@ def rate_figure(lif, sources=("fixed",)) -> Figure:
     rheo = lif.q.rheobase()
     if rheo:
         ax.axvline(rheo, color="0.6", ls=":", lw=1, label=f"rheobase {rheo:g} pA")
+    # Where the LIF fires but a model gave fewer than two spikes there is no rate to plot:
+    # shade those currents (a marker at 0 would read as 0 Hz).
+    an = lif.analytic_rates()
+    missing = (an > 0) & np.any([np.isnan(lif.rates("const", s)) for s in ("float", *sources)],
+                                axis=0)
+    half = float(np.min(np.diff(cur))) / 2 if cur.size > 1 else 1.0
+    for k, c in enumerate(cur[missing]):
+        ax.axvspan(c - half, c + half, color="0.88", lw=0,
+                   label=f"no rate: < 2 spikes in {lif.pars['T']:g} ms" if k == 0 else None)
     ax.set_ylabel("firing rate [Hz] (1 / mean ISI)")
     ax.set_title(
         f"LIF rate curve, one neuron per current, {lif.pars['T']:g} ms "
@@ -320,10 +351,9 @@ def demo_plots(result, out, *, progress: bool = False) -> dict:
         "lif_noise": lambda: noise_figure(lif, sources=sources),
         "iaf": lambda: iaf_figure(ux, sources),
     }
-    from lifgate.demo import _bar
-
     paths = {}
-    for name, make in _bar(makers.items(), desc="plots", disable=not progress):
+    for name, make in progress_bar(makers.items(), total=len(makers), desc="plots", unit="plot",
+                                   enabled=progress):
         paths[name] = save(make(), out / f"{name}.png")
     return paths
 
@@ -392,9 +422,9 @@ def explore_figure(lif, current: float, sources=("fixed",), rates=None) -> Figur
     for s in ("float", *sources):
         r = lif.rates("const", s)[0]
         rn = lif.rates("float_noise", s)[0]
-        text.append(f"{s}: {r:.1f} Hz ideal, {rn:.1f} Hz noisy")
+        text.append(f"{s}: {_hz(r)} ideal, {_hz(rn)} noisy")
     if "fixed" in sources:
-        text.append(f"fixed, on-chip noise: {lif.rates('chip_noise', 'fixed')[0]:.1f} Hz")
+        text.append(f"fixed, on-chip noise: {_hz(lif.rates('chip_noise', 'fixed')[0])}")
     if lif.const.rtl is not None:
         exact = all(r.rtl is not None and r.rtl.bit_exact
                     for r in (lif.const, lif.chip_noise, lif.float_noise))

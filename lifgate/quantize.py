@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lifgate.checks import short_repr
 from lifgate.config import (
     ArrayShape,
     Config,
@@ -50,12 +51,15 @@ from lifgate.config import (
 
 __all__ = [
     "BIO_DEFAULTS",
+    "MAX_SWEEP_UPDATES",
     "NOISE_STD",
+    "RATE_ERROR_WARN_PCT",
     "Quantized",
     "RateSweep",
     "quantize",
     "quantize_euler",
     "quantize_iaf",
+    "suggest_width",
 ]
 
 #: The notebook's defaults (``lifgate.golden.float_ref.default_pars`` without ``range_t``).
@@ -73,6 +77,15 @@ BIO_DEFAULTS = {
 
 #: Standard deviation of the noise source's centred value ``c`` (sum of four uniform bytes).
 NOISE_STD = math.sqrt(4 * (256**2 - 1) / 12)
+
+#: Above this fixed-point rate error [%] against the analytic LIF rate, :meth:`Quantized.report`
+#: warns. The notebook's float Euler model itself is within 1 % at the default parameters, so
+#: 5 % means the quantization, not the time step, dominates the error.
+RATE_ERROR_WARN_PCT = 5.0
+
+#: Most neuron updates (currents x steps) of one rate sweep: the models keep every membrane
+#: value ([steps, K] arrays of 8 bytes, float and fixed), so this bounds the memory (~400 MB).
+MAX_SWEEP_UPDATES = 25_000_000
 
 _VOLTS = ("V_th", "V_reset", "V_init", "E_L")
 _MAX_STEPS = 10_000_000
@@ -126,6 +139,11 @@ def _check_pars(pars: dict, units: str) -> dict:
     return p
 
 
+def _count(mask, noun: str) -> str:
+    n = int(np.sum(mask))
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _float_pars(p: dict) -> dict:
     from lifgate.golden.float_ref import default_pars
 
@@ -143,18 +161,41 @@ class RateSweep(NamedTuple):
         Rates [Hz] of the continuous-time LIF (``analytic_rate``), of the notebook's float
         Euler model (``float_ref.lif_batch``) and of the fixed-point model
         (``golden.fixed.simulate``); the simulated ones are ``1 / mean ISI`` over ``T``.
+        A simulated rate is NaN (not measured) where the model fired fewer than two spikes
+        in ``T``, except where the LIF is provably silent (``V_inf <= V_th``) and the model
+        did not fire either (its spike at step 0 from ``V_init >= V_th`` aside): 0 Hz.
+    measurable : bool array [K]
+        The analytic LIF fires at least twice within ``T`` (with a 2 % margin), so a model
+        without a measured rate there is wrong (too slow or silent), not just unmeasured.
+        True where the LIF is silent (0 Hz is then a measurement).
     """
 
     currents: np.ndarray
     analytic: np.ndarray
     float: np.ndarray
     fixed: np.ndarray
+    measurable: np.ndarray | None = None
 
     @staticmethod
     def _error(rate, ref):
+        """``rate / ref - 1`` in percent; 0 where both are 0, inf where only ``rate`` fires,
+        NaN where ``rate`` was not measured."""
         with np.errstate(divide="ignore", invalid="ignore"):
             err = np.where(ref > 0, (rate / ref - 1.0) * 100.0, np.where(rate > 0, np.inf, 0.0))
-        return err
+        return np.where(np.isnan(rate), np.nan, err)
+
+    @property
+    def fixed_slow(self) -> np.ndarray:
+        """Currents where the LIF fires twice in ``T`` but the fixed-point neuron does not."""
+        meas = np.ones(self.currents.shape, bool) if self.measurable is None else self.measurable
+        return meas & (self.analytic > 0) & np.isnan(self.fixed)
+
+    @property
+    def unmeasured(self) -> np.ndarray:
+        """Currents where the LIF fires but too slowly for two spikes in ``T``."""
+        if self.measurable is None:
+            return np.zeros(self.currents.shape, bool)
+        return ~self.measurable & (self.analytic > 0)
 
     @property
     def fixed_error_pct(self) -> np.ndarray:
@@ -268,15 +309,18 @@ class Quantized:
         """
         cur = np.asarray(current, dtype=float)
         if not np.all(np.isfinite(cur)):
-            raise ConfigError(f"input current must be finite, not {current!r}")
+            raise ConfigError(f"input current must be finite, not {short_repr(current)}")
         u = _round_half_up(cur * self.lsb_per_pA)
         lo, hi = self.shape.i_range
         if u.size and (u.min() < lo or u.max() > hi):
             unit = " pA" if self.units else ""
             ilo, ihi = (lo - 0.5) / self.lsb_per_pA, (hi + 0.5) / self.lsb_per_pA
+            got = (f"{short_repr(current)}" if cur.ndim == 0 else
+                   f"currents {cur.min():.6g} to {cur.max():.6g}{unit}")
             raise ConfigError(
                 f"input current must be in [{ilo:.6g}, {ihi:.6g}){unit} "
-                f"(i_width {self.shape.i_width}), not {current!r}"
+                f"(i_width {self.shape.i_width} at {self.lsb_per_pA:.4g} LSB per "
+                f"{unit.strip() or 'unit'}), not {got}"
             )
         return int(u) if u.ndim == 0 else u
 
@@ -375,6 +419,10 @@ class Quantized:
     def check_rheobase(self) -> dict:
         """Does the rheobase current (``V_inf == V_th``) stay below threshold for ever?
 
+        A neuron that starts at or above the threshold (``V_init >= V_th``) fires at step 0
+        whatever its input; that spike is reported as ``initial_spike`` and not counted in
+        ``spikes``: the check is about the spikes the rheobase current drives.
+
         The integer input is nondecreasing in the current and the fixed-point trajectory is
         monotone in the input, so no spike at the rheobase means no spike at any current
         below it. Decided exactly by :meth:`settle`, and confirmed by running the fixed-point
@@ -392,8 +440,10 @@ class Quantized:
         settle = self.settle(u)
         steps = min(max(self.steps, int(math.ceil(40 * self.tau_eff / self.dt))), 100_000)
         res = simulate(self._sweep_config(1), steps, np.array([u]))
-        spikes = int(res.spikes.sum())
-        ok = settle < q.v_th and q.v_init < q.v_th
+        # V_init >= V_th fires once at step 0 whatever the input: that spike is the initial
+        # condition's, not the rheobase current's, and is reported apart.
+        initial = bool(q.v_init >= q.v_th)
+        spikes = int(res.spikes[1:, 0].sum()) if initial else int(res.spikes.sum())
         return {
             "current": rheo,
             "input": u,
@@ -402,8 +452,9 @@ class Quantized:
             "margin": (q.v_th - settle) * self.lsb,
             "steps": steps,
             "spikes": spikes,
+            "initial_spike": initial,
             "v_max": int(res.v[:, 0].max()),
-            "ok": bool(ok and spikes == 0),
+            "ok": bool(settle < q.v_th and spikes == 0),
         }
 
     def sweep_currents(self, lo: float | None = None, hi: float | None = None, points: int = 251):
@@ -418,25 +469,55 @@ class Quantized:
             hi = 2.5 * rheo if hi is None else hi
         if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
             raise ConfigError(f"sweep range must be finite with lo <= hi, not [{lo!r}, {hi!r}]")
-        if not 1 <= points <= 100_000:
-            raise ConfigError(f"parameter 'points' must be in [1, 100000], not {points!r}")
+        if isinstance(points, bool) or not isinstance(points, (int, np.integer)) \
+                or not 1 <= points <= 100_000:
+            raise ConfigError(f"parameter 'points' must be an integer in [1, 100000], "
+                              f"not {short_repr(points)}")
+        self._check_sweep_size(points)
+        unit = " pA" if self.units else ""
+        ilo, ihi = (self.int_to_current(self.shape.i_range[0] - 0.5),
+                    self.int_to_current(self.shape.i_range[1] + 0.5))
+        if lo < ilo or hi >= ihi:
+            raise ConfigError(
+                f"sweep currents must be in [{ilo:.6g}, {ihi:.6g}){unit}, the "
+                f"{self.shape.i_width}-bit input at {self.lsb_per_pA:.4g} LSB per "
+                f"{unit.strip() or 'unit'}, not {lo:.6g} to {hi:.6g}{unit}: sweep a smaller "
+                "range or use a wider input (width)"
+            )
         return np.linspace(lo, hi, points)
+
+    def _check_sweep_size(self, points: int) -> None:
+        if points * self.steps > MAX_SWEEP_UPDATES:
+            raise ConfigError(
+                f"a rate sweep must be at most {MAX_SWEEP_UPDATES:,} neuron updates (points x "
+                f"steps of T), not {points:,} x {self.steps:,}: use at most "
+                f"{max(1, MAX_SWEEP_UPDATES // self.steps):,} points or a shorter T")
 
     def rates(self, currents=None) -> RateSweep:
         """Analytic, float and fixed-point rates for constant currents [pA] over ``T``."""
-        from lifgate.golden.float_ref import analytic_rate, isi_rate, lif_batch
+        from lifgate.golden.float_ref import analytic_rate, isi_rates, lif_batch, second_spike_time
 
         cur = self.sweep_currents() if currents is None else np.atleast_1d(
             np.asarray(currents, dtype=float)
         )
+        self._check_sweep_size(cur.size)
         fp = _float_pars(self.pars)
         analytic = np.asarray(analytic_rate(fp, cur), dtype=float).reshape(cur.shape)
         fl = lif_batch(fp, cur).spikes
         fx = self.fixed_spikes(cur)
         scale = 1000.0 / self.dt  # rate per step -> Hz (per 1000 steps when unit-free)
-        float_rates = np.array([isi_rate(np.flatnonzero(fl[:, k])) for k in range(cur.size)])
-        fixed_rates = np.array([isi_rate(np.flatnonzero(fx[:, k])) for k in range(cur.size)])
-        return RateSweep(cur, analytic, float_rates * scale, fixed_rates * scale)
+        silent = analytic == 0
+        rates = []
+        for spikes in (fl, fx):
+            r = isi_rates(spikes) * scale
+            # Where the LIF never fires, a model that did not fire either is measured silent.
+            quiet = spikes[1:].sum(axis=0) == 0
+            rates.append(np.where(np.isnan(r) & silent & quiet, 0.0, r))
+        # The last tested step is steps - 1: the second spike must come before it, with a
+        # margin for the discretisation of the spike times.
+        t2 = np.asarray(second_spike_time(fp, cur), dtype=float).reshape(cur.shape)
+        measurable = silent | (t2 * 1.02 + self.dt <= (self.steps - 1) * self.dt)
+        return RateSweep(cur, analytic, rates[0], rates[1], measurable)
 
     # Report -------------------------------------------------------------------------------
 
@@ -480,21 +561,91 @@ class Quantized:
             # unit-free seeds: no rate sweep unless asked (their runs are 100 steps long)
             sweep = self.rates(currents)
             err_fx, err_fl = sweep.fixed_error_pct, sweep.float_error_pct
-            i_fx, i_fl = int(np.argmax(np.abs(err_fx))), int(np.argmax(np.abs(err_fl)))
-            out["rate_error_max_pct"] = float(np.abs(err_fx).max())
-            out["rate_error_worst"] = {"current": float(sweep.currents[i_fx]),
-                                       "error_pct": float(err_fx[i_fx])}
-            out["float_rate_error_max_pct"] = float(np.abs(err_fl).max())
-            out["float_rate_error_worst"] = {"current": float(sweep.currents[i_fl]),
-                                             "error_pct": float(err_fl[i_fl])}
+            for key, err in (("rate", err_fx), ("float_rate", err_fl)):
+                finite = np.isfinite(err)
+                if finite.any():
+                    i = int(np.flatnonzero(finite)[np.argmax(np.abs(err[finite]))])
+                    out[f"{key}_error_max_pct"] = float(abs(err[i]))
+                    out[f"{key}_error_worst"] = {"current": float(sweep.currents[i]),
+                                                 "error_pct": float(err[i])}
+                else:  # nothing measured: no error figure (never a 0 that looks good)
+                    out[f"{key}_error_max_pct"] = None
+                    out[f"{key}_error_worst"] = None
             out["sweep"] = {
                 "currents": sweep.currents.tolist(),
                 "inputs": np.atleast_1d(self.current_to_int(sweep.currents)).tolist(),
                 "analytic": sweep.analytic.tolist(),
                 "float": sweep.float.tolist(),
                 "fixed": sweep.fixed.tolist(),
+                "measurable": sweep.measurable.tolist(),
             }
+            out.update(self._assess(sweep))
+        else:
+            out.update(self._assess(None))
+        rh = out.get("rheobase")
+        if rh and rh.get("ok") is False:
+            out["warnings"].append(
+                f"the fixed-point neuron fires at the rheobase current {rh['current']:g}"
+                f"{' pA' if self.units else ''} (V_inf = V_th), where the LIF never fires")
+        out["ok"] = out["useless"] is None and not out["warnings"]
         return out
+
+    def _assess(self, sweep: RateSweep | None) -> dict:
+        """``useless`` (why nothing useful comes out, or None) and ``warnings`` of a sweep.
+
+        Useless: the fixed-point neuron fires fewer than two spikes at every current of the
+        sweep where the LIF fires at least twice in ``T``. Warnings: it does so at some of
+        them, fires where the LIF is silent, its rate error exceeds
+        :data:`RATE_ERROR_WARN_PCT`, or some currents fire too slowly for ``T`` to measure.
+        """
+        res = {"useless": None, "warnings": []}
+        if sweep is None:
+            return res
+        iu = " pA" if self.units else ""
+        tu = " ms" if self.units else " steps"
+        cur = sweep.currents
+
+        def span(mask):
+            c = cur[mask]
+            return f"{c.min():.6g}{iu}" if c.size == 1 else f"{c.min():.6g} to {c.max():.6g}{iu}"
+
+        firing = sweep.measurable & (sweep.analytic > 0)
+        slow = sweep.fixed_slow
+        per = 1.0 / self.lsb_per_pA
+        if firing.any() and slow[firing].all():
+            res["useless"] = (
+                f"the fixed-point neuron fires fewer than two spikes in T = "
+                f"{self.pars['T']:g}{tu} at every current of the sweep where the LIF fires "
+                f"({span(firing)}, {sweep.analytic[firing].min():.3g} to "
+                f"{sweep.analytic[firing].max():.3g} Hz): one input LSB per step is "
+                f"{per:.4g}{iu} at this width, nothing useful can come out")
+        elif slow.any():
+            res["warnings"].append(
+                f"the fixed-point neuron fires fewer than two spikes in T at {int(slow.sum())} "
+                f"of {int(firing.sum())} currents where the LIF fires ({span(slow)}): its "
+                f"rate there is wrong, not just imprecise (one input LSB per step is "
+                f"{per:.4g}{iu})")
+        err = sweep.fixed_error_pct
+        fires_silent = np.isinf(err)
+        if fires_silent.any():
+            res["warnings"].append(
+                f"the fixed-point neuron fires at {_count(fires_silent, 'current')} where the "
+                f"LIF is silent ({span(fires_silent)})")
+        finite = np.isfinite(err)
+        if finite.any() and np.abs(err[finite]).max() > RATE_ERROR_WARN_PCT:
+            res["warnings"].append(
+                f"the fixed-point rate error reaches {np.abs(err[finite]).max():.3g} % "
+                f"(warning above {RATE_ERROR_WARN_PCT:g} %)")
+        unmeasured = sweep.unmeasured
+        if unmeasured.any():
+            from lifgate.golden.float_ref import second_spike_time
+
+            need = float(np.max(second_spike_time(_float_pars(self.pars), cur[unmeasured])))
+            res["warnings"].append(
+                f"{_count(unmeasured, 'current')} ({span(unmeasured)}) fire too slowly for "
+                f"two spikes in T = {self.pars['T']:g}{tu}: their rates are not measured; "
+                f"use T >= {math.ceil(need * 1.05 + 2 * self.dt):g}{tu}")
+        return res
 
 
 def _choose_exponent(lo: float, hi: float, width: int) -> tuple[int, float]:
@@ -666,3 +817,38 @@ def quantize_iaf(threshold: float = 1.0, input_max: float = 5.0, steps: int = 10
     p = _check_pars({"V_th": threshold, "V_reset": 0.0, "V_init": 0.0, "E_L": 0.0,
                      "tau_m": 1.0, "g_L": 1.0, "tref": 0.0, "dt": 1.0, "T": float(steps)}, "")
     return _build(p, shape, "const", "", reset_mode=ResetMode.SUBTRACT, exponent=e)
+
+
+def suggest_width(q: Quantized, currents, *, max_points: int = 51) -> int | None:
+    """The smallest width above ``q``'s whose rate sweep over ``currents`` gives no warning.
+
+    Widths ``q.shape.v_width + 1`` to 32 are tried (``v_width = i_width``, the rest of the
+    shape kept) on at most ``max_points`` of the currents: no current where the fixed-point
+    neuron fires too little or where only it fires, and a rate error within
+    :data:`RATE_ERROR_WARN_PCT`. None if none qualifies (or ``q`` is unit-free).
+    """
+    if not q.units:
+        return None
+    full = np.asarray(currents, dtype=float)
+    few = full
+    if full.size > max_points:
+        few = full[np.unique(np.linspace(0, full.size - 1, max_points).round().astype(int))]
+    leak = q.params.leak_mode.name.lower()
+
+    def good(cand, cur):
+        sweep = cand.rates(cur)
+        err = sweep.fixed_error_pct
+        finite = np.isfinite(err)
+        return (not sweep.fixed_slow.any() and not np.isinf(err).any()
+                and (not finite.any() or np.abs(err[finite]).max() <= RATE_ERROR_WARN_PCT))
+
+    for width in range(q.shape.v_width + 1, 33):
+        try:
+            shape = dataclasses.replace(q.shape, v_width=width, i_width=width)
+            cand = _build(q.pars, shape, leak, q.units)
+            # a few currents first (cheap), then all of them for the one that passes
+            if good(cand, few) and (few is full or good(cand, full)):
+                return width
+        except ConfigError:
+            continue
+    return None

@@ -28,32 +28,70 @@ def _check_png(path):
 
 
 def test_cli_json_plots_and_rtl(tmp_path, capsys):
-    """The whole demo, short, on Amaranth's simulator (no Verilog build): JSON, plots, exit 0."""
+    """The whole demo, as short as measures every rate, on Amaranth's simulator (no Verilog
+    build): JSON, plots, exit 0; progress on a non-terminal stderr is plain lines."""
     out = tmp_path / "plots"
-    code = main(["demo", "--sim", "amaranth", "--duration", "20", "--json", "--no-progress",
+    duration = demo.min_duration()
+    code = main(["demo", "--sim", "amaranth", "--duration", f"{duration:g}", "--json",
                  "--out", str(out), "--build-dir", str(tmp_path / "build")])
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
     assert "RTL vs golden model" in captured.err  # the table goes to stderr with --json
+    assert "\r" not in captured.err
     for key in ("euler_lif_spikes", "rtl_bit_exact", "rate_error_max_pct", "plots", "checks",
-                "rtl_runs"):
+                "rtl_runs", "ok", "updates_per_s", "result"):
         assert key in summary, key
     assert summary["rtl_bit_exact"] is True
     assert summary["euler_lif_spikes"] == {"float": [47, 94], "fixed": [47, 94],
                                            "rtl": [47, 94]}
     assert all(c["ok"] for c in summary["checks"]), summary["checks"]
-    assert summary["ok"] is True and code == 0
+    assert summary["ok"] is True and summary["result"] == "OK" and code == 0
+    assert summary["rates_not_measured_pA"] == []
+    assert None not in summary["rate_curve"]["fixed_hz"]
+    assert summary["updates_per_s"] == pytest.approx(
+        summary["rtl_updates"] / summary["rtl_seconds"], rel=0.01)
     assert set(summary["plots"]) == {"euler_lif", "lif_membrane", "lif_rate", "lif_noise", "iaf"}
+    assert set(summary["plots"]) == set(demo.PLOTS)
     for path in summary["plots"].values():
         assert path.startswith(str(out))
         _check_png(out / path.rsplit("/", 1)[-1])
+    steps = round(duration / 0.1) - 1
     assert summary["rtl_updates"] == sum(r["updates"] for r in summary["rtl_runs"])
-    assert summary["rtl_updates"] == 100 * 64 + 3 * 199 * 64
+    assert summary["rtl_updates"] == 100 * 64 + 3 * steps * 64
+
+
+def test_short_run_cannot_say_ok(tmp_path, capsys):
+    """20 ms: the rate at 210 to 330 pA needs more than 20 ms for two spikes. No 0 Hz for
+    them, a warning before the run, ``result: INCOMPLETE`` and exit 1, never ``OK``."""
+    code = main(["demo", "--sim", "amaranth", "--duration", "20", "--no-progress",
+                 "--out", str(tmp_path / "o"), "--build-dir", str(tmp_path / "b")])
+    cap = capsys.readouterr()
+    assert code == 1
+    assert "result: OK" not in cap.out and "result: INCOMPLETE" in cap.out
+    assert cap.err.startswith("lifgate demo: warning: 20 ms is too short")
+    need = demo.min_duration()
+    assert f"--duration {need:g} or more" in cap.out
+    # from the models: every current it names fires fewer than two spikes in 20 ms in the
+    # float model, and fires twice in the notebook's model once the run is min_duration long
+    lif = demo.lif_experiments(T=20.0)
+    fl = lif.float_const.spikes.sum(axis=0)
+    fx = lif.const.spikes_of("fixed")[:, lif.neurons].sum(axis=0)
+    an = lif.analytic_rates()
+    unmeasured = lif.unmeasurable()
+    assert unmeasured.any() and (fl[unmeasured & (fl < 2)].size > 0)
+    rates = lif.rates("const", "fixed")
+    assert np.array_equal(np.isnan(rates), (fx < 2) & (an > 0))
+    assert (rates[an == 0] == 0).all()  # below the rheobase: measured silent
+    long = demo.lif_experiments(T=need)
+    assert not long.unmeasurable().any()
+    assert (long.float_const.spikes.sum(axis=0)[long.analytic_rates() > 0] >= 2).all()
+    assert (long.const.spikes_of("fixed")[:, long.neurons].sum(axis=0)[
+        long.analytic_rates() > 0] >= 2).all()
 
 
 def test_cli_rejects_bad_duration(capsys):
     assert main(["demo", "--duration", "0", "--sim", "amaranth"]) == 2
-    assert "--duration must be in [1, 2000] ms" in capsys.readouterr().err
+    assert "--duration must be a finite number in [1, 2000] ms" in capsys.readouterr().err
 
 
 def test_unitless_seeds_fixed_point():

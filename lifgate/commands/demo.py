@@ -5,7 +5,10 @@ On the embedded default configuration (``ArrayShape()``: 64 neurons, 4 lanes, 64
 the notebook (membrane trace, rate curve from 0 to 500 pA, Gaussian white noise against the
 on-chip noise source) and the sinabs-style IAF (membrane trace, ReLU-shaped activation),
 writes PNG plots, checks the RTL bit for bit against the golden model and prints a summary.
-Exit code 0 when the RTL is bit-exact and every seed check passes, 1 otherwise.
+Exit code 0 when the RTL is bit-exact and every seed check passes (``result: OK``), 1 when
+one fails (``FAILED``) or when the run is too short to measure a rate of the rate curve
+(``INCOMPLETE``: a rate is 1 / mean ISI and needs two spikes), 2 for a bad option: ``--out``
+and ``--build-dir`` are checked before any build, nothing is created when they are refused.
 """
 
 from __future__ import annotations
@@ -13,8 +16,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lifgate.cli import UsageError
-from lifgate.demo import SIMS, format_summary, run_demo, summary_json
+import numpy as np
+
+from lifgate.checks import check_number
+from lifgate.demo import (
+    DURATION_RANGE,
+    RATE_CURRENTS,
+    SIMS,
+    check_outputs,
+    format_summary,
+    min_duration,
+    run_demo,
+    summary_json,
+)
+from lifgate.golden import float_ref
 
 
 def register(subparsers, summary):
@@ -35,7 +50,8 @@ def register(subparsers, summary):
                    help="100 ms instead of the notebook's 500 ms for the biophysical runs")
     p.add_argument("--duration", type=float, default=None, metavar="MS",
                    help="length of the biophysical runs in ms, 1 to 2000 (default: the "
-                   "notebook's 500; 100 with --quick)")
+                   f"notebook's 500; 100 with --quick); below {min_duration():g} ms some "
+                   "rates of the rate curve cannot be measured and the result is INCOMPLETE")
     p.add_argument("--json", action="store_true",
                    help="print the figures as one JSON object on stdout (the table goes to "
                    "stderr)")
@@ -44,11 +60,22 @@ def register(subparsers, summary):
 
 
 def run(args) -> int:
-    if args.duration is not None and not 1.0 <= args.duration <= 2000.0:
-        raise UsageError(f"--duration must be in [1, 2000] ms, not {args.duration:g}")
-    out = Path(args.out)
+    if args.duration is not None:
+        check_number("--duration", args.duration, *DURATION_RANGE, unit="ms")
+    out, build_dir = Path(args.out), Path(args.build_dir)
+    # Before any work: a bad path must not cost the 40-55 s simulator build.
+    check_outputs(out, build_dir, sim=args.sim, names=("--out", "--build-dir"))
+    duration = args.duration if args.duration is not None else 100.0 if args.quick else 500.0
+    need = min_duration()
+    if duration < need:
+        fp = float_ref.default_pars(T=duration)
+        t2 = np.asarray(float_ref.second_spike_time(fp, RATE_CURRENTS))
+        short = RATE_CURRENTS[np.isfinite(t2) & (t2 * 1.02 + 3 * fp["dt"] > duration)]
+        print(f"lifgate demo: warning: {duration:g} ms is too short to measure the rate at "
+              f"{short[0]:g} to {short[-1]:g} pA (fewer than two spikes); the result will be "
+              f"INCOMPLETE: use --duration {need:g} or more", file=sys.stderr, flush=True)
     result = run_demo(out, sim=args.sim, quick=args.quick, duration=args.duration,
-                      progress=not args.no_progress, build_dir=Path(args.build_dir))
+                      progress=not (args.no_progress or args.json), build_dir=build_dir)
     table = format_summary(result.summary)
     if args.json:
         print(table, file=sys.stderr)
