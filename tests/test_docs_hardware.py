@@ -26,6 +26,7 @@ from lifgate.hdl.array import (
     addr_width,
     beat_layout,
     group_width,
+    input_layout,
     lif_signature,
 )
 from lifgate.hdl.driver import clear, collect, golden_script, run
@@ -196,6 +197,21 @@ def test_beat_layout_table_matches_beat_layout():
             size = Shape.cast(fld.shape).width
             code.append((f, size, (fld.offset + size - 1, fld.offset)))
         assert doc == code, shape
+
+
+def test_input_beat_layout_matches_input_layout():
+    text = " ".join(HARDWARE.read_text().split())
+    m = re.search(r"`i_stream__payload`, (\S+) bits \(`lifgate.hdl.array.input_layout`\): lane p's "
+                  r"signed current in bits (\[.*?\])", text)
+    assert m, "the i_stream payload layout is missing"
+    for shape in SHAPES:
+        names = widths(shape)
+        layout = input_layout(shape)
+        assert evaluate(m.group(1), names) == Shape.cast(layout).width
+        for p in range(shape.lanes):
+            msb, lsb = bit_range(m.group(2).replace("p", str(p)), names)
+            assert (msb - lsb + 1, lsb) == (shape.i_width, p * layout.elem_shape.width)
+            assert layout.elem_shape.signed
 
 
 @pytest.mark.parametrize("shape", SHAPES[:2], ids=["G3", "G1"])
