@@ -461,3 +461,4 @@ def test_no_x_from_time_zero_under_icarus(tmp_path, generation):
         assert xs == 0, f"{xs} clocks with X or Z on an output"
     else:
         assert xs > 0, "-g2012 shows no X: the -g2005 advice of hardware.md is moot"
+        assert "(no done)" in out, "-g2012 finished the run, unlike what hardware.md says"
