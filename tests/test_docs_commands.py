@@ -200,6 +200,25 @@ def test_every_documented_command_is_in_the_table():
     assert not stale, "HOW holds commands the docs no longer contain:\n" + "\n".join(stale)
 
 
+def test_shell_blocks_hold_only_known_programs():
+    """A line of an ``sh`` block that starts with another program would be missed by the
+    extraction (and so never run): extend ``PROGRAMS`` (and ``HOW``) instead."""
+    unknown = []
+    for path in DOCS:
+        lang, continued = None, False
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            fence = re.match(r"\s*```(\w*)\s*$", line)
+            if fence:
+                lang = fence.group(1) if lang is None else None
+                continue
+            text = re.sub(r"\s+#.*$", "", line).strip()
+            if lang in ("sh", "bash") and text and not text.startswith("#") and not continued:
+                if not re.sub(r"^(\w+=\S+\s+)*", "", text).startswith(PROGRAMS):
+                    unknown.append(f"{path.name}:{number}: {text}")
+            continued = lang is not None and text.endswith("\\")
+    assert not unknown, "commands of programs the test does not know:\n" + "\n".join(unknown)
+
+
 def test_extraction_finds_the_commands():
     """The extractor itself: it must see continuation lines, env prefixes and every file."""
     files = {c.path.name for c in COMMANDS}
