@@ -66,10 +66,12 @@ from lifgate.boards.protocol import (
 
 from lifgate.checks import (
     check_bool,
+    check_choice,
     check_int,
     check_int_array,
     check_number,
     check_uint,
+    output_dir,
     short_repr,
 )
 from lifgate.config import Config, ConfigError, NeuronParams, pack_params
@@ -209,6 +211,17 @@ class SimTransport(Transport):
                  start_timeout: float = 300.0, top=None):
         from lifgate.boards.top import build_sim_top
 
+        if top is None:
+            if not isinstance(features, Features):
+                raise ConfigError(f"parameter 'features' must be a Features, "
+                                  f"not {short_repr(features)}")
+            check_choice("parameter 'sim'", sim, ("verilator", "icarus"))
+            check_int("parameter 'divisor'", divisor, 4, 1 << 16)
+            check_int("parameter 'timeout'", timeout, 2, 1 << 24)
+            check_choice("parameter 'current_ram'", current_ram, ("memory", "spram"))
+            output_dir("parameter 'build_dir'", build_dir)
+        check_number("parameter 'start_timeout'", start_timeout, 0, 86400, unit="s",
+                     lo_open=True)
         self.sim = sim if top is None else top.sim
         sim = self.sim
         self.divisor = divisor if top is None else top.divisor
@@ -623,6 +636,9 @@ def open_board(spec: str = "model", *, features: Features | None = None, timeout
     timeout = check_number("parameter 'timeout'", timeout, 0, 86400, unit="s", lo_open=True)
     if features is not None and not isinstance(features, Features):
         raise ConfigError(f"parameter 'features' must be a Features, not {short_repr(features)}")
+    if kwargs and kind != "sim":
+        raise ConfigError(f"board {spec!r} takes no {', '.join(map(repr, kwargs))} "
+                          f"(only the simulated boards are built)")
     if kind == "serial":
         return Board(SerialTransport(*arg), timeout=timeout)
     if features is None:

@@ -50,6 +50,7 @@ from lifgate.checks import (
     check_int_array,
     check_number,
     check_uint,
+    output_dir,
     short_repr,
 )
 from lifgate.config import ConfigError, NeuronParams, pack_params, signed_range
@@ -304,6 +305,10 @@ def open_network_board(spec: str = "model", *, features: NetFeatures | None = No
         return NetworkBoard(NetModelTransport(features), timeout=timeout)
     from lifgate.boards.nettop import build_net_sim_top
 
+    check_int("parameter 'divisor'", divisor, 4, 1 << 16)
+    check_int("parameter 'link_timeout'", link_timeout, 2, 1 << 24)
+    check_bool("parameter 'optimize'", optimize)
+    output_dir("parameter 'build_dir'", build_dir)
     top = build_net_sim_top(features, sim=arg, build_dir=build_dir, divisor=divisor,
                             timeout=link_timeout, optimize=optimize)
     return open_on(NetworkBoard, SimTransport(features, top=top), timeout)

@@ -241,6 +241,32 @@ def test_issue_cases_model():
         open_board("model", features=FEATURES, timeout=0)
     with pytest.raises(ConfigError, match="features"):
         open_board("model", features=SHAPE)
+    with pytest.raises(ConfigError, match="takes no 'build_dir'"):
+        open_board("model", features=FEATURES, build_dir="x")
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(divisor=3), "divisor"), (dict(divisor=8.0), "divisor"),
+    (dict(current_ram="sram"), "current_ram"), (dict(build_dir="/dev/null/x"), "build_dir"),
+    (dict(start_timeout=-1), "start_timeout"), (dict(timeout=30.5), "timeout"),
+])
+def test_sim_board_options_refused_before_any_build(kwargs, name, tmp_path):
+    """The simulated boards' options are checked before anything is built or written."""
+    kwargs.setdefault("build_dir", tmp_path / "b")
+    with pytest.raises(ConfigError, match=name):
+        if name == "timeout":  # the link's idle timeout in clocks (open_board's is seconds)
+            SimTransport(FEATURES, **kwargs)
+        else:
+            open_board("sim:verilator", features=FEATURES, **kwargs)
+    with pytest.raises(ConfigError, match="'sim'"):
+        SimTransport(FEATURES, sim="xsim", build_dir=tmp_path / "b")
+    net = {"divisor": "divisor", "build_dir": "build_dir", "timeout": "link_timeout"}.get(name)
+    if net:
+        with pytest.raises(ConfigError, match=net):
+            open_network_board("sim:verilator", features=NET_FEATURES,
+                               **{net: kwargs[name]}, **({} if net == "build_dir" else
+                                                         {"build_dir": tmp_path / "b"}))
+    assert not (tmp_path / "b").exists()
 
 
 def test_membrane_flag_on_a_board_without_readback():
