@@ -40,6 +40,7 @@ link in step.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -385,21 +386,16 @@ class Board:
         if self._out_of_step:
             self.resync()
 
-    class _InStep:
-        def __init__(self, board):
-            self.board = board
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, kind, exc, tb):
-            if kind is not None and not issubclass(kind, BoardError):
-                self.board._out_of_step = True
-            return False
-
+    @contextlib.contextmanager
     def _in_step(self):
         """Context of one exchange: any exception but an error reply leaves it out of step."""
-        return Board._InStep(self)
+        try:
+            yield
+        except BoardError:  # a complete reply: still in step
+            raise
+        except BaseException:
+            self._out_of_step = True
+            raise
 
     @property
     def out_of_step(self) -> bool:
@@ -423,16 +419,15 @@ class Board:
         self.send(encode_frame(Cmd.VERSION))
         while True:
             reply = self.receive()  # LinkTimeout after `timeout` s of silence
-            if isinstance(reply, FrameError) or reply.cmd == Cmd.VERSION | 0x80:
-                if isinstance(reply, FrameError):
-                    continue  # a damaged run of bytes
-                break
-            if reply.cmd == Cmd.ERR and reply.payload[:1] == bytes([ErrorCode.OVERRUN]):
-                # The board was still busy and dropped our VERSION: ask again.
-                self.send(encode_frame(Cmd.VERSION))
+            if not isinstance(reply, FrameError):  # (a damaged run of bytes is skipped)
+                if reply.cmd == Cmd.VERSION | 0x80:
+                    break
+                if reply.cmd == Cmd.ERR and reply.payload[:1] == bytes([ErrorCode.OVERRUN]):
+                    # The board was still busy and dropped our VERSION: ask again.
+                    self.send(encode_frame(Cmd.VERSION))
+                # Anything else is a late STEP / RUN_DONE / reply of the lost exchange.
             if time.monotonic() > deadline:
                 raise LinkTimeout(f"the board did not answer VERSION within {self.timeout} s")
-            # anything else: a late STEP / RUN_DONE / error reply of the lost exchange
         self._out_of_step = False
 
     def _expect(self, cmd: int) -> bytes:
