@@ -16,7 +16,8 @@ check value of ``b"123456789"`` is 0x29B1) over ``CMD``, ``LEN`` and ``PAYLOAD``
 significant byte first, so the CRC over everything after ``SYNC`` including the CRC is 0.
 Multi-byte fields in payloads are little-endian; signed values are two's complement.
 
-Receiving (:class:`FrameDecoder`): bytes before a ``SYNC`` are dropped silently. A frame ends
+Receiving (:class:`FrameDecoder`): bytes before a ``SYNC`` are dropped silently (no reply, no
+error: a host that sends no frame waits in vain, see ``docs/boards.md``). A frame ends
 after its CRC; it is rejected with ``ERR_CRC`` if the CRC does not match, with ``ERR_LENGTH`` if
 ``LEN`` exceeds the board's frame buffer (``max_payload``). If the line goes idle in the middle
 of a frame for longer than the board's timeout, the partial frame is dropped with
