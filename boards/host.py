@@ -17,10 +17,30 @@ Example::
 
 :func:`open_board` takes the same specification strings as the command line:
 ``model``, ``sim:verilator``, ``sim:icarus``, ``serial:/dev/ttyUSB1[@baud]``.
+
+Arguments are checked before anything is sent
+------------------------------------------------
+Every public call checks all its arguments with :mod:`lifgate.checks` first: a wrong type (a
+float or a numpy float where an integer belongs, a string, ``None``), a value out of range or
+an array of the wrong shape raises :class:`~lifgate.config.ConfigError` with one line naming
+the parameter and its legal range, and **nothing is sent**: the board is exactly as before and
+answers the next call normally. numpy integers and numpy bools are accepted.
+
+Replies out of step
+-------------------
+Each call expects a fixed sequence of replies. If a call ends before it has read all of them
+(a :class:`LinkTimeout`, a damaged reply, an unexpected reply, ``KeyboardInterrupt`` during a
+long ``run``), the host marks the link *out of step*, and the next call first runs
+:meth:`Board.resync`: it drops every reply already received or still arriving (until the line
+has been quiet for ``quiet`` seconds), then sends ``VERSION`` and discards everything up to its
+reply (the board may still be finishing a run, or report the bytes it dropped meanwhile with
+``ERR_OVERRUN``). A :class:`BoardError` (an error reply) is a complete answer and leaves the
+link in step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -40,10 +60,21 @@ from lifgate.boards.protocol import (
     Features,
     FrameDecoder,
     FrameError,
+    check_baud,
     encode_frame,
     parse_version,
 )
 
+from lifgate.checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_int_array,
+    check_number,
+    check_uint,
+    output_dir,
+    short_repr,
+)
 from lifgate.config import Config, ConfigError, NeuronParams, pack_params
 
 __all__ = [
@@ -122,6 +153,7 @@ class SerialTransport(Transport):
     """A serial port through pyserial (8N1)."""
 
     def __init__(self, port: str, baud: int = 115200):
+        baud = check_baud(baud, name="baud")
         try:
             import serial
         except ImportError:  # pragma: no cover - pyserial is a dependency
@@ -180,6 +212,17 @@ class SimTransport(Transport):
                  start_timeout: float = 300.0, top=None):
         from lifgate.boards.top import build_sim_top
 
+        if top is None:
+            if not isinstance(features, Features):
+                raise ConfigError(f"parameter 'features' must be a Features, "
+                                  f"not {short_repr(features)}")
+            check_choice("parameter 'sim'", sim, ("verilator", "icarus"))
+            check_int("parameter 'divisor'", divisor, 4, 1 << 16)
+            check_int("parameter 'timeout'", timeout, 2, 1 << 24)
+            check_choice("parameter 'current_ram'", current_ram, ("memory", "spram"))
+            output_dir("parameter 'build_dir'", build_dir)
+        check_number("parameter 'start_timeout'", start_timeout, 0, 86400, unit="s",
+                     lo_open=True)
         self.sim = sim if top is None else top.sim
         sim = self.sim
         self.divisor = divisor if top is None else top.divisor
@@ -270,15 +313,23 @@ class RunResult:
 class Board:
     """A lifgate board behind a :class:`Transport`.
 
-    Every method sends one or more frames and waits for their replies; an error reply raises
-    :class:`BoardError`, silence for ``timeout`` seconds raises :class:`LinkTimeout`.
+    Every method checks its arguments (a :class:`~lifgate.config.ConfigError` before anything
+    is sent), sends one or more frames and waits for their replies; an error reply raises
+    :class:`BoardError`, silence for ``timeout`` seconds raises :class:`LinkTimeout`. A call
+    that ends before all its replies arrived leaves the link out of step; the next call
+    resynchronises first (:meth:`resync`).
     """
 
+    #: Seconds without a byte after which :meth:`resync` takes the line as drained.
+    QUIET_S = 0.2
+
     def __init__(self, transport: Transport, *, timeout: float = 30.0):
+        self.timeout = check_number("parameter 'timeout'", timeout, 0, 86400, unit="s",
+                                    lo_open=True)
         self.transport = transport
-        self.timeout = timeout
         self._decoder = FrameDecoder(MAX_LEN)
         self._frames: list = []
+        self._out_of_step = False
         self.features = self.version()
 
     @classmethod
@@ -298,7 +349,9 @@ class Board:
 
     def send(self, data: bytes) -> None:
         """Send raw bytes (a frame, or anything else for tests)."""
-        self.transport.write(data)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ConfigError(f"parameter 'data' must be bytes, not {short_repr(data)}")
+        self.transport.write(bytes(data))
 
     def receive(self):
         """The next reply: a :class:`Frame` or a :class:`FrameError`."""
@@ -316,8 +369,66 @@ class Board:
 
     def request(self, cmd: int, payload: bytes = b"") -> bytes:
         """Send one command and return its reply's payload (raises on an error reply)."""
-        self.send(encode_frame(cmd, payload))
-        return self._expect(cmd | 0x80)
+        cmd = check_int("parameter 'cmd'", cmd, 0, 0x7F)
+        if not isinstance(payload, (bytes, bytearray)) or len(payload) > MAX_LEN:
+            raise ConfigError(f"parameter 'payload' must be bytes of length at most {MAX_LEN}, "
+                              f"not {short_repr(payload)}")
+        return self._exchange(cmd, bytes(payload))
+
+    def _exchange(self, cmd: int, payload: bytes) -> bytes:
+        """One command frame and its reply, resynchronising first if needed."""
+        self._sync()
+        with self._in_step():
+            self.send(encode_frame(cmd, payload))
+            return self._expect(cmd | 0x80)
+
+    def _sync(self) -> None:
+        if self._out_of_step:
+            self.resync()
+
+    @contextlib.contextmanager
+    def _in_step(self):
+        """Context of one exchange: any exception but an error reply leaves it out of step."""
+        try:
+            yield
+        except BoardError:  # a complete reply: still in step
+            raise
+        except BaseException:
+            self._out_of_step = True
+            raise
+
+    @property
+    def out_of_step(self) -> bool:
+        """A call ended before reading all its replies; the next call resynchronises."""
+        return self._out_of_step
+
+    def resync(self, quiet: float | None = None) -> None:
+        """Bring the replies back in step: drop every reply received or still arriving (until
+        the line has been quiet for ``quiet`` seconds, :attr:`QUIET_S` by default), then send
+        ``VERSION`` and discard everything before its reply. Raises :class:`LinkTimeout` if the
+        board does not answer within ``timeout``."""
+        quiet = self.QUIET_S if quiet is None else check_number(
+            "parameter 'quiet'", quiet, 0, 3600, unit="s", lo_open=True)
+        self._frames.clear()
+        self._decoder = FrameDecoder(MAX_LEN)
+        deadline = time.monotonic() + self.timeout
+        while self.transport.read(quiet):
+            if time.monotonic() > deadline:
+                raise LinkTimeout(f"the board did not stop sending within {self.timeout} s")
+        self._decoder = FrameDecoder(MAX_LEN)
+        self.send(encode_frame(Cmd.VERSION))
+        while True:
+            reply = self.receive()  # LinkTimeout after `timeout` s of silence
+            if not isinstance(reply, FrameError):  # (a damaged run of bytes is skipped)
+                if reply.cmd == Cmd.VERSION | 0x80:
+                    break
+                if reply.cmd == Cmd.ERR and reply.payload[:1] == bytes([ErrorCode.OVERRUN]):
+                    # The board was still busy and dropped our VERSION: ask again.
+                    self.send(encode_frame(Cmd.VERSION))
+                # Anything else is a late STEP / RUN_DONE / reply of the lost exchange.
+            if time.monotonic() > deadline:
+                raise LinkTimeout(f"the board did not answer VERSION within {self.timeout} s")
+        self._out_of_step = False
 
     def _expect(self, cmd: int) -> bytes:
         reply = self.receive()
@@ -346,47 +457,81 @@ class Board:
         return Status(bool(p[0] & 1), u(p[1:5], "little"), u(p[5:9], "little"),
                       u(p[9:11], "little"))
 
+    def _param_word(self, group, params) -> tuple[int, int]:
+        shape = self.features.shape
+        group = check_int("parameter 'group'", group, 0, shape.groups - 1)
+        if not isinstance(params, NeuronParams):
+            raise ConfigError(f"parameter 'params' must be a NeuronParams, "
+                              f"not {short_repr(params)}")
+        return group, pack_params(shape, params)  # ConfigError naming the field
+
     def set_params(self, group: int, params: NeuronParams) -> None:
-        word = pack_params(self.features.shape, params)
-        self.request(Cmd.SET_PARAMS, group.to_bytes(4, "little")
-                     + word.to_bytes(self.features.param_bytes, "little"))
+        """The parameter set of ``group`` (0 to ``groups - 1``)."""
+        group, word = self._param_word(group, params)
+        self._exchange(Cmd.SET_PARAMS, group.to_bytes(4, "little")
+                       + word.to_bytes(self.features.param_bytes, "little"))
+
+    @staticmethod
+    def _noise(seed, gain) -> tuple[int, int]:
+        return check_uint("parameter 'seed'", seed, 32), check_uint("parameter 'gain'", gain, 16)
 
     def set_noise(self, seed: int, gain: int) -> None:
-        self.request(Cmd.SET_NOISE, seed.to_bytes(4, "little") + gain.to_bytes(2, "little"))
+        """Noise ``seed`` (0 to 2**32 - 1, used by the next clear) and ``gain`` (0 to 65535)."""
+        seed, gain = self._noise(seed, gain)
+        self._exchange(Cmd.SET_NOISE, seed.to_bytes(4, "little") + gain.to_bytes(2, "little"))
 
     def set_input(self, enable: bool) -> None:
-        self.request(Cmd.SET_INPUT, bytes([int(bool(enable))]))
+        """Runs read the input-current memory (``True``) or not (``False``)."""
+        enable = check_bool("parameter 'enable'", enable)
+        self._exchange(Cmd.SET_INPUT, bytes([int(enable)]))
 
     def clear(self) -> None:
-        self.request(Cmd.CLEAR)
+        """v = v_init, refractory counters 0, step 0, noise reseeded."""
+        self._exchange(Cmd.CLEAR, b"")
+
+    def _currents(self, currents, start) -> tuple[np.ndarray, int]:
+        shape = self.features.shape
+        lo, hi = shape.i_range
+        values = check_int_array("parameter 'currents'", currents, lo, hi, max_size=shape.neurons)
+        start = check_int("parameter 'start'", start, 0, shape.neurons - values.size)
+        return values, start
 
     def write_currents(self, currents, start: int = 0) -> None:
-        """Input currents of neurons ``start, start + 1, ...`` (as many frames as needed)."""
+        """Input currents of neurons ``start, start + 1, ...`` (as many frames as needed):
+        a 1-D integer array of at most ``neurons - start`` values in the ``i_width`` range."""
         f = self.features
-        values = np.asarray(currents, dtype=np.int64).reshape(-1)
-        lo, hi = f.shape.i_range
-        if values.size and (values.min() < lo or values.max() > hi):
-            raise ConfigError(f"parameter 'currents' must lie in [{lo}, {hi}]")
-        if start < 0 or start + values.size > f.shape.neurons:
-            raise ConfigError(
-                f"parameter 'start' must keep the currents within [0, {f.shape.neurons}]"
-            )
+        values, start = self._currents(currents, start)
         per = (f.max_payload - 4) // f.current_bytes
         mask = (1 << (8 * f.current_bytes)) - 1
         for k in range(0, max(1, values.size), per):
             chunk = values[k:k + per]
             body = b"".join((int(x) & mask).to_bytes(f.current_bytes, "little") for x in chunk)
-            self.request(Cmd.WRITE_CURRENTS, (start + k).to_bytes(4, "little") + body)
+            self._exchange(Cmd.WRITE_CURRENTS, (start + k).to_bytes(4, "little") + body)
+
+    def _run_args(self, steps, spikes, membrane) -> tuple[int, int]:
+        steps = check_uint("parameter 'steps'", steps, 32)
+        spikes = check_bool("parameter 'spikes'", spikes)
+        membrane = check_bool("parameter 'membrane'", membrane)
+        if membrane and not self.features.membrane:
+            raise ConfigError("parameter 'membrane' must be False: this board is built without "
+                              "membrane readback")
+        return steps, (RUN_SPIKES if spikes or membrane else 0) | (RUN_MEMBRANE if membrane else 0)
 
     def run(self, steps: int, *, spikes: bool = True, membrane: bool = False) -> RunResult:
-        """Run ``steps`` timesteps; return the spikes (and membrane values) of every step."""
+        """Run ``steps`` timesteps (0 to 2**32 - 1); return the spikes (and membrane values)
+        of every step."""
+        steps, flags = self._run_args(steps, spikes, membrane)
+        self._sync()
+        with self._in_step():
+            return self._run(steps, flags, membrane)
+
+    def _run(self, steps: int, flags: int, membrane: bool) -> RunResult:
         f, shape = self.features, self.features.shape
-        flags = (RUN_SPIKES if spikes or membrane else 0) | (RUN_MEMBRANE if membrane else 0)
-        self.send(encode_frame(Cmd.RUN, int(steps).to_bytes(4, "little") + bytes([flags])))
         N, P, D = shape.neurons, shape.lanes, shape.depth
         sp = np.zeros((steps, N), dtype=bool) if flags else None
         vv = np.zeros((steps, N), dtype=np.int64) if membrane else None
         labels = np.zeros(steps, dtype=np.int64)
+        self.send(encode_frame(Cmd.RUN, steps.to_bytes(4, "little") + bytes([flags])))
         if flags:
             rb = f.record_bytes(membrane)
             for t in range(steps):
@@ -410,12 +555,23 @@ class Board:
 
     def configure(self, config: Config, *, currents=None) -> None:
         """Load ``config`` (every group's parameters, noise) and clear; with ``currents`` (one
-        per neuron), write them and enable the input, else disable it."""
+        per neuron), write them and enable the input, else disable it. Everything is checked
+        before the first frame goes out."""
+        if not isinstance(config, Config):
+            raise ConfigError(f"parameter 'config' must be a Config, not {short_repr(config)}")
         if config.shape != self.features.shape:
             raise ConfigError(
                 f"the configuration's shape {config.shape} is not the board's "
                 f"{self.features.shape}"
             )
+        for g, p in enumerate(config.params):
+            self._param_word(g, p)
+        self._noise(config.noise.seed, config.noise.gain)
+        if currents is not None:
+            values, _ = self._currents(currents, 0)
+            if values.size != self.features.shape.neurons:
+                raise ConfigError(f"parameter 'currents' must have one value per neuron "
+                                  f"({self.features.shape.neurons}), not {values.size}")
         for g, p in enumerate(config.params):
             self.set_params(g, p)
         self.set_noise(config.noise.seed, config.noise.gain)
@@ -429,6 +585,9 @@ def parse_spec(spec: str) -> tuple[str, object]:
     """Split a board ``spec``: ``("model", None)``, ``("sim", "verilator" | "icarus")`` or
     ``("serial", (port, baud))``; :class:`~lifgate.config.ConfigError` for anything else.
     Shared by :func:`open_board` and the network board's ``open_network_board``."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"board must be a string such as 'model' or 'serial:PORT[@BAUD]', "
+                          f"not {short_repr(spec)}")
     if spec == "model":
         return "model", None
     if spec.startswith("sim:"):
@@ -438,7 +597,15 @@ def parse_spec(spec: str) -> tuple[str, object]:
         return "sim", sim
     if spec.startswith("serial:"):
         port, _, baud = spec[7:].partition("@")
-        return "serial", (port, int(baud) if baud else 115200)
+        if not port:
+            raise ConfigError(f"board {spec!r} names no serial port: use serial:PORT[@BAUD]")
+        if not baud:
+            return "serial", (port, 115200)
+        try:
+            rate = int(baud, 10)
+        except ValueError:
+            rate = baud
+        return "serial", (port, check_baud(rate, name="baud"))
     raise ConfigError(
         f"board must be 'model', 'sim:verilator', 'sim:icarus' or 'serial:PORT[@BAUD]', "
         f"not {spec!r}"
@@ -461,6 +628,12 @@ def open_board(spec: str = "model", *, features: Features | None = None, timeout
     ``serial:PORT[@BAUD]``. ``features`` (the array shape etc.) is needed for the model and
     the simulations; a real board reports its own."""
     kind, arg = parse_spec(spec)
+    timeout = check_number("parameter 'timeout'", timeout, 0, 86400, unit="s", lo_open=True)
+    if features is not None and not isinstance(features, Features):
+        raise ConfigError(f"parameter 'features' must be a Features, not {short_repr(features)}")
+    if kwargs and kind != "sim":
+        raise ConfigError(f"board {spec!r} takes no {', '.join(map(repr, kwargs))} "
+                          f"(only the simulated boards are built)")
     if kind == "serial":
         return Board(SerialTransport(*arg), timeout=timeout)
     if features is None:

@@ -694,7 +694,10 @@ class HostLink(wiring.Component):
             if lm == LeakMode.SHIFT:
                 ok = leak <= W
             elif lm == LeakMode.MULT:
-                ok = leak <= (1 << shape.decay_frac) - 1
+                # The field is max(W, F) bits wide: with F >= W every value is a legal factor,
+                # and the compare would be constant (Verilator's CMPCONST stops the build).
+                ok = leak <= (1 << shape.decay_frac) - 1 if shape.leak_width > shape.decay_frac \
+                    else Const(1)
             else:
                 lw = shape.leak_width
                 sleak = leak.as_signed()

@@ -42,7 +42,17 @@ from lifgate.boards.netproto import (
     parse_net_version,
 )
 from lifgate.boards.protocol import encode_frame
+from lifgate.golden.synapse import Network
 
+from lifgate.checks import (
+    check_bool,
+    check_int,
+    check_int_array,
+    check_number,
+    check_uint,
+    output_dir,
+    short_repr,
+)
 from lifgate.config import ConfigError, NeuronParams, pack_params, signed_range
 
 __all__ = ["NetModelTransport", "NetRunResult", "NetworkBoard", "open_network_board"]
@@ -84,7 +94,12 @@ class NetworkBoard(Board):
     :class:`~lifgate.boards.host.BoardError`, silence raises
     :class:`~lifgate.boards.host.LinkTimeout`. ``features`` is what the board's ``VERSION``
     reply says (a :class:`NetFeatures`). The array board's commands (``set_noise``,
-    ``write_currents``, ...) are answered with ``ERR_UNKNOWN``.
+    ``set_input``) are answered with ``ERR_UNKNOWN``; ``write_currents`` and ``configure``
+    are refused on the host (use :meth:`write_x` and :meth:`load`).
+
+    As on :class:`~lifgate.boards.host.Board`, every argument is checked before anything is
+    sent (:class:`~lifgate.config.ConfigError` naming the parameter and its legal range), and
+    a call that ends before all its replies arrived makes the next call resynchronise.
     """
 
     def version(self) -> NetFeatures:
@@ -97,44 +112,66 @@ class NetworkBoard(Board):
     def clear(self) -> None:
         self.request(NetCmd.CLEAR)
 
-    def set_params(self, layer: int, group: int, params: NeuronParams) -> None:
+    def write_currents(self, currents, start: int = 0) -> None:
+        raise ConfigError("a network board has no input currents: use write_x for its inputs")
+
+    def configure(self, config, *, currents=None) -> None:
+        raise ConfigError("a network board is configured with load(network), not configure")
+
+    def _param_word(self, layer, group, params) -> tuple[int, int, int]:
         f = self.features
-        if not 0 <= layer < f.layers:
-            raise ConfigError(f"parameter 'layer' must be in [0, {f.layers - 1}], not {layer}")
-        word = pack_params(f.shapes[layer], params)
-        self.request(NetCmd.SET_PARAMS, bytes([layer]) + group.to_bytes(4, "little")
-                     + word.to_bytes(f.param_bytes, "little"))
+        layer = self._check_layer(layer)
+        group = check_int("parameter 'group'", group, 0, f.shapes[layer].groups - 1)
+        if not isinstance(params, NeuronParams):
+            raise ConfigError(f"parameter 'params' must be a NeuronParams, "
+                              f"not {short_repr(params)}")
+        return layer, group, pack_params(f.shapes[layer], params)
+
+    def set_params(self, layer: int, group: int, params: NeuronParams) -> None:
+        """The parameter set of ``group`` of ``layer``."""
+        f = self.features
+        layer, group, word = self._param_word(layer, group, params)
+        self._exchange(NetCmd.SET_PARAMS, bytes([layer]) + group.to_bytes(4, "little")
+                       + word.to_bytes(f.param_bytes, "little"))
+
+    def _x(self, x, start) -> tuple[np.ndarray, int]:
+        f = self.features
+        values = check_int_array("parameter 'x'", x, 0, (1 << f.x_width) - 1,
+                                 max_size=f.inputs)
+        start = check_int("parameter 'start'", start, 0, f.inputs - values.size)
+        return values, start
 
     def write_x(self, x, start: int = 0) -> None:
-        """Network inputs ``x[start], x[start + 1], ...`` (as many frames as needed)."""
+        """Network inputs ``x[start], x[start + 1], ...`` (as many frames as needed): a 1-D
+        integer array of at most ``inputs - start`` values in ``[0, 2**x_width - 1]``."""
         f = self.features
-        values = np.asarray(x, dtype=np.int64).reshape(-1)
-        if values.size and (values.min() < 0 or values.max() >> f.x_width):
-            raise ConfigError(f"parameter 'x' must lie in [0, {(1 << f.x_width) - 1}]")
-        if start < 0 or start + values.size > f.inputs:
-            raise ConfigError(f"parameter 'start' must keep x within [0, {f.inputs}]")
+        values, start = self._x(x, start)
         per = (f.max_payload - 4) // f.x_bytes
         for k in range(0, max(1, values.size), per):
             chunk = values[k:k + per]
             body = b"".join(int(v).to_bytes(f.x_bytes, "little") for v in chunk)
-            self.request(NetCmd.WRITE_X, (start + k).to_bytes(4, "little") + body)
+            self._exchange(NetCmd.WRITE_X, (start + k).to_bytes(4, "little") + body)
 
-    def _check_layer(self, layer: int):
+    def _check_layer(self, layer) -> int:
+        return check_int("parameter 'layer'", layer, 0, self.features.layers - 1)
+
+    def _weights(self, layer, weights) -> tuple[int, np.ndarray]:
         f = self.features
-        if not 0 <= layer < f.layers:
-            raise ConfigError(f"parameter 'layer' must be in [0, {f.layers - 1}], not {layer}")
-        return f.shapes[layer].neurons, f.fan_in[layer]
+        layer = self._check_layer(layer)
+        N, n = f.shapes[layer].neurons, f.fan_in[layer]
+        lo, hi = signed_range(f.w_width)
+        w = check_int_array("parameter 'weights'", weights, lo, hi, ndim=2)
+        if w.shape != (N, n):
+            raise ConfigError(f"parameter 'weights' must have shape ({N}, {n}) for layer "
+                              f"{layer}, not {w.shape}")
+        return layer, w
 
     def write_weights(self, layer: int, weights) -> None:
-        """All weights of ``layer``: a matrix [N_l, n_l] (row ``j`` feeds neuron ``j``)."""
+        """All weights of ``layer``: a matrix [N_l, n_l] (row ``j`` feeds neuron ``j``) of
+        integers in the signed ``w_width`` range."""
         f = self.features
-        N, n = self._check_layer(layer)
-        w = np.asarray(weights, dtype=np.int64)
-        if w.shape != (N, n):
-            raise ConfigError(f"parameter 'weights' must have shape ({N}, {n}), not {w.shape}")
-        lo, hi = signed_range(f.w_width)
-        if w.size and (w.min() < lo or w.max() > hi):
-            raise ConfigError(f"parameter 'weights' must lie in [{lo}, {hi}]")
+        layer, w = self._weights(layer, weights)
+        n = f.fan_in[layer]
         flat = w.reshape(-1)
         wb = f.weight_bytes
         mask = (1 << (8 * wb)) - 1
@@ -142,20 +179,22 @@ class NetworkBoard(Board):
         for k in range(0, flat.size, per):
             chunk = flat[k:k + per]
             body = b"".join((int(v) & mask).to_bytes(wb, "little") for v in chunk)
-            self.request(NetCmd.WRITE_WEIGHTS, bytes([layer]) + (k // n).to_bytes(4, "little")
-                         + (k % n).to_bytes(4, "little") + body)
+            self._exchange(NetCmd.WRITE_WEIGHTS, bytes([layer]) + (k // n).to_bytes(4, "little")
+                           + (k % n).to_bytes(4, "little") + body)
 
     def read_weights(self, layer: int) -> np.ndarray:
         """All weights of ``layer`` as stored on the board: int64 [N_l, n_l]."""
         f = self.features
-        N, n = self._check_layer(layer)
+        layer = self._check_layer(layer)
+        N, n = f.shapes[layer].neurons, f.fan_in[layer]
         wb = f.weight_bytes
         out = np.zeros(N * n, dtype=np.int64)
         per = 4096
         for k in range(0, N * n, per):
             count = min(per, N * n - k)
-            pl = self.request(NetCmd.READ_WEIGHTS, bytes([layer]) + (k // n).to_bytes(4, "little")
-                              + (k % n).to_bytes(4, "little") + count.to_bytes(2, "little"))
+            pl = self._exchange(NetCmd.READ_WEIGHTS, bytes([layer])
+                                + (k // n).to_bytes(4, "little") + (k % n).to_bytes(4, "little")
+                                + count.to_bytes(2, "little"))
             if len(pl) != count * wb:
                 raise LinkTimeout(f"READ_WEIGHTS reply of {len(pl)} bytes, expected "
                                   f"{count * wb}")
@@ -165,11 +204,19 @@ class NetworkBoard(Board):
 
     def load(self, network) -> None:
         """Load a :class:`lifgate.golden.synapse.Network`: every layer's weights and parameter
-        sets, then clear. Its shapes and widths must be the board's."""
+        sets, then clear. Its shapes and widths must be the board's; everything is checked
+        before the first frame goes out."""
         f = self.features
+        if not isinstance(network, Network):
+            raise ConfigError(f"parameter 'network' must be a lifgate.golden.synapse.Network, "
+                              f"not {short_repr(network)}")
         want = NetFeatures.for_network(network, membrane=f.membrane, max_payload=f.max_payload)
         if want != f:
             raise ConfigError(f"the network ({want}) does not fit the board ({f})")
+        for n, layer in enumerate(network.layers):
+            self._weights(n, layer.weights)
+            for g, p in enumerate(layer.config.params):
+                self._param_word(n, g, p)
         for n, layer in enumerate(network.layers):
             self.write_weights(n, layer.weights)
             for g, p in enumerate(layer.config.params):
@@ -179,11 +226,25 @@ class NetworkBoard(Board):
     def run(self, steps: int, *, membrane: bool = False, all_layers: bool = False,
             spikes: bool = True) -> NetRunResult:
         """Run ``steps`` steps on the current inputs; return the output layer's (or every
-        layer's) spikes, and membranes with ``membrane``."""
+        layer's) spikes, and membranes with ``membrane``. ``steps``: 0 to 2**32 - 1."""
+        steps, flags = self._net_run_args(steps, spikes, membrane, all_layers)
+        self._sync()
+        with self._in_step():
+            return self._net_run(steps, flags, membrane, all_layers)
+
+    def _net_run_args(self, steps, spikes, membrane, all_layers) -> tuple[int, int]:
+        steps = check_uint("parameter 'steps'", steps, 32)
+        spikes = check_bool("parameter 'spikes'", spikes)
+        membrane = check_bool("parameter 'membrane'", membrane)
+        all_layers = check_bool("parameter 'all_layers'", all_layers)
+        if membrane and not self.features.membrane:
+            raise ConfigError("parameter 'membrane' must be False: this board is built without "
+                              "membrane readback")
+        return steps, ((RUN_SPIKES if spikes or membrane else 0)
+                       | (RUN_MEMBRANE if membrane else 0) | (RUN_ALL_LAYERS if all_layers else 0))
+
+    def _net_run(self, steps: int, flags: int, membrane: bool, all_layers: bool) -> NetRunResult:
         f = self.features
-        flags = ((RUN_SPIKES if spikes or membrane else 0) | (RUN_MEMBRANE if membrane else 0)
-                 | (RUN_ALL_LAYERS if all_layers else 0))
-        self.send(encode_frame(NetCmd.RUN, int(steps).to_bytes(4, "little") + bytes([flags])))
         layers = list(range(f.layers)) if all_layers else [f.layers - 1]
         sp = [None] * f.layers
         vv = [None] * f.layers
@@ -193,6 +254,8 @@ class NetworkBoard(Board):
                 sp[n] = np.zeros((steps, f.shapes[n].neurons), dtype=bool)
                 if membrane:
                     vv[n] = np.zeros((steps, f.shapes[n].neurons), dtype=np.int64)
+        self.send(encode_frame(NetCmd.RUN, steps.to_bytes(4, "little") + bytes([flags])))
+        if flags & (RUN_SPIKES | RUN_MEMBRANE):
             vb = f.value_bytes
             for t in range(steps):
                 for n in layers:
@@ -217,6 +280,8 @@ class NetworkBoard(Board):
     def infer(self, x, steps: int, *, membrane: bool = True,
               all_layers: bool = False) -> NetRunResult:
         """Write the inputs ``x`` (constant over the steps), clear, run ``steps`` steps."""
+        self._x(x, 0)
+        self._net_run_args(steps, True, membrane, all_layers)
         self.write_x(x)
         self.clear()
         return self.run(steps, membrane=membrane, all_layers=all_layers)
@@ -231,6 +296,7 @@ def open_network_board(spec: str = "model", *, features: NetFeatures | None = No
     are the simulated gateware's; ``optimize=False`` builds Verilator's model with ``-O0``
     (for short sessions)."""
     kind, arg = parse_spec(spec)
+    timeout = check_number("parameter 'timeout'", timeout, 0, 86400, unit="s", lo_open=True)
     if kind == "serial":
         return NetworkBoard(SerialTransport(*arg), timeout=timeout)
     if not isinstance(features, NetFeatures):
@@ -239,6 +305,10 @@ def open_network_board(spec: str = "model", *, features: NetFeatures | None = No
         return NetworkBoard(NetModelTransport(features), timeout=timeout)
     from lifgate.boards.nettop import build_net_sim_top
 
+    check_int("parameter 'divisor'", divisor, 4, 1 << 16)
+    check_int("parameter 'link_timeout'", link_timeout, 2, 1 << 24)
+    check_bool("parameter 'optimize'", optimize)
+    output_dir("parameter 'build_dir'", build_dir)
     top = build_net_sim_top(features, sim=arg, build_dir=build_dir, divisor=divisor,
                             timeout=link_timeout, optimize=optimize)
     return open_on(NetworkBoard, SimTransport(features, top=top), timeout)

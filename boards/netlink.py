@@ -48,7 +48,9 @@ def _word_ok(m: Module, shape, word: Value, width: int) -> Value:
         if lm == LeakMode.SHIFT:
             good = leak <= W
         elif lm == LeakMode.MULT:
-            good = leak <= (1 << shape.decay_frac) - 1
+            # Constant when the field is F bits wide (F >= W): every value is legal.
+            good = (leak <= (1 << shape.decay_frac) - 1
+                    if shape.leak_width > shape.decay_frac else Const(1))
         else:
             sleak = leak.as_signed()
             good = ((sleak >= -(1 << (W - 1))) & (sleak <= (1 << (W - 1)) - 1)

@@ -41,7 +41,7 @@ class NetworkBoardTop(BoardTop):
         if not isinstance(features, NetFeatures):
             raise ConfigError(f"parameter 'features' must be a NetFeatures, not {features!r}")
         self.board = board
-        self.clock, divisor = board_clock(board, frequency, baud)
+        self.clock, divisor = board_clock(board, frequency, baud, timeout_s=timeout_s)
         freq = self.clock.frequency
         self.features = features
         self.link = NetworkLink(features, divisor=divisor, timeout=max(2, int(freq * timeout_s)))

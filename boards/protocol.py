@@ -16,7 +16,8 @@ check value of ``b"123456789"`` is 0x29B1) over ``CMD``, ``LEN`` and ``PAYLOAD``
 significant byte first, so the CRC over everything after ``SYNC`` including the CRC is 0.
 Multi-byte fields in payloads are little-endian; signed values are two's complement.
 
-Receiving (:class:`FrameDecoder`): bytes before a ``SYNC`` are dropped silently. A frame ends
+Receiving (:class:`FrameDecoder`): bytes before a ``SYNC`` are dropped silently (no reply, no
+error: a host that sends no frame waits in vain, see ``docs/boards.md``). A frame ends
 after its CRC; it is rejected with ``ERR_CRC`` if the CRC does not match, with ``ERR_LENGTH`` if
 ``LEN`` exceeds the board's frame buffer (``max_payload``). If the line goes idle in the middle
 of a frame for longer than the board's timeout, the partial frame is dropped with
@@ -68,8 +69,11 @@ and all input currents 0.
 from __future__ import annotations
 
 import enum
+import math
+import numbers
 from dataclasses import dataclass
 
+from lifgate.checks import short_repr
 from lifgate.config import (
     ArrayShape,
     Config,
@@ -92,6 +96,11 @@ __all__ = [
     "Frame",
     "FrameError",
     "IDLE",
+    "LINK_TIMEOUT_S",
+    "MAX_BAUD",
+    "MIN_DIVISOR",
+    "baud_range",
+    "check_baud",
     "crc16",
     "encode_frame",
     "param_word_valid",
@@ -608,3 +617,43 @@ class BoardModel:
             parts.append(raw.view(np.uint8).reshape(D, P, 4)[:, :, :vb].reshape(D, P * vb))
         body = np.concatenate(parts, axis=1).tobytes()
         return label.to_bytes(4, "little") + body
+
+
+# Line rate --------------------------------------------------------------------------------------
+
+#: Line silence (seconds) after which a board top drops a partial frame (``BoardTop``).
+LINK_TIMEOUT_S = 0.02
+#: Fewest clocks per bit the UART takes (:func:`lifgate.boards.uart.divisor_for`).
+MIN_DIVISOR = 4
+#: Fastest USB-UART on the supported boards: the iCEBreaker's FT2232H (12 Mbaud; the ULX3S's
+#: FT231X does 3 Mbaud).
+MAX_BAUD = 12_000_000
+
+
+def baud_range(clk_hz: float | None = None, timeout_s: float = LINK_TIMEOUT_S) -> tuple[int, int]:
+    """Legal baud rates ``(lo, hi)``.
+
+    ``lo``: a byte (10 bit times) must take at most half the link's idle timeout, or a frame
+    sent without gaps is dropped as timed out between two of its bytes. ``hi``: at least
+    :data:`MIN_DIVISOR` clocks per bit at ``clk_hz`` (the board's clock), and at most
+    :data:`MAX_BAUD` (the host's USB-UART); without ``clk_hz`` (the host side, which does not
+    know the board's clock) only the latter.
+    """
+    lo = math.ceil(2 * 10 / timeout_s)
+    hi = MAX_BAUD if clk_hz is None else min(MAX_BAUD, int(clk_hz // MIN_DIVISOR))
+    return lo, hi
+
+
+def check_baud(baud, clk_hz: float | None = None, *, name: str = "baud",
+               timeout_s: float = LINK_TIMEOUT_S) -> int:
+    """``baud`` as an ``int`` in :func:`baud_range`, else a one-line
+    :class:`~lifgate.config.ConfigError` naming ``name`` and the range."""
+    lo, hi = baud_range(clk_hz, timeout_s)
+    at = "" if clk_hz is None else f" (at a {clk_hz / 1e6:g} MHz clock)"
+    if isinstance(baud, bool) or not isinstance(baud, numbers.Integral):
+        raise ConfigError(f"parameter '{name}' must be an integer in [{lo}, {hi}]{at}, "
+                          f"not {short_repr(baud)}")
+    if not lo <= baud <= hi:
+        raise ConfigError(f"parameter '{name}' must be an integer in [{lo}, {hi}]{at}, "
+                          f"not {int(baud)}")
+    return int(baud)

@@ -24,12 +24,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lifgate.config import ConfigError
+
 __all__ = [
     "BOARDS",
+    "CAPACITY",
     "Board",
     "BuildReport",
+    "FitError",
     "ToolchainError",
     "board",
+    "check_fit",
     "parse_report",
     "run_build",
     "yowasp_env",
@@ -44,6 +49,12 @@ class ToolchainError(RuntimeError):
     """
 
     utilization: dict = {}
+
+
+class FitError(ToolchainError, ConfigError):
+    """The synthesised design needs more of a resource than the device has: raised after
+    synthesis, before place and route (a :class:`~lifgate.config.ConfigError` too, so the CLI
+    answers with one line and exit code 2). ``utilization`` holds the synthesis figures."""
 
 
 @dataclass(frozen=True)
@@ -349,13 +360,92 @@ def parse_report(family: str, report_json: dict | None, log_text: str) -> BuildR
     return rep
 
 
+# Fit check --------------------------------------------------------------------------------------
+
+#: What each device has, by the columns of :attr:`BuildReport.utilization` (the "available"
+#: figures nextpnr reports for it).
+CAPACITY = {
+    "iCE40UP5K-SG48": {"logic_cells": 5280, "ebr": 30, "spram": 4, "dsp": 8},
+    "LFE5U-85F-6BG381C": {"luts": 83640, "dp16kd": 208, "mult18": 156},
+}
+
+#: Unit names of the columns in messages.
+_UNIT = {"logic_cells": "LC", "ebr": "EBR", "spram": "SPRAM", "dsp": "DSP (SB_MAC16)",
+         "luts": "LUT4", "dp16kd": "DP16KD", "mult18": "MULT18X18D"}
+
+#: Columns whose synthesis figure is only a lower bound of what place and route will use.
+_LOWER_BOUND = {"logic_cells", "luts"}
+
+
+def synth_needs(family: str, cells_by_type: dict) -> dict:
+    """What a synthesised netlist needs, by column, from Yosys' cell counts (``stat``).
+
+    Block RAMs, SPRAMs and multipliers are exact. Logic is a lower bound: on the iCE40 a logic
+    cell holds one LUT4, one flip-flop and one carry, so it needs at least as many cells as the
+    largest of the three counts; on the ECP5 every ``LUT4`` is one LUT and a ``CCU2C`` two.
+    """
+    def count(*names):
+        return sum(int(cells_by_type.get(n, 0)) for n in names)
+
+    if family == "ice40":
+        ffs = sum(int(v) for k, v in cells_by_type.items() if k.startswith("SB_DFF"))
+        return {
+            "logic_cells": max(count("SB_LUT4"), ffs, count("SB_CARRY")),
+            "ebr": count("SB_RAM40_4K", "SB_RAM40_4KNR", "SB_RAM40_4KNW", "SB_RAM40_4KNRNW"),
+            "spram": count("SB_SPRAM256KA"),
+            "dsp": count("SB_MAC16"),
+        }
+    return {
+        "luts": count("LUT4") + 2 * count("CCU2C"),
+        "dp16kd": count("DP16KD"),
+        "mult18": count("MULT18X18D"),
+    }
+
+
+def check_fit(board_: Board, cells_by_type: dict, *, where: str = "") -> dict:
+    """Refuse a synthesised design that cannot fit ``board_``'s device.
+
+    Returns the needs (:func:`synth_needs`) in the format of :attr:`BuildReport.utilization`;
+    raises :class:`FitError` naming the first resource that is short (for example
+    ``needs 31 of 30 EBR``). ``where`` (the statistics file) is added to the message.
+    """
+    cap = CAPACITY[board_.device]
+    needs = synth_needs(board_.family, cells_by_type)
+    util = {col: {"used": n, "available": cap[col]} for col, n in needs.items()}
+    short = [col for col, n in needs.items() if n > cap[col]]
+    if short:
+        parts = [f"needs {'at least ' if col in _LOWER_BOUND else ''}{needs[col]} of "
+                 f"{cap[col]} {_UNIT[col]}" for col in short]
+        err = FitError(
+            f"the design does not fit the {board_.device} ({board_.name}): {', '.join(parts)}"
+            f" after synthesis{f' ({where})' if where else ''}; place and route not started. "
+            f"Use fewer lanes or neurons"
+        )
+        err.utilization = util
+        raise err
+    return util
+
+
+def _first_error(*texts: str) -> str:
+    """The first ``ERROR:`` line of a tool's log (or its last non-empty line)."""
+    for text in texts:
+        for line in text.splitlines():
+            if line.lstrip().startswith("ERROR:"):
+                return line.strip()
+    for text in texts:
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if lines:
+            return lines[-1]
+    return "no message"
+
+
 # Build ------------------------------------------------------------------------------------------
 
 
 def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int = 1,
               pack: bool = True, timeout: float | None = None, verbose: bool = False,
               synth_opts: str | None = None,
-              script_after_read: str | None = None) -> BuildReport:
+              script_after_read: str | None = None, fit_check: bool = True) -> BuildReport:
     """Synthesise, place and route ``design`` for ``board_`` in ``build_dir``; pack if ``pack``.
 
     ``design`` must create its own ``sync`` domain (see :class:`lifgate.boards.pll.BoardClock`)
@@ -364,6 +454,11 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
     decides what a miss means). Raises :class:`ToolchainError` if a tool fails.
     ``synth_opts`` replaces the default options of ``synth_<family>``; ``script_after_read``
     (Yosys commands) runs between reading the design and synthesis.
+
+    Synthesis runs first and writes its cell statistics (``{name}.stat.json``); with
+    ``fit_check`` a design that needs more than the device has (:data:`CAPACITY`) raises
+    :class:`FitError` before place and route starts. A tool failure raises
+    :class:`ToolchainError` with its first ``ERROR:`` line and the path of its log.
     """
     platform = board_.platform()
     family = board_.family
@@ -375,39 +470,63 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
     else:
         synth = synth_opts if synth_opts is not None else ""
     extra = {} if script_after_read is None else {"script_after_read": script_after_read}
+    stat_path = build_dir / f"{name}.stat.json"
+    extra["script_after_synth"] = f"tee -q -o {stat_path.name} stat -json"
     plan = platform.prepare(design, name=name, synth_opts=synth, nextpnr_opts=nextpnr_opts,
                             **extra)
     plan.extract(str(build_dir))
     env = yowasp_env(family)
     script = build_dir / f"build_{name}.sh"
     text = script.read_text()
+    lines = text.splitlines()
     if not pack:
         # Drop the packer's line (and keep everything before it).
-        kept = [ln for ln in text.splitlines()
-                if not ln.startswith(('"$ICEPACK"', '"$ECPPACK"'))]
-        script.write_text("\n".join(kept) + "\n")
+        lines = [ln for ln in lines if not ln.startswith(('"$ICEPACK"', '"$ECPPACK"'))]
+    # Two scripts: synthesis (everything before nextpnr), then place and route (the preamble
+    # that sets the tool variables, then nextpnr and the packer).
+    pnr_at = next(k for k, ln in enumerate(lines) if ln.startswith('"$NEXTPNR'))
+    preamble = [ln for ln in lines[:pnr_at] if not ln.startswith('"$')]
+    script.write_text("\n".join(lines[:pnr_at]) + "\n")
+    pnr_script = build_dir / f"build_{name}_pnr.sh"
+    pnr_script.write_text("\n".join(preamble + lines[pnr_at:]) + "\n")
     # Remove stale products so a failed run cannot report an old one.
-    for suffix in (".report.json", ".tim", ".bin", ".bit", ".asc", ".config"):
+    for suffix in (".report.json", ".tim", ".bin", ".bit", ".asc", ".config", ".stat.json"):
         (build_dir / f"{name}{suffix}").unlink(missing_ok=True)
     t0 = time.monotonic()
     out_path = build_dir / f"{name}.out"
-    with open(out_path, "w") as out:
-        try:
-            proc = subprocess.run(["sh", script.name], cwd=build_dir, env=env,
-                                  stdout=None if verbose else out,
-                                  stderr=subprocess.STDOUT if not verbose else None,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise ToolchainError(f"build timed out after {timeout} s; log: {out_path}") from None
-    seconds = time.monotonic() - t0
+    rpt_path = build_dir / f"{name}.rpt"
     log_path = build_dir / f"{name}.tim"
-    log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
-    if proc.returncode:
-        stage = "nextpnr" if log_path.exists() else "yosys"
-        tail = "\n".join((log_text or out_path.read_text(errors="replace")).splitlines()[-15:])
-        err = ToolchainError(
-            f"{stage} failed (exit {proc.returncode}) in {build_dir}; last lines:\n{tail}"
-        )
+
+    def run(sh: Path, mode: str) -> int:
+        left = None if timeout is None else max(1.0, timeout - (time.monotonic() - t0))
+        with open(out_path, mode) as out:
+            try:
+                return subprocess.run(["sh", sh.name], cwd=build_dir, env=env,
+                                      stdout=None if verbose else out,
+                                      stderr=subprocess.STDOUT if not verbose else None,
+                                      timeout=left).returncode
+            except subprocess.TimeoutExpired:
+                raise ToolchainError(f"build timed out after {timeout} s; "
+                                     f"log: {out_path}") from None
+
+    def read(path: Path) -> str:
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    code = run(script, "w")
+    if code:
+        raise ToolchainError(f"yosys failed (exit {code}): "
+                             f"{_first_error(read(rpt_path), read(out_path))}; log: {rpt_path}")
+    if fit_check and stat_path.exists():
+        stats = json.loads(stat_path.read_text())
+        check_fit(board_, stats.get("design", {}).get("num_cells_by_type", {}),
+                  where=str(stat_path))
+    code = run(pnr_script, "a")
+    seconds = time.monotonic() - t0
+    log_text = read(log_path)
+    if code:
+        err = ToolchainError(f"nextpnr failed (exit {code}): "
+                             f"{_first_error(log_text, read(out_path))}; "
+                             f"log: {log_path if log_path.exists() else out_path}")
         err.utilization = parse_utilization_log(family, log_text)
         raise err
     report_path = build_dir / f"{name}.report.json"

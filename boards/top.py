@@ -17,7 +17,7 @@ from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import io
 from lifgate.boards.link import HostLink
 from lifgate.boards.pll import BoardClock
-from lifgate.boards.protocol import Features
+from lifgate.boards.protocol import LINK_TIMEOUT_S, Features, check_baud
 from lifgate.boards.toolchain import Board
 from lifgate.boards.uart import divisor_for
 
@@ -30,12 +30,15 @@ __all__ = ["BoardTop", "SimTop", "board_clock", "build_sim_top", "build_verilog_
 _LED_ORDER = (1, 0, 2, 3)
 
 
-def board_clock(board: Board, frequency: float, baud: int) -> tuple[BoardClock, int]:
+def board_clock(board: Board, frequency: float, baud: int, *,
+                timeout_s: float = LINK_TIMEOUT_S) -> tuple[BoardClock, int]:
     """The PLL of ``board`` for a ``sync`` clock of ``frequency`` Hz (the domain is the top's
     to define) and the UART divisor for ``baud`` at the frequency the PLL reaches;
-    :class:`~lifgate.config.ConfigError` naming ``baud`` if that rate cannot be made."""
+    :class:`~lifgate.config.ConfigError` naming ``baud`` and its legal range
+    (:func:`~lifgate.boards.protocol.baud_range`) if that rate cannot be made."""
     clock = BoardClock(frequency=frequency, family=board.family,
                        f_in=board.platform().default_clk_frequency, define_domain=False)
+    check_baud(baud, clock.frequency, timeout_s=timeout_s)  # what the clock and link allow
     try:
         divisor = divisor_for(clock.frequency, baud)
     except ValueError as e:
@@ -64,9 +67,9 @@ class BoardTop(Elaboratable):
 
     def __init__(self, *, board: Board, shape: ArrayShape, frequency: float,
                  membrane: bool = True, baud: int = 115200, max_payload: int = 512,
-                 timeout_s: float = 0.02):
+                 timeout_s: float = LINK_TIMEOUT_S):
         self.board = board
-        self.clock, divisor = board_clock(board, frequency, baud)
+        self.clock, divisor = board_clock(board, frequency, baud, timeout_s=timeout_s)
         freq = self.clock.frequency
         self.features = Features(shape, membrane=membrane, max_payload=max_payload)
         # On the UP5K the input currents go to SPRAM when they fit (4 blocks of 16K x 16):

@@ -12,6 +12,8 @@ __all__ = ["UARTRx", "UARTTx", "divisor_for"]
 
 def divisor_for(clk_hz: float, baud: float) -> int:
     """Clocks per bit for ``baud`` at ``clk_hz``; the baud error must stay within 2 %."""
+    if not baud > 0:
+        raise ValueError(f"Baud rate must be positive, not {baud!r}")
     div = round(clk_hz / baud)
     if div < 4:
         raise ValueError(f"Baud rate {baud:g} is too high for a {clk_hz / 1e6:g} MHz clock")

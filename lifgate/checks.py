@@ -29,8 +29,11 @@ from lifgate.config import ConfigError
 
 __all__ = [
     "ConfigError",
+    "check_bool",
     "check_choice",
     "check_int",
+    "check_int_array",
+    "check_uint",
     "check_number",
     "input_file",
     "output_dir",
@@ -218,3 +221,77 @@ def write_output(name: str, path, data: str | bytes) -> Path:
     except OSError as e:
         raise ConfigError(f"{name}: cannot write {str(p)!r}: {e.strerror or e}") from None
     return p
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` as a ``bool``: ``True``, ``False`` or a numpy bool; integers (even 0 and 1),
+    strings and ``None`` are not (a flag given a count is a mistake worth telling)."""
+    if isinstance(value, bool):
+        return value
+    try:
+        import numpy as np  # optional here: the contract floor does not need numpy
+
+        if isinstance(value, np.bool_):
+            return bool(value)
+    except ImportError:  # pragma: no cover - numpy is a dependency of lifgate
+        pass
+    raise ConfigError(f"{name} must be True or False, not {short_repr(value)}")
+
+
+def check_int_array(name: str, values, lo: int | None = None, hi: int | None = None, *,
+                    max_size: int | None = None, ndim: int = 1):
+    """``values`` (a sequence or array of integers) as an int64 numpy array of ``ndim``
+    dimensions with every value in ``[lo, hi]`` and at most ``max_size`` values.
+
+    Float arrays are accepted only if every value is an integer (``np.zeros(n)``): nothing is
+    truncated. Fractions, NaN, bools, strings and ragged sequences are refused; the message
+    names the parameter and the legal range and never prints the array.
+    """
+    import numpy as np  # optional here: the contract floor does not need numpy
+
+    what = f"a {ndim}-D array of integers{_range(lo, hi)}"
+    if isinstance(values, (str, bytes)) or values is None:
+        raise ConfigError(f"{name} must be {what}, not {short_repr(values)}")
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        raise ConfigError(f"{name} must be {what}, not {short_repr(values)}") from None
+    if arr.dtype.kind == "O" and arr.ndim == ndim and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in arr.flat):
+        # Python ints beyond int64: compare exactly, as Python integers.
+        big = [int(v) for v in arr.flat]
+        for v in big:
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                raise ConfigError(f"{name} must lie{_range(lo, hi)}, not a value of {v}")
+        arr = np.array(big, dtype=np.int64).reshape(arr.shape)
+    if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) \
+            and np.all(arr == np.round(arr)) and np.all(np.abs(arr) < 2.0 ** 53):
+        arr = arr.astype(np.int64)  # integral floats (np.zeros(n)) convert exactly
+    elif arr.dtype.kind == "f" and not arr.size:
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise ConfigError(f"{name} must be {what}, not {short_repr(values)} "
+                          f"(dtype {arr.dtype})")
+    if arr.ndim != ndim:
+        raise ConfigError(f"{name} must be {what}, not an array of shape {arr.shape}")
+    if max_size is not None and arr.size > max_size:
+        raise ConfigError(f"{name} must have at most {max_size} values, not {arr.size}")
+    if arr.size:
+        amin, amax = int(arr.min()), int(arr.max())
+        if lo is not None and amin < lo:
+            raise ConfigError(f"{name} must lie{_range(lo, hi)}, not a value of {amin}")
+        if hi is not None and amax > hi:
+            raise ConfigError(f"{name} must lie{_range(lo, hi)}, not a value of {amax}")
+    return arr.astype(np.int64)
+
+
+def check_uint(name: str, value, bits: int) -> int:
+    """``value`` as an ``int`` in ``[0, 2**bits - 1]`` (a field of ``bits`` bits); the message
+    writes the bound as ``2**bits - 1``, not as a rounded float. Rules as :func:`check_int`."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if 0 <= int(value) < (1 << bits):
+            return int(value)
+        shown = str(int(value))
+    else:
+        shown = short_repr(value)
+    raise ConfigError(f"{name} must be an integer in [0, 2**{bits} - 1], not {shown}")

@@ -40,8 +40,9 @@ def register(subparsers, summary):
 
 
 def run(args) -> int:
+    from lifgate.boards.protocol import check_baud
     from lifgate.boards.resources import board_shape
-    from lifgate.boards.toolchain import ToolchainError, board, run_build
+    from lifgate.boards.toolchain import FitError, ToolchainError, board, run_build
     from lifgate.boards.top import BoardTop
     from lifgate.commands.resources import _modes, format_table
     from lifgate.config import ConfigError
@@ -55,6 +56,7 @@ def run(args) -> int:
     freq = b.build_mhz if args.freq is None else args.freq
     if not 1 <= freq <= 400:
         raise ConfigError(f"parameter 'freq' must be in [1, 400] MHz, not {freq}")
+    check_baud(args.baud, freq * 1e6)  # the UART divisor and link timeout's range, up front
     top = BoardTop(board=b, shape=shape, frequency=freq * 1e6,
                    membrane=not args.no_membrane, baud=args.baud)
     out = Path(args.build_dir or f"build/board-{b.name}")
@@ -62,6 +64,8 @@ def run(args) -> int:
           f"{top.clock.frequency / 1e6:g} MHz, in {out} ...", file=sys.stderr, flush=True)
     try:
         rep = run_build(b, top, out, seed=args.seed, pack=True)
+    except FitError:
+        raise  # a ConfigError: one line, exit 2 (after synthesis, before place and route)
     except ToolchainError as e:
         print(f"lifgate build: error: {e}", file=sys.stderr)
         return 1
