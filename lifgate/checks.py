@@ -218,3 +218,47 @@ def write_output(name: str, path, data: str | bytes) -> Path:
     except OSError as e:
         raise ConfigError(f"{name}: cannot write {str(p)!r}: {e.strerror or e}") from None
     return p
+
+
+def read_config_file(name: str, path) -> tuple[dict, object]:
+    """Read and check a ``.toml`` or ``.json`` configuration file named by option ``name``.
+
+    Returns ``(raw, config)``: the parsed mapping (so a caller can say which sections it used)
+    and the :class:`~lifgate.config.Config` built from it. Every way a file can be wrong (missing,
+    a directory, unreadable, not UTF-8 text, another suffix, invalid TOML/JSON, a bad value)
+    raises one-line :class:`ConfigError` naming ``name`` and the file.
+    """
+    import json
+    import tomllib
+
+    from lifgate.config import Config
+
+    p = input_file(name, path)
+    suffix = p.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise ConfigError(f"{name}: {str(p)!r} must be a .toml or .json file "
+                          f"(the suffix says which)")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{name}: cannot read {str(p)!r}: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{name}: {str(p)!r} is not a UTF-8 text file (byte {e.start}); "
+                          f"give a .toml or .json configuration") from None
+    try:
+        raw = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        kind = "TOML" if suffix == ".toml" else "JSON"
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"{name}: {str(p)!r} is not valid {kind}: {first}") from None
+    try:
+        config = Config.from_dict(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{name}: {str(p)!r}: {e}") from None
+    except (TypeError, ValueError, AttributeError) as e:
+        # A section of the wrong kind (``params = 3``) fails inside the dataclasses.
+        raise ConfigError(f"{name}: {str(p)!r}: not a lifgate configuration "
+                          f"({short_repr(str(e), 80)}); sections: shape, params, noise") from None
+    return raw, config

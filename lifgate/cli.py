@@ -48,6 +48,23 @@ class Parser(argparse.ArgumentParser):
         self._negative_number_matcher = re.compile(
             r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^-inf$|^-nan$")
 
+    def error(self, message):
+        """One line on stderr, exit code 2: ``lifgate CMD: error: argument --x: ...``.
+
+        argparse's own ``error`` prints the whole usage first; every other refusal of lifgate
+        is one line naming the parameter, and this one says where the usage is.
+        """
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def add_report_options(parser, *, json_help: str = "print one JSON object on stdout (with "
+                       "\"ok\": true/false); progress goes to stderr") -> None:
+    """The options every long command shares: ``--json`` and ``--no-progress``."""
+    parser.add_argument("--json", action="store_true", help=json_help)
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress on stderr (it is a bar on a terminal, one line every "
+                        "10 s otherwise)")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
@@ -70,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a one-line usage error (exit 2)
+        return e.code if isinstance(e.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
@@ -79,7 +99,9 @@ def main(argv=None) -> int:
         sys.stdout.flush()
         return code
     except (ConfigError, UsageError) as e:
-        print(f"lifgate {args.command}: error: {e}", file=sys.stderr)
+        # One line, whatever the message holds (a parser's excerpt, a path with a newline).
+        text = " ".join(str(e).split("\n"))
+        print(f"lifgate {args.command}: error: {text}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # ``lifgate quantize | head -3``: the reader left; that is not an error of ours. Point
