@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -352,10 +353,50 @@ def parse_report(family: str, report_json: dict | None, log_text: str) -> BuildR
 # Build ------------------------------------------------------------------------------------------
 
 
+class _StageWatch:
+    """Calls ``on_stage`` when a build's stage changes, polling the tools' files once a second:
+    Yosys runs until nextpnr opens its log (``NAME.tim``), which says ``Routing`` once placement
+    is done; the packer runs once nextpnr's output (``.asc`` / ``.config``) exists."""
+
+    def __init__(self, build_dir: Path, name: str, on_stage):
+        self.dir, self.name, self.on_stage = build_dir, name, on_stage
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _stage(self) -> str:
+        d, n = self.dir, self.name
+        if (d / f"{n}.asc").exists() or (d / f"{n}.config").exists():
+            return "pack"
+        tim = d / f"{n}.tim"
+        if tim.exists():
+            return "route" if "Routing" in tim.read_text(errors="replace") else "place"
+        return "synthesis"
+
+    def _watch(self) -> None:
+        last = None
+        while True:
+            stage = self._stage()
+            if stage != last:
+                last = stage
+                self.on_stage(stage)
+            if self.stop.wait(1.0):
+                return
+
+    def __enter__(self):
+        if self.on_stage is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+
 def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int = 1,
               pack: bool = True, timeout: float | None = None, verbose: bool = False,
               synth_opts: str | None = None,
-              script_after_read: str | None = None) -> BuildReport:
+              script_after_read: str | None = None, on_stage=None) -> BuildReport:
     """Synthesise, place and route ``design`` for ``board_`` in ``build_dir``; pack if ``pack``.
 
     ``design`` must create its own ``sync`` domain (see :class:`lifgate.boards.pll.BoardClock`)
@@ -363,7 +404,9 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
     ``--timing-allow-fail`` so that a design that misses timing is still reported (the caller
     decides what a miss means). Raises :class:`ToolchainError` if a tool fails.
     ``synth_opts`` replaces the default options of ``synth_<family>``; ``script_after_read``
-    (Yosys commands) runs between reading the design and synthesis.
+    (Yosys commands) runs between reading the design and synthesis. ``on_stage(stage)``, if
+    given, is called from a helper thread when the build enters ``"synthesis"``, ``"place"``,
+    ``"route"`` or ``"pack"`` (seen from the files and log the tools write).
     """
     platform = board_.platform()
     family = board_.family
@@ -391,7 +434,7 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
         (build_dir / f"{name}{suffix}").unlink(missing_ok=True)
     t0 = time.monotonic()
     out_path = build_dir / f"{name}.out"
-    with open(out_path, "w") as out:
+    with open(out_path, "w") as out, _StageWatch(build_dir, name, on_stage):
         try:
             proc = subprocess.run(["sh", script.name], cwd=build_dir, env=env,
                                   stdout=None if verbose else out,

@@ -262,3 +262,55 @@ def read_config_file(name: str, path) -> tuple[dict, object]:
         raise ConfigError(f"{name}: {str(p)!r}: not a lifgate configuration "
                           f"({short_repr(str(e), 80)}); sections: shape, params, noise") from None
     return raw, config
+
+
+def _probe_dir(name: str, folder: Path, shown: Path) -> None:
+    """Create and remove a temporary file in ``folder``: the one test that root cannot pass
+    by privilege (``os.access`` says root may write anywhere, but not in /proc, /sys or on a
+    read-only mount)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".lifgate-probe-", dir=folder)
+    except OSError as e:
+        raise ConfigError(f"{name}: cannot write in {str(shown)!r}: "
+                          f"{e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _nearest_existing(p: Path) -> Path:
+    anc = p
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    return anc
+
+
+def writable_dir(name: str, path) -> Path:
+    """:func:`output_dir`, then prove it by writing: a temporary file is created and removed in
+    ``path`` (or, when it does not exist yet, in its nearest existing ancestor). Nothing stays
+    behind; use it for every folder a command will write, before any work starts.
+    """
+    p = output_dir(name, path)
+    _probe_dir(name, _nearest_existing(p.absolute()), p)
+    return p
+
+
+def writable_file(name: str, path, *, create_parents: bool = False) -> Path:
+    """:func:`output_file`, then prove it by writing, as :func:`writable_dir` does.
+
+    A regular file (new or existing) is written by :func:`write_output` through a temporary
+    file beside it, so its folder must take a new file; a device or FIFO is opened for
+    appending (nothing is written) to show it can be opened for writing.
+    """
+    p = output_file(name, path, create_parents=create_parents)
+    target = Path(os.path.realpath(p))
+    if target.exists() and not target.is_file():
+        if stat.S_ISFIFO(os.stat(target).st_mode):
+            return p  # opening a FIFO waits for (or, non-blocking, fails without) a reader
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+        except OSError as e:
+            raise ConfigError(f"{name}: cannot write {str(p)!r}: {e.strerror or e}") from None
+        os.close(fd)
+        return p
+    _probe_dir(name, _nearest_existing(target.parent), p)
+    return p

@@ -32,6 +32,12 @@ COMMANDS = [
 ]
 
 
+#: Parameter groups when neither ``--groups`` nor a configuration file gives them, in every
+#: command (generate, verify, build, resources): one parameter set, held in a register. More
+#: groups cost a block RAM per lane in the gateware; ask for them with ``--groups G``.
+DEFAULT_GROUPS = 1
+
+
 class UsageError(Exception):
     """A command-line error to report as ``lifgate: error: ...`` with exit code 2."""
 

@@ -29,7 +29,7 @@ def run_cli(capsys, *argv):
      "power of two"),
     (["build", "--board", "icebreaker", "--neurons", "100", "--lanes", "8"],
      "multiple of lanes"),
-    (["build", "--board", "icebreaker", "--freq", "0"], "'freq'"),
+    (["build", "--board", "icebreaker", "--freq", "0"], "--freq"),
     (["build", "--board", "ulx3s-85f", "--leak-modes", "shift,exp"], "leak_modes"),
     (["resources", "--board", "nope"], "parameter 'board'"),
     (["resources", "--board", "all", "--neurons", "0"], "parameter 'neurons'"),

@@ -17,12 +17,8 @@ import dataclasses
 import sys
 
 from lifgate.checks import check_int, output_file, read_config_file, write_output
+from lifgate.cli import DEFAULT_GROUPS
 from lifgate.config import ArrayShape, ConfigError
-
-#: Parameter groups when neither ``--groups`` nor a configuration file gives them, in every
-#: command (generate, verify, build, resources): one parameter set, held in a register. Groups
-#: cost a block RAM per lane in the gateware; ask for them with ``--groups G``.
-DEFAULT_GROUPS = 1
 
 MULTIPLIERS = ("fabric", "ecp5", "ice40")
 
