@@ -97,14 +97,19 @@ def check_choice(name: str, value, legal) -> str:
     return value
 
 
+def _num(x) -> str:
+    # Integers in full (a seed's bound 4294967295, not 4.29497e+09); floats short.
+    return str(x) if isinstance(x, numbers.Integral) else f"{x:g}"
+
+
 def _range(lo, hi, unit: str = "", lo_open: bool = False) -> str:
     u = f" {unit}" if unit else ""
     if lo is not None and hi is not None:
-        return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}]{u}"
+        return f" in {'(' if lo_open else '['}{_num(lo)}, {_num(hi)}]{u}"
     if lo is not None:
-        return f" {'>' if lo_open else '>='} {lo:g}{u}"
+        return f" {'>' if lo_open else '>='} {_num(lo)}{u}"
     if hi is not None:
-        return f" <= {hi:g}{u}"
+        return f" <= {_num(hi)}{u}"
     return ""
 
 
