@@ -60,6 +60,7 @@ class Parser(argparse.ArgumentParser):
         argparse's own ``error`` prints the whole usage first; every other refusal of lifgate
         is one line naming the parameter, and this one says where the usage is.
         """
+        message = " ".join(str(message).splitlines())  # a value may hold a newline
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -88,13 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # not written yet
             raise
         module.register(sub, summary)
+    parser.command_parsers = sub.choices
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the subcommand's parser: "lifgate verify: error: ..."
+            command = getattr(parser, "command_parsers", {}).get(getattr(args, "command", None))
+            (command or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:  # --help, --version, or a one-line usage error (exit 2)
         return e.code if isinstance(e.code, int) else 2
     if not getattr(args, "func", None):
@@ -106,7 +111,7 @@ def main(argv=None) -> int:
         return code
     except (ConfigError, UsageError) as e:
         # One line, whatever the message holds (a parser's excerpt, a path with a newline).
-        text = " ".join(str(e).split("\n"))
+        text = " ".join(str(e).splitlines())
         print(f"lifgate {args.command}: error: {text}", file=sys.stderr)
         return 2
     except BrokenPipeError:

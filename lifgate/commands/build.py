@@ -68,9 +68,11 @@ def run(args) -> int:
     freq = b.build_mhz if args.freq is None else args.freq
     check_number("--freq", freq, 1, 400, unit="MHz")
     check_int("--seed", args.seed, 0, (1 << 31) - 1)
+    # The string, not Path(...): Path("") is "." and an empty path must be refused.
+    out = Path(writable_dir("--build-dir", args.build_dir if args.build_dir is not None
+                            else f"build/board-{b.name}"))
     top = BoardTop(board=b, shape=shape, frequency=freq * 1e6,
                    membrane=not args.no_membrane, baud=args.baud)
-    out = writable_dir("--build-dir", Path(args.build_dir or f"build/board-{b.name}"))
     show = not args.no_progress
     if show:
         print(f"building {b.name}: {shape.neurons} neurons, {shape.lanes} lanes, "

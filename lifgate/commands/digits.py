@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 
 import numpy as np
@@ -75,9 +76,12 @@ def check_args(*, steps, samples, hidden, w_width, seed, board, limit, build_dir
             kind, arg = parse_spec(board)
         except (ConfigError, ValueError) as e:
             raise ConfigError(f"--board: {e}") from None
-        if kind == "serial" and arg[0].startswith("/") and not os.path.exists(arg[0]):
+        if kind == "serial" and not os.path.exists(arg[0]):
             raise ConfigError(f"--board: serial port {arg[0]!r} does not exist (is the board "
                               f"plugged in?)")
+        if kind == "serial" and not stat.S_ISCHR(os.stat(arg[0]).st_mode):
+            raise ConfigError(f"--board: {arg[0]!r} is not a serial port (a character "
+                              f"device such as /dev/ttyUSB1)")
     if limit is None:
         limit = 40 if board is not None and board.startswith("sim:") else TEST_DIGITS
     check_int("--limit", limit, 1, TEST_DIGITS)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from lifgate.checks import check_int, output_file, read_config_file, write_output
+from lifgate.checks import check_int, read_config_file, writable_file, write_output
 from lifgate.cli import DEFAULT_GROUPS
 from lifgate.config import ArrayShape, ConfigError
 
@@ -113,7 +113,7 @@ def _shape_and_notes(args) -> tuple[ArrayShape, list[str]]:
 
 def run(args) -> int:
     # Every argument and the output path are checked before anything is generated.
-    output_file("-o/--output", args.output)
+    writable_file("-o/--output", args.output)
     shape, notes = _shape_and_notes(args)  # raises ConfigError before anything is written
     lpe = args.lanes_per_enable
     if lpe is not None:

@@ -51,10 +51,10 @@ def register(subparsers, summary):
                    help="run only the random configurations")
     p.add_argument("--no-membrane", action="store_true",
                    help="build without membrane readback (compare spikes only)")
-    p.add_argument("--waves", type=Path, default=None, metavar="DIR",
+    p.add_argument("--waves", default=None, metavar="DIR",
                    help="write waveforms to DIR (Icarus: FST, Verilator: VCD, amaranth: one "
                    "VCD per case)")
-    p.add_argument("--build-dir", type=Path, default=Path("build/verify"), metavar="DIR",
+    p.add_argument("--build-dir", default="build/verify", metavar="DIR",
                    help="where models are built (default build/verify)")
     add_report_options(p)
     p.set_defaults(func=run)
@@ -74,6 +74,7 @@ def check_args(args) -> tuple[ArrayShape, int, int]:
     shape = ArrayShape(neurons=args.neurons, lanes=args.lanes, groups=groups)
     if args.configs == 0 and args.no_directed:
         raise UsageError("nothing to run: --configs 0 with --no-directed")
+    # Strings, not argparse's type=Path: Path("") is ".", and an empty path must be refused.
     if args.sim != "amaranth":
         writable_dir("--build-dir", args.build_dir)
     if args.waves is not None:
@@ -107,8 +108,9 @@ def run(args) -> int:
 
         bar.set_postfix_str("building", refresh=True)
         try:
-            report = regress.regress(args.sim, shape, cases, build_dir=args.build_dir,
-                                     membrane=not args.no_membrane, waves_dir=args.waves,
+            report = regress.regress(args.sim, shape, cases, build_dir=Path(args.build_dir),
+                                     membrane=not args.no_membrane,
+                                     waves_dir=None if args.waves is None else Path(args.waves),
                                      progress=progress)
         except runner.SimulatorError as e:
             raise UsageError(str(e)) from None
