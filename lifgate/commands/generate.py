@@ -64,8 +64,9 @@ def register(subparsers, summary):
     p.add_argument("--multiplier", choices=MULTIPLIERS, default="fabric",
                    help="how the MULT leak and noise multipliers are built: fabric (plain "
                         "Verilog '*', any FPGA; default), ecp5 (MULT18X18D primitives with "
-                        "their own registers, faster on the ECP5) or ice40 (SB_MAC16 "
-                        "primitives with their own registers and adder, for the iCE40UP5K); "
+                        "their own registers, faster on the ECP5) or ice40 (the noise "
+                        "multiply-add in one SB_MAC16 per lane, with its own registers and "
+                        "adder, for the iCE40UP5K; needs --width <= 22 with noise); "
                         "simulate the primitives with the models from lifgate.hdl.dsp; same "
                         "behaviour")
     p.add_argument("--memory", choices=("inferred", "ecp5"), default="inferred",
