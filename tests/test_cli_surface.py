@@ -94,12 +94,13 @@ def test_generate_writes_into_a_fifo(tmp_path, capsys):
     fifo = tmp_path / "pipe.v"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    # A daemon: if the FIFO is never opened for writing, the reader must not keep pytest alive.
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
     try:
         assert main(["generate", "--neurons", "8", "--lanes", "2", "-o", str(fifo)]) == 0
     finally:
-        reader.join(timeout=60)
+        reader.join(timeout=30)
     assert fifo.is_fifo() and got and b"module lif_array(" in got[0]
 
 
