@@ -8,7 +8,6 @@ testbench) or on Amaranth's simulator (through ``lifgate.hdl.driver.simulate_rtl
 from __future__ import annotations
 
 import dataclasses
-import math
 import shlex
 import time
 from pathlib import Path
@@ -222,7 +221,8 @@ def summary(report: Report, *, seed: int, command: str) -> dict:
         "seconds": total,
         "build_seconds": report.build_seconds,
         "run_seconds": run_s,
-        "updates_per_s": report.updates / run_s if run_s > 0 else math.nan,
+        # None, not NaN, when nothing ran: NaN is not JSON.
+        "updates_per_s": report.updates / run_s if run_s > 0 else None,
         "repro": command,
     }
 

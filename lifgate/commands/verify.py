@@ -124,7 +124,8 @@ def run(args) -> int:
         print(
             f"{args.sim}: {out['configs']} configurations, {out['updates']} neuron updates "
             f"compared, {out['mismatches']} failing; build {out['build_seconds']:.1f} s, "
-            f"run {out['run_seconds']:.1f} s ({rate:.3g} updates/s)"
+            f"run {out['run_seconds']:.1f} s ("
+            f"{'-' if rate is None else format(rate, '.3g')} updates/s)"
         )
         if report.failures:
             print(report.describe_failure(cases))
