@@ -201,7 +201,14 @@ def test_smoke_build(capsys, tmp_path):
                              "--json")
     d = json.loads(out)
     assert os.path.getsize(d["bitstream"]) > 0
-    assert code == (0 if d["timing_met"] else 1)
+    assert code == (0 if d["timing_met"] else 1) and d["ok"] is d["timing_met"]
+    # Stage lines (polled once a second, so a short stage may be missed): in order, from
+    # synthesis on, and no carriage returns in a non-terminal stderr.
+    order = ["synthesis", "place", "route", "pack"]
+    seen = [ln.split(": ", 1)[1] for ln in err.splitlines() if ln.startswith("build icebreaker: ")
+            and ln.split(": ", 1)[1] in order]
+    assert seen[0] == "synthesis" and seen == sorted(seen, key=order.index), err
+    assert "\r" not in err
 
 
 def test_resource_table_goes_into_every_file(tmp_path):
