@@ -369,7 +369,10 @@ class _StageWatch:
             return "pack"
         tim = d / f"{n}.tim"
         if tim.exists():
-            return "route" if "Routing" in tim.read_text(errors="replace") else "place"
+            try:
+                return "route" if "Routing" in tim.read_text(errors="replace") else "place"
+            except OSError:  # being replaced; the next poll sees it
+                return "place"
         return "synthesis"
 
     def _watch(self) -> None:
