@@ -198,11 +198,16 @@ def write_output(name: str, path, data: str | bytes) -> Path:
     target = Path(os.path.realpath(p))
     mode = "wb" if isinstance(data, bytes) else "w"
     try:
-        st = os.stat(target) if target.exists() else None
+        # os.stat(p) follows links the way open() does: /dev/stdout -> /proc/self/fd/1 ->
+        # a pipe has no real path, but is there to be written into.
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            st = None
         if st is not None and not stat.S_ISREG(st.st_mode):
             if stat.S_ISDIR(st.st_mode):
                 raise ConfigError(f"{name}: {str(p)!r} is a directory, not a file")
-            with open(target, mode) as f:
+            with open(p, mode) as f:
                 f.write(data)
                 f.flush()
             return p
@@ -306,16 +311,21 @@ def writable_file(name: str, path, *, create_parents: bool = False) -> Path:
     file beside it, so its folder must take a new file; a device or FIFO is opened for
     appending (nothing is written) to show it can be opened for writing.
     """
+    try:
+        st = os.stat(path) if str(path) else None  # follows links as open() will
+    except (OSError, ValueError):
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        # A device, FIFO or socket (/dev/stdout on a pipe has no real path): written into.
+        if stat.S_ISFIFO(st.st_mode):
+            return Path(path)  # opening a FIFO waits for (or, non-blocking, fails without) a reader
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+        except OSError as e:
+            raise ConfigError(f"{name}: cannot write {str(path)!r}: {e.strerror or e}") from None
+        os.close(fd)
+        return Path(path)
     p = output_file(name, path, create_parents=create_parents)
     target = Path(os.path.realpath(p))
-    if target.exists() and not target.is_file():
-        if stat.S_ISFIFO(os.stat(target).st_mode):
-            return p  # opening a FIFO waits for (or, non-blocking, fails without) a reader
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
-        except OSError as e:
-            raise ConfigError(f"{name}: cannot write {str(p)!r}: {e.strerror or e}") from None
-        os.close(fd)
-        return p
     _probe_dir(name, _nearest_existing(target.parent), p)
     return p

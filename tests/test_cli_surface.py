@@ -281,3 +281,23 @@ def test_verify_bad_neurons_is_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--neurons must be an integer in [1, 1048576]" in err
+
+
+def test_generate_to_stdout_on_a_pipe(tmp_path):
+    """``-o /dev/stdout | ...``: the Verilog goes down the pipe, the summary to stderr (a pipe
+    has no real path: the output check and the write follow the link as open() does).
+
+    A private link to ``/proc/self/fd/1`` stands in for ``/dev/stdout``: code that replaced the
+    link (as ``generate`` did before issue 14) then damages only the test's folder."""
+    import subprocess
+    import sys
+
+    link = tmp_path / "stdout.v"
+    link.symlink_to("/proc/self/fd/1")
+    r = subprocess.run([sys.executable, "-m", "lifgate.cli", "generate", "--neurons", "8",
+                        "--lanes", "2", "--groups", "2", "-o", str(link)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "module lif_array(" in r.stdout and r.stdout.rstrip().endswith("endmodule")
+    assert r.stderr.startswith(f"wrote {link}: lif_array, 8 neurons")
+    assert link.is_symlink() and [p.name for p in tmp_path.iterdir()] == ["stdout.v"]

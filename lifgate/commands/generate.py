@@ -14,6 +14,8 @@ regular file).
 from __future__ import annotations
 
 import dataclasses
+import io
+import os
 import sys
 
 from lifgate.checks import check_int, read_config_file, writable_file, write_output
@@ -136,9 +138,22 @@ def run(args) -> int:
             print(f"lifgate generate: {note}", file=sys.stderr)
     write_output("-o/--output", args.output, text)
     modes = ",".join(m.name.lower() for m in shape.leak_modes)
+    # With -o /dev/stdout (or the file stdout goes to) the summary must not end up in the
+    # Verilog: it goes to stderr then.
+    summary = sys.stderr if _same_file(args.output, sys.stdout) else sys.stdout
     print(
         f"wrote {args.output}: lif_array, {shape.neurons} neurons = {shape.lanes} lanes x "
         f"{shape.depth}, {shape.groups} group{'s' if shape.groups != 1 else ''}, "
-        f"W={shape.v_width}, leak modes {modes}, multiplier {args.multiplier}, memory {args.memory}"
+        f"W={shape.v_width}, leak modes {modes}, multiplier {args.multiplier}, "
+        f"memory {args.memory}",
+        file=summary,
     )
     return 0
+
+
+def _same_file(path, stream) -> bool:
+    try:
+        a, b = os.stat(path), os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
