@@ -107,6 +107,10 @@ def run(args) -> int:
             bar.update(1)
 
         bar.set_postfix_str("building", refresh=True)
+        if not args.no_progress and args.sim != "amaranth" and not sys.stderr.isatty():
+            # The plain-line progress speaks at the first result; say what the wait is for.
+            print(f"verify {args.sim}: building the model in {args.build_dir} (reused when up "
+                  f"to date) ...", file=sys.stderr, flush=True)
         try:
             report = regress.regress(args.sim, shape, cases, build_dir=Path(args.build_dir),
                                      membrane=not args.no_membrane,
