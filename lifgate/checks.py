@@ -227,7 +227,14 @@ def write_output(name: str, path, data: str | bytes) -> Path:
             raise
     except OSError as e:
         raise ConfigError(f"{name}: cannot write {str(p)!r}: {e.strerror or e}") from None
+    except ValueError:  # a NUL byte in the path
+        raise ConfigError(f"{name}: {str(p)!r} is not a valid path") from None
     return p
+
+
+def _no_nul(name: str, path) -> None:
+    if "\x00" in str(path):
+        raise ConfigError(f"{name}: {str(path)!r} is not a valid path (it holds a NUL byte)")
 
 
 def read_config_file(name: str, path) -> tuple[dict, object]:
@@ -243,6 +250,7 @@ def read_config_file(name: str, path) -> tuple[dict, object]:
 
     from lifgate.config import Config
 
+    _no_nul(name, path)
     p = input_file(name, path)
     suffix = p.suffix.lower()
     if suffix not in (".toml", ".json"):
@@ -299,6 +307,7 @@ def writable_dir(name: str, path) -> Path:
     ``path`` (or, when it does not exist yet, in its nearest existing ancestor). Nothing stays
     behind; use it for every folder a command will write, before any work starts.
     """
+    _no_nul(name, path)
     p = output_dir(name, path)
     _probe_dir(name, _nearest_existing(p.absolute()), p)
     return p
@@ -311,6 +320,7 @@ def writable_file(name: str, path, *, create_parents: bool = False) -> Path:
     file beside it, so its folder must take a new file; a device or FIFO is opened for
     appending (nothing is written) to show it can be opened for writing.
     """
+    _no_nul(name, path)
     try:
         st = os.stat(path) if str(path) else None  # follows links as open() will
     except (OSError, ValueError):

@@ -267,14 +267,14 @@ def bad_modes():
 #: Folders nobody, not even root, can write: they exist as files, or live where no file can be
 #: created.
 BAD_DIRS = ["afile.txt", "afile.txt/sub", "/proc/lifgate-robust", "/sys/lifgate-robust/x",
-            "/dev/null", "/dev/full/x", "broken_link", "", "binary.nir/build"]
+            "/dev/null", "/dev/full/x", "broken_link", "", "binary.nir/build", "nul\x00dir"]
 #: Files nobody can write: directories, under a regular file, in /proc or /sys, a missing folder.
 BAD_OUT_FILES = ["adir", "link_to_dir", "afile.txt/out.v", "/proc/lifgate-robust.v",
-                 "/sys/lifgate-robust.v", "missing_dir/out.v", "", "/dev/full/x.v"]
+                 "/sys/lifgate-robust.v", "missing_dir/out.v", "", "/dev/full/x.v", "nul\x00.v"]
 #: Configuration files that are not one.
 BAD_CONFIGS = ["missing.toml", "adir", "binary.toml", "binary.json", "latin1.toml", "bad.toml",
                "bad.json", "wrongkind.toml", "badvalue.toml", "config.yaml", "broken_link",
-               "/dev/null", "afile.txt", "link_to_dir"]
+               "/dev/null", "afile.txt", "link_to_dir", "nul\x00.toml"]
 BAD_GRAPHS = ["missing.nir", "adir", "binary.nir", "bad.nir", "broken_link", "/dev/null",
               "afile.txt", "binary.toml"]
 
