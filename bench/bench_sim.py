@@ -75,11 +75,11 @@ def bench_one(sim: str, shape: ArrayShape, *, updates: int, configs: int, seed: 
         "sim_process_cpu_seconds": cpu2 - cpu1,
         "in_cases_seconds": case_s,
         "python_work_seconds": py_s,
-        "updates_per_second": n_upd / run_s,
-        "updates_per_second_with_build": n_upd / (t2 - t0),
+        "updates_per_s": n_upd / run_s,
+        "updates_per_s_with_build": n_upd / (t2 - t0),
         "updates_per_cpu_second": n_upd / max(1e-9, cpu2 - cpu1),
         "cycles_per_second_in_cases": cycles / max(1e-9, case_s - py_s),
-        "goal_updates_per_second": GOALS[sim],
+        "goal_updates_per_s": GOALS[sim],
     }
 
 
@@ -114,10 +114,10 @@ def main(argv=None) -> int:
             if not args.json:
                 print(
                     f"{sim:>9}: {res['updates']:.3g} updates in {res['run_seconds']:.2f} s = "
-                    f"{res['updates_per_second']:.3g} updates/s "
-                    f"(goal {res['goal_updates_per_second']:.0e}); "
+                    f"{res['updates_per_s']:.3g} updates/s "
+                    f"(goal {res['goal_updates_per_s']:.0e}); "
                     f"with the {res['build_seconds']:.1f} s build: "
-                    f"{res['updates_per_second_with_build']:.3g}/s; "
+                    f"{res['updates_per_s_with_build']:.3g}/s; "
                     f"sim CPU {res['sim_process_cpu_seconds']:.2f} s "
                     f"({res['updates_per_cpu_second']:.3g} updates/CPU-s), Python work "
                     f"{res['python_work_seconds']:.2f} s, {res['cycles_per_second_in_cases']:.3g} "

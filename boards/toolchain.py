@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -442,10 +443,54 @@ def _first_error(*texts: str) -> str:
 # Build ------------------------------------------------------------------------------------------
 
 
+class _StageWatch:
+    """Calls ``on_stage`` when a build's stage changes, polling the tools' files once a second:
+    Yosys runs until nextpnr opens its log (``NAME.tim``), which says ``Routing`` once placement
+    is done; the packer runs once nextpnr's output (``.asc`` / ``.config``) exists."""
+
+    def __init__(self, build_dir: Path, name: str, on_stage):
+        self.dir, self.name, self.on_stage = build_dir, name, on_stage
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _stage(self) -> str:
+        d, n = self.dir, self.name
+        if (d / f"{n}.asc").exists() or (d / f"{n}.config").exists():
+            return "pack"
+        tim = d / f"{n}.tim"
+        if tim.exists():
+            try:
+                return "route" if "Routing" in tim.read_text(errors="replace") else "place"
+            except OSError:  # being replaced; the next poll sees it
+                return "place"
+        return "synthesis"
+
+    def _watch(self) -> None:
+        last = None
+        while True:
+            stage = self._stage()
+            if stage != last:
+                last = stage
+                self.on_stage(stage)
+            if self.stop.wait(1.0):
+                return
+
+    def __enter__(self):
+        if self.on_stage is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+
 def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int = 1,
               pack: bool = True, timeout: float | None = None, verbose: bool = False,
               synth_opts: str | None = None,
-              script_after_read: str | None = None, fit_check: bool = True) -> BuildReport:
+              script_after_read: str | None = None, fit_check: bool = True,
+              on_stage=None) -> BuildReport:
     """Synthesise, place and route ``design`` for ``board_`` in ``build_dir``; pack if ``pack``.
 
     ``design`` must create its own ``sync`` domain (see :class:`lifgate.boards.pll.BoardClock`)
@@ -459,6 +504,9 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
     ``fit_check`` a design that needs more than the device has (:data:`CAPACITY`) raises
     :class:`FitError` before place and route starts. A tool failure raises
     :class:`ToolchainError` with its first ``ERROR:`` line and the path of its log.
+    ``on_stage(stage)``, if given, is called from a helper thread when the build enters
+    ``"synthesis"``, ``"place"``, ``"route"`` or ``"pack"`` (seen from the files and log the
+    tools write).
     """
     platform = board_.platform()
     family = board_.family
@@ -512,15 +560,17 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
     def read(path: Path) -> str:
         return path.read_text(errors="replace") if path.exists() else ""
 
-    code = run(script, "w")
+    with _StageWatch(build_dir, name, on_stage):
+        code = run(script, "w")
+        if not code and fit_check and stat_path.exists():
+            stats = json.loads(stat_path.read_text())
+            check_fit(board_, stats.get("design", {}).get("num_cells_by_type", {}),
+                      where=str(stat_path))
+        pnr_code = run(pnr_script, "a") if not code else None
     if code:
         raise ToolchainError(f"yosys failed (exit {code}): "
                              f"{_first_error(read(rpt_path), read(out_path))}; log: {rpt_path}")
-    if fit_check and stat_path.exists():
-        stats = json.loads(stat_path.read_text())
-        check_fit(board_, stats.get("design", {}).get("num_cells_by_type", {}),
-                  where=str(stat_path))
-    code = run(pnr_script, "a")
+    code = pnr_code
     seconds = time.monotonic() - t0
     log_text = read(log_path)
     if code:

@@ -25,6 +25,7 @@ from lifgate.hdl.array import (
 )
 
 import lifgate
+from lifgate.checks import write_output
 from lifgate.config import ArrayShape, Config
 
 __all__ = [
@@ -159,18 +160,15 @@ def generate_verilog(config, *, membrane: bool = True, noise: bool = True,
 def write_verilog(config, path, *, membrane: bool = True, noise: bool = True,
                   pipeline: str = "deep", lanes_per_enable: int | None = None,
                   multiplier: str = "fabric", memory: str = "inferred") -> str:
-    """Generate and write atomically to ``path`` (nothing is written if generation fails)."""
+    """Generate, then write to ``path`` (nothing is written if generation fails).
+
+    Written with :func:`lifgate.checks.write_output`: atomically over a regular file, through a
+    symbolic link, into a device (never replacing it); a failure raises ``ConfigError``.
+    """
     text = generate_verilog(config, membrane=membrane, noise=noise, pipeline=pipeline,
                             lanes_per_enable=lanes_per_enable, multiplier=multiplier,
                             memory=memory)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_output("path", path, text)
     return text
 
 

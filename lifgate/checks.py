@@ -100,14 +100,19 @@ def check_choice(name: str, value, legal) -> str:
     return value
 
 
+def _num(x) -> str:
+    # Integers in full (a seed's bound 4294967295, not 4.29497e+09); floats short.
+    return str(x) if isinstance(x, numbers.Integral) else f"{x:g}"
+
+
 def _range(lo, hi, unit: str = "", lo_open: bool = False) -> str:
     u = f" {unit}" if unit else ""
     if lo is not None and hi is not None:
-        return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}]{u}"
+        return f" in {'(' if lo_open else '['}{_num(lo)}, {_num(hi)}]{u}"
     if lo is not None:
-        return f" {'>' if lo_open else '>='} {lo:g}{u}"
+        return f" {'>' if lo_open else '>='} {_num(lo)}{u}"
     if hi is not None:
-        return f" <= {hi:g}{u}"
+        return f" <= {_num(hi)}{u}"
     return ""
 
 
@@ -196,11 +201,16 @@ def write_output(name: str, path, data: str | bytes) -> Path:
     target = Path(os.path.realpath(p))
     mode = "wb" if isinstance(data, bytes) else "w"
     try:
-        st = os.stat(target) if target.exists() else None
+        # os.stat(p) follows links the way open() does: /dev/stdout -> /proc/self/fd/1 ->
+        # a pipe has no real path, but is there to be written into.
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            st = None
         if st is not None and not stat.S_ISREG(st.st_mode):
             if stat.S_ISDIR(st.st_mode):
                 raise ConfigError(f"{name}: {str(p)!r} is a directory, not a file")
-            with open(target, mode) as f:
+            with open(p, mode) as f:
                 f.write(data)
                 f.flush()
             return p
@@ -220,6 +230,117 @@ def write_output(name: str, path, data: str | bytes) -> Path:
             raise
     except OSError as e:
         raise ConfigError(f"{name}: cannot write {str(p)!r}: {e.strerror or e}") from None
+    except ValueError:  # a NUL byte in the path
+        raise ConfigError(f"{name}: {str(p)!r} is not a valid path") from None
+    return p
+
+
+def _no_nul(name: str, path) -> None:
+    if "\x00" in str(path):
+        raise ConfigError(f"{name}: {str(path)!r} is not a valid path (it holds a NUL byte)")
+
+
+def read_config_file(name: str, path) -> tuple[dict, object]:
+    """Read and check a ``.toml`` or ``.json`` configuration file named by option ``name``.
+
+    Returns ``(raw, config)``: the parsed mapping (so a caller can say which sections it used)
+    and the :class:`~lifgate.config.Config` built from it. Every way a file can be wrong (missing,
+    a directory, unreadable, not UTF-8 text, another suffix, invalid TOML/JSON, a bad value)
+    raises one-line :class:`ConfigError` naming ``name`` and the file.
+    """
+    import json
+    import tomllib
+
+    from lifgate.config import Config
+
+    _no_nul(name, path)
+    p = input_file(name, path)
+    suffix = p.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise ConfigError(f"{name}: {str(p)!r} must be a .toml or .json file "
+                          f"(the suffix says which)")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{name}: cannot read {str(p)!r}: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{name}: {str(p)!r} is not a UTF-8 text file (byte {e.start}); "
+                          f"give a .toml or .json configuration") from None
+    try:
+        raw = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        kind = "TOML" if suffix == ".toml" else "JSON"
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"{name}: {str(p)!r} is not valid {kind}: {first}") from None
+    try:
+        config = Config.from_dict(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{name}: {str(p)!r}: {e}") from None
+    except (TypeError, ValueError, AttributeError) as e:
+        # A section of the wrong kind (``params = 3``) fails inside the dataclasses.
+        raise ConfigError(f"{name}: {str(p)!r}: not a lifgate configuration "
+                          f"({short_repr(str(e), 80)}); sections: shape, params, noise") from None
+    return raw, config
+
+
+def _probe_dir(name: str, folder: Path, shown: Path) -> None:
+    """Create and remove a temporary file in ``folder``: the one test that root cannot pass
+    by privilege (``os.access`` says root may write anywhere, but not in /proc, /sys or on a
+    read-only mount)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".lifgate-probe-", dir=folder)
+    except OSError as e:
+        raise ConfigError(f"{name}: cannot write in {str(shown)!r}: "
+                          f"{e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _nearest_existing(p: Path) -> Path:
+    anc = p
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    return anc
+
+
+def writable_dir(name: str, path) -> Path:
+    """:func:`output_dir`, then prove it by writing: a temporary file is created and removed in
+    ``path`` (or, when it does not exist yet, in its nearest existing ancestor). Nothing stays
+    behind; use it for every folder a command will write, before any work starts.
+    """
+    _no_nul(name, path)
+    p = output_dir(name, path)
+    _probe_dir(name, _nearest_existing(p.absolute()), p)
+    return p
+
+
+def writable_file(name: str, path, *, create_parents: bool = False) -> Path:
+    """:func:`output_file`, then prove it by writing, as :func:`writable_dir` does.
+
+    A regular file (new or existing) is written by :func:`write_output` through a temporary
+    file beside it, so its folder must take a new file; a device or FIFO is opened for
+    appending (nothing is written) to show it can be opened for writing.
+    """
+    _no_nul(name, path)
+    try:
+        st = os.stat(path) if str(path) else None  # follows links as open() will
+    except (OSError, ValueError):
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        # A device, FIFO or socket (/dev/stdout on a pipe has no real path): written into.
+        if stat.S_ISFIFO(st.st_mode):
+            return Path(path)  # opening a FIFO waits for (or, non-blocking, fails without) a reader
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+        except OSError as e:
+            raise ConfigError(f"{name}: cannot write {str(path)!r}: {e.strerror or e}") from None
+        os.close(fd)
+        return Path(path)
+    p = output_file(name, path, create_parents=create_parents)
+    target = Path(os.path.realpath(p))
+    _probe_dir(name, _nearest_existing(target.parent), p)
     return p
 
 

@@ -32,6 +32,12 @@ COMMANDS = [
 ]
 
 
+#: Parameter groups when neither ``--groups`` nor a configuration file gives them, in every
+#: command (generate, verify, build, resources): one parameter set, held in a register. More
+#: groups cost a block RAM per lane in the gateware; ask for them with ``--groups G``.
+DEFAULT_GROUPS = 1
+
+
 class UsageError(Exception):
     """A command-line error to report as ``lifgate: error: ...`` with exit code 2."""
 
@@ -47,6 +53,24 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(
             r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^-inf$|^-nan$")
+
+    def error(self, message):
+        """One line on stderr, exit code 2: ``lifgate CMD: error: argument --x: ...``.
+
+        argparse's own ``error`` prints the whole usage first; every other refusal of lifgate
+        is one line naming the parameter, and this one says where the usage is.
+        """
+        message = " ".join(str(message).splitlines())  # a value may hold a newline
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def add_report_options(parser, *, json_help: str = "print one JSON object on stdout (with "
+                       "\"ok\": true/false); progress goes to stderr") -> None:
+    """The options every long command shares: ``--json`` and ``--no-progress``."""
+    parser.add_argument("--json", action="store_true", help=json_help)
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress on stderr (it is a bar on a terminal, one line every "
+                        "10 s otherwise)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,12 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # not written yet
             raise
         module.register(sub, summary)
+    parser.command_parsers = sub.choices
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the subcommand's parser: "lifgate verify: error: ..."
+            command = getattr(parser, "command_parsers", {}).get(getattr(args, "command", None))
+            (command or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as e:  # --help, --version, or a one-line usage error (exit 2)
+        return e.code if isinstance(e.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
@@ -79,7 +110,9 @@ def main(argv=None) -> int:
         sys.stdout.flush()
         return code
     except (ConfigError, UsageError) as e:
-        print(f"lifgate {args.command}: error: {e}", file=sys.stderr)
+        # One line, whatever the message holds (a parser's excerpt, a path with a newline).
+        text = " ".join(str(e).splitlines())
+        print(f"lifgate {args.command}: error: {text}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # ``lifgate quantize | head -3``: the reader left; that is not an error of ours. Point

@@ -88,11 +88,42 @@ class Import:
 
 
 def load_nir(path):
+    """``nir.read(path)``; every way a file can be wrong is one-line :class:`ConfigError`.
+
+    NIR checks a node's parameter shapes with a bare ``assert`` while reading; that becomes a
+    message naming the node and the shapes of its parameters (:func:`_shape_mismatch`).
+    """
     nir = _nir()
     try:
         return nir.read(path)
-    except (OSError, KeyError, ValueError) as e:
-        raise ConfigError(f"cannot read NIR graph {str(path)!r}: {e}") from None
+    except AssertionError as e:
+        detail = _shape_mismatch(path) or str(e) or "a node's parameters do not agree"
+        raise ConfigError(f"cannot read NIR graph {str(path)!r}: {detail}") from None
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+        text = " ".join(str(e).split()) or type(e).__name__
+        raise ConfigError(f"cannot read NIR graph {str(path)!r}: {text[:200]}") from None
+
+
+def _shape_mismatch(path) -> str | None:
+    """The first node of a NIR file whose parameters differ in shape, as a sentence."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            nodes = f["node"]["nodes"]
+            for name in nodes:
+                node = nodes[name]
+                if not isinstance(node, h5py.Group) or "weight" in node:
+                    continue  # Affine, Linear, Conv: weight and bias differ in shape
+                shapes = {k: node[k].shape for k in node
+                          if isinstance(node[k], h5py.Dataset) and k not in ("type", "shape")}
+                if len({sh for sh in shapes.values() if sh != ()}) > 1:
+                    listed = ", ".join(f"{k} {v}" for k, v in sorted(shapes.items()))
+                    return (f"node {name!r}: parameters must all have the same shape, not "
+                            f"{listed}")
+    except Exception:  # noqa: BLE001 - only a better message is at stake; the caller has one
+        return None
+    return None
 
 
 def _arr(node_name, pname, value, n=None):

@@ -8,7 +8,6 @@ testbench) or on Amaranth's simulator (through ``lifgate.hdl.driver.simulate_rtl
 from __future__ import annotations
 
 import dataclasses
-import math
 import shlex
 import time
 from pathlib import Path
@@ -25,8 +24,14 @@ SIMS = ("icarus", "verilator", "amaranth")
 
 
 def default_groups(neurons: int) -> int:
-    """Parameter groups used when none are given: the largest divisor of N up to 16."""
-    return max(g for g in range(1, min(16, neurons) + 1) if neurons % g == 0)
+    """Parameter groups used when none are given: 1, the one rule of every lifgate command.
+
+    (Before issue 14 ``verify`` took the largest divisor of N up to 16, ``generate`` 64 and
+    ``build`` 1.) ``neurons`` is kept for callers; it must be at least 1.
+    """
+    if neurons < 1:
+        raise ConfigError(f"parameter 'neurons' must be an integer >= 1, not {neurons!r}")
+    return 1
 
 
 def verify_command(sim: str, shape: ArrayShape, *, configs: int, steps: int, seed: int,
@@ -202,6 +207,7 @@ def summary(report: Report, *, seed: int, command: str) -> dict:
     run_s = report.run_seconds
     total = report.build_seconds + run_s
     return {
+        "ok": not report.failures,
         "sim": report.sim,
         "shape": runner.shape_dict(report.shape),
         "membrane": report.membrane,
@@ -215,7 +221,8 @@ def summary(report: Report, *, seed: int, command: str) -> dict:
         "seconds": total,
         "build_seconds": report.build_seconds,
         "run_seconds": run_s,
-        "updates_per_second": report.updates / run_s if run_s > 0 else math.nan,
+        # None, not NaN, when nothing ran: NaN is not JSON.
+        "updates_per_s": report.updates / run_s if run_s > 0 else None,
         "repro": command,
     }
 

@@ -29,7 +29,7 @@ def run_cli(capsys, *argv):
      "power of two"),
     (["build", "--board", "icebreaker", "--neurons", "100", "--lanes", "8"],
      "multiple of lanes"),
-    (["build", "--board", "icebreaker", "--freq", "0"], "'freq'"),
+    (["build", "--board", "icebreaker", "--freq", "0"], "--freq"),
     (["build", "--board", "ulx3s-85f", "--leak-modes", "shift,exp"], "leak_modes"),
     (["resources", "--board", "nope"], "parameter 'board'"),
     (["resources", "--board", "all", "--neurons", "0"], "parameter 'neurons'"),
@@ -201,7 +201,14 @@ def test_smoke_build(capsys, tmp_path):
                              "--json")
     d = json.loads(out)
     assert os.path.getsize(d["bitstream"]) > 0
-    assert code == (0 if d["timing_met"] else 1)
+    assert code == (0 if d["timing_met"] else 1) and d["ok"] is d["timing_met"]
+    # Stage lines (polled once a second, so a short stage may be missed): in order, from
+    # synthesis on, and no carriage returns in a non-terminal stderr.
+    order = ["synthesis", "place", "route", "pack"]
+    seen = [ln.split(": ", 1)[1] for ln in err.splitlines() if ln.startswith("build icebreaker: ")
+            and ln.split(": ", 1)[1] in order]
+    assert seen[0] == "synthesis" and seen == sorted(seen, key=order.index), err
+    assert "\r" not in err
 
 
 def test_resource_table_goes_into_every_file(tmp_path):

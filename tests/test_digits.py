@@ -56,7 +56,7 @@ def test_batched_golden_equals_single_runs(trained):
 def test_cli_golden_only(capsys):
     assert main(["digits", "--samples", "0", "--steps", "16", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
-    assert rep["steps"] == 16 and rep["rtl_samples"] == 0
+    assert rep["steps"] == 16 and rep["rtl_samples"] == 0 and rep["ok"] is True
     assert rep["snn_accuracy"] >= rep["ann_accuracy"] - 0.015
     assert rep["spikes_per_inference"] > 0 and rep["synops_per_inference"] > 0
     assert main(["digits", "--steps", "0"]) == 2

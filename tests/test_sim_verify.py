@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from lifgate.cli import main
@@ -23,6 +22,7 @@ def test_verify_icarus_json_and_waves(tmp_path, capsys):
         assert key in out
     assert out["sim"] == "icarus" and out["configs"] == 3 and out["seed"] == 11
     assert out["mismatches"] == 0 and out["first_mismatch"] is None and out["updates"] > 0
+    assert out["ok"] is True and out["updates_per_s"] > 0 and "updates_per_second" not in out
     assert out["repro"].startswith("lifgate verify --sim icarus --neurons 8 --lanes 2")
     assert "--seed 11" in out["repro"] and "--no-directed" in out["repro"]
     waves = list((tmp_path / "w").iterdir())
@@ -47,7 +47,7 @@ def test_verify_amaranth_reports_a_mismatch_and_exits_1(tmp_path, capsys, monkey
                "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 1
-    assert out["mismatches"] == 1
+    assert out["mismatches"] == 1 and out["ok"] is False
     m = out["first_mismatch"]
     assert (m["case"], m["step"], m["neuron"], m["field"]) == ("random0", 1, 3, "v")
     assert m["expected"]["v"] == m["got"]["v"] + 1
@@ -66,7 +66,7 @@ def test_verify_amaranth_passes(capsys):
     [
         (["--neurons", "8", "--lanes", "3"], "parameter 'neurons' must be a multiple of lanes"),
         (["--neurons", "8", "--groups", "3"], "parameter 'groups' must divide neurons"),
-        (["--steps", "0"], "--steps must be in"),
+        (["--steps", "0"], "--steps must be an integer in [1, "),
         (["--configs", "0", "--no-directed"], "nothing to run"),
     ],
 )
@@ -80,5 +80,8 @@ def test_verify_bad_input(args, message, capsys):
 def test_verify_default_groups():
     from lifgate.sim.regress import default_groups
 
-    assert [default_groups(n) for n in (1, 8, 64, 100, 1000)] == [1, 8, 16, 10, 10]
-    assert all(n % default_groups(n) == 0 for n in np.arange(1, 200))
+    from lifgate.cli import DEFAULT_GROUPS
+
+    # One rule for every command (issue 14): one parameter group unless --groups says else.
+    assert DEFAULT_GROUPS == 1
+    assert [default_groups(n) for n in (1, 8, 64, 100, 1000)] == [DEFAULT_GROUPS] * 5

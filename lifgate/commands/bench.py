@@ -8,16 +8,23 @@ tops, ``lifgate bench network_fpga`` those of the digits network (synaptic opera
 second beside neuron updates per second), ``lifgate bench all`` every one found. Options after
 the name go to the benchmark: ``lifgate bench golden --neurons 10000 --profile``,
 ``lifgate bench network_fpga --markdown docs/resources.md``.
+
+``--json`` prints one object, ``{"ok": ..., "benchmarks": {NAME: its JSON, ...}}`` (``ok``:
+every benchmark exited with 0). ``--no-progress`` is accepted like on every long command; the
+benchmarks print no progress bars.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
+import json
 import sys
 from pathlib import Path
 
-from lifgate.cli import UsageError
+from lifgate.cli import UsageError, add_report_options
 
 
 def bench_dir() -> Path:
@@ -54,7 +61,8 @@ def register(subparsers, summary):
     p.add_argument("name", nargs="?", default="golden",
                    help="golden (default), sim, all, or any bench/bench_<name>.py")
     p.add_argument("--list", action="store_true", help="list the benchmarks found and exit")
-    p.add_argument("--json", action="store_true", help="ask the benchmark for JSON output")
+    add_report_options(p, json_help="ask the benchmarks for JSON and print one object "
+                       "{\"ok\": ..., \"benchmarks\": {NAME: ...}}")
     p.add_argument("--quick", action="store_true", help="ask the benchmark for a short run")
     p.add_argument("options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
@@ -85,12 +93,23 @@ def run(args) -> int:
     if args.quick:
         extra.append("--quick")
     rc = 0
+    results = {}
     for name in names:
         if len(names) > 1 and not args.json:
             print(f"== bench {name} ==", flush=True)
-        try:
-            code = _load(name, found[name]).main(extra)
-        except SystemExit as e:  # argparse inside the benchmark
-            code = e.code if isinstance(e.code, int) else 2
+        captured = io.StringIO()
+        with contextlib.redirect_stdout(captured) if args.json else contextlib.nullcontext():
+            try:
+                code = _load(name, found[name]).main(extra)
+            except SystemExit as e:  # argparse inside the benchmark
+                code = e.code if isinstance(e.code, int) else 2
+        if args.json:
+            text = captured.getvalue()
+            try:
+                results[name] = json.loads(text)
+            except ValueError:
+                results[name] = {"output": text}
         rc = rc or int(code or 0)
+    if args.json:
+        print(json.dumps({"ok": rc == 0, "benchmarks": results}, indent=2))
     return rc

@@ -5,8 +5,12 @@ design runs on the board's PLL at ``--freq`` (default: the clock the default top
 ``docs/resources.md``) with that frequency as nextpnr's constraint. Prints the utilisation and
 Fmax; when nextpnr's Fmax is below the clock the bitstream is still written but the command
 stops with exit code 1 and says so (a design that misses timing must not be flashed).
-``--json`` prints ``board``, ``bitstream``, ``fmax_mhz``, ``clock_mhz``, ``timing_met``,
-``utilization``, ``critical_paths``.
+``--json`` prints ``ok`` (bitstream written and timing met), ``board``, ``bitstream``,
+``fmax_mhz``, ``clock_mhz``, ``timing_met``, ``utilization``, ``critical_paths``.
+
+Every argument and ``--build-dir`` are checked before synthesis starts (one line, exit code 2,
+nothing created). Progress on stderr names the stage (synthesis, place, route, pack) and the
+elapsed time; ``--no-progress`` silences it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+from tqdm import tqdm
+
+from lifgate.checks import check_int, check_number, writable_dir
+from lifgate.cli import DEFAULT_GROUPS, add_report_options
+from lifgate.progress import ticker
 
 
 def register(subparsers, summary):
@@ -24,7 +34,8 @@ def register(subparsers, summary):
     p.add_argument("--lanes", type=int, default=None, metavar="P",
                    help="lanes, a power of two (default: iCEBreaker 4, ULX3S 32)")
     p.add_argument("--groups", type=int, default=None, metavar="G",
-                   help="parameter groups (default 1)")
+                   help=f"parameter groups, dividing N (default {DEFAULT_GROUPS}, as in every "
+                   "lifgate command)")
     p.add_argument("--leak-modes", default=None, metavar="MODES",
                    help="comma-separated leak modes (default: iCE40 shift,const; ECP5 all)")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
@@ -32,10 +43,11 @@ def register(subparsers, summary):
                    "docs/resources.md)")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate (default 115200)")
     p.add_argument("--no-membrane", action="store_true", help="leave out membrane readback")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="nextpnr placement seed, 0 to 2**31 - 1 (default 1)")
     p.add_argument("--build-dir", default=None, metavar="DIR",
                    help="build folder (default build/board-BOARD)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_report_options(p)
     p.set_defaults(func=run)
 
 
@@ -49,29 +61,43 @@ def run(args) -> int:
 
     b = board(args.board)
     lanes = b.build_lanes if args.lanes is None else args.lanes
-    shape = board_shape(b, neurons=args.neurons, lanes=lanes, groups=args.groups,
+    groups = DEFAULT_GROUPS if args.groups is None else args.groups
+    shape = board_shape(b, neurons=args.neurons, lanes=lanes, groups=groups,
                         leak_modes=_modes(args.leak_modes))
     if shape.lanes & (shape.lanes - 1):
         raise ConfigError(f"parameter 'lanes' must be a power of two, not {shape.lanes}")
     freq = b.build_mhz if args.freq is None else args.freq
-    if not 1 <= freq <= 400:
-        raise ConfigError(f"parameter 'freq' must be in [1, 400] MHz, not {freq}")
+    check_number("--freq", freq, 1, 400, unit="MHz")
     check_baud(args.baud, freq * 1e6)  # the UART divisor and link timeout's range, up front
+    check_int("--seed", args.seed, 0, (1 << 31) - 1)
+    # The string, not Path(...): Path("") is "." and an empty path must be refused.
+    out = Path(writable_dir("--build-dir", args.build_dir if args.build_dir is not None
+                            else f"build/board-{b.name}"))
     top = BoardTop(board=b, shape=shape, frequency=freq * 1e6,
                    membrane=not args.no_membrane, baud=args.baud)
-    out = Path(args.build_dir or f"build/board-{b.name}")
-    print(f"building {b.name}: {shape.neurons} neurons, {shape.lanes} lanes, "
-          f"{top.clock.frequency / 1e6:g} MHz, in {out} ...", file=sys.stderr, flush=True)
+    show = not args.no_progress
+    if show:
+        print(f"building {b.name}: {shape.neurons} neurons, {shape.lanes} lanes, "
+              f"{top.clock.frequency / 1e6:g} MHz, in {out} ...", file=sys.stderr, flush=True)
+
+    def on_stage(stage):  # one line per stage; tqdm.write keeps a terminal's bar intact
+        tqdm.write(f"build {b.name}: {stage}", file=sys.stderr)
+
     try:
-        rep = run_build(b, top, out, seed=args.seed, pack=True)
+        rep = ticker(lambda: run_build(b, top, out, seed=args.seed, pack=True,
+                                       on_stage=on_stage if show else None),
+                     f"build {b.name}", enabled=show)
     except FitError:
         raise  # a ConfigError: one line, exit 2 (after synthesis, before place and route)
     except ToolchainError as e:
         print(f"lifgate build: error: {e}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "board": b.name, "error": str(e)}, indent=2))
         return 1
     d = rep.to_dict()
-    d.update({"neurons": shape.neurons, "lanes": shape.lanes, "groups": shape.groups,
-              "design": "top", "goal_mhz": rep.clock_mhz, "baud": args.baud})
+    d.update({"ok": bool(rep.timing_met), "neurons": shape.neurons, "lanes": shape.lanes,
+              "groups": shape.groups, "design": "top", "goal_mhz": rep.clock_mhz,
+              "baud": args.baud})
     if args.json:
         print(json.dumps(d, indent=2))
     else:

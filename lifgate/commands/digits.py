@@ -10,16 +10,29 @@ With ``--board SPEC`` the converted network also goes through a network board's 
 first ``--limit`` held-out digits run on the board (inputs written, clear, run, the output
 layer's spikes and membranes read back); the board's classes must equal the golden model's,
 its output spikes and membranes too (exit code 1 otherwise).
+
+Every argument (``--board`` and ``--build-dir`` included) is checked before the training
+starts: one line, exit code 2, nothing created. ``--json`` prints one object with ``ok`` (the
+RTL and the board, where run, equal to the golden model); progress goes to stderr
+(``--no-progress`` silences it).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 
 import numpy as np
 
+from lifgate.checks import check_int, writable_dir
+from lifgate.cli import add_report_options
 from lifgate.config import ConfigError
+from lifgate.progress import ticker
+
+#: Held-out digits of the stratified 75/25 split of scikit-learn's 1797 digits.
+TEST_DIGITS = 450
 
 
 def register(subparsers, summary):
@@ -28,9 +41,12 @@ def register(subparsers, summary):
                    help="timesteps per inference (default 32)")
     p.add_argument("--samples", type=int, default=20, metavar="K",
                    help="held-out digits run on the RTL, 0 to skip the RTL (default 20)")
-    p.add_argument("--hidden", type=int, default=32, help="hidden neurons (default 32)")
-    p.add_argument("--w-width", type=int, default=8, help="weight width in bits (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="split and training seed (default 0)")
+    p.add_argument("--hidden", type=int, default=32,
+                   help="hidden neurons, 1 to 4096 (default 32)")
+    p.add_argument("--w-width", type=int, default=8,
+                   help="weight width in bits, 2 to 18 (default 8)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="split and training seed, 0 to 2**32 - 1 (default 0)")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                    help="RTL simulator (default verilator)")
     p.add_argument("--build-dir", default="build/digits", help="RTL build folder")
@@ -42,31 +58,55 @@ def register(subparsers, summary):
                    help="held-out digits run on --board (default: all 450 for model and "
                         "serial, 40 for a simulated board: a simulated UART takes about "
                         "0.1 s (Verilator) to 2 s (Icarus) per digit)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_report_options(p)
     p.set_defaults(func=run)
 
 
+def check_args(*, steps, samples, hidden, w_width, seed, board, limit, build_dir) -> int:
+    """Check every argument before any work; return ``limit`` with its default filled in."""
+    check_int("--steps", steps, 1, 100000)
+    check_int("--samples", samples, 0, TEST_DIGITS)
+    check_int("--hidden", hidden, 1, 4096)
+    check_int("--w-width", w_width, 2, 18)
+    check_int("--seed", seed, 0, (1 << 32) - 1)
+    if board is not None:
+        from lifgate.boards.host import parse_spec
+
+        try:
+            kind, arg = parse_spec(board)
+        except (ConfigError, ValueError) as e:
+            raise ConfigError(f"--board: {e}") from None
+        if kind == "serial" and not os.path.exists(arg[0]):
+            raise ConfigError(f"--board: serial port {arg[0]!r} does not exist (is the board "
+                              f"plugged in?)")
+        if kind == "serial" and not stat.S_ISCHR(os.stat(arg[0]).st_mode):
+            raise ConfigError(f"--board: {arg[0]!r} is not a serial port (a character "
+                              f"device such as /dev/ttyUSB1)")
+    if limit is None:
+        limit = 40 if board is not None and board.startswith("sim:") else TEST_DIGITS
+    check_int("--limit", limit, 1, TEST_DIGITS)
+    if samples or (board is not None and board.startswith("sim:")):
+        writable_dir("--build-dir", build_dir)
+    return limit
+
+
 def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="verilator",
-                  build_dir="build/digits", board=None, limit=None) -> dict:
+                  build_dir="build/digits", board=None, limit=None, progress=False) -> dict:
+    """Train, convert, run; see the module docstring. ``progress``: show it on stderr."""
     from lifgate.convert import convert, load_dataset, train_ann
 
-    if not 1 <= steps <= 100000:
-        raise ConfigError(f"parameter 'steps' must be in [1, 100000], not {steps}")
-    if not 1 <= hidden <= 4096:
-        raise ConfigError(f"parameter 'hidden' must be in [1, 4096], not {hidden}")
+    limit = check_args(steps=steps, samples=samples, hidden=hidden, w_width=w_width, seed=seed,
+                       board=board, limit=limit, build_dir=build_dir)
     data = load_dataset(seed)
-    if not 0 <= samples <= len(data.x_test):
-        raise ConfigError(f"parameter 'samples' must be in [0, {len(data.x_test)}], not {samples}")
-    if limit is None:
-        limit = 40 if board is not None and board.startswith("sim:") else len(data.x_test)
-    if not 1 <= limit <= len(data.x_test):
-        raise ConfigError(f"parameter 'limit' must be in [1, {len(data.x_test)}], not {limit}")
-    mlp = train_ann(data, hidden=hidden, seed=seed)
+    assert len(data.x_test) == TEST_DIGITS, len(data.x_test)
+    mlp = ticker(lambda: train_ann(data, hidden=hidden, seed=seed), "digits: training the ANN",
+                 enabled=progress)
     ann = float((mlp.predict(data.x_test / 16) == data.y_test).mean())
     lanes = (8 if hidden % 8 == 0 else 1, 2)
     conv = convert(mlp, data.x_train, w_width=w_width, lanes=lanes)
     t0 = time.perf_counter()
-    res = conv.run(data.x_test, steps)
+    res = ticker(lambda: conv.run(data.x_test, steps),
+                 f"digits: golden model, {len(data.x_test)} digits", enabled=progress)
     golden_s = time.perf_counter() - t0
     pred = conv.predict(res)
     out = {
@@ -91,7 +131,9 @@ def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="ve
 
         xs = data.x_test[:samples]
         t0 = time.perf_counter()
-        runs = run_network(conv.network, [(x, steps) for x in xs], build_dir=build_dir, sim=sim)
+        runs = ticker(lambda: run_network(conv.network, [(x, steps) for x in xs],
+                                          build_dir=build_dir, sim=sim),
+                      f"digits: RTL ({sim}), build and {samples} digits", enabled=progress)
         out["rtl_seconds"] = round(time.perf_counter() - t0, 1)
         mismatches = 0
         for r, g in zip(runs, res[:samples], strict=True):
@@ -110,7 +152,10 @@ def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="ve
             "rtl_cycles_per_inference": float(np.mean([r.cycles for r in runs])),
         })
     if board is not None:
-        out.update(_board_run(conv, res, pred, data, steps, board, limit, build_dir))
+        out.update(ticker(lambda: _board_run(conv, res, pred, data, steps, board, limit,
+                                             build_dir),
+                          f"digits: board {board}, {limit} digits", enabled=progress))
+    out["ok"] = bool(out.get("rtl_bit_exact", True) and out.get("board_bit_exact", True))
     return out
 
 
@@ -156,7 +201,8 @@ def _board_run(conv, res, pred, data, steps, spec, limit, build_dir) -> dict:
 def run(args) -> int:
     rep = digits_report(steps=args.steps, samples=args.samples, hidden=args.hidden,
                         w_width=args.w_width, seed=args.seed, sim=args.sim,
-                        build_dir=args.build_dir, board=args.board, limit=args.limit)
+                        build_dir=args.build_dir, board=args.board, limit=args.limit,
+                        progress=not args.no_progress)
     if args.json:
         print(json.dumps(rep, indent=2))
     else:
@@ -185,5 +231,4 @@ def run(args) -> int:
                   f"output layer {'bit-exact' if rep['board_bit_exact'] else 'MISMATCH'} "
                   f"({rep['board_mismatching_samples']} samples differ), "
                   f"{rep['board_seconds_per_digit']} s per digit")
-    ok = rep.get("rtl_bit_exact", True) and rep.get("board_bit_exact", True)
-    return 0 if ok else 1
+    return 0 if rep["ok"] else 1

@@ -1,23 +1,35 @@
 """``lifgate generate``: write the Verilog of a neuron array (top module ``lif_array``).
 
-The shape comes from ``--config`` (its ``shape`` section; parameters and noise are run-time
-settings and do not enter the Verilog), or the defaults of ``ArrayShape``, with the options
-below overriding single fields. The same shape and options always give a byte-identical file.
-A bad value is reported as ``lifgate generate: error: ...`` (exit 2) and no file is written.
+The shape comes from ``--config`` (its ``[shape]`` section), or the defaults of ``ArrayShape``
+with one parameter group (the default of every command, see below), with the options below
+overriding single fields. A configuration's ``[params]`` and ``[noise]`` sections are run-time
+settings, loaded through the register ports, and do not enter the Verilog: the command says so
+on stderr rather than ignoring them silently. The same shape and options always give a
+byte-identical file. A bad value is reported as ``lifgate generate: error: ...`` (exit 2)
+before anything is generated, and no file is written or replaced; the file is written with
+:func:`lifgate.checks.write_output` (through a symbolic link, into a device, atomically over a
+regular file).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+import io
+import os
+import sys
 
-from lifgate.config import ArrayShape, Config
+from lifgate.checks import check_int, read_config_file, writable_file, write_output
+from lifgate.cli import DEFAULT_GROUPS
+from lifgate.config import ArrayShape, ConfigError
+
+MULTIPLIERS = ("fabric", "ecp5", "ice40")
 
 _OVERRIDES = [
     # (option, ArrayShape field, metavar, help)
     ("--neurons", "neurons", "N", "number of neurons N, 1 to 2**20, a multiple of lanes"),
     ("--lanes", "lanes", "P", "number of update lanes P, 1 to 64, dividing N"),
-    ("--groups", "groups", "G", "number of parameter groups G, dividing N"),
+    ("--groups", "groups", "G", "number of parameter groups G, dividing N (default 1, as in "
+     "every lifgate command; a configuration file's shape.groups when --config is given)"),
     ("--width", "v_width", "W", "membrane width W in bits, 4 to 32"),
     ("--i-width", "i_width", "IW", "input current width in bits, 2 to 32"),
     ("--ref-width", "ref_width", "R", "refractory counter width in bits, 1 to 16"),
@@ -33,7 +45,9 @@ def register(subparsers, summary):
         description=summary + ". Options override single fields of the configuration's shape.",
     )
     p.add_argument("--config", metavar="FILE", default=None,
-                   help="configuration file (.json or .toml); default: ArrayShape defaults")
+                   help="configuration file (.toml or .json); its [shape] section is used, its "
+                   "[params] and [noise] (run-time settings) do not enter the Verilog; "
+                   "default: ArrayShape defaults with 1 parameter group")
     for option, _field, metavar, text in _OVERRIDES:
         p.add_argument(option, type=int, default=None, metavar=metavar, help=text)
     p.add_argument("--leak-modes", default=None, metavar="MODES",
@@ -49,11 +63,14 @@ def register(subparsers, summary):
     p.add_argument("--lanes-per-enable", type=int, default=None, metavar="K",
                    help="a copy of the pipeline enable for every K lanes (1 to P; default: "
                         "one for all), for large FPGAs where its fan-out limits the clock")
-    p.add_argument("--multiplier", choices=("fabric", "ecp5"), default="fabric",
+    p.add_argument("--multiplier", choices=MULTIPLIERS, default="fabric",
                    help="how the MULT leak and noise multipliers are built: fabric (plain "
-                        "Verilog '*', any FPGA; default) or ecp5 (MULT18X18D primitives with "
-                        "their own registers, faster on the ECP5; simulate with the model "
-                        "from lifgate.hdl.dsp); same behaviour")
+                        "Verilog '*', any FPGA; default), ecp5 (MULT18X18D primitives with "
+                        "their own registers, faster on the ECP5) or ice40 (the noise "
+                        "multiply-add in one SB_MAC16 per lane, with its own registers and "
+                        "adder, for the iCE40UP5K; needs --width <= 22 with noise); "
+                        "simulate the primitives with the models from lifgate.hdl.dsp; same "
+                        "behaviour")
     p.add_argument("--memory", choices=("inferred", "ecp5"), default="inferred",
                    help="how the v and r memories are built: inferred (Verilog memories "
                         "that synthesis maps; default) or ecp5 (DP16KD primitives whose "
@@ -66,7 +83,22 @@ def register(subparsers, summary):
 
 def shape_from_args(args) -> ArrayShape:
     """The :class:`ArrayShape` selected by ``--config`` and the override options."""
-    shape = Config.load(args.config).shape if args.config else ArrayShape()
+    return _shape_and_notes(args)[0]
+
+
+def _shape_and_notes(args) -> tuple[ArrayShape, list[str]]:
+    notes = []
+    if args.config:
+        raw, config = read_config_file("--config", args.config)
+        shape = config.shape
+        used = "[shape]" if "shape" in raw else "no [shape] section (ArrayShape defaults)"
+        notes.append(f"--config {args.config}: used {used}")
+        ignored = [f"[{k}]" for k in ("params", "noise") if k in raw]
+        if ignored:
+            notes.append(f"--config {args.config}: not used: {' and '.join(ignored)}, run-time "
+                         f"settings loaded through the register ports, not part of the Verilog")
+    else:
+        shape = dataclasses.replace(ArrayShape(), groups=DEFAULT_GROUPS)
     changes = {}
     for option, field, _metavar, _text in _OVERRIDES:
         value = getattr(args, option.lstrip("-").replace("-", "_"))
@@ -75,31 +107,53 @@ def shape_from_args(args) -> ArrayShape:
     if args.leak_modes is not None:
         modes = [m.strip() for m in args.leak_modes.split(",") if m.strip()]
         changes["leak_modes"] = tuple(modes)
-    return dataclasses.replace(shape, **changes) if changes else shape
+    if changes:
+        notes.append("options override " + ", ".join(f"{k}={v}" if not isinstance(v, tuple)
+                                                      else f"{k}={','.join(v)}"
+                                                      for k, v in changes.items()))
+    return (dataclasses.replace(shape, **changes) if changes else shape), notes
 
 
 def run(args) -> int:
-    from lifgate.cli import UsageError
-
-    out = Path(args.output)
-    if not out.parent.is_dir():
-        raise UsageError(f"output directory {str(out.parent)!r} does not exist")
-    if out.is_dir():
-        raise UsageError(f"output {str(out)!r} is a directory")
-    shape = shape_from_args(args)  # raises ConfigError before anything is written
+    # Every argument and the output path are checked before anything is generated.
+    writable_file("-o/--output", args.output)
+    shape, notes = _shape_and_notes(args)  # raises ConfigError before anything is written
     lpe = args.lanes_per_enable
-    if lpe is not None and not 1 <= lpe <= shape.lanes:
-        raise UsageError(f"--lanes-per-enable must be between 1 and the lanes ({shape.lanes}), "
-                         f"not {lpe}")
+    if lpe is not None:
+        check_int("--lanes-per-enable", lpe, 1, shape.lanes)
 
-    from lifgate.hdl.verilog import write_verilog
+    from lifgate.hdl.verilog import generate_verilog
 
-    write_verilog(shape, out, membrane=not args.no_membrane, noise=not args.no_noise,
-                  pipeline=args.pipeline, lanes_per_enable=lpe, multiplier=args.multiplier,
-                  memory=args.memory)
+    try:
+        text = generate_verilog(shape, membrane=not args.no_membrane, noise=not args.no_noise,
+                                pipeline=args.pipeline, lanes_per_enable=lpe,
+                                multiplier=args.multiplier, memory=args.memory)
+    except ConfigError:
+        raise
+    except ValueError as e:  # an operand too wide for a vendor primitive, say
+        raise ConfigError(f"--multiplier {args.multiplier} / --memory {args.memory}: "
+                          f"{e}") from None
+    if args.config:  # say what the file gave and what it did not
+        for note in notes:
+            print(f"lifgate generate: {note}", file=sys.stderr)
+    write_output("-o/--output", args.output, text)
     modes = ",".join(m.name.lower() for m in shape.leak_modes)
+    # With -o /dev/stdout (or the file stdout goes to) the summary must not end up in the
+    # Verilog: it goes to stderr then.
+    summary = sys.stderr if _same_file(args.output, sys.stdout) else sys.stdout
     print(
-        f"wrote {out}: lif_array, {shape.neurons} neurons = {shape.lanes} lanes x "
-        f"{shape.depth}, {shape.groups} groups, W={shape.v_width}, leak modes {modes}"
+        f"wrote {args.output}: lif_array, {shape.neurons} neurons = {shape.lanes} lanes x "
+        f"{shape.depth}, {shape.groups} group{'s' if shape.groups != 1 else ''}, "
+        f"W={shape.v_width}, leak modes {modes}, multiplier {args.multiplier}, "
+        f"memory {args.memory}",
+        file=summary,
     )
     return 0
+
+
+def _same_file(path, stream) -> bool:
+    try:
+        a, b = os.stat(path), os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)

@@ -7,6 +7,10 @@ block RAMs (EBR / DP16KD), SPRAM, DSPs (SB_MAC16 / MULT18X18D), Fmax against the
 critical path when the goal is missed. ``--design array`` (default) measures the neuron array
 with a minimal I/O harness, ``--design top`` the whole board top of ``lifgate build``. An 85F
 build takes several minutes.
+
+Every argument and ``--build-dir`` are checked before the first build (one line, exit code 2,
+nothing created). ``--json`` prints ``{"ok": ..., "boards": [row, ...]}``; ``ok`` is false when
+a build failed (exit code 1); a missed goal frequency is reported, not a failure.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import json
 import sys
 from pathlib import Path
 
-from lifgate.cli import UsageError
+from lifgate.checks import check_int, check_number, writable_dir
+from lifgate.cli import DEFAULT_GROUPS, UsageError, add_report_options
+from lifgate.progress import ticker
 
 
 def register(subparsers, summary):
@@ -27,7 +33,8 @@ def register(subparsers, summary):
     p.add_argument("--lanes", type=int, default=None, metavar="P",
                    help="lanes (default: the board's goal, 8 / 32)")
     p.add_argument("--groups", type=int, default=None, metavar="G",
-                   help="parameter groups (default 1)")
+                   help=f"parameter groups, dividing N (default {DEFAULT_GROUPS}, as in every "
+                   "lifgate command)")
     p.add_argument("--leak-modes", default=None, metavar="MODES",
                    help="comma-separated leak modes (default: iCE40 shift,const; ECP5 all)")
     p.add_argument("--no-noise", action="store_true",
@@ -37,10 +44,11 @@ def register(subparsers, summary):
                    help="array: the array in a minimal harness (default); top: the board top")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
                    help="clock to build for (default: the board's goal)")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="nextpnr placement seed, 0 to 2**31 - 1 (default 1)")
     p.add_argument("--build-dir", default="build/resources", metavar="DIR",
                    help="where the builds go (default build/resources)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_report_options(p, json_help="print {\"ok\": ..., \"boards\": [...]} instead of a table")
     p.set_defaults(func=run)
 
 
@@ -65,7 +73,8 @@ def measure_rows(args) -> list[dict]:
 
     boards = _boards(args.board)
     # Check every shape before building anything.
-    shapes = [board_shape(b, neurons=args.neurons, lanes=args.lanes, groups=args.groups,
+    groups = DEFAULT_GROUPS if args.groups is None else args.groups
+    shapes = [board_shape(b, neurons=args.neurons, lanes=args.lanes, groups=groups,
                           leak_modes=_modes(args.leak_modes)) for b in boards]
     if args.design == "top":
         from lifgate.config import ConfigError
@@ -78,18 +87,23 @@ def measure_rows(args) -> list[dict]:
     if args.no_noise and args.design != "array":
         raise UsageError("--no-noise applies to --design array only (the board top always has "
                          "the noise source)")
-    if args.freq is not None and not 1 <= args.freq <= 400:
-        raise UsageError(f"--freq must be in [1, 400] MHz, not {args.freq}")
+    if args.freq is not None:
+        check_number("--freq", args.freq, 1, 400, unit="MHz")
+    check_int("--seed", args.seed, 0, (1 << 31) - 1)
+    writable_dir("--build-dir", args.build_dir)
+    show = not getattr(args, "no_progress", False)
     rows = []
     for b, shape in zip(boards, shapes, strict=True):
         key = f"{b.name}-{args.design}-n{shape.neurons}p{shape.lanes}g{shape.groups}"
         key += "-nonoise" if args.no_noise else ""
         out = Path(args.build_dir) / key
-        print(f"building {b.name} ({args.design}, {shape.neurons} neurons, {shape.lanes} "
-              f"lanes) in {out} ...", file=sys.stderr, flush=True)
+        if show:
+            print(f"building {b.name} ({args.design}, {shape.neurons} neurons, {shape.lanes} "
+                  f"lanes) in {out} ...", file=sys.stderr, flush=True)
         try:
-            rep = measure(b, shape, out, design=args.design, frequency_mhz=args.freq,
-                          seed=args.seed, noise=not args.no_noise)
+            rep = ticker(lambda b=b, shape=shape, out=out: measure(
+                b, shape, out, design=args.design, frequency_mhz=args.freq, seed=args.seed,
+                noise=not args.no_noise), f"resources {b.name}", enabled=show)
         except ToolchainError as e:
             rows.append({"board": b.name, "design": args.design, "neurons": shape.neurons,
                          "lanes": shape.lanes, "error": str(e)})
@@ -154,7 +168,8 @@ def format_table(rows) -> str:
 def run(args) -> int:
     rows = measure_rows(args)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        ok = not any("error" in r for r in rows)
+        print(json.dumps({"ok": ok, "boards": rows}, indent=2))
     else:
         print(format_table(rows))
     return 1 if any("error" in r for r in rows) else 0
