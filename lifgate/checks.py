@@ -230,6 +230,8 @@ def write_output(name: str, path, data: str | bytes) -> Path:
             raise
     except OSError as e:
         raise ConfigError(f"{name}: cannot write {str(p)!r}: {e.strerror or e}") from None
+    except ConfigError:  # a ValueError too: keep its own message
+        raise
     except ValueError:  # a NUL byte in the path
         raise ConfigError(f"{name}: {str(p)!r} is not a valid path") from None
     return p
