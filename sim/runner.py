@@ -171,7 +171,7 @@ def _icarus_version() -> tuple[int, ...]:
     hint = "install Icarus Verilog 11 or newer with `apt-get install iverilog`"
     iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
     if iverilog is None or vvp is None:
-        raise SimulatorError(f"Icarus Verilog (iverilog and vvp) is not on PATH; {hint}")
+        raise SimulatorError(f"Icarus Verilog (iverilog and vvp) is not installed; {hint}")
     out = subprocess.run([iverilog, "-V"], capture_output=True, text=True)
     version = _version_tuple(out.stdout + out.stderr)
     if version is None:
