@@ -4,7 +4,8 @@
 ``refractory``; k-induction (boolector, k = 2) over the harness's stage invariants for
 ``equiv`` and ``bounds``. See docs/verification.md for times. They are marked ``formal``
 (``python -m pytest -m formal tests/test_formal.py`` runs only them) and run in the default suite
-too: together about 2.5 minutes of wall time on 2 cores (18 jobs). ``LIFGATE_FORMAL=0``
+too: together about 2.5 minutes of wall time on 2 cores (9 proofs, 9 mutant checks, and 2 jobs
+run from ``PATH=/usr/bin:/bin`` with a cold solver cache). ``LIFGATE_FORMAL=0``
 leaves them out of a quick local run (refused under ``CI``: tests/conftest.py). The tools are
 found in the project's environment whatever ``PATH`` says (:mod:`lifgate.sim.tools`); a missing
 one fails the job instead of skipping it.
