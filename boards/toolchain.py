@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lifgate.sim.tools import find_tool
 
 from lifgate.config import ConfigError
 
@@ -175,12 +175,8 @@ _TOOLS = {
 
 
 def _tool_path(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    # Console scripts of the running interpreter's environment, even when it is not on PATH.
-    cand = Path(sys.executable).with_name(name)
-    return str(cand) if cand.exists() else None
+    # The project's environment first (even when it is not on PATH), then PATH.
+    return find_tool(name)
 
 
 def yowasp_env(family: str) -> dict:

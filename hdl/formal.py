@@ -696,7 +696,7 @@ def run_job(job: FormalJob, workdir, *, timeout: float = 3600,
     or ``TIMEOUT``. The solver shims of :mod:`lifgate.sim.solvers` are written to
     ``workdir/bin``.
     """
-    from lifgate.sim.solvers import sby_command, sby_env, tool_dir
+    from lifgate.sim.solvers import sby_command, sby_env, tool_dir, warm_up
 
     if job.engine not in ENGINES:
         raise ValueError(f"engine must be one of {sorted(ENGINES)}, not {job.engine!r}")
@@ -727,6 +727,8 @@ def run_job(job: FormalJob, workdir, *, timeout: float = 3600,
     out = workdir / job.name
     if out.exists():
         shutil.rmtree(out)
+    # Compile the YoWASP tools once, one process at a time, before the clock starts.
+    warm_up()
     t0 = time.perf_counter()
     # Own session: on a timeout the solvers sby started are ended with it (sby puts each engine
     # in a process group of its own, so ending sby's group alone leaves them running).

@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 from cocotb_tools import runner as cocotb_runner
+from lifgate.sim.tools import find_tool
 
 from lifgate.config import ArrayShape, Config, ConfigError, param_layout
 
@@ -168,9 +169,9 @@ def verilator_version() -> tuple[int, ...]:
 @functools.lru_cache(maxsize=1)
 def _icarus_version() -> tuple[int, ...]:
     hint = "install Icarus Verilog 11 or newer with `apt-get install iverilog`"
-    iverilog, vvp = shutil.which("iverilog"), shutil.which("vvp")
+    iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
     if iverilog is None or vvp is None:
-        raise SimulatorError(f"Icarus Verilog (iverilog and vvp) is not on PATH; {hint}")
+        raise SimulatorError(f"Icarus Verilog (iverilog and vvp) is not installed; {hint}")
     out = subprocess.run([iverilog, "-V"], capture_output=True, text=True)
     version = _version_tuple(out.stdout + out.stderr)
     if version is None:

