@@ -33,7 +33,7 @@ from pathlib import Path
 from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib.cdc import FFSynchronizer
 
-from lifgate.markers import write_between_markers
+from lifgate.app.markers import write_between_markers
 
 
 class NetworkHarness(Elaboratable):

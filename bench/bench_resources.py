@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from lifgate.markers import write_between_markers
+from lifgate.app.markers import write_between_markers
 
 # (board, design, neurons, lanes, noise source): the goals, with and without the noise source
 # on the UP5K (8 lanes of it take 1,000 of the 5,280 cells: the xorshift step and the byte

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lifgate.cli import DEFAULT_GROUPS, build_parser, main
+from lifgate.app.cli import DEFAULT_GROUPS, build_parser, main
 
 LONG_COMMANDS = {
     "verify": [],
@@ -295,7 +295,7 @@ def test_generate_to_stdout_on_a_pipe(tmp_path):
 
     link = tmp_path / "stdout.v"
     link.symlink_to("/proc/self/fd/1")
-    r = subprocess.run([sys.executable, "-m", "lifgate.cli", "generate", "--neurons", "8",
+    r = subprocess.run([sys.executable, "-m", "lifgate.app.cli", "generate", "--neurons", "8",
                         "--lanes", "2", "--groups", "2", "-o", str(link)], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

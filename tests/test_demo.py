@@ -15,7 +15,7 @@ from lifgate.golden import float_ref
 from lifgate.golden.fixed import simulate
 
 from lifgate import demo
-from lifgate.cli import main
+from lifgate.app.cli import main
 from lifgate.config import ArrayShape, Config, NeuronParams, NoiseParams
 
 PNG = b"\x89PNG\r\n\x1a\n"

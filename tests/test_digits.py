@@ -14,7 +14,7 @@ pytest.importorskip("sklearn")
 
 from lifgate.golden.synapse import simulate_network  # noqa: E402
 
-from lifgate.cli import main  # noqa: E402
+from lifgate.app.cli import main  # noqa: E402
 from lifgate.config import LeakMode, ResetMode  # noqa: E402
 from lifgate.convert import convert, load_dataset, train_ann  # noqa: E402
 

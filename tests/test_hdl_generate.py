@@ -14,7 +14,7 @@ from lifgate.hdl.array import addr_width, group_width, lif_signature
 from lifgate.hdl.dsp import simulation_models
 from lifgate.hdl.verilog import WAIVERS, LintError, generate_verilog, lint, port_list
 
-from lifgate.cli import main
+from lifgate.app.cli import main
 from lifgate.config import ArrayShape, Config, ConfigError, NeuronParams, param_layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ SMALL = dict(neurons=12, lanes=3, groups=4, v_width=10, i_width=8, ref_width=3, 
 
 def _cli(*args, cwd):
     return subprocess.run(
-        [sys.executable, "-m", "lifgate.cli", "generate", *args],
+        [sys.executable, "-m", "lifgate.app.cli", "generate", *args],
         cwd=cwd, capture_output=True, text=True,
     )
 

@@ -9,7 +9,7 @@ nir = pytest.importorskip("nir")
 
 from lifgate.golden.synapse import simulate_network  # noqa: E402
 
-from lifgate.cli import main  # noqa: E402
+from lifgate.app.cli import main  # noqa: E402
 from lifgate.config import ConfigError, LeakMode, ResetMode  # noqa: E402
 from lifgate.nir_import import export_nir, import_nir  # noqa: E402
 

@@ -15,7 +15,7 @@ from lifgate.golden import float_ref
 from lifgate.golden.fixed import simulate
 from lifgate.golden.noise import centered, lane_seeds
 
-from lifgate.cli import main
+from lifgate.app.cli import main
 from lifgate.config import Config, ConfigError, LeakMode, ResetMode
 from lifgate.quantize import NOISE_STD, quantize, quantize_euler, quantize_iaf
 
@@ -291,7 +291,7 @@ def test_cli_errors(capsys, argv, name):
 
 
 def test_cli_error_subprocess():
-    r = subprocess.run([sys.executable, "-m", "lifgate.cli", "quantize", "--dt", "0"],
+    r = subprocess.run([sys.executable, "-m", "lifgate.app.cli", "quantize", "--dt", "0"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "'dt' must be in (0, 1000] ms" in r.stderr and "Traceback" not in r.stderr

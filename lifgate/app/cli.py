@@ -1,6 +1,6 @@
 """The ``lifgate`` command line.
 
-Each subcommand lives in its own module under ``lifgate/commands/`` and provides
+Each subcommand lives in its own module under ``lifgate/app/commands/`` and provides
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the parsed
 arguments and returning an exit code. Modules are imported lazily so ``lifgate --help`` stays
 fast and one broken command cannot take the others down.
@@ -83,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary in COMMANDS:
         try:
-            module = importlib.import_module(f"lifgate.commands.{name}")
+            module = importlib.import_module(f"lifgate.app.commands.{name}")
         except ModuleNotFoundError as e:
-            if e.name == f"lifgate.commands.{name}":
+            if e.name == f"lifgate.app.commands.{name}":
                 continue  # not written yet
             raise
         module.register(sub, summary)

@@ -18,8 +18,8 @@ import io
 import os
 import sys
 
+from lifgate.app.cli import DEFAULT_GROUPS
 from lifgate.checks import check_int, read_config_file, writable_file, write_output
-from lifgate.cli import DEFAULT_GROUPS
 from lifgate.config import ArrayShape, ConfigError
 
 MULTIPLIERS = ("fabric", "ecp5", "ice40")

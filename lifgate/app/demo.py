@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lifgate.app.progress import progress_bar, ticker
 from lifgate.checks import check_number, output_dir, output_file
 from lifgate.config import ArrayShape, Config, ConfigError, NeuronParams, NoiseParams, ResetMode
 from lifgate.golden import float_ref
 from lifgate.golden.fixed import Result, simulate
-from lifgate.progress import progress_bar, ticker
 from lifgate.quantize import Quantized, quantize, quantize_euler, quantize_iaf
 
 __all__ = [
@@ -854,7 +854,7 @@ def run_demo(out=None, *, sim: str | None = "verilator", quick: bool = False,
     summary["result"] = "OK" if summary["ok"] else "FAILED" if failed else "INCOMPLETE"
     result = DemoResult(summary, ux, lif)
     if plots:
-        from lifgate import plots as plotting
+        from lifgate.app import plots as plotting
 
         result.plots = plotting.demo_plots(result, out, progress=progress)
         summary["plots"] = {k: str(v) for k, v in result.plots.items()}

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lifgate.app.progress import ticker
 from lifgate.checks import check_int, check_number, output_file, write_output
 from lifgate.config import ConfigError
-from lifgate.progress import ticker
 from lifgate.quantize import (
     BIO_DEFAULTS,
     MAX_SWEEP_UPDATES,

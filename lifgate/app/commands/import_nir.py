@@ -17,10 +17,10 @@ import json
 
 import numpy as np
 
+from lifgate.app.cli import add_report_options
+from lifgate.app.progress import ticker
 from lifgate.checks import check_int, check_number, input_file, writable_dir
-from lifgate.cli import add_report_options
 from lifgate.config import ConfigError
-from lifgate.progress import ticker
 
 #: Steps of ``--rtl`` without ``--steps``: the golden model and the RTL, spike for spike.
 RTL_STEPS = 32

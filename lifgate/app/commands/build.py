@@ -21,9 +21,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from lifgate.app.cli import DEFAULT_GROUPS, add_report_options
+from lifgate.app.progress import ticker
 from lifgate.checks import check_int, check_number, writable_dir
-from lifgate.cli import DEFAULT_GROUPS, add_report_options
-from lifgate.progress import ticker
 
 
 def register(subparsers, summary):
@@ -52,11 +52,11 @@ def register(subparsers, summary):
 
 
 def run(args) -> int:
+    from lifgate.app.commands.resources import _modes, format_table
     from lifgate.boards.protocol import check_baud
     from lifgate.boards.resources import board_shape
     from lifgate.boards.toolchain import FitError, ToolchainError, board, run_build
     from lifgate.boards.top import BoardTop
-    from lifgate.commands.resources import _modes, format_table
     from lifgate.config import ConfigError
 
     b = board(args.board)

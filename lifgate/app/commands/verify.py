@@ -20,10 +20,10 @@ import secrets
 import sys
 from pathlib import Path
 
+from lifgate.app.cli import DEFAULT_GROUPS, UsageError, add_report_options
+from lifgate.app.progress import progress_bar
 from lifgate.checks import check_int, writable_dir
-from lifgate.cli import DEFAULT_GROUPS, UsageError, add_report_options
 from lifgate.config import ArrayShape
-from lifgate.progress import progress_bar
 
 
 def register(subparsers, summary):

@@ -19,9 +19,9 @@ import json
 import sys
 from pathlib import Path
 
+from lifgate.app.cli import DEFAULT_GROUPS, UsageError, add_report_options
+from lifgate.app.progress import ticker
 from lifgate.checks import check_int, check_number, writable_dir
-from lifgate.cli import DEFAULT_GROUPS, UsageError, add_report_options
-from lifgate.progress import ticker
 
 
 def register(subparsers, summary):

@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from lifgate.cli import UsageError, add_report_options
+from lifgate.app.cli import UsageError, add_report_options
 
 
 def bench_dir() -> Path:

@@ -3,7 +3,7 @@
 Every function builds a :class:`matplotlib.figure.Figure` with the object-oriented API (no
 ``pyplot``, no global state), so it works under any backend: files are written through the
 Agg canvas, and a notebook displays the returned figure. Each takes the experiment objects of
-:mod:`lifgate.demo` and the list of sources to draw (``"fixed"`` and, when the RTL ran,
+:mod:`lifgate.app.demo` and the list of sources to draw (``"fixed"`` and, when the RTL ran,
 ``"rtl"``).
 """
 
@@ -17,9 +17,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from lifgate.app.progress import progress_bar
 from lifgate.checks import write_output
 from lifgate.config import ConfigError
-from lifgate.progress import progress_bar
 
 __all__ = [
     "demo_plots",
@@ -185,7 +185,7 @@ def _mv_axes(ax, lif, window, legend_room=0.3):
 
 def lif_membrane_figure(lif, current=None, sources=("fixed",), window: float = 100.0) -> Figure:
     """Membrane under a constant current against the threshold; fixed - float below."""
-    from lifgate.demo import TRACE_CURRENT
+    from lifgate.app.demo import TRACE_CURRENT
 
     current = TRACE_CURRENT if current is None else current
     fig, axes = _fig(9.0, 5.6, 2, 1, sharex=True, height_ratios=[3, 1])
@@ -282,7 +282,7 @@ def float_ref_rate(lif, currents):
 
 def noise_figure(lif, current=None, sources=("fixed",), window: float = 200.0) -> Figure:
     """White noise: membrane (ideal vs noisy) and rate curves (ideal vs noisy)."""
-    from lifgate.demo import NOISE_TRACE_CURRENT
+    from lifgate.app.demo import NOISE_TRACE_CURRENT
 
     current = NOISE_TRACE_CURRENT if current is None else current
     fig, axes = _fig(9.0, 8.0, 2, 1, height_ratios=[1, 1.1])
@@ -337,7 +337,7 @@ def noise_figure(lif, current=None, sources=("fixed",), window: float = 200.0) -
 
 
 def demo_plots(result, out, *, progress: bool = False) -> dict:
-    """Write every figure of a :class:`lifgate.demo.DemoResult` into ``out``; return paths."""
+    """Write every figure of a :class:`lifgate.app.demo.DemoResult` into ``out``; return paths."""
     out = Path(out)
     ux, lif = result.unitless, result.lif
     sources = ["fixed"]
@@ -361,7 +361,7 @@ def demo_plots(result, out, *, progress: bool = False) -> dict:
 def explore_figure(lif, current: float, sources=("fixed",), rates=None) -> Figure:
     """The notebook's figure: ideal and noisy membrane traces, and the rate curve.
 
-    ``lif`` is a :class:`lifgate.demo.LIFExperiments` with one neuron at ``current``;
+    ``lif`` is a :class:`lifgate.app.demo.LIFExperiments` with one neuron at ``current``;
     ``rates`` an optional :class:`lifgate.quantize.RateSweep` for the right-hand panel.
     """
     fig, axes = _fig(12.0, 6.4, 2, 2, width_ratios=[2.2, 1])

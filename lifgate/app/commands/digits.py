@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
+from lifgate.app.cli import add_report_options
+from lifgate.app.progress import ticker
 from lifgate.checks import check_int, writable_dir
-from lifgate.cli import add_report_options
 from lifgate.config import ConfigError
-from lifgate.progress import ticker
 
 #: Held-out digits of the stratified 75/25 split of scikit-learn's 1797 digits.
 TEST_DIGITS = 450
