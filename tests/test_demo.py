@@ -14,7 +14,7 @@ import pytest
 from lifgate.golden import float_ref
 from lifgate.golden.fixed import simulate
 
-from lifgate import demo
+from lifgate.app import demo
 from lifgate.app.cli import main
 from lifgate.config import ArrayShape, Config, NeuronParams, NoiseParams
 
