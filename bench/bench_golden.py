@@ -1,8 +1,8 @@
 """Throughput of the golden fixed-point model, ``lifgate.golden.fixed.simulate``.
 
-Runs the notebook's LIF (``lifgate.quantize.quantize()``: 16-bit, MULT leak, 2 ms refractory)
-for ``--neurons`` neurons (default 100,000) and ``--steps`` steps (default 1,000), the neurons
-driven by constant currents spread over 0 to 500 pA (so some are silent, some fire at up to
+Runs the notebook's LIF (``lifgate.compilers.quantize.quantize()``: 16-bit, MULT leak,
+2 ms refractory) for ``--neurons`` neurons (default 100,000) and ``--steps`` steps (default
+1,000), the neurons driven by constant currents spread over 0 to 500 pA (so some are silent, some fire at up to
 140 Hz), and reports neuron-updates per second against the goal of 3e8/s on 2 cores.
 
 If Brian2 is available, the same network (same equations, Euler, dt 0.1 ms, threshold, reset,
@@ -61,8 +61,8 @@ print(json.dumps({"version": brian_version, "target": cfg["target"], "setup_s": 
 
 
 def _golden_setup(neurons: int, noise: bool):
+    from lifgate.compilers.quantize import quantize
     from lifgate.config import ArrayShape, Config, NoiseParams
-    from lifgate.quantize import quantize
 
     q = quantize()
     # the most lanes (up to 64, a power of two) that divide N: the noise is generated per lane

@@ -117,7 +117,7 @@ def _cycles(conv, x, steps, build_dir):
 def measure(name, build_dir, *, steps=32, seed=1):
     from lifgate.boards.toolchain import ToolchainError, board, run_build
 
-    from lifgate.convert import convert, load_dataset, train_ann
+    from lifgate.compilers.convert import convert, load_dataset, train_ann
 
     b = board(name)
     data = load_dataset(0)

@@ -145,7 +145,7 @@ TRIPWIRES = [
     ("lifgate.boards.toolchain", "run_build", "the FPGA toolchain"),
     ("lifgate.boards.resources", "measure", "the FPGA toolchain"),
     ("lifgate.boards.resources", "run_build", "the FPGA toolchain"),
-    ("lifgate.convert", "train_ann", "the ANN training"),
+    ("lifgate.compilers.convert", "train_ann", "the ANN training"),
     ("lifgate.sim.tb_network", "run_network", "the network RTL run"),
     ("lifgate.boards.nethost", "open_network_board", "a board session"),
     ("lifgate.golden.synapse", "simulate_network", "the network's golden run"),

@@ -247,7 +247,7 @@ def test_resources_json_is_one_object_with_ok(tmp_path, capsys, monkeypatch):
 
 def test_digits_refuses_a_bad_board_before_training(capsys, monkeypatch):
     """Was: ``digits --board foo`` failed after about 67 s of training."""
-    from lifgate import convert
+    from lifgate.compilers import convert
 
     def no_training(*a, **k):
         raise AssertionError("trained before checking --board")

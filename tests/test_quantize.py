@@ -1,4 +1,5 @@
-"""``lifgate.quantize`` and ``lifgate quantize``: units to bits, judged by the fixed-point model.
+"""``lifgate.compilers.quantize`` and ``lifgate quantize``: units to bits, judged by the
+fixed-point model.
 
 Every firing rate here comes from ``lifgate.golden.fixed.simulate`` (rate = 1 / mean ISI over
 T) and is compared against the analytic LIF rate or the float references of the seeds.
@@ -16,8 +17,8 @@ from lifgate.golden.fixed import simulate
 from lifgate.golden.noise import centered, lane_seeds
 
 from lifgate.app.cli import main
+from lifgate.compilers.quantize import NOISE_STD, quantize, quantize_euler, quantize_iaf
 from lifgate.config import Config, ConfigError, LeakMode, ResetMode
-from lifgate.quantize import NOISE_STD, quantize, quantize_euler, quantize_iaf
 
 RATE_GRID = np.arange(250.0, 501.0, 1.0)
 

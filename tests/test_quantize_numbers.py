@@ -18,8 +18,8 @@ from lifgate.golden import float_ref
 from lifgate.golden.fixed import simulate
 
 from lifgate.app.cli import main
+from lifgate.compilers.quantize import RATE_ERROR_WARN_PCT, quantize
 from lifgate.config import Config, ConfigError
-from lifgate.quantize import RATE_ERROR_WARN_PCT, quantize
 
 
 def _run(capsys, *argv):

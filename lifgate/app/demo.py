@@ -16,7 +16,7 @@ Everything here is reusable on its own (``examples/explore.ipynb`` and the tests
   Icarus through ``lifgate.sim``, or Amaranth's simulator through ``lifgate.hdl.driver``).
 * :func:`run_demo`: everything, plots and the summary; what ``lifgate demo`` calls.
 
-Fixed-point scales come from :mod:`lifgate.quantize`; the float references from
+Fixed-point scales come from :mod:`lifgate.compilers.quantize`; the float references from
 :mod:`lifgate.golden.float_ref`; the fixed-point results from :mod:`lifgate.golden.fixed`.
 """
 
@@ -32,10 +32,10 @@ import numpy as np
 
 from lifgate.app.progress import progress_bar, ticker
 from lifgate.checks import check_number, output_dir, output_file
+from lifgate.compilers.quantize import Quantized, quantize, quantize_euler, quantize_iaf
 from lifgate.config import ArrayShape, Config, ConfigError, NeuronParams, NoiseParams, ResetMode
 from lifgate.golden import float_ref
 from lifgate.golden.fixed import Result, simulate
-from lifgate.quantize import Quantized, quantize, quantize_euler, quantize_iaf
 
 __all__ = [
     "PLOTS",
@@ -355,7 +355,7 @@ class LIFExperiments:
     Members
     -------
     q : Quantized
-        The fixed-point scales (:func:`lifgate.quantize.quantize` of ``pars``).
+        The fixed-point scales (:func:`lifgate.compilers.quantize.quantize` of ``pars``).
     pars : dict
         The float parameters (``float_ref.default_pars`` with overrides).
     currents : float array [K]

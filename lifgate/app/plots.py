@@ -362,7 +362,7 @@ def explore_figure(lif, current: float, sources=("fixed",), rates=None) -> Figur
     """The notebook's figure: ideal and noisy membrane traces, and the rate curve.
 
     ``lif`` is a :class:`lifgate.app.demo.LIFExperiments` with one neuron at ``current``;
-    ``rates`` an optional :class:`lifgate.quantize.RateSweep` for the right-hand panel.
+    ``rates`` an optional :class:`lifgate.compilers.quantize.RateSweep` for the right-hand panel.
     """
     fig, axes = _fig(12.0, 6.4, 2, 2, width_ratios=[2.2, 1])
     t = lif.time_ms

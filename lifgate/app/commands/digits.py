@@ -1,7 +1,7 @@
 """``lifgate digits``: ANN-to-SNN conversion on scikit-learn's 8x8 digits, golden model and RTL.
 
-Trains a 64-32-10 ReLU MLP (fixed seed), converts it (``lifgate.convert``), runs the fixed-point
-SNN on the golden model over the whole held-out split and on the RTL (Verilator) over the first
+Trains a 64-32-10 ReLU MLP (fixed seed), converts it (``lifgate.compilers.convert``), runs the
+fixed-point SNN on the golden model over the whole held-out split and on the RTL (Verilator) over the first
 ``--samples`` held-out digits, and checks the RTL against the golden model spike for spike and
 membrane for membrane on every layer and step. Exit code 1 if they differ.
 
@@ -93,7 +93,7 @@ def check_args(*, steps, samples, hidden, w_width, seed, board, limit, build_dir
 def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="verilator",
                   build_dir="build/digits", board=None, limit=None, progress=False) -> dict:
     """Train, convert, run; see the module docstring. ``progress``: show it on stderr."""
-    from lifgate.convert import convert, load_dataset, train_ann
+    from lifgate.compilers.convert import convert, load_dataset, train_ann
 
     limit = check_args(steps=steps, samples=samples, hidden=hidden, w_width=w_width, seed=seed,
                        board=board, limit=limit, build_dir=build_dir)

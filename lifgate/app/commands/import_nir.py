@@ -53,8 +53,8 @@ def register(subparsers, summary):
 
 
 def run(args) -> int:
+    from lifgate.compilers.nir_import import import_nir
     from lifgate.golden.synapse import simulate_network
-    from lifgate.nir_import import import_nir
 
     input_file("GRAPH.nir", args.graph)
     check_int("--w-width", args.w_width, 2, 18)

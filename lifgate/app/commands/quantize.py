@@ -32,8 +32,7 @@ import numpy as np
 
 from lifgate.app.progress import ticker
 from lifgate.checks import check_int, check_number, output_file, write_output
-from lifgate.config import ConfigError
-from lifgate.quantize import (
+from lifgate.compilers.quantize import (
     BIO_DEFAULTS,
     MAX_SWEEP_UPDATES,
     NOISE_STD,
@@ -43,6 +42,7 @@ from lifgate.quantize import (
     quantize_iaf,
     suggest_width,
 )
+from lifgate.config import ConfigError
 
 _HELP = {
     "V_th": "spike threshold [mV]",
