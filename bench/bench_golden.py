@@ -1,9 +1,9 @@
 """Throughput of the golden fixed-point model, ``lifgate.golden.fixed.simulate``.
 
-Runs the notebook's LIF (``lifgate.compilers.quantize.quantize()``: 16-bit, MULT leak,
-2 ms refractory) for ``--neurons`` neurons (default 100,000) and ``--steps`` steps (default
-1,000), the neurons driven by constant currents spread over 0 to 500 pA (so some are silent,
-some fire at up to 140 Hz), and reports neuron-updates per second against the goal of 3e8/s on 2 cores.
+Runs the notebook's LIF (``lifgate.compilers.quantize.quantize()``: 16-bit, MULT leak, 2 ms
+refractory) for ``--neurons`` neurons (default 100,000) and ``--steps`` steps (default 1,000),
+the neurons driven by constant currents spread over 0 to 500 pA (so some are silent, some fire
+at up to 140 Hz), and reports neuron-updates per second against the goal of 3e8/s on 2 cores.
 
 If Brian2 is available, the same network (same equations, Euler, dt 0.1 ms, threshold, reset,
 refractory period) runs in Brian2 in the same invocation and the ratio is printed. Brian2

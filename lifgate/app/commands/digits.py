@@ -1,9 +1,9 @@
 """``lifgate digits``: ANN-to-SNN conversion on scikit-learn's 8x8 digits, golden model and RTL.
 
 Trains a 64-32-10 ReLU MLP (fixed seed), converts it (``lifgate.compilers.convert``), runs the
-fixed-point SNN on the golden model over the whole held-out split and on the RTL (Verilator) over
-the first ``--samples`` held-out digits, and checks the RTL against the golden model spike for spike and
-membrane for membrane on every layer and step. Exit code 1 if they differ.
+fixed-point SNN on the golden model over the whole held-out split and on the RTL (Verilator)
+over the first ``--samples`` held-out digits, and checks the RTL against the golden model spike
+for spike and membrane for membrane on every layer and step. Exit code 1 if they differ.
 
 With ``--board SPEC`` the converted network also goes through a network board's host link
 (``lifgate.boards.nethost``): its weights and parameters are loaded over the link, then the
