@@ -2,7 +2,7 @@
 
 Each mutant is a textual patch of the gateware source (``hdl/array.py`` or ``hdl/noise.py``):
 the patched text is executed as a fresh module (the files on disk are never touched) and its
-``LIFArray`` replaces the real one in :mod:`lifgate.hdl.driver` for the duration of the run.
+``LIFArray`` replaces the real one in :mod:`lifgate.sim.driver` for the duration of the run.
 The regression is the project's own: :func:`lifgate.sim.regress.regress` on Amaranth's
 simulator, comparing every spike and membrane value bit for bit against
 :mod:`lifgate.golden.fixed`, over the directed cases of :mod:`lifgate.sim.cases` and a few
@@ -124,7 +124,7 @@ def build_mutant(mutant: Mutant | None):
 
 @contextlib.contextmanager
 def _patched_driver(cls):
-    import lifgate.hdl.driver as driver
+    import lifgate.sim.driver as driver
 
     saved = driver.LIFArray
     driver.LIFArray = cls

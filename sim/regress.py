@@ -2,7 +2,7 @@
 
 Used by ``lifgate verify``, by ``tests/test_sim_regression.py`` and by ``bench/bench_sim.py``.
 :func:`regress` runs on Icarus or Verilator (through :mod:`lifgate.sim.runner` and the cocotb
-testbench) or on Amaranth's simulator (through ``lifgate.hdl.driver.simulate_rtl``).
+testbench) or on Amaranth's simulator (through ``lifgate.sim.driver.simulate_rtl``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import shlex
 import time
 from pathlib import Path
 
+from lifgate.golden.fixed import fresh_state, simulate
 from lifgate.sim import runner
 from lifgate.sim.beats import compare_outputs
 from lifgate.sim.cases import SimCase, directed_cases, random_cases
+from lifgate.sim.driver import simulate_rtl
 
 from lifgate.config import ArrayShape, ConfigError
 
@@ -146,12 +148,6 @@ def regress(sim: str, shape: ArrayShape, cases: list[SimCase], *, build_dir,
 
 
 def _regress_amaranth(shape, cases, *, membrane, waves_dir, progress, options=None) -> Report:
-    try:
-        from lifgate.hdl.driver import simulate_rtl
-    except ImportError:
-        from lifgate.sim.amaranth_driver import simulate_rtl
-    from lifgate.golden.fixed import fresh_state, simulate
-
     results = []
     t0 = time.perf_counter()
     for case in cases:

@@ -13,7 +13,7 @@ Everything here is reusable on its own (``examples/explore.ipynb`` and the tests
   and optional input currents) with its golden-model result and, once :func:`run_rtl` has run
   it, the RTL's spikes and membrane values and the bit-exact verdict.
 * :func:`rtl_run` / :func:`run_rtl`: run configurations on the generated RTL (Verilator or
-  Icarus through ``lifgate.sim``, or Amaranth's simulator through ``lifgate.hdl.driver``).
+  Icarus through ``lifgate.sim``, or Amaranth's simulator through ``lifgate.sim.driver``).
 * :func:`run_demo`: everything, plots and the summary; what ``lifgate demo`` calls.
 
 Fixed-point scales come from :mod:`lifgate.compilers.quantize`; the float references from
@@ -553,7 +553,7 @@ def run_rtl(runs, *, sim: str = "verilator", build_dir=None, progress: bool = Fa
 
 
 def _run_amaranth(runs, progress) -> dict:
-    from lifgate.hdl.driver import simulate_rtl
+    from lifgate.sim.driver import simulate_rtl
 
     bar = progress_bar(total=sum(r.updates for r in runs), desc="RTL (amaranth)",
                        unit="updates", unit_scale=True, enabled=progress)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.hdl import Shape
 from amaranth.sim import Simulator
+from lifgate.golden.fixed import fresh_state, simulate
 from lifgate.hdl.array import LIFArray, beat_layout
 
 from lifgate.config import ArrayShape, Config, ConfigError, NoiseParams, pack_params
@@ -251,8 +252,6 @@ def golden_script(config: Config, script) -> list:
     A ``("params", other)`` operation must keep the noise settings (the gateware takes them at
     a clear).
     """
-    from lifgate.golden.fixed import fresh_state, simulate
-
     current, state, out = config, None, []
     for op in script:
         kind = op[0]
