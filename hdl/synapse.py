@@ -11,7 +11,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-from lifgate.golden.synapse import acc_width
+
+from lifgate.config import acc_width
 
 __all__ = ["Synapse", "saturate"]
 

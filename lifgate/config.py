@@ -30,6 +30,7 @@ __all__ = [
     "NeuronParams",
     "NoiseParams",
     "ResetMode",
+    "acc_width",
     "param_layout",
     "pack_params",
     "unpack_params",
@@ -489,3 +490,13 @@ def unpack_params(shape: ArrayShape, word: int) -> NeuronParams:
         value = fields["leak"] & ((1 << w) - 1)
         fields["leak"] = value - (1 << w) if value >> (w - 1) else value
     return NeuronParams(**fields)
+
+
+def acc_width(inputs: int, w_width: int, x_width: int) -> int:
+    """Width of an accumulator that holds any ``sum_i W[j, i] * x[i]`` exactly.
+
+    ``|W x| <= 2^(w_width-1) * (2^x_width - 1)`` per term, ``inputs`` terms:
+    ``w_width + x_width + ceil(log2(inputs))`` bits, signed. A shape rule shared by the golden
+    network model (:mod:`lifgate.golden.synapse`) and its gateware (:mod:`lifgate.hdl.synapse`).
+    """
+    return w_width + x_width + max(0, (inputs - 1).bit_length())

@@ -14,8 +14,8 @@ import os
 import re
 import sys
 
-from lifgate import __version__
 from lifgate.config import ConfigError
+from lifgate.version import __version__
 
 # (module, one-line summary); the order is the order of ``lifgate --help``.
 COMMANDS = [
