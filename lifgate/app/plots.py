@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from lifgate.app.progress import progress_bar
 from lifgate.checks import write_output
 from lifgate.config import ConfigError
+from lifgate.golden.float_ref import analytic_rate
 
 __all__ = [
     "demo_plots",
@@ -183,11 +184,9 @@ def _mv_axes(ax, lif, window, legend_room=0.3):
     ax.grid(alpha=0.3)
 
 
-def lif_membrane_figure(lif, current=None, sources=("fixed",), window: float = 100.0) -> Figure:
-    """Membrane under a constant current against the threshold; fixed - float below."""
-    from lifgate.app.demo import TRACE_CURRENT
-
-    current = TRACE_CURRENT if current is None else current
+def lif_membrane_figure(lif, current: float, sources=("fixed",),
+                        window: float = 100.0) -> Figure:
+    """Membrane under the constant ``current`` [pA] against the threshold; fixed - float below."""
     fig, axes = _fig(9.0, 5.6, 2, 1, sharex=True, height_ratios=[3, 1])
     ax = axes[0, 0]
     t = lif.time_ms
@@ -275,16 +274,12 @@ def rate_figure(lif, sources=("fixed",)) -> Figure:
 
 
 def float_ref_rate(lif, currents):
-    from lifgate.golden.float_ref import analytic_rate
 
     return np.asarray(analytic_rate(lif.pars, currents), dtype=float)
 
 
-def noise_figure(lif, current=None, sources=("fixed",), window: float = 200.0) -> Figure:
-    """White noise: membrane (ideal vs noisy) and rate curves (ideal vs noisy)."""
-    from lifgate.app.demo import NOISE_TRACE_CURRENT
-
-    current = NOISE_TRACE_CURRENT if current is None else current
+def noise_figure(lif, current: float, sources=("fixed",), window: float = 200.0) -> Figure:
+    """White noise at the mean ``current`` [pA]: membrane (ideal vs noisy) and rate curves."""
     fig, axes = _fig(9.0, 8.0, 2, 1, height_ratios=[1, 1.1])
     ax = axes[0, 0]
     t = lif.time_ms
@@ -336,8 +331,13 @@ def noise_figure(lif, current=None, sources=("fixed",), window: float = 200.0) -
 # All of them -------------------------------------------------------------------------------
 
 
-def demo_plots(result, out, *, progress: bool = False) -> dict:
-    """Write every figure of a :class:`lifgate.app.demo.DemoResult` into ``out``; return paths."""
+def demo_plots(result, out, *, trace_current: float, noise_trace_current: float,
+               progress: bool = False) -> dict:
+    """Write every figure of a :class:`lifgate.app.demo.DemoResult` into ``out``; return paths.
+
+    ``trace_current`` and ``noise_trace_current`` [pA] pick the neurons of the membrane
+    traces without and with noise (the demo's ``TRACE_CURRENT`` and ``NOISE_TRACE_CURRENT``).
+    """
     out = Path(out)
     ux, lif = result.unitless, result.lif
     sources = ["fixed"]
@@ -346,9 +346,9 @@ def demo_plots(result, out, *, progress: bool = False) -> dict:
         sources.append("rtl")
     makers = {
         "euler_lif": lambda: euler_figure(ux, sources),
-        "lif_membrane": lambda: lif_membrane_figure(lif, sources=sources),
+        "lif_membrane": lambda: lif_membrane_figure(lif, trace_current, sources),
         "lif_rate": lambda: rate_figure(lif, sources),
-        "lif_noise": lambda: noise_figure(lif, sources=sources),
+        "lif_noise": lambda: noise_figure(lif, noise_trace_current, sources),
         "iaf": lambda: iaf_figure(ux, sources),
     }
     paths = {}
