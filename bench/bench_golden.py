@@ -28,6 +28,10 @@ import sys
 import time
 
 import numpy as np
+from lifgate.golden.fixed import fresh_state, simulate
+
+from lifgate.compilers.quantize import quantize
+from lifgate.config import ArrayShape, Config, NoiseParams
 
 GOAL = 3e8  # neuron-updates/s on 2 cores
 
@@ -61,9 +65,6 @@ print(json.dumps({"version": brian_version, "target": cfg["target"], "setup_s": 
 
 
 def _golden_setup(neurons: int, noise: bool):
-    from lifgate.compilers.quantize import quantize
-    from lifgate.config import ArrayShape, Config, NoiseParams
-
     q = quantize()
     # the most lanes (up to 64, a power of two) that divide N: the noise is generated per lane
     # and address, so the lane count sets its cost (the noise-free results do not depend on it)
@@ -76,7 +77,6 @@ def _golden_setup(neurons: int, noise: bool):
 
 
 def bench_golden(neurons: int, steps: int, repeat: int, noise: bool = False) -> dict:
-    from lifgate.golden.fixed import simulate
 
     cfg, currents = _golden_setup(neurons, noise)
     simulate(cfg, 5, currents)  # warm up (imports, noise tables)
@@ -112,7 +112,7 @@ def _find_brian_python(explicit: str | None) -> str | None:
     if env:
         return env
     try:
-        import brian2  # noqa: F401
+        import brian2  # noqa: F401  (optional, its own environment: a probe, is it here?)
 
         return sys.executable
     except Exception:
@@ -151,8 +151,6 @@ def profile_step(neurons: int, steps: int) -> dict:
     timer around each pass; it checks its result against ``simulate`` so the replica cannot
     silently drift from the model it profiles.
     """
-    from lifgate.golden.fixed import fresh_state, simulate
-
     cfg, currents = _golden_setup(neurons, False)
     p = cfg.params[0]
     F = cfg.shape.decay_frac

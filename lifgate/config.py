@@ -19,8 +19,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import numbers
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
 
 __all__ = [
     "ArrayShape",
@@ -69,8 +73,6 @@ def _check_int(name: str, value, lo: int, hi: int) -> int:
         # numpy integers are accepted, everything else (floats included) is not: a float
         # silently truncated to an integer is exactly the bug this check exists to stop.
         try:
-            import numbers
-
             if isinstance(value, numbers.Integral) and not isinstance(value, bool):
                 value = int(value)
             else:
@@ -391,8 +393,6 @@ class Config:
         return cls.from_dict(data)
 
     def to_toml(self) -> str:
-        import tomli_w
-
         return tomli_w.dumps(self.to_dict())
 
     @classmethod
@@ -406,8 +406,6 @@ class Config:
     @classmethod
     def load(cls, path) -> Config:
         """Read a ``.json`` or ``.toml`` file."""
-        from pathlib import Path
-
         path = Path(path)
         try:
             text = path.read_text()
@@ -420,8 +418,6 @@ class Config:
         return cls.from_json(text)
 
     def save(self, path) -> None:
-        from pathlib import Path
-
         path = Path(path)
         toml = path.suffix.lower() == ".toml"
         path.write_text(self.to_toml() if toml else self.to_json(indent=2) + "\n")

@@ -37,7 +37,7 @@ __all__ = ["Import", "export_nir", "import_nir", "load_nir"]
 
 def _nir():
     try:
-        import nir
+        import nir  # optional (the networks extra): only NIR import needs it
     except ImportError:
         raise ConfigError("NIR import needs the nir package: pip install 'lifgate[networks]'") \
             from None
@@ -107,7 +107,7 @@ def load_nir(path):
 def _shape_mismatch(path) -> str | None:
     """The first node of a NIR file whose parameters differ in shape, as a sentence."""
     try:
-        import h5py
+        import h5py  # optional: comes with nir (the networks extra), only for this message
 
         with h5py.File(path, "r") as f:
             nodes = f["node"]["nodes"]

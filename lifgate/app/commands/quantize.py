@@ -43,6 +43,8 @@ from lifgate.compilers.quantize import (
     suggest_width,
 )
 from lifgate.config import ConfigError
+from lifgate.golden import float_ref
+from lifgate.golden.fixed import simulate
 
 _HELP = {
     "V_th": "spike threshold [mV]",
@@ -181,9 +183,6 @@ def _finish(args, q, rep, cfg, save, title=None, tail=None) -> int:
 
 
 def _run_seed(args, save) -> int:
-    from lifgate.golden import float_ref
-    from lifgate.golden.fixed import simulate
-
     if args.model == "euler":
         q = quantize_euler(width=args.width, leak=args.leak)
         cfg = q.with_input(11.0)
