@@ -47,7 +47,7 @@ array's registers through ``LIFArray._probes`` (a hook that adds no logic) and s
 stage registers of ``hdl/array.py``: a renamed register is a ``KeyError`` at elaboration, a
 re-pipelined datapath an induction failure (``UNKNOWN``), never a false ``PASS``.
 
-``python -m lifgate.hdl.formal`` runs the :data:`JOBS` table and prints depth, time and result;
+``python -m lifgate.sim.formal`` runs the :data:`JOBS` table and prints depth, time and result;
 ``--prop``, ``--mode``, ``--engine``, ``--depth``, ``--modes``, ``--neurons``, ``--invariants``,
 ``--pipeline`` run other jobs (``--depth 0``: ``k = 2`` for k-induction, :func:`default_depth`
 for BMC: pipeline length + largest ``t_ref`` + 2 timesteps; see ``docs/verification.md``).
@@ -748,7 +748,7 @@ def run_job(job: FormalJob, workdir, *, timeout: float = 3600,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lifgate.hdl.formal",
+    ap = argparse.ArgumentParser(prog="python -m lifgate.sim.formal",
                                  description="Run the LIFArray lane proofs with SymbiYosys.")
     ap.add_argument("--prop", action="append", choices=PROPERTIES)
     ap.add_argument("--mode", choices=("bmc", "prove"), default="bmc")
