@@ -68,8 +68,8 @@ def test_an_upward_import_breaks_the_floors(mirror, tmp_path):
 
 # No function-local imports -------------------------------------------------------------------
 
-#: The source folders whose modules may import only at the top (issue 15, Build 2). boards/ and
-#: sim/formal.py follow when their owners hoist theirs.
+#: The source folders whose modules may import only at the top (issue 15, Build 2); boards/
+#: follows when its owner hoists its imports.
 LOCAL_IMPORT_FREE = ["lifgate", "golden", "sim", "bench", "hdl/verilog.py", "hdl/synapse.py",
                      "hdl/network.py", "hdl/noise.py", "hdl/dsp.py", "hdl/ram.py",
                      "hdl/array.py", "hdl/events.py"]
