@@ -227,3 +227,9 @@ def test_config_file_and_overrides(tmp_path, capsys, suffix):
     assert text == generate_verilog(dataclasses.replace(shape, lanes=8), membrane=False)
     assert re.search(r"^//\s+lanes\s+= 8$", text, re.M)
     assert "wrote" in capsys.readouterr().out
+
+
+def test_generate_verilog_refuses_a_non_configuration_with_config_error():
+    """One error type for user mistakes (issue 15, Build 7): was TypeError."""
+    with pytest.raises(ConfigError, match="parameter 'config' must be a Config or an ArrayShape"):
+        generate_verilog({"neurons": 64})

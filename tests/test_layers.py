@@ -52,7 +52,7 @@ def mirror(tmp_path_factory):
 def test_floors_hold(mirror):
     r = _lint(mirror)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "Contracts: 4 kept, 0 broken." in r.stdout
+    assert "Contracts: 5 kept, 0 broken." in r.stdout
     # The copy, not the source tree, was analysed: all floors were found.
     assert "module lifgate.boards does not exist" not in r.stdout
 
@@ -138,3 +138,13 @@ def test_the_local_import_check_can_fail(tmp_path):
     f.write_text("import os\n\ndef f():\n    from lifgate.config import ConfigError\n"
                  "    return ConfigError, os\n")
     assert _local_imports(f) == [(4, "lifgate.config")]
+
+
+def test_an_import_loop_breaks_the_floors(tmp_path):
+    """The demo <-> plots loop of issue 15, put back in a copy: the acyclic contract fails."""
+    bad = _mirror(tmp_path / "loop")
+    plots = bad / "lifgate" / "app" / "plots.py"
+    plots.write_text(plots.read_text() + "\nfrom lifgate.app.demo import TRACE_CURRENT  # noqa\n")
+    r = _lint(bad)
+    assert r.returncode != 0
+    assert "no import cycles between siblings BROKEN" in r.stdout, r.stdout
