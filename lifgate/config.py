@@ -30,6 +30,7 @@ __all__ = [
     "ArrayShape",
     "Config",
     "ConfigError",
+    "ConfigTypeError",
     "LeakMode",
     "NeuronParams",
     "NoiseParams",
@@ -42,7 +43,16 @@ __all__ = [
 
 
 class ConfigError(ValueError):
-    """A configuration value is out of its legal range or of the wrong type."""
+    """A configuration value is out of its legal range or of the wrong type.
+
+    The one error type of lifgate for a user's mistake: catch ``ConfigError``.
+    """
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A :class:`ConfigError` that is also a ``TypeError``: what a gateware constructor raises
+    for a bad argument, where Amaranth's convention (and lifgate before issue 15) is
+    ``TypeError``; so both ``except ConfigError`` and ``except TypeError`` catch it."""
 
 
 class LeakMode(enum.IntEnum):
