@@ -44,7 +44,6 @@ import threading
 import time
 from pathlib import Path
 
-import cocotb
 from cocotb_tools import runner as cocotb_runner
 from lifgate.hdl.array import beat_layout, group_width
 from lifgate.hdl.dsp import simulation_models
@@ -469,7 +468,8 @@ def build(
 def _build_key(sim, files, parameters, build_args, waves) -> str:
     h = hashlib.sha256()
     tool = ".".join(map(str, check_icarus() if sim == "icarus" else verilator_version()))
-    h.update(json.dumps([sim, tool, cocotb.__version__, parameters, build_args, waves,
+    cocotb_version = importlib.metadata.version("cocotb")  # without importing it (slow)
+    h.update(json.dumps([sim, tool, cocotb_version, parameters, build_args, waves,
                          TIMESCALE]).encode())
     for f in files:
         h.update(Path(f).read_bytes())

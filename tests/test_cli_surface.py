@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -302,3 +304,20 @@ def test_generate_to_stdout_on_a_pipe(tmp_path):
     assert "module lif_array(" in r.stdout and r.stdout.rstrip().endswith("endmodule")
     assert r.stderr.startswith(f"wrote {link}: lif_array, 8 neurons")
     assert link.is_symlink() and [p.name for p in tmp_path.iterdir()] == ["stdout.v"]
+
+
+@pytest.mark.parametrize("argv,absent", [
+    (["--help"], ["lifgate.app.commands.demo", "matplotlib", "cocotb", "amaranth"]),
+    (["quantize", "--help"], ["lifgate.sim", "lifgate.hdl", "matplotlib", "cocotb"]),
+    (["generate", "--help"], ["lifgate.sim", "lifgate.boards", "matplotlib", "cocotb"]),
+])
+def test_a_command_imports_only_what_it_needs(argv, absent):
+    """main imports only the module of the command it runs (the others are stubs with their
+    summary), and matplotlib only when a figure is drawn: imports sit at the top of every
+    module (issue 15), so this is what keeps 'lifgate --help' quick."""
+    code = ("import sys; from lifgate.app.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {absent!r} if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout

