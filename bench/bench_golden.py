@@ -1,9 +1,9 @@
 """Throughput of the golden fixed-point model, ``lifgate.golden.fixed.simulate``.
 
-Runs the notebook's LIF (``lifgate.quantize.quantize()``: 16-bit, MULT leak, 2 ms refractory)
-for ``--neurons`` neurons (default 100,000) and ``--steps`` steps (default 1,000), the neurons
-driven by constant currents spread over 0 to 500 pA (so some are silent, some fire at up to
-140 Hz), and reports neuron-updates per second against the goal of 3e8/s on 2 cores.
+Runs the notebook's LIF (``lifgate.compilers.quantize.quantize()``: 16-bit, MULT leak, 2 ms
+refractory) for ``--neurons`` neurons (default 100,000) and ``--steps`` steps (default 1,000),
+the neurons driven by constant currents spread over 0 to 500 pA (so some are silent, some fire
+at up to 140 Hz), and reports neuron-updates per second against the goal of 3e8/s on 2 cores.
 
 If Brian2 is available, the same network (same equations, Euler, dt 0.1 ms, threshold, reset,
 refractory period) runs in Brian2 in the same invocation and the ratio is printed. Brian2
@@ -28,6 +28,10 @@ import sys
 import time
 
 import numpy as np
+from lifgate.golden.fixed import fresh_state, simulate
+
+from lifgate.compilers.quantize import quantize
+from lifgate.config import ArrayShape, Config, NoiseParams
 
 GOAL = 3e8  # neuron-updates/s on 2 cores
 
@@ -61,9 +65,6 @@ print(json.dumps({"version": brian_version, "target": cfg["target"], "setup_s": 
 
 
 def _golden_setup(neurons: int, noise: bool):
-    from lifgate.config import ArrayShape, Config, NoiseParams
-    from lifgate.quantize import quantize
-
     q = quantize()
     # the most lanes (up to 64, a power of two) that divide N: the noise is generated per lane
     # and address, so the lane count sets its cost (the noise-free results do not depend on it)
@@ -76,7 +77,6 @@ def _golden_setup(neurons: int, noise: bool):
 
 
 def bench_golden(neurons: int, steps: int, repeat: int, noise: bool = False) -> dict:
-    from lifgate.golden.fixed import simulate
 
     cfg, currents = _golden_setup(neurons, noise)
     simulate(cfg, 5, currents)  # warm up (imports, noise tables)
@@ -112,7 +112,7 @@ def _find_brian_python(explicit: str | None) -> str | None:
     if env:
         return env
     try:
-        import brian2  # noqa: F401
+        import brian2  # noqa: F401  (optional, its own environment: a probe, is it here?)
 
         return sys.executable
     except Exception:
@@ -151,8 +151,6 @@ def profile_step(neurons: int, steps: int) -> dict:
     timer around each pass; it checks its result against ``simulate`` so the replica cannot
     silently drift from the model it profiles.
     """
-    from lifgate.golden.fixed import fresh_state, simulate
-
     cfg, currents = _golden_setup(neurons, False)
     p = cfg.params[0]
     F = cfg.shape.decay_frac

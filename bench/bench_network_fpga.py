@@ -30,25 +30,28 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib.cdc import FFSynchronizer
+from lifgate.boards.pll import BoardClock
+from lifgate.boards.resources import _xor_tree
+from lifgate.boards.toolchain import ToolchainError, board, run_build
+from lifgate.golden.synapse import simulate_network
+from lifgate.hdl.network import Network
+from lifgate.sim.tb_network import run_network
 
-from lifgate.markers import write_between_markers
+from lifgate.app.markers import write_between_markers
+from lifgate.compilers.convert import convert, load_dataset, train_ann
 
 
 class NetworkHarness(Elaboratable):
     def __init__(self, net, *, board, frequency):
-        from lifgate.boards.pll import BoardClock
-
         self.net = net
         self.board = board
         self.clock = BoardClock(frequency=frequency, family=board.family,
                                 f_in=board.platform().default_clk_frequency)
 
     def elaborate(self, platform):
-        from lifgate.boards.resources import _xor_tree
-        from lifgate.hdl.network import Network
-
         m = Module()
         m.submodules.clock = self.clock
         m.submodules.net = dut = Network.for_network(self.net, membrane=False)
@@ -101,10 +104,6 @@ SCRIPT_AFTER_READ = "rename -hide w:*] x:* %d"
 
 def _cycles(conv, x, steps, build_dir):
     """Clocks of one inference on the RTL (Icarus), after checking it against the model."""
-    import numpy as np
-    from lifgate.golden.synapse import simulate_network
-    from lifgate.sim.tb_network import run_network
-
     (run,) = run_network(conv.network, [(x, steps)], build_dir=build_dir, sim="icarus",
                          membrane=False)
     want = simulate_network(conv.network, steps, x)
@@ -115,9 +114,6 @@ def _cycles(conv, x, steps, build_dir):
 
 
 def measure(name, build_dir, *, steps=32, seed=1):
-    from lifgate.boards.toolchain import ToolchainError, board, run_build
-
-    from lifgate.convert import convert, load_dataset, train_ann
 
     b = board(name)
     data = load_dataset(0)

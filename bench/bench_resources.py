@@ -17,7 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from lifgate.markers import write_between_markers
+from lifgate.boards.resources import board_shape
+from lifgate.boards.resources import measure as build
+from lifgate.boards.toolchain import BOARDS, ToolchainError
+
+from lifgate.app.markers import write_between_markers
 
 # (board, design, neurons, lanes, noise source): the goals, with and without the noise source
 # on the UP5K (8 lanes of it take 1,000 of the 5,280 cells: the xorshift step and the byte
@@ -37,10 +41,6 @@ QUICK = [
 
 
 def measure(runs, build_dir, seed=1):
-    from lifgate.boards.resources import board_shape
-    from lifgate.boards.resources import measure as build
-    from lifgate.boards.toolchain import BOARDS, ToolchainError
-
     rows = []
     for name, design, n, p, noise in runs:
         b = BOARDS[name]

@@ -2,7 +2,7 @@
 
 Each mutant is a textual patch of the gateware source (``hdl/array.py`` or ``hdl/noise.py``):
 the patched text is executed as a fresh module (the files on disk are never touched) and its
-``LIFArray`` replaces the real one in :mod:`lifgate.hdl.driver` for the duration of the run.
+``LIFArray`` replaces the real one in :mod:`lifgate.sim.driver` for the duration of the run.
 The regression is the project's own: :func:`lifgate.sim.regress.regress` on Amaranth's
 simulator, comparing every spike and membrane value bit for bit against
 :mod:`lifgate.golden.fixed`, over the directed cases of :mod:`lifgate.sim.cases` and a few
@@ -30,6 +30,11 @@ import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
+
+import lifgate.hdl
+import lifgate.sim.driver as driver
+from lifgate.sim.cases import directed_cases, random_cases
+from lifgate.sim.regress import regress
 
 from lifgate.config import ArrayShape
 
@@ -86,7 +91,6 @@ SHAPE = ArrayShape(neurons=8, lanes=2, groups=2, v_width=8, i_width=6, ref_width
 
 
 def _hdl_dir() -> Path:
-    import lifgate.hdl
 
     return Path(lifgate.hdl.__file__).resolve().parent
 
@@ -124,7 +128,6 @@ def build_mutant(mutant: Mutant | None):
 
 @contextlib.contextmanager
 def _patched_driver(cls):
-    import lifgate.hdl.driver as driver
 
     saved = driver.LIFArray
     driver.LIFArray = cls
@@ -136,8 +139,6 @@ def _patched_driver(cls):
 
 def cases(shape: ArrayShape = SHAPE, *, random: int = 4, seed: int = 2024):
     """Directed cases (short runs) followed by ``random`` seeded random ones."""
-    from lifgate.sim.cases import directed_cases, random_cases
-
     return directed_cases(shape, steps=12, long_steps=40) + random_cases(
         shape, seed, random, steps=24)
 
@@ -148,8 +149,6 @@ def run_mutant(mutant: Mutant | None, case_list, shape: ArrayShape = SHAPE) -> d
     Returns ``{"name", "status": KILLED | SURVIVED | STALE | PASS | FAIL, "case", "detail",
     "cases_run", "seconds"}`` (``PASS``/``FAIL`` for the unmutated design).
     """
-    from lifgate.sim.regress import regress
-
     name = mutant.name if mutant else "original"
     t0 = time.perf_counter()
     try:

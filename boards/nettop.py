@@ -49,10 +49,10 @@ class NetworkBoardTop(BoardTop):
 
 def net_verilog(features: NetFeatures, *, divisor: int, timeout: int) -> str:
     """The Verilog of a :class:`NetworkLink` as the simulation top ``board_top``."""
-    from amaranth.back import verilog
+    from lifgate.hdl.verilog import convert_verilog
 
     link = NetworkLink(features, divisor=divisor, timeout=timeout)
-    return verilog.convert(link, name=TOPLEVEL, emit_src=False)
+    return convert_verilog(link, name=TOPLEVEL, internal_attrs=True)
 
 
 def build_net_sim_top(features: NetFeatures, *, sim: str, build_dir, divisor: int = 8,

@@ -187,11 +187,11 @@ def build_sim_top(features: Features, *, sim: str, build_dir, divisor: int = 8,
     (as on the iCEBreaker), simulated with Yosys' own model of the primitive.
     ``array_options`` go to the array (see :class:`HostLink`).
     """
-    from amaranth.back import verilog
+    from lifgate.hdl.verilog import convert_verilog
 
     link = HostLink(features, divisor=divisor, timeout=timeout, current_ram=current_ram,
                     array_options=array_options)
-    text = verilog.convert(link, name=TOPLEVEL, emit_src=False)
+    text = convert_verilog(link, name=TOPLEVEL, internal_attrs=True)
     if current_ram == "spram":
         text += "\n" + _spram_model()
     from lifgate.hdl.dsp import simulation_models

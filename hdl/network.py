@@ -13,7 +13,7 @@ from amaranth.utils import ceil_log2
 from lifgate.hdl.array import LIFArray, group_width, param_struct
 from lifgate.hdl.synapse import Synapse
 
-from lifgate.config import ArrayShape, ConfigError, param_layout
+from lifgate.config import ArrayShape, ConfigError, pack_params, param_layout
 
 __all__ = ["Network", "param_writes", "record_layout", "weight_writes"]
 
@@ -312,8 +312,6 @@ def weight_writes(network):
 def param_writes(network):
     """``(layer, group, word)`` of every parameter set of ``network``, packed by
     :func:`lifgate.config.pack_params`."""
-    from lifgate.config import pack_params
-
     return [
         (n, g, pack_params(layer.config.shape, p))
         for n, layer in enumerate(network.layers)

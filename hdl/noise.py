@@ -10,6 +10,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from lifgate.hdl.dsp import RegisteredMulAdd
 
+from lifgate.config import ConfigTypeError
+
 __all__ = ["GOLDEN", "LaneNoise", "lane_seed", "xorshift32"]
 
 #: The odd constant that spreads the lanes' seeds: ``floor(2**32 / phi)``.
@@ -99,11 +101,11 @@ class LaneNoise(wiring.Component):
 
     def __init__(self, *, lane: int, multiplier: str = "fabric", addend_width: int = 26):
         if isinstance(lane, bool) or not isinstance(lane, int) or not 0 <= lane < 64:
-            raise TypeError(f"Lane must be an integer in [0, 63], not {lane!r}")
+            raise ConfigTypeError(f"Lane must be an integer in [0, 63], not {lane!r}")
         if (isinstance(addend_width, bool) or not isinstance(addend_width, int)
                 or not 26 <= addend_width <= 64):
-            raise TypeError(f"Addend width must be an integer in [26, 64], not "
-                            f"{addend_width!r}")
+            raise ConfigTypeError(f"Addend width must be an integer in [26, 64], not "
+                                  f"{addend_width!r}")
         self._lane = lane
         # Checked here, before any elaboration.
         self._mac = RegisteredMulAdd(unsigned(10), unsigned(16), signed(addend_width),

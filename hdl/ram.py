@@ -22,6 +22,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from lifgate.config import ConfigTypeError
+
 __all__ = ["DP16KD_MODEL", "ECP5_MAX_DEPTH", "KINDS", "PipelinedRAM", "ecp5_blocks"]
 
 #: The memory kinds: ``inferred`` (an Amaranth ``Memory`` and a fabric register) and ``ecp5``
@@ -87,7 +89,7 @@ class PipelinedRAM(wiring.Component):
             raise ValueError(f"Memory kind must be one of {', '.join(map(repr, KINDS))}, "
                              f"not {kind!r}")
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
-            raise TypeError(f"Depth must be an integer of at least 2, not {depth!r}")
+            raise ConfigTypeError(f"Depth must be an integer of at least 2, not {depth!r}")
         if kind == "ecp5" and depth > ECP5_MAX_DEPTH:
             raise ValueError(f"Depth of an ecp5 memory must be at most {ECP5_MAX_DEPTH}, "
                              f"not {depth!r}")

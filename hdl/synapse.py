@@ -11,7 +11,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-from lifgate.golden.synapse import acc_width
+
+from lifgate.config import ConfigTypeError, acc_width
 
 __all__ = ["Synapse", "saturate"]
 
@@ -30,7 +31,7 @@ def saturate(x, width: int):
 
 def _check(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise TypeError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
+        raise ConfigTypeError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
 
 
 class Synapse(wiring.Component):
@@ -90,7 +91,8 @@ class Synapse(wiring.Component):
             _check("Lanes", lanes, 1, 64)
             _check("Outputs", outputs, 1, 1 << 20)
             if outputs % lanes:
-                raise TypeError(f"Outputs must be a multiple of lanes ({lanes}), not {outputs!r}")
+                raise ConfigTypeError(
+                    f"Outputs must be a multiple of lanes ({lanes}), not {outputs!r}")
             _check("Weight width", w_width, 2, 18)
             _check("Input width", x_width, 1, 16)
             _check("Current width", i_width, 2, 32)

@@ -1,3 +1,5 @@
 """lifgate: fixed-point leaky-integrate-and-fire neuron arrays, bit-exact from numpy to FPGA."""
 
-__version__ = "0.1.0"
+from lifgate.version import __version__
+
+__all__ = ["__version__"]

@@ -18,14 +18,16 @@ library.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
 import stat
 import tempfile
+import tomllib
 from pathlib import Path
 
-from lifgate.config import ConfigError
+from lifgate.config import Config, ConfigError
 
 __all__ = [
     "ConfigError",
@@ -250,10 +252,6 @@ def read_config_file(name: str, path) -> tuple[dict, object]:
     a directory, unreadable, not UTF-8 text, another suffix, invalid TOML/JSON, a bad value)
     raises one-line :class:`ConfigError` naming ``name`` and the file.
     """
-    import json
-    import tomllib
-
-    from lifgate.config import Config
 
     _no_nul(name, path)
     p = input_file(name, path)

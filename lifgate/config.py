@@ -19,17 +19,23 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import numbers
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
 
 __all__ = [
     "ArrayShape",
     "Config",
     "ConfigError",
+    "ConfigTypeError",
     "LeakMode",
     "NeuronParams",
     "NoiseParams",
     "ResetMode",
+    "acc_width",
     "param_layout",
     "pack_params",
     "unpack_params",
@@ -37,7 +43,16 @@ __all__ = [
 
 
 class ConfigError(ValueError):
-    """A configuration value is out of its legal range or of the wrong type."""
+    """A configuration value is out of its legal range or of the wrong type.
+
+    The one error type of lifgate for a user's mistake: catch ``ConfigError``.
+    """
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A :class:`ConfigError` that is also a ``TypeError``: what a gateware constructor raises
+    for a bad argument, where Amaranth's convention (and lifgate before issue 15) is
+    ``TypeError``; so both ``except ConfigError`` and ``except TypeError`` catch it."""
 
 
 class LeakMode(enum.IntEnum):
@@ -68,8 +83,6 @@ def _check_int(name: str, value, lo: int, hi: int) -> int:
         # numpy integers are accepted, everything else (floats included) is not: a float
         # silently truncated to an integer is exactly the bug this check exists to stop.
         try:
-            import numbers
-
             if isinstance(value, numbers.Integral) and not isinstance(value, bool):
                 value = int(value)
             else:
@@ -390,8 +403,6 @@ class Config:
         return cls.from_dict(data)
 
     def to_toml(self) -> str:
-        import tomli_w
-
         return tomli_w.dumps(self.to_dict())
 
     @classmethod
@@ -405,8 +416,6 @@ class Config:
     @classmethod
     def load(cls, path) -> Config:
         """Read a ``.json`` or ``.toml`` file."""
-        from pathlib import Path
-
         path = Path(path)
         try:
             text = path.read_text()
@@ -419,8 +428,6 @@ class Config:
         return cls.from_json(text)
 
     def save(self, path) -> None:
-        from pathlib import Path
-
         path = Path(path)
         toml = path.suffix.lower() == ".toml"
         path.write_text(self.to_toml() if toml else self.to_json(indent=2) + "\n")
@@ -489,3 +496,13 @@ def unpack_params(shape: ArrayShape, word: int) -> NeuronParams:
         value = fields["leak"] & ((1 << w) - 1)
         fields["leak"] = value - (1 << w) if value >> (w - 1) else value
     return NeuronParams(**fields)
+
+
+def acc_width(inputs: int, w_width: int, x_width: int) -> int:
+    """Width of an accumulator that holds any ``sum_i W[j, i] * x[i]`` exactly.
+
+    ``|W x| <= 2^(w_width-1) * (2^x_width - 1)`` per term, ``inputs`` terms:
+    ``w_width + x_width + ceil(log2(inputs))`` bits, signed. A shape rule shared by the golden
+    network model (:mod:`lifgate.golden.synapse`) and its gateware (:mod:`lifgate.hdl.synapse`).
+    """
+    return w_width + x_width + max(0, (inputs - 1).bit_length())

@@ -336,6 +336,56 @@ def random_cases(shape: ArrayShape, seed: int, count: int, *, steps: int = 48,
 # Directed cases -------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class _Directed:
+    """What the groups of directed cases share: the shape, the run lengths, the list."""
+
+    shape: ArrayShape
+    steps: int
+    long_steps: int
+    cases: list = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        s = self.shape
+        self.lo, self.hi = s.v_range
+        self.modes = s.leak_modes
+        self.m0 = self.modes[0]
+        self.iaf = LeakMode.CONST if LeakMode.CONST in self.modes else self.m0
+        self.full = {"kind": "uniform", "bits": s.i_width, "seed": 11}
+
+    def leak0(self, mode):
+        """A leak value that does (almost) nothing."""
+        w, f = self.shape.v_width, self.shape.decay_frac
+        return {LeakMode.SHIFT: w, LeakMode.MULT: (1 << f) - 1, LeakMode.CONST: 0}[mode]
+
+    def mild(self, mode):
+        """An ordinary leak: tau of about 8 steps."""
+        w, f = self.shape.v_width, self.shape.decay_frac
+        return {LeakMode.SHIFT: min(3, w), LeakMode.MULT: round((1 - 1 / 8) * ((1 << f) - 1)),
+                LeakMode.CONST: 1}[mode]
+
+    def per_group(self, make):
+        return tuple(make(g) for g in range(self.shape.groups))
+
+    def add(self, name, params, *, segments=None, inp=None, noise=None, ready=0, gap=0, lfsr=7):
+        if isinstance(params, NeuronParams):
+            params = (params,)
+        tmax = self.shape.t_ref_max
+        params = [dataclasses.replace(p, t_ref=min(p.t_ref, tmax)) for p in params]
+        cfg = Config(shape=self.shape, params=tuple(params), noise=noise or NoiseParams())
+        self.cases.append(
+            SimCase(
+                name=name,
+                config=cfg,
+                segments=tuple(segments or (Segment(self.steps),)),
+                input=inp,
+                ready_thresh=ready,
+                gap_thresh=gap,
+                lfsr_seed=lfsr,
+            )
+        )
+
+
 def directed_cases(shape: ArrayShape, *, steps: int = 24, long_steps: int = 300) -> list[SimCase]:
     """Hand-picked edge cases for ``shape`` (leak modes the shape lacks are skipped).
 
@@ -347,114 +397,105 @@ def directed_cases(shape: ArrayShape, *, steps: int = 24, long_steps: int = 300)
     leak values, clear and reset in the middle of a sequence of runs, backpressure, noise on
     (including the seeds that make a lane's generator state 0).
     """
-    lo, hi = shape.v_range
-    ilo, ihi = shape.i_range
-    w, f = shape.v_width, shape.decay_frac
-    tmax = shape.t_ref_max
-    modes = shape.leak_modes
-    m0 = modes[0]
-    cases: list[SimCase] = []
+    d = _Directed(shape, steps, long_steps)
+    _saturation_cases(d)
+    _threshold_and_refractory_cases(d)
+    _leak_cases(d)
+    _sequence_cases(d)
+    _noise_cases(d)
+    return d.cases
 
-    def leak0(mode):  # a leak value that does (almost) nothing
-        return {LeakMode.SHIFT: w, LeakMode.MULT: (1 << f) - 1, LeakMode.CONST: 0}[mode]
 
-    def mild(mode):  # an ordinary leak: tau of about 8 steps
-        return {LeakMode.SHIFT: min(3, w), LeakMode.MULT: round((1 - 1 / 8) * ((1 << f) - 1)),
-                LeakMode.CONST: 1}[mode]
-
-    def add(name, params, *, segments=None, inp=None, noise=None, ready=0, gap=0, lfsr=7):
-        if isinstance(params, NeuronParams):
-            params = (params,)
-        params = [dataclasses.replace(p, t_ref=min(p.t_ref, tmax)) for p in params]
-        cfg = Config(shape=shape, params=tuple(params), noise=noise or NoiseParams())
-        cases.append(
-            SimCase(
-                name=name,
-                config=cfg,
-                segments=tuple(segments or (Segment(steps),)),
-                input=inp,
-                ready_thresh=ready,
-                gap_thresh=gap,
-                lfsr_seed=lfsr,
-            )
-        )
-
-    def per_group(make):
-        return tuple(make(g) for g in range(shape.groups))
-
-    full = {"kind": "uniform", "bits": shape.i_width, "seed": 11}
+def _saturation_cases(d: _Directed) -> None:
+    lo, hi, m0 = d.lo, d.hi, d.m0
     # Saturation at the top: a large bias drives every membrane to VMAX; v_th = VMAX spikes
     # on the saturated value only; with SUBTRACT the held value is VMAX - VMAX = 0.
     for rm in ResetMode:
-        add(
+        d.add(
             f"sat_high_{rm.name.lower()}",
             NeuronParams(v_th=hi, v_reset=hi - 1, v_init=hi - 2, bias=hi, leak_mode=m0,
-                         leak=leak0(m0), reset_mode=rm, t_ref=1),
+                         leak=d.leak0(m0), reset_mode=rm, t_ref=1),
             inp={"kind": "extreme", "seed": 12},
         )
     # Saturation at the bottom: large negative bias and currents; SUBTRACT with a negative
     # threshold makes h = v - v_th exceed VMAX (held value saturates).
-    add(
+    d.add(
         "sat_low",
-        NeuronParams(v_th=hi, v_reset=lo, v_init=lo, bias=lo, leak_mode=m0, leak=leak0(m0)),
-        inp={"kind": "negative", "bits": shape.i_width, "seed": 13},
+        NeuronParams(v_th=hi, v_reset=lo, v_init=lo, bias=lo, leak_mode=m0, leak=d.leak0(m0)),
+        inp={"kind": "negative", "bits": d.shape.i_width, "seed": 13},
     )
-    add(
+    d.add(
         "sat_subtract_negative_threshold",
-        NeuronParams(v_th=lo, v_reset=0, v_init=hi, bias=hi, leak_mode=m0, leak=leak0(m0),
+        NeuronParams(v_th=lo, v_reset=0, v_init=hi, bias=hi, leak_mode=m0, leak=d.leak0(m0),
                      reset_mode=ResetMode.SUBTRACT, t_ref=2),
         inp={"kind": "extreme", "seed": 14},
     )
+
+
+def _threshold_and_refractory_cases(d: _Directed) -> None:
+    hi, iaf, modes, w = d.hi, d.iaf, d.modes, d.shape.v_width
+    tmax = d.shape.t_ref_max
     # Threshold equality: an IAF neuron (no leak) counting up by bias 1 hits v_th exactly.
-    iaf = LeakMode.CONST if LeakMode.CONST in modes else m0
     for rm in ResetMode:
-        add(
+        d.add(
             f"threshold_equal_{rm.name.lower()}",
-            per_group(lambda g, rm=rm: NeuronParams(
+            d.per_group(lambda g, rm=rm: NeuronParams(
                 v_th=min(hi, 3 + g % 5), v_reset=0, v_init=g % 3, bias=1, leak_mode=iaf,
-                leak=leak0(iaf), reset_mode=rm, t_ref=g % 2)),
+                leak=d.leak0(iaf), reset_mode=rm, t_ref=g % 2)),
         )
     # Negative currents into a leaky neuron resting above zero.
-    add(
+    d.add(
         "negative_currents",
-        per_group(lambda g: NeuronParams(
+        d.per_group(lambda g: NeuronParams(
             v_th=hi // 4, v_rest=hi // 8, v_reset=0, v_init=hi // 8, bias=hi // 16,
-            leak_mode=modes[g % len(modes)], leak=mild(modes[g % len(modes)]))),
-        inp={"kind": "negative", "bits": max(1, min(shape.i_width, w - 2)), "seed": 15},
+            leak_mode=modes[g % len(modes)], leak=d.mild(modes[g % len(modes)]))),
+        inp={"kind": "negative", "bits": max(1, min(d.shape.i_width, w - 2)), "seed": 15},
     )
     # Refractory boundaries: t_ref 0, 1, 2 and the maximum, both reset modes, strong drive so
     # the neurons spike as soon as they may.
     for t_ref in sorted({0, 1, min(2, tmax), tmax}):
         for rm in ResetMode:
-            add(
+            d.add(
                 f"refractory_{t_ref}_{rm.name.lower()}",
                 NeuronParams(v_th=hi // 8, v_reset=-(hi // 16), v_init=hi // 8, bias=hi // 4,
-                             leak_mode=iaf, leak=leak0(iaf), reset_mode=rm, t_ref=t_ref),
-                segments=(Segment(max(steps, min(t_ref + 4, long_steps))),),
+                             leak_mode=iaf, leak=d.leak0(iaf), reset_mode=rm, t_ref=t_ref),
+                segments=(Segment(max(d.steps, min(t_ref + 4, d.long_steps))),),
             )
+
+
+def _leak_cases(d: _Directed) -> None:
+    lo, hi, shape = d.lo, d.hi, d.shape
     # Every leak mode with extreme and ordinary leak values, v_rest != 0 and != v_reset.
-    for mode in modes:
+    for mode in d.modes:
         llo, lhi = shape.leak_range(mode)
         values = sorted({llo, lhi, (llo + lhi) // 2, min(lhi, max(llo, 1)), max(llo, lhi - 1)})
         if mode == LeakMode.CONST:
             values = sorted({llo, lhi, -1, 0, 1, 3})
         for leak in values:
             for rm in ResetMode:
-                add(
+                d.add(
                     f"leak_{mode.name.lower()}_{leak}_{rm.name.lower()}",
-                    per_group(lambda g, mode=mode, leak=leak, rm=rm: NeuronParams(
+                    d.per_group(lambda g, mode=mode, leak=leak, rm=rm: NeuronParams(
                         v_th=hi // 2 - g, v_rest=lo // 4 + g, v_reset=lo // 8, v_init=hi // 3 - g,
                         bias=hi // 32 + g, leak_mode=mode, leak=leak, reset_mode=rm,
                         t_ref=g % 3)),
-                    inp={"kind": "uniform", "bits": max(1, min(shape.i_width, w - 3)),
+                    inp={"kind": "uniform", "bits": max(1, min(shape.i_width, shape.v_width - 3)),
                          "seed": 16 + leak % 1000},
                 )
+
+
+def _base_params(d: _Directed) -> NeuronParams:
+    return NeuronParams(v_th=d.hi // 8, v_rest=3, v_reset=-5, v_init=7, bias=d.hi // 64 + 1,
+                        leak_mode=d.m0, leak=d.mild(d.m0), t_ref=min(2, d.shape.t_ref_max))
+
+
+def _sequence_cases(d: _Directed) -> None:
+    shape, steps, full = d.shape, d.steps, d.full
     # Clear between runs and runs that continue a previous one (state, step label and noise
     # carry over); a run aborted by a synchronous reset, then a clear.
-    base = NeuronParams(v_th=hi // 8, v_rest=3, v_reset=-5, v_init=7, bias=hi // 64 + 1,
-                        leak_mode=m0, leak=mild(m0), t_ref=min(2, tmax))
+    base = _base_params(d)
     noisy = NoiseParams(seed=0xC0FFEE, gain=300)
-    add(
+    d.add(
         "clear_mid_sequence",
         base,
         segments=(Segment(steps // 2 + 1), Segment(steps // 3 + 1), Segment(steps // 2, clear=True),
@@ -462,7 +503,7 @@ def directed_cases(shape: ArrayShape, *, steps: int = 24, long_steps: int = 300)
         inp=full,
         noise=noisy,
     )
-    add(
+    d.add(
         "reset_mid_run",
         base,
         segments=(Segment(steps // 2), Segment(steps, abort_after=3 * shape.depth + 5),
@@ -472,9 +513,9 @@ def directed_cases(shape: ArrayShape, *, steps: int = 24, long_steps: int = 300)
     )
     # Backpressure on the output stream, gaps on the input stream, both heavy.
     for ready, gap in ((128, 0), (0, 160), (224, 224)):
-        add(
+        d.add(
             f"backpressure_r{ready}_g{gap}",
-            per_group(lambda g: random_params(np.random.default_rng([99, g]), shape)),
+            d.per_group(lambda g: random_params(np.random.default_rng([99, g]), shape)),
             segments=(Segment(steps), Segment(steps // 2)),
             inp=full,
             noise=NoiseParams(seed=5, gain=128),
@@ -486,18 +527,21 @@ def directed_cases(shape: ArrayShape, *, steps: int = 24, long_steps: int = 300)
     # shapes where that takes few updates).
     wrap = 1 << shape.step_width
     if wrap * shape.neurons <= 1 << 16:
-        add("step_label_wrap", base, segments=(Segment(wrap - 3), Segment(7)), inp=full)
+        d.add("step_label_wrap", base, segments=(Segment(wrap - 3), Segment(7)), inp=full)
+
+
+def _noise_cases(d: _Directed) -> None:
+    hi, modes = d.hi, d.modes
     # Noise on: small and maximum gain; the seeds that make lane 0's and lane 1's generator
     # state 0 before the "or 1" rule.
     golden = 0x9E3779B9
     for seed, gain in ((1, 1), (0x12345678, 256), (golden, 65535), ((2 * golden) % (1 << 32), 977)):
-        add(
+        d.add(
             f"noise_seed{seed:x}_gain{gain}",
-            per_group(lambda g: NeuronParams(
+            d.per_group(lambda g: NeuronParams(
                 v_th=hi // 4, v_rest=0, v_reset=-(hi // 8), v_init=0, bias=0,
-                leak_mode=modes[g % len(modes)], leak=mild(modes[g % len(modes)]),
+                leak_mode=modes[g % len(modes)], leak=d.mild(modes[g % len(modes)]),
                 reset_mode=ResetMode(g % 2), t_ref=g % 3)),
             noise=NoiseParams(seed=seed, gain=gain),
             inp=None if gain == 65535 else {"kind": "sparse", "seed": 17},
         )
-    return cases

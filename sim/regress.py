@@ -2,7 +2,7 @@
 
 Used by ``lifgate verify``, by ``tests/test_sim_regression.py`` and by ``bench/bench_sim.py``.
 :func:`regress` runs on Icarus or Verilator (through :mod:`lifgate.sim.runner` and the cocotb
-testbench) or on Amaranth's simulator (through ``lifgate.hdl.driver.simulate_rtl``).
+testbench) or on Amaranth's simulator (through ``lifgate.sim.driver.simulate_rtl``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ import shlex
 import time
 from pathlib import Path
 
+import numpy as np
+from lifgate.golden import fixed
 from lifgate.sim import runner
 from lifgate.sim.beats import compare_outputs
 from lifgate.sim.cases import SimCase, directed_cases, random_cases
+from lifgate.sim.driver import simulate_rtl
 
 from lifgate.config import ArrayShape, ConfigError
 
@@ -116,13 +119,19 @@ class Report:
 
 def regress(sim: str, shape: ArrayShape, cases: list[SimCase], *, build_dir,
             membrane: bool = True, waves_dir=None, progress=None,
-            optimize: bool = True, options: dict | None = None) -> Report:
+            optimize: bool = True, options: dict | None = None, test_dir=None,
+            around_build=None) -> Report:
     """Run ``cases`` on ``sim`` for ``shape``; see :class:`Report`.
 
+    The one simulator dispatcher of lifgate (``lifgate verify``, ``lifgate demo``, the tests).
     ``build_dir`` holds the model (reused when it is up to date); ``waves_dir`` receives one
     wave file (Icarus: FST via vvp, Verilator: VCD, Amaranth: VCD per case). ``optimize``:
     see :func:`lifgate.sim.runner.build`. ``options``: structural options of ``LIFArray``
-    (``pipeline``, ``lanes_per_enable``), for every simulator.
+    (``pipeline``, ``lanes_per_enable``), for every simulator. ``test_dir``: the cocotb
+    session's folder (:func:`lifgate.sim.runner.run`). ``around_build``: called with the build
+    (a function of no arguments returning the model) and returns what it returns, to show
+    progress around it. A case with ``outputs`` gets its RTL outputs written there, on every
+    simulator.
     """
     if sim not in SIMS:
         raise ConfigError(f"parameter 'sim' must be one of {', '.join(SIMS)}, not {sim!r}")
@@ -134,41 +143,39 @@ def regress(sim: str, shape: ArrayShape, cases: list[SimCase], *, build_dir,
     key = runner.shape_key(shape, membrane, options)
     key += "-waves" if waves and sim == "verilator" else ""
     t0 = time.perf_counter()
-    model = runner.build(sim, shape, build_dir=build_dir / f"{sim}-{key}", membrane=membrane,
-                         waves=waves, optimize=optimize, options=options)
+
+    def build():
+        return runner.build(sim, shape, build_dir=build_dir / f"{sim}-{key}",
+                            membrane=membrane, waves=waves, optimize=optimize, options=options)
+
+    model = build() if around_build is None else around_build(build)
     t1 = time.perf_counter()
     wave_file = None
     if waves:
         wave_file = Path(waves_dir) / f"{sim}-{key}.{'fst' if sim == 'icarus' else 'vcd'}"
-    results = runner.run(model, cases, waves=wave_file, progress=progress)
+    results = runner.run(model, cases, test_dir=test_dir, waves=wave_file, progress=progress)
     t2 = time.perf_counter()
     return Report(sim, shape, results, t1 - t0, t2 - t1, membrane)
 
 
 def _regress_amaranth(shape, cases, *, membrane, waves_dir, progress, options=None) -> Report:
-    try:
-        from lifgate.hdl.driver import simulate_rtl
-    except ImportError:
-        from lifgate.sim.amaranth_driver import simulate_rtl
-    from lifgate.golden.fixed import fresh_state, simulate
-
     results = []
     t0 = time.perf_counter()
     for case in cases:
         c0 = time.perf_counter()
         config = case.config
         script, expect = [], []
-        state = fresh_state(config)
+        state = fixed.fresh_state(config)
         for si, seg in enumerate(case.segments):
             if seg.abort_after is not None or (seg.clear and si > 0):
                 # The Amaranth driver has no reset operation: an aborted run is replaced by the
                 # clear that follows it (the state the next segment starts from is the same).
                 script.append(("clear",))
-                state = fresh_state(config)
+                state = fixed.fresh_state(config)
                 if seg.abort_after is not None:
                     continue
             cur = case.currents(si)
-            exp = simulate(config, seg.steps, cur, state=state)
+            exp = fixed.simulate(config, seg.steps, cur, state=state)
             script.append(("run", seg.steps) if cur is None else ("run", seg.steps, cur))
             expect.append(exp)
             state = exp.final
@@ -184,15 +191,19 @@ def _regress_amaranth(shape, cases, *, membrane, waves_dir, progress, options=No
                 ready=1 - case.ready_thresh / 256, valid=1 - case.gap_thresh / 256,
                 seed=case.lfsr_seed, vcd=vcd, **(options or {}),
             )
-            base = 0
+            base, kept = 0, []
             for run, exp in zip(runs, expect, strict=True):
                 m = compare_outputs(run.spikes, run.v, exp, case=case.name, base_step=base)
                 res["updates"] += exp.spikes.size
                 res["cycles"] += run.cycles
+                kept.append(run)
                 if m is not None:
                     res["mismatch"] = m
                     break
                 base += exp.spikes.shape[0]
+            if case.outputs is not None and kept:  # as the cocotb testbench writes them
+                np.savez(case.outputs, spikes=np.concatenate([k.spikes for k in kept]),
+                         **({} if not membrane else {"v": np.concatenate([k.v for k in kept])}))
         except AssertionError as e:  # beat order or count, raised by the driver
             res["mismatch"] = {"case": case.name, "field": "error", "error": str(e)}
         res["seconds"] = time.perf_counter() - c0

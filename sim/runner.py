@@ -46,6 +46,10 @@ import time
 from pathlib import Path
 
 from cocotb_tools import runner as cocotb_runner
+from lifgate.hdl.array import beat_layout, group_width
+from lifgate.hdl.dsp import simulation_models
+from lifgate.hdl.verilog import generate_verilog
+from lifgate.sim.cases import SimCase
 from lifgate.sim.tools import find_tool
 
 from lifgate.config import ArrayShape, Config, ConfigError, param_layout
@@ -323,8 +327,6 @@ def payload_layout(shape: ArrayShape, membrane: bool) -> tuple[dict, int]:
     Taken from the gateware's own :func:`lifgate.hdl.array.beat_layout`, so the decoder follows
     the gateware. ``v`` holds lane ``p`` in bits ``p*W ..`` of its field.
     """
-    from lifgate.hdl.array import beat_layout
-
     layout = beat_layout(shape, membrane=membrane)
     return {name: (f.offset, f.width) for name, f in layout}, layout.size
 
@@ -396,11 +398,7 @@ def build(
     t0 = time.perf_counter()
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    from lifgate.hdl.array import group_width
-
     if verilog is None:
-        from lifgate.hdl.verilog import generate_verilog
-
         verilog = generate_verilog(shape, membrane=membrane, **(options or {}))
     dut_file = build_dir / "lif_array.v"
     _write_if_changed(dut_file, verilog)
@@ -421,8 +419,6 @@ def build(
         build_args += VERILATOR_OPT if optimize else ["-CFLAGS", "-O0"]
     log_file = build_dir / "build.log" if quiet else None
     sources = [HARNESS, dut_file]
-    from lifgate.hdl.dsp import simulation_models
-
     models = simulation_models(verilog)
     if models:
         models_file = build_dir / "primitives.v"
@@ -479,9 +475,8 @@ def build(
 def _build_key(sim, files, parameters, build_args, waves) -> str:
     h = hashlib.sha256()
     tool = ".".join(map(str, check_icarus() if sim == "icarus" else verilator_version()))
-    import cocotb
-
-    h.update(json.dumps([sim, tool, cocotb.__version__, parameters, build_args, waves,
+    cocotb_version = importlib.metadata.version("cocotb")  # without importing it (slow)
+    h.update(json.dumps([sim, tool, cocotb_version, parameters, build_args, waves,
                          TIMESCALE]).encode())
     for f in files:
         h.update(Path(f).read_bytes())
@@ -515,8 +510,6 @@ def run(
     ``cycles``, ``seconds``. ``progress`` is called with each result as it arrives.
     ``waves`` names a wave file for the whole session (Icarus: FST, Verilator: VCD).
     """
-    from lifgate.sim.cases import SimCase
-
     cases = list(cases)
     for c in cases:
         if not isinstance(c, SimCase):

@@ -15,6 +15,7 @@ raised, so one session reports on every case; the caller decides.
 
 from __future__ import annotations
 
+import cProfile
 import json
 import logging
 import os
@@ -244,8 +245,6 @@ async def run_cases(dut):
     tb = TB(dut, job["build"], cases)
     profile = None
     if os.environ.get("LIFGATE_SIM_PROFILE"):  # cProfile of the Python side, for bench_sim
-        import cProfile
-
         profile = cProfile.Profile()
         profile.enable()
     await tb.reset()

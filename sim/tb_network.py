@@ -22,6 +22,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+from cocotb_tools import runner as cocotb_runner
+from lifgate.hdl.network import Network as NetworkHW
+from lifgate.hdl.network import param_writes, weight_writes
+from lifgate.hdl.verilog import convert_verilog
+from lifgate.sim import runner
 
 __all__ = ["NetworkRun", "build_network", "run_network"]
 
@@ -38,11 +43,8 @@ public_flat_rw -module "{TOPLEVEL}" -var "*"
 
 
 def network_verilog(network, *, membrane: bool = True) -> str:
-    from amaranth.back import verilog
-    from lifgate.hdl.network import Network as NetworkHW
-
     dut = NetworkHW.for_network(network, membrane=membrane)
-    return verilog.convert(dut, name=TOPLEVEL, emit_src=False, strip_internal_attrs=True)
+    return convert_verilog(dut, name=TOPLEVEL)
 
 
 def build_network(network, *, build_dir, sim: str = "verilator", membrane: bool = True,
@@ -51,9 +53,6 @@ def build_network(network, *, build_dir, sim: str = "verilator", membrane: bool 
 
     ``optimize=False`` compiles the Verilated C++ with ``-O0`` (quicker to build, slower to run:
     for short test runs)."""
-    from cocotb_tools import runner as cocotb_runner
-    from lifgate.sim import runner
-
     text = network_verilog(network, membrane=membrane)
     key = hashlib.sha1(text.encode()).hexdigest()[:12]
     out = Path(build_dir).resolve() / f"{sim}{'' if optimize else '-O0'}-{key}"
@@ -92,9 +91,6 @@ class NetworkRun:
 def run_network(network, samples, *, build_dir, sim: str = "verilator",
                 membrane: bool = True, optimize: bool = True) -> list[NetworkRun]:
     """Run ``samples`` (a list of ``(x, steps)``, each from a clear) on the RTL."""
-    from lifgate.hdl.network import param_writes, weight_writes
-    from lifgate.sim import runner
-
     out = build_network(network, build_dir=build_dir, sim=sim, membrane=membrane,
                         optimize=optimize)
     test_dir = out / f"run-{os.getpid()}"

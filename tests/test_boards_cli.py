@@ -13,7 +13,7 @@ import stat
 import pytest
 from lifgate.boards.toolchain import BOARDS, parse_report, parse_utilization_log, summarize_path
 
-from lifgate.cli import main
+from lifgate.app.cli import main
 
 
 def run_cli(capsys, *argv):

@@ -33,7 +33,7 @@ from lifgate.boards.toolchain import (
 )
 from lifgate.boards.top import board_clock
 
-from lifgate.cli import main
+from lifgate.app.cli import main
 from lifgate.config import ConfigError
 
 ICE, ECP = BOARDS["icebreaker"], BOARDS["ulx3s-85f"]

@@ -341,7 +341,7 @@ def test_cli_digits_over_model_board(capsys):
     pytest.importorskip("sklearn")
     import json
 
-    from lifgate.cli import main
+    from lifgate.app.cli import main
 
     assert main(["digits", "--samples", "0", "--steps", "16", "--board", "model", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)

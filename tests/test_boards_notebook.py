@@ -15,8 +15,8 @@ from lifgate.boards.host import open_board
 from lifgate.boards.protocol import Features
 from lifgate.golden.fixed import simulate
 
+from lifgate.compilers.quantize import quantize
 from lifgate.config import LeakMode
-from lifgate.quantize import quantize
 
 
 def notebook_experiment():

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lifgate.app.progress import progress_bar
 from lifgate.checks import (
     check_choice,
     check_int,
@@ -29,7 +30,6 @@ from lifgate.checks import (
     write_output,
 )
 from lifgate.config import ConfigError
-from lifgate.progress import progress_bar
 
 
 def test_check_int_accepts_numpy_and_refuses_floats_and_bools():

@@ -17,7 +17,7 @@ paths, directories, device files, symbolic links, binary and non-UTF-8 files) ``
 
 "Unwritable" paths are ones root cannot write either (CI runs as root, where ``os.access``
 says yes to everything): under a regular file, in ``/proc``, in ``/sys``. Most cases call
-``lifgate.cli.main`` in-process (fast); ``test_entry_point_subprocess`` runs the installed
+``lifgate.app.cli.main`` in-process (fast); ``test_entry_point_subprocess`` runs the installed
 ``lifgate`` for a few. ``quantize`` and ``demo`` have their own suites (``test_quantize.py``,
 ``test_demo.py``); ``build --baud`` and the host library belong to the boards tests.
 
@@ -43,7 +43,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lifgate.cli import main
+from lifgate.app.cli import main
 
 #: Seconds one refused call may take (imports of Amaranth or cocotb on the first call included);
 #: any build takes far longer, and the tripwires catch one that starts anyway.
@@ -145,7 +145,7 @@ TRIPWIRES = [
     ("lifgate.boards.toolchain", "run_build", "the FPGA toolchain"),
     ("lifgate.boards.resources", "measure", "the FPGA toolchain"),
     ("lifgate.boards.resources", "run_build", "the FPGA toolchain"),
-    ("lifgate.convert", "train_ann", "the ANN training"),
+    ("lifgate.compilers.convert", "train_ann", "the ANN training"),
     ("lifgate.sim.tb_network", "run_network", "the network RTL run"),
     ("lifgate.boards.nethost", "open_network_board", "a board session"),
     ("lifgate.golden.synapse", "simulate_network", "the network's golden run"),

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lifgate.cli import DEFAULT_GROUPS, build_parser, main
+from lifgate.app.cli import DEFAULT_GROUPS, build_parser, main
 
 LONG_COMMANDS = {
     "verify": [],
@@ -247,7 +249,7 @@ def test_resources_json_is_one_object_with_ok(tmp_path, capsys, monkeypatch):
 
 def test_digits_refuses_a_bad_board_before_training(capsys, monkeypatch):
     """Was: ``digits --board foo`` failed after about 67 s of training."""
-    from lifgate import convert
+    from lifgate.compilers import convert
 
     def no_training(*a, **k):
         raise AssertionError("trained before checking --board")
@@ -295,10 +297,27 @@ def test_generate_to_stdout_on_a_pipe(tmp_path):
 
     link = tmp_path / "stdout.v"
     link.symlink_to("/proc/self/fd/1")
-    r = subprocess.run([sys.executable, "-m", "lifgate.cli", "generate", "--neurons", "8",
+    r = subprocess.run([sys.executable, "-m", "lifgate.app.cli", "generate", "--neurons", "8",
                         "--lanes", "2", "--groups", "2", "-o", str(link)], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "module lif_array(" in r.stdout and r.stdout.rstrip().endswith("endmodule")
     assert r.stderr.startswith(f"wrote {link}: lif_array, 8 neurons")
     assert link.is_symlink() and [p.name for p in tmp_path.iterdir()] == ["stdout.v"]
+
+
+@pytest.mark.parametrize("argv,absent", [
+    (["--help"], ["lifgate.app.commands.demo", "matplotlib", "cocotb", "amaranth"]),
+    (["quantize", "--help"], ["lifgate.sim", "lifgate.hdl", "matplotlib", "cocotb"]),
+    (["generate", "--help"], ["lifgate.sim", "lifgate.boards", "matplotlib", "cocotb"]),
+])
+def test_a_command_imports_only_what_it_needs(argv, absent):
+    """main imports only the module of the command it runs (the others are stubs with their
+    summary), and matplotlib only when a figure is drawn: imports sit at the top of every
+    module (issue 15), so this is what keeps 'lifgate --help' quick."""
+    code = ("import sys; from lifgate.app.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {absent!r} if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout

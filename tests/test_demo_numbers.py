@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-import lifgate.demo
-from lifgate.cli import main
+import lifgate.app.demo
+from lifgate.app.cli import main
 
 
 @pytest.fixture
@@ -22,8 +22,8 @@ def no_work(monkeypatch, tmp_path):
     def boom(*args, **kwargs):
         raise AssertionError("work started before the options were checked")
 
-    monkeypatch.setattr(lifgate.demo, "lif_experiments", boom)
-    monkeypatch.setattr(lifgate.demo, "unitless_experiment", boom)
+    monkeypatch.setattr(lifgate.app.demo, "lif_experiments", boom)
+    monkeypatch.setattr(lifgate.app.demo, "unitless_experiment", boom)
     from lifgate.sim import runner
 
     monkeypatch.setattr(runner, "build", boom)
@@ -102,8 +102,8 @@ def test_library_checks_paths_before_work(no_work):
     from lifgate.config import ConfigError
 
     with pytest.raises(ConfigError, match="out"):
-        lifgate.demo.run_demo(no_work / "afile", sim="amaranth")
+        lifgate.app.demo.run_demo(no_work / "afile", sim="amaranth")
     with pytest.raises(ConfigError, match="build_dir"):
-        lifgate.demo.run_demo(no_work / "o", sim="verilator", build_dir=no_work / "afile")
+        lifgate.app.demo.run_demo(no_work / "o", sim="verilator", build_dir=no_work / "afile")
     with pytest.raises(ConfigError, match="duration"):
-        lifgate.demo.run_demo(no_work / "o", sim="amaranth", duration=0.5)
+        lifgate.app.demo.run_demo(no_work / "o", sim="amaranth", duration=0.5)

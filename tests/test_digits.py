@@ -1,4 +1,4 @@
-"""ANN-to-SNN conversion on the 8x8 digits (lifgate/convert.py, lifgate digits).
+"""ANN-to-SNN conversion on the 8x8 digits (lifgate/compilers/convert.py, lifgate digits).
 
 The RTL run of the converted network (Verilator, about a minute to build) is marked slow and
 skipped unless LIFGATE_SLOW=1:  LIFGATE_SLOW=1 python -m pytest tests/test_digits.py -m slow
@@ -14,9 +14,9 @@ pytest.importorskip("sklearn")
 
 from lifgate.golden.synapse import simulate_network  # noqa: E402
 
-from lifgate.cli import main  # noqa: E402
+from lifgate.app.cli import main  # noqa: E402
+from lifgate.compilers.convert import convert, load_dataset, train_ann  # noqa: E402
 from lifgate.config import LeakMode, ResetMode  # noqa: E402
-from lifgate.convert import convert, load_dataset, train_ann  # noqa: E402
 
 
 @pytest.fixture(scope="module")

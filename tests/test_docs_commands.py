@@ -125,19 +125,19 @@ HOW = {
     # docs/resources.md
     "python bench/bench_network_fpga.py --markdown docs/resources.md": Help(PNR),
     # docs/verification.md
-    "python -m lifgate.hdl.formal": Help(FORMAL),
-    "python -m lifgate.hdl.formal --prop stream --mode prove --engine pdr --modes const":
+    "python -m lifgate.sim.formal": Help(FORMAL),
+    "python -m lifgate.sim.formal --prop stream --mode prove --engine pdr --modes const":
         Help(FORMAL),
-    "python -m lifgate.hdl.formal --prop equiv --mode prove --invariants --modes const":
+    "python -m lifgate.sim.formal --prop equiv --mode prove --invariants --modes const":
         Help(FORMAL),
-    "python -m lifgate.hdl.formal --prop equiv --mode prove --invariants --neurons 1":
+    "python -m lifgate.sim.formal --prop equiv --mode prove --invariants --neurons 1":
         Help(FORMAL),
-    "python -m lifgate.hdl.formal --prop equiv --mode prove --invariants --modes const "
+    "python -m lifgate.sim.formal --prop equiv --mode prove --invariants --modes const "
     "--pipeline compact": Help(FORMAL),
-    "python -m lifgate.hdl.formal --prop equiv --mode prove --modes const": Help(FORMAL),
-    "python -m lifgate.hdl.formal --prop equiv --modes const --neurons 1 --depth 24":
+    "python -m lifgate.sim.formal --prop equiv --mode prove --modes const": Help(FORMAL),
+    "python -m lifgate.sim.formal --prop equiv --modes const --neurons 1 --depth 24":
         Help(FORMAL),
-    "python -m lifgate.hdl.formal --prop equiv --mode prove --engine pdr --modes const "
+    "python -m lifgate.sim.formal --prop equiv --mode prove --engine pdr --modes const "
     "--neurons 1 --timeout 500": Help(FORMAL),
     "python -m pytest -m formal tests/test_formal.py -n 2": Collect(),
     "python bench/mutants.py": Help("the whole table runs 61 cases and 8 mutants (minutes); "

@@ -29,9 +29,9 @@ from lifgate.hdl.array import (
     input_layout,
     lif_signature,
 )
-from lifgate.hdl.driver import clear, collect, golden_script, run
 from lifgate.hdl.verilog import WAIVERS, generate_verilog, port_list
 from lifgate.sim import runner
+from lifgate.sim.driver import clear, collect, golden_script, run
 
 from lifgate.config import (
     ArrayShape,

@@ -1,6 +1,6 @@
 """Formal proofs of one lane of LIFArray (SymbiYosys; ABC PDR and smtbmc boolector).
 
-``lifgate.hdl.formal``: every job of ``JOBS`` is unbounded: PDR for ``stream``, ``spike``,
+``lifgate.sim.formal``: every job of ``JOBS`` is unbounded: PDR for ``stream``, ``spike``,
 ``refractory``; k-induction (boolector, k = 2) over the harness's stage invariants for
 ``equiv`` and ``bounds``. See docs/verification.md for times. They are marked ``formal``
 (``python -m pytest -m formal tests/test_formal.py`` runs only them) and run in the default suite
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from amaranth.back import rtlil
 from lifgate.hdl.array import LIFArray
-from lifgate.hdl.formal import (
+from lifgate.sim.formal import (
     ALL_MODES_ONE_NEURON_SHAPE,
     CONST_SHAPE,
     DEFAULT_SHAPE,
@@ -118,7 +118,7 @@ def test_formal_catches_mutant(mutant, job, tmp_path, request):
 
 # Tools from the project's environment, and the cold-cache flake -------------------------------
 
-_FORMAL_CLI = [sys.executable, "-m", "lifgate.hdl.formal", "--neurons", "1", "--modes", "const"]
+_FORMAL_CLI = [sys.executable, "-m", "lifgate.sim.formal", "--neurons", "1", "--modes", "const"]
 
 
 def _yowasp_cache() -> Path:

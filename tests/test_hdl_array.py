@@ -11,7 +11,8 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 from lifgate.golden import noise as golden_noise
 from lifgate.hdl.array import LATENCY, LeakModeHW, LIFArray, ResetModeHW, param_struct
-from lifgate.hdl.driver import (
+from lifgate.hdl.noise import LaneNoise
+from lifgate.sim.driver import (
     clear,
     collect,
     golden_script,
@@ -19,7 +20,6 @@ from lifgate.hdl.driver import (
     run,
     simulate_rtl,
 )
-from lifgate.hdl.noise import LaneNoise
 
 from lifgate.config import (
     ArrayShape,

@@ -9,8 +9,8 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 from lifgate.golden.fixed import simulate
 from lifgate.hdl.array import LIFArray, beat_layout
-from lifgate.hdl.driver import clear, encode_inputs, load_params
 from lifgate.hdl.events import SpikeEvents, event_layout
+from lifgate.sim.driver import clear, encode_inputs, load_params
 
 from lifgate.config import ArrayShape, Config, NeuronParams
 

@@ -14,7 +14,7 @@ from lifgate.hdl.array import addr_width, group_width, lif_signature
 from lifgate.hdl.dsp import simulation_models
 from lifgate.hdl.verilog import WAIVERS, LintError, generate_verilog, lint, port_list
 
-from lifgate.cli import main
+from lifgate.app.cli import main
 from lifgate.config import ArrayShape, Config, ConfigError, NeuronParams, param_layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ SMALL = dict(neurons=12, lanes=3, groups=4, v_width=10, i_width=8, ref_width=3, 
 
 def _cli(*args, cwd):
     return subprocess.run(
-        [sys.executable, "-m", "lifgate.cli", "generate", *args],
+        [sys.executable, "-m", "lifgate.app.cli", "generate", *args],
         cwd=cwd, capture_output=True, text=True,
     )
 
@@ -227,3 +227,9 @@ def test_config_file_and_overrides(tmp_path, capsys, suffix):
     assert text == generate_verilog(dataclasses.replace(shape, lanes=8), membrane=False)
     assert re.search(r"^//\s+lanes\s+= 8$", text, re.M)
     assert "wrote" in capsys.readouterr().out
+
+
+def test_generate_verilog_refuses_a_non_configuration_with_config_error():
+    """One error type for user mistakes (issue 15, Build 7): was TypeError."""
+    with pytest.raises(ConfigError, match="parameter 'config' must be a Config or an ArrayShape"):
+        generate_verilog({"neurons": 64})

@@ -1,4 +1,5 @@
-"""NIR import (lifgate/nir_import.py): round trips, the discretisation contract, refusals, RTL."""
+"""NIR import (lifgate/compilers/nir_import.py): round trips, the discretisation contract,
+refusals, RTL."""
 
 import json
 
@@ -9,9 +10,9 @@ nir = pytest.importorskip("nir")
 
 from lifgate.golden.synapse import simulate_network  # noqa: E402
 
-from lifgate.cli import main  # noqa: E402
+from lifgate.app.cli import main  # noqa: E402
+from lifgate.compilers.nir_import import export_nir, import_nir  # noqa: E402
 from lifgate.config import ConfigError, LeakMode, ResetMode  # noqa: E402
-from lifgate.nir_import import export_nir, import_nir  # noqa: E402
 
 
 def two_layer_graph(seed=0, dt=1e-3):

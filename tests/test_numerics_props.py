@@ -4,7 +4,7 @@ Each property is read off the contract's text and checked on the model's outputs
 and the membrane after each step), so none of them repeats the model's own arithmetic:
 bounds, the refractory period, spike iff threshold reached outside it, the held values, the
 CONST-leak step, independence of the lane count, continuation of a run, and the exact fixed
-point that ``lifgate.quantize`` relies on for "no spike at the rheobase".
+point that ``lifgate.compilers.quantize`` relies on for "no spike at the rheobase".
 """
 
 import dataclasses
@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from lifgate.golden.fixed import simulate
 
+from lifgate.compilers.quantize import quantize
 from lifgate.config import (
     ArrayShape,
     Config,
@@ -29,7 +30,6 @@ from lifgate.config import (
     param_layout,
     unpack_params,
 )
-from lifgate.quantize import quantize
 
 PROPS = settings(max_examples=80, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -217,7 +217,7 @@ def test_deterministic(run):
     np.testing.assert_array_equal(a.v, b.v)
 
 
-# The exact fixed point that lifgate.quantize uses ---------------------------------------------
+# The exact fixed point that lifgate.compilers.quantize uses ---------------------------------------
 
 
 @settings(max_examples=50, deadline=None)

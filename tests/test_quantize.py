@@ -1,4 +1,5 @@
-"""``lifgate.quantize`` and ``lifgate quantize``: units to bits, judged by the fixed-point model.
+"""``lifgate.compilers.quantize`` and ``lifgate quantize``: units to bits, judged by the
+fixed-point model.
 
 Every firing rate here comes from ``lifgate.golden.fixed.simulate`` (rate = 1 / mean ISI over
 T) and is compared against the analytic LIF rate or the float references of the seeds.
@@ -15,9 +16,9 @@ from lifgate.golden import float_ref
 from lifgate.golden.fixed import simulate
 from lifgate.golden.noise import centered, lane_seeds
 
-from lifgate.cli import main
+from lifgate.app.cli import main
+from lifgate.compilers.quantize import NOISE_STD, quantize, quantize_euler, quantize_iaf
 from lifgate.config import Config, ConfigError, LeakMode, ResetMode
-from lifgate.quantize import NOISE_STD, quantize, quantize_euler, quantize_iaf
 
 RATE_GRID = np.arange(250.0, 501.0, 1.0)
 
@@ -291,7 +292,7 @@ def test_cli_errors(capsys, argv, name):
 
 
 def test_cli_error_subprocess():
-    r = subprocess.run([sys.executable, "-m", "lifgate.cli", "quantize", "--dt", "0"],
+    r = subprocess.run([sys.executable, "-m", "lifgate.app.cli", "quantize", "--dt", "0"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "'dt' must be in (0, 1000] ms" in r.stderr and "Traceback" not in r.stderr

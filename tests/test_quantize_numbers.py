@@ -17,9 +17,9 @@ import pytest
 from lifgate.golden import float_ref
 from lifgate.golden.fixed import simulate
 
-from lifgate.cli import main
+from lifgate.app.cli import main
+from lifgate.compilers.quantize import RATE_ERROR_WARN_PCT, quantize
 from lifgate.config import Config, ConfigError
-from lifgate.quantize import RATE_ERROR_WARN_PCT, quantize
 
 
 def _run(capsys, *argv):
@@ -91,7 +91,7 @@ def test_default_configuration_is_ok_without_warning(capsys):
 def test_lsb_of_a_negative_exponent(capsys):
     q = quantize(width=4)
     assert q.exponent < 0
-    from lifgate.commands.quantize import format_report
+    from lifgate.app.commands.quantize import format_report
 
     text = format_report(q, q.report(np.array([q.rheobase() * 10])))
     assert "2^--" not in text
@@ -181,7 +181,7 @@ def test_tau_m_dt_gives_one_short_line(capsys):
 
 
 def test_negative_exponent_value_is_a_number_not_an_option():
-    r = subprocess.run([sys.executable, "-m", "lifgate.cli", "quantize", "--V_reset", "-1e5"],
+    r = subprocess.run([sys.executable, "-m", "lifgate.app.cli", "quantize", "--V_reset", "-1e5"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "expected one argument" not in r.stderr
@@ -204,11 +204,11 @@ def test_bad_numbers_one_line(capsys, argv, name):
 
 
 def test_sweep_too_big_for_memory_is_refused_up_front():
-    r = subprocess.run([sys.executable, "-m", "lifgate.cli", "quantize", "--points", "100000",
+    r = subprocess.run([sys.executable, "-m", "lifgate.app.cli", "quantize", "--points", "100000",
                         "--T", "5000"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--points must be an integer in [1, 500] for T = 5000 ms" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "lifgate.cli", "quantize", "--points", "500",
+    r = subprocess.run([sys.executable, "-m", "lifgate.app.cli", "quantize", "--points", "500",
                         "--T", "5000", "--sweep", "300", "310", "--json"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr  # the bound it names is accepted
@@ -275,7 +275,7 @@ def test_output_into_a_closed_pipe_ends_quietly():
 
     The JSON of 3001 currents (hundreds of kB) is larger than a pipe's buffer, so the writer is
     still writing when the reader closes: the broken pipe happens, whatever the timing."""
-    proc = subprocess.Popen([sys.executable, "-m", "lifgate.cli", "quantize", "--points",
+    proc = subprocess.Popen([sys.executable, "-m", "lifgate.app.cli", "quantize", "--points",
                              "3001", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     head = [proc.stdout.readline() for _ in range(3)]
     proc.stdout.close()  # what head does after three lines

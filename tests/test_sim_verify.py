@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lifgate.cli import main
+from lifgate.app.cli import main
 
 SMALL = ["--neurons", "8", "--lanes", "2", "--steps", "4", "--seed", "11"]
 
@@ -80,7 +80,7 @@ def test_verify_bad_input(args, message, capsys):
 def test_verify_default_groups():
     from lifgate.sim.regress import default_groups
 
-    from lifgate.cli import DEFAULT_GROUPS
+    from lifgate.app.cli import DEFAULT_GROUPS
 
     # One rule for every command (issue 14): one parameter group unless --groups says else.
     assert DEFAULT_GROUPS == 1

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from lifgate.golden.synapse import Layer, Network, acc_width, synaptic_current
+from lifgate.hdl.noise import LaneNoise
+from lifgate.hdl.ram import PipelinedRAM
 from lifgate.hdl.synapse import Synapse
 
 from lifgate.config import ConfigError
@@ -101,3 +103,14 @@ def test_bad_parameters_rejected():
         Network((Layer(np.full((2, 3), 8), cfg),), w_width=4)
     with pytest.raises(ConfigError, match="must have 2 rows"):
         Network((Layer(np.zeros((3, 3), int), cfg),))
+
+
+def test_a_bad_gateware_argument_is_a_config_error_and_a_type_error():
+    """One error type for user mistakes (issue 15, Build 7): the gateware's refusals are
+    ConfigErrors (the CLI prints them as one line), still TypeErrors as Amaranth's convention."""
+    for make in (lambda: Synapse(inputs=4, outputs=3, lanes=2),
+                 lambda: LaneNoise(lane=64),
+                 lambda: PipelinedRAM(8, 1)):
+        with pytest.raises(ConfigError) as e:
+            make()
+        assert isinstance(e.value, TypeError)

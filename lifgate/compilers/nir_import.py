@@ -37,7 +37,7 @@ __all__ = ["Import", "export_nir", "import_nir", "load_nir"]
 
 def _nir():
     try:
-        import nir
+        import nir  # optional (the networks extra): only NIR import needs it
     except ImportError:
         raise ConfigError("NIR import needs the nir package: pip install 'lifgate[networks]'") \
             from None
@@ -107,7 +107,7 @@ def load_nir(path):
 def _shape_mismatch(path) -> str | None:
     """The first node of a NIR file whose parameters differ in shape, as a sentence."""
     try:
-        import h5py
+        import h5py  # optional: comes with nir (the networks extra), only for this message
 
         with h5py.File(path, "r") as f:
             nodes = f["node"]["nodes"]
@@ -201,17 +201,33 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
     dt = float(dt)
     if not (np.isfinite(dt) and dt > 0):
         raise ConfigError(f"parameter 'dt' must be a positive number, not {dt!r}")
-    order = _chain(graph)
-    body = order[1:-1]
+    pairs = _layer_pairs(nir, graph)
+    raw = _float_layers(nir, graph, pairs, dt)
+    scales = _scales(raw, scale, v_width=v_width, w_width=w_width)
+    errs = {}
+    layers = [_quantize_layer(x, s, dt, errs, v_width=v_width, i_width=i_width,
+                              w_width=w_width, decay_frac=decay_frac)
+              for x, s in zip(raw, scales, strict=True)]
+    net = Network(tuple(layers), w_width=w_width, x_width=x_width)
+    return Import(net, dt, scales, pairs, errs)
+
+
+def _not_cuba(nir, name, node) -> None:
+    if isinstance(node, nir.CubaLIF):
+        raise ConfigError(
+            f"node {name!r} (CubaLIF) is not representable: lifgate neurons have no "
+            f"synaptic current state (tau_syn); use LIF or IF")
+
+
+def _layer_pairs(nir, graph) -> list[tuple[str, str]]:
+    """``(weight node, neuron node)`` of every layer of the chain ``graph``."""
+    body = _chain(graph)[1:-1]
     pairs = []
     k = 0
     while k < len(body):
         name = body[k]
         node = graph.nodes[name]
-        if isinstance(node, nir.CubaLIF):
-            raise ConfigError(
-                f"node {name!r} (CubaLIF) is not representable: lifgate neurons have no "
-                f"synaptic current state (tau_syn); use LIF or IF")
+        _not_cuba(nir, name, node)
         if not isinstance(node, (nir.Affine, nir.Linear)):
             raise ConfigError(
                 f"node {name!r} ({type(node).__name__}) is not supported here: expected Affine "
@@ -220,10 +236,7 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
             raise ConfigError(f"node {name!r} must be followed by a LIF or IF node")
         nname = body[k + 1]
         nnode = graph.nodes[nname]
-        if isinstance(nnode, nir.CubaLIF):
-            raise ConfigError(
-                f"node {nname!r} (CubaLIF) is not representable: lifgate neurons have no "
-                f"synaptic current state (tau_syn); use LIF or IF")
+        _not_cuba(nir, nname, nnode)
         if not isinstance(nnode, (nir.LIF, nir.IF)):
             raise ConfigError(
                 f"node {nname!r} ({type(nnode).__name__}) is not supported after {name!r}: "
@@ -232,8 +245,11 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
         k += 2
     if not pairs:
         raise ConfigError("the graph has no (Affine | Linear) -> (LIF | IF) layer")
+    return pairs
 
-    # Float description of every layer.
+
+def _float_layers(nir, graph, pairs, dt: float) -> list[dict]:
+    """The float description of every layer: weights, bias, gain ``g``, voltages, tau."""
     raw = []
     fan_in = None
     for wname, nname in pairs:
@@ -264,7 +280,11 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
             g = dt * r
         raw.append(dict(w=w, b=b, g=g, vth=vth, vreset=vreset, vleak=vleak, tau=tau,
                         wname=wname, nname=nname))
+    return raw
 
+
+def _scales(raw, scale, *, v_width: int, w_width: int) -> list[float]:
+    """The membrane scale of every layer: given, or the largest power of two that fits."""
     vmax = (1 << (v_width - 1)) - 1
     wmax = (1 << (w_width - 1)) - 1
     if scale is None or np.isscalar(scale):
@@ -290,62 +310,68 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
         if not (np.isfinite(s) and s > 0):
             raise ConfigError(f"parameter 'scale' must be a positive number, not {s!r}")
         scales[n] = s
+    return scales
 
+
+def _note_error(errs: dict, name: str, exact, q, unit) -> None:
+    """Record the quantisation error of one parameter of a node in ``errs``, absolute and
+    relative to the largest magnitude of the parameter in the node (full scale)."""
+    ab = float(np.abs(q / unit - exact).max(initial=0))
+    big = float(np.abs(exact).max(initial=0))
+    rel = ab / big if big > 0 else 0.0
+    old = errs.get(name, (0.0, 0.0))
+    errs[name] = (max(old[0], ab), max(old[1], rel))
+
+
+def _fit(name: str, node: str, q, lo: int, hi: int, scale: float):
+    if q.size and (q.min() < lo or q.max() > hi):
+        raise ConfigError(f"node {node!r}: parameter {name!r} needs [{q.min()}, {q.max()}] "
+                          f"at scale {scale:g}, beyond [{lo}, {hi}]; give a smaller --scale "
+                          f"or wider widths")
+    return q.astype(np.int64)
+
+
+def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: int,
+                    i_width: int, w_width: int, decay_frac: int) -> Layer:
+    """One float layer (of :func:`_float_layers`) at ``scale`` as a lifgate :class:`Layer`;
+    its quantisation errors go into ``errs``."""
+    vmax = (1 << (v_width - 1)) - 1
+    wmax = (1 << (w_width - 1)) - 1
     F = decay_frac
-    errs = {}
-
-    def err(name, exact, q, unit):
-        # Relative to the largest magnitude of the parameter in the node (full scale).
-        ab = float(np.abs(q / unit - exact).max(initial=0))
-        big = float(np.abs(exact).max(initial=0))
-        rel = ab / big if big > 0 else 0.0
-        old = errs.get(name, (0.0, 0.0))
-        errs[name] = (max(old[0], ab), max(old[1], rel))
-
-    def fit(name, node, q, lo, hi):
-        if q.size and (q.min() < lo or q.max() > hi):
-            raise ConfigError(f"node {node!r}: parameter {name!r} needs [{q.min()}, {q.max()}] "
-                              f"at scale {scale:g}, beyond [{lo}, {hi}]; give a smaller --scale "
-                              f"or wider widths")
-        return q.astype(np.int64)
-
-    layers = []
-    for x, scale in zip(raw, scales, strict=True):
-        n = len(x["g"])
-        unit_w = scale * x["g"][:, None]
-        wq = fit("weight", x["wname"], np.round(unit_w * x["w"]), -wmax - 1, wmax)
-        err("weight", x["w"], wq, unit_w)
-        bq = fit("bias", x["wname"], np.round(scale * x["g"] * x["b"]), -vmax - 1, vmax)
-        err("bias", x["b"], bq, scale * x["g"])
-        thq = fit("v_threshold", x["nname"], np.round(scale * x["vth"]) + 1, -vmax - 1, vmax)
-        err("v_threshold", x["vth"], thq - 1, scale)
-        rq = fit("v_reset", x["nname"], np.round(scale * x["vreset"]), -vmax - 1, vmax)
-        err("v_reset", x["vreset"], rq, scale)
-        lq = fit("v_leak", x["nname"], np.round(scale * x["vleak"]), -vmax - 1, vmax)
+    n = len(x["g"])
+    unit_w = scale * x["g"][:, None]
+    wq = _fit("weight", x["wname"], np.round(unit_w * x["w"]), -wmax - 1, wmax, scale)
+    _note_error(errs, "weight", x["w"], wq, unit_w)
+    bq = _fit("bias", x["wname"], np.round(scale * x["g"] * x["b"]), -vmax - 1, vmax, scale)
+    _note_error(errs, "bias", x["b"], bq, scale * x["g"])
+    thq = _fit("v_threshold", x["nname"], np.round(scale * x["vth"]) + 1, -vmax - 1, vmax,
+               scale)
+    _note_error(errs, "v_threshold", x["vth"], thq - 1, scale)
+    rq = _fit("v_reset", x["nname"], np.round(scale * x["vreset"]), -vmax - 1, vmax, scale)
+    _note_error(errs, "v_reset", x["vreset"], rq, scale)
+    lq = _fit("v_leak", x["nname"], np.round(scale * x["vleak"]), -vmax - 1, vmax, scale)
+    if x["tau"] is not None:
+        _note_error(errs, "v_leak", x["vleak"], lq, scale)
+        D = np.round((1 - dt / x["tau"]) * (1 << F)).astype(np.int64)
+        D = np.clip(D, 0, (1 << F) - 1)
+        tau_eff = dt * (1 << F) / ((1 << F) - D)
+        ab = np.abs(tau_eff - x["tau"])
+        old = errs.get("tau", (0.0, 0.0))
+        errs["tau"] = (max(old[0], float(ab.max())), max(old[1], float((ab / x["tau"]).max())))
+    params = []
+    for j in range(n):
         if x["tau"] is not None:
-            err("v_leak", x["vleak"], lq, scale)
-            D = np.round((1 - dt / x["tau"]) * (1 << F)).astype(np.int64)
-            D = np.clip(D, 0, (1 << F) - 1)
-            tau_eff = dt * (1 << F) / ((1 << F) - D)
-            ab = np.abs(tau_eff - x["tau"])
-            old = errs.get("tau", (0.0, 0.0))
-            errs["tau"] = (max(old[0], float(ab.max())), max(old[1], float((ab / x["tau"]).max())))
-        params = []
-        for j in range(n):
-            if x["tau"] is not None:
-                mode, leak = LeakMode.MULT, int(D[j])
-            else:
-                mode, leak = LeakMode.CONST, 0
-            params.append(NeuronParams(
-                v_th=int(thq[j]), v_reset=int(rq[j]), v_rest=int(lq[j]) if x["tau"] is not None
-                else 0, v_init=0, bias=int(bq[j]), leak_mode=mode, leak=leak,
-                reset_mode=ResetMode.VALUE, t_ref=0))
-        shape = ArrayShape(neurons=n, lanes=_lanes(n), groups=n, v_width=v_width,
-                           i_width=i_width, ref_width=1, decay_frac=F,
-                           leak_modes=(LeakMode.MULT, LeakMode.CONST))
-        layers.append(Layer(wq, Config(shape=shape, params=tuple(params))))
-    net = Network(tuple(layers), w_width=w_width, x_width=x_width)
-    return Import(net, dt, scales, pairs, errs)
+            mode, leak = LeakMode.MULT, int(D[j])
+        else:
+            mode, leak = LeakMode.CONST, 0
+        params.append(NeuronParams(
+            v_th=int(thq[j]), v_reset=int(rq[j]), v_rest=int(lq[j]) if x["tau"] is not None
+            else 0, v_init=0, bias=int(bq[j]), leak_mode=mode, leak=leak,
+            reset_mode=ResetMode.VALUE, t_ref=0))
+    shape = ArrayShape(neurons=n, lanes=_lanes(n), groups=n, v_width=v_width,
+                       i_width=i_width, ref_width=1, decay_frac=F,
+                       leak_modes=(LeakMode.MULT, LeakMode.CONST))
+    return Layer(wq, Config(shape=shape, params=tuple(params)))
 
 
 def export_nir(network: Network, *, dt: float = 1e-3):

@@ -17,10 +17,13 @@ import json
 
 import numpy as np
 
+from lifgate.app.cli import add_report_options
+from lifgate.app.progress import ticker
 from lifgate.checks import check_int, check_number, input_file, writable_dir
-from lifgate.cli import add_report_options
+from lifgate.compilers.nir_import import import_nir
 from lifgate.config import ConfigError
-from lifgate.progress import ticker
+from lifgate.golden.synapse import simulate_network
+from lifgate.sim import tb_network
 
 #: Steps of ``--rtl`` without ``--steps``: the golden model and the RTL, spike for spike.
 RTL_STEPS = 32
@@ -53,9 +56,6 @@ def register(subparsers, summary):
 
 
 def run(args) -> int:
-    from lifgate.golden.synapse import simulate_network
-    from lifgate.nir_import import import_nir
-
     input_file("GRAPH.nir", args.graph)
     check_int("--w-width", args.w_width, 2, 18)
     check_int("--v-width", args.v_width, 4, 32)
@@ -92,9 +92,8 @@ def run(args) -> int:
         res = simulate_network(net, steps, x)
         out["golden_spikes_per_layer"] = [int(s.sum()) for s in res.spikes]
         if args.rtl:
-            from lifgate.sim.tb_network import run_network
-
-            rtl = ticker(lambda: run_network(net, [(x, steps)], build_dir=args.build_dir)[0],
+            rtl = ticker(lambda: tb_network.run_network(net, [(x, steps)],
+                                                        build_dir=args.build_dir)[0],
                          f"import-nir: RTL (verilator), build and {steps} steps", enabled=show)
             exact = all(np.array_equal(a, b) for a, b in zip(rtl.spikes, res.spikes, strict=True))
             exact = exact and all(np.array_equal(a, b) for a, b in zip(rtl.v, res.v, strict=True))

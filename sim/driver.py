@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.hdl import Shape
 from amaranth.sim import Simulator
+from lifgate.golden import fixed
 from lifgate.hdl.array import LIFArray, beat_layout
 
 from lifgate.config import ArrayShape, Config, ConfigError, NoiseParams, pack_params
@@ -251,8 +252,6 @@ def golden_script(config: Config, script) -> list:
     A ``("params", other)`` operation must keep the noise settings (the gateware takes them at
     a clear).
     """
-    from lifgate.golden.fixed import fresh_state, simulate
-
     current, state, out = config, None, []
     for op in script:
         kind = op[0]
@@ -263,11 +262,11 @@ def golden_script(config: Config, script) -> list:
         elif kind == "clear":
             if len(op) > 1:
                 current = current.replace(noise=op[1].noise)
-            state = fresh_state(current)
+            state = fixed.fresh_state(current)
         elif kind == "gain":
             current = current.replace(noise=NoiseParams(seed=current.noise.seed, gain=op[1]))
         elif kind == "run":
-            res = simulate(current, op[1], op[2] if len(op) > 2 else None, state=state)
+            res = fixed.simulate(current, op[1], op[2] if len(op) > 2 else None, state=state)
             state = res.final
             out.append(res)
         else:

@@ -19,9 +19,13 @@ import json
 import sys
 from pathlib import Path
 
+from lifgate.app.cli import DEFAULT_GROUPS, UsageError, add_report_options
+from lifgate.app.progress import ticker
+from lifgate.boards import resources
+from lifgate.boards.resources import board_shape
+from lifgate.boards.toolchain import BOARDS, ToolchainError, board
 from lifgate.checks import check_int, check_number, writable_dir
-from lifgate.cli import DEFAULT_GROUPS, UsageError, add_report_options
-from lifgate.progress import ticker
+from lifgate.config import ConfigError
 
 
 def register(subparsers, summary):
@@ -53,7 +57,6 @@ def register(subparsers, summary):
 
 
 def _boards(name):
-    from lifgate.boards.toolchain import BOARDS, board
 
     if name == "all":
         return list(BOARDS.values())
@@ -68,17 +71,12 @@ def _modes(text):
 
 def measure_rows(args) -> list[dict]:
     """Build every selected board and return one result dict per board."""
-    from lifgate.boards.resources import board_shape, measure
-    from lifgate.boards.toolchain import ToolchainError
-
     boards = _boards(args.board)
     # Check every shape before building anything.
     groups = DEFAULT_GROUPS if args.groups is None else args.groups
     shapes = [board_shape(b, neurons=args.neurons, lanes=args.lanes, groups=groups,
                           leak_modes=_modes(args.leak_modes)) for b in boards]
     if args.design == "top":
-        from lifgate.config import ConfigError
-
         for s in shapes:
             if s.lanes & (s.lanes - 1):
                 raise ConfigError(
@@ -101,7 +99,7 @@ def measure_rows(args) -> list[dict]:
             print(f"building {b.name} ({args.design}, {shape.neurons} neurons, {shape.lanes} "
                   f"lanes) in {out} ...", file=sys.stderr, flush=True)
         try:
-            rep = ticker(lambda b=b, shape=shape, out=out: measure(
+            rep = ticker(lambda b=b, shape=shape, out=out: resources.measure(
                 b, shape, out, design=args.design, frequency_mhz=args.freq, seed=args.seed,
                 noise=not args.no_noise), f"resources {b.name}", enabled=show)
         except ToolchainError as e:

@@ -47,7 +47,7 @@ array's registers through ``LIFArray._probes`` (a hook that adds no logic) and s
 stage registers of ``hdl/array.py``: a renamed register is a ``KeyError`` at elaboration, a
 re-pipelined datapath an induction failure (``UNKNOWN``), never a false ``PASS``.
 
-``python -m lifgate.hdl.formal`` runs the :data:`JOBS` table and prints depth, time and result;
+``python -m lifgate.sim.formal`` runs the :data:`JOBS` table and prints depth, time and result;
 ``--prop``, ``--mode``, ``--engine``, ``--depth``, ``--modes``, ``--neurons``, ``--invariants``,
 ``--pipeline`` run other jobs (``--depth 0``: ``k = 2`` for k-induction, :func:`default_depth`
 for BMC: pipeline length + largest ``t_ref`` + 2 timesteps; see ``docs/verification.md``).
@@ -79,6 +79,9 @@ from amaranth.hdl import (
     signed,
 )
 from amaranth.hdl._ast import AnySeq  # Amaranth 0.5 has no public name for it
+from lifgate.hdl import array as hdl_array
+from lifgate.hdl.array import LATENCY
+from lifgate.sim.solvers import sby_command, sby_env, tool_dir, warm_up
 
 from lifgate.config import ArrayShape, LeakMode, ResetMode, param_layout
 
@@ -207,9 +210,7 @@ class LaneProof(Elaboratable):
         self.cd = ClockDomain("sync", reset_less=True)
 
     def elaborate(self, platform):
-        from lifgate.hdl.array import LIFArray
-
-        LIFArray = self.array_cls or LIFArray  # noqa: N806 (a mutant's class, bench/mutants.py)
+        LIFArray = self.array_cls or hdl_array.LIFArray  # noqa: N806 (a mutant's, bench/mutants.py)
         shape = self.shape
         W, R, D = shape.v_width, shape.ref_width, shape.depth
         vmin, vmax = shape.v_range
@@ -610,7 +611,6 @@ class FormalJob:
 
 
 def _cycles_per_step(shape: ArrayShape) -> int:
-    from lifgate.hdl.array import LATENCY
 
     return shape.depth + LATENCY + 2
 
@@ -621,8 +621,6 @@ def default_depth(shape: ArrayShape = DEFAULT_SHAPE) -> int:
     A step takes ``D + L + 2`` clocks (the pipeline drains between steps), so this covers a
     spike, the whole longest refractory period, and the next possible spike, plus ``L`` steps.
     """
-    from lifgate.hdl.array import LATENCY
-
     steps = LATENCY + shape.t_ref_max + 2
     return (shape.depth + 4) + 2 + steps * _cycles_per_step(shape)
 
@@ -696,8 +694,6 @@ def run_job(job: FormalJob, workdir, *, timeout: float = 3600,
     or ``TIMEOUT``. The solver shims of :mod:`lifgate.sim.solvers` are written to
     ``workdir/bin``.
     """
-    from lifgate.sim.solvers import sby_command, sby_env, tool_dir, warm_up
-
     if job.engine not in ENGINES:
         raise ValueError(f"engine must be one of {sorted(ENGINES)}, not {job.engine!r}")
     if job.engine == "pdr" and job.mode != "prove":
@@ -748,7 +744,7 @@ def run_job(job: FormalJob, workdir, *, timeout: float = 3600,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lifgate.hdl.formal",
+    ap = argparse.ArgumentParser(prog="python -m lifgate.sim.formal",
                                  description="Run the LIFArray lane proofs with SymbiYosys.")
     ap.add_argument("--prop", action="append", choices=PROPERTIES)
     ap.add_argument("--mode", choices=("bmc", "prove"), default="bmc")

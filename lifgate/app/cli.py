@@ -1,9 +1,11 @@
 """The ``lifgate`` command line.
 
-Each subcommand lives in its own module under ``lifgate/commands/`` and provides
+Each subcommand lives in its own module under ``lifgate/app/commands/`` and provides
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the parsed
-arguments and returning an exit code. Modules are imported lazily so ``lifgate --help`` stays
-fast and one broken command cannot take the others down.
+arguments and returning an exit code. :func:`main` imports only the module of the command it
+runs (the others get a stub parser with their summary, all ``lifgate --help`` shows), so a
+command pays only for its own imports (the simulators, matplotlib, the boards) and one broken
+command cannot take the others down.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import os
 import re
 import sys
 
-from lifgate import __version__
 from lifgate.config import ConfigError
+from lifgate.version import __version__
 
 # (module, one-line summary); the order is the order of ``lifgate --help``.
 COMMANDS = [
@@ -73,7 +75,16 @@ def add_report_options(parser, *, json_help: str = "print one JSON object on std
                         "10 s otherwise)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: ``build_parser(only=ALL)``: import every command module.
+ALL = object()
+
+
+def build_parser(only=ALL) -> argparse.ArgumentParser:
+    """The parser of ``lifgate`` and its commands.
+
+    ``only``: the command line name of the one command whose module is imported (``None``:
+    none); every other command gets a stub parser carrying its summary. Default: all.
+    """
     parser = Parser(
         prog="lifgate",
         description="Fixed-point LIF neuron arrays: generate Verilog, verify it bit for bit "
@@ -82,10 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lifgate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary in COMMANDS:
+        if only is not ALL and only != name.replace("_", "-"):
+            sub.add_parser(name.replace("_", "-"), help=summary)
+            continue
         try:
-            module = importlib.import_module(f"lifgate.commands.{name}")
+            module = importlib.import_module(f"lifgate.app.commands.{name}")
         except ModuleNotFoundError as e:
-            if e.name == f"lifgate.commands.{name}":
+            if e.name == f"lifgate.app.commands.{name}":
                 continue  # not written yet
             raise
         module.register(sub, summary)
@@ -93,8 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_of(argv) -> str | None:
+    """The command ``argv`` names: its first word that is not an option (the top-level parser
+    has options without values only)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv=None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=_command_of(argv))
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:  # said by the subcommand's parser: "lifgate verify: error: ..."

@@ -3,7 +3,7 @@
 Every function builds a :class:`matplotlib.figure.Figure` with the object-oriented API (no
 ``pyplot``, no global state), so it works under any backend: files are written through the
 Agg canvas, and a notebook displays the returned figure. Each takes the experiment objects of
-:mod:`lifgate.demo` and the list of sources to draw (``"fixed"`` and, when the RTL ran,
+:mod:`lifgate.app.demo` and the list of sources to draw (``"fixed"`` and, when the RTL ran,
 ``"rtl"``).
 """
 
@@ -12,14 +12,17 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from lifgate.app.progress import progress_bar
 from lifgate.checks import write_output
 from lifgate.config import ConfigError
-from lifgate.progress import progress_bar
+from lifgate.golden.float_ref import analytic_rate
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "demo_plots",
@@ -47,6 +50,11 @@ DPI = 110
 
 
 def _fig(w=8.0, h=4.5, rows=1, cols=1, **kw):
+    # matplotlib is heavy (over a second to import): only drawing pays for it, not every
+    # lifgate command (the CLI imports every command module, demo included, to list them).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(w, h), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False, **kw)
@@ -183,11 +191,9 @@ def _mv_axes(ax, lif, window, legend_room=0.3):
     ax.grid(alpha=0.3)
 
 
-def lif_membrane_figure(lif, current=None, sources=("fixed",), window: float = 100.0) -> Figure:
-    """Membrane under a constant current against the threshold; fixed - float below."""
-    from lifgate.demo import TRACE_CURRENT
-
-    current = TRACE_CURRENT if current is None else current
+def lif_membrane_figure(lif, current: float, sources=("fixed",),
+                        window: float = 100.0) -> Figure:
+    """Membrane under the constant ``current`` [pA] against the threshold; fixed - float below."""
     fig, axes = _fig(9.0, 5.6, 2, 1, sharex=True, height_ratios=[3, 1])
     ax = axes[0, 0]
     t = lif.time_ms
@@ -275,16 +281,12 @@ def rate_figure(lif, sources=("fixed",)) -> Figure:
 
 
 def float_ref_rate(lif, currents):
-    from lifgate.golden.float_ref import analytic_rate
 
     return np.asarray(analytic_rate(lif.pars, currents), dtype=float)
 
 
-def noise_figure(lif, current=None, sources=("fixed",), window: float = 200.0) -> Figure:
-    """White noise: membrane (ideal vs noisy) and rate curves (ideal vs noisy)."""
-    from lifgate.demo import NOISE_TRACE_CURRENT
-
-    current = NOISE_TRACE_CURRENT if current is None else current
+def noise_figure(lif, current: float, sources=("fixed",), window: float = 200.0) -> Figure:
+    """White noise at the mean ``current`` [pA]: membrane (ideal vs noisy) and rate curves."""
     fig, axes = _fig(9.0, 8.0, 2, 1, height_ratios=[1, 1.1])
     ax = axes[0, 0]
     t = lif.time_ms
@@ -336,8 +338,13 @@ def noise_figure(lif, current=None, sources=("fixed",), window: float = 200.0) -
 # All of them -------------------------------------------------------------------------------
 
 
-def demo_plots(result, out, *, progress: bool = False) -> dict:
-    """Write every figure of a :class:`lifgate.demo.DemoResult` into ``out``; return paths."""
+def demo_plots(result, out, *, trace_current: float, noise_trace_current: float,
+               progress: bool = False) -> dict:
+    """Write every figure of a :class:`lifgate.app.demo.DemoResult` into ``out``; return paths.
+
+    ``trace_current`` and ``noise_trace_current`` [pA] pick the neurons of the membrane
+    traces without and with noise (the demo's ``TRACE_CURRENT`` and ``NOISE_TRACE_CURRENT``).
+    """
     out = Path(out)
     ux, lif = result.unitless, result.lif
     sources = ["fixed"]
@@ -346,9 +353,9 @@ def demo_plots(result, out, *, progress: bool = False) -> dict:
         sources.append("rtl")
     makers = {
         "euler_lif": lambda: euler_figure(ux, sources),
-        "lif_membrane": lambda: lif_membrane_figure(lif, sources=sources),
+        "lif_membrane": lambda: lif_membrane_figure(lif, trace_current, sources),
         "lif_rate": lambda: rate_figure(lif, sources),
-        "lif_noise": lambda: noise_figure(lif, sources=sources),
+        "lif_noise": lambda: noise_figure(lif, noise_trace_current, sources),
         "iaf": lambda: iaf_figure(ux, sources),
     }
     paths = {}
@@ -361,8 +368,8 @@ def demo_plots(result, out, *, progress: bool = False) -> dict:
 def explore_figure(lif, current: float, sources=("fixed",), rates=None) -> Figure:
     """The notebook's figure: ideal and noisy membrane traces, and the rate curve.
 
-    ``lif`` is a :class:`lifgate.demo.LIFExperiments` with one neuron at ``current``;
-    ``rates`` an optional :class:`lifgate.quantize.RateSweep` for the right-hand panel.
+    ``lif`` is a :class:`lifgate.app.demo.LIFExperiments` with one neuron at ``current``;
+    ``rates`` an optional :class:`lifgate.compilers.quantize.RateSweep` for the right-hand panel.
     """
     fig, axes = _fig(12.0, 6.4, 2, 2, width_ratios=[2.2, 1])
     t = lif.time_ms

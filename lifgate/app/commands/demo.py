@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifgate.checks import check_number
-from lifgate.demo import (
+from lifgate.app.demo import (
     DURATION_RANGE,
     RATE_CURRENTS,
     SIMS,
@@ -29,6 +28,7 @@ from lifgate.demo import (
     run_demo,
     summary_json,
 )
+from lifgate.checks import check_number
 from lifgate.golden import float_ref
 
 

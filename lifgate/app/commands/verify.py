@@ -20,10 +20,11 @@ import secrets
 import sys
 from pathlib import Path
 
+from lifgate.app.cli import DEFAULT_GROUPS, UsageError, add_report_options
+from lifgate.app.progress import progress_bar
 from lifgate.checks import check_int, writable_dir
-from lifgate.cli import DEFAULT_GROUPS, UsageError, add_report_options
 from lifgate.config import ArrayShape
-from lifgate.progress import progress_bar
+from lifgate.sim import regress, runner
 
 
 def register(subparsers, summary):
@@ -83,7 +84,6 @@ def check_args(args) -> tuple[ArrayShape, int, int]:
 
 
 def run(args) -> int:
-    from lifgate.sim import regress, runner
 
     shape, steps, seed = check_args(args)
     cases = regress.make_cases(shape, seed=seed, configs=args.configs, steps=steps,

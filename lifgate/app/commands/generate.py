@@ -18,9 +18,10 @@ import io
 import os
 import sys
 
+from lifgate.app.cli import DEFAULT_GROUPS
 from lifgate.checks import check_int, read_config_file, writable_file, write_output
-from lifgate.cli import DEFAULT_GROUPS
 from lifgate.config import ArrayShape, ConfigError
+from lifgate.hdl.verilog import generate_verilog
 
 MULTIPLIERS = ("fabric", "ecp5", "ice40")
 
@@ -121,8 +122,6 @@ def run(args) -> int:
     lpe = args.lanes_per_enable
     if lpe is not None:
         check_int("--lanes-per-enable", lpe, 1, shape.lanes)
-
-    from lifgate.hdl.verilog import generate_verilog
 
     try:
         text = generate_verilog(shape, membrane=not args.no_membrane, noise=not args.no_noise,

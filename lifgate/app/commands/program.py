@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lifgate.boards.toolchain import board
+
 
 def register(subparsers, summary):
     p = subparsers.add_parser("program", help=summary, description=summary + ".")
@@ -56,7 +58,6 @@ def command(board_name: str, bitstream: str, *, flash: bool = False) -> list[str
 
 
 def run(args) -> int:
-    from lifgate.boards.toolchain import board
 
     b = board(args.board)
     path = Path(args.bitstream or f"build/board-{b.name}/top.{b.bitstream_ext}")

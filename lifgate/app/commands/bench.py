@@ -24,13 +24,12 @@ import json
 import sys
 from pathlib import Path
 
-from lifgate.cli import UsageError, add_report_options
+import lifgate
+from lifgate.app.cli import UsageError, add_report_options
 
 
 def bench_dir() -> Path:
     """The ``bench/`` folder next to the ``lifgate`` package (an editable or source install)."""
-    import lifgate
-
     return Path(lifgate.__file__).resolve().parent.parent / "bench"
 
 

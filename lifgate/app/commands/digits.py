@@ -1,9 +1,9 @@
 """``lifgate digits``: ANN-to-SNN conversion on scikit-learn's 8x8 digits, golden model and RTL.
 
-Trains a 64-32-10 ReLU MLP (fixed seed), converts it (``lifgate.convert``), runs the fixed-point
-SNN on the golden model over the whole held-out split and on the RTL (Verilator) over the first
-``--samples`` held-out digits, and checks the RTL against the golden model spike for spike and
-membrane for membrane on every layer and step. Exit code 1 if they differ.
+Trains a 64-32-10 ReLU MLP (fixed seed), converts it (``lifgate.compilers.convert``), runs the
+fixed-point SNN on the golden model over the whole held-out split and on the RTL (Verilator)
+over the first ``--samples`` held-out digits, and checks the RTL against the golden model spike
+for spike and membrane for membrane on every layer and step. Exit code 1 if they differ.
 
 With ``--board SPEC`` the converted network also goes through a network board's host link
 (``lifgate.boards.nethost``): its weights and parameters are loaded over the link, then the
@@ -23,13 +23,20 @@ import json
 import os
 import stat
 import time
+from pathlib import Path
 
 import numpy as np
 
+from lifgate.app.cli import add_report_options
+from lifgate.app.progress import ticker
+from lifgate.boards.host import parse_spec
+from lifgate.boards.nethost import open_network_board
+from lifgate.boards.netproto import NetFeatures
 from lifgate.checks import check_int, writable_dir
-from lifgate.cli import add_report_options
+from lifgate.compilers import convert as conversion
+from lifgate.compilers.convert import convert, load_dataset
 from lifgate.config import ConfigError
-from lifgate.progress import ticker
+from lifgate.sim import tb_network
 
 #: Held-out digits of the stratified 75/25 split of scikit-learn's 1797 digits.
 TEST_DIGITS = 450
@@ -70,8 +77,6 @@ def check_args(*, steps, samples, hidden, w_width, seed, board, limit, build_dir
     check_int("--w-width", w_width, 2, 18)
     check_int("--seed", seed, 0, (1 << 32) - 1)
     if board is not None:
-        from lifgate.boards.host import parse_spec
-
         try:
             kind, arg = parse_spec(board)
         except (ConfigError, ValueError) as e:
@@ -93,14 +98,12 @@ def check_args(*, steps, samples, hidden, w_width, seed, board, limit, build_dir
 def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="verilator",
                   build_dir="build/digits", board=None, limit=None, progress=False) -> dict:
     """Train, convert, run; see the module docstring. ``progress``: show it on stderr."""
-    from lifgate.convert import convert, load_dataset, train_ann
-
     limit = check_args(steps=steps, samples=samples, hidden=hidden, w_width=w_width, seed=seed,
                        board=board, limit=limit, build_dir=build_dir)
     data = load_dataset(seed)
     assert len(data.x_test) == TEST_DIGITS, len(data.x_test)
-    mlp = ticker(lambda: train_ann(data, hidden=hidden, seed=seed), "digits: training the ANN",
-                 enabled=progress)
+    mlp = ticker(lambda: conversion.train_ann(data, hidden=hidden, seed=seed),
+                 "digits: training the ANN", enabled=progress)
     ann = float((mlp.predict(data.x_test / 16) == data.y_test).mean())
     lanes = (8 if hidden % 8 == 0 else 1, 2)
     conv = convert(mlp, data.x_train, w_width=w_width, lanes=lanes)
@@ -127,11 +130,9 @@ def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="ve
         "rtl_samples": samples,
     }
     if samples:
-        from lifgate.sim.tb_network import run_network
-
         xs = data.x_test[:samples]
         t0 = time.perf_counter()
-        runs = ticker(lambda: run_network(conv.network, [(x, steps) for x in xs],
+        runs = ticker(lambda: tb_network.run_network(conv.network, [(x, steps) for x in xs],
                                           build_dir=build_dir, sim=sim),
                       f"digits: RTL ({sim}), build and {samples} digits", enabled=progress)
         out["rtl_seconds"] = round(time.perf_counter() - t0, 1)
@@ -161,11 +162,6 @@ def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="ve
 
 def _board_run(conv, res, pred, data, steps, spec, limit, build_dir) -> dict:
     """The first ``limit`` held-out digits through a network board's host link."""
-    from pathlib import Path
-
-    from lifgate.boards.nethost import open_network_board
-    from lifgate.boards.netproto import NetFeatures
-
     features = NetFeatures.for_network(conv.network, max_payload=256)
     t0 = time.perf_counter()
     # The fastest UART the gateware takes (4 clocks per bit) keeps a simulated run short.

@@ -21,9 +21,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from lifgate.app.cli import DEFAULT_GROUPS, add_report_options
+from lifgate.app.commands.resources import _modes, format_table
+from lifgate.app.progress import ticker
+from lifgate.boards import toolchain
+from lifgate.boards.protocol import check_baud
+from lifgate.boards.resources import board_shape
+from lifgate.boards.toolchain import FitError, ToolchainError, board
+from lifgate.boards.top import BoardTop
 from lifgate.checks import check_int, check_number, writable_dir
-from lifgate.cli import DEFAULT_GROUPS, add_report_options
-from lifgate.progress import ticker
+from lifgate.config import ConfigError
 
 
 def register(subparsers, summary):
@@ -52,13 +59,6 @@ def register(subparsers, summary):
 
 
 def run(args) -> int:
-    from lifgate.boards.protocol import check_baud
-    from lifgate.boards.resources import board_shape
-    from lifgate.boards.toolchain import FitError, ToolchainError, board, run_build
-    from lifgate.boards.top import BoardTop
-    from lifgate.commands.resources import _modes, format_table
-    from lifgate.config import ConfigError
-
     b = board(args.board)
     lanes = b.build_lanes if args.lanes is None else args.lanes
     groups = DEFAULT_GROUPS if args.groups is None else args.groups
@@ -84,7 +84,7 @@ def run(args) -> int:
         tqdm.write(f"build {b.name}: {stage}", file=sys.stderr)
 
     try:
-        rep = ticker(lambda: run_build(b, top, out, seed=args.seed, pack=True,
+        rep = ticker(lambda: toolchain.run_build(b, top, out, seed=args.seed, pack=True,
                                        on_stage=on_stage if show else None),
                      f"build {b.name}", enabled=show)
     except FitError:

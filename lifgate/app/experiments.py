@@ -1,6 +1,8 @@
-"""The experiments of ``lifgate demo``: both seed notebooks on float, fixed point and RTL.
+"""The experiments of ``lifgate demo``: both seed notebooks on the float and fixed-point models.
 
-Everything here is reusable on its own (``examples/explore.ipynb`` and the tests use it):
+Pure functions over :mod:`lifgate.golden.float_ref` and :mod:`lifgate.golden.fixed` (no RTL, no
+files); :mod:`lifgate.app.demo` runs their :class:`ArrayRun` objects on the RTL and
+:mod:`lifgate.app.report` formats the outcome.
 
 * :func:`unitless_experiment`: the unit-free seed neurons on one array, one parameter group
   each: the Euler LIF (group 0, tau 20, threshold 10, input 11: spikes at steps 47 and 94), the
@@ -10,58 +12,50 @@ Everything here is reusable on its own (``examples/explore.ipynb`` and the tests
   per constant current (0 to 500 pA, as per-group bias), the same with the on-chip noise source,
   and the same with the float reference's Gaussian white noise streamed in as input current.
 * :class:`ArrayRun`: one run of the array (a :class:`~lifgate.config.Config`, a number of steps
-  and optional input currents) with its golden-model result and, once :func:`run_rtl` has run
-  it, the RTL's spikes and membrane values and the bit-exact verdict.
-* :func:`rtl_run` / :func:`run_rtl`: run configurations on the generated RTL (Verilator or
-  Icarus through ``lifgate.sim``, or Amaranth's simulator through ``lifgate.hdl.driver``).
-* :func:`run_demo`: everything, plots and the summary; what ``lifgate demo`` calls.
+  and optional input currents) with its golden-model result and, once the RTL ran it, the RTL's
+  spikes and membrane values and the bit-exact verdict (:class:`RTLOutcome`).
+* :func:`seed_checks`: the seed notebooks' checks over these experiments.
 
-Fixed-point scales come from :mod:`lifgate.quantize`; the float references from
-:mod:`lifgate.golden.float_ref`; the fixed-point results from :mod:`lifgate.golden.fixed`.
+Fixed-point scales come from :mod:`lifgate.compilers.quantize`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-from lifgate.checks import check_number, output_dir, output_file
+from lifgate.app.progress import progress_bar
+from lifgate.compilers.quantize import Quantized, quantize, quantize_euler, quantize_iaf
 from lifgate.config import ArrayShape, Config, ConfigError, NeuronParams, NoiseParams, ResetMode
 from lifgate.golden import float_ref
 from lifgate.golden.fixed import Result, simulate
-from lifgate.progress import progress_bar, ticker
-from lifgate.quantize import Quantized, quantize, quantize_euler, quantize_iaf
 
 __all__ = [
-    "PLOTS",
-    "SIMS",
+    "EULER",
+    "EULER_SPIKES",
+    "IAF_BIAS",
+    "IAF_SPIKES",
+    "IAF_STEPS",
+    "NOISE_SEED",
+    "NOISE_SIG",
+    "NOISE_TRACE_CURRENT",
+    "RATE_CURRENTS",
+    "TRACE_CURRENT",
     "ArrayRun",
-    "check_outputs",
-    "DemoResult",
     "LIFExperiments",
     "RTLOutcome",
     "UnitlessExperiment",
+    "lif_config",
     "lif_experiments",
     "min_duration",
     "notebook_trace",
     "rate_hz",
-    "rtl_run",
-    "run_demo",
-    "run_rtl",
+    "seed_checks",
+    "shape_params",
     "unitless_experiment",
 ]
-
-#: Simulators ``lifgate demo --sim`` accepts; the first is the default.
-SIMS = ("verilator", "icarus", "amaranth")
-#: The PNG files the demo writes into its output folder (``NAME.png``).
-PLOTS = ("euler_lif", "lif_membrane", "lif_rate", "lif_noise", "iaf")
-#: Legal length of the biophysical runs [ms].
-DURATION_RANGE = (1.0, 2000.0)
 
 #: The Euler LIF seed: tau, threshold, reset, input, steps, and where the notebook spikes.
 EULER = {"tau": 20.0, "v_th": 10.0, "v_reset": 0.0, "i_syn": 11.0, "steps": 100}
@@ -355,7 +349,7 @@ class LIFExperiments:
     Members
     -------
     q : Quantized
-        The fixed-point scales (:func:`lifgate.quantize.quantize` of ``pars``).
+        The fixed-point scales (:func:`lifgate.compilers.quantize.quantize` of ``pars``).
     pars : dict
         The float parameters (``float_ref.default_pars`` with overrides).
     currents : float array [K]
@@ -510,158 +504,10 @@ def lif_experiments(pars: dict | None = None, *, shape: ArrayShape | None = None
                           float_noisy, noise)
 
 
-# RTL -----------------------------------------------------------------------------------------
+# Checks ---------------------------------------------------------------------------------------
 
 
-def rtl_run(config: Config, steps: int, currents=None, *, sim: str = "verilator",
-            build_dir=None) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``config`` for ``steps`` steps (after a clear) on the RTL; return ``(spikes, v)``.
-
-    ``spikes`` bool [steps, N] and ``v`` int64 [steps, N], the layout of
-    :func:`lifgate.golden.fixed.simulate`. ``currents`` is None or an int array [steps, N].
-    """
-    run = ArrayRun("rtl_run", config, steps, currents)
-    run_rtl([run], sim=sim, build_dir=build_dir)
-    if run.rtl.spikes is None:
-        raise RuntimeError(f"the {sim} backend did not return the run's outputs")
-    return run.rtl.spikes, run.rtl.v
-
-
-def run_rtl(runs, *, sim: str = "verilator", build_dir=None, progress: bool = False) -> dict:
-    """Run every :class:`ArrayRun` on the RTL and set its ``rtl`` outcome.
-
-    All runs must share one :class:`ArrayShape` (one Verilog build). Returns
-    ``{"sim", "build_seconds", "seconds"}``.
-    """
-    runs = list(runs)
-    if sim not in SIMS:
-        raise ConfigError(f"parameter 'sim' must be one of {', '.join(SIMS)}, not {sim!r}")
-    if not runs:
-        return {"sim": sim, "build_seconds": 0.0, "seconds": 0.0}
-    shape = runs[0].config.shape
-    for r in runs:
-        if r.config.shape != shape:
-            raise ConfigError("every RTL run of one call must have the same shape")
-    t0 = time.perf_counter()
-    if sim == "amaranth":
-        info = _run_amaranth(runs, progress)
-    else:
-        info = _run_cocotb(runs, sim, build_dir, progress)
-    info["sim"] = sim
-    info["seconds"] = time.perf_counter() - t0
-    return info
-
-
-def _run_amaranth(runs, progress) -> dict:
-    from lifgate.hdl.driver import simulate_rtl
-
-    bar = progress_bar(total=sum(r.updates for r in runs), desc="RTL (amaranth)",
-                       unit="updates", unit_scale=True, enabled=progress)
-    for r in runs:
-        t0 = time.perf_counter()
-        script = [("clear", r.config), ("run", r.steps)
-                  + (() if r.currents is None else (r.currents,))]
-        res = simulate_rtl(r.config, script)[0]
-        ok, mismatch = r.check_rtl(res.spikes, res.v)
-        r.rtl = RTLOutcome("amaranth", res.spikes, res.v, ok, mismatch, r.updates,
-                           res.cycles, time.perf_counter() - t0)
-        bar.update(r.updates)
-    bar.close()
-    return {"build_seconds": 0.0}
-
-
-def _run_cocotb(runs, sim, build_dir, progress) -> dict:
-    """Icarus or Verilator through ``lifgate.sim.runner``: one build, one cocotb session.
-
-    Each run becomes a :class:`lifgate.sim.cases.SimCase` whose stimulus (if any) is an
-    ``.npy`` file and whose outputs the testbench writes to an ``.npz`` file; the testbench
-    compares every beat with the golden model itself, and this function compares the returned
-    arrays once more (:meth:`ArrayRun.check_rtl`).
-    """
-    from lifgate.sim import runner
-    from lifgate.sim.cases import Segment, SimCase
-
-    shape = runs[0].config.shape
-    root = Path(build_dir or "build/demo").resolve()
-    model_dir = root / f"{sim}-{runner.shape_key(shape, True)}"
-    io_dir = root / f"{sim}-io"
-    try:
-        io_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # checked up front, but a file system can still refuse (/proc, full)
-        raise ConfigError(f"build_dir: cannot create {str(io_dir)!r}: {e.strerror or e}") from None
-    t0 = time.perf_counter()
-    model = ticker(
-        lambda: runner.build(sim, shape, build_dir=model_dir, membrane=True),
-        f"building the {sim} model in {model_dir} (reused next time)", enabled=progress)
-    build_seconds = time.perf_counter() - t0
-    cases = []
-    for k, r in enumerate(runs):
-        stim = None
-        if r.currents is not None:
-            stim = io_dir / f"{k}-{r.name}-stimulus.npy"
-            np.save(stim, np.ascontiguousarray(r.currents, dtype=np.int64))
-        outputs = io_dir / f"{k}-{r.name}-outputs.npz"
-        outputs.unlink(missing_ok=True)
-        cases.append(SimCase(name=r.name, config=r.config, segments=(Segment(r.steps),),
-                             stimulus=None if stim is None else str(stim), outputs=str(outputs)))
-    bar = progress_bar(total=sum(r.updates for r in runs), desc=f"RTL ({sim})",
-                       unit="updates", unit_scale=True, enabled=progress)
-    results = runner.run(model, cases, test_dir=io_dir / "session",
-                         progress=lambda res: bar.update(res.get("updates", 0)))
-    bar.close()
-    by_name = {res["name"]: res for res in results}
-    for r, case in zip(runs, cases, strict=True):
-        res = by_name.get(r.name, {})
-        spikes = v = None
-        try:
-            with np.load(case.outputs) as f:
-                spikes, v = f["spikes"], f["v"]
-        except (OSError, KeyError):
-            pass
-        if spikes is None:
-            ok, mismatch = False, res.get("mismatch") or {"field": "error",
-                                                          "error": "no outputs written"}
-        else:
-            ok, mismatch = r.check_rtl(spikes, v)
-            # The testbench's own verdict (beat order, X/Z) must agree.
-            if ok and (res.get("mismatch") is not None or res.get("xz", 0)):
-                ok, mismatch = False, res.get("mismatch") or {"field": "X/Z",
-                                                              "cycles": res.get("xz")}
-        r.rtl = RTLOutcome(sim, spikes, v, ok, mismatch, r.updates, int(res.get("cycles", 0)),
-                           float(res.get("seconds", 0.0)))
-    return {"build_seconds": build_seconds}
-
-
-# The whole demo --------------------------------------------------------------------------------
-
-
-@dataclass
-class DemoResult:
-    """Everything :func:`run_demo` computed.
-
-    Members
-    -------
-    summary : dict
-        The JSON figures (``lifgate demo --json``).
-    unitless : UnitlessExperiment
-    lif : LIFExperiments
-    plots : dict
-        Plot name -> path of the PNG written.
-    ok : bool
-        RTL bit-exact and every seed check passed.
-    """
-
-    summary: dict
-    unitless: UnitlessExperiment
-    lif: LIFExperiments
-    plots: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.summary["ok"])
-
-
-def _checks(ux: UnitlessExperiment, lif: LIFExperiments, sources) -> list[dict]:
+def seed_checks(ux: UnitlessExperiment, lif: LIFExperiments, sources) -> list[dict]:
     """Seed checks: each ``{"name", "expected", <source>: value..., "ok"}``."""
     checks = []
 
@@ -728,248 +574,6 @@ def min_duration(pars: dict | None = None, currents=None) -> float:
     return float(math.ceil(t2.max() * 1.02 + 3 * fp["dt"]))
 
 
-def check_outputs(out, build_dir, *, sim: str | None = "verilator", plots: bool = True,
-                  names=("out", "build_dir")) -> None:
-    """Check, before any work, that the demo can write its plots and its simulator build.
-
-    ``out`` must be (or become) a folder in which every ``PLOTS`` file can be written;
-    ``build_dir`` likewise for Verilator and Icarus (Amaranth's simulator builds nothing).
-    Nothing is created. ``names`` name the two in the error (the CLI's ``--out``,
-    ``--build-dir``). Raises ``ConfigError``.
-    """
-    if plots:
-        out = output_dir(names[0], out)
-        for name in PLOTS:
-            output_file(names[0], out / f"{name}.png", create_parents=True)
-    if sim in ("verilator", "icarus"):
-        output_dir(names[1], build_dir)
-
-
-def run_demo(out=None, *, sim: str | None = "verilator", quick: bool = False,
-             duration: float | None = None, progress: bool = True, build_dir=None,
-             plots: bool = True) -> DemoResult:
-    """Run the whole demo on the default :class:`ArrayShape`; write plots into ``out``.
-
-    ``quick`` shortens the biophysical runs from the notebook's 500 ms to 100 ms;
-    ``duration`` [ms] sets their length explicitly. ``sim=None`` skips the RTL (the result is
-    then not ``ok``). ``build_dir`` holds the simulator build (default ``build/demo``).
-    """
-    if sim is not None and sim not in SIMS:
-        raise ConfigError(f"parameter 'sim' must be one of {', '.join(SIMS)}, not {sim!r}")
-    if duration is not None:
-        duration = check_number("duration", duration, *DURATION_RANGE, unit="ms")
-    out = Path(out or "lifgate-demo")
-    build_dir = Path(build_dir or "build/demo")
-    check_outputs(out, build_dir, sim=sim, plots=plots)  # before any work
-    t0 = time.perf_counter()
-    shape = ArrayShape()
-    ux = unitless_experiment(shape)
-    if duration is None:
-        duration = 100.0 if quick else None
-    lif = lif_experiments(shape=shape, T=duration, progress=progress)
-    runs = [ux.run, lif.const, lif.chip_noise, lif.float_noise]
-    if sim is None:  # no RTL (exploring the models only): not a passing demo
-        rtl_info = {"sim": None, "build_seconds": 0.0, "seconds": 0.0}
-    else:
-        rtl_info = run_rtl(runs, sim=sim, build_dir=build_dir, progress=progress)
-    sources = ["fixed"]
-    have_rtl_data = all(r.rtl is not None and r.rtl.spikes is not None for r in runs)
-    if have_rtl_data:
-        sources.append("rtl")
-    checks = _checks(ux, lif, sources)
-    rtl_exact = all(r.rtl is not None and r.rtl.bit_exact for r in runs)
-
-    fl = lif.rates("const", "float")
-    fx = lif.rates("const", "fixed")
-    analytic = lif.analytic_rates()
-    # errors only where both rates were measured (NaN: fewer than two spikes, no rate)
-    fires = np.isfinite(fl) & np.isfinite(fx) & (fl > 0)
-    err = np.abs(fx[fires] / fl[fires] - 1.0) * 100.0
-    above = analytic > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        err_an_fx = np.abs(fx[above] / analytic[above] - 1.0) * 100.0
-        err_an_fl = np.abs(fl[above] / analytic[above] - 1.0) * 100.0
-    err_an_fx, err_an_fl = err_an_fx[np.isfinite(err_an_fx)], err_an_fl[np.isfinite(err_an_fl)]
-    unmeasured = lif.unmeasurable()
-    tr_fl = lif.trace_mV("const", "float", TRACE_CURRENT)
-    tr_fx = lif.trace_mV("const", "fixed", TRACE_CURRENT)
-    first = lif.spike_steps("const", "float", TRACE_CURRENT)
-    upto = int(first[0]) if first.size else tr_fl.size
-    summary = {
-        "shape": Config(shape=shape, params=(shape_params(shape),)).to_dict()["shape"],
-        "sim": sim,
-        "quick": quick,
-        "duration_ms": lif.pars["T"],
-        "euler_lif_spikes": {s: ux.euler_spikes(s) for s in ("float", *sources)},
-        "iaf_spikes": {s: ux.iaf_spikes(s) for s in ("float", *sources)},
-        "rtl_bit_exact": rtl_exact,
-        "rtl_runs": [
-            {
-                "name": r.name,
-                "steps": r.steps,
-                "neurons": r.config.shape.neurons,
-                "updates": r.updates,
-                "spikes": int(r.golden.spikes.sum()),
-                "input_stream": r.currents is not None,
-                "noise_gain": r.config.noise.gain,
-                "bit_exact": bool(r.rtl and r.rtl.bit_exact),
-                "rtl_ran": r.rtl is not None,
-                "mismatch": r.rtl.mismatch if r.rtl else None,
-                "cycles": r.rtl.cycles if r.rtl else 0,
-                "seconds": round(r.rtl.seconds, 3) if r.rtl else None,
-            }
-            for r in runs
-        ],
-        "rtl_updates": sum(r.updates for r in runs),
-        "rtl_build_seconds": round(rtl_info.get("build_seconds", 0.0), 2),
-        "rtl_seconds": round(rtl_info["seconds"] - rtl_info.get("build_seconds", 0.0), 2),
-        "updates_per_s": None,
-        # None, never 0, when no rate could be compared
-        "rate_error_max_pct": float(err.max()) if err.size else None,
-        "rate_error_vs_analytic_max_pct": {
-            "float": float(err_an_fl.max()) if err_an_fl.size else None,
-            "fixed": float(err_an_fx.max()) if err_an_fx.size else None,
-        },
-        "rate_curve": {
-            "currents_pA": lif.currents.tolist(),
-            "analytic_hz": _nones(analytic.round(4)),
-            "float_hz": _nones(fl.round(4)),
-            "fixed_hz": _nones(fx.round(4)),
-            **({"rtl_hz": _nones(lif.rates("const", "rtl").round(4))} if have_rtl_data else {}),
-        },
-        "rates_not_measured_pA": lif.currents[unmeasured].tolist(),
-        "min_duration_ms": min_duration(lif.pars, lif.currents),
-        "membrane_error_max_mV": float(np.abs(tr_fx[:upto] - tr_fl[:upto]).max()),
-        "membrane_lsb_mV": lif.q.lsb,
-        "noise": {"sig": lif.sig, "gain": lif.chip_noise.config.noise.gain,
-                  "std_per_step_mV": lif.q.noise_std(lif.chip_noise.config.noise.gain)},
-        "checks": checks,
-    }
-    run_s = summary["rtl_seconds"]
-    if summary["rtl_updates"] and run_s > 0 and sim is not None:
-        summary["updates_per_s"] = round(summary["rtl_updates"] / run_s, 1)
-    summary["ok"] = bool(rtl_exact and all(c["ok"] for c in checks))
-    failed = not rtl_exact or any(not c["ok"] and c.get("status") != "not measured"
-                                  for c in checks)
-    summary["result"] = "OK" if summary["ok"] else "FAILED" if failed else "INCOMPLETE"
-    result = DemoResult(summary, ux, lif)
-    if plots:
-        from lifgate import plots as plotting
-
-        result.plots = plotting.demo_plots(result, out, progress=progress)
-        summary["plots"] = {k: str(v) for k, v in result.plots.items()}
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
-    return result
-
-
 def shape_params(shape: ArrayShape) -> NeuronParams:
     """A parameter set legal for ``shape`` (for printing a shape through ``Config``)."""
     return NeuronParams(leak_mode=shape.leak_modes[0], leak=0)
-
-
-def _nones(values) -> list:
-    """A float array as a JSON list: NaN (no rate measured) becomes None."""
-    return [None if math.isnan(v) else float(v) for v in np.asarray(values, dtype=float)]
-
-
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{x:.2f} %"
-
-
-def format_summary(summary: dict) -> str:
-    """The summary table ``lifgate demo`` prints."""
-    s = summary["shape"]
-    lines = [
-        f"lifgate demo: {s['neurons']} neurons, {s['lanes']} lanes, {s['groups']} groups, "
-        f"{s['v_width']}-bit membrane; RTL on {summary['sim'] or 'nothing (not run)'}; "
-        f"biophysical runs {summary['duration_ms']:g} ms",
-        "",
-    ]
-    checks = summary["checks"]
-    cols = [c for c in ("float", "fixed", "rtl") if any(c in ch for ch in checks)]
-    head = ["seed check", "expected", *cols, "result"]
-    rows = []
-    for c in checks:
-        rows.append([c["name"], _fmt(c["expected"]), *(_fmt(c.get(k, "")) for k in cols),
-                     "ok" if c["ok"] else c.get("status", "FAIL")])
-    lines += _table(head, rows)
-    lines.append("")
-    head = ["RTL run", "steps", "updates", "spikes", "input", "noise gain", "cycles", "result"]
-    rows = []
-    for r in summary["rtl_runs"]:
-        rows.append([r["name"], str(r["steps"]), f"{r['updates']:,}", f"{r['spikes']:,}",
-                     "stream" if r["input_stream"] else "bias", str(r["noise_gain"]),
-                     f"{r['cycles']:,}" if r["cycles"] else "-",
-                     "bit-exact" if r["bit_exact"]
-                     else _mismatch(r["mismatch"]) if r["rtl_ran"] else "not run"])
-    lines += _table(head, rows)
-    verdict = ("bit-exact" if summary["rtl_bit_exact"] else
-               "MISMATCH" if summary["sim"] else "NOT RUN")
-    lines.append(
-        f"RTL vs golden model: {verdict} on "
-        f"{summary['rtl_updates']:,} neuron updates ({summary['sim']}: build "
-        f"{summary['rtl_build_seconds']:.1f} s, runs {summary['rtl_seconds']:.1f} s)"
-    )
-    lines.append("")
-    an = summary["rate_error_vs_analytic_max_pct"]
-    lines.append(
-        f"fixed point vs float: rate error max {_pct(summary['rate_error_max_pct'])} "
-        f"(where both have a rate); membrane error max "
-        f"{summary['membrane_error_max_mV']:.4f} mV before the first spike at "
-        f"{TRACE_CURRENT:g} pA (LSB {summary['membrane_lsb_mV'] * 1000:.3g} uV)"
-    )
-    lines.append(
-        f"vs analytic rate: float {_pct(an['float'])}, fixed {_pct(an['fixed'])} "
-        "(Euler discretisation at dt = 0.1 ms)"
-    )
-    missing = summary.get("rates_not_measured_pA") or []
-    if missing:
-        lines.append(
-            f"no rate at {_span(missing)} pA: fewer than two spikes in "
-            f"{summary['duration_ms']:g} ms (a rate is 1 / mean ISI); --duration "
-            f"{summary['min_duration_ms']:g} or more measures every current"
-        )
-    n = summary["noise"]
-    lines.append(
-        f"white noise sig {n['sig']:g}: per-step kick {n['std_per_step_mV']:.3f} mV, "
-        f"on-chip noise gain {n['gain']}"
-    )
-    if summary.get("plots"):
-        lines.append("")
-        lines.append("plots: " + ", ".join(summary["plots"].values()))
-    lines.append("")
-    result = summary.get("result") or ("OK" if summary["ok"] else "FAILED")
-    if result == "INCOMPLETE":
-        result += (f": the rate curve is not measured at {_span(missing)} pA; "
-                   f"use --duration {summary['min_duration_ms']:g} or more")
-    lines.append(f"result: {result}")
-    return "\n".join(lines)
-
-
-def _span(values) -> str:
-    return f"{values[0]:g}" if len(values) == 1 else f"{values[0]:g} to {values[-1]:g}"
-
-
-def _fmt(x) -> str:
-    if isinstance(x, list):
-        return "[" + ", ".join(str(v) for v in x) + "]"
-    return str(x)
-
-
-def _mismatch(m) -> str:
-    if not m:
-        return "MISMATCH"
-    return f"MISMATCH at step {m.get('step')}, neuron {m.get('neuron')}"
-
-
-def _table(head, rows) -> list[str]:
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
-    out += [fmt.format(*r) for r in rows]
-    return out
-
-
-def summary_json(summary: dict) -> str:
-    """The summary as strict JSON (no NaN: a rate not measured is null)."""
-    return json.dumps(summary, indent=2, allow_nan=False)

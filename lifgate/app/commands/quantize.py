@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lifgate.app.progress import ticker
 from lifgate.checks import check_int, check_number, output_file, write_output
-from lifgate.config import ConfigError
-from lifgate.progress import ticker
-from lifgate.quantize import (
+from lifgate.compilers.quantize import (
     BIO_DEFAULTS,
     MAX_SWEEP_UPDATES,
     NOISE_STD,
@@ -43,6 +42,9 @@ from lifgate.quantize import (
     quantize_iaf,
     suggest_width,
 )
+from lifgate.config import ConfigError
+from lifgate.golden import float_ref
+from lifgate.golden.fixed import simulate
 
 _HELP = {
     "V_th": "spike threshold [mV]",
@@ -181,9 +183,6 @@ def _finish(args, q, rep, cfg, save, title=None, tail=None) -> int:
 
 
 def _run_seed(args, save) -> int:
-    from lifgate.golden import float_ref
-    from lifgate.golden.fixed import simulate
-
     if args.model == "euler":
         q = quantize_euler(width=args.width, leak=args.leak)
         cfg = q.with_input(11.0)

@@ -19,6 +19,7 @@ Steps (``docs/networks.md``, "ANN-to-SNN conversion"):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,7 @@ class Dataset:
 
 def load_dataset(seed: int = 0, test_size: float = 0.25) -> Dataset:
     try:
+        # optional (the networks extra) and slow to import: only the digits need scikit-learn
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
     except ImportError:
@@ -61,8 +63,7 @@ def load_dataset(seed: int = 0, test_size: float = 0.25) -> Dataset:
 
 def train_ann(data: Dataset, *, hidden: int = 32, seed: int = 0):
     """A ReLU MLP ``64-hidden-10`` trained on ``data.x_train / 16``; returns the classifier."""
-    import warnings
-
+    # optional (the networks extra) and slow to import: only training needs scikit-learn
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 

@@ -48,6 +48,15 @@ from lifgate.config import (
     NoiseParams,
     ResetMode,
 )
+from lifgate.golden.fixed import simulate
+from lifgate.golden.float_ref import (
+    analytic_rate,
+    default_pars,
+    isi_rates,
+    lif_batch,
+    refractory_steps,
+    second_spike_time,
+)
 
 __all__ = [
     "BIO_DEFAULTS",
@@ -145,7 +154,6 @@ def _count(mask, noun: str) -> str:
 
 
 def _float_pars(p: dict) -> dict:
-    from lifgate.golden.float_ref import default_pars
 
     return default_pars(**p)
 
@@ -387,8 +395,6 @@ class Quantized:
 
     def fixed_spikes(self, currents, steps: int | None = None) -> np.ndarray:
         """Spikes [steps, K] of the fixed-point model, one neuron per constant current [pA]."""
-        from lifgate.golden.fixed import simulate
-
         cur = np.atleast_1d(np.asarray(currents, dtype=float))
         u = self.current_to_int(cur)
         steps = self.steps if steps is None else steps
@@ -433,8 +439,6 @@ class Quantized:
         rheo = self.rheobase()
         if rheo is None:
             return {"current": None, "ok": None}
-        from lifgate.golden.fixed import simulate
-
         q = self.params
         u = self.current_to_int(rheo)
         settle = self.settle(u)
@@ -495,8 +499,6 @@ class Quantized:
 
     def rates(self, currents=None) -> RateSweep:
         """Analytic, float and fixed-point rates for constant currents [pA] over ``T``."""
-        from lifgate.golden.float_ref import analytic_rate, isi_rates, lif_batch, second_spike_time
-
         cur = self.sweep_currents() if currents is None else np.atleast_1d(
             np.asarray(currents, dtype=float)
         )
@@ -638,8 +640,6 @@ class Quantized:
                 f"(warning above {RATE_ERROR_WARN_PCT:g} %)")
         unmeasured = sweep.unmeasured
         if unmeasured.any():
-            from lifgate.golden.float_ref import second_spike_time
-
             need = float(np.max(second_spike_time(_float_pars(self.pars), cur[unmeasured])))
             res["warnings"].append(
                 f"{_count(unmeasured, 'current')} ({span(unmeasured)}) fire too slowly for "
@@ -720,8 +720,6 @@ def _build(pars, shape, leak, units, reset_mode=ResetMode.VALUE, span=None, expo
         origin = 0.0
     lsb = 2.0**-exponent
     t_ref_max = shape.t_ref_max
-    from lifgate.golden.float_ref import refractory_steps
-
     t_ref = refractory_steps(pars)
     if t_ref > t_ref_max:
         unit = " ms" if units else " steps"
