@@ -40,8 +40,8 @@ from lifgate.boards.uart import UARTRx, UARTTx
 
 from lifgate.config import LeakMode, param_layout
 
-__all__ = ["FrameCore", "FrameRx", "FrameTx", "R_DONE", "R_ERROR", "R_NONE", "R_STATUS",
-           "R_VERSION", "crc16_update", "le_bytes", "param_word_ok"]
+__all__ = ["FrameCore", "FrameRx", "FrameTx", "LinkComponent", "R_DONE", "R_ERROR", "R_NONE",
+           "R_STATUS", "R_VERSION", "crc16_update", "le_bytes", "param_word_ok"]
 
 #: Reply selectors (``FrameCore.rsel``): none (a bare ``cmd | 0x80`` reply), ``VERSION``,
 #: ``STATUS``, ``ERR``, the run's end.
@@ -296,6 +296,45 @@ def le_bytes(value: Value, n: int) -> list:
     return [v[8 * k:8 * k + 8] for k in range(n)]
 
 
+class LinkComponent(wiring.Component):
+    """The pins of a host link and what its frame core is built with; :class:`HostLink
+    <lifgate.boards.link.HostLink>` and :class:`NetworkLink
+    <lifgate.boards.netlink.NetworkLink>` are subclasses.
+
+    Members
+    -------
+    rx : ``In(1)``
+        UART line from the host (asynchronous).
+    tx : ``Out(1)``
+        UART line to the host.
+    status : ``Out(4)``
+        Bit 0: array (network) busy; bit 1: the last reply was an error; bit 2: a byte is
+        being received or sent; bit 3: the executor's own.
+    """
+
+    def __init__(self, features, *, divisor: int, timeout: int):
+        self.features = features
+        self.divisor = divisor
+        self.timeout = timeout
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "status": Out(4),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        core = FrameCore(m, rx=self.rx, tx=self.tx, max_payload=self.features.max_payload,
+                         divisor=self.divisor, timeout=self.timeout)
+        busy, bit3 = self.executor(m, core)
+        m.d.comb += self.status.eq(Cat(busy, core.last_error, core.activity, bit3))
+        return m
+
+    def executor(self, m: Module, core: FrameCore) -> tuple:
+        """Build the executor on ``core`` into ``m``; return the status bits 0 and 3."""
+        raise NotImplementedError
+
+
 class FrameCore:
     """The frame machinery of a link, built into the link's module ``m``.
 
@@ -493,6 +532,17 @@ class FrameCore:
         self.m.d.sync += self.err_code.eq(code)
         self.m.next = "ERROR"
 
+    def two_pass_reader(self, pass2: Signal, check_state: str) -> None:
+        """In a two-pass command's value state (busy): read the payload to its end, then go to
+        ``check_state`` after the first pass (``pass2`` low), to ``REPLY`` after the second."""
+        m = self.m
+        m.d.comb += [self.busy.eq(1), self.rd_run.eq(self.rd_idx < self.length)]
+        with m.If((self.rd_idx == self.length) & ~self.rd_ok):
+            with m.If(pass2):
+                m.next = "REPLY"
+            with m.Else():
+                m.next = check_state
+
     def decide_state(self, name: str, *, len_bad: Value, range_bad: Value, stmts,
                      next_state: str, then=None) -> None:
         """A two-pass command's verdict after its check pass: ``ERR_LENGTH`` if ``len_bad``,
@@ -519,6 +569,20 @@ class FrameCore:
             with m.If(cond):
                 m.d.sync += list(stmts)
                 m.next = next_state
+
+    def init_states(self, body, *, clear: Signal, done: Value) -> None:
+        """The states after reset: ``INIT`` (busy, ``body()`` adds its statements and goes to
+        ``INIT_CLEAR`` when done), ``INIT_CLEAR`` strobes ``clear``, ``CLEAR_WAIT_INIT`` waits
+        for ``done``, then ``IDLE``."""
+        m = self.m
+        with m.State("INIT"):
+            m.d.comb += self.busy.eq(1)
+            body()
+        with m.State("INIT_CLEAR"):
+            m.d.comb += self.busy.eq(1)
+            m.d.sync += clear.eq(1)
+            m.next = "CLEAR_WAIT_INIT"
+        self.wait_state("CLEAR_WAIT_INIT", done, "IDLE")
 
     def reply_states(self, err_reply: int) -> None:
         """``ERROR`` selects the error reply (command ``err_reply``) and sets ``last_error``;

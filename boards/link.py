@@ -19,6 +19,7 @@ from lifgate.boards.framelink import (
     FrameCore,
     FrameRx,
     FrameTx,
+    LinkComponent,
     crc16_update,
     le_bytes,
     param_word_ok,
@@ -147,7 +148,7 @@ class CurrentMemory(wiring.Component):
         return m
 
 
-class HostLink(wiring.Component):
+class HostLink(LinkComponent):
     """UART, frame decoder, command executor, input-current memory and the neuron array.
 
     Implements the protocol of :mod:`lifgate.boards.protocol`; :class:`BoardModel
@@ -171,15 +172,8 @@ class HostLink(wiring.Component):
         Structural options of the :class:`~lifgate.hdl.array.LIFArray` (``pipeline``,
         ``lanes_per_enable``); they change its size and speed, not its behaviour.
 
-    Members
-    -------
-    rx : ``In(1)``
-        UART line from the host (asynchronous).
-    tx : ``Out(1)``
-        UART line to the host.
-    status : ``Out(4)``
-        Bit 0: array busy; bit 1: the last reply was an error; bit 2: a byte is being
-        received or sent; bit 3: input enabled.
+    The pins ``rx``, ``tx`` and ``status`` are :class:`~lifgate.boards.framelink.LinkComponent`'s;
+    ``status`` bit 0 is the array's busy, bit 3 the input enable.
     """
 
     def __init__(self, features: Features, *, divisor: int, timeout: int,
@@ -191,29 +185,18 @@ class HostLink(wiring.Component):
             raise ConfigError(
                 f"parameter 'lanes' must be a power of two for a board top, not {lanes!r}"
             )
-        self.features = features
-        self.divisor = divisor
-        self.timeout = timeout
         if current_ram not in ("memory", "spram"):
             raise ValueError(f"Current RAM must be 'memory' or 'spram', not {current_ram!r}")
         self.current_ram = current_ram
         self.array_options = dict(array_options or {})
-        super().__init__({
-            "rx": In(1, init=1),
-            "tx": Out(1, init=1),
-            "status": Out(4),
-        })
+        super().__init__(features, divisor=divisor, timeout=timeout)
 
-    def elaborate(self, platform):
-        m = Module()
+    def executor(self, m: Module, core: FrameCore) -> tuple:
         f = self.features
-        core = FrameCore(m, rx=self.rx, tx=self.tx, max_payload=f.max_payload,
-                         divisor=self.divisor, timeout=self.timeout)
         m.submodules.array = array = LIFArray(f.shape, membrane=f.membrane, noise=f.noise,
                                               **self.array_options)
         ex = _ArrayExecutor(m, core, array, f, spram=self.current_ram == "spram")
-        m.d.comb += self.status.eq(Cat(array.busy, core.last_error, core.activity, ex.input_en))
-        return m
+        return array.busy, ex.input_en
 
 
 class _ArrayExecutor:
@@ -457,16 +440,14 @@ class _ArrayExecutor:
         """Zero the input currents (SPRAM powers up undefined), then clear the array."""
         m, core, shape = self.m, self.core, self.f.shape
         P, D = shape.lanes, shape.depth
-        with m.State("INIT"):
-            m.d.comb += [core.busy.eq(1), self.wr_we.eq((1 << P) - 1), self.wr_data.eq(0)]
+
+        def body():
+            m.d.comb += [self.wr_we.eq((1 << P) - 1), self.wr_data.eq(0)]
             m.d.sync += self.wr_addr.eq(self.wr_addr + 1)
             with m.If(self.wr_addr == D - 1):
                 m.next = "INIT_CLEAR"
-        with m.State("INIT_CLEAR"):
-            m.d.comb += core.busy.eq(1)
-            m.d.sync += self.arr_clear.eq(1)
-            m.next = "CLEAR_WAIT_INIT"
-        core.wait_state("CLEAR_WAIT_INIT", self.array.done, "IDLE")
+
+        core.init_states(body, clear=self.arr_clear, done=self.array.done)
 
     def _set_noise(self):
         self.m.d.sync += [self.seed.eq(self.loaded(6)[:32]), self.gain.eq(self.loaded(6)[32:48])]
@@ -509,8 +490,7 @@ class _ArrayExecutor:
         IB = f.current_bytes
         br, bi, val = core.br, self.bi, self.val
         with m.State("CURRENTS"):
-            m.d.comb += core.busy.eq(1)
-            m.d.comb += core.rd_run.eq(core.rd_idx < core.length)
+            core.two_pass_reader(self.pass2, "CURRENTS_CHECK")
             value_done = core.rd_ok & (bi == IB - 1)
             full = Cat(val[8:], br.data) if IB > 1 else br.data
             with m.If(core.rd_ok):
@@ -530,11 +510,6 @@ class _ArrayExecutor:
                             m.d.sync += self.wr_addr.eq(self.wr_addr + 1)
                     else:
                         m.d.sync += self.wr_addr.eq(self.wr_addr + 1)
-            with m.If((core.rd_idx == core.length) & ~core.rd_ok):
-                with m.If(self.pass2):
-                    m.next = "REPLY"
-                with m.Else():
-                    m.next = "CURRENTS_CHECK"
         with m.State("CURRENTS_CHECK"):
             m.d.comb += core.busy.eq(1)
             m.d.sync += [self.cur_len_bad.eq(bi != 0),

@@ -10,10 +10,9 @@ The UART, the frame receiver and transmitter, the payload reader and the replies
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 from amaranth.utils import ceil_log2
-from lifgate.boards.framelink import R_DONE, FrameCore, le_bytes, param_word_ok
+from lifgate.boards.framelink import R_DONE, FrameCore, LinkComponent, le_bytes, param_word_ok
 from lifgate.boards.frameproto import ErrorCode
 from lifgate.boards.netproto import (
     NetCmd,
@@ -28,7 +27,7 @@ from lifgate.config import ConfigError
 __all__ = ["NetworkLink"]
 
 
-class NetworkLink(wiring.Component):
+class NetworkLink(LinkComponent):
     """UART, frame decoder, command executor and the layered network of a network board.
 
     Implements :mod:`lifgate.boards.netproto`; :class:`NetworkBoardModel
@@ -45,39 +44,21 @@ class NetworkLink(wiring.Component):
     timeout : int
         Clocks of line silence that end a partial frame (``ERR_TIMEOUT``) or an overrun.
 
-    Members
-    -------
-    rx : ``In(1)``
-        UART line from the host (asynchronous).
-    tx : ``Out(1)``
-        UART line to the host.
-    status : ``Out(4)``
-        Bit 0: network busy; bit 1: the last reply was an error; bit 2: a byte is being
-        received or sent; bit 3: 0.
+    The pins ``rx``, ``tx`` and ``status`` are :class:`~lifgate.boards.framelink.LinkComponent`'s;
+    ``status`` bit 0 is the network's busy, bit 3 is 0.
     """
 
     def __init__(self, features: NetFeatures, *, divisor: int, timeout: int):
         if not isinstance(features, NetFeatures):
             raise ConfigError(f"parameter 'features' must be a NetFeatures, not {features!r}")
-        self.features = features
-        self.divisor = divisor
-        self.timeout = timeout
-        super().__init__({
-            "rx": In(1, init=1),
-            "tx": Out(1, init=1),
-            "status": Out(4),
-        })
+        super().__init__(features, divisor=divisor, timeout=timeout)
 
-    def elaborate(self, platform):
-        m = Module()
+    def executor(self, m: Module, core: FrameCore) -> tuple:
         f = self.features
-        core = FrameCore(m, rx=self.rx, tx=self.tx, max_payload=f.max_payload,
-                         divisor=self.divisor, timeout=self.timeout)
         m.submodules.net = net = Network(f.shapes, inputs=f.inputs, w_width=f.w_width,
                                          x_width=f.x_width, membrane=f.membrane)
         _NetExecutor(m, core, net, f)
-        m.d.comb += self.status.eq(Cat(net.busy, core.last_error, core.activity, Const(0, 1)))
-        return m
+        return net.busy, Const(0, 1)
 
 
 class _NetExecutor:
@@ -323,19 +304,16 @@ class _NetExecutor:
         """Every parameter set to its default, then clear the network."""
         m, core, L = self.m, self.core, self.f.layers
         pw_we, pw_layer, pw_group, pw_data = self.pw
-        with m.State("INIT"):
-            m.d.comb += core.busy.eq(1)
+
+        def body():
             m.d.sync += [pw_we.eq(1), pw_layer.eq(self.init_layer), pw_group.eq(self.init_group),
                          pw_data.eq(self.init_word), self.init_group.eq(self.init_group + 1)]
             with m.If(self.init_last_g):
                 m.d.sync += [self.init_group.eq(0), self.init_layer.eq(self.init_layer + 1)]
                 with m.If(self.init_layer == L - 1):
                     m.next = "INIT_CLEAR"
-        with m.State("INIT_CLEAR"):
-            m.d.comb += core.busy.eq(1)
-            m.d.sync += self.n_clear.eq(1)
-            m.next = "CLEAR_WAIT_INIT"
-        core.wait_state("CLEAR_WAIT_INIT", self.net.done, "IDLE")
+
+        core.init_states(body, clear=self.n_clear, done=self.net.done)
 
     def _clear(self):
         self.m.d.sync += self.n_clear.eq(1)
@@ -395,7 +373,7 @@ class _NetExecutor:
             with m.Else():
                 m.next = "VALUES"
         with m.State("VALUES"):
-            m.d.comb += [core.busy.eq(1), core.rd_run.eq(core.rd_idx < core.length)]
+            core.two_pass_reader(self.pass2, "VALUES_CHECK")
             value_done = core.rd_ok & (bi == self.vbytes - 1)
             with m.If(core.rd_ok):
                 m.d.sync += [self.val.eq(full), bi.eq(Mux(bi == self.vbytes - 1, 0, bi + 1))]
@@ -410,11 +388,6 @@ class _NetExecutor:
                         ww_we, ww_layer, ww_addr, ww_lane, ww_data = self.ww
                         m.d.sync += [ww_we.eq(1), ww_layer.eq(self.wl), ww_addr.eq(self.row),
                                      ww_lane.eq(self.lane), ww_data.eq(full[:f.w_width])]
-            with m.If((core.rd_idx == core.length) & ~core.rd_ok):
-                with m.If(self.pass2):
-                    m.next = "REPLY"
-                with m.Else():
-                    m.next = "VALUES_CHECK"
         with m.State("VALUES_CHECK"):
             m.d.comb += core.busy.eq(1)
             with m.If(cmd == NetCmd.WRITE_X):
