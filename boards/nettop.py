@@ -10,6 +10,7 @@ unchanged.
 
 from __future__ import annotations
 
+from amaranth.back import verilog
 from lifgate.boards.netlink import NetworkLink
 from lifgate.boards.netproto import NetFeatures
 from lifgate.boards.toolchain import Board
@@ -49,8 +50,6 @@ class NetworkBoardTop(BoardTop):
 
 def net_verilog(features: NetFeatures, *, divisor: int, timeout: int) -> str:
     """The Verilog of a :class:`NetworkLink` as the simulation top ``board_top``."""
-    from amaranth.back import verilog
-
     link = NetworkLink(features, divisor=divisor, timeout=timeout)
     return verilog.convert(link, name=TOPLEVEL, emit_src=False)
 
