@@ -22,9 +22,12 @@ An executor's FSM (``exec``), states in the order a frame goes through them:
 ============  ===================================================================================
 
 Adding a command (see also ``docs/boards.md``): a row in the executor's decode table
-(``(code, length check, bytes to load, extra statements)``), an entry in its dispatch table
-(a function that adds the statements of the ``DISPATCH`` case: set ``m.next`` to the command's
-own states, or to ``REPLY`` / ``ERROR``), those states, and the same command in the protocol
+(``(code, length ok, statements)``: the statements set up ``LOAD``, e.g. how many header bytes
+to load), an entry in its dispatch table (a function that adds the statements of the
+``DISPATCH`` case and sets ``m.next`` to the command's own states, or to ``REPLY`` /
+``ERROR``; :meth:`FrameCore.reply_if` for a checked one-frame command), those states
+(:meth:`FrameCore.two_pass_reader`, :meth:`FrameCore.decide_state` and
+:meth:`FrameCore.wait_state` build the usual ones), and the same command in the protocol
 model's table (:class:`lifgate.boards.frameproto.Command`).
 """
 
