@@ -23,15 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from lifgate.boards.host import (
-    Board,
-    LinkTimeout,
-    ModelTransport,
-    SerialTransport,
-    SimTransport,
-    open_on,
-    parse_spec,
-)
+from lifgate.boards.framehost import LinkHost, LinkTimeout, SerialTransport, open_on, parse_spec
+from lifgate.boards.host import ModelTransport, SimTransport
 from lifgate.boards.netproto import (
     RUN_ALL_LAYERS,
     RUN_MEMBRANE,
@@ -41,6 +34,7 @@ from lifgate.boards.netproto import (
     NetworkBoardModel,
     parse_net_version,
 )
+from lifgate.boards.nettop import build_net_sim_top
 from lifgate.boards.protocol import encode_frame
 from lifgate.golden.synapse import Network
 
@@ -87,15 +81,18 @@ class NetRunResult:
     step: int
 
 
-class NetworkBoard(Board):
-    """A network board behind a :class:`~lifgate.boards.host.Transport`.
+class NetworkBoard(LinkHost):
+    """A network board behind a :class:`~lifgate.boards.framehost.Transport`.
 
     Every method sends one or more frames and waits for their replies; an error reply raises
-    :class:`~lifgate.boards.host.BoardError`, silence raises
-    :class:`~lifgate.boards.host.LinkTimeout`. ``features`` is what the board's ``VERSION``
-    reply says (a :class:`NetFeatures`). The array board's commands (``set_noise``,
-    ``set_input``) are answered with ``ERR_UNKNOWN``; ``write_currents`` and ``configure``
-    are refused on the host (use :meth:`write_x` and :meth:`load`).
+    :class:`~lifgate.boards.framehost.BoardError`, silence raises
+    :class:`~lifgate.boards.framehost.LinkTimeout`. ``features`` is what the board's ``VERSION``
+    reply says (a :class:`NetFeatures`). The frame exchange is
+    :class:`~lifgate.boards.framehost.LinkHost`'s, as for the array board's
+    :class:`~lifgate.boards.host.Board`; the methods here are the network board's commands
+    only (the array board's, sent with :meth:`request`, are answered with ``ERR_UNKNOWN``).
+    ``write_currents`` and ``configure`` are refused on the host (use :meth:`write_x` and
+    :meth:`load`).
 
     As on :class:`~lifgate.boards.host.Board`, every argument is checked before anything is
     sent (:class:`~lifgate.config.ConfigError` naming the parameter and its legal range), and
@@ -228,9 +225,7 @@ class NetworkBoard(Board):
         """Run ``steps`` steps on the current inputs; return the output layer's (or every
         layer's) spikes, and membranes with ``membrane``. ``steps``: 0 to 2**32 - 1."""
         steps, flags = self._net_run_args(steps, spikes, membrane, all_layers)
-        self._sync()
-        with self._in_step():
-            return self._net_run(steps, flags, membrane, all_layers)
+        return self._session(self._net_run, steps, flags, membrane, all_layers)
 
     def _net_run_args(self, steps, spikes, membrane, all_layers) -> tuple[int, int]:
         steps = check_uint("parameter 'steps'", steps, 32)
@@ -303,8 +298,6 @@ def open_network_board(spec: str = "model", *, features: NetFeatures | None = No
         raise ConfigError(f"board {spec!r} needs 'features' (a NetFeatures), not {features!r}")
     if kind == "model":
         return NetworkBoard(NetModelTransport(features), timeout=timeout)
-    from lifgate.boards.nettop import build_net_sim_top
-
     check_int("parameter 'divisor'", divisor, 4, 1 << 16)
     check_int("parameter 'link_timeout'", link_timeout, 2, 1 << 24)
     check_bool("parameter 'optimize'", optimize)

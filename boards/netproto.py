@@ -69,13 +69,10 @@ import enum
 from dataclasses import dataclass
 
 import numpy as np
-from lifgate.boards.protocol import (
-    PROTOCOL_VERSION,
-    BoardModel,
-    ErrorCode,
-    Frame,
-    param_word_valid,
-)
+from lifgate.boards.frameproto import Command, ErrorCode, LinkModel
+from lifgate.boards.protocol import PROTOCOL_VERSION, param_word_valid
+from lifgate.golden.fixed import fresh_state
+from lifgate.golden.synapse import Layer, Network, simulate_network
 
 from lifgate.config import (
     ArrayShape,
@@ -298,22 +295,24 @@ def parse_net_version(payload: bytes) -> NetFeatures:
                        max_payload=u(payload[10:12], "little"))
 
 
-class NetworkBoardModel(BoardModel):
+class NetworkBoardModel(LinkModel):
     """A network board in pure Python: the golden model behind the network protocol.
 
     The byte interface (:meth:`receive`, :meth:`idle`, :meth:`read`) and the frame handling
-    are :class:`lifgate.boards.protocol.BoardModel`'s; the commands are the network's. Runs use
-    :func:`lifgate.golden.synapse.simulate_network`.
+    are :class:`lifgate.boards.frameproto.LinkModel`'s; the commands are the network's. Runs
+    use :func:`lifgate.golden.synapse.simulate_network`.
 
     Parameters
     ----------
     features : NetFeatures
     """
 
+    ERR = NetCmd.ERR
+
     def __init__(self, features: NetFeatures):
         if not isinstance(features, NetFeatures):
             raise ConfigError(f"parameter 'features' must be a NetFeatures, not {features!r}")
-        # BoardModel.__init__ reads features.max_payload and calls reset().
+        # LinkModel.__init__ reads features.max_payload and calls reset().
         self.weights = [np.zeros((s.neurons, n), dtype=np.int64)
                         for s, n in zip(features.shapes, features.fan_in, strict=True)]
         super().__init__(features)
@@ -326,8 +325,7 @@ class NetworkBoardModel(BoardModel):
         f = self.features
         self.params = [[unpack_params(s, default_param_word(s))] * s.groups for s in f.shapes]
         self.x = [0] * f.inputs
-        self._decoder.reset()
-        self._busy = self._overrun = False
+        self._reset_link()
         self._clear()
 
     def configs(self) -> list:
@@ -337,16 +335,12 @@ class NetworkBoardModel(BoardModel):
 
     def network(self):
         """The :class:`lifgate.golden.synapse.Network` the board runs now."""
-        from lifgate.golden.synapse import Layer, Network
-
         f = self.features
         return Network(tuple(Layer(w.copy(), c) for w, c in zip(self.weights, self.configs(),
                                                                  strict=True)),
                        w_width=f.w_width, x_width=f.x_width)
 
     def _clear(self):
-        from lifgate.golden.fixed import fresh_state
-
         self.states = [fresh_state(c) for c in self.configs()]
         self.steps_done = 0
 
@@ -362,85 +356,93 @@ class NetworkBoardModel(BoardModel):
 
     # Commands ---------------------------------------------------------------------------------
 
-    def execute(self, frame: Frame) -> None:
-        """Execute one frame that passed the decoder's checks; append its replies."""
+    def commands(self) -> list:
         f = self.features
-        cmd, pl = frame.cmd, frame.payload
-        n = len(pl)
-        u = int.from_bytes
-        want = {
-            NetCmd.VERSION: n == 0,
-            NetCmd.STATUS: n == 0,
-            NetCmd.CLEAR: n == 0,
-            NetCmd.SET_PARAMS: n == 5 + f.param_bytes,
-            NetCmd.WRITE_X: n >= 4 and (n - 4) % f.x_bytes == 0,
-            NetCmd.WRITE_WEIGHTS: n >= 9 and (n - 9) % f.weight_bytes == 0,
-            NetCmd.READ_WEIGHTS: n == 11,
-            NetCmd.RUN: n == 5,
-        }
-        if cmd not in want:
-            return self._error(ErrorCode.UNKNOWN, cmd)
-        if not want[cmd]:
-            return self._error(ErrorCode.LENGTH, cmd)
-        rng = lambda: self._error(ErrorCode.RANGE, cmd)  # noqa: E731
-        if cmd == NetCmd.VERSION:
-            return self._reply(cmd | 0x80, net_version_payload(f))
-        if cmd == NetCmd.STATUS:
-            return self._reply(cmd | 0x80, self.step.to_bytes(4, "little"))
-        if cmd == NetCmd.CLEAR:
-            self._clear()
-            return self._reply(cmd | 0x80)
-        if cmd == NetCmd.SET_PARAMS:
-            layer, group, word = pl[0], u(pl[1:5], "little"), u(pl[5:], "little")
-            if layer >= f.layers:
-                return rng()
-            shape = f.shapes[layer]
-            if group >= shape.groups or not param_word_valid(shape, word):
-                return rng()
-            self.params[layer][group] = unpack_params(shape, word)
-            return self._reply(cmd | 0x80)
-        if cmd == NetCmd.WRITE_X:
-            start, xb = u(pl[:4], "little"), f.x_bytes
-            values = [u(pl[k:k + xb], "little") for k in range(4, n, xb)]
-            if start + len(values) > f.inputs or any(v >> f.x_width for v in values):
-                return rng()
-            self.x[start:start + len(values)] = values
-            return self._reply(cmd | 0x80)
-        if cmd in (NetCmd.WRITE_WEIGHTS, NetCmd.READ_WEIGHTS):
-            layer, neuron, inp = pl[0], u(pl[1:5], "little"), u(pl[5:9], "little")
-            wb = f.weight_bytes
-            if cmd == NetCmd.WRITE_WEIGHTS:
-                values = [u(pl[k:k + wb], "little", signed=True) for k in range(9, n, wb)]
-                count = len(values)
-            else:
-                count = u(pl[9:11], "little")
-            if layer >= f.layers:
-                return rng()
-            N, fan = f.shapes[layer].neurons, f.fan_in[layer]
-            if neuron >= N or inp >= fan or neuron * fan + inp + count > N * fan:
-                return rng()
-            flat = self.weights[layer].reshape(-1)  # a view: row-major W[j, i]
-            first = neuron * fan + inp
-            if cmd == NetCmd.READ_WEIGHTS:
-                mask = (1 << (8 * wb)) - 1
-                return self._reply(cmd | 0x80, b"".join(
-                    (int(w) & mask).to_bytes(wb, "little") for w in flat[first:first + count]))
-            lo, hi = signed_range(f.w_width)
-            if any(not lo <= v <= hi for v in values):
-                return rng()
-            flat[first:first + count] = values
-            return self._reply(cmd | 0x80)
-        # RUN
-        steps, flags = u(pl[:4], "little"), pl[4]
+        return [
+            Command(NetCmd.VERSION, lambda n: n == 0,
+                    lambda pl: self._ok(NetCmd.VERSION, net_version_payload(f))),
+            Command(NetCmd.STATUS, lambda n: n == 0,
+                    lambda pl: self._ok(NetCmd.STATUS, self.step.to_bytes(4, "little"))),
+            Command(NetCmd.CLEAR, lambda n: n == 0, self._clear_cmd),
+            Command(NetCmd.SET_PARAMS, lambda n: n == 5 + f.param_bytes, self._set_params),
+            Command(NetCmd.WRITE_X, lambda n: n >= 4 and (n - 4) % f.x_bytes == 0,
+                    self._write_x),
+            Command(NetCmd.WRITE_WEIGHTS, lambda n: n >= 9 and (n - 9) % f.weight_bytes == 0,
+                    self._write_weights),
+            Command(NetCmd.READ_WEIGHTS, lambda n: n == 11, self._read_weights),
+            Command(NetCmd.RUN, lambda n: n == 5, self._run_cmd),
+        ]
+
+    def _clear_cmd(self, pl: bytes) -> None:
+        self._clear()
+        self._ok(NetCmd.CLEAR)
+
+    def _set_params(self, pl: bytes) -> None:
+        f = self.features
+        layer, group, word = pl[0], int.from_bytes(pl[1:5], "little"), int.from_bytes(
+            pl[5:], "little")
+        if layer >= f.layers:
+            return self._error(ErrorCode.RANGE, NetCmd.SET_PARAMS)
+        shape = f.shapes[layer]
+        if group >= shape.groups or not param_word_valid(shape, word):
+            return self._error(ErrorCode.RANGE, NetCmd.SET_PARAMS)
+        self.params[layer][group] = unpack_params(shape, word)
+        return self._ok(NetCmd.SET_PARAMS)
+
+    def _write_x(self, pl: bytes) -> None:
+        f = self.features
+        start, xb = int.from_bytes(pl[:4], "little"), f.x_bytes
+        values = [int.from_bytes(pl[k:k + xb], "little") for k in range(4, len(pl), xb)]
+        if start + len(values) > f.inputs or any(v >> f.x_width for v in values):
+            return self._error(ErrorCode.RANGE, NetCmd.WRITE_X)
+        self.x[start:start + len(values)] = values
+        return self._ok(NetCmd.WRITE_X)
+
+    def _weight_run(self, pl: bytes, count: int):
+        """The flat weights of a weight run's header (``layer u8, neuron u32, input u32``) and
+        ``count``, and its first index; None if out of range."""
+        f = self.features
+        layer, neuron, inp = pl[0], int.from_bytes(pl[1:5], "little"), int.from_bytes(
+            pl[5:9], "little")
+        if layer >= f.layers:
+            return None
+        N, fan = f.shapes[layer].neurons, f.fan_in[layer]
+        if neuron >= N or inp >= fan or neuron * fan + inp + count > N * fan:
+            return None
+        return self.weights[layer].reshape(-1), neuron * fan + inp  # a view: row-major W[j, i]
+
+    def _write_weights(self, pl: bytes) -> None:
+        wb = self.features.weight_bytes
+        values = [int.from_bytes(pl[k:k + wb], "little", signed=True)
+                  for k in range(9, len(pl), wb)]
+        run = self._weight_run(pl, len(values))
+        lo, hi = signed_range(self.features.w_width)
+        if run is None or any(not lo <= v <= hi for v in values):
+            return self._error(ErrorCode.RANGE, NetCmd.WRITE_WEIGHTS)
+        flat, first = run
+        flat[first:first + len(values)] = values
+        return self._ok(NetCmd.WRITE_WEIGHTS)
+
+    def _read_weights(self, pl: bytes) -> None:
+        wb = self.features.weight_bytes
+        count = int.from_bytes(pl[9:11], "little")
+        run = self._weight_run(pl, count)
+        if run is None:
+            return self._error(ErrorCode.RANGE, NetCmd.READ_WEIGHTS)
+        flat, first = run
+        mask = (1 << (8 * wb)) - 1
+        return self._ok(NetCmd.READ_WEIGHTS, b"".join(
+            (int(w) & mask).to_bytes(wb, "little") for w in flat[first:first + count]))
+
+    def _run_cmd(self, pl: bytes) -> None:
+        steps, flags = int.from_bytes(pl[:4], "little"), pl[4]
         if flags & ~(RUN_SPIKES | RUN_MEMBRANE | RUN_ALL_LAYERS) or (
-                flags & RUN_MEMBRANE and not f.membrane):
-            return rng()
+                flags & RUN_MEMBRANE and not self.features.membrane):
+            return self._error(ErrorCode.RANGE, NetCmd.RUN)
         self._run(steps, flags)
         return self._reply(NetCmd.RUN_DONE, self.step.to_bytes(4, "little"))
 
     def _run(self, steps: int, flags: int):
-        from lifgate.golden.synapse import simulate_network
-
         f = self.features
         net = self.network()
         x = np.array(self.x, dtype=np.int64)

