@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib
 import io
 import os
 import shutil
@@ -42,7 +43,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lifgate.hdl import verilog
 
+from lifgate.app import cli
 from lifgate.app.cli import main
 
 #: Seconds one refused call may take (imports of Amaranth or cocotb on the first call included);
@@ -152,10 +155,20 @@ TRIPWIRES = [
 ]
 
 
+def _import_every_command():
+    """Import every command module before any tripwire is set.
+
+    ``lifgate.app.cli`` imports a command only when it runs it; a module imported for the first
+    time while a tripwire is in place would bind the tripwire by ``from ... import`` and keep
+    it after ``undo()``, breaking every later test in the same process.
+    """
+    for name, _summary in cli.COMMANDS:
+        importlib.import_module(f"lifgate.app.commands.{name}")
+
+
 @pytest.fixture(scope="module")
 def tripwires():
-    import importlib
-
+    _import_every_command()
     mp = pytest.MonkeyPatch()
     for module, name, what in TRIPWIRES:
         mp.setattr(importlib.import_module(module), name, _tripwire(what))
@@ -182,8 +195,7 @@ def report_count(request):
 
 def refuse(sandbox, argv, needles, *, generation=True):
     """Run ``lifgate ARGV`` in-process and check everything the module docstring promises."""
-    import lifgate.hdl.verilog as verilog
-
+    _import_every_command()
     mp = pytest.MonkeyPatch()
     if generation:
         mp.setattr(verilog, "generate_verilog", _tripwire("Verilog generation"))
