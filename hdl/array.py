@@ -796,6 +796,16 @@ class LIFArray(wiring.Component):
             lk = None
             if modes & {LeakMode.SHIFT, LeakMode.CONST}:
                 # h - floor((t + 1) / 2) = h - (t >> 1) - t[0], as one adder with carry in.
+                # Map to the golden step (golden/fixed.py: h - ((d + half) >> k), half =
+                # (1 << k) >> 1), with t = (2 d) >> k from stage 5:
+                # (a) (d + half) >> k = (t + 1) >> 1: for k = 0 both are d (t = 2 d); for
+                #     k >= 1, floor((2 d + 2^k) / 2^(k+1)) = floor((floor(2 d / 2^k) + 1) / 2).
+                #     Doubling d lets k = 0 (where half is not 2^(k-1)) share the datapath.
+                # (b) (t + 1) >> 1 = (t >> 1) + t[0].
+                # (c) two's complement: -y = ~y + 1 and 1 - t[0] = ~t[0] (one bit), so
+                #     h - (t >> 1) - t[0] = h + ~(t >> 1) + ~t[0].
+                # CONST: x5 = c, k = 0, so t = 2 c and lk = h - c; held: t = 0, lk = h.
+                # tests/test_hdl_leak_algebra.py checks this at these register widths.
                 lk = h6 + ~(t6 >> 1) + ~t6[0]
             if LeakMode.MULT in modes:
                 rnd = Cat(Const(1 << (F - 1), F), par(6, "v_rest")).as_signed()
