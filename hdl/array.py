@@ -17,7 +17,14 @@ from lifgate.hdl.noise import Z_WIDTH, LaneNoise
 from lifgate.hdl.ram import ECP5_MAX_DEPTH, PipelinedRAM
 from lifgate.hdl.ram import KINDS as MEMORIES
 
-from lifgate.config import ArrayShape, Config, ConfigError, LeakMode, ResetMode, param_layout
+from lifgate.config import (
+    ArrayShape,
+    ConfigError,
+    LeakMode,
+    ResetMode,
+    param_layout,
+    shape_of,
+)
 
 __all__ = [
     "LATENCY",
@@ -34,24 +41,26 @@ __all__ = [
 ]
 
 
-def _mirror(name: str, py_enum, width: int):
-    """An Amaranth enum with the members and values of the ``enum.IntEnum`` ``py_enum``."""
-
-    def body(ns):
-        ns["__module__"] = __name__
-        ns["__qualname__"] = name
-        for member in py_enum:
-            ns[member.name] = member.value
-
-    return types.new_class(name, (enum.Enum,), {"shape": width}, body)
-
-
 _WIDTHS = dict(param_layout(ArrayShape()))
 
-#: Leak mode field of a parameter set; members and values mirror :class:`lifgate.config.LeakMode`.
-LeakModeHW = _mirror("LeakModeHW", LeakMode, _WIDTHS["leak_mode"])
-#: Reset mode field of a parameter set; mirrors :class:`lifgate.config.ResetMode`.
-ResetModeHW = _mirror("ResetModeHW", ResetMode, _WIDTHS["reset_mode"])
+
+class LeakModeHW(enum.Enum, shape=_WIDTHS["leak_mode"]):
+    """Leak mode field of a parameter set: the codes of :class:`lifgate.config.LeakMode`."""
+
+    SHIFT = int(LeakMode.SHIFT)
+    MULT = int(LeakMode.MULT)
+    CONST = int(LeakMode.CONST)
+
+
+class ResetModeHW(enum.Enum, shape=_WIDTHS["reset_mode"]):
+    """Reset mode field of a parameter set: the codes of :class:`lifgate.config.ResetMode`."""
+
+    VALUE = int(ResetMode.VALUE)
+    SUBTRACT = int(ResetMode.SUBTRACT)
+
+
+assert {m.name: m.value for m in LeakModeHW} == {m.name: m.value for m in LeakMode}
+assert {m.name: m.value for m in ResetModeHW} == {m.name: m.value for m in ResetMode}
 
 #: Pipeline latency of the default (``deep``) pipeline: clocks from the clock an update is
 #: issued (its address presented to the state memory) to the clock its beat is valid on
@@ -77,14 +86,6 @@ PIPELINES = {
 }
 
 _SIGNED_FIELDS = ("v_th", "v_reset", "v_rest", "v_init", "bias")
-
-
-def _shape_of(config) -> ArrayShape:
-    if isinstance(config, Config):
-        return config.shape
-    if isinstance(config, ArrayShape):
-        return config
-    raise TypeError(f"Configuration must be a Config or an ArrayShape, not {config!r}")
 
 
 def addr_width(shape: ArrayShape) -> int:
@@ -152,7 +153,7 @@ def input_layout(shape: ArrayShape) -> data.ArrayLayout:
 
 def lif_signature(config, *, membrane: bool = True, noise: bool = True) -> wiring.Signature:
     """The signature of ``LIFArray(config, membrane=membrane, noise=noise)``."""
-    shape = _shape_of(config)
+    shape = shape_of(config)
     if not isinstance(membrane, bool):
         raise TypeError(f"Membrane must be a bool, not {membrane!r}")
     if not isinstance(noise, bool):
@@ -326,7 +327,7 @@ class LIFArray(wiring.Component):
     def __init__(self, config, *, membrane: bool = True, noise: bool = True,
                  lanes_per_enable: int | None = None, pipeline: str = "deep",
                  multiplier: str = "fabric", memory: str = "inferred"):
-        shape = _shape_of(config)
+        shape = shape_of(config)
         if memory not in MEMORIES:
             raise ValueError(f"Memory must be one of {', '.join(map(repr, MEMORIES))}, "
                              f"not {memory!r}")

@@ -6,14 +6,16 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
-from lifgate.hdl.array import _shape_of, beat_layout
+from lifgate.hdl.array import beat_layout
+
+from lifgate.config import shape_of
 
 __all__ = ["SpikeEvents", "event_layout"]
 
 
 def event_layout(shape) -> data.StructLayout:
     """Payload of an event: ``neuron`` (0 to N-1) and ``step``, least significant first."""
-    shape = _shape_of(shape)
+    shape = shape_of(shape)
     return data.StructLayout({
         "neuron": unsigned(max(1, bits_for(shape.neurons - 1))),
         "step": unsigned(shape.step_width),
@@ -46,7 +48,7 @@ class SpikeEvents(wiring.Component):
     """
 
     def __init__(self, config, *, membrane: bool = True):
-        shape = _shape_of(config)
+        shape = shape_of(config)
         if not isinstance(membrane, bool):
             raise TypeError(f"Membrane must be a bool, not {membrane!r}")
         self._shape = shape

@@ -28,8 +28,8 @@ from lifgate.hdl.array import (
     param_struct,
 )
 
-from lifgate.checks import short_repr, write_output
-from lifgate.config import ArrayShape, Config, ConfigError
+from lifgate.checks import write_output
+from lifgate.config import ArrayShape, shape_of
 from lifgate.version import __version__
 
 __all__ = [
@@ -48,15 +48,6 @@ __all__ = [
 TOP = "lif_array"
 #: The Verilator waiver file for the generated Verilog.
 WAIVERS = Path(__file__).with_name("waivers.vlt")
-
-
-def _shape_of(config) -> ArrayShape:
-    if isinstance(config, Config):
-        return config.shape
-    if isinstance(config, ArrayShape):
-        return config
-    raise ConfigError(f"parameter 'config' must be a Config or an ArrayShape, not "
-                      f"{short_repr(config)}")
 
 
 def convert_verilog(top, *, name: str, internal_attrs: bool = False) -> str:
@@ -167,7 +158,7 @@ def generate_verilog(config, *, membrane: bool = True, noise: bool = True,
     the text instantiates ECP5 ``MULT18X18D`` primitives, with ``memory="ecp5"`` ``DP16KD``
     ones; :func:`lifgate.hdl.dsp.simulation_models` gives the models to simulate them with.
     """
-    shape = _shape_of(config)
+    shape = shape_of(config)
     dut = LIFArray(shape, membrane=membrane, noise=noise, pipeline=pipeline,
                    lanes_per_enable=lanes_per_enable, multiplier=multiplier, memory=memory)
     text = convert_verilog(dut, name=TOP)

@@ -39,6 +39,7 @@ __all__ = [
     "param_layout",
     "pack_params",
     "unpack_params",
+    "shape_of",
 ]
 
 
@@ -53,6 +54,22 @@ class ConfigTypeError(ConfigError, TypeError):
     """A :class:`ConfigError` that is also a ``TypeError``: what a gateware constructor raises
     for a bad argument, where Amaranth's convention (and lifgate before issue 15) is
     ``TypeError``; so both ``except ConfigError`` and ``except TypeError`` catch it."""
+
+
+def shape_of(config) -> ArrayShape:
+    """The :class:`ArrayShape` of ``config`` (a :class:`Config` or an ``ArrayShape`` itself).
+
+    Everything that builds from a shape (the gateware, the Verilog export, the event decoder)
+    takes either; anything else raises :class:`ConfigTypeError`.
+    """
+    if isinstance(config, Config):
+        return config.shape
+    if isinstance(config, ArrayShape):
+        return config
+    text = repr(config)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    raise ConfigTypeError(f"parameter 'config' must be a Config or an ArrayShape, not {text}")
+
 
 
 class LeakMode(enum.IntEnum):
