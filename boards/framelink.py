@@ -41,7 +41,7 @@ from amaranth.utils import ceil_log2
 from lifgate.boards.frameproto import SYNC, ErrorCode
 from lifgate.boards.uart import UARTRx, UARTTx
 
-from lifgate.config import LeakMode, param_layout
+from lifgate.config import ConfigTypeError, LeakMode, param_layout
 
 __all__ = ["FrameCore", "FrameRx", "FrameTx", "LinkComponent", "R_DONE", "R_ERROR", "R_NONE",
            "R_STATUS", "R_VERSION", "crc16_update", "le_bytes", "param_word_ok"]
@@ -92,7 +92,8 @@ class FrameRx(wiring.Component):
 
     def __init__(self, *, max_payload: int, timeout: int):
         if not isinstance(timeout, int) or timeout < 2:
-            raise TypeError(f"Timeout must be an integer of at least 2 clocks, not {timeout!r}")
+            raise ConfigTypeError(
+                f"Timeout must be an integer of at least 2 clocks, not {timeout!r}")
         self.max_payload = max_payload
         self.timeout = timeout
         super().__init__({

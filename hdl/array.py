@@ -20,6 +20,7 @@ from lifgate.hdl.ram import KINDS as MEMORIES
 from lifgate.config import (
     ArrayShape,
     ConfigError,
+    ConfigTypeError,
     LeakMode,
     ResetMode,
     param_layout,
@@ -155,9 +156,9 @@ def lif_signature(config, *, membrane: bool = True, noise: bool = True) -> wirin
     """The signature of ``LIFArray(config, membrane=membrane, noise=noise)``."""
     shape = shape_of(config)
     if not isinstance(membrane, bool):
-        raise TypeError(f"Membrane must be a bool, not {membrane!r}")
+        raise ConfigTypeError(f"Membrane must be a bool, not {membrane!r}")
     if not isinstance(noise, bool):
-        raise TypeError(f"Noise must be a bool, not {noise!r}")
+        raise ConfigTypeError(f"Noise must be a bool, not {noise!r}")
     members = {
         "param_we": In(1),
         "param_group": In(group_width(shape)),
@@ -329,7 +330,7 @@ class LIFArray(wiring.Component):
                  multiplier: str = "fabric", memory: str = "inferred"):
         shape = shape_of(config)
         if memory not in MEMORIES:
-            raise ValueError(f"Memory must be one of {', '.join(map(repr, MEMORIES))}, "
+            raise ConfigError(f"Memory must be one of {', '.join(map(repr, MEMORIES))}, "
                              f"not {memory!r}")
         if memory == "ecp5" and pipeline != "deep":
             raise ConfigError(f"memory 'ecp5' is the stage-1 register of the deep pipeline: "
@@ -340,7 +341,7 @@ class LIFArray(wiring.Component):
                 f"'neurons' / 'lanes' must be at most {ECP5_MAX_DEPTH}, not {shape.depth} "
                 f"({shape.neurons} / {shape.lanes}); use more lanes or memory 'inferred'")
         if multiplier not in MULTIPLIERS:
-            raise ValueError(f"Multiplier must be one of {', '.join(map(repr, MULTIPLIERS))}, "
+            raise ConfigError(f"Multiplier must be one of {', '.join(map(repr, MULTIPLIERS))}, "
                              f"not {multiplier!r}")
         if multiplier == "ice40" and noise and shape.v_width > 22:
             raise ConfigError(
@@ -353,12 +354,12 @@ class LIFArray(wiring.Component):
                 f"'v_width' must be at most 16 (not {shape.v_width}) and 'decay_frac' at most 18 "
                 f"(not {shape.decay_frac}); use multiplier 'fabric' or leave out leak mode 'mult'")
         if pipeline not in PIPELINES:
-            raise ValueError(f"Pipeline must be one of {', '.join(map(repr, PIPELINES))}, "
+            raise ConfigError(f"Pipeline must be one of {', '.join(map(repr, PIPELINES))}, "
                              f"not {pipeline!r}")
         if lanes_per_enable is not None and (
                 isinstance(lanes_per_enable, bool) or not isinstance(lanes_per_enable, int)
                 or not 1 <= lanes_per_enable <= shape.lanes):
-            raise TypeError(f"Lanes per enable must be None or an integer in "
+            raise ConfigTypeError(f"Lanes per enable must be None or an integer in "
                             f"[1, {shape.lanes}] (the lanes), not {lanes_per_enable!r}")
         self._shape = shape
         self._membrane = membrane

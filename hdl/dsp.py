@@ -21,6 +21,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from lifgate.hdl.ram import DP16KD_MODEL
 
+from lifgate.config import ConfigError
+
 __all__ = ["KINDS", "MULT18X18D_MODEL", "RegisteredMul", "RegisteredMulAdd", "simulation_models"]
 
 #: The multiplier kinds: ``fabric`` (generic Amaranth), ``ecp5`` (``MULT18X18D`` with its own
@@ -68,12 +70,12 @@ class RegisteredMul(wiring.Component):
     def __init__(self, a_shape, b_shape, *, kind: str = "fabric"):
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
         if kind not in KINDS:
-            raise ValueError(f"Multiplier kind must be one of {', '.join(map(repr, KINDS))}, "
+            raise ConfigError(f"Multiplier kind must be one of {', '.join(map(repr, KINDS))}, "
                              f"not {kind!r}")
         if kind == "ecp5":
             for name, s in (("a", a_shape), ("b", b_shape)):
                 if not _fits_ecp5(s):
-                    raise ValueError(f"Operand {name} of an ecp5 multiplier must be at most 18 "
+                    raise ConfigError(f"Operand {name} of an ecp5 multiplier must be at most 18 "
                                      f"bits wide, not {s!r}")
         self._kind = kind
         self._a_shape, self._b_shape = a_shape, b_shape
@@ -160,17 +162,17 @@ class RegisteredMulAdd(wiring.Component):
     def __init__(self, a_shape, b_shape, c_shape, *, kind: str = "fabric"):
         a_shape, b_shape, c_shape = map(Shape.cast, (a_shape, b_shape, c_shape))
         if kind not in KINDS:
-            raise ValueError(f"Multiplier kind must be one of {', '.join(map(repr, KINDS))}, "
+            raise ConfigError(f"Multiplier kind must be one of {', '.join(map(repr, KINDS))}, "
                              f"not {kind!r}")
         p_shape = (Signal(a_shape) * Signal(b_shape)).shape()
         s_shape = (Signal(p_shape) + Signal(c_shape)).shape()
         if kind == "ice40":
             for name, sh in (("a", a_shape), ("b", b_shape)):
                 if sh.signed or sh.width > 16:
-                    raise ValueError(f"Operand {name} of an ice40 multiply-add must be unsigned "
+                    raise ConfigError(f"Operand {name} of an ice40 multiply-add must be unsigned "
                                      f"and at most 16 bits wide, not {sh!r}")
             if s_shape.width > 32:
-                raise ValueError(f"The sum of an ice40 multiply-add must be at most 32 bits "
+                raise ConfigError(f"The sum of an ice40 multiply-add must be at most 32 bits "
                                  f"wide, not {s_shape!r}")
         self._kind = kind
         self._shapes = a_shape, b_shape, c_shape

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 from lifgate.hdl.array import beat_layout
 
-from lifgate.config import shape_of
+from lifgate.config import ConfigTypeError, shape_of
 
 __all__ = ["SpikeEvents", "event_layout"]
 
@@ -50,7 +50,7 @@ class SpikeEvents(wiring.Component):
     def __init__(self, config, *, membrane: bool = True):
         shape = shape_of(config)
         if not isinstance(membrane, bool):
-            raise TypeError(f"Membrane must be a bool, not {membrane!r}")
+            raise ConfigTypeError(f"Membrane must be a bool, not {membrane!r}")
         self._shape = shape
         super().__init__({
             "i_stream": In(stream.Signature(beat_layout(shape, membrane=membrane))),

@@ -22,7 +22,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from lifgate.config import ConfigTypeError
+from lifgate.config import ConfigError, ConfigTypeError
 
 __all__ = ["DP16KD_MODEL", "ECP5_MAX_DEPTH", "KINDS", "PipelinedRAM", "ecp5_blocks"]
 
@@ -47,7 +47,7 @@ def ecp5_blocks(width: int, depth: int) -> tuple[int, int]:
     for port_width, words in _ECP5_WORDS.items():
         if depth <= words:
             return port_width, -(-width // port_width)
-    raise ValueError(f"Depth of an ecp5 memory must be at most {ECP5_MAX_DEPTH}, not {depth!r}")
+    raise ConfigError(f"Depth of an ecp5 memory must be at most {ECP5_MAX_DEPTH}, not {depth!r}")
 
 
 class PipelinedRAM(wiring.Component):
@@ -86,12 +86,12 @@ class PipelinedRAM(wiring.Component):
     def __init__(self, shape, depth: int, *, kind: str = "inferred"):
         shape = Shape.cast(shape)
         if kind not in KINDS:
-            raise ValueError(f"Memory kind must be one of {', '.join(map(repr, KINDS))}, "
+            raise ConfigError(f"Memory kind must be one of {', '.join(map(repr, KINDS))}, "
                              f"not {kind!r}")
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
             raise ConfigTypeError(f"Depth must be an integer of at least 2, not {depth!r}")
         if kind == "ecp5" and depth > ECP5_MAX_DEPTH:
-            raise ValueError(f"Depth of an ecp5 memory must be at most {ECP5_MAX_DEPTH}, "
+            raise ConfigError(f"Depth of an ecp5 memory must be at most {ECP5_MAX_DEPTH}, "
                              f"not {depth!r}")
         self._shape, self._depth, self._kind = shape, depth, kind
         super().__init__({
