@@ -21,6 +21,8 @@ from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
 from lifgate.boards.pll import BoardClock
 from lifgate.boards.toolchain import Board, BuildReport, run_build
+from lifgate.boards.top import BoardTop
+from lifgate.hdl.array import LIFArray
 
 from lifgate.config import ArrayShape
 
@@ -81,8 +83,6 @@ class ArrayHarness(Elaboratable):
         self.noise = noise
 
     def elaborate(self, platform):
-        from lifgate.hdl.array import LIFArray
-
         m = Module()
         m.domains.sync = ClockDomain("sync")
         m.submodules.clock = self.clock
@@ -160,8 +160,6 @@ def measure(board: Board, shape: ArrayShape, build_dir, *, design: str = "array"
         top = ArrayHarness(board=board, shape=shape, frequency=freq,
                            membrane=bool(membrane), noise=noise)
     elif design == "top":
-        from lifgate.boards.top import BoardTop
-
         top = BoardTop(board=board, shape=shape, frequency=freq,
                        membrane=True if membrane is None else membrane, **top_kwargs)
     else:

