@@ -44,6 +44,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lifgate.hdl import verilog
+from test_nir import two_layer_graph  # the graph the NIR tests use
 
 from lifgate.app import cli
 from lifgate.app.cli import main
@@ -76,8 +77,8 @@ def sandbox(tmp_path_factory):
     (d / "link_to_dir").symlink_to(d / "adir")
     import nir  # a dev dependency: missing, the suite fails rather than skips
 
-    nir.write(d / "good.nir", _graph(nir))
-    nir.write(d / "bad.nir", _graph(nir))
+    nir.write(d / "good.nir", two_layer_graph())
+    nir.write(d / "bad.nir", two_layer_graph())
     _mismatch_tau(d / "bad.nir")
     (d / "binary.nir").write_bytes(bytes(range(256)))
     cwd = os.getcwd()
@@ -86,20 +87,6 @@ def sandbox(tmp_path_factory):
         yield d
     finally:
         os.chdir(cwd)
-
-
-def _graph(nir):
-    rng = np.random.default_rng(0)
-    return nir.NIRGraph(nodes={
-        "in": nir.Input(input_type={"input": np.array([6])}),
-        "fc1": nir.Affine(weight=rng.normal(0, 1, (4, 6)), bias=rng.normal(0, 0.1, 4)),
-        "lif1": nir.LIF(tau=np.full(4, 0.02), r=np.ones(4), v_leak=np.full(4, 0.1),
-                        v_threshold=np.ones(4), v_reset=np.full(4, -0.2)),
-        "fc2": nir.Linear(weight=rng.normal(0, 1, (2, 4))),
-        "if2": nir.IF(r=np.ones(2), v_threshold=np.full(2, 0.5)),
-        "out": nir.Output(output_type={"output": np.array([2])}),
-    }, edges=[("in", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "if2"), ("if2", "out")],
-        metadata={"dt": 1e-3})
 
 
 def _mismatch_tau(path):

@@ -262,21 +262,12 @@ def scratch(tmp_path_factory):
 
 
 def _write_graph(path: Path):
-    """A two-layer NIR graph (6 inputs, 4 LIF, 2 IF neurons) for the ``GRAPH.nir`` examples."""
+    """A two-layer NIR graph (6 inputs, 4 LIF, 2 IF neurons) for the ``GRAPH.nir`` examples:
+    the one the NIR tests use."""
     import nir  # a dependency of lifgate's networks extra (installed by ./run)
-    import numpy as np
+    from test_nir import two_layer_graph
 
-    rng = np.random.default_rng(0)
-    nir.write(path, nir.NIRGraph(nodes={
-        "in": nir.Input(input_type={"input": np.array([6])}),
-        "fc1": nir.Affine(weight=rng.normal(0, 1, (4, 6)), bias=rng.normal(0, 0.1, 4)),
-        "lif1": nir.LIF(tau=np.full(4, 0.02), r=np.ones(4), v_leak=np.full(4, 0.1),
-                        v_threshold=np.ones(4), v_reset=np.full(4, -0.2)),
-        "fc2": nir.Linear(weight=rng.normal(0, 1, (2, 4))),
-        "if2": nir.IF(r=np.ones(2), v_threshold=np.full(2, 0.5)),
-        "out": nir.Output(output_type={"output": np.array([2])}),
-    }, edges=[("in", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "if2"), ("if2", "out")],
-        metadata={"dt": 1e-3}))
+    nir.write(path, two_layer_graph())
 
 
 def _sh(command: str, cwd: Path) -> subprocess.CompletedProcess:
