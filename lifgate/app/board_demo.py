@@ -36,7 +36,6 @@ from lifgate.boards.framehost import parse_spec
 from lifgate.boards.host import Board, open_board
 from lifgate.boards.protocol import Features
 from lifgate.config import ArrayShape, Config, ConfigError
-from lifgate.golden.fixed import simulate
 
 #: The board the ``model`` and ``sim:*`` backends build for the demo: the demo's 64 neurons on
 #: 4 lanes (the default ``ArrayShape``'s lanes, so the on-chip noise matches the RTL demo's),
@@ -45,57 +44,36 @@ SIM_BOARD_SHAPE = ArrayShape(groups=1)
 
 
 @dataclass
-class BoardRun:
-    """One run on the board for one neuron model of a demo run.
+class BoardRun(ArrayRun):
+    """One run on the board for one neuron model of a demo run (an :class:`ArrayRun` of the
+    board's shape, so its golden run is computed on construction).
 
     Members
     -------
-    name : str
     config : Config
         The board's configuration: the model's parameter set in every group, the demo run's
         noise.
-    steps : int
     currents : int array [Nb] (constant) or [steps, Nb] (changing every step)
         Board neuron ``j``'s input: its demo neuron's bias plus the demo run's stream.
     demo_neurons : int array [J]
         Board neuron ``j < J`` computes demo neuron ``demo_neurons[j]``.
     spikes, v : arrays [steps, Nb] or None
         What the board returned.
-    golden : Result
-        The golden model of this run (computed on construction).
+    seconds : float
+        Wall-clock time of the run on the board.
     """
 
-    name: str
-    config: Config
-    steps: int
-    currents: np.ndarray
-    demo_neurons: np.ndarray
+    demo_neurons: np.ndarray | None = None
     spikes: np.ndarray | None = None
     v: np.ndarray | None = None
-    golden: object = None
     seconds: float = 0.0
-
-    def __post_init__(self):
-        if self.golden is None:
-            self.golden = simulate(self.config, self.steps, self.currents)
-
-    @property
-    def updates(self) -> int:
-        return self.steps * self.config.shape.neurons
 
     def mismatch(self) -> dict | None:
         """The first difference from the golden run, None when bit-exact."""
-        g = self.golden
         if self.spikes is None or self.v is None:
-            return {"field": "error", "error": "the board returned no outputs"}
-        diff = (self.spikes != g.spikes) | (self.v != g.v)
-        if not diff.any():
-            return None
-        t, n = (int(x) for x in np.argwhere(diff)[0])
-        return {"run": self.name, "step": t, "neuron": n,
-                "expected": {"spike": int(g.spikes[t, n]), "v": int(g.v[t, n])},
-                "got": {"spike": int(self.spikes[t, n]), "v": int(self.v[t, n])},
-                "mismatches": int(diff.sum())}
+            return {"run": self.name, "field": "error", "error": "the board returned no outputs"}
+        ok, first = self.check_rtl(self.spikes, self.v)
+        return None if ok else {"run": self.name, **first}
 
 
 def plan(run: ArrayRun, board: ArrayShape) -> list[BoardRun]:
@@ -136,7 +114,7 @@ def plan(run: ArrayRun, board: ArrayShape) -> list[BoardRun]:
         except ConfigError as e:
             raise ConfigError(f"--board: the demo run {run.name!r} does not fit the board: "
                               f"{e}") from None
-        out.append(BoardRun(f"{run.name}.{k}", config, run.steps, cur, demo))
+        out.append(BoardRun(f"{run.name}.{k}", config, run.steps, cur, demo_neurons=demo))
     return out
 
 
