@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from lifgate.boards.host import open_board
+from lifgate.boards.protocol import Features
 from lifgate.golden.fixed import simulate
 
 from lifgate.app import board_demo
@@ -136,3 +138,36 @@ def test_view_of_a_board_with_more_lanes_is_its_own_noise():
     assert out.bit_exact and out.mismatch is None
     br2 = dataclasses.replace(br, v=g.v + 1)
     assert not board_demo.view(run, [br2], "board test").bit_exact
+
+
+class _Counting:
+    """A transport wrapper counting the bytes in both directions."""
+
+    def __init__(self, inner):
+        self.inner, self.count = inner, 0
+
+    def write(self, data):
+        self.count += len(data)
+        self.inner.write(data)
+
+    def read(self, timeout):
+        data = self.inner.read(timeout)
+        self.count += len(data)
+        return data
+
+    def close(self):
+        self.inner.close()
+
+
+@pytest.mark.parametrize("board", [ArrayShape(groups=1), ArrayShape(neurons=256, lanes=8,
+                                                                     groups=2)])
+def test_link_bytes_is_what_the_link_carries(board):
+    """The volume the demo announces for a serial board is the bytes the host library moves."""
+    features = Features(board)
+    with open_board("model", features=features) as b:
+        b.transport = _Counting(b.transport)
+        for run in _runs()[1:]:
+            for br in board_demo.plan(run, board):
+                b.transport.count = 0
+                board_demo.execute(b, br)
+                assert b.transport.count == board_demo.link_bytes(features, br), br.name

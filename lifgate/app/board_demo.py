@@ -25,6 +25,7 @@ its own (still bit-exact against its own golden run).
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass
 
@@ -159,6 +160,35 @@ def view(run: ArrayRun, brs: list[BoardRun], label: str) -> RTLOutcome:
                       sum(br.updates for br in brs), 0, sum(br.seconds for br in brs))
 
 
+def link_bytes(features: Features, br: BoardRun) -> int:
+    """Bytes on the line, both directions, frames included, of :func:`execute` of ``br``:
+    the configuration (``Board.configure``: every group's parameters, noise, currents, input,
+    clear), then one ``RUN`` with a ``STEP`` frame (spikes and membranes) per step, or for an
+    input that changes every step, a ``WRITE_CURRENTS`` and a one-step ``RUN`` per step."""
+    frame = 7  # SYNC, CMD, LEN (3), CRC (2)
+    f = features
+    n = br.config.shape.neurons
+    writes = -(-n // ((f.max_payload - 4) // f.current_bytes))
+    currents = writes * (2 * frame + 4) + n * f.current_bytes  # frames, replies, values
+    config = (br.config.shape.groups * (2 * frame + 4 + f.param_bytes)  # SET_PARAMS
+              + (2 * frame + 6) + (2 * frame + 1) + 2 * frame + currents)  # NOISE, INPUT, CLEAR
+
+    def run(steps):  # RUN, its STEP frames, RUN_DONE
+        return (frame + 5) + steps * (frame + f.step_length(True)) + (frame + 4)
+
+    if br.currents.ndim == 1:
+        return config + run(br.steps)
+    return config + br.steps * run(1) + (br.steps - 1) * currents
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def board_features(spec: str) -> Features | None:
     """The features the ``model`` and ``sim:*`` backends build for the demo (None for a real
     board, which reports its own)."""
@@ -181,6 +211,12 @@ def run_on_board(runs, spec: str, *, build_dir, progress: bool = False) -> dict:
         shape = board.version().shape
         planned = [(r, plan(r, shape)) for r in runs]  # every run checked before the first
         open_s = time.perf_counter() - t0
+        volume = sum(link_bytes(board.features, br) for _, brs in planned for br in brs)
+        if kind == "serial" and progress:
+            baud = parse_spec(spec)[1][1]
+            print(f"lifgate demo: the board runs move {volume / 1e6:.2f} MB over the link: "
+                  f"about {_duration(volume * 10 / baud)} at {baud} baud", file=sys.stderr,
+                  flush=True)
         bar = progress_bar(total=sum(br.updates for _, brs in planned for br in brs),
                            desc=f"board ({spec})", unit="updates", unit_scale=True,
                            enabled=progress)
@@ -198,6 +234,7 @@ def run_on_board(runs, spec: str, *, build_dir, progress: bool = False) -> dict:
                   "bit_exact": br.mismatch() is None, "mismatch": br.mismatch(),
                   "seconds": round(br.seconds, 3)}
                  for r, brs in planned for br in brs],
+        "link_bytes": volume,
         "build_seconds": open_s,
         "seconds": time.perf_counter() - t0,
     }
