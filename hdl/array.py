@@ -40,6 +40,7 @@ __all__ = [
     "input_layout",
     "lif_signature",
     "param_struct",
+    "struct_of",
 ]
 
 
@@ -83,6 +84,7 @@ PIPELINES = {
     "deep": (True,) * 8,
     "compact": (False, True, True, True, True, True, True, True),
 }
+
 
 def addr_width(shape: ArrayShape) -> int:
     """Width ``AW`` of a lane address: ``shape.layout.addr_width``."""
