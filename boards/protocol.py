@@ -190,7 +190,8 @@ class Features:
                 f"(a SET_PARAMS frame), not {self.max_payload!r}"
             )
 
-    # Widths in whole bytes: from the shape's one layout (lifgate.layout.ArrayLayout).
+    # The parameter word's width and the byte counts of the frames' values: from the shape's
+    # one layout (lifgate.layout.ArrayLayout).
 
     @property
     def param_width(self) -> int:

@@ -254,7 +254,7 @@ class ArrayShape:
     @property
     def leak_width(self) -> int:
         """Width of the raw ``leak`` parameter field: ``max(v_width, decay_frac)``."""
-        return max(self.v_width, self.decay_frac)
+        return self.layout.params["leak"].width
 
     def leak_range(self, mode: LeakMode) -> tuple[int, int]:
         """Legal values of ``leak`` in ``mode``."""
