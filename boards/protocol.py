@@ -190,25 +190,28 @@ class Features:
                 f"(a SET_PARAMS frame), not {self.max_payload!r}"
             )
 
+    # The parameter word's width and the byte counts of the frames' values: from the shape's
+    # one layout (lifgate.layout.ArrayLayout).
+
     @property
     def param_width(self) -> int:
-        return sum(w for _, w in param_layout(self.shape))
+        return self.shape.layout.param_width
 
     @property
     def param_bytes(self) -> int:
-        return (self.param_width + 7) // 8
+        return self.shape.layout.param_bytes
 
     @property
     def current_bytes(self) -> int:
-        return (self.shape.i_width + 7) // 8
+        return self.shape.layout.current_bytes
 
     @property
     def value_bytes(self) -> int:
-        return (self.shape.v_width + 7) // 8
+        return self.shape.layout.value_bytes
 
     @property
     def spike_bytes(self) -> int:
-        return (self.shape.lanes + 7) // 8
+        return self.shape.layout.spike_bytes
 
     def record_bytes(self, membrane: bool) -> int:
         """Bytes of one lane address in a ``STEP`` frame."""
