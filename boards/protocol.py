@@ -96,7 +96,6 @@ from lifgate.config import (
     ConfigError,
     LeakMode,
     NoiseParams,
-    param_layout,
     unpack_params,
 )
 
@@ -268,16 +267,13 @@ def param_word_valid(shape: ArrayShape, word: int) -> bool:
     a signed ``max(W, F)``-bit value lies in the membrane range). Every other field is legal in
     any bit pattern.
     """
-    offsets, offset = {}, 0
-    for name, width in param_layout(shape):
-        offsets[name] = (offset, width)
-        offset += width
-    if word < 0 or word >> offset:
+    fields = shape.layout.params
+    if word < 0 or word >> fields.width:
         return False
 
     def field_(name):
-        off, width = offsets[name]
-        return (word >> off) & ((1 << width) - 1)
+        f = fields[name]
+        return (word >> f.offset) & ((1 << f.width) - 1)
 
     mode = field_("leak_mode")
     if mode not in [int(m) for m in shape.leak_modes]:
