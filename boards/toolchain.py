@@ -431,9 +431,11 @@ def check_fit(board_: Board, cells_by_type: dict, *, where: str = "") -> dict:
 #: in its library (``ice40/brams.txt``: ``$__ICE40_RAM4K_``, one read and one write port;
 #: ``lattice/brams_16kd.txt``: ``$__DP16KD_``, two ports, and ``$__PDPW16KD_``, which adds
 #: 512 x 36 for one read and one write port).
+#: Each geometry is (depth, width, byte): ``byte`` the write-enable granularity of the block
+#: in that width (``0``: one enable for the whole word).
 _BRAM = {
-    "ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),
-    "ecp5": ((1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),
+    "ice40": ((256, 16, 1), (512, 8, 0), (1024, 4, 0), (2048, 2, 0)),
+    "ecp5": ((1024, 18, 9), (2048, 9, 9), (4096, 4, 0), (8192, 2, 0), (16384, 1, 0)),
 }
 _BRAM_COST = {"ice40": 64, "ecp5": 128}
 _BRAM_COLUMN = {"ice40": "ebr", "ecp5": "dp16kd"}
@@ -455,6 +457,7 @@ class _Module:
     memories: dict = field(default_factory=dict)   # name -> (width, depth)
     reads: dict = field(default_factory=dict)      # memory -> [(synchronous, address)]
     writes: dict = field(default_factory=dict)     # memory -> [address]
+    enables: dict = field(default_factory=dict)    # memory -> [enable runs or None]
     cells: dict = field(default_factory=dict)      # cell type -> count
 
 
@@ -469,6 +472,35 @@ def _end_cell(mod: _Module, cell: dict) -> None:
         mod.reads.setdefault(_memid(cell.get("MEMID", "")), []).append((sync, cell.get("ADDR")))
     elif kind == "$memwr_v2" and cell.get("ABITS", "1") != "0":  # (ABITS 0: an init write)
         mod.writes.setdefault(_memid(cell.get("MEMID", "")), []).append(cell.get("ADDR"))
+        mod.enables.setdefault(_memid(cell.get("MEMID", "")), []).append(
+            _enable_runs(cell.get("EN", "")))
+
+
+_SIG_BIT = re.compile(r"(\\\S+|\$\S+)(?: \[(\d+)(?::(\d+))?\])?|\d+'([01xz]+)")
+
+
+def _enable_runs(en: str) -> list | None:
+    """The lengths of the runs of bits with one enable in a write port's ``EN`` (LSB first),
+    or None where the signal is not written bit by bit."""
+    bits = []
+    for name, hi, lo, const in _SIG_BIT.findall(en):
+        if const:
+            bits += [f"'{c}" for c in const]
+        elif not hi:
+            return None  # a whole wire: its width is not on this line
+        else:
+            lo = hi if not lo else lo
+            bits += [(name, k) for k in range(int(hi), int(lo) - 1, -1)]
+    if not bits:
+        return None
+    bits.reverse()  # RTLIL lists the most significant bit first
+    runs = [1]
+    for a, b in zip(bits, bits[1:], strict=False):
+        if a == b:
+            runs[-1] += 1
+        else:
+            runs.append(1)
+    return runs
 
 
 def parse_rtlil(text: str) -> tuple[dict, str | None]:
@@ -509,14 +541,32 @@ def parse_rtlil(text: str) -> tuple[dict, str | None]:
     return modules, top
 
 
-def memory_blocks(family: str, width: int, depth: int, reads: list, writes: list) -> int:
+def _across(width: int, runs, w: int, byte: int) -> int | None:
+    """Blocks side by side for a ``width``-bit word in a ``w``-bit geometry whose write
+    enables cover ``byte`` bits (0: the whole word); None if the enables cannot be met."""
+    runs = runs or [width]
+    if len(runs) == 1:  # one enable for the word: any geometry
+        return -(-width // w)
+    if byte:  # every run of one enable takes whole bytes
+        return -(-sum(-(-r // byte) for r in runs) * byte // w)
+    if any(r % w for r in runs):
+        return None
+    return -(-width // w)
+
+
+def memory_blocks(family: str, width: int, depth: int, reads: list, writes: list,
+                  enables: list | None = None) -> int:
     """Block RAMs Yosys certainly spends on one inferred memory (0 where it may choose logic).
 
     ``reads``: ``(synchronous, address)`` of each read port; ``writes``: the address of each
-    write port. The fewest blocks over the block geometries (:data:`_BRAM`), times the copies
+    write port; ``enables``: each write port's runs of bits under one enable (LSB first; None
+    or absent: one enable for the word). In a geometry with byte enables every run takes whole
+    bytes (a 16-bit lane in 9-bit ``DP16KD`` bytes takes two); in one without, every run must
+    be a multiple of the width. The fewest blocks over the block geometries (:data:`_BRAM`),
+    times the copies
     the read ports need (an iCE40 block has one read port; a ``DP16KD`` two ports in all). A
-    memory counts only where block RAM costs less than half its cheapest alternative in Yosys'
-    own cost figures (logic: one per bit on the iCE40; ECP5 LUT RAM: 4 per 16 x 4 bits; iCE40
+    memory counts only where block RAM costs less than its cheapest alternative in Yosys' own
+    cost figures (logic: one per bit on the iCE40; ECP5 LUT RAM: 4 per 16 x 4 bits; iCE40
     SPRAM, 2048 per 16K x 16, for a memory whose read and write share one address), and never
     without a synchronous read or with several write ports on the iCE40. So the sum over a
     design is what synthesis uses at least.
@@ -534,11 +584,19 @@ def memory_blocks(family: str, width: int, depth: int, reads: list, writes: list
             alternative = min(alternative, 2048 * -(-depth // 16384) * -(-width // 16))
     else:
         if len(addrs) == 1 and len(writes) <= 1:
-            geoms.append((512, 36))
+            geoms.append((512, 36, 9))
         copies = max(1, -(-(len(addrs) + len(writes)) // 2))
         alternative = 4 * -(-depth // 16) * -(-width // 4)
-    blocks = copies * min(-(-depth // d) * -(-width // w) for d, w in geoms)
-    return blocks if 2 * _BRAM_COST[family] * blocks < alternative else 0
+    runs = (enables or [None])[0] if len(writes) == 1 else None
+    options = []
+    for d, w, byte in geoms:
+        across = _across(width, runs, w, byte)
+        if across is not None:
+            options.append(-(-depth // d) * across)
+    if not options:
+        return 0
+    blocks = copies * min(options)
+    return blocks if _BRAM_COST[family] * blocks < alternative else 0
 
 
 def estimate_needs(family: str, rtlil: str) -> dict:
@@ -560,7 +618,8 @@ def estimate_needs(family: str, rtlil: str) -> dict:
                 needs[_PRIMITIVES[family][kind.lstrip("\\")]] += times * n
         for mem, (width, depth) in mod.memories.items():
             needs[_BRAM_COLUMN[family]] += times * memory_blocks(
-                family, width, depth, mod.reads.get(mem, []), mod.writes.get(mem, []))
+                family, width, depth, mod.reads.get(mem, []), mod.writes.get(mem, []),
+                mod.enables.get(mem))
 
     if top in modules:
         walk(top, 1)

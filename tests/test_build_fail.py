@@ -178,6 +178,7 @@ def test_the_defaults_are_not_refused():
 @pytest.mark.parametrize("family, width, depth, reads, writes, blocks", [
     # iCE40 EBR: 256 x 16, 512 x 8, 1024 x 4, 2048 x 2 (cost 64 a block; logic 1 a bit).
     ("ice40", 8, 512, [(True, "r")], ["w"], 1),
+    ("ice40", 8, 256, [(True, "r")], ["w"], 1),
     ("ice40", 24, 512, [(True, "r")], ["w"], 3),
     ("ice40", 16, 1024, [(True, "r")], ["w"], 4),
     ("ice40", 16, 4096, [(True, "r")], ["w"], 16),
@@ -193,29 +194,53 @@ def test_the_defaults_are_not_refused():
     ("ecp5", 36, 512, [(True, "r")], ["w"], 1),
     ("ecp5", 18, 1024, [(True, "r1"), (True, "r2")], ["w"], 2),
     ("ecp5", 16, 64, [(True, "r")], ["w"], 0),            # LUT RAM is cheaper
+    ("ecp5", 8, 512, [(True, "r")], ["w"], 1),            # 128 < 4 * 32 * 2 for LUT RAM
 ])
 def test_memory_blocks(family, width, depth, reads, writes, blocks):
     assert memory_blocks(family, width, depth, reads, writes) == blocks
 
 
+@pytest.mark.parametrize("family, width, depth, runs, blocks", [
+    # 32 lanes of 16 bits, one enable each: two 9-bit bytes a lane in a DP16KD.
+    ("ecp5", 512, 2048, [16] * 32, 64),
+    ("ecp5", 512, 2048, [512], 57),
+    ("ecp5", 36, 512, [18, 18], 1),
+    ("ecp5", 36, 512, [12, 12, 12], 2),          # 2 bytes each: 6 bytes, 54 bits
+    # iCE40: 8-bit and narrower geometries have one enable a word; 16 bits have bit enables.
+    ("ice40", 128, 512, [16] * 8, 16),
+    ("ice40", 16, 256, [4] * 4, 1),
+    ("ice40", 16, 512, [4] * 4, 2),               # 512 x 8 cannot: two 256 x 16 deep
+])
+def test_memory_blocks_with_write_enables(family, width, depth, runs, blocks):
+    assert memory_blocks(family, width, depth, [(True, "r")], ["w"], [runs]) == blocks
+
+
 @pytest.mark.slow
-def test_estimate_equals_real_synthesis(tmp_path, monkeypatch):
-    """Yosys (``synth_ice40 -dsp -spram``) on a 1024 x 4 UP5K top with 4 parameter groups:
-    the estimate is exactly what synthesis spends on block RAM, SPRAM and SB_MAC16."""
-    shape = board_shape(ICE, neurons=1024, lanes=4, groups=4)
-    top = BoardTop(board=ICE, shape=shape, frequency=24e6)
+@pytest.mark.parametrize("board", [
+    ICE,
+    pytest.param(ECP, marks=pytest.mark.skipif(not os.environ.get("LIFGATE_SLOW"),
+                                               reason="set LIFGATE_SLOW=1 to run")),
+], ids=["icebreaker", "ulx3s-85f"])
+def test_estimate_equals_real_synthesis(tmp_path, monkeypatch, board):
+    """Yosys on a 1024 x 4 board top with 4 parameter groups (``synth_ice40 -dsp -spram``
+    about 20 s; ``synth_ecp5`` about 35 s, opt-in): the estimate is exactly what synthesis
+    spends on block RAM, SPRAM and multipliers. (The goal shapes agree too: UP5K top with 4
+    and 8 lanes 25 and 41 EBR, ULX3S top 161 DP16KD and 64 MULT18X18D, docs/boards.md.)"""
+    shape = board_shape(board, neurons=1024, lanes=4, groups=4)
+    top = BoardTop(board=board, shape=shape, frequency=24e6)
     real = toolchain.yowasp_env
 
     def no_pnr(family):
-        return dict(real(family), NEXTPNR_ICE40="false")
+        return dict(real(family), NEXTPNR_ICE40="false", NEXTPNR_ECP5="false")
 
     monkeypatch.setattr(toolchain, "yowasp_env", no_pnr)
     with pytest.raises(ToolchainError):
-        run_build(ICE, top, tmp_path, fit_check=False)
+        run_build(board, top, tmp_path, fit_check=False)
     stats = json.loads((tmp_path / "top.stat.json").read_text())
-    synth = synth_needs("ice40", stats["design"]["num_cells_by_type"])
-    estimate = estimate_needs("ice40", (tmp_path / "top.il").read_text())
+    synth = synth_needs(board.family, stats["design"]["num_cells_by_type"])
+    estimate = estimate_needs(board.family, (tmp_path / "top.il").read_text())
     assert estimate == {col: synth[col] for col in estimate}
+    assert sum(estimate.values()) > 0
 
 
 # nextpnr's failures -----------------------------------------------------------------------------
@@ -305,3 +330,51 @@ def test_cli_no_progress_leaves_stderr_to_errors(capsys, tmp_path, tools):
                              "--no-progress")
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and err.startswith("lifgate build: error: nextpnr failed")
+
+
+RTLIL = r"""
+attribute \top 1
+module \top
+  cell \top.sub \a
+  end
+  cell \top.sub \b
+  end
+  cell \SB_MAC16 \mac
+    parameter \A_SIGNED 0
+  end
+end
+module \top.sub
+  memory width 20 size 512 \mem
+  process $1
+    switch \x
+      case 1'1
+        assign \y 1'1
+    end
+  end
+  cell $memwr_v2 $2
+    parameter \MEMID "\\mem"
+    parameter \ABITS 9
+    connect \ADDR \wa [8:0]
+    connect \EN { \en [1] \en [1:0] \en [0] 14'00000000000000 \en [2] \en [2] }
+  end
+  cell $memrd_v2 $3
+    parameter \MEMID "\\mem"
+    parameter \CLK_ENABLE 1
+    connect \ADDR \ra [8:0]
+  end
+end
+"""
+
+
+def test_parse_rtlil_reads_ports_enables_and_instances():
+    """Modules count once per instance (``\\top.sub`` twice), a process's ``switch ... end``
+    does not end its module, and the write enable's runs are read LSB first."""
+    modules, top = toolchain.parse_rtlil(RTLIL)
+    assert top == "\\top"
+    sub = modules["\\top.sub"]
+    assert sub.memories == {"\\mem": (20, 512)}
+    assert sub.reads == {"\\mem": [(True, "\\ra [8:0]")]}
+    assert sub.enables == {"\\mem": [[2, 14, 2, 2]]}  # en[2] x2, constant x14, en[0], en[1]
+    # 20 bits whose enables come in 2-bit runs: 512 x 8 and 1024 x 4 (one enable a word)
+    # cannot hold them; 256 x 16 (bit enables) takes 2 x 2 blocks, 2048 x 2 ten. Twice.
+    assert estimate_needs("ice40", RTLIL) == {"ebr": 2 * 4, "spram": 0, "dsp": 1}
