@@ -90,14 +90,14 @@ def test_a_board_that_differs_fails(capsys, monkeypatch, what):
         if what == "spike":
             ref.spikes[5, 10] = ~ref.spikes[5, 10]
         else:
-            ref.v[2, 3] += 1
+            ref.v[1, 3] += 1
         return ref
 
     monkeypatch.setattr(board_check, "simulate", off_by_one)
     code, out, _ = run_cli(capsys, "board-check", "model", "--json", "--no-progress")
     d = json.loads(out)
     assert code == 1 and d["ok"] is False
-    where = "step 5, neuron 10" if what == "spike" else "step 2, neuron 3"
+    where = "step 5, neuron 10" if what == "spike" else "step 1, neuron 3"
     failed = [c for c in d["checks"] if not c["ok"]]
     assert [c["name"] for c in failed] == ["currents", "noise"]
     assert all(where in c["detail"] for c in failed), failed
@@ -113,7 +113,7 @@ def test_sim_icarus_passes(capsys, tmp_path):
     d = json.loads(out)
     assert code == 0 and d["ok"] is True, (out, err)
     assert [c["name"] for c in d["checks"]] == NAMES
-    assert "spikes and 64 membranes equal to the golden model" in d["checks"][1]["detail"]
+    assert "spikes and 32 membranes equal to the golden model" in d["checks"][1]["detail"]
 
 
 def test_port_that_cannot_be_opened(capsys, tmp_path):

@@ -8,7 +8,7 @@ or ``sim:icarus`` (the board top's gateware in a simulator, its UART driven by c
 1. ``version``: the board answers ``VERSION`` and reports an array board's shape and features;
 2. ``currents``: a few parameter groups (every leak mode the board builds, both reset modes, a
    refractory period) and one input current per neuron (a ramp across the array); a short run
-   whose spikes (every step) and membranes (the first steps) must equal the golden model's
+   whose spikes (every step) and membranes (the first two steps) must equal the golden model's
    (:func:`lifgate.golden.fixed.simulate`) bit for bit, and ``STATUS`` before and after;
 3. ``noise`` (when the board builds its noise source): a run driven by the on-chip noise alone,
    compared the same way;
@@ -58,8 +58,9 @@ from lifgate.golden.fixed import simulate
 #: its own): small enough for Icarus to run the check in well under a minute.
 DEFAULT_SHAPE = {"neurons": 64, "lanes": 4, "groups": 4}
 #: Steps of each run whose membranes are read back too (a membrane readback of every neuron is
-#: the longest frame: 0.75 s a step for 4,096 neurons at 115,200 baud).
-MEMBRANE_STEPS = 4
+#: the longest frame: 0.8 s a step for the iCEBreaker's 4,096 neurons at 115,200 baud, 12 s
+#: for the ULX3S's 65,536).
+MEMBRANE_STEPS = 2
 
 HINT_PORT = ("wrong port? The iCEBreaker's UART is the second port of its FT2232H (usually "
              "/dev/ttyUSB1; the first is the flash programmer), the ULX3S's is its FT231X "
@@ -89,10 +90,11 @@ def register(subparsers, summary):
                        help=f"{name} of the simulated board (model and sim: only; default "
                        f"{default}); a real board reports its own")
     p.add_argument("--steps", type=int, default=24, metavar="T",
-                   help=f"steps of each run, {MEMBRANE_STEPS} to 10000 (default 24); the "
+                   help=f"steps of each run, 4 to 10000 (default 24); the "
                    f"membranes of the first {MEMBRANE_STEPS} are compared too")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                   help="seconds to wait for a reply, up to 3600 (default 5)")
+                   help="seconds to wait for a reply, up to 3600 (default 5; at least twice "
+                   "the time of the longest STEP frame at the port's baud)")
     p.add_argument("--build-dir", default="build/board-check", metavar="DIR",
                    help="folder of the simulator build (sim: only; default build/board-check)")
     add_report_options(p)
@@ -276,7 +278,10 @@ def _open(args, kind, port, say) -> Board:
                         "/dev/serial/by-id/` (or python -m serial.tools.list_ports)")
             raise ConfigError(f"{text}; {hint}") from None
         say(f"asking {port[0]} at {port[1]} baud for VERSION")
-        return open_on(Board, transport, args.timeout)  # (closes the port if that fails)
+        board = open_on(Board, transport, args.timeout)  # (closes the port if that fails)
+        # A STEP frame with every membrane must have time to arrive (10 bits a byte).
+        board.timeout = max(board.timeout, 2 * board.features.step_length(True) * 10 / port[1])
+        return board
     shape = ArrayShape(**{k: getattr(args, k) if getattr(args, k) is not None else v
                           for k, v in DEFAULT_SHAPE.items()})
     if shape.lanes & (shape.lanes - 1):
@@ -324,7 +329,7 @@ def run(args) -> int:
         if given:
             raise ConfigError(f"{', '.join(given)}: only for model and sim: boards; a board on "
                               f"a serial port reports its own shape")
-    steps = check_int("--steps", args.steps, MEMBRANE_STEPS, 10000)
+    steps = check_int("--steps", args.steps, 4, 10000)
     check_number("--timeout", args.timeout, 0, 3600, unit="s", lo_open=True)
     if kind == "sim":
         output_dir("--build-dir", args.build_dir)
