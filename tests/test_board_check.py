@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import threading
 
 import pytest
 from lifgate.golden.fixed import simulate
@@ -155,3 +157,31 @@ def test_bad_arguments(capsys, argv, needle):
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and needle in err, err
 
+
+
+def test_port_that_answers_garbage(capsys):
+    """Bytes at a wrong baud: something frame-like with a bad CRC comes back. The verdict puts
+    the baud first."""
+    master, slave = os.openpty()
+    stop = threading.Event()
+
+    def babble():
+        while not stop.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                os.read(master, 4096)
+                os.write(master, bytes([0xA5, 0x81, 0x02, 0x00, 0x00, 0x17, 0x2A, 0x00, 0x00]))
+
+    thread = threading.Thread(target=babble, daemon=True)
+    thread.start()
+    try:
+        code, out, _ = run_cli(capsys, "board-check", f"serial:{os.ttyname(slave)}",
+                               "--timeout", "1", "--json")
+    finally:
+        stop.set()
+        thread.join()
+        os.close(master)
+        os.close(slave)
+    d = json.loads(out)
+    assert code == 1 and d["ok"] is False
+    assert d["checks"][0]["detail"].startswith("no valid answer to VERSION: damaged reply")
+    assert d["hints"][:3] == [HINT_BAUD, HINT_PORT, HINT_BITSTREAM]

@@ -306,7 +306,9 @@ def _verdict(checks: list[Check], kind: str) -> tuple[str, list]:
         if not c.ok:
             hints += [h for h in c.hints if h not in hints]
     if "version" in failed and kind == "serial":
-        hints = [HINT_PORT, HINT_BAUD, HINT_BITSTREAM] + hints
+        garbled = "damaged reply" in checks[0].detail or "unexpected reply" in checks[0].detail
+        first = [HINT_BAUD, HINT_PORT] if garbled else [HINT_PORT, HINT_BAUD]
+        hints = first + [HINT_BITSTREAM] + hints
     return f"FAILED: {', '.join(failed)}", hints
 
 
@@ -344,7 +346,8 @@ def run(args) -> int:
     try:
         board = _open(args, kind, port, say)
     except (LinkTimeout, BoardError) as e:
-        checks.append(Check("version", False, f"no answer to VERSION: {e}"))
+        what = "no answer to VERSION" if "no reply" in str(e) else "no valid answer to VERSION"
+        checks.append(Check("version", False, f"{what}: {e}"))
         board = None
     except ConfigError as e:
         if "network board" not in str(e):
