@@ -277,6 +277,20 @@ def test_timing_failure_without_allow_fail(tmp_path, tools):
     assert msg.endswith(f"log: {tmp_path / 'b' / 'top.tim'}")
 
 
+def test_cli_no_timing_allow_fail(capsys, tmp_path, tools):
+    """``lifgate build --no-timing-allow-fail``: nextpnr runs without the flag and its miss is
+    one line, exit 1, no bitstream."""
+    tools["pnr"], tools["synth_s"] = PNR_TIMING, 0
+    out = tmp_path / "b"
+    code, stdout, err = run_cli(capsys, "build", "--board", "icebreaker", "--neurons", "16",
+                                "--lanes", "4", "--freq", "24", "--build-dir", str(out),
+                                "--no-timing-allow-fail", "--no-progress")
+    assert code == 1 and stdout == ""
+    assert "--timing-allow-fail" not in (out / "args.txt").read_text()
+    assert err.count("\n") == 1 and "timing not met: clock 'cd_sync_clk' reaches 21.37" in err
+    assert not (out / "top.bin").exists()
+
+
 def test_explain_keeps_unknown_errors():
     line = "ERROR: something nextpnr has never said before"
     assert explain_pnr_failure(1, f"Info: x\n{line}\n", "") == line
@@ -307,6 +321,7 @@ def test_cli_progress_names_each_stage_with_its_time(capsys, tmp_path, tools):
     assert code == 0, err
     d = json.loads(out)  # stdout is the JSON object alone
     assert d["ok"] is True and Path(d["bitstream"]).read_text() == "bitstream\n"
+    assert "--timing-allow-fail" in (tmp_path / "b" / "args.txt").read_text()  # the default
     stages = re.findall(r"^build icebreaker: (\w+) at (\d+) s", err, re.M)
     names = [s for s, _ in stages]
     assert names[:4] == ["elaborate", "synthesis", "place", "route"], err

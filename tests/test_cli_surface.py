@@ -194,7 +194,7 @@ def test_build_json_has_ok_and_stages_reach_the_callback(tmp_path, capsys, monke
 
     seen = {}
 
-    def fake_build(board, top, out, *, seed, pack, on_stage=None):
+    def fake_build(board, top, out, *, seed, pack, on_stage=None, timing_allow_fail=True):
         seen["on_stage"] = on_stage
         for stage in ("synthesis", "place", "route", "pack"):
             on_stage(stage)

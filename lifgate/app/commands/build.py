@@ -12,8 +12,8 @@ Every argument and ``--build-dir`` are checked before synthesis starts (one line
 nothing created). A design that cannot fit is refused with one line naming the resource and
 exit code 2 (``needs 41 of 30 EBR``): before synthesis when its block RAMs, SPRAMs or
 multipliers are too many, after synthesis (before place and route) when its cells are. A
-failure of nextpnr (no BELs left, unroutable, a crash) is one line with its cause and the path
-of the log, exit code 1. Progress on stderr: one line per stage (synthesis, place, route, pack)
+failure of nextpnr (no BELs left, unroutable, a crash; a missed clock with
+``--no-timing-allow-fail``) is one line with its cause and the path of the log, exit code 1. Progress on stderr: one line per stage (synthesis, place, route, pack)
 with the elapsed time and how long the stage before took, then ``done in N s`` (or ``failed in
 STAGE after N s``); ``--no-progress`` silences it. stdout holds only the table, or with
 ``--json`` only the JSON object.
@@ -59,6 +59,9 @@ def register(subparsers, summary):
     p.add_argument("--no-membrane", action="store_true", help="leave out membrane readback")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0 to 2**31 - 1 (default 1)")
+    p.add_argument("--no-timing-allow-fail", action="store_true",
+                   help="let nextpnr stop at a missed clock (one error line, exit 1, no "
+                   "bitstream) instead of finishing the build and reporting the miss")
     p.add_argument("--build-dir", default=None, metavar="DIR",
                    help="build folder (default build/board-BOARD)")
     add_report_options(p)
@@ -97,9 +100,9 @@ def run(args) -> int:
         tqdm.write(f"build {b.name}: {stage} at {now:.0f} s{took}", file=sys.stderr)
 
     try:
-        rep = ticker(lambda: toolchain.run_build(b, top, out, seed=args.seed, pack=True,
-                                       on_stage=on_stage if show else None),
-                     f"build {b.name}", enabled=show)
+        rep = ticker(lambda: toolchain.run_build(
+            b, top, out, seed=args.seed, pack=True, on_stage=on_stage if show else None,
+            timing_allow_fail=not args.no_timing_allow_fail), f"build {b.name}", enabled=show)
     except FitError:
         raise  # a ConfigError: one line, exit 2 (before synthesis, or before place and route)
     except ToolchainError as e:
