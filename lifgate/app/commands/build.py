@@ -13,10 +13,11 @@ nothing created). A design that cannot fit is refused with one line naming the r
 exit code 2 (``needs 41 of 30 EBR``): before synthesis when its block RAMs, SPRAMs or
 multipliers are too many, after synthesis (before place and route) when its cells are. A
 failure of nextpnr (no BELs left, unroutable, a crash; a missed clock with
-``--no-timing-allow-fail``) is one line with its cause and the path of the log, exit code 1. Progress on stderr: one line per stage (synthesis, place, route, pack)
-with the elapsed time and how long the stage before took, then ``done in N s`` (or ``failed in
-STAGE after N s``); ``--no-progress`` silences it. stdout holds only the table, or with
-``--json`` only the JSON object.
+``--no-timing-allow-fail``) is one line with its cause and the path of the log, exit code 1.
+Progress on stderr: one line per stage (elaborate, synthesis, place, route, pack) with the
+elapsed time and how long the stage before took, then ``done in N s`` (or ``failed in STAGE
+after N s``); ``--no-progress`` silences it. stdout holds only the table, or with ``--json``
+only the JSON object.
 """
 
 from __future__ import annotations
