@@ -17,6 +17,8 @@ import select
 import threading
 
 import pytest
+from lifgate.boards.host import open_board
+from lifgate.boards.protocol import Features
 from lifgate.golden.fixed import simulate
 
 from lifgate.app.cli import main
@@ -185,3 +187,14 @@ def test_port_that_answers_garbage(capsys):
     assert code == 1 and d["ok"] is False
     assert d["checks"][0]["detail"].startswith("no valid answer to VERSION: damaged reply")
     assert d["hints"][:3] == [HINT_BAUD, HINT_PORT, HINT_BITSTREAM]
+
+
+def test_a_board_without_membrane_or_noise():
+    """A board built without membrane readback and noise: spikes only, no noise run."""
+    shape = ArrayShape(neurons=32, lanes=4, groups=2, leak_modes=("shift", "const"))
+    features = Features(shape, membrane=False, noise=False)
+    with open_board("model", features=features) as board:
+        checks = board_check.run_checks(board, 12, lambda text: None)
+    assert [(c.name, c.ok) for c in checks] == [("currents", True), ("errors", True)]
+    assert "spikes equal to the golden model" in checks[0].detail
+    assert "membranes" not in checks[0].detail
