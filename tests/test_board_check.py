@@ -198,3 +198,11 @@ def test_a_board_without_membrane_or_noise():
     assert [(c.name, c.ok) for c in checks] == [("currents", True), ("errors", True)]
     assert "spikes equal to the golden model" in checks[0].detail
     assert "membranes" not in checks[0].detail
+
+
+def test_step_counter_that_wraps():
+    """An 8-bit step label and counter wrap within a 300-step run: still a pass."""
+    shape = ArrayShape(neurons=16, lanes=4, groups=1, step_width=8)
+    with open_board("model", features=Features(shape)) as board:
+        checks = board_check.run_checks(board, 300, lambda text: None)
+    assert all(c.ok for c in checks), checks
