@@ -109,6 +109,15 @@ HOW = {
     "lifgate program --board icebreaker|ulx3s-85f [--bitstream FILE] [--flash] [--dry-run]":
         Synopsis(),
     "lifgate program --board icebreaker": Run(exit=1, why="no bitstream built, no board"),
+    "lifgate board-check SPEC [--steps T] [--timeout S] [--json]": Synopsis(),
+    "lifgate build --board icebreaker": Help(PNR),
+    "lifgate build --board ulx3s-85f": Help(PNR),
+    "lifgate program --board ulx3s-85f --flash": Run(exit=1, why="no bitstream built, no board"),
+    "lifgate board-check serial:/dev/ttyUSB1": Run(
+        exit=2, why="no board here: the port cannot be opened, one line and exit 2"),
+    "lifgate board-check serial:/dev/ttyUSB0@115200": Run(
+        exit=2, why="no board here: the port cannot be opened, one line and exit 2"),
+    "lifgate board-check model": Run(),
     "LIFGATE_FUZZ_SEED=7 LIFGATE_FUZZ_FRAMES=5000 python -m pytest tests/test_fuzz_board.py "
     "-k verilator -s": Collect(),
     # docs/configuration.md (the README's --config command above is the same text)
