@@ -607,26 +607,30 @@ MAX_BAUD = 12_000_000
 BOARD_MAX_BAUD = {"icebreaker": 12_000_000, "ulx3s-85f": 3_000_000}
 
 
-def baud_range(clk_hz: float | None = None, timeout_s: float = LINK_TIMEOUT_S) -> tuple[int, int]:
+def baud_range(clk_hz: float | None = None, timeout_s: float = LINK_TIMEOUT_S, *,
+               max_baud: int = MAX_BAUD) -> tuple[int, int]:
     """Legal baud rates ``(lo, hi)``.
 
     ``lo``: a byte (10 bit times) must take at most half the link's idle timeout, or a frame
     sent without gaps is dropped as timed out between two of its bytes. ``hi``: at least
     :data:`MIN_DIVISOR` clocks per bit at ``clk_hz`` (the board's clock), and at most
-    :data:`MAX_BAUD` (the host's USB-UART); without ``clk_hz`` (the host side, which does not
-    know the board's clock) only the latter.
+    ``max_baud`` (the USB-UART's maximum: :data:`MAX_BAUD`, the fastest of the supported
+    boards, or one board's from :data:`BOARD_MAX_BAUD`); without ``clk_hz`` (the host side,
+    which does not know the board's clock) only the latter.
     """
     lo = math.ceil(2 * 10 / timeout_s)
-    hi = MAX_BAUD if clk_hz is None else min(MAX_BAUD, int(clk_hz // MIN_DIVISOR))
+    hi = max_baud if clk_hz is None else min(max_baud, int(clk_hz // MIN_DIVISOR))
     return lo, hi
 
 
 def check_baud(baud, clk_hz: float | None = None, *, name: str = "baud",
-               timeout_s: float = LINK_TIMEOUT_S) -> int:
+               timeout_s: float = LINK_TIMEOUT_S, max_baud: int = MAX_BAUD) -> int:
     """``baud`` as an ``int`` in :func:`baud_range`, else a one-line
     :class:`~lifgate.config.ConfigError` naming ``name`` and the range."""
-    lo, hi = baud_range(clk_hz, timeout_s)
+    lo, hi = baud_range(clk_hz, timeout_s, max_baud=max_baud)
     at = "" if clk_hz is None else f" (at a {clk_hz / 1e6:g} MHz clock)"
+    if max_baud != MAX_BAUD and hi == max_baud:
+        at += " (the board's USB-UART maximum)"
     if isinstance(baud, bool) or not isinstance(baud, numbers.Integral):
         raise ConfigError(f"parameter '{name}' must be an integer in [{lo}, {hi}]{at}, "
                           f"not {short_repr(baud)}")

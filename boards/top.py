@@ -18,7 +18,7 @@ from amaranth.lib import io
 from cocotb_tools.runner import VerilatorControlFile, get_results
 from lifgate.boards.link import HostLink
 from lifgate.boards.pll import BoardClock
-from lifgate.boards.protocol import LINK_TIMEOUT_S, Features, check_baud
+from lifgate.boards.protocol import BOARD_MAX_BAUD, LINK_TIMEOUT_S, MAX_BAUD, Features, check_baud
 from lifgate.boards.toolchain import Board
 from lifgate.boards.uart import divisor_for
 from lifgate.hdl.dsp import simulation_models
@@ -42,7 +42,9 @@ def board_clock(board: Board, frequency: float, baud: int, *,
     (:func:`~lifgate.boards.protocol.baud_range`) if that rate cannot be made."""
     clock = BoardClock(frequency=frequency, family=board.family,
                        f_in=board.platform().default_clk_frequency, define_domain=False)
-    check_baud(baud, clock.frequency, timeout_s=timeout_s)  # what the clock and link allow
+    # What the clock, the link's timeout and the board's USB-UART allow.
+    check_baud(baud, clock.frequency, timeout_s=timeout_s,
+               max_baud=BOARD_MAX_BAUD.get(board.name, MAX_BAUD))
     try:
         divisor = divisor_for(clock.frequency, baud)
     except ValueError as e:
@@ -62,20 +64,25 @@ class BoardTop(Elaboratable):
     membrane : bool
         Build membrane readback.
     baud : int
-        UART baud rate, 115200 by default (the boards' FTDI parts go up to 3 Mbaud).
+        UART baud rate, 115200 by default; at most the board's USB-UART maximum
+        (:data:`~lifgate.boards.protocol.BOARD_MAX_BAUD`: iCEBreaker 12 Mbaud, ULX3S 3 Mbaud)
+        and a quarter of the clock. ``VERSION`` reports it.
     max_payload : int
         Frame buffer size in bytes.
     timeout_s : float
         Line silence that ends a partial frame.
+    counts : bool
+        Build the spike counts unit (RUN's COUNTS flag, ``READ_COUNTS``).
     """
 
     def __init__(self, *, board: Board, shape: ArrayShape, frequency: float,
                  membrane: bool = True, baud: int = 115200, max_payload: int = 512,
-                 timeout_s: float = LINK_TIMEOUT_S):
+                 timeout_s: float = LINK_TIMEOUT_S, counts: bool = False):
         self.board = board
         self.clock, divisor = board_clock(board, frequency, baud, timeout_s=timeout_s)
         freq = self.clock.frequency
-        self.features = Features(shape, membrane=membrane, max_payload=max_payload)
+        self.features = Features(shape, membrane=membrane, max_payload=max_payload, baud=baud,
+                                 counts=counts)
         # On the UP5K the input currents go to SPRAM when they fit (4 blocks of 16K x 16):
         # the EBRs hold the array's state.
         spram = (board.family == "ice40" and shape.i_width % 4 == 0
