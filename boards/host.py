@@ -159,6 +159,8 @@ class SimTransport(Transport):
         The link's idle timeout in clocks (truncated frames, overruns).
     current_ram : str
         ``memory`` or ``spram`` (the iCEBreaker's input-current memory, with Yosys' model).
+    counts_ram : str
+        ``memory`` or ``spram``: the spike counts' memory (a board with COUNTS).
     top : SimTop, optional
         An existing build of a board top with the same pins (e.g. a network board's,
         :func:`lifgate.boards.nettop.build_net_sim_top`); then nothing is built here.
@@ -168,7 +170,7 @@ class SimTransport(Transport):
 
     def __init__(self, features: Features, *, sim: str = "verilator", build_dir="build/sim-top",
                  divisor: int = 8, timeout: int = 4000, current_ram: str = "memory",
-                 start_timeout: float = 300.0, top=None):
+                 start_timeout: float = 300.0, top=None, counts_ram: str = "memory"):
         if top is None:
             if not isinstance(features, Features):
                 raise ConfigError(f"parameter 'features' must be a Features, "
@@ -177,6 +179,7 @@ class SimTransport(Transport):
             check_int("parameter 'divisor'", divisor, 4, 1 << 16)
             check_int("parameter 'timeout'", timeout, 2, 1 << 24)
             check_choice("parameter 'current_ram'", current_ram, ("memory", "spram"))
+            check_choice("parameter 'counts_ram'", counts_ram, ("memory", "spram"))
             output_dir("parameter 'build_dir'", build_dir)
         check_number("parameter 'start_timeout'", start_timeout, 0, 86400, unit="s",
                      lo_open=True)
@@ -185,7 +188,7 @@ class SimTransport(Transport):
         self.divisor = divisor if top is None else top.divisor
         self.build = top if top is not None else build_sim_top(
             features, sim=sim, build_dir=build_dir, divisor=divisor, timeout=timeout,
-            current_ram=current_ram)
+            current_ram=current_ram, counts_ram=counts_ram)
         self._error = None
         sock_dir = tempfile.mkdtemp(prefix="lifgate-uart-")
         self._sock_path = os.path.join(sock_dir, "uart.sock")

@@ -183,13 +183,17 @@ class HostLink(LinkComponent):
     array_options : dict, optional
         Structural options of the :class:`~lifgate.hdl.array.LIFArray` (``pipeline``,
         ``lanes_per_enable``); they change its size and speed, not its behaviour.
+    counts_ram : str
+        With ``features.counts``: ``"memory"`` (block RAM) or ``"spram"`` (iCE40 UltraPlus
+        ``SB_SPRAM256KA``) for the counts (:class:`~lifgate.hdl.counts.SpikeCounter`).
 
     The pins ``rx``, ``tx`` and ``status`` are :class:`~lifgate.boards.framelink.LinkComponent`'s;
     ``status`` bit 0 is the array's busy, bit 3 the input enable.
     """
 
     def __init__(self, features: Features, *, divisor: int, timeout: int,
-                 current_ram: str = "memory", array_options: dict | None = None):
+                 current_ram: str = "memory", array_options: dict | None = None,
+                 counts_ram: str = "memory"):
         if not isinstance(features, Features):
             raise TypeError(f"Features must be a Features, not {features!r}")
         lanes = features.shape.lanes
@@ -199,7 +203,10 @@ class HostLink(LinkComponent):
             )
         if current_ram not in ("memory", "spram"):
             raise ValueError(f"Current RAM must be 'memory' or 'spram', not {current_ram!r}")
+        if counts_ram not in ("memory", "spram"):
+            raise ValueError(f"Counts RAM must be 'memory' or 'spram', not {counts_ram!r}")
         self.current_ram = current_ram
+        self.counts_ram = counts_ram
         self.array_options = dict(array_options or {})
         super().__init__(features, divisor=divisor, timeout=timeout)
 
@@ -207,7 +214,8 @@ class HostLink(LinkComponent):
         f = self.features
         m.submodules.array = array = LIFArray(f.shape, membrane=f.membrane, noise=f.noise,
                                               **self.array_options)
-        ex = _ArrayExecutor(m, core, array, f, spram=self.current_ram == "spram")
+        ex = _ArrayExecutor(m, core, array, f, spram=self.current_ram == "spram",
+                            counts_spram=self.counts_ram == "spram")
         return array.busy, ex.input_en
 
 
@@ -215,8 +223,10 @@ class _ArrayExecutor:
     """The array board's command executor on a :class:`FrameCore`: registers, the current
     memory, the run's feeder and ``STEP`` serializer, and the FSM states of its commands."""
 
-    def __init__(self, m: Module, core: FrameCore, array, f: Features, *, spram: bool):
+    def __init__(self, m: Module, core: FrameCore, array, f: Features, *, spram: bool,
+                 counts_spram: bool = False):
         self.m, self.core, self.array, self.f = m, core, array, f
+        self.counts_spram = counts_spram
         shape = f.shape
         P, D, IW = shape.lanes, shape.depth, shape.i_width
         IB, PB = f.current_bytes, f.param_bytes
@@ -577,7 +587,7 @@ class _ArrayExecutor:
             m.d.comb += self.out_ok.eq(1)
             self.counts_idle = Const(1)
             return
-        m.submodules.counts = cnt = SpikeCounter(depth=D, lanes=P)
+        m.submodules.counts = cnt = SpikeCounter(depth=D, lanes=P, spram=self.counts_spram)
         self.cnt = cnt
         self.counting = counting = Signal(name="counting")
         self.counts_idle = cnt.idle

@@ -91,9 +91,14 @@ class BoardTop(Elaboratable):
         # (board.lanes_per_enable, which the array-only figures use) nextpnr's router had not
         # converged on the ULX3S board top after 15 minutes at 65 MHz (58,000 overused wires
         # left), where the top with one enable built in 8.5 minutes (docs/resources.md).
+        # The counts go to SPRAM on the UP5K when the SPRAMs the currents leave hold them.
+        current_blocks = -(-shape.lanes * shape.i_width // 16) if spram else 0
+        count_blocks = -(-(3 << max(1, (shape.neurons - 1).bit_length())) // 16384)
+        counts_spram = board.family == "ice40" and counts and current_blocks + count_blocks <= 4
         self.link = HostLink(self.features, divisor=divisor,
                              timeout=max(2, int(freq * timeout_s)),
                              current_ram="spram" if spram else "memory",
+                             counts_ram="spram" if counts_spram else "memory",
                              array_options={"pipeline": board.pipeline,
                                             "multiplier": board.multiplier,
                                             "memory": board.array_memory(shape)})
@@ -189,17 +194,18 @@ def _spram_model() -> str:
 
 def build_sim_top(features: Features, *, sim: str, build_dir, divisor: int = 8,
                   timeout: int = 4000, current_ram: str = "memory",
-                  array_options: dict | None = None) -> SimTop:
+                  array_options: dict | None = None, counts_ram: str = "memory") -> SimTop:
     """Write ``board_top.v`` (a :class:`HostLink`) and build it for ``sim``.
 
     With ``current_ram="spram"`` the input currents live in ``SB_SPRAM256KA`` instances
-    (as on the iCEBreaker), simulated with Yosys' own model of the primitive.
-    ``array_options`` go to the array (see :class:`HostLink`).
+    (as on the iCEBreaker), simulated with Yosys' own model of the primitive; the same for
+    the spike counts with ``counts_ram="spram"``. ``array_options`` go to the array (see
+    :class:`HostLink`).
     """
     link = HostLink(features, divisor=divisor, timeout=timeout, current_ram=current_ram,
-                    array_options=array_options)
+                    array_options=array_options, counts_ram=counts_ram)
     text = convert_verilog(link, name=TOPLEVEL, internal_attrs=True)
-    if current_ram == "spram":
+    if "spram" in (current_ram, counts_ram) and "SB_SPRAM256KA" in text:
         text += "\n" + _spram_model()
     text += simulation_models(text)  # MULT18X18D / SB_MAC16 of the board's multiplier
     return build_verilog_top(text, features, sim=sim, build_dir=build_dir, divisor=divisor,

@@ -9,9 +9,11 @@ Memory
 ------
 One memory of 16-bit words, one access per clock (read or write, one shared address), so
 that synthesis can put it in a single-port RAM such as the iCE40 UltraPlus SPRAM
-(``synth_ice40 -spram``). Three planes of ``S = 2**ceil(log2 N)`` words: ``c`` of neuron
-``n`` at ``n``, ``first`` at ``S + n``, ``last`` at ``2 S + n`` (the address is ``n`` with the
-plane above it, no adder). 4,096 neurons: 12,288 words, one of the UP5K's four SPRAMs.
+(``spram=True``: ``SB_SPRAM256KA`` instances; Yosys does not infer them from the memory,
+which it maps to 48 EBR for 4,096 neurons). Three planes of ``S = 2**ceil(log2 N)`` words:
+``c`` of neuron ``n`` at ``n``, ``first`` at ``S + n``, ``last`` at ``2 S + n`` (the address is
+``n`` with the plane above it, no adder). 4,096 neurons: 12,288 words, one of the UP5K's four
+SPRAMs (16K x 16 each).
 
 Throughput
 ----------
@@ -25,7 +27,7 @@ FIFO is full, ``i.ready`` is low and the array stalls: no spike is ever dropped.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -37,6 +39,8 @@ __all__ = ["COUNT_WIDTH", "SpikeCounter", "count_beat_layout"]
 
 #: Width of a count and of a first/last window step (they saturate at ``2**16 - 1``).
 COUNT_WIDTH = 16
+#: Words of one ``SB_SPRAM256KA``.
+SPRAM_WORDS = 16384
 
 
 def count_beat_layout(depth: int, lanes: int) -> data.StructLayout:
@@ -56,6 +60,9 @@ class SpikeCounter(wiring.Component):
         Spikes per beat, a power of two (1 to 64).
     fifo_depth : int
         Entries of the input FIFO, 2 to 16.
+    spram : bool
+        The memory in iCE40 UltraPlus ``SB_SPRAM256KA`` blocks (at most four: 16,384
+        neurons); simulators need Yosys' model of the primitive.
 
     Members
     -------
@@ -74,7 +81,7 @@ class SpikeCounter(wiring.Component):
         The word read, one clock after its address.
     """
 
-    def __init__(self, *, depth: int, lanes: int, fifo_depth: int = 4):
+    def __init__(self, *, depth: int, lanes: int, fifo_depth: int = 4, spram: bool = False):
         for name, value, lo, hi in (("depth", depth, 1, 1 << 20), ("lanes", lanes, 1, 64),
                                     ("fifo_depth", fifo_depth, 2, 16)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -83,8 +90,14 @@ class SpikeCounter(wiring.Component):
                 raise ConfigError(f"parameter '{name}' must be in [{lo}, {hi}], not {value!r}")
         if lanes & (lanes - 1):
             raise ConfigError(f"parameter 'lanes' must be a power of two, not {lanes!r}")
-        self.depth, self.lanes, self.fifo_depth = depth, lanes, fifo_depth
+        if not isinstance(spram, bool):
+            raise ConfigTypeError(f"parameter 'spram' must be a bool, not {spram!r}")
+        self.depth, self.lanes, self.fifo_depth, self.spram = depth, lanes, fifo_depth, spram
         self.neuron_bits = max(1, ceil_log2(depth * lanes))
+        if spram and self.memory_words > 4 * SPRAM_WORDS:
+            raise ConfigError(f"the counts of {depth * lanes} neurons need "
+                              f"{self.memory_words} words: more than four SPRAMs hold; build "
+                              f"them in block RAM (spram=False)")
         super().__init__({
             "i": In(stream.Signature(count_beat_layout(depth, lanes))),
             "clear": In(1),
@@ -107,10 +120,9 @@ class SpikeCounter(wiring.Component):
         top = (1 << COUNT_WIDTH) - 1
 
         # The memory: one shared address, a write or a read per clock.
-        m.submodules.mem = mem = Memory(shape=COUNT_WIDTH, depth=self.memory_words, init=[])
-        wp, rp = mem.write_port(), mem.read_port()
         addr = Signal(range(self.memory_words), name="cnt_addr")
-        m.d.comb += [wp.addr.eq(addr), rp.addr.eq(addr), self.rd_data.eq(rp.data)]
+        wp, rp = self._memory(m, addr)
+        m.d.comb += self.rd_data.eq(rp.data)
 
         # Clearing (after reset and on the strobe).
         clearing = Signal(init=1)
@@ -204,3 +216,38 @@ class SpikeCounter(wiring.Component):
             m.d.comb += addr.eq(Cat(self.rd_neuron, self.rd_plane))
         m.d.comb += self.idle.eq(~busy)
         return m
+
+    def _memory(self, m: Module, addr: Signal):
+        """The count memory at ``addr``: (write port, read port) with ``en``/``data`` and
+        ``data`` members (an Amaranth memory's ports, or the SPRAMs behind the same)."""
+        if not self.spram:
+            m.submodules.mem = mem = Memory(shape=COUNT_WIDTH, depth=self.memory_words,
+                                            init=[])
+            wp, rp = mem.write_port(), mem.read_port()
+            m.d.comb += [wp.addr.eq(addr), rp.addr.eq(addr)]
+            return wp, rp
+
+        class _Port:
+            pass
+
+        wp, rp = _Port(), _Port()
+        wp.en, wp.data, rp.data = Signal(name="cnt_we"), Signal(COUNT_WIDTH, name="cnt_wd"), \
+            Signal(COUNT_WIDTH, name="cnt_rd")
+        banks = (self.memory_words + SPRAM_WORDS - 1) // SPRAM_WORDS
+        bank = Signal(range(max(2, banks)), name="cnt_bank")
+        bank_r = Signal.like(bank)
+        m.d.comb += bank.eq(addr[14:] if banks > 1 else 0)
+        m.d.sync += bank_r.eq(bank)
+        outs = []
+        for k in range(banks):
+            dout = Signal(COUNT_WIDTH, name=f"cnt_spram{k}_out")
+            m.submodules[f"cnt_spram{k}"] = Instance(
+                "SB_SPRAM256KA",
+                i_ADDRESS=Cat(addr, Const(0, 14))[:14], i_DATAIN=wp.data,
+                i_MASKWREN=Const(0b1111, 4), i_WREN=wp.en & (bank == k),
+                i_CHIPSELECT=1, i_CLOCK=ClockSignal(), i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1,
+                o_DATAOUT=dout,
+            )
+            outs.append(dout)
+        m.d.comb += rp.data.eq(Array(outs)[bank_r])
+        return wp, rp

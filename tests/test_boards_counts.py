@@ -339,3 +339,13 @@ def test_sim_board_counts(sim, tmp_path):
         assert same_counts(board.read_counts(), model.read_counts())
     finally:
         board.close()
+
+
+def test_icarus_board_counts_spram(tmp_path):
+    """The counts in SB_SPRAM256KA (Yosys' model), as on the iCEBreaker: equal to the model."""
+    board = open_board("sim:icarus", features=FEATURES, build_dir=tmp_path, timeout=2000,
+                       counts_ram="spram")
+    try:
+        check_host_experiment(*host_experiment(board, 12), steps=12)
+    finally:
+        board.close()
