@@ -28,6 +28,8 @@ How the figures are made
 * (c) full bitmap: the same currents, one ``STEP`` frame a step; the simulation runs
   ``--bitmap-steps`` steps (the link is the bottleneck: the array waits for the UART, every
   step costs the same) and is scaled to ``--steps``.
+* ``simulated.cycles_per_beat_a`` against ``cycles_per_beat_plain`` (a run of at most 1,000
+  steps without outputs): what the counts unit costs the array in stalls.
 
 Not a timed test: a benchmark. Options: ``--board`` (default both), ``--steps`` (5000),
 ``--bitmap-steps`` (40), ``--sim-neurons`` (default: iCEBreaker the full 4096, ULX3S 8192),
@@ -138,7 +140,14 @@ def script_for(f: Features, steps: int, bitmap_steps: int) -> tuple[list, dict]:
                read_frame(f.shape.neurons, 1), encode_frame(Cmd.CLEAR)]
     marks["run_c"] = len(frames)
     frames += [run_frame(bitmap_steps, RUN_SPIKES)]
+    marks["run_plain"] = len(frames)  # the array alone: no bitmap, no counts
+    frames += [run_frame(plain_steps(steps), 0)]
     return frames, marks
+
+
+def plain_steps(steps: int) -> int:
+    """Steps of the run without outputs that measures the array's own clocks per beat."""
+    return min(steps, 1000)
 
 
 def simulate_session(f: Features, frames: list, *, divisor: int, timeout: int,
@@ -198,6 +207,8 @@ def bench_board(name: str, *, steps: int, bitmap_steps: int, sim_neurons: int | 
     run_c = recs[marks["run_c"]]
     cyc_a = run_a["first"] - run_a["sent"]
     cyc_c = run_c["done"] - run_c["sent"]
+    run_p = recs[marks["run_plain"]]
+    cyc_p = run_p["first"] - run_p["sent"]
     t_arr_a = cyc_a * scale / clk
     t_c = cyc_c * scale / clk * steps / bitmap_steps + config_bytes(f_full) * 10 / baud
     updates = full.neurons * steps
@@ -207,7 +218,8 @@ def bench_board(name: str, *, steps: int, bitmap_steps: int, sim_neurons: int | 
                          "bitmap_steps": bitmap_steps, "wall_seconds": round(wall, 1),
                          "bit_exact": all(r["exact"] for r in recs),
                          "run_a_cycles": cyc_a, "run_c_cycles": cyc_c,
-                         "cycles_per_beat_a": cyc_a / (steps * shape.depth)},
+                         "cycles_per_beat_a": cyc_a / (steps * shape.depth),
+                         "cycles_per_beat_plain": cyc_p / (plain_steps(steps) * shape.depth)},
            "workloads": {}}
     for key in ("a", "a_compact"):
         t_link = link_bytes(f_full, steps, key) * 10 / baud
@@ -253,7 +265,8 @@ def format_table(results: list) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="lifgate bench link", description=__doc__.split("\n")[0])
-    ap.add_argument("--board", choices=[*BOARDS, "all"], default="all")
+    ap.add_argument("--board", choices=[*BOARDS, "all"], default="all",
+                    help="the board whose top, clock and baud are measured (default: all)")
     ap.add_argument("--steps", type=int, default=None, help="steps of a run (default 5000)")
     ap.add_argument("--bitmap-steps", type=int, default=None,
                     help="steps of the simulated bitmap run (default 40)")
@@ -262,14 +275,16 @@ def main(argv=None) -> int:
                     "ULX3S 8192), scaled to the board's")
     ap.add_argument("--build-dir", default=None, help="build folder (default: a temporary one)")
     ap.add_argument("--quick", action="store_true", help="500 steps, 1024 simulated neurons")
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--json", action="store_true",
+                    help="print one JSON object: ok (every reply bit-exact), workloads, results")
+    ap.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     args = ap.parse_args(argv)
     try:
-        steps = check_int("--steps", 500 if args.quick and args.steps is None
-                          else args.steps or 5000, 1, 1 << 20)
-        bitmap_steps = check_int("--bitmap-steps", 10 if args.quick and args.bitmap_steps
-                                 is None else args.bitmap_steps or 40, 1, 100_000)
+        steps = check_int("--steps", args.steps if args.steps is not None
+                          else 500 if args.quick else 5000, 1, 1 << 20)
+        bitmap_steps = check_int("--bitmap-steps", args.bitmap_steps
+                                 if args.bitmap_steps is not None
+                                 else 10 if args.quick else 40, 1, 100_000)
         sim_n = 1024 if args.quick and args.sim_neurons is None else args.sim_neurons
         names = list(BOARDS) if args.board == "all" else [args.board]
         for name in names:

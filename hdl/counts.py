@@ -18,11 +18,14 @@ SPRAMs (16K x 16 each).
 Throughput
 ----------
 Beats with a spike (and the last beat of every step, which advances the window) go into a
-FIFO of ``fifo_depth`` entries; the processing takes one clock to load an entry and 3 clocks
-per spike (read ``c``; write ``c + 1``; write ``last``), 4 for a neuron's first spike (also
-``first``). At the notebook's rates (at most 1.4 % of the neurons fire in a step) an 8-lane
-beat holds 0.11 spikes on average: about 0.4 clocks of work per clock of the array. When the
-FIFO is full, ``i.ready`` is low and the array stalls: no spike is ever dropped.
+FIFO of ``fifo_depth`` entries. A picker takes an entry apart into spike tokens (neuron,
+window step), one a clock, while a sequencer spends 3 clocks of the memory on each (read
+``c``; write ``c + 1``; write ``last``), 4 on a neuron's first spike (also ``first``); a token
+waits in a register meanwhile, so the memory is never idle while spikes are queued. At the
+notebook's rates (at most 1.4 % of the neurons fire in a step) an 8-lane beat holds 0.11 spikes
+on average: about 0.35 clocks of work per clock of the array; bursts (neighbouring neurons
+firing in the same step) wait in the FIFO. When the FIFO is full, ``i.ready`` is low and the
+array stalls: no spike is ever dropped.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class SpikeCounter(wiring.Component):
         The word read, one clock after its address.
     """
 
-    def __init__(self, *, depth: int, lanes: int, fifo_depth: int = 4, spram: bool = False):
+    def __init__(self, *, depth: int, lanes: int, fifo_depth: int = 8, spram: bool = False):
         for name, value, lo, hi in (("depth", depth, 1, 1 << 20), ("lanes", lanes, 1, 64),
                                     ("fifo_depth", fifo_depth, 2, 16)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -155,7 +158,7 @@ class SpikeCounter(wiring.Component):
         with m.If(self.clear):
             m.d.sync += [level.eq(0), room.eq(1), wptr.eq(0), rptr.eq(0)]
 
-        # The entry being counted.
+        # The picker: the entry being taken apart into spikes, one token a clock.
         cur_v = Signal()
         cur_addr = Signal(range(max(2, self.depth)))
         cur_mask = Signal(P)
@@ -164,54 +167,70 @@ class SpikeCounter(wiring.Component):
         w16 = Signal(COUNT_WIDTH)
         m.d.comb += [self.window.eq(window),
                      w16.eq(Mux(window[COUNT_WIDTH:].any(), top, window[:COUNT_WIDTH]))]
-        # Lowest spike of the mask, registered with the neuron it names.
-        lowest = Signal(range(max(2, P)))
+        lowest = Signal(range(max(2, P)))  # the lowest spike of the mask
         for p in reversed(range(P)):
             with m.If(cur_mask[p]):
                 m.d.comb += lowest.eq(p)
-        neuron = Signal(NB)
-        phase = Signal(range(4))  # 0 pick, 1 read c, 2 write c + 1, 3 write last/first
-        first_pending = Signal()
+        # The token: a spike's neuron and window step, waiting for the sequencer.
+        tok_v = Signal()
+        tok_n = Signal(NB)
+        tok_w = Signal(COUNT_WIDTH)
+        take = Signal()  # the sequencer takes the token (and reads its count) now
+        pick = Signal()
+        m.d.comb += pick.eq(cur_v & cur_mask.any() & (~tok_v | take))
+        rest = Signal(P)
+        m.d.comb += rest.eq(Mux(pick, cur_mask & ~(Const(1, P) << lowest)[:P], cur_mask))
+        with m.If(take):
+            m.d.sync += tok_v.eq(0)
+        with m.If(pick):
+            m.d.sync += [tok_v.eq(1), tok_w.eq(w16),
+                         tok_n.eq(Cat(lowest, cur_addr)[:NB] if LB else cur_addr[:NB])]
+        m.d.sync += cur_mask.eq(rest)
+        done_entry = cur_v & (rest == 0)
+        with m.If(done_entry & cur_last & ~window.all()):
+            m.d.sync += window.eq(window + 1)
+        with m.If((~cur_v | done_entry) & ~clearing):
+            with m.If(level != 0):
+                e = entries[rptr]
+                m.d.comb += pop.eq(1)
+                m.d.sync += [cur_v.eq(1), cur_addr.eq(e.addr), cur_mask.eq(e.spikes),
+                             cur_last.eq(e.last)]
+            with m.Else():
+                m.d.sync += cur_v.eq(0)
+
+        # The sequencer: read c (when it takes a token); write c + 1; write last; write first
+        # (a neuron's first spike).
+        phase = Signal(range(5))
+        s_n = Signal(NB)
+        s_w = Signal(COUNT_WIDTH)
+        s_first = Signal()
 
         def plane(k, n):
             return Cat(n, Const(k, 2))
 
-        with m.If(self.clear):
-            m.d.sync += [cur_v.eq(0), window.eq(0), phase.eq(0), first_pending.eq(0)]
-        with m.Elif(~cur_v):
-            with m.If((level != 0) & ~clearing):
-                e = entries[rptr]
-                m.d.comb += pop.eq(1)
-                m.d.sync += [cur_v.eq(1), cur_addr.eq(e.addr), cur_mask.eq(e.spikes),
-                             cur_last.eq(e.last), phase.eq(0)]
-        with m.Elif(phase == 0):
-            with m.If(cur_mask == 0):  # the entry is done
-                m.d.sync += cur_v.eq(0)
-                with m.If(cur_last & ~window.all()):
-                    m.d.sync += window.eq(window + 1)
-            with m.Else():
-                n = Cat(lowest, cur_addr)[:NB] if LB else cur_addr[:NB]
-                m.d.sync += [neuron.eq(n), cur_mask.eq(cur_mask & ~(Const(1, P) << lowest)[:P]),
-                             phase.eq(1)]
-        with m.Elif(phase == 1):  # read c
-            m.d.comb += addr.eq(plane(0, neuron))
-            m.d.sync += phase.eq(2)
-        with m.Elif(phase == 2):  # write c + 1 (saturating)
-            c = rp.data
-            m.d.comb += [addr.eq(plane(0, neuron)), wp.en.eq(1),
-                         wp.data.eq(Mux(c == top, top, c + 1))]
-            m.d.sync += [phase.eq(3), first_pending.eq(c == 0)]
-        with m.Else():  # write last, then (a first spike) first
-            m.d.comb += [wp.en.eq(1), wp.data.eq(w16),
-                         addr.eq(Mux(first_pending, plane(1, neuron), plane(2, neuron)))]
-            with m.If(first_pending):
-                m.d.sync += first_pending.eq(0)
-            with m.Else():
+        with m.Switch(phase):
+            with m.Case(0):
+                m.d.comb += take.eq(tok_v & ~clearing)
+                with m.If(take):
+                    m.d.comb += addr.eq(plane(0, tok_n))
+                    m.d.sync += [s_n.eq(tok_n), s_w.eq(tok_w), phase.eq(2)]
+            with m.Case(2):
+                c = rp.data
+                m.d.comb += [addr.eq(plane(0, s_n)), wp.en.eq(1),
+                             wp.data.eq(Mux(c == top, top, c + 1))]
+                m.d.sync += [s_first.eq(c == 0), phase.eq(3)]
+            with m.Case(3):
+                m.d.comb += [addr.eq(plane(2, s_n)), wp.en.eq(1), wp.data.eq(s_w)]
+                m.d.sync += phase.eq(Mux(s_first, 4, 0))
+            with m.Case(4):
+                m.d.comb += [addr.eq(plane(1, s_n)), wp.en.eq(1), wp.data.eq(s_w)]
                 m.d.sync += phase.eq(0)
+        with m.If(self.clear):
+            m.d.sync += [cur_v.eq(0), tok_v.eq(0), window.eq(0), phase.eq(0)]
         with m.If(clearing & ~self.clear):
             m.d.comb += [addr.eq(clr_addr), wp.en.eq(1), wp.data.eq(0)]
         busy = Signal()
-        m.d.comb += busy.eq(clearing | cur_v | (level != 0))
+        m.d.comb += busy.eq(clearing | cur_v | tok_v | (phase != 0) | (level != 0))
         with m.If(~busy):
             m.d.comb += addr.eq(Cat(self.rd_neuron, self.rd_plane))
         m.d.comb += self.idle.eq(~busy)
