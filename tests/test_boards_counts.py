@@ -4,9 +4,12 @@ Verilator), bad frames (state unchanged), the host library on every backend."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
-from lifgate.boards.host import Board, BoardError, open_board
+from lifgate.boards.host import Board, BoardError, open_board, recorded_baud, write_link_record
 from lifgate.boards.link import HostLink
 from lifgate.boards.protocol import (
     COUNT_MAX,
@@ -21,9 +24,12 @@ from lifgate.boards.protocol import (
     parse_version,
     version_payload,
 )
+from lifgate.boards.toolchain import BOARDS
+from lifgate.boards.top import BoardTop
 from lifgate.golden.fixed import simulate
 from test_boards_link import rtl_exchanges
 
+from lifgate.app.cli import main as cli_main
 from lifgate.config import (
     ArrayShape,
     Config,
@@ -349,3 +355,62 @@ def test_icarus_board_counts_spram(tmp_path):
         check_host_experiment(*host_experiment(board, 12), steps=12)
     finally:
         board.close()
+
+
+# Baud: build-time check, link record, the host's default ----------------------------------------
+
+
+@pytest.mark.parametrize("board, freq, baud, hi", [
+    ("ulx3s-85f", "100", "3000001", 3_000_000),  # the FT231X's maximum, not the clock's
+    ("icebreaker", "48", "12000001", 12_000_000),
+    ("icebreaker", "30", "12000000", 7_500_000),  # a quarter of the clock
+])
+def test_build_baud_board_maximum(capsys, tmp_path, board, freq, baud, hi):
+    out = tmp_path / "build"
+    code = cli_main(["build", "--board", board, "--freq", freq, "--baud", baud, "--counts",
+                 "--build-dir", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"parameter 'baud' must be an integer in [1000, {hi}]" in err[0], err[0]
+    assert not out.exists()
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_board_top_features_carry_baud_and_counts():
+    shape = ArrayShape(neurons=64, lanes=8, groups=1, leak_modes=("shift", "const"))
+    top = BoardTop(board=BOARDS["icebreaker"], shape=shape, frequency=48e6, baud=12_000_000,
+                   counts=True)
+    assert top.features.baud == 12_000_000 and top.features.counts
+    assert top.link.counts_ram == "spram"
+    assert parse_version(version_payload(top.features)) == top.features
+    with pytest.raises(ConfigError, match=r"\[1000, 3000000\]"):
+        BoardTop(board=BOARDS["ulx3s-85f"], shape=shape, frequency=100e6, baud=12_000_000)
+
+
+def test_link_record_gives_the_serial_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("LIFGATE_BOARD_BUILD", raising=False)
+    assert recorded_baud(tmp_path) == (115200, None)
+    old = tmp_path / "build" / "board-ulx3s-85f"
+    new = tmp_path / "build" / "board-icebreaker"
+    old.mkdir(parents=True)
+    new.mkdir(parents=True)
+    p_old = write_link_record(old, "ulx3s-85f", Features(SHAPE, baud=3_000_000))
+    p_new = write_link_record(new, "icebreaker", Features(SHAPE, baud=12_000_000))
+    os.utime(p_old, (1, 1))  # the older build
+    assert recorded_baud(tmp_path) == (12_000_000, str(p_new))
+    monkeypatch.setenv("LIFGATE_BOARD_BUILD", str(old))
+    assert recorded_baud(tmp_path) == (3_000_000, str(p_old))
+    p_old.write_text('{"baud": 12}')
+    with pytest.raises(ConfigError, match="cannot read the baud rate"):
+        recorded_baud(tmp_path)
+
+
+def test_docs_protocol_table_names_the_counts_commands():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "boards.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()
+            if line.startswith("| 0x")}
+    assert f"0x{Cmd.CLEAR_COUNTS:02x} CLEAR_COUNTS".upper().replace("0X", "0x") in rows
+    assert f"0x{Cmd.COUNTS_CLEARED:02X}" in rows["0x31 CLEAR_COUNTS"]
+    assert f"0x{Cmd.COUNTS:02X} COUNTS" in rows["0x32 READ_COUNTS"]
+    assert f"({VERSION_BYTES} bytes)" in rows["0x01 VERSION"]
+    assert "bit 2 COUNTS" in rows["0x30 RUN"]
