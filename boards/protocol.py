@@ -84,14 +84,17 @@ format  bytes   record
 ======  ======  ==================================================================
 
 Link budget, rate curve of issue 16 (4,096 neurons, 5,000 steps, UP5K 8 lanes x 48 MHz:
-53.3 ms of array time): the currents go in as 8,192 bytes (16-bit currents; 17 frames of
-at most 508 bytes of values, 8.4 kB on the line, 7.0 ms at 12 Mbaud); format 0 brings back
-24,585 bytes (20.5 ms), format 1 12,297 bytes (10.2 ms). A bitmap of the same run is
-5,000 STEP frames of 524 bytes (2.6 MB, 2.2 s). The counts unit itself: a spike costs 3
-clocks (4 for a neuron's first), the array delivers one beat of ``P`` neurons per clock,
-so at the notebook's rates (at most 1.4 % of the neurons fire in a step, 0.11 spikes per
-8-lane beat) it keeps up through a short FIFO; above ~1/3 spike per clock it stalls the
-array (backpressure), it never drops a spike.
+53.3 ms of array time; 12 Mbaud, 10 bit times a byte): configuring it (parameters, the 8,192
+bytes of 16-bit currents in 17 frames, input on, clear; every frame acknowledged) is 8,559
+bytes on the line, 7.1 ms; the counts come back in one frame of 24,587 bytes in format 0
+(20.5 ms) or 12,299 bytes in format 1 (10.2 ms). The same run as a bitmap is 5,000 ``STEP``
+frames of 523 bytes: 2.6 MB, 2.2 s. So the counts make the run array-bound (about 70 % of the
+raw rate in format 1), and the 90 % goal of issue 16 needs the link below 5.9 ms: less than
+the currents alone (a compact way to load currents is not part of this mode). The counts unit
+spends 3 clocks on a spike (4 on a neuron's first) while the array delivers one beat of ``P``
+neurons a clock; at the notebook's rates (at most 1.4 % of the neurons fire in a step: 0.11
+spikes per 8-lane beat) it keeps up through an 8-entry FIFO, and when a burst fills the FIFO
+the array waits (backpressure): no spike is ever dropped.
 
 Errors: ``ERR`` (0xFF) with payload ``code u8, cmd u8`` (the command of the rejected frame; 0
 if no command byte arrived). A rejected frame changes nothing on the board. Checks run in this
