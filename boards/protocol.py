@@ -54,6 +54,9 @@ cmd       payload                reply (cmd | 0x80 unless stated)
                                  ..., start + count - 1`` in ``format``
 ========  =====================  ============================================================
 
+The replies of ``CLEAR_COUNTS`` and ``READ_COUNTS`` are 0xB4 and 0xB5, not ``cmd | 0x80``:
+0xB1 is ``STEP`` and 0xB2/0xB3 are the EVENTS mode's.
+
 A ``STEP`` frame's payload is the step label u32 (steps since the clear, modulo
 ``2**step_width``), then one record per lane address ``a`` in order: ``spike_bytes`` bytes of
 spikes (bit ``p`` of the record = neuron ``a * P + p``), then, with the membrane flag, ``P``
