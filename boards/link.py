@@ -24,18 +24,7 @@ from lifgate.boards.framelink import (
     le_bytes,
     param_word_ok,
 )
-from lifgate.boards.protocol import (
-    COUNT_FORMATS,
-    RUN_COUNTS,
-    RUN_EVENTS,
-    RUN_MEMBRANE,
-    RUN_PROBES,
-    RUN_SPIKES,
-    Cmd,
-    ErrorCode,
-    Features,
-    version_payload,
-)
+from lifgate.boards.protocol import COUNT_FORMATS, Cmd, ErrorCode, Features, version_payload
 from lifgate.hdl.array import LIFArray
 from lifgate.hdl.counts import SpikeCounter
 
@@ -375,9 +364,7 @@ class _ArrayExecutor:
         params_ok = Signal()
         m.d.comb += params_ok.eq(param_word_ok(m, f.shape, word, PW) & (group < f.shape.groups))
         run_flags = loaded(5)[32:40]
-        built = (RUN_SPIKES | RUN_MEMBRANE * f.membrane | RUN_COUNTS * f.counts
-                 | RUN_EVENTS * f.events | RUN_PROBES * (f.probes > 0))
-        flags_bad = (run_flags & ~built & 0xFF).any()
+        flags_bad = (run_flags & ~f.run_flags_built & 0xFF).any()
         self.cur_len_bad, self.cur_range_bad = Signal(name="cur_len_bad"), \
             Signal(name="cur_range_bad")
         self.params_ok_r = Signal(name="params_ok_r")

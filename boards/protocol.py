@@ -318,11 +318,15 @@ class Features:
         """``VERSION``'s run modes byte: bit 0 COUNTS, bit 1 EVENTS, bit 2 PROBES built."""
         return int(self.counts) | int(self.events) << 1 | int(self.probes > 0) << 2
 
+    @property
+    def run_flags_built(self) -> int:
+        """The RUN flags this board takes: spikes, and one bit for each mode built."""
+        return (RUN_SPIKES | RUN_MEMBRANE * self.membrane | RUN_COUNTS * self.counts
+                | RUN_EVENTS * self.events | RUN_PROBES * (self.probes > 0))
+
     def run_flags_ok(self, flags: int) -> bool:
         """Whether RUN takes ``flags``: only bits 0 to 4, each for something built."""
-        built = (RUN_SPIKES | RUN_MEMBRANE * self.membrane | RUN_COUNTS * self.counts
-                 | RUN_EVENTS * self.events | RUN_PROBES * (self.probes > 0))
-        return not flags & ~built
+        return not flags & ~self.run_flags_built
 
 
 def version_payload(features: Features) -> bytes:
