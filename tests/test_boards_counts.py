@@ -299,13 +299,26 @@ def test_host_model_counts():
 
 
 def test_host_counts_refuse():
+    """Bad arguments: one line naming the parameter, and nothing is sent."""
     board = open_board("model", features=FEATURES)
-    with pytest.raises(ConfigError, match="start"):
-        board.read_counts(start=16, count=1)
-    with pytest.raises(ConfigError, match="count"):
-        board.read_counts(start=4, count=13)
-    with pytest.raises(ConfigError, match="counts"):
-        board.run(3, counts=1)
+    sent = []
+    write = board.transport.write
+    board.transport.write = lambda data: (sent.append(data), write(data))[1]
+    for call, match in [
+        (lambda: board.read_counts(start=16, count=1), "start"),
+        (lambda: board.read_counts(start=-1), "start"),
+        (lambda: board.read_counts(start=1.0), "start"),
+        (lambda: board.read_counts(start=4, count=13), "count"),
+        (lambda: board.read_counts(count="3"), "count"),
+        (lambda: board.read_counts(compact=1), "compact"),
+        (lambda: board.run(3, counts=1), "counts"),
+        (lambda: board.run(3, counts=np.float64(1)), "counts"),
+        (lambda: board.run(3, counts=None), "counts"),
+    ]:
+        with pytest.raises(ConfigError, match=match) as info:
+            call()
+        assert "\n" not in str(info.value)
+    assert sent == []
     plain = open_board("model", features=Features(SHAPE))
     with pytest.raises(ConfigError, match="without COUNTS"):
         plain.run(3, counts=True)
