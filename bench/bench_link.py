@@ -201,6 +201,8 @@ def bench_board(name: str, *, steps: int, bitmap_steps: int, sim_neurons: int | 
     recs = simulate_session(f, frames, divisor=divisor, timeout=int(clk * 0.02),
                             build_dir=build_dir / name, pipeline=b.pipeline)
     wall = time.perf_counter() - t0
+    log(f"{name}: simulated in {wall:.0f} s, replies bit-exact: "
+        f"{all(r['exact'] for r in recs)}")
     scale = full.depth / shape.depth
     raw = full.lanes * clk
     run_a = recs[marks["run_a"]]
