@@ -65,9 +65,9 @@ def test_bench_link_reduced_run(capsys, tmp_path):
     """A reduced run on the simulated board top through ``lifgate bench link``: every reply
     equals the model's, every workload is there ((b) as an empty slot), ratios are rates over
     the raw rate, and the counts unit costs the array no more than it may."""
-    code = cli_main(["bench", "link", "--board", "icebreaker", "--steps", "60",
+    code = cli_main(["bench", "--json", "link", "--board", "icebreaker", "--steps", "60",
                      "--bitmap-steps", "2", "--sim-neurons", "64", "--build-dir",
-                     str(tmp_path), "--no-progress", "--json"])
+                     str(tmp_path), "--no-progress"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["ok"]
     (res,) = out["benchmarks"]["link"]["results"]
