@@ -18,6 +18,12 @@ Example::
 :func:`open_board` takes the same specification strings as the command line:
 ``model``, ``sim:verilator``, ``sim:icarus``, ``serial:/dev/ttyUSB1[@baud]``.
 
+The baud rate of ``serial:PORT`` without ``@BAUD``: the host cannot ask the board (``VERSION``
+travels at that rate), so it uses the rate ``lifgate build`` recorded beside the bitstream
+(:func:`write_link_record`, ``link.json``): the one in the folder ``$LIFGATE_BOARD_BUILD``
+names, else the newest ``build/board-*/link.json`` under the current folder (the bitstream
+built last), else 115200 (:func:`recorded_baud`).
+
 Arguments are checked before anything is sent
 ------------------------------------------------
 Every public call checks all its arguments with :mod:`lifgate.checks` first: a wrong type (a
@@ -40,6 +46,7 @@ link in step.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import socket
@@ -47,6 +54,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from lifgate.boards.framehost import (
@@ -60,11 +68,16 @@ from lifgate.boards.framehost import (
 )
 from lifgate.boards.netproto import is_network_version
 from lifgate.boards.protocol import (
+    COUNT_FORMATS,
+    COUNT_MAX,
+    COUNT_STEP_MAX,
+    RUN_COUNTS,
     RUN_MEMBRANE,
     RUN_SPIKES,
     BoardModel,
     Cmd,
     Features,
+    check_baud,
     encode_frame,
     parse_version,
 )
@@ -85,6 +98,7 @@ from lifgate.config import Config, ConfigError, NeuronParams, pack_params
 __all__ = [
     "Board",
     "BoardError",
+    "Counts",
     "LinkTimeout",
     "ModelTransport",
     "RunResult",
@@ -95,7 +109,14 @@ __all__ = [
     "open_board",
     "open_on",
     "parse_spec",
+    "recorded_baud",
+    "write_link_record",
 ]
+
+#: The file ``lifgate build`` writes beside a bitstream: board, baud and features of its top.
+LINK_RECORD = "link.json"
+#: The rate of ``serial:PORT`` when no build recorded one.
+DEFAULT_BAUD = 115200
 
 
 # Transports -------------------------------------------------------------------------------------
@@ -138,6 +159,8 @@ class SimTransport(Transport):
         The link's idle timeout in clocks (truncated frames, overruns).
     current_ram : str
         ``memory`` or ``spram`` (the iCEBreaker's input-current memory, with Yosys' model).
+    counts_ram : str
+        ``memory`` or ``spram``: the spike counts' memory (a board with COUNTS).
     top : SimTop, optional
         An existing build of a board top with the same pins (e.g. a network board's,
         :func:`lifgate.boards.nettop.build_net_sim_top`); then nothing is built here.
@@ -147,7 +170,7 @@ class SimTransport(Transport):
 
     def __init__(self, features: Features, *, sim: str = "verilator", build_dir="build/sim-top",
                  divisor: int = 8, timeout: int = 4000, current_ram: str = "memory",
-                 start_timeout: float = 300.0, top=None):
+                 start_timeout: float = 300.0, top=None, counts_ram: str = "memory"):
         if top is None:
             if not isinstance(features, Features):
                 raise ConfigError(f"parameter 'features' must be a Features, "
@@ -156,6 +179,7 @@ class SimTransport(Transport):
             check_int("parameter 'divisor'", divisor, 4, 1 << 16)
             check_int("parameter 'timeout'", timeout, 2, 1 << 24)
             check_choice("parameter 'current_ram'", current_ram, ("memory", "spram"))
+            check_choice("parameter 'counts_ram'", counts_ram, ("memory", "spram"))
             output_dir("parameter 'build_dir'", build_dir)
         check_number("parameter 'start_timeout'", start_timeout, 0, 86400, unit="s",
                      lo_open=True)
@@ -164,7 +188,7 @@ class SimTransport(Transport):
         self.divisor = divisor if top is None else top.divisor
         self.build = top if top is not None else build_sim_top(
             features, sim=sim, build_dir=build_dir, divisor=divisor, timeout=timeout,
-            current_ram=current_ram)
+            current_ram=current_ram, counts_ram=counts_ram)
         self._error = None
         sock_dir = tempfile.mkdtemp(prefix="lifgate-uart-")
         self._sock_path = os.path.join(sock_dir, "uart.sock")
@@ -244,6 +268,46 @@ class RunResult:
     v: np.ndarray | None
     labels: np.ndarray
     step: int
+
+
+@dataclass(eq=False)
+class Counts:
+    """Spike counts read back from a board with COUNTS (:meth:`Board.read_counts`).
+
+    Members
+    -------
+    window : int
+        Steps counted since the counts were cleared (saturates at ``2**32 - 1``).
+    start : int
+        The first neuron of the arrays.
+    counts : numpy.ndarray
+        Spikes per neuron (int64). Saturates at 65535 (255 with ``compact``).
+    first, last : numpy.ndarray or None
+        Window step of each neuron's first and last spike (0 for a neuron that never fired),
+        saturating at 65535; ``None`` with ``compact``.
+    span : numpy.ndarray
+        ``last - first``: the steps between the first and the last spike.
+    saturated : numpy.ndarray
+        The neurons whose numbers hit a limit (count 65535, or 255 with ``compact``; last step
+        65535, or with ``compact`` a window longer than that): their rate from :meth:`rates`
+        is not exact.
+    """
+
+    window: int
+    start: int
+    counts: np.ndarray
+    first: np.ndarray | None
+    last: np.ndarray | None
+    span: np.ndarray
+    saturated: np.ndarray
+
+    def rates(self, dt: float) -> np.ndarray:
+        """Firing rate in Hz from the inter-spike intervals, ``(c - 1) / (span * dt)``, with
+        ``dt`` the step in seconds; NaN for neurons with fewer than two spikes."""
+        dt = check_number("parameter 'dt'", dt, 0, 3600, unit="s", lo_open=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = (self.counts - 1) / (self.span * dt)
+        return np.where(self.counts > 1, r, np.nan)
 
 
 class Board(LinkHost):
@@ -327,29 +391,36 @@ class Board(LinkHost):
             body = b"".join((int(x) & mask).to_bytes(f.current_bytes, "little") for x in chunk)
             self._exchange(Cmd.WRITE_CURRENTS, (start + k).to_bytes(4, "little") + body)
 
-    def _run_args(self, steps, spikes, membrane) -> tuple[int, int]:
+    def _run_args(self, steps, spikes, membrane, counts=False) -> tuple[int, int]:
         steps = check_uint("parameter 'steps'", steps, 32)
         spikes = check_bool("parameter 'spikes'", spikes)
         membrane = check_bool("parameter 'membrane'", membrane)
+        counts = check_bool("parameter 'counts'", counts)
         if membrane and not self.features.membrane:
             raise ConfigError("parameter 'membrane' must be False: this board is built without "
                               "membrane readback")
-        return steps, (RUN_SPIKES if spikes or membrane else 0) | (RUN_MEMBRANE if membrane else 0)
+        if counts:
+            self._need_counts("counts")
+        return steps, ((RUN_SPIKES if spikes or membrane else 0)
+                       | (RUN_MEMBRANE if membrane else 0) | (RUN_COUNTS if counts else 0))
 
-    def run(self, steps: int, *, spikes: bool = True, membrane: bool = False) -> RunResult:
+    def run(self, steps: int, *, spikes: bool = True, membrane: bool = False,
+            counts: bool = False) -> RunResult:
         """Run ``steps`` timesteps (0 to 2**32 - 1); return the spikes (and membrane values)
-        of every step."""
-        steps, flags = self._run_args(steps, spikes, membrane)
+        of every step. With ``counts`` (a board built with COUNTS) the run's spikes are also
+        counted on the board, after those of earlier counted runs (:meth:`read_counts`,
+        :meth:`clear_counts`); ``spikes=False`` then sends no bitmap at all."""
+        steps, flags = self._run_args(steps, spikes, membrane, counts)
         return self._session(self._run, steps, flags, membrane)
 
     def _run(self, steps: int, flags: int, membrane: bool) -> RunResult:
         f, shape = self.features, self.features.shape
         N, P, D = shape.neurons, shape.lanes, shape.depth
-        sp = np.zeros((steps, N), dtype=bool) if flags else None
+        sp = np.zeros((steps, N), dtype=bool) if flags & RUN_SPIKES else None
         vv = np.zeros((steps, N), dtype=np.int64) if membrane else None
         labels = np.zeros(steps, dtype=np.int64)
         self.send(encode_frame(Cmd.RUN, steps.to_bytes(4, "little") + bytes([flags])))
-        if flags:
+        if flags & (RUN_SPIKES | RUN_MEMBRANE):
             rb = f.record_bytes(membrane)
             for t in range(steps):
                 payload = self._expect(Cmd.STEP)
@@ -369,6 +440,53 @@ class Board(LinkHost):
                     vv[t] = val.reshape(N)
         done = self._expect(Cmd.RUN_DONE)
         return RunResult(sp, vv, labels, int.from_bytes(done, "little"))
+
+    # Spike counts (COUNTS) --------------------------------------------------------------------
+
+    def _need_counts(self, name: str) -> None:
+        if not self.features.counts:
+            raise ConfigError(f"parameter '{name}': this board is built without COUNTS "
+                              f"(its VERSION says so); rebuild it with the counts unit")
+
+    def clear_counts(self) -> None:
+        """Zero every spike count, first and last step, and the window."""
+        self._need_counts("counts")
+        self._session(self._clear_counts)
+
+    def _clear_counts(self) -> None:
+        self.send(encode_frame(Cmd.CLEAR_COUNTS))
+        self._expect(Cmd.COUNTS_CLEARED)
+
+    def read_counts(self, start: int = 0, count: int | None = None, *,
+                    compact: bool = False) -> Counts:
+        """The spike counts of neurons ``start .. start + count - 1`` (all from ``start`` by
+        default) in one ``READ_COUNTS`` reply: counts, first and last steps (6 bytes a neuron),
+        or with ``compact`` only ``min(count, 255)`` and the span (3 bytes a neuron)."""
+        self._need_counts("counts")
+        n = self.features.shape.neurons
+        start = check_int("parameter 'start'", start, 0, n - 1)
+        count = n - start if count is None else check_int("parameter 'count'", count, 0,
+                                                           n - start)
+        compact = check_bool("parameter 'compact'", compact)
+        return self._session(self._read_counts, start, count, int(compact))
+
+    def _read_counts(self, start: int, count: int, fmt: int) -> Counts:
+        self.send(encode_frame(Cmd.READ_COUNTS, start.to_bytes(4, "little")
+                               + count.to_bytes(4, "little") + bytes([fmt])))
+        payload = self._expect(Cmd.COUNTS)
+        if len(payload) != 4 + COUNT_FORMATS[fmt] * count:
+            raise LinkTimeout(f"COUNTS frame of {len(payload)} bytes")
+        window = int.from_bytes(payload[:4], "little")
+        if fmt == 0:
+            rec = np.frombuffer(payload[4:], dtype="<u2").reshape(count, 3).astype(np.int64)
+            c, first, last = rec[:, 0], rec[:, 1], rec[:, 2]
+            return Counts(window, start, c, first, last, last - first,
+                          (c == COUNT_MAX) | (last == COUNT_STEP_MAX))
+        rec = np.frombuffer(payload[4:], dtype=np.uint8).reshape(count, 3).astype(np.int64)
+        span = rec[:, 1] | rec[:, 2] << 8
+        # Without the last steps: a window past 65535 steps may have saturated any span.
+        sat = (rec[:, 0] == 255) | ((window > COUNT_STEP_MAX) & (rec[:, 0] > 0))
+        return Counts(window, start, rec[:, 0], None, None, span, sat)
 
     def configure(self, config: Config, *, currents=None) -> None:
         """Load ``config`` (every group's parameters, noise) and clear; with ``currents`` (one
@@ -398,11 +516,43 @@ class Board(LinkHost):
         self.clear()
 
 
+def write_link_record(folder, board: str, features: Features) -> Path:
+    """Write :data:`LINK_RECORD` in ``folder`` (beside a bitstream): the board's name, the
+    baud rate and the features its top is built with. Returns the file's path."""
+    path = Path(folder) / LINK_RECORD
+    path.write_text(json.dumps({"board": board, "baud": features.baud,
+                                "counts": features.counts, "neurons": features.shape.neurons,
+                                "lanes": features.shape.lanes}, indent=2) + "\n")
+    return path
+
+
+def recorded_baud(cwd=None) -> tuple[int, str | None]:
+    """The baud rate for ``serial:PORT`` without ``@BAUD`` and where it comes from: the
+    :data:`LINK_RECORD` of the folder ``$LIFGATE_BOARD_BUILD``, else the newest
+    ``build/board-*/link.json`` under ``cwd`` (default: the current folder), else
+    ``(115200, None)``. A record that cannot be read is a one-line ConfigError naming it."""
+    env = os.environ.get("LIFGATE_BOARD_BUILD")
+    if env:
+        candidates = [Path(env) / LINK_RECORD]
+    else:
+        found = Path(cwd or ".").glob(f"build/board-*/{LINK_RECORD}")
+        candidates = sorted(found, key=lambda p: p.stat().st_mtime)[-1:]
+    for path in candidates:
+        try:
+            baud = json.loads(path.read_text())["baud"]
+            return check_baud(baud, name="baud"), str(path)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"cannot read the baud rate from {str(path)!r} ({e}); name the "
+                              f"rate as serial:PORT@BAUD") from None
+    return DEFAULT_BAUD, None
+
+
 def open_board(spec: str = "model", *, features: Features | None = None, timeout: float = 30.0,
                **kwargs) -> Board:
     """A :class:`Board` for ``spec``: ``model``, ``sim:verilator``, ``sim:icarus`` or
-    ``serial:PORT[@BAUD]``. ``features`` (the array shape etc.) is needed for the model and
-    the simulations; a real board reports its own."""
+    ``serial:PORT[@BAUD]`` (without ``@BAUD`` the rate of :func:`recorded_baud`).
+    ``features`` (the array shape etc.) is needed for the model and the simulations; a real
+    board reports its own."""
     kind, arg = parse_spec(spec)
     timeout = check_number("parameter 'timeout'", timeout, 0, 86400, unit="s", lo_open=True)
     if features is not None and not isinstance(features, Features):
@@ -411,7 +561,10 @@ def open_board(spec: str = "model", *, features: Features | None = None, timeout
         raise ConfigError(f"board {spec!r} takes no {', '.join(map(repr, kwargs))} "
                           f"(only the simulated boards are built)")
     if kind == "serial":
-        return Board(SerialTransport(*arg), timeout=timeout)
+        port, baud = arg
+        if "@" not in spec:
+            baud, _ = recorded_baud()
+        return open_on(Board, SerialTransport(port, baud), timeout)
     if features is None:
         raise ConfigError(f"board {spec!r} needs 'features' (the shape it is built with)")
     if kind == "model":

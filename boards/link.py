@@ -24,8 +24,9 @@ from lifgate.boards.framelink import (
     le_bytes,
     param_word_ok,
 )
-from lifgate.boards.protocol import Cmd, ErrorCode, Features, version_payload
+from lifgate.boards.protocol import COUNT_FORMATS, Cmd, ErrorCode, Features, version_payload
 from lifgate.hdl.array import LIFArray
+from lifgate.hdl.counts import SpikeCounter
 
 from lifgate.config import ConfigError
 
@@ -171,13 +172,17 @@ class HostLink(LinkComponent):
     array_options : dict, optional
         Structural options of the :class:`~lifgate.hdl.array.LIFArray` (``pipeline``,
         ``lanes_per_enable``); they change its size and speed, not its behaviour.
+    counts_ram : str
+        With ``features.counts``: ``"memory"`` (block RAM) or ``"spram"`` (iCE40 UltraPlus
+        ``SB_SPRAM256KA``) for the counts (:class:`~lifgate.hdl.counts.SpikeCounter`).
 
     The pins ``rx``, ``tx`` and ``status`` are :class:`~lifgate.boards.framelink.LinkComponent`'s;
     ``status`` bit 0 is the array's busy, bit 3 the input enable.
     """
 
     def __init__(self, features: Features, *, divisor: int, timeout: int,
-                 current_ram: str = "memory", array_options: dict | None = None):
+                 current_ram: str = "memory", array_options: dict | None = None,
+                 counts_ram: str = "memory"):
         if not isinstance(features, Features):
             raise TypeError(f"Features must be a Features, not {features!r}")
         lanes = features.shape.lanes
@@ -187,7 +192,10 @@ class HostLink(LinkComponent):
             )
         if current_ram not in ("memory", "spram"):
             raise ValueError(f"Current RAM must be 'memory' or 'spram', not {current_ram!r}")
+        if counts_ram not in ("memory", "spram"):
+            raise ValueError(f"Counts RAM must be 'memory' or 'spram', not {counts_ram!r}")
         self.current_ram = current_ram
+        self.counts_ram = counts_ram
         self.array_options = dict(array_options or {})
         super().__init__(features, divisor=divisor, timeout=timeout)
 
@@ -195,7 +203,8 @@ class HostLink(LinkComponent):
         f = self.features
         m.submodules.array = array = LIFArray(f.shape, membrane=f.membrane, noise=f.noise,
                                               **self.array_options)
-        ex = _ArrayExecutor(m, core, array, f, spram=self.current_ram == "spram")
+        ex = _ArrayExecutor(m, core, array, f, spram=self.current_ram == "spram",
+                            counts_spram=self.counts_ram == "spram")
         return array.busy, ex.input_en
 
 
@@ -203,8 +212,10 @@ class _ArrayExecutor:
     """The array board's command executor on a :class:`FrameCore`: registers, the current
     memory, the run's feeder and ``STEP`` serializer, and the FSM states of its commands."""
 
-    def __init__(self, m: Module, core: FrameCore, array, f: Features, *, spram: bool):
+    def __init__(self, m: Module, core: FrameCore, array, f: Features, *, spram: bool,
+                 counts_spram: bool = False):
         self.m, self.core, self.array, self.f = m, core, array, f
+        self.counts_spram = counts_spram
         shape = f.shape
         P, D, IW = shape.lanes, shape.depth, shape.i_width
         IB, PB = f.current_bytes, f.param_bytes
@@ -220,9 +231,9 @@ class _ArrayExecutor:
             m.d.comb += [array.noise_seed.eq(seed), array.noise_gain.eq(gain)]
         self.seed, self.gain, self.input_en = seed, gain, input_en
 
-        # The loader: SET_PARAMS is the longest header.
-        self.acc_w = 8 * (4 + PB)
-        self.acc = core.loader(4 + PB)
+        # The loader: SET_PARAMS is the longest header (or READ_COUNTS' 9 bytes).
+        self.acc_w = 8 * max(4 + PB, 9 if f.counts else 0)
+        self.acc = core.loader(self.acc_w // 8)
         self.nload = Signal(range(self.acc_w // 8 + 1), name="nload")
 
         # Values of WRITE_CURRENTS.
@@ -246,6 +257,7 @@ class _ArrayExecutor:
         self._run_path()
         self._record()
         self._checks()
+        self._counts_path()
         self._strobes()
         self._serializer()
         self._fsm()
@@ -260,7 +272,7 @@ class _ArrayExecutor:
         m, array, cur = self.m, self.array, self.cur
         shape = self.f.shape
         P, D, IW = shape.lanes, shape.depth, shape.i_width
-        self.flags = Signal(2, name="flags")
+        self.flags = Signal(5, name="flags")
         self.running = running = Signal(name="running")
         self.arr_done = Signal(name="arr_done")
         self.serialize = Signal(name="serialize")  # a run sends STEP frames
@@ -276,14 +288,17 @@ class _ArrayExecutor:
                                         "first": 1, "last": 1})
         m.submodules.oslice = oslice = SkidBuffer(out_layout)
         wiring.connect(m, islice.o, array.i_stream)
+        # A beat leaves the array when the slice and (a run with COUNTS) the counts unit
+        # take it; ``out_ok`` is the latter's say (registers only).
+        self.out_ok = out_ok = Signal(name="out_ok")
         m.d.comb += [
-            oslice.i.valid.eq(array.o_stream.valid),
+            oslice.i.valid.eq(array.o_stream.valid & out_ok),
             oslice.i.payload.beat.eq(array.o_stream.payload),
             oslice.i.payload.first.eq(array.o_stream.payload.addr == 0),
             oslice.i.payload.last.eq(array.o_stream.payload.addr == D - 1),
-            array.o_stream.ready.eq(oslice.i.ready),
+            array.o_stream.ready.eq(oslice.i.ready & out_ok),
         ]
-        self.islice, self.ostream = islice, oslice.o
+        self.islice, self.oslice, self.ostream = islice, oslice, oslice.o
         m.d.comb += [
             islice.i.payload.eq(cur.rdata),
             islice.i.valid.eq(running & feed_ok),
@@ -349,7 +364,7 @@ class _ArrayExecutor:
         params_ok = Signal()
         m.d.comb += params_ok.eq(param_word_ok(m, f.shape, word, PW) & (group < f.shape.groups))
         run_flags = loaded(5)[32:40]
-        flags_bad = run_flags[2:].any() if f.membrane else run_flags[1:].any()
+        flags_bad = (run_flags & ~f.run_flags_built & 0xFF).any()
         self.cur_len_bad, self.cur_range_bad = Signal(name="cur_len_bad"), \
             Signal(name="cur_range_bad")
         self.params_ok_r = Signal(name="params_ok_r")
@@ -413,6 +428,7 @@ class _ArrayExecutor:
                 (Cmd.SET_INPUT, length == 1, [self.nload.eq(1)]),
                 (Cmd.WRITE_CURRENTS, length >= 4, [self.nload.eq(4)]),
                 (Cmd.RUN, length == 5, [self.nload.eq(5)]),
+                *self._counts_decode(),
             ])
             core.load_state(self.nload)
             with m.State("VALIDATE"):
@@ -430,10 +446,12 @@ class _ArrayExecutor:
                 Cmd.CLEAR: self._clear,
                 Cmd.WRITE_CURRENTS: self._write_currents,
                 Cmd.RUN: self._run,
+                **self._counts_dispatch(),
             })
             core.wait_state("CLEAR_WAIT", self.array.done, "REPLY")
             self._currents_states()
             self._run_states()
+            self._counts_states()
             core.reply_states(Cmd.ERR)
 
     def _init_states(self):
@@ -477,7 +495,7 @@ class _ArrayExecutor:
         with m.If(self.flags_bad_r):
             core.fail(ErrorCode.RANGE)
         with m.Else():
-            m.d.sync += [self.flags.eq(fl[:2]), self.feed_addr.eq(0), self.feed_ok.eq(0),
+            m.d.sync += [self.flags.eq(fl[:5]), self.feed_addr.eq(0), self.feed_ok.eq(0),
                          self.bidx.eq(0), self.in_frame.eq(0), self.at_last.eq(0)]
             m.d.comb += self.islice.flush.eq(1)
             m.next = "RUN_START"
@@ -526,15 +544,151 @@ class _ArrayExecutor:
             m.d.comb += core.busy.eq(1)
             m.d.sync += self.arr_start.eq(1)
             m.d.sync += [self.running.eq(1), self.arr_done.eq(0),
-                         self.serialize.eq(flags != 0), self.drain.eq(flags == 0)]
+                         self.serialize.eq(flags[:2] != 0), self.drain.eq(flags[:2] == 0)]
+            if self.f.counts:
+                m.d.sync += self.counting.eq(flags[2])
             m.next = "RUN"
         with m.State("RUN"):
             m.d.comb += core.busy.eq(1)
             with m.If(self.array.done):
                 m.d.sync += [self.running.eq(0), self.arr_done.eq(1)]
-            with m.If(self.arr_done & ~self.ostream.valid):  # the last beats left the slice
+            # The last beats left the slice (and were counted).
+            with m.If(self.arr_done & ~self.ostream.valid & self.counts_idle):
                 m.d.sync += [core.rsel.eq(R_DONE), core.ridx.eq(0),
                              core.reply_cmd.eq(Cmd.RUN_DONE),
                              self.serialize.eq(0), self.drain.eq(0)]
+                if self.f.counts:
+                    m.d.sync += self.counting.eq(0)
                 m.next = "RUN_END"
         core.wait_state("RUN_END", core.ftx.idle, "REPLY")
+
+    # Spike counts (COUNTS) ----------------------------------------------------------------------
+
+    def _counts_path(self):
+        """The counts unit (:class:`~lifgate.hdl.counts.SpikeCounter`) beside the output slice:
+        during a run with COUNTS every beat the array hands out goes to both."""
+        m, f, array = self.m, self.f, self.array
+        shape = f.shape
+        P, D = shape.lanes, shape.depth
+        if not f.counts:
+            m.d.comb += self.out_ok.eq(1)
+            self.counts_idle = Const(1)
+            return
+        m.submodules.counts = cnt = SpikeCounter(depth=D, lanes=P, spram=self.counts_spram)
+        self.cnt = cnt
+        self.counting = counting = Signal(name="counting")
+        self.counts_idle = cnt.idle
+        beat = array.o_stream.payload
+        m.d.comb += [
+            self.out_ok.eq(~counting | cnt.i.ready),
+            cnt.i.valid.eq(array.o_stream.valid & counting & self.oslice.i.ready),
+            cnt.i.payload.addr.eq(beat.addr),
+            cnt.i.payload.spikes.eq(beat.spikes),
+            cnt.i.payload.last.eq(beat.addr == D - 1),
+        ]
+        # READ_COUNTS: header fields (registered in VALIDATE), the reply's sequencer.
+        nb = cnt.neuron_bits
+        self.rc_neuron = Signal(nb + 1, name="rc_neuron")
+        self.rc_left = Signal(nb + 1, name="rc_left")  # records still to send
+        self.rc_fmt = Signal(name="rc_fmt")
+        self.rc_len = Signal(24, name="rc_len")
+        self.rc_bad = Signal(name="rc_bad")
+        self.rc_k = Signal(range(4), name="rc_k")  # words fetched of the record
+        self.rc_b = Signal(range(8), name="rc_b")  # byte of the header / record
+        self.rc_words = [Signal(16, name=f"rc_w{k}") for k in range(3)]
+        start, count, fmt = self.loaded(9)[:32], self.loaded(9)[32:64], self.loaded(9)[64:72]
+        total = Signal(33)
+        m.d.comb += total.eq(start + count)
+        self._validate += [
+            self.rc_bad.eq((total > shape.neurons) | (fmt >= len(COUNT_FORMATS))),
+            self.rc_neuron.eq(start[:nb + 1]),
+            self.rc_left.eq(count[:nb + 1]),
+            self.rc_fmt.eq(fmt[0]),
+            self.rc_len.eq(4 + Mux(fmt[0], (count[:22] << 1) + count[:22],
+                                   (count[:22] << 2) + (count[:22] << 1))),
+        ]
+        m.d.comb += [cnt.rd_neuron.eq(self.rc_neuron[:nb]),
+                     cnt.rd_plane.eq(Mux(self.rc_k == 3, 2, self.rc_k))]
+
+    def _counts_decode(self) -> list:
+        if not self.f.counts:
+            return []
+        length = self.core.length
+        return [(Cmd.CLEAR_COUNTS, length == 0, [self.nload.eq(0)]),
+                (Cmd.READ_COUNTS, length == 9, [self.nload.eq(9)])]
+
+    def _counts_dispatch(self) -> dict:
+        if not self.f.counts:
+            return {}
+        return {Cmd.CLEAR_COUNTS: self._clear_counts, Cmd.READ_COUNTS: self._read_counts}
+
+    def _clear_counts(self):
+        m, core = self.m, self.core
+        m.d.comb += self.cnt.clear.eq(1)
+        m.d.sync += core.reply_cmd.eq(Cmd.COUNTS_CLEARED)
+        m.next = "COUNTS_CLEAR_WAIT"
+
+    def _read_counts(self):
+        m, core = self.m, self.core
+        with m.If(self.rc_bad):
+            core.fail(ErrorCode.RANGE)
+        with m.Else():
+            m.d.sync += [self.rc_k.eq(0), self.rc_b.eq(0)]
+            m.next = "COUNTS_START"
+
+    def _counts_states(self):
+        """``CLEAR_COUNTS`` waits for the unit; ``READ_COUNTS`` sends its ``COUNTS`` frame:
+        the window, then per neuron the three words fetched, then the record's bytes."""
+        if not self.f.counts:
+            return
+        m, core, ftx, cnt = self.m, self.core, self.core.ftx, self.cnt
+        core.wait_state("COUNTS_CLEAR_WAIT", cnt.idle, "REPLY")
+        c, first, last = self.rc_words
+        span = Signal(16, name="rc_span")
+        m.d.comb += span.eq(last - first)
+        rec0 = le_bytes(c, 2) + le_bytes(first, 2) + le_bytes(last, 2)
+        rec1 = [Mux(c[8:].any(), 0xFF, c[:8])] + le_bytes(span, 2)
+        rec = Signal(8, name="rc_byte")
+        m.d.comb += rec.eq(Mux(self.rc_fmt, Array(rec1 + [Const(0, 8)] * 5)[self.rc_b],
+                               Array(rec0 + [Const(0, 8)] * 2)[self.rc_b]))
+        rec_last = Mux(self.rc_fmt, 2, 5)
+        window = le_bytes(cnt.window, 4)
+        with m.State("COUNTS_START"):  # the unit is idle once the executor is (no run)
+            m.d.comb += core.busy.eq(1)
+            with m.If(ftx.idle & cnt.idle):
+                m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(Cmd.COUNTS), ftx.length.eq(self.rc_len)]
+                m.d.sync += core.last_error.eq(0)
+                m.next = "COUNTS_HDR"
+        with m.State("COUNTS_HDR"):
+            m.d.comb += [core.busy.eq(1), ftx.data.valid.eq(1),
+                         ftx.data.payload.eq(Array(window + [Const(0, 8)] * 4)[self.rc_b])]
+            with m.If(ftx.data.ready):
+                m.d.sync += self.rc_b.eq(self.rc_b + 1)
+                with m.If(self.rc_b == 3):
+                    m.d.sync += self.rc_b.eq(0)
+                    m.next = "COUNTS_NEXT"
+        with m.State("COUNTS_NEXT"):
+            m.d.comb += core.busy.eq(1)
+            with m.If(self.rc_left == 0):
+                m.next = "COUNTS_END"
+            with m.Else():
+                m.d.sync += self.rc_k.eq(0)
+                m.next = "COUNTS_FETCH"
+        with m.State("COUNTS_FETCH"):  # address k this clock, word k - 1 arrives
+            m.d.comb += core.busy.eq(1)
+            m.d.sync += self.rc_k.eq(self.rc_k + 1)
+            for k in range(1, 4):
+                with m.If(self.rc_k == k):
+                    m.d.sync += self.rc_words[k - 1].eq(cnt.rd_data)
+            with m.If(self.rc_k == 3):
+                m.d.sync += self.rc_b.eq(0)
+                m.next = "COUNTS_EMIT"
+        with m.State("COUNTS_EMIT"):
+            m.d.comb += [core.busy.eq(1), ftx.data.valid.eq(1), ftx.data.payload.eq(rec)]
+            with m.If(ftx.data.ready):
+                m.d.sync += self.rc_b.eq(self.rc_b + 1)
+                with m.If(self.rc_b == rec_last):
+                    m.d.sync += [self.rc_neuron.eq(self.rc_neuron + 1),
+                                 self.rc_left.eq(self.rc_left - 1)]
+                    m.next = "COUNTS_NEXT"
+        core.wait_state("COUNTS_END", ftx.idle, "IDLE")

@@ -70,7 +70,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from lifgate.boards.frameproto import Command, ErrorCode, LinkModel
-from lifgate.boards.protocol import PROTOCOL_VERSION, param_word_valid
+from lifgate.boards.protocol import PROTOCOL_VERSION, VERSION_BYTES, param_word_valid
 from lifgate.golden.fixed import fresh_state
 from lifgate.golden.synapse import Layer, Network, simulate_network
 
@@ -261,7 +261,7 @@ def net_version_payload(f: NetFeatures) -> bytes:
 
 def is_network_version(payload: bytes) -> bool:
     """Whether a ``VERSION`` reply comes from a network board."""
-    return len(payload) >= 2 and payload[1] == NET_KIND and len(payload) != 20
+    return len(payload) >= 2 and payload[1] == NET_KIND and len(payload) != VERSION_BYTES
 
 
 def parse_net_version(payload: bytes) -> NetFeatures:

@@ -45,13 +45,59 @@ cmd       payload                reply (cmd | 0x80 unless stated)
                                  ``start, start + 1, ...``, ``current_bytes`` bytes each
 0x30      steps u32, flags u8    ``RUN``: run ``steps`` timesteps. With flags bit 0 (spikes)
                                  or bit 1 (membrane) one ``STEP`` frame (0xB1) per step comes
-                                 first; then the ``RUN`` reply (0xB0): step counter u32
+                                 first; then the ``RUN`` reply (0xB0): step counter u32.
+                                 Bit 2 (COUNTS): the run's spikes go into the spike counts
+0x31      (none)                 ``CLEAR_COUNTS`` (COUNTS built): reply 0xB4; every count,
+                                 first and last step 0, the window 0
+0x32      start u32, count u32,  ``READ_COUNTS`` (COUNTS built): reply ``COUNTS`` (0xB5):
+          format u8              window u32, then one record per neuron ``start, start + 1,
+                                 ..., start + count - 1`` in ``format``
 ========  =====================  ============================================================
+
+The replies of ``CLEAR_COUNTS`` and ``READ_COUNTS`` are 0xB4 and 0xB5, not ``cmd | 0x80``:
+0xB1 is ``STEP`` and 0xB2/0xB3 are the EVENTS mode's.
 
 A ``STEP`` frame's payload is the step label u32 (steps since the clear, modulo
 ``2**step_width``), then one record per lane address ``a`` in order: ``spike_bytes`` bytes of
 spikes (bit ``p`` of the record = neuron ``a * P + p``), then, with the membrane flag, ``P``
 membrane values ``v'`` of ``value_bytes`` bytes each, lane 0 first.
+
+Spike counts (``Features.counts``)
+---------------------------------
+A run with the COUNTS flag reduces its spikes on chip: per neuron a spike count ``c`` (u16),
+the window step of its first spike ``first`` and of its last spike ``last`` (u16 each), so a
+host computes a rate from the inter-spike intervals, ``(c - 1) / ((last - first) * dt)``,
+without receiving a bitmap. The *window* counts the steps run with the COUNTS flag since the
+counts were cleared (``CLEAR_COUNTS`` or reset; ``CLEAR`` leaves the counts alone), so several
+runs add up; step ``k`` of such a run is window step ``window + k``.
+
+Nothing wraps, everything saturates: ``c`` stops at 65535, ``first``/``last`` record
+``min(window step, 65535)``, the window stops at ``2**32 - 1``. Saturation is reported by the
+values themselves: ``c == 65535`` means "65535 or more spikes", ``last == 65535`` means "the
+last spike came at window step 65535 or later" (the rate formula then needs a shorter window);
+:meth:`lifgate.boards.host.Board.read_counts` returns a ``saturated`` mask of those neurons.
+
+``READ_COUNTS`` formats (``count`` records after the window u32):
+
+======  ======  ==================================================================
+format  bytes   record
+======  ======  ==================================================================
+0       6       ``c`` u16, ``first`` u16, ``last`` u16
+1       3       ``min(c, 255)`` u8, ``last - first`` u16 (a rate's numbers only)
+======  ======  ==================================================================
+
+Link budget, rate curve of issue 16 (4,096 neurons, 5,000 steps, UP5K 8 lanes x 48 MHz:
+53.3 ms of array time; 12 Mbaud, 10 bit times a byte): configuring it (parameters, the 8,192
+bytes of 16-bit currents in 17 frames, input on, clear; every frame acknowledged) is 8,559
+bytes on the line, 7.1 ms; the counts come back in one frame of 24,587 bytes in format 0
+(20.5 ms) or 12,299 bytes in format 1 (10.2 ms). The same run as a bitmap is 5,000 ``STEP``
+frames of 523 bytes: 2.6 MB, 2.2 s. So the counts make the run array-bound (about 70 % of the
+raw rate in format 1), and the 90 % goal of issue 16 needs the link below 5.9 ms: less than
+the currents alone (a compact way to load currents is not part of this mode). The counts unit
+spends 3 clocks on a spike (4 on a neuron's first) while the array delivers one beat of ``P``
+neurons a clock; at the notebook's rates (at most 1.4 % of the neurons fire in a step: 0.11
+spikes per 8-lane beat) it keeps up through an 8-entry FIFO, and when a burst fills the FIFO
+the array waits (backpressure): no spike is ever dropped.
 
 Errors: ``ERR`` (0xFF) with payload ``code u8, cmd u8`` (the command of the rejected frame; 0
 if no command byte arrived). A rejected frame changes nothing on the board. Checks run in this
@@ -60,10 +106,12 @@ order: CRC, frame length (``ERR_LENGTH`` if longer than ``max_payload``), comman
 a group ``>= G``; a parameter word with bits above its width, a leak mode the array does not
 build, or a leak value outside the range of its mode; an input enable other than 0 or 1;
 ``start + count > N``; a current outside the signed ``i_width`` range; RUN flags other than
-bits 0 and 1, or the membrane flag on a board built without membrane readback.
+bits 0 to 4, or a flag for something the board was not built with (membrane readback,
+COUNTS, EVENTS, PROBES); ``READ_COUNTS`` with ``start + count > N`` or a format above 1.
+A board built without COUNTS answers its commands with ``ERR_UNKNOWN``.
 
-After reset the board is cleared with all parameter words 0, noise seed 1, gain 0, input off
-and all input currents 0.
+After reset the board is cleared with all parameter words 0, noise seed 1, gain 0, input off,
+all input currents 0 and (COUNTS built) the counts cleared.
 """
 
 from __future__ import annotations
@@ -113,6 +161,11 @@ __all__ = [
     "IDLE",
     "LINK_TIMEOUT_S",
     "MAX_BAUD",
+    "BOARD_MAX_BAUD",
+    "COUNT_FORMATS",
+    "COUNT_MAX",
+    "RUN_COUNTS",
+    "VERSION_BYTES",
     "MIN_DIVISOR",
     "baud_range",
     "check_baud",
@@ -123,7 +176,9 @@ __all__ = [
     "version_payload",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+#: Length of an array board's ``VERSION`` payload (:func:`version_payload`).
+VERSION_BYTES = 26
 
 
 class Cmd(enum.IntEnum):
@@ -137,9 +192,13 @@ class Cmd(enum.IntEnum):
     CLEAR = 0x13
     WRITE_CURRENTS = 0x20
     RUN = 0x30
+    CLEAR_COUNTS = 0x31
+    READ_COUNTS = 0x32
     # Replies
     RUN_DONE = 0xB0
     STEP = 0xB1
+    COUNTS_CLEARED = 0xB4
+    COUNTS = 0xB5
     ERR = 0xFF
 
 
@@ -150,6 +209,16 @@ COMMANDS = (Cmd.VERSION, Cmd.STATUS, Cmd.SET_PARAMS, Cmd.SET_NOISE, Cmd.SET_INPU
 
 RUN_SPIKES = 1
 RUN_MEMBRANE = 2
+RUN_COUNTS = 4
+RUN_EVENTS = 8
+RUN_PROBES = 16
+
+#: The COUNTS unit's saturation values: a count, a first/last window step, the window.
+COUNT_MAX = 0xFFFF
+COUNT_STEP_MAX = 0xFFFF
+WINDOW_MAX = 0xFFFF_FFFF
+#: ``READ_COUNTS`` record bytes per format (0: count, first, last; 1: count u8, span).
+COUNT_FORMATS = {0: 6, 1: 3}
 
 
 # Board description ------------------------------------------------------------------------------
@@ -168,16 +237,42 @@ class Features:
         Noise source built.
     max_payload : int
         Frame buffer size in bytes: the longest payload the board accepts, 16 to 65535.
+    baud : int
+        The UART rate the board top is built for (reported by ``VERSION``), in
+        :func:`baud_range`.
+    counts : bool
+        The spike counts unit built (RUN's COUNTS flag, ``CLEAR_COUNTS``, ``READ_COUNTS``).
+    events : bool
+        Address-event readback built (RUN's EVENTS flag).
+    probes : int
+        Probe neurons whose membrane a run can send (RUN's PROBES flag), 0 to 255; 0: not built.
     """
 
     shape: ArrayShape
     membrane: bool = True
     noise: bool = True
     max_payload: int = 512
+    baud: int = 115200
+    counts: bool = False
+    events: bool = False
+    probes: int = 0
 
     def __post_init__(self):
         if not isinstance(self.shape, ArrayShape):
             raise ConfigError(f"parameter 'shape' must be an ArrayShape, not {self.shape!r}")
+        for name in ("membrane", "noise", "counts", "events"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"parameter '{name}' must be a bool, "
+                                  f"not {short_repr(getattr(self, name))}")
+        check_baud(self.baud)
+        if (isinstance(self.probes, bool) or not isinstance(self.probes, numbers.Integral)
+                or not 0 <= self.probes <= 255):
+            raise ConfigError(f"parameter 'probes' must be an integer in [0, 255], "
+                              f"not {short_repr(self.probes)}")
+        if isinstance(self.max_payload, bool) or not isinstance(self.max_payload,
+                                                                 numbers.Integral):
+            raise ConfigError(f"parameter 'max_payload' must be an integer in [16, 65535], "
+                              f"not {short_repr(self.max_payload)}")
         if not 16 <= self.max_payload <= 65535:
             raise ConfigError(
                 f"parameter 'max_payload' must be an integer in [16, 65535], "
@@ -220,13 +315,30 @@ class Features:
         """Payload length of a ``STEP`` frame."""
         return 4 + self.shape.depth * self.record_bytes(membrane)
 
+    @property
+    def run_modes(self) -> int:
+        """``VERSION``'s run modes byte: bit 0 COUNTS, bit 1 EVENTS, bit 2 PROBES built."""
+        return int(self.counts) | int(self.events) << 1 | int(self.probes > 0) << 2
+
+    @property
+    def run_flags_built(self) -> int:
+        """The RUN flags this board takes: spikes, and one bit for each mode built."""
+        return (RUN_SPIKES | RUN_MEMBRANE * self.membrane | RUN_COUNTS * self.counts
+                | RUN_EVENTS * self.events | RUN_PROBES * (self.probes > 0))
+
+    def run_flags_ok(self, flags: int) -> bool:
+        """Whether RUN takes ``flags``: only bits 0 to 4, each for something built."""
+        return not flags & ~self.run_flags_built
+
 
 def version_payload(features: Features) -> bytes:
-    """Payload of the ``VERSION`` reply (20 bytes).
+    """Payload of the ``VERSION`` reply (:data:`VERSION_BYTES`, 26 bytes).
 
     protocol version u8, neurons u32, lanes u8, groups u32, v_width u8, i_width u8,
     ref_width u8, decay_frac u8, step_width u8, leak modes u8 (bit ``m`` = LeakMode ``m``),
-    features u8 (bit 0 membrane readback, bit 1 noise), max_payload u16, param_bytes u8.
+    features u8 (bit 0 membrane readback, bit 1 noise), max_payload u16, param_bytes u8,
+    baud u32 (the UART rate the top was built for), run modes u8 (bit 0 COUNTS, bit 1
+    EVENTS, bit 2 PROBES built), probe slots u8 (0 if PROBES is not built).
     """
     s = features.shape
     modes = sum(1 << int(m) for m in s.leak_modes)
@@ -234,12 +346,14 @@ def version_payload(features: Features) -> bytes:
     return (bytes([PROTOCOL_VERSION]) + s.neurons.to_bytes(4, "little") + bytes([s.lanes])
             + s.groups.to_bytes(4, "little")
             + bytes([s.v_width, s.i_width, s.ref_width, s.decay_frac, s.step_width, modes, feats])
-            + features.max_payload.to_bytes(2, "little") + bytes([features.param_bytes]))
+            + features.max_payload.to_bytes(2, "little") + bytes([features.param_bytes])
+            + features.baud.to_bytes(4, "little")
+            + bytes([features.run_modes, features.probes]))
 
 
 def parse_version(payload: bytes) -> Features:
     """The :class:`Features` a ``VERSION`` reply describes (inverse of :func:`version_payload`)."""
-    if len(payload) != 20 or payload[0] != PROTOCOL_VERSION:
+    if len(payload) != VERSION_BYTES or payload[0] != PROTOCOL_VERSION:
         raise ConfigError(
             f"the board speaks protocol version {payload[:1].hex() or '?'}, this host "
             f"{PROTOCOL_VERSION} (VERSION reply of {len(payload)} bytes)"
@@ -251,8 +365,11 @@ def parse_version(payload: bytes) -> Features:
         v_width=payload[10], i_width=payload[11], ref_width=payload[12],
         decay_frac=payload[13], step_width=payload[14], leak_modes=modes,
     )
+    modes_run = payload[24]
     return Features(shape, membrane=bool(payload[16] & 1), noise=bool(payload[16] & 2),
-                    max_payload=u(payload[17:19], "little"))
+                    max_payload=u(payload[17:19], "little"), baud=u(payload[20:24], "little"),
+                    counts=bool(modes_run & 1), events=bool(modes_run & 2),
+                    probes=payload[25] if modes_run & 4 else 0)
 
 
 def _signed(value: int, width: int) -> int:
@@ -317,6 +434,7 @@ class BoardModel(LinkModel):
         self.currents = [0] * shape.neurons
         self._reset_link()
         self._clear()
+        self._clear_counts()
 
     def config(self) -> Config:
         """The configuration the array runs with now."""
@@ -331,7 +449,8 @@ class BoardModel(LinkModel):
         """Everything a frame could change (for "a rejected frame changes nothing" tests)."""
         st = self.state
         return (tuple(self.params), self.seed, self.gain, self.input_en, tuple(self.currents),
-                st.v.tobytes(), st.r.tobytes(), st.noise.tobytes(), st.step)
+                st.v.tobytes(), st.r.tobytes(), st.noise.tobytes(), st.step,
+                self.counts.tobytes(), self.window)
 
     @property
     def step(self) -> int:
@@ -352,7 +471,59 @@ class BoardModel(LinkModel):
             Command(Cmd.WRITE_CURRENTS, lambda n: n >= 4 and (n - 4) % f.current_bytes == 0,
                     self._write_currents),
             Command(Cmd.RUN, lambda n: n == 5, self._run_cmd),
+            *self._counts_commands(),
         ]
+
+    # Spike counts (COUNTS) --------------------------------------------------------------------
+
+    def _counts_commands(self) -> list:
+        if not self.features.counts:
+            return []
+        return [
+            Command(Cmd.CLEAR_COUNTS, lambda n: n == 0, self._clear_counts_cmd),
+            Command(Cmd.READ_COUNTS, lambda n: n == 9, self._read_counts),
+        ]
+
+    def _clear_counts(self):
+        """Counts, first and last steps 0 (rows of ``counts``), the window 0."""
+        self.counts = np.zeros((3, self.features.shape.neurons), dtype=np.uint16)
+        self.window = 0
+
+    def _clear_counts_cmd(self, pl: bytes) -> None:
+        self._clear_counts()
+        self._reply(Cmd.COUNTS_CLEARED)
+
+    def _count(self, spikes) -> None:
+        """Add the spikes ``[T, N]`` of the next ``T`` window steps to the counts."""
+        c, first, last = self.counts.astype(np.int64)
+        for t, row in enumerate(np.asarray(spikes, dtype=bool)):
+            idx = np.flatnonzero(row)
+            if not idx.size:
+                continue
+            w = min(self.window + t, COUNT_STEP_MAX)
+            first[idx] = np.where(c[idx] == 0, w, first[idx])
+            last[idx] = w
+            c[idx] = np.minimum(c[idx] + 1, COUNT_MAX)
+        self.counts = np.stack([c, first, last]).astype(np.uint16)
+        self.window = min(self.window + len(spikes), WINDOW_MAX)
+
+    def count_records(self, start: int, count: int, fmt: int) -> bytes:
+        """The records of ``READ_COUNTS`` (after the window) for neurons ``start..``."""
+        c, first, last = (self.counts[:, start:start + count].astype(np.int64))
+        if fmt == 0:
+            rec = np.stack([c, first, last], axis=1).astype("<u2").view(np.uint8)
+        else:
+            span = (last - first).astype("<u2").view(np.uint8).reshape(count, 2)
+            rec = np.concatenate([np.minimum(c, 255).astype(np.uint8)[:, None], span], axis=1)
+        return rec.tobytes()
+
+    def _read_counts(self, pl: bytes) -> None:
+        start, count = int.from_bytes(pl[:4], "little"), int.from_bytes(pl[4:8], "little")
+        fmt = pl[8]
+        if start + count > self.features.shape.neurons or fmt not in COUNT_FORMATS:
+            return self._error(ErrorCode.RANGE, Cmd.READ_COUNTS)
+        return self._reply(Cmd.COUNTS, self.window.to_bytes(4, "little")
+                           + self.count_records(start, count, fmt))
 
     def _status(self, pl: bytes) -> None:
         self._ok(Cmd.STATUS, bytes([int(self.input_en)]) + self.step.to_bytes(4, "little")
@@ -394,8 +565,7 @@ class BoardModel(LinkModel):
 
     def _run_cmd(self, pl: bytes) -> None:
         steps, flags = int.from_bytes(pl[:4], "little"), pl[4]
-        if flags & ~(RUN_SPIKES | RUN_MEMBRANE) or (flags & RUN_MEMBRANE
-                                                    and not self.features.membrane):
+        if not self.features.run_flags_ok(flags):
             return self._error(ErrorCode.RANGE, Cmd.RUN)
         self._run(steps, flags)
         return self._reply(Cmd.RUN_DONE, self.step.to_bytes(4, "little"))
@@ -409,7 +579,9 @@ class BoardModel(LinkModel):
         while done < steps:
             n = min(chunk, steps - done)
             res = simulate(self.config(), n, currents, state=self.state)
-            if flags:
+            if flags & RUN_COUNTS:
+                self._count(res.spikes)
+            if flags & (RUN_SPIKES | RUN_MEMBRANE):
                 for t in range(n):
                     self._reply(Cmd.STEP, self._step_payload(
                         self.step + t, res.spikes[t], res.v[t] if flags & RUN_MEMBRANE else None))
@@ -440,28 +612,34 @@ MIN_DIVISOR = 4
 #: Fastest USB-UART on the supported boards: the iCEBreaker's FT2232H (12 Mbaud; the ULX3S's
 #: FT231X does 3 Mbaud).
 MAX_BAUD = 12_000_000
+#: Each board's USB-UART maximum (datasheets): the iCEBreaker's FT2232H, the ULX3S's FT231X.
+BOARD_MAX_BAUD = {"icebreaker": 12_000_000, "ulx3s-85f": 3_000_000}
 
 
-def baud_range(clk_hz: float | None = None, timeout_s: float = LINK_TIMEOUT_S) -> tuple[int, int]:
+def baud_range(clk_hz: float | None = None, timeout_s: float = LINK_TIMEOUT_S, *,
+               max_baud: int = MAX_BAUD) -> tuple[int, int]:
     """Legal baud rates ``(lo, hi)``.
 
     ``lo``: a byte (10 bit times) must take at most half the link's idle timeout, or a frame
     sent without gaps is dropped as timed out between two of its bytes. ``hi``: at least
     :data:`MIN_DIVISOR` clocks per bit at ``clk_hz`` (the board's clock), and at most
-    :data:`MAX_BAUD` (the host's USB-UART); without ``clk_hz`` (the host side, which does not
-    know the board's clock) only the latter.
+    ``max_baud`` (the USB-UART's maximum: :data:`MAX_BAUD`, the fastest of the supported
+    boards, or one board's from :data:`BOARD_MAX_BAUD`); without ``clk_hz`` (the host side,
+    which does not know the board's clock) only the latter.
     """
     lo = math.ceil(2 * 10 / timeout_s)
-    hi = MAX_BAUD if clk_hz is None else min(MAX_BAUD, int(clk_hz // MIN_DIVISOR))
+    hi = max_baud if clk_hz is None else min(max_baud, int(clk_hz // MIN_DIVISOR))
     return lo, hi
 
 
 def check_baud(baud, clk_hz: float | None = None, *, name: str = "baud",
-               timeout_s: float = LINK_TIMEOUT_S) -> int:
+               timeout_s: float = LINK_TIMEOUT_S, max_baud: int = MAX_BAUD) -> int:
     """``baud`` as an ``int`` in :func:`baud_range`, else a one-line
     :class:`~lifgate.config.ConfigError` naming ``name`` and the range."""
-    lo, hi = baud_range(clk_hz, timeout_s)
+    lo, hi = baud_range(clk_hz, timeout_s, max_baud=max_baud)
     at = "" if clk_hz is None else f" (at a {clk_hz / 1e6:g} MHz clock)"
+    if max_baud != MAX_BAUD and hi == max_baud:
+        at += " (the board's USB-UART maximum)"
     if isinstance(baud, bool) or not isinstance(baud, numbers.Integral):
         raise ConfigError(f"parameter '{name}' must be an integer in [{lo}, {hi}]{at}, "
                           f"not {short_repr(baud)}")

@@ -18,7 +18,7 @@ from amaranth.lib import io
 from cocotb_tools.runner import VerilatorControlFile, get_results
 from lifgate.boards.link import HostLink
 from lifgate.boards.pll import BoardClock
-from lifgate.boards.protocol import LINK_TIMEOUT_S, Features, check_baud
+from lifgate.boards.protocol import BOARD_MAX_BAUD, LINK_TIMEOUT_S, MAX_BAUD, Features, check_baud
 from lifgate.boards.toolchain import Board
 from lifgate.boards.uart import divisor_for
 from lifgate.hdl.dsp import simulation_models
@@ -42,7 +42,9 @@ def board_clock(board: Board, frequency: float, baud: int, *,
     (:func:`~lifgate.boards.protocol.baud_range`) if that rate cannot be made."""
     clock = BoardClock(frequency=frequency, family=board.family,
                        f_in=board.platform().default_clk_frequency, define_domain=False)
-    check_baud(baud, clock.frequency, timeout_s=timeout_s)  # what the clock and link allow
+    # What the clock, the link's timeout and the board's USB-UART allow.
+    check_baud(baud, clock.frequency, timeout_s=timeout_s,
+               max_baud=BOARD_MAX_BAUD.get(board.name, MAX_BAUD))
     try:
         divisor = divisor_for(clock.frequency, baud)
     except ValueError as e:
@@ -62,20 +64,25 @@ class BoardTop(Elaboratable):
     membrane : bool
         Build membrane readback.
     baud : int
-        UART baud rate, 115200 by default (the boards' FTDI parts go up to 3 Mbaud).
+        UART baud rate, 115200 by default; at most the board's USB-UART maximum
+        (:data:`~lifgate.boards.protocol.BOARD_MAX_BAUD`: iCEBreaker 12 Mbaud, ULX3S 3 Mbaud)
+        and a quarter of the clock. ``VERSION`` reports it.
     max_payload : int
         Frame buffer size in bytes.
     timeout_s : float
         Line silence that ends a partial frame.
+    counts : bool
+        Build the spike counts unit (RUN's COUNTS flag, ``READ_COUNTS``).
     """
 
     def __init__(self, *, board: Board, shape: ArrayShape, frequency: float,
                  membrane: bool = True, baud: int = 115200, max_payload: int = 512,
-                 timeout_s: float = LINK_TIMEOUT_S):
+                 timeout_s: float = LINK_TIMEOUT_S, counts: bool = False):
         self.board = board
         self.clock, divisor = board_clock(board, frequency, baud, timeout_s=timeout_s)
         freq = self.clock.frequency
-        self.features = Features(shape, membrane=membrane, max_payload=max_payload)
+        self.features = Features(shape, membrane=membrane, max_payload=max_payload, baud=baud,
+                                 counts=counts)
         # On the UP5K the input currents go to SPRAM when they fit (4 blocks of 16K x 16):
         # the EBRs hold the array's state.
         spram = (board.family == "ice40" and shape.i_width % 4 == 0
@@ -84,9 +91,14 @@ class BoardTop(Elaboratable):
         # (board.lanes_per_enable, which the array-only figures use) nextpnr's router had not
         # converged on the ULX3S board top after 15 minutes at 65 MHz (58,000 overused wires
         # left), where the top with one enable built in 8.5 minutes (docs/resources.md).
+        # The counts go to SPRAM on the UP5K when the SPRAMs the currents leave hold them.
+        current_blocks = -(-shape.lanes * shape.i_width // 16) if spram else 0
+        count_blocks = -(-(3 << max(1, (shape.neurons - 1).bit_length())) // 16384)
+        counts_spram = board.family == "ice40" and counts and current_blocks + count_blocks <= 4
         self.link = HostLink(self.features, divisor=divisor,
                              timeout=max(2, int(freq * timeout_s)),
                              current_ram="spram" if spram else "memory",
+                             counts_ram="spram" if counts_spram else "memory",
                              array_options={"pipeline": board.pipeline,
                                             "multiplier": board.multiplier,
                                             "memory": board.array_memory(shape)})
@@ -182,17 +194,18 @@ def _spram_model() -> str:
 
 def build_sim_top(features: Features, *, sim: str, build_dir, divisor: int = 8,
                   timeout: int = 4000, current_ram: str = "memory",
-                  array_options: dict | None = None) -> SimTop:
+                  array_options: dict | None = None, counts_ram: str = "memory") -> SimTop:
     """Write ``board_top.v`` (a :class:`HostLink`) and build it for ``sim``.
 
     With ``current_ram="spram"`` the input currents live in ``SB_SPRAM256KA`` instances
-    (as on the iCEBreaker), simulated with Yosys' own model of the primitive.
-    ``array_options`` go to the array (see :class:`HostLink`).
+    (as on the iCEBreaker), simulated with Yosys' own model of the primitive; the same for
+    the spike counts with ``counts_ram="spram"``. ``array_options`` go to the array (see
+    :class:`HostLink`).
     """
     link = HostLink(features, divisor=divisor, timeout=timeout, current_ram=current_ram,
-                    array_options=array_options)
+                    array_options=array_options, counts_ram=counts_ram)
     text = convert_verilog(link, name=TOPLEVEL, internal_attrs=True)
-    if current_ram == "spram":
+    if "spram" in (current_ram, counts_ram) and "SB_SPRAM256KA" in text:
         text += "\n" + _spram_model()
     text += simulation_models(text)  # MULT18X18D / SB_MAC16 of the board's multiplier
     return build_verilog_top(text, features, sim=sim, build_dir=build_dir, divisor=divisor,

@@ -23,7 +23,15 @@ from lifgate.boards.netproto import (
     net_version_payload,
     parse_net_version,
 )
-from lifgate.boards.protocol import MAX_LEN, Cmd, ErrorCode, Frame, FrameDecoder, encode_frame
+from lifgate.boards.protocol import (
+    MAX_LEN,
+    VERSION_BYTES,
+    Cmd,
+    ErrorCode,
+    Frame,
+    FrameDecoder,
+    encode_frame,
+)
 from lifgate.golden.synapse import Layer, Network, simulate_network
 
 from lifgate.config import (
@@ -244,7 +252,7 @@ def scripted_session(board: NetworkBoard, net: Network = NET, steps=(5, 3, 4, 2)
 
 def test_version_round_trip():
     assert parse_net_version(net_version_payload(FEATURES)) == FEATURES
-    assert len(net_version_payload(FEATURES)) != 20  # never taken for an array board's
+    assert len(net_version_payload(FEATURES)) != VERSION_BYTES  # never an array board's
     with pytest.raises(ConfigError, match="network board"):
         Board(NetModelTransport(FEATURES))  # the array board's host refuses it clearly
 

@@ -105,7 +105,10 @@ HOW = {
     "lifgate resources [--board icebreaker|ulx3s-85f|all] [--neurons N] [--lanes P] "
     "[--design array|top] [--json]": Synopsis(),
     "lifgate build --board icebreaker|ulx3s-85f [--neurons N] [--lanes P] [--freq MHZ] "
-    "[--baud B] [--json]": Synopsis(),
+    "[--baud B] [--counts] [--json]": Synopsis(),
+    "lifgate bench link --board icebreaker|ulx3s-85f [--steps N] [--quick] [--json]":
+        Help("builds the board top for Verilator and simulates thousands of steps at the "
+             "board's baud (minutes); tests/test_bench_link.py runs a reduced one"),
     "lifgate program --board icebreaker|ulx3s-85f [--bitstream FILE] [--flash] [--dry-run]":
         Synopsis(),
     "lifgate program --board icebreaker": Run(exit=1, why="no bitstream built, no board"),

@@ -6,7 +6,13 @@ design runs on the board's PLL at ``--freq`` (default: the clock the default top
 Fmax; when nextpnr's Fmax is below the clock the bitstream is still written but the command
 stops with exit code 1 and says so (a design that misses timing must not be flashed).
 ``--json`` prints ``ok`` (bitstream written and timing met), ``board``, ``bitstream``,
-``fmax_mhz``, ``clock_mhz``, ``timing_met``, ``utilization``, ``critical_paths``.
+``fmax_mhz``, ``clock_mhz``, ``timing_met``, ``utilization``, ``critical_paths``, ``baud``.
+
+``--baud`` is the UART rate the top is built for, up to the board's USB-UART maximum
+(iCEBreaker FT2232H 12 Mbaud, ULX3S FT231X 3 Mbaud) and a quarter of the clock; the board
+reports it in ``VERSION``, and ``lifgate.boards.host.write_link_record`` writes it to
+``link.json`` beside the bitstream, where the host library finds it for ``serial:PORT``
+without ``@BAUD``.
 
 Every argument and ``--build-dir`` are checked before synthesis starts (one line, exit code 2,
 nothing created). A design that cannot fit is refused with one line naming the resource and
@@ -33,7 +39,8 @@ from lifgate.app.cli import DEFAULT_GROUPS, add_report_options
 from lifgate.app.commands.resources import _modes, format_table
 from lifgate.app.progress import ticker
 from lifgate.boards import toolchain
-from lifgate.boards.protocol import check_baud
+from lifgate.boards.host import write_link_record
+from lifgate.boards.protocol import BOARD_MAX_BAUD, check_baud
 from lifgate.boards.resources import board_shape
 from lifgate.boards.toolchain import FitError, ToolchainError, board
 from lifgate.boards.top import BoardTop
@@ -56,7 +63,12 @@ def register(subparsers, summary):
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
                    help="clock in MHz (default: iCEBreaker 30, ULX3S 65: what meets timing, "
                    "docs/resources.md)")
-    p.add_argument("--baud", type=int, default=115200, help="UART baud rate (default 115200)")
+    p.add_argument("--baud", type=int, default=115200,
+                   help="UART baud rate, up to the board's USB-UART maximum (iCEBreaker 12000000, "
+                   "ULX3S 3000000) and a quarter of the clock (default 115200); recorded in "
+                   "link.json beside the bitstream for the host")
+    p.add_argument("--counts", action="store_true",
+                   help="build the spike counts unit (RUN's COUNTS mode, READ_COUNTS)")
     p.add_argument("--no-membrane", action="store_true", help="leave out membrane readback")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0 to 2**31 - 1 (default 1)")
@@ -79,13 +91,14 @@ def run(args) -> int:
         raise ConfigError(f"parameter 'lanes' must be a power of two, not {shape.lanes}")
     freq = b.build_mhz if args.freq is None else args.freq
     check_number("--freq", freq, 1, 400, unit="MHz")
-    check_baud(args.baud, freq * 1e6)  # the UART divisor and link timeout's range, up front
+    # The UART divisor's, the link timeout's and the board's USB-UART's range, up front.
+    check_baud(args.baud, freq * 1e6, max_baud=BOARD_MAX_BAUD[b.name])
     check_int("--seed", args.seed, 0, (1 << 31) - 1)
     # The string, not Path(...): Path("") is "." and an empty path must be refused.
     out = Path(writable_dir("--build-dir", args.build_dir if args.build_dir is not None
                             else f"build/board-{b.name}"))
     top = BoardTop(board=b, shape=shape, frequency=freq * 1e6,
-                   membrane=not args.no_membrane, baud=args.baud)
+                   membrane=not args.no_membrane, baud=args.baud, counts=args.counts)
     show = not args.no_progress
     if show:
         print(f"building {b.name}: {shape.neurons} neurons, {shape.lanes} lanes, "
@@ -117,6 +130,8 @@ def run(args) -> int:
         return 1
     if show:
         print(f"build {b.name}: done in {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    if rep.bitstream:
+        write_link_record(Path(rep.bitstream).parent, b.name, top.features)
     d = rep.to_dict()
     d.update({"ok": bool(rep.timing_met), "neurons": shape.neurons, "lanes": shape.lanes,
               "groups": shape.groups, "design": "top", "goal_mhz": rep.clock_mhz,
