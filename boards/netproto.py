@@ -99,8 +99,8 @@ __all__ = [
     "parse_net_version",
 ]
 
-#: Second byte of a network board's ``VERSION`` reply (an array board's reply is 20 bytes,
-#: a network board's ``16 + 11 L``, never 20).
+#: Second byte of a network board's ``VERSION`` reply (an array board's reply is 26 bytes
+#: (20 before protocol version 2), a network board's ``16 + 11 L``, never 20 or 26).
 NET_KIND = 0x4E  # "N"
 
 RUN_SPIKES = 1
@@ -267,7 +267,7 @@ def net_version_payload(f: NetFeatures) -> bytes:
 
 def is_network_version(payload: bytes) -> bool:
     """Whether a ``VERSION`` reply comes from a network board."""
-    return len(payload) >= 2 and payload[1] == NET_KIND and len(payload) != 20
+    return len(payload) >= 2 and payload[1] == NET_KIND and len(payload) not in (20, 26)
 
 
 def parse_net_version(payload: bytes) -> NetFeatures:
