@@ -186,7 +186,7 @@ class ProbeCapture(wiring.Component):
         for s in range(S):
             cap = Signal(signed(W), name=f"cap{s}")
             idx = self.neuron[s]
-            lane_v = beat.v[idx[:LB]] if LB else beat.v[0]
+            lane_v = Array(beat.v[p] for p in range(shape.lanes))[idx[:LB]] if LB else beat.v[0]
             with m.If(take & (beat.addr == idx[LB:])):
                 m.d.sync += cap.eq(lane_v)
             caps.append(cap)
