@@ -438,9 +438,9 @@ class _ArrayExecutor:
             units.append((smode[0], enc))
             producers_idle = producers_idle & enc.idle
         S = f.probes
-        self.probe_n = []
-        self.probe_k = Signal(range(S + 1), name="probe_k")
+        self.probe_n, self.probe_k = [], Const(0, 1)
         if S:
+            self.probe_k = Signal(range(S + 1), name="probe_k")
             m.submodules.probes = cap = ProbeCapture(f)
             nb = len(cap.neuron[0])
             self.probe_n = [Signal(nb, name=f"probe{s}") for s in range(S)]

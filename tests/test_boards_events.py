@@ -430,7 +430,8 @@ def test_sim_board_streams(sim, tmp_path):
     """The board top with EVENTS and PROBES in a simulator through the host library: the
     experiment equals the golden model and the bitmap mode, every bad frame gives the model's
     reply and changes nothing."""
-    board = open_board(f"sim:{sim}", features=FEATURES, build_dir=tmp_path, timeout=2000)
+    board = open_board(f"sim:{sim}", features=FEATURES, build_dir=tmp_path, timeout=2000,
+                       divisor=4)
     try:
         assert board.features == FEATURES
         steps = 30 if sim == "verilator" else 12
