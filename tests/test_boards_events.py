@@ -439,3 +439,51 @@ def test_sim_board_streams(sim, tmp_path):
         run_bad_frames(board, open_board("model", features=FEATURES))
     finally:
         board.close()
+
+
+# The workload and the docs ----------------------------------------------------------------------
+
+
+def _bench_events():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_events.py"
+    spec = importlib.util.spec_from_file_location("lifgate_bench_events", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_events_workload_bytes():
+    """events_workload's bytes are the code of the golden spikes plus the framing, and its
+    currents put the neurons on the rate curve between 20 and 140 Hz."""
+    bench = _bench_events()
+    steps, neurons = 600, 512
+    res = bench.events_workload(neurons=neurons, steps=steps)
+    cfg, cur = bench.workload_config(neurons, 8)
+    ref = simulate(cfg, steps, cur)
+    code = encode_events(ref.spikes)
+    frames = -(-len(code) // 508)
+    assert res["bytes_out"] == len(code) + 11 * frames + 11  # + RUN_DONE
+    assert res["events"] == int(ref.spikes.sum())
+    assert res["bytes_in"] == 12 and res["cycles_source"] == "bound"
+    assert res["cycles"] == max(steps * 64, res["bytes_out"] * 40) + 12 * 40
+    # 60 ms: every neuron fires (the slowest, 20 Hz, once), the fastest about 7 times as often
+    # as the slowest (140 / 20 Hz).
+    counts = ref.spikes.sum(axis=0)
+    assert counts.min() >= 1 and counts[-8:].mean() > 4 * counts[:8].mean()
+
+
+def test_docs_protocol_table():
+    """docs/boards.md's protocol table names every command of a board built with everything,
+    and the VERSION reply's length."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "boards.md").read_text()
+    feats = Features(SHAPE, counts=True, events=True, probes=2)
+    for cmd in BoardModel(feats).commands():
+        assert f"| 0x{cmd.code:02X} {Cmd(cmd.code).name} |" in text, Cmd(cmd.code).name
+    assert f"({len(version_payload(feats))} bytes) |" in text
+    for reply in (Cmd.EVENTS, Cmd.PROBES):
+        assert f"0x{reply:02X} {reply.name}" in text
