@@ -384,24 +384,28 @@ def test_link_matches_model_amaranth():
     the frames of every exchange, good and bad (a 24-byte frame buffer: 20-byte chunks)."""
     from lifgate.boards.link import HostLink
 
-    shape = ArrayShape(neurons=16, lanes=4, groups=1)
+    shape = ArrayShape(neurons=512, lanes=8, groups=1)
     feats = Features(shape, max_payload=24, events=True, probes=3)
-    word = pack_params(shape, NeuronParams(v_th=150, bias=20, leak=3, t_ref=1))
-    cfg_frames = [encode_frame(Cmd.SET_PARAMS, p32(0) + word.to_bytes(feats.param_bytes,
-                                                                     "little"))]
-    cur = b"".join(int(x).to_bytes(2, "little", signed=True)
-                   for x in (30, -5, 200, 7, 0, 99, 150, 3, 80, 60, 0, 0, 120, 40, 10, 255))
-    exchanges = cfg_frames + [
-        encode_frame(Cmd.WRITE_CURRENTS, p32(0) + cur),
+    word = pack_params(shape, NeuronParams(v_th=150, bias=2, leak=3, t_ref=1))
+
+    def cur(start, *values):
+        return encode_frame(Cmd.WRITE_CURRENTS, p32(start) + b"".join(
+            int(x).to_bytes(2, "little", signed=True) for x in values))
+
+    # Neurons 0, 1, 7, 262, 263, 511 driven: distances of 1, of more than 254 and 508.
+    exchanges = [
+        b"",  # the board's power-up clear of 64 addresses (a frame now would overrun)
+        encode_frame(Cmd.SET_PARAMS, p32(0) + word.to_bytes(feats.param_bytes, "little")),
+        cur(0, 90, 60, 0, 0, 0, 0, 0, 140), cur(262, 70, 200), cur(511, 120),
         encode_frame(Cmd.SET_INPUT, b"\x01"),
         encode_frame(Cmd.CLEAR),
         encode_frame(Cmd.VERSION),
         run_frame(6, 0x08),
-        encode_frame(Cmd.SET_PROBES, p32(5, 0, 15)),
+        encode_frame(Cmd.SET_PROBES, p32(263, 0, 511)),
         run_frame(5, 0x10),
-        run_frame(2, 0x01),
+        run_frame(1, 0x01),
         run_frame(0, 0x08),
-        encode_frame(Cmd.SET_PROBES, p32(16)),
+        encode_frame(Cmd.SET_PROBES, p32(512)),
         encode_frame(Cmd.SET_PROBES, bytes(16)),
         encode_frame(Cmd.SET_PROBES, bytes(3)),
         run_frame(1, 0x18),
@@ -410,7 +414,7 @@ def test_link_matches_model_amaranth():
         run_frame(4, 0x10),
         encode_frame(Cmd.SET_PROBES, b""),
         run_frame(2, 0x10),
-        run_frame(3, 0x08),
+        run_frame(12, 0x08),
     ]
     model = BoardModel(feats)
     expected = []
@@ -418,7 +422,10 @@ def test_link_matches_model_amaranth():
         model.receive(data)
         model.idle()
         expected.append(model.read())
-    assert sum(e.count(bytes([Cmd.EVENTS])) for e in expected) >= 3  # streams span frames
+    # The streams span frames, and the events include skips.
+    events = [e for e in expected if bytes([0xA5, Cmd.EVENTS]) in e]
+    assert sum(e.count(bytes([0xA5, Cmd.EVENTS])) for e in events) >= 4
+    assert any(b"\xff" in e[9:] for e in events)
     link = HostLink(feats, divisor=4, timeout=300)
     got = rtl_exchanges(link, exchanges, [len(e) for e in expected], divisor=4)
     for k, (g, e) in enumerate(zip(got, expected, strict=True)):
