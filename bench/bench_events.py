@@ -39,14 +39,16 @@ from lifgate.boards.protocol import (
     BoardModel,
     Cmd,
     Features,
+    check_baud,
     encode_frame,
 )
 from lifgate.boards.top import build_sim_top
 from lifgate.golden import float_ref
 from lifgate.sim.runner import TIMESCALE, get_runner
 
+from lifgate.checks import check_choice, check_int, check_number
 from lifgate.compilers.quantize import quantize
-from lifgate.config import ArrayShape, Config, NoiseParams
+from lifgate.config import ArrayShape, Config, ConfigError, NoiseParams
 
 #: Issue 16's goal for workload (b): observable updates/s over the array's raw rate.
 GOAL = 0.25
@@ -126,7 +128,14 @@ def events_workload(*, neurons: int = 4096, lanes: int = 8, steps: int = 5000,
     ``"bound"``), ``seconds``, ``updates_per_s``, ``raw_updates_per_s``, ``ratio``, ``goal``,
     ``baud``, ``clock_hz``.
     """
-    cfg, cur = workload_config(neurons, lanes, lo_hz, hi_hz)
+    steps = check_int("parameter 'steps'", steps, 1, (1 << 32) - 1)
+    clock_hz = check_number("parameter 'clock_hz'", clock_hz, 1e6, 1e9, unit="Hz")
+    check_baud(baud, clock_hz)
+    check_number("parameter 'lo_hz'", lo_hz, 1.0, 1000.0, unit="Hz")
+    check_number("parameter 'hi_hz'", hi_hz, lo_hz, 1000.0, unit="Hz")
+    if sim is not None:
+        check_choice("parameter 'sim'", sim, ("verilator", "icarus"))
+    cfg, cur = workload_config(neurons, lanes, lo_hz, hi_hz)  # ArrayShape checks the sizes
     features = Features(cfg.shape, max_payload=max_payload, events=True, baud=baud)
     divisor = round(clock_hz / baud)
     rec = _Recorder(features)
@@ -196,9 +205,13 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    res = events_workload(neurons=args.neurons, lanes=args.lanes,
-                          steps=500 if args.quick else args.steps, baud=args.baud,
-                          clock_hz=args.clock, sim=args.sim)
+    try:
+        res = events_workload(neurons=args.neurons, lanes=args.lanes,
+                              steps=500 if args.quick else args.steps, baud=args.baud,
+                              clock_hz=args.clock, sim=args.sim)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     res["wall_s"] = time.perf_counter() - t0
     res["ok"] = res["ratio"] >= GOAL
     if args.json:

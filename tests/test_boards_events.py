@@ -15,11 +15,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lifgate.boards.host import Board, BoardError, ModelTransport, Transport, open_board
+from lifgate.boards.link import HostLink
 from lifgate.boards.protocol import (
     BoardModel,
     Cmd,
@@ -382,8 +386,6 @@ def test_model_backend_bad_frames():
 def test_link_matches_model_amaranth():
     """HostLink with the stream units in Amaranth's simulator, byte for byte against the model:
     the frames of every exchange, good and bad (a 24-byte frame buffer: 20-byte chunks)."""
-    from lifgate.boards.link import HostLink
-
     shape = ArrayShape(neurons=512, lanes=8, groups=1)
     feats = Features(shape, max_payload=24, events=True, probes=3)
     word = pack_params(shape, NeuronParams(v_th=150, bias=2, leak=3, t_ref=1))
@@ -452,9 +454,6 @@ def test_sim_board_streams(sim, tmp_path):
 
 
 def _bench_events():
-    import importlib.util
-    from pathlib import Path
-
     path = Path(__file__).resolve().parents[1] / "bench" / "bench_events.py"
     spec = importlib.util.spec_from_file_location("lifgate_bench_events", path)
     module = importlib.util.module_from_spec(spec)
@@ -485,8 +484,6 @@ def test_events_workload_bytes():
 def test_docs_protocol_table():
     """docs/boards.md's protocol table names every command of a board built with everything,
     and the VERSION reply's length."""
-    from pathlib import Path
-
     text = (Path(__file__).resolve().parents[1] / "docs" / "boards.md").read_text()
     feats = Features(SHAPE, counts=True, events=True, probes=2)
     for cmd in BoardModel(feats).commands():
