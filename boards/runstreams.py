@@ -97,19 +97,21 @@ class EventEncoder(wiring.Component):
         P, N, LB = shape.lanes, shape.neurons, _lane_bits(shape)
         have = Signal()
         pending = Signal(P)
-        base = Signal(range(N + P))
+        addr = Signal(_addr_bits(shape))
         last = Signal()
-        pos = Signal(range(N + 1))  # the neuron after the step's previous event
+        prev = Signal(range(-1, N), init=-1)  # the step's previous event (-1: none yet), after skips
         lane = Signal(range(max(2, P)))
         for p in reversed(range(P)):
             with m.If(pending[p]):
                 m.d.comb += lane.eq(p)
-        n = Signal(range(N + P))
-        dist = Signal(range(N + P + 1))
+        # Lanes are a power of two: the neuron is the address and the lane side by side, and
+        # the distance one subtraction.
+        n = Signal(range(N))
+        dist = Signal(range(N + 2))
         far = Signal()
         m.d.comb += [
-            n.eq(base + lane),
-            dist.eq(n + 1 - pos),
+            n.eq(Cat(lane[:LB], addr) if LB else addr),
+            dist.eq(n - prev),
             far.eq(dist > EVENT_SKIP),
             self.idle.eq(~have),
             self.i.ready.eq(~have | (~pending.any() & ~last)),
@@ -118,19 +120,19 @@ class EventEncoder(wiring.Component):
             m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(Mux(far, 0xFF, dist[:8]))]
             with m.If(self.o.ready):
                 with m.If(far):
-                    m.d.sync += pos.eq(pos + EVENT_SKIP)
+                    m.d.sync += prev.eq(prev + EVENT_SKIP)
                 with m.Else():
-                    m.d.sync += [pos.eq(n + 1), pending.eq(pending & (pending - 1))]
+                    m.d.sync += [prev.eq(n), pending.eq(pending & (pending - 1))]
         with m.Elif(have & last):
             m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(0)]
             with m.If(self.o.ready):
-                m.d.sync += [pos.eq(0), have.eq(0)]
+                m.d.sync += [prev.eq(-1), have.eq(0)]
         with m.Elif(have):
             m.d.sync += have.eq(0)  # nothing left to send: dropped (or replaced below)
         with m.If(self.i.valid & self.i.ready):
             beat = self.i.payload
             m.d.sync += [have.eq(1), pending.eq(beat.spikes), last.eq(beat.last),
-                         base.eq(Cat(Const(0, LB), beat.addr) if LB else beat.addr)]
+                         addr.eq(beat.addr)]
         return m
 
 
