@@ -85,9 +85,9 @@ the step markers and the framing. A bitmap costs 512 bytes per step (~15 bytes p
 (step u32, neuron u16) records 6 bytes per event, LEB128 varints of the distance ~1.4 (at a
 mean distance of ~124 a third of them take 2 bytes); this code ~1.1 (a skip byte only for
 distances above 254, ~13 % at that rate), plus 1 byte per step and 11 bytes per 508-byte
-frame (2 %): ~1.2 bytes per event, ~45 bytes per step, ~27,000 steps/s, 28 % of the raw
-rate. :func:`lifgate.boards.workloads.events_workload` measures it on the notebook's rate
-curve.
+frame (2 %). Measured on the notebook's rate curve (``events_workload`` in
+``bench/bench_events.py``, 5,000 steps): 1.21 bytes per event, 39 bytes per step, ~30,000
+steps/s at 12 Mbaud, 31 to 33 % of the raw rate.
 
 ``PROBES`` stream (0xB3 frames): for every step one record of the probe neurons' membrane
 values ``v'`` (as in a ``STEP`` frame's membrane field: ``value_bytes`` bytes each, two's
