@@ -260,6 +260,51 @@ def test_model_bad_frames_change_nothing():
         assert model.snapshot() == snap, name
 
 
+_SMALL = Features(ArrayShape(neurons=300, lanes=4, groups=1), max_payload=20, events=True,
+                  probes=2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.just("probes"), st.lists(st.integers(0, 310), max_size=3),
+              st.integers(0, 3)),
+    st.tuples(st.just("run"), st.integers(0, 4),
+              st.one_of(st.sampled_from([0, 1, 3, 8, 16]), st.integers(0, 255))),
+), min_size=1, max_size=8))
+def test_model_stream_commands_fuzz(ops):
+    """Random SET_PROBES and RUN frames on a model board: a rejected frame changes nothing; an
+    accepted run's stream frames are full but the last, labelled, and decode to its steps."""
+    model = BoardModel(_SMALL)
+    Board(_ModelTransportOf(model)).configure(
+        Config(shape=_SMALL.shape, params=(NeuronParams(v_th=40, bias=9, leak=2),),
+               noise=NoiseParams(seed=9, gain=3000)))
+    for kind, a, b in ops:
+        if kind == "probes":
+            data = encode_frame(Cmd.SET_PROBES, p32(*a) + bytes(b))
+        else:
+            data = run_frame(a, b)
+        snap = model.snapshot()
+        frames = model_exchange(model, data)
+        if frames[-1].cmd == Cmd.ERR:
+            assert len(frames) == 1 and model.snapshot() == snap
+            continue
+        if kind == "run" and b in (0x08, 0x10):
+            body = [f.payload for f in frames[:-1]]
+            assert all(len(x) == 20 for x in body[:-1]) and all(len(x) > 4 for x in body)
+            stream = b"".join(x[4:] for x in body)
+            if b == 0x08:
+                assert len(decode_events(stream, 300)) == a
+            else:
+                assert len(stream) == a * 2 * len(model.probes)
+
+
+class _ModelTransportOf(ModelTransport):
+    """The transport of an existing model board."""
+
+    def __init__(self, model: BoardModel):
+        self.model = model
+
+
 @pytest.mark.parametrize("features, data, code", [
     (Features(SHAPE, probes=4), run_frame(1, 0x08), ErrorCode.RANGE),
     (Features(SHAPE, events=True), run_frame(1, 0x10), ErrorCode.RANGE),
