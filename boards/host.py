@@ -385,13 +385,18 @@ class Board(LinkHost):
     def set_probes(self, neurons) -> None:
         """The probe neurons whose membranes ``run(..., probes=True)`` reads, in this order:
         a 1-D integer array of at most ``probe_slots`` indices in ``[0, N - 1]`` (empty: none;
-        repeats allowed)."""
+        repeats allowed). They go to the board sorted (as the protocol wants them); the runs
+        of this host give the values back in the order given here."""
         f = self.features
         if not f.probes:
             raise ConfigError("this board is built without probes (Features.probes = 0)")
         idx = check_int_array("parameter 'neurons'", neurons, 0, f.shape.neurons - 1,
                               max_size=f.probes)
-        self._exchange(Cmd.SET_PROBES, b"".join(int(n).to_bytes(4, "little") for n in idx))
+        # The board takes them in increasing order; the results come back in the caller's.
+        order = np.argsort(idx, kind="stable")
+        self._exchange(Cmd.SET_PROBES, b"".join(int(n).to_bytes(4, "little")
+                                                for n in idx[order]))
+        self._probe_order = order
 
     def _run_stream(self, steps: int, flag: int) -> RunResult:
         """A run with the EVENTS or PROBES stream: its frames, then RUN_DONE."""
@@ -467,6 +472,11 @@ class Board(LinkHost):
         for b in range(vb):
             val |= raw[:, :, b] << (8 * b)
         val = np.where(val >> (8 * vb - 1) & 1, val - (1 << (8 * vb)), val)
+        order = getattr(self, "_probe_order", None)
+        if order is not None and order.size == k:  # back to the order set_probes was given
+            out = np.empty_like(val)
+            out[:, order] = val
+            val = out
         return RunResult(None, None, labels, end, probes=val)
 
     def _run(self, steps: int, flags: int, membrane: bool) -> RunResult:

@@ -474,6 +474,7 @@ class _ArrayExecutor:
         self.pbi = Signal(2, name="pbi")
         self.pslot = Signal(range(max(2, S)), name="pslot")
         self.pbad = Signal(name="pbad")
+        self.pprev = Signal(32, name="pprev")  # the neuron before (they must not decrease)
 
     def _stream_decode(self) -> list:
         """Rows of the decode table for the run streams' commands."""
@@ -489,13 +490,14 @@ class _ArrayExecutor:
 
         def set_probes():
             self.m.d.sync += [self.pass2.eq(0), self.pbad.eq(0), self.pbi.eq(0),
-                              self.pslot.eq(0)]
+                              self.pslot.eq(0), self.pprev.eq(0)]
             self.m.next = "PROBES_SET"
 
         return {Cmd.SET_PROBES: set_probes}
 
     def _probes_states(self):
-        """SET_PROBES: two passes over the neuron indices (u32 each): check, then write."""
+        """SET_PROBES: two passes over the neuron indices (u32 each): check (each ``< N`` and
+        not below the one before), then write."""
         m, core, f = self.m, self.core, self.f
         if not f.probes:
             return
@@ -506,7 +508,8 @@ class _ArrayExecutor:
             with m.If(core.rd_ok):
                 m.d.sync += [self.pv.eq(full), self.pbi.eq(self.pbi + 1)]
                 with m.If(self.pbi == 3):
-                    with m.If(~self.pass2 & (full >= f.shape.neurons)):
+                    m.d.sync += self.pprev.eq(full)
+                    with m.If(~self.pass2 & ((full >= f.shape.neurons) | (full < self.pprev))):
                         m.d.sync += self.pbad.eq(1)
                     with m.If(self.pass2):
                         with m.Switch(self.pslot):

@@ -41,9 +41,9 @@ cmd       payload                reply (cmd | 0x80 unless stated)
 0x11      seed u32, gain u16     ``SET_NOISE``: seed (used by the next clear) and gain
 0x12      enable u8 (0 or 1)     ``SET_INPUT``: 1: runs read the input-current memory
 0x13      (none)                 ``CLEAR``: v = v_init, r = 0, step = 0, reseed the noise
-0x14      neuron u32 (0 to       ``SET_PROBES``: the probe neurons, in the order their values
-          ``probe_slots`` times) come in a ``PROBES`` stream (only on a board built with
-                                 probes; an empty list sets none; repeats are allowed)
+0x14      neuron u32 (0 to       ``SET_PROBES``: the probe neurons in increasing order (repeats
+          ``probe_slots`` times) allowed), the order of their values in a ``PROBES`` stream
+                                 (only on a board built with probes; none: no probe)
 0x20      start u32, values      ``WRITE_CURRENTS``: the input currents of neurons
                                  ``start, start + 1, ...``, ``current_bytes`` bytes each
 0x30      steps u32, flags u8    ``RUN``: run ``steps`` timesteps. With flags bit 0 (spikes)
@@ -103,8 +103,8 @@ build, or a leak value outside the range of its mode; an input enable other than
 ``start + count > N``; a current outside the signed ``i_width`` range; RUN flags other than
 bits 0, 1, 3 and 4, the membrane flag on a board built without membrane readback, the
 ``EVENTS`` flag on a board built without events, the ``PROBES`` flag on a board built without
-probes, ``EVENTS`` or ``PROBES`` with any other flag; a probe neuron ``>= N``
-(``SET_PROBES``; a payload that is not a multiple of 4 bytes or names more than
+probes, ``EVENTS`` or ``PROBES`` with any other flag; a probe neuron ``>= N`` or smaller than the
+one before it (``SET_PROBES``; a payload that is not a multiple of 4 bytes or names more than
 ``probe_slots`` neurons is ``ERR_LENGTH``).
 
 After reset the board is cleared with all parameter words 0, noise seed 1, gain 0, input off
@@ -568,7 +568,7 @@ class BoardModel(LinkModel):
 
     def _set_probes(self, pl: bytes) -> None:
         idx = [int.from_bytes(pl[k:k + 4], "little") for k in range(0, len(pl), 4)]
-        if any(n >= self.features.shape.neurons for n in idx):
+        if any(n >= self.features.shape.neurons for n in idx) or idx != sorted(idx):
             return self._error(ErrorCode.RANGE, Cmd.SET_PROBES)
         self.probes = idx
         return self._ok(Cmd.SET_PROBES)

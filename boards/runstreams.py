@@ -99,7 +99,8 @@ class EventEncoder(wiring.Component):
         pending = Signal(P)
         addr = Signal(_addr_bits(shape))
         last = Signal()
-        prev = Signal(range(-1, N), init=-1)  # the step's previous event (-1: none yet), after skips
+        # The step's previous event (-1: none yet), or where the skips have brought it.
+        prev = Signal(range(-1, N), init=-1)
         lane = Signal(range(max(2, P)))
         for p in reversed(range(P)):
             with m.If(pending[p]):
@@ -139,9 +140,12 @@ class EventEncoder(wiring.Component):
 class ProbeCapture(wiring.Component):
     """The ``PROBES`` records: the membrane values of up to ``features.probes`` neurons.
 
-    Each slot compares its neuron's lane address with every beat and keeps its lane's value;
-    after a step's last beat the record (the first ``count`` slots, ``value_bytes`` bytes each)
-    goes out, one byte per clock, while the next beat waits.
+    The slots hold their neurons in increasing order (``SET_PROBES`` refuses any other), and
+    the beats come in address order, so one comparator and one lane multiplexer serve them
+    all: while the next slot's neuron lies in the beat at hand, its value is kept and the
+    beat is held for a clock (so one clock per probe and step); else the beat is taken. After
+    a step's last beat the record (the first ``count`` slots, ``value_bytes`` bytes each) goes
+    out, one byte per clock, while the next beat waits.
 
     Parameters
     ----------
@@ -153,7 +157,7 @@ class ProbeCapture(wiring.Component):
     i : ``In(stream.Signature(beat_in_layout(shape, membrane=True)))``
         Beats in step order.
     neuron : ``In(data.ArrayLayout(range(N), probes))``
-        The probe neurons (held while a run goes).
+        The probe neurons, in increasing order (held while a run goes).
     count : ``In(range(probes + 1))``
         How many slots are set.
     o : ``Out(stream.Signature(8))``
@@ -182,16 +186,25 @@ class ProbeCapture(wiring.Component):
         f, shape = self._f, self._f.shape
         S, W, VB, LB = f.probes, shape.v_width, f.value_bytes, _lane_bits(shape)
         beat = self.i.payload
-        take = Signal()
-        m.d.comb += take.eq(self.i.valid & self.i.ready)
+        ptr = Signal(range(S + 1))  # the next slot to fill this step
+        slot = Signal(len(self.neuron[0]))
+        m.d.comb += slot.eq(Array(self.neuron[s] for s in range(S))[ptr[:max(1, ceil_log2(S))]]
+                            if S > 1 else self.neuron[0])
+        match = Signal()
+        m.d.comb += match.eq(self.i.valid & (ptr < self.count) & (slot[LB:] == beat.addr))
+        lane_v = Array(beat.v[p] for p in range(shape.lanes))[slot[:LB]] if LB else beat.v[0]
         caps = []
         for s in range(S):
             cap = Signal(signed(W), name=f"cap{s}")
-            idx = self.neuron[s]
-            lane_v = Array(beat.v[p] for p in range(shape.lanes))[idx[:LB]] if LB else beat.v[0]
-            with m.If(take & (beat.addr == idx[LB:])):
+            with m.If(match & (ptr == s)):
                 m.d.sync += cap.eq(lane_v)
             caps.append(cap)
+        with m.If(match):
+            m.d.sync += ptr.eq(ptr + 1)
+        take = Signal()
+        m.d.comb += take.eq(self.i.valid & self.i.ready)
+        with m.If(take & beat.last):
+            m.d.sync += ptr.eq(0)
         rec = []
         for cap in caps:
             rec += le_bytes(Cat(cap, *([cap[-1]] * (8 * VB - W))), VB)
@@ -199,7 +212,7 @@ class ProbeCapture(wiring.Component):
         push = Signal()
         j = Signal(range(len(rec) + 1))
         last_j = Signal(range(len(rec) + 1))
-        m.d.comb += [last_j.eq(self.count * VB - 1), self.i.ready.eq(~push),
+        m.d.comb += [last_j.eq(self.count * VB - 1), self.i.ready.eq(~push & ~match),
                      self.idle.eq(~push), self.o.valid.eq(push),
                      self.o.payload.eq(rec_tab[j])]
         with m.If(take & beat.last & (self.count != 0)):

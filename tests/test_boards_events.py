@@ -210,7 +210,7 @@ def test_model_events_are_the_golden_spikes():
 
 def test_model_probes_are_the_golden_membranes():
     model = configured_model()
-    probes = [263, 0, 511, 263]
+    probes = [0, 263, 263, 511]
     assert model_exchange(model, encode_frame(Cmd.SET_PROBES, p32(*probes))) == [
         Frame(Cmd.SET_PROBES | 0x80, b"")]
     model_exchange(model, run_frame(3, 0x00))
@@ -236,6 +236,9 @@ def bad_stream_frames(features: Features) -> list:
         ("probe neuron N", encode_frame(Cmd.SET_PROBES, p32(1, N)), ErrorCode.RANGE),
         ("probe neuron 2**32 - 1", encode_frame(Cmd.SET_PROBES, p32(0xFFFF_FFFF)),
          ErrorCode.RANGE),
+        ("probes out of order", encode_frame(Cmd.SET_PROBES, p32(7, 7, 6)), ErrorCode.RANGE),
+        ("probes out of order, 2**32 - 1 first", encode_frame(
+            Cmd.SET_PROBES, p32(0xFFFF_FFFF, 1)), ErrorCode.RANGE),
         ("probes not a multiple of 4 bytes", encode_frame(Cmd.SET_PROBES, bytes(6)),
          ErrorCode.LENGTH),
         ("more probes than slots", encode_frame(Cmd.SET_PROBES, p32(*range(S + 1))),
@@ -448,7 +451,8 @@ def test_link_matches_model_amaranth():
         encode_frame(Cmd.CLEAR),
         encode_frame(Cmd.VERSION),
         run_frame(6, 0x08),
-        encode_frame(Cmd.SET_PROBES, p32(263, 0, 511)),
+        encode_frame(Cmd.SET_PROBES, p32(263, 0, 511)),  # out of order
+        encode_frame(Cmd.SET_PROBES, p32(0, 263, 263)),
         run_frame(5, 0x10),
         run_frame(1, 0x01),
         run_frame(0, 0x08),
