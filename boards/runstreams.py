@@ -191,7 +191,9 @@ class ProbeCapture(wiring.Component):
         m.d.comb += slot.eq(Array(self.neuron[s] for s in range(S))[ptr[:max(1, ceil_log2(S))]]
                             if S > 1 else self.neuron[0])
         match = Signal()
-        m.d.comb += match.eq(self.i.valid & (ptr < self.count) & (slot[LB:] == beat.addr))
+        push = Signal()  # the record of the step before is going out: the next beat waits
+        m.d.comb += match.eq(self.i.valid & ~push & (ptr < self.count)
+                             & (slot[LB:] == beat.addr))
         lane_v = Array(beat.v[p] for p in range(shape.lanes))[slot[:LB]] if LB else beat.v[0]
         caps = []
         for s in range(S):
@@ -209,7 +211,6 @@ class ProbeCapture(wiring.Component):
         for cap in caps:
             rec += le_bytes(Cat(cap, *([cap[-1]] * (8 * VB - W))), VB)
         rec_tab = Array(rec + [Const(0, 8)] * ((1 << ceil_log2(len(rec))) - len(rec)))
-        push = Signal()
         j = Signal(range(len(rec) + 1))
         last_j = Signal(range(len(rec) + 1))
         m.d.comb += [last_j.eq(self.count * VB - 1), self.i.ready.eq(~push & ~match),
