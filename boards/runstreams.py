@@ -16,7 +16,7 @@ executor by :class:`lifgate.boards.link.HostLink` when the board is built with t
 What they cost on a 4,096 x 8 UP5K link (Yosys ``synth_ice40 -dsp -spram``, no place and
 route, against the same link without them): EVENTS +283 ``SB_LUT4``, +119 ``SB_CARRY``, +164
 flip-flops and one ``SB_RAM40_4K`` (the 512-byte FIFO); PROBES with 8 slots on top of that
-+467 ``SB_LUT4``, +70 ``SB_CARRY``, +300 flip-flops (1,030 LUTs with a comparator and lane
++495 ``SB_LUT4``, +70 ``SB_CARRY``, +306 flip-flops (1,030 LUTs with a comparator and lane
 multiplexer per slot, the design before the slots were sorted). No SPRAM.
 """
 
