@@ -72,12 +72,16 @@ from lifgate.boards.protocol import (
     COUNT_MAX,
     COUNT_STEP_MAX,
     RUN_COUNTS,
+    RUN_EVENTS,
     RUN_MEMBRANE,
+    RUN_PROBES,
     RUN_SPIKES,
     BoardModel,
     Cmd,
     Features,
+    FrameError,
     check_baud,
+    decode_events,
     encode_frame,
     parse_version,
 )
@@ -262,12 +266,20 @@ class Status:
 
 @dataclass
 class RunResult:
-    """Outputs of a ``run``: ``spikes`` bool [T, N], ``v`` int64 [T, N] or None, step labels."""
+    """Outputs of a ``run``: ``spikes`` bool [T, N], ``v`` int64 [T, N] or None, step labels.
+
+    With ``events=True`` also ``events``: int64 [E, 2], one row ``(step label, neuron)`` per
+    spike in step order (``spikes`` is the same bitmap the bitmap mode gives); with
+    ``probes=True`` ``probes``: int64 [T, k], the membrane values of the ``k`` probe neurons
+    (``spikes`` is None).
+    """
 
     spikes: np.ndarray | None
     v: np.ndarray | None
     labels: np.ndarray
     step: int
+    events: np.ndarray | None = None
+    probes: np.ndarray | None = None
 
 
 @dataclass(eq=False)
@@ -405,13 +417,141 @@ class Board(LinkHost):
                        | (RUN_MEMBRANE if membrane else 0) | (RUN_COUNTS if counts else 0))
 
     def run(self, steps: int, *, spikes: bool = True, membrane: bool = False,
-            counts: bool = False) -> RunResult:
+            counts: bool = False, events: bool = False, probes: bool = False) -> RunResult:
         """Run ``steps`` timesteps (0 to 2**32 - 1); return the spikes (and membrane values)
-        of every step. With ``counts`` (a board built with COUNTS) the run's spikes are also
-        counted on the board, after those of earlier counted runs (:meth:`read_counts`,
-        :meth:`clear_counts`); ``spikes=False`` then sends no bitmap at all."""
+        of every step.
+
+        With ``counts`` (a board built with COUNTS) the run's spikes are also counted on the
+        board, after those of earlier counted runs (:meth:`read_counts`, :meth:`clear_counts`);
+        ``spikes=False`` then sends no bitmap at all. ``events=True`` reads the spikes as
+        address events (the ``EVENTS`` run mode: only the neurons that fired, a byte or so
+        each); ``probes=True`` reads the membrane values of the probe neurons
+        (:meth:`set_probes`) every step. Either goes alone (``spikes`` is then ignored,
+        ``membrane`` and ``counts`` must be False) and needs a board built with that mode.
+        """
+        stream = self._stream_args(events, probes, membrane)
+        if stream and check_bool("parameter 'counts'", counts):
+            raise ConfigError("parameter 'counts' must be False with events or probes: a "
+                              "stream mode goes alone")
         steps, flags = self._run_args(steps, spikes, membrane, counts)
+        if stream:
+            return self._session(self._run_stream, steps, stream)
         return self._session(self._run, steps, flags, membrane)
+
+    def _stream_args(self, events, probes, membrane) -> int:
+        """The RUN flag of a stream mode (0 for none), checked against the board."""
+        events = check_bool("parameter 'events'", events)
+        probes = check_bool("parameter 'probes'", probes)
+        f = self.features
+        if events and not f.events:
+            raise ConfigError("parameter 'events' must be False: this board is built without "
+                              "the EVENTS run mode")
+        if probes and not f.probes:
+            raise ConfigError("parameter 'probes' must be False: this board is built without "
+                              "probes")
+        if events and probes:
+            raise ConfigError("parameters 'events' and 'probes' must not both be True: one "
+                              "run streams one of them")
+        if (events or probes) and check_bool("parameter 'membrane'", membrane):
+            raise ConfigError("parameter 'membrane' must be False with events or probes")
+        return RUN_EVENTS if events else RUN_PROBES if probes else 0
+
+    def set_probes(self, neurons) -> None:
+        """The probe neurons whose membranes ``run(..., probes=True)`` reads, in this order:
+        a 1-D integer array of at most ``probe_slots`` indices in ``[0, N - 1]`` (empty: none;
+        repeats allowed). They go to the board sorted (as the protocol wants them); the runs
+        of this host give the values back in the order given here."""
+        f = self.features
+        if not f.probes:
+            raise ConfigError("this board is built without probes (Features.probes = 0)")
+        idx = check_int_array("parameter 'neurons'", neurons, 0, f.shape.neurons - 1,
+                              max_size=f.probes)
+        # The board takes them in increasing order; the results come back in the caller's.
+        order = np.argsort(idx, kind="stable")
+        self._exchange(Cmd.SET_PROBES, b"".join(int(n).to_bytes(4, "little")
+                                                for n in idx[order]))
+        self._probe_order = order
+
+    def _run_stream(self, steps: int, flag: int) -> RunResult:
+        """A run with the EVENTS or PROBES stream: its frames, then RUN_DONE."""
+        f, shape = self.features, self.features.shape
+        self.send(encode_frame(Cmd.RUN, steps.to_bytes(4, "little") + bytes([flag])))
+        want = Cmd.EVENTS if flag == RUN_EVENTS else Cmd.PROBES
+        frames = []
+        while True:
+            reply = self.receive()
+            if isinstance(reply, FrameError):
+                raise LinkTimeout(f"damaged reply from the board ({reply.code.name})")
+            if reply.cmd == Cmd.ERR:
+                raise BoardError(reply.payload[0], reply.payload[1])
+            if reply.cmd == Cmd.RUN_DONE:
+                break
+            if reply.cmd != want or len(reply.payload) < 5 \
+                    or len(reply.payload) > 4 + f.stream_chunk:
+                raise LinkTimeout(f"unexpected reply 0x{reply.cmd:02x} "
+                                  f"({len(reply.payload)} bytes) during a run")
+            frames.append(reply.payload)
+        end = int.from_bytes(reply.payload, "little")
+        mod = 1 << shape.step_width
+        labels = (end - steps + np.arange(steps, dtype=np.int64)) % mod
+        data = b"".join(fr[4:] for fr in frames)
+        if any(len(fr) != 4 + f.stream_chunk for fr in frames[:-1]):
+            raise LinkTimeout("a run's stream frame other than the last is not full")
+        if flag == RUN_EVENTS:
+            res = self._events_result(data, steps, labels, end)
+            record = 0
+        else:
+            res = self._probes_result(data, steps, labels, end)
+            record = res.probes.shape[1] * f.value_bytes
+        self._check_labels(frames, labels, record)
+        return res
+
+    def _check_labels(self, frames, labels, record: int) -> None:
+        """Each stream frame's label is the step of its first byte."""
+        offset, done = 0, 0
+        for fr in frames:
+            label = int.from_bytes(fr[:4], "little")
+            if done >= len(labels) or label != labels[done]:
+                raise LinkTimeout(f"stream frame labelled {label}, expected step "
+                                  f"{labels[min(done, len(labels) - 1)]}")
+            body = fr[4:]
+            done += (body.count(0) if not record else
+                     (offset + len(body)) // record - offset // record)
+            offset += len(body)
+
+    def _events_result(self, data: bytes, steps: int, labels, end: int) -> RunResult:
+        N = self.features.shape.neurons
+        try:
+            fired = decode_events(data, N)
+        except ValueError as e:
+            raise LinkTimeout(f"damaged EVENTS stream: {e}") from None
+        if len(fired) != steps:
+            raise LinkTimeout(f"EVENTS stream of {len(fired)} steps, expected {steps}")
+        sp = np.zeros((steps, N), dtype=bool)
+        rows = []
+        for t, ns in enumerate(fired):
+            sp[t, ns] = True
+            rows += [(labels[t], n) for n in ns]
+        ev = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return RunResult(sp, None, labels, end, events=ev)
+
+    def _probes_result(self, data: bytes, steps: int, labels, end: int) -> RunResult:
+        f = self.features
+        vb = f.value_bytes
+        k = len(data) // (vb * steps) if steps else 0
+        if k > f.probes or len(data) != k * vb * steps:
+            raise LinkTimeout(f"PROBES stream of {len(data)} bytes for {steps} steps")
+        raw = np.frombuffer(data, dtype=np.uint8).reshape(steps, k, vb).astype(np.int64)
+        val = np.zeros((steps, k), dtype=np.int64)
+        for b in range(vb):
+            val |= raw[:, :, b] << (8 * b)
+        val = np.where(val >> (8 * vb - 1) & 1, val - (1 << (8 * vb)), val)
+        order = getattr(self, "_probe_order", None)
+        if order is not None and order.size == k:  # back to the order set_probes was given
+            out = np.empty_like(val)
+            out[:, order] = val
+            val = out
+        return RunResult(None, None, labels, end, probes=val)
 
     def _run(self, steps: int, flags: int, membrane: bool) -> RunResult:
         f, shape = self.features, self.features.shape

@@ -24,7 +24,16 @@ from lifgate.boards.framelink import (
     le_bytes,
     param_word_ok,
 )
-from lifgate.boards.protocol import COUNT_FORMATS, Cmd, ErrorCode, Features, version_payload
+from lifgate.boards.protocol import (
+    COUNT_FORMATS,
+    RUN_EVENTS,
+    RUN_PROBES,
+    Cmd,
+    ErrorCode,
+    Features,
+    version_payload,
+)
+from lifgate.boards.runstreams import EventEncoder, ProbeCapture, StreamSender
 from lifgate.hdl.array import LIFArray
 from lifgate.hdl.counts import SpikeCounter
 
@@ -260,6 +269,7 @@ class _ArrayExecutor:
         self._counts_path()
         self._strobes()
         self._serializer()
+        self._streams()
         self._fsm()
 
     def loaded(self, n):
@@ -363,8 +373,7 @@ class _ArrayExecutor:
         group = loaded(4 + PB)[:32]
         params_ok = Signal()
         m.d.comb += params_ok.eq(param_word_ok(m, f.shape, word, PW) & (group < f.shape.groups))
-        run_flags = loaded(5)[32:40]
-        flags_bad = (run_flags & ~f.run_flags_built & 0xFF).any()
+        flags_bad = self._flags_bad(loaded(5)[32:40])
         self.cur_len_bad, self.cur_range_bad = Signal(name="cur_len_bad"), \
             Signal(name="cur_range_bad")
         self.params_ok_r = Signal(name="params_ok_r")
@@ -373,6 +382,16 @@ class _ArrayExecutor:
         self._validate = [self.params_ok_r.eq(params_ok),
                           self.input_ok_r.eq(loaded(1)[1:8] == 0),
                           self.flags_bad_r.eq(flags_bad)]
+
+    def _flags_bad(self, run_flags):
+        """RUN flags the board does not take (:meth:`BoardModel.run_flags_ok
+        <lifgate.boards.protocol.BoardModel.run_flags_ok>`)."""
+        f = self.f
+        bad = (run_flags & (0xFF & ~f.run_flags_built)).any()
+        for mode, built in ((RUN_EVENTS, f.events), (RUN_PROBES, f.probes)):
+            if built:  # a stream mode goes alone
+                bad = bad | ((run_flags & mode).any() & (run_flags & (0xFF & ~mode)).any())
+        return bad
 
     def _strobes(self):
         """The array's strobes come from registers (set in the state before)."""
@@ -411,6 +430,110 @@ class _ArrayExecutor:
                     with m.Else():
                         m.d.sync += [bidx.eq(4), at_last.eq(self.last_byte == 4)]
 
+    def _streams(self):
+        """The run streams (``EVENTS``, ``PROBES``): encoder, probe capture and the stream
+        sender on the frame core's ``FrameTx`` (:mod:`lifgate.boards.runstreams`), and the
+        probe registers ``SET_PROBES`` writes."""
+        m, f, core, ostream = self.m, self.f, self.core, self.ostream
+        self.smode = smode = Signal(2, name="smode")  # bit 0 EVENTS, bit 1 PROBES run
+        self.streams_idle = Const(1)
+        if not (f.events or f.probes):
+            return
+        m.submodules.stream_tx = snd = self.sender = StreamSender(f)
+        beat, last = ostream.payload.beat, ostream.payload.last
+        producers_idle = Const(1)
+        units = []
+        if f.events:
+            m.submodules.events = enc = EventEncoder(f)
+            m.d.comb += [enc.i.payload.addr.eq(beat.addr), enc.i.payload.spikes.eq(beat.spikes),
+                         enc.i.payload.last.eq(last)]
+            units.append((smode[0], enc))
+            producers_idle = producers_idle & enc.idle
+        S = f.probes
+        self.probe_n, self.probe_k = [], Const(0, 1)
+        if S:
+            self.probe_k = Signal(range(S + 1), name="probe_k")
+            m.submodules.probes = cap = ProbeCapture(f)
+            nb = len(cap.neuron[0])
+            self.probe_n = [Signal(nb, name=f"probe{s}") for s in range(S)]
+            m.d.comb += [cap.i.payload.addr.eq(beat.addr), cap.i.payload.spikes.eq(beat.spikes),
+                         cap.i.payload.v.eq(beat.v), cap.i.payload.last.eq(last),
+                         cap.count.eq(self.probe_k)]
+            m.d.comb += [cap.neuron[s].eq(self.probe_n[s]) for s in range(S)]
+            units.append((smode[1], cap))
+            producers_idle = producers_idle & cap.idle
+        for on, unit in units:
+            with m.If(on):
+                m.d.comb += [unit.i.valid.eq(ostream.valid), ostream.ready.eq(unit.i.ready),
+                             snd.i.valid.eq(unit.o.valid), snd.i.payload.eq(unit.o.payload),
+                             unit.o.ready.eq(snd.i.ready)]
+        ftx = core.ftx
+        m.d.comb += [
+            snd.tx_idle.eq(ftx.idle),
+            snd.start_label.eq(self.array.step),
+            snd.record.eq(Mux(smode[1], self.probe_k * f.value_bytes, 0)),
+            snd.cmd.eq(Mux(smode[1], Cmd.PROBES, Cmd.EVENTS)),
+            snd.finish.eq(self.arr_done & ~ostream.valid & producers_idle),
+        ]
+        with m.If(smode.any()):
+            m.d.comb += [ftx.start.eq(snd.tx_start), ftx.cmd.eq(snd.tx_cmd),
+                         ftx.length.eq(snd.tx_length), ftx.data.valid.eq(snd.tx_data.valid),
+                         ftx.data.payload.eq(snd.tx_data.payload),
+                         snd.tx_data.ready.eq(ftx.data.ready)]
+        self.streams_idle = producers_idle & snd.idle
+        # SET_PROBES: the value being read, its byte count, the slot written, a bad value seen.
+        self.pv = Signal(32, name="pv")
+        self.pbi = Signal(2, name="pbi")
+        self.pslot = Signal(range(max(2, S)), name="pslot")
+        self.pbad = Signal(name="pbad")
+        self.pprev = Signal(32, name="pprev")  # the neuron before (they must not decrease)
+
+    def _stream_decode(self) -> list:
+        """Rows of the decode table for the run streams' commands."""
+        S, length = self.f.probes, self.core.length
+        if not S:
+            return []
+        return [(Cmd.SET_PROBES, (length[:2] == 0) & (length <= 4 * S), [self.nload.eq(0)])]
+
+    def _stream_dispatch(self) -> dict:
+        """Entries of the dispatch table for the run streams' commands."""
+        if not self.f.probes:
+            return {}
+
+        def set_probes():
+            self.m.d.sync += [self.pass2.eq(0), self.pbad.eq(0), self.pbi.eq(0),
+                              self.pslot.eq(0), self.pprev.eq(0)]
+            self.m.next = "PROBES_SET"
+
+        return {Cmd.SET_PROBES: set_probes}
+
+    def _probes_states(self):
+        """SET_PROBES: two passes over the neuron indices (u32 each): check (each ``< N`` and
+        not below the one before), then write."""
+        m, core, f = self.m, self.core, self.f
+        if not f.probes:
+            return
+        br = core.br
+        with m.State("PROBES_SET"):
+            core.two_pass_reader(self.pass2, "PROBES_DECIDE")
+            full = Cat(self.pv[8:], br.data)
+            with m.If(core.rd_ok):
+                m.d.sync += [self.pv.eq(full), self.pbi.eq(self.pbi + 1)]
+                with m.If(self.pbi == 3):
+                    m.d.sync += self.pprev.eq(full)
+                    with m.If(~self.pass2 & ((full >= f.shape.neurons) | (full < self.pprev))):
+                        m.d.sync += self.pbad.eq(1)
+                    with m.If(self.pass2):
+                        with m.Switch(self.pslot):
+                            for s, reg in enumerate(self.probe_n):
+                                with m.Case(s):
+                                    m.d.sync += reg.eq(full[:len(reg)])
+                        m.d.sync += self.pslot.eq(self.pslot + 1)
+        core.decide_state("PROBES_DECIDE", len_bad=Const(0), range_bad=self.pbad,
+                          stmts=[self.pass2.eq(1), core.rd_idx.eq(0), self.pslot.eq(0),
+                                 self.probe_k.eq(core.length >> 2)],
+                          next_state="PROBES_SET")
+
     # The executor's states --------------------------------------------------------------------
 
     def _fsm(self):
@@ -429,6 +552,7 @@ class _ArrayExecutor:
                 (Cmd.WRITE_CURRENTS, length >= 4, [self.nload.eq(4)]),
                 (Cmd.RUN, length == 5, [self.nload.eq(5)]),
                 *self._counts_decode(),
+                *self._stream_decode(),
             ])
             core.load_state(self.nload)
             with m.State("VALIDATE"):
@@ -447,11 +571,13 @@ class _ArrayExecutor:
                 Cmd.WRITE_CURRENTS: self._write_currents,
                 Cmd.RUN: self._run,
                 **self._counts_dispatch(),
+                **self._stream_dispatch(),
             })
             core.wait_state("CLEAR_WAIT", self.array.done, "REPLY")
             self._currents_states()
             self._run_states()
             self._counts_states()
+            self._probes_states()
             core.reply_states(Cmd.ERR)
 
     def _init_states(self):
@@ -498,6 +624,9 @@ class _ArrayExecutor:
             m.d.sync += [self.flags.eq(fl[:5]), self.feed_addr.eq(0), self.feed_ok.eq(0),
                          self.bidx.eq(0), self.in_frame.eq(0), self.at_last.eq(0)]
             m.d.comb += self.islice.flush.eq(1)
+            if self.f.events or self.f.probes:
+                m.d.sync += self.smode.eq(Cat(fl[3], fl[4]))
+                m.d.comb += self.sender.begin.eq(1)
             m.next = "RUN_START"
 
     def _currents_states(self):
@@ -544,7 +673,8 @@ class _ArrayExecutor:
             m.d.comb += core.busy.eq(1)
             m.d.sync += self.arr_start.eq(1)
             m.d.sync += [self.running.eq(1), self.arr_done.eq(0),
-                         self.serialize.eq(flags[:2] != 0), self.drain.eq(flags[:2] == 0)]
+                         self.serialize.eq(flags[:2] != 0),
+                         self.drain.eq((flags[:2] == 0) & ~self.smode.any())]
             if self.f.counts:
                 m.d.sync += self.counting.eq(flags[2])
             m.next = "RUN"
@@ -552,11 +682,12 @@ class _ArrayExecutor:
             m.d.comb += core.busy.eq(1)
             with m.If(self.array.done):
                 m.d.sync += [self.running.eq(0), self.arr_done.eq(1)]
-            # The last beats left the slice (and were counted).
-            with m.If(self.arr_done & ~self.ostream.valid & self.counts_idle):
+            # The last beats left the slice (and were counted; the run streams are out).
+            with m.If(self.arr_done & ~self.ostream.valid & self.counts_idle
+                      & self.streams_idle):
                 m.d.sync += [core.rsel.eq(R_DONE), core.ridx.eq(0),
                              core.reply_cmd.eq(Cmd.RUN_DONE),
-                             self.serialize.eq(0), self.drain.eq(0)]
+                             self.serialize.eq(0), self.drain.eq(0), self.smode.eq(0)]
                 if self.f.counts:
                     m.d.sync += self.counting.eq(0)
                 m.next = "RUN_END"

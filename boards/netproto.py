@@ -98,8 +98,8 @@ __all__ = [
     "parse_net_version",
 ]
 
-#: Second byte of a network board's ``VERSION`` reply (an array board's reply is 20 bytes,
-#: a network board's ``16 + 11 L``, never 20).
+#: Second byte of a network board's ``VERSION`` reply (an array board's reply is 26 bytes
+#: (20 before protocol version 2), a network board's ``16 + 11 L``, never 20 or 26).
 NET_KIND = 0x4E  # "N"
 
 RUN_SPIKES = 1

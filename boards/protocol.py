@@ -41,11 +41,16 @@ cmd       payload                reply (cmd | 0x80 unless stated)
 0x11      seed u32, gain u16     ``SET_NOISE``: seed (used by the next clear) and gain
 0x12      enable u8 (0 or 1)     ``SET_INPUT``: 1: runs read the input-current memory
 0x13      (none)                 ``CLEAR``: v = v_init, r = 0, step = 0, reseed the noise
+0x14      neuron u32 (0 to       ``SET_PROBES``: the probe neurons in increasing order (repeats
+          ``probe_slots`` times) allowed), the order of their values in a ``PROBES`` stream
+                                 (only on a board built with probes; none: no probe)
 0x20      start u32, values      ``WRITE_CURRENTS``: the input currents of neurons
                                  ``start, start + 1, ...``, ``current_bytes`` bytes each
 0x30      steps u32, flags u8    ``RUN``: run ``steps`` timesteps. With flags bit 0 (spikes)
                                  or bit 1 (membrane) one ``STEP`` frame (0xB1) per step comes
-                                 first; then the ``RUN`` reply (0xB0): step counter u32.
+                                 first; with bit 3 (``EVENTS``) the ``EVENTS`` frames (0xB2),
+                                 with bit 4 (``PROBES``) the ``PROBES`` frames (0xB3); then
+                                 the ``RUN`` reply (0xB0): step counter u32.
                                  Bit 2 (COUNTS): the run's spikes go into the spike counts
 0x31      (none)                 ``CLEAR_COUNTS`` (COUNTS built): reply 0xB4; every count,
                                  first and last step 0, the window 0
@@ -98,6 +103,42 @@ spends 3 clocks on a spike (4 on a neuron's first) while the array delivers one 
 neurons a clock; at the notebook's rates (at most 1.4 % of the neurons fire in a step: 0.11
 spikes per 8-lane beat) it keeps up through an 8-entry FIFO, and when a burst fills the FIFO
 the array waits (backpressure): no spike is ever dropped.
+Run streams (``EVENTS``, ``PROBES``)
+------------------------------------
+With RUN flag bit 3 or 4 the run's results are one byte stream, cut into frames of at most
+``max_payload - 4`` stream bytes (the same bound as the host's frames): every frame but the
+last of a run carries exactly ``max_payload - 4`` bytes, the last one the rest (a run of 0
+steps sends none). A frame's payload is ``label u32`` (the step label, modulo
+``2**step_width``, of the step its first stream byte belongs to) followed by its stream bytes;
+the host concatenates the frames of a run and decodes the stream as a whole (a code may
+straddle two frames). The board buffers the stream in a FIFO of ``max_payload`` bytes rounded
+up to a power of two and stalls the array while it is full, so no event is ever lost and the
+bytes on the line do not depend on the line's speed.
+
+``EVENTS`` stream (0xB2 frames; :func:`encode_events`): for every step the neurons that
+fired, in increasing order, then the end-of-step marker ``0x00``. A neuron ``n`` is coded by
+its distance ``d = n - prev`` from the previous event of the same step (``prev = -1`` at the
+start of a step), ``1 <= d <= N``: while ``d > 254`` a byte ``0xFF`` (skip 254 neurons), then
+``d`` as one byte ``1..254``. So an event costs 1 byte unless it is more than 254 neurons
+past the previous one, and an empty step 1 byte.
+
+Why this code (the arithmetic of issue 16's workload (b): 4,096 neurons firing at 20 to 140
+Hz with dt = 0.1 ms, i.e. 0.2 % to 1.4 % of them per step, ~33 spikes per step at 80 Hz):
+the UP5K array makes 3.84e8 neuron-updates/s, 25 % of that is 23,400 steps/s or ~7.7e5
+events/s; 12 Mbaud carries 1.2e6 bytes/s, so an event may cost at most ~1.5 bytes including
+the step markers and the framing. A bitmap costs 512 bytes per step (~15 bytes per event),
+(step u32, neuron u16) records 6 bytes per event, LEB128 varints of the distance ~1.4 (at a
+mean distance of ~124 a third of them take 2 bytes); this code ~1.1 (a skip byte only for
+distances above 254, ~13 % at that rate), plus 1 byte per step and 11 bytes per 508-byte
+frame (2 %). Measured on the notebook's rate curve (``events_workload`` in
+``bench/bench_events.py``, 5,000 steps): 1.21 bytes per event, 39 bytes per step, ~30,000
+steps/s at 12 Mbaud, 31 to 33 % of the raw rate.
+
+``PROBES`` stream (0xB3 frames): for every step one record of the probe neurons' membrane
+values ``v'`` (as in a ``STEP`` frame's membrane field: ``value_bytes`` bytes each, two's
+complement), in the order ``SET_PROBES`` gave them; no record at all while no probe is set.
+With 8 probes of 16 bits that is 16 bytes per step, ~32 steps per 512-byte frame: ~73,000
+steps/s at 12 Mbaud, near the 94,000 steps/s of a 4,096 x 8 array at 48 MHz.
 
 Errors: ``ERR`` (0xFF) with payload ``code u8, cmd u8`` (the command of the rejected frame; 0
 if no command byte arrived). A rejected frame changes nothing on the board. Checks run in this
@@ -107,11 +148,14 @@ a group ``>= G``; a parameter word with bits above its width, a leak mode the ar
 build, or a leak value outside the range of its mode; an input enable other than 0 or 1;
 ``start + count > N``; a current outside the signed ``i_width`` range; RUN flags other than
 bits 0 to 4, or a flag for something the board was not built with (membrane readback,
-COUNTS, EVENTS, PROBES); ``READ_COUNTS`` with ``start + count > N`` or a format above 1.
-A board built without COUNTS answers its commands with ``ERR_UNKNOWN``.
+COUNTS, EVENTS, PROBES), ``EVENTS`` or ``PROBES`` with any other flag (COUNTS included);
+``READ_COUNTS`` with ``start + count > N`` or a format above 1; a probe neuron ``>= N`` or
+smaller than the one before it (``SET_PROBES``; a payload that is not a multiple of 4 bytes or
+names more than ``probe_slots`` neurons is ``ERR_LENGTH``). A board built without COUNTS
+(PROBES) answers their commands with ``ERR_UNKNOWN``.
 
 After reset the board is cleared with all parameter words 0, noise seed 1, gain 0, input off,
-all input currents 0 and (COUNTS built) the counts cleared.
+all input currents 0, no probe neurons set and (COUNTS built) the counts cleared.
 """
 
 from __future__ import annotations
@@ -167,10 +211,18 @@ __all__ = [
     "RUN_COUNTS",
     "VERSION_BYTES",
     "MIN_DIVISOR",
+    "RUN_EVENTS",
+    "RUN_MEMBRANE",
+    "RUN_PROBES",
+    "RUN_SPIKES",
+    "StreamChunker",
     "baud_range",
     "check_baud",
     "crc16",
+    "decode_events",
+    "encode_events",
     "encode_frame",
+    "probe_record",
     "param_word_valid",
     "parse_version",
     "version_payload",
@@ -190,6 +242,7 @@ class Cmd(enum.IntEnum):
     SET_NOISE = 0x11
     SET_INPUT = 0x12
     CLEAR = 0x13
+    SET_PROBES = 0x14
     WRITE_CURRENTS = 0x20
     RUN = 0x30
     CLEAR_COUNTS = 0x31
@@ -197,6 +250,8 @@ class Cmd(enum.IntEnum):
     # Replies
     RUN_DONE = 0xB0
     STEP = 0xB1
+    EVENTS = 0xB2
+    PROBES = 0xB3
     COUNTS_CLEARED = 0xB4
     COUNTS = 0xB5
     ERR = 0xFF
@@ -241,11 +296,12 @@ class Features:
         The UART rate the board top is built for (reported by ``VERSION``), in
         :func:`baud_range`.
     counts : bool
-        The spike counts unit built (RUN's COUNTS flag, ``CLEAR_COUNTS``, ``READ_COUNTS``).
+        The spike counts unit built (RUN flag bit 2: COUNTS, ``CLEAR_COUNTS``, ``READ_COUNTS``).
     events : bool
-        Address-event readback built (RUN's EVENTS flag).
+        Address-event readback built (RUN flag bit 3: EVENTS).
     probes : int
-        Probe neurons whose membrane a run can send (RUN's PROBES flag), 0 to 255; 0: not built.
+        Probe slots built (RUN flag bit 4: PROBES, ``SET_PROBES``; 0: not built), 0 to 255;
+        needs membrane readback.
     """
 
     shape: ArrayShape
@@ -283,6 +339,18 @@ class Features:
                 f"parameter 'max_payload' must be at least {4 + self.param_bytes} "
                 f"(a SET_PARAMS frame), not {self.max_payload!r}"
             )
+        check_baud(self.baud)
+        for name in ("membrane", "noise", "counts", "events"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"parameter '{name}' must be a bool, "
+                                  f"not {short_repr(getattr(self, name))}")
+        if (isinstance(self.probes, bool) or not isinstance(self.probes, int)
+                or not 0 <= self.probes <= 255):
+            raise ConfigError(f"parameter 'probes' must be an integer in [0, 255], "
+                              f"not {short_repr(self.probes)}")
+        if self.probes and not self.membrane:
+            raise ConfigError("parameter 'probes' must be 0 on a board built without membrane "
+                              "readback (membrane=False)")
 
     # The parameter word's width and the byte counts of the frames' values: from the shape's
     # one layout (lifgate.layout.ArrayLayout).
@@ -327,8 +395,21 @@ class Features:
                 | RUN_EVENTS * self.events | RUN_PROBES * (self.probes > 0))
 
     def run_flags_ok(self, flags: int) -> bool:
-        """Whether RUN takes ``flags``: only bits 0 to 4, each for something built."""
-        return not flags & ~self.run_flags_built
+        """Whether RUN takes ``flags``: only bits 0 to 4, each for something built, and a
+        stream mode (EVENTS, PROBES) alone."""
+        if flags & ~self.run_flags_built:
+            return False
+        return all(not (flags & mode and flags & ~mode) for mode in (RUN_EVENTS, RUN_PROBES))
+
+    @property
+    def stream_chunk(self) -> int:
+        """Stream bytes in every ``EVENTS`` / ``PROBES`` frame of a run but its last."""
+        return self.max_payload - 4
+
+    @property
+    def stream_fifo(self) -> int:
+        """Bytes of the board's stream FIFO: ``max_payload`` rounded up to a power of two."""
+        return 1 << (self.max_payload - 1).bit_length()
 
 
 def version_payload(features: Features) -> bytes:
@@ -404,6 +485,107 @@ def param_word_valid(shape: ArrayShape, word: int) -> bool:
     return lo <= _signed(leak, shape.leak_width) <= hi
 
 
+# Run streams ------------------------------------------------------------------------------------
+
+#: Largest distance one byte of the ``EVENTS`` code carries; ``0xFF`` skips this many neurons.
+EVENT_SKIP = 254
+
+
+def encode_events(spikes) -> bytes:
+    """The ``EVENTS`` stream of ``spikes`` (bool ``[T, N]``): per step the distances of the
+    neurons that fired (``0xFF`` skips 254 neurons, ``1..254`` is an event), then ``0x00``."""
+    out = bytearray()
+    for row in np.asarray(spikes, dtype=bool):
+        pos = 0
+        for n in np.flatnonzero(row).tolist():
+            d = n - pos + 1
+            k = (d - 1) // EVENT_SKIP
+            if k:
+                out += b"\xff" * k
+            out.append(d - EVENT_SKIP * k)
+            pos = n + 1
+        out.append(0)
+    return bytes(out)
+
+
+def decode_events(stream: bytes, neurons: int) -> list[list[int]]:
+    """The neurons that fired in each step of an ``EVENTS`` stream (inverse of
+    :func:`encode_events`); ``ValueError`` for a stream that is not one (a neuron past
+    ``neurons``, or bytes after the last end-of-step marker)."""
+    steps, cur, pos = [], [], 0
+    for b in bytes(stream):
+        if b == 0:
+            steps.append(cur)
+            cur, pos = [], 0
+        elif b == 0xFF:
+            pos += EVENT_SKIP
+        else:
+            n = pos + b - 1
+            if n >= neurons:
+                raise ValueError(f"EVENTS stream names neuron {n} of {neurons}")
+            cur.append(n)
+            pos = n + 1
+    if cur or pos:
+        raise ValueError("EVENTS stream ends in the middle of a step")
+    return steps
+
+
+def probe_record(values, value_bytes: int) -> bytes:
+    """One step's record of a ``PROBES`` stream: ``values`` (signed) in ``value_bytes`` bytes
+    each, little-endian two's complement."""
+    mask = (1 << (8 * value_bytes)) - 1
+    return b"".join((int(v) & mask).to_bytes(value_bytes, "little") for v in values)
+
+
+class StreamChunker:
+    """Cuts a run's stream into the payloads of its frames (label u32 + stream bytes).
+
+    Parameters
+    ----------
+    chunk : int
+        Stream bytes per frame (the last frame of a run carries the rest).
+    label : int
+        Step label of the run's first step.
+    step_width : int
+        Labels count modulo ``2**step_width``.
+    record : int
+        ``0``: the stream is an ``EVENTS`` stream (a step ends at each ``0x00``); else the
+        bytes of one step's record (a ``PROBES`` stream).
+    cmd : int
+        The frames' command (``EVENTS`` or ``PROBES``).
+    """
+
+    def __init__(self, chunk: int, label: int, step_width: int, record: int = 0, cmd: int = 0):
+        self.chunk, self.label, self.record, self.cmd = chunk, label, record, cmd
+        self.mod = 1 << step_width
+        self.buf = bytearray()
+        self.offset = 0  # stream bytes already cut into frames
+
+    def _cut(self, n: int) -> bytes:
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        payload = (self.label % self.mod).to_bytes(4, "little") + data
+        if self.record:
+            ends = (self.offset + n) // self.record - self.offset // self.record
+        else:
+            ends = data.count(0)
+        self.label += ends
+        self.offset += n
+        return payload
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Append stream bytes; the payloads of the frames that are full now."""
+        self.buf += data
+        out = []
+        while len(self.buf) >= self.chunk:
+            out.append(self._cut(self.chunk))
+        return out
+
+    def flush(self) -> list[bytes]:
+        """The end of the run: the payload of the last frame (if any bytes are left)."""
+        return [self._cut(len(self.buf))] if self.buf else []
+
+
 # Board model ------------------------------------------------------------------------------------
 
 
@@ -432,6 +614,7 @@ class BoardModel(LinkModel):
         self.params = [zero] * shape.groups
         self.seed, self.gain, self.input_en = 1, 0, False
         self.currents = [0] * shape.neurons
+        self.probes = []
         self._reset_link()
         self._clear()
         self._clear_counts()
@@ -450,7 +633,7 @@ class BoardModel(LinkModel):
         st = self.state
         return (tuple(self.params), self.seed, self.gain, self.input_en, tuple(self.currents),
                 st.v.tobytes(), st.r.tobytes(), st.noise.tobytes(), st.step,
-                self.counts.tobytes(), self.window)
+                self.counts.tobytes(), self.window, tuple(self.probes))
 
     @property
     def step(self) -> int:
@@ -472,7 +655,26 @@ class BoardModel(LinkModel):
                     self._write_currents),
             Command(Cmd.RUN, lambda n: n == 5, self._run_cmd),
             *self._counts_commands(),
-        ]
+        ] + self._stream_commands()
+
+    def _stream_commands(self) -> list:
+        """The commands of the run streams (built with the board's probes only)."""
+        f = self.features
+        if not f.probes:
+            return []
+        return [Command(Cmd.SET_PROBES, lambda n: n % 4 == 0 and n // 4 <= f.probes,
+                        self._set_probes)]
+
+    def _set_probes(self, pl: bytes) -> None:
+        idx = [int.from_bytes(pl[k:k + 4], "little") for k in range(0, len(pl), 4)]
+        if any(n >= self.features.shape.neurons for n in idx) or idx != sorted(idx):
+            return self._error(ErrorCode.RANGE, Cmd.SET_PROBES)
+        self.probes = idx
+        return self._ok(Cmd.SET_PROBES)
+
+    def run_flags_ok(self, flags: int) -> bool:
+        """Whether the board takes the RUN ``flags`` (``ERR_RANGE`` otherwise)."""
+        return self.features.run_flags_ok(flags)
 
     # Spike counts (COUNTS) --------------------------------------------------------------------
 
@@ -575,6 +777,7 @@ class BoardModel(LinkModel):
         currents = np.array(self.currents, dtype=np.int64) if self.input_en else None
         # Long runs go in chunks so a million-step run does not hold a [T, N] array.
         chunk = max(1, min(steps, (1 << 22) // max(1, shape.neurons)))
+        stream = self._stream(flags)
         done = 0
         while done < steps:
             n = min(chunk, steps - done)
@@ -585,8 +788,34 @@ class BoardModel(LinkModel):
                 for t in range(n):
                     self._reply(Cmd.STEP, self._step_payload(
                         self.step + t, res.spikes[t], res.v[t] if flags & RUN_MEMBRANE else None))
+            if stream is not None:
+                self._stream_frames(stream, flags, res)
             self.state = res.final
             done += n
+        if stream is not None:
+            for payload in stream.flush():
+                self._reply(stream.cmd, payload)
+
+    def _stream(self, flags: int) -> StreamChunker | None:
+        """The chunker of a run with the ``EVENTS`` or ``PROBES`` flag, else None."""
+        f = self.features
+        if flags & RUN_EVENTS:
+            return StreamChunker(f.stream_chunk, self.step, f.shape.step_width,
+                                 cmd=Cmd.EVENTS)
+        if flags & RUN_PROBES:
+            return StreamChunker(f.stream_chunk, self.step, f.shape.step_width,
+                                 record=len(self.probes) * f.value_bytes, cmd=Cmd.PROBES)
+        return None
+
+    def _stream_frames(self, stream: StreamChunker, flags: int, res) -> None:
+        """The stream bytes of ``res`` (a chunk of the run) and the frames that are full."""
+        if flags & RUN_EVENTS:
+            data = encode_events(res.spikes)
+        else:
+            vb = self.features.value_bytes
+            data = b"".join(probe_record(row, vb) for row in res.v[:, self.probes])
+        for payload in stream.feed(data):
+            self._reply(stream.cmd, payload)
 
     def _step_payload(self, step: int, spikes, v) -> bytes:
         f, shape = self.features, self.features.shape
