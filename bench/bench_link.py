@@ -23,8 +23,10 @@ How the figures are made
   138 Hz at dt = 0.1 ms), the currents written, ``CLEAR_COUNTS``, one ``RUN`` of ``--steps``
   with COUNTS and no bitmap, the counts read back in format 0 (6 bytes a neuron) and, as
   ``a_compact``, format 1 (3 bytes).
-* (b) events: a slot only, ``null`` here (the EVENTS run mode is built elsewhere; the workload
-  table :data:`WORKLOADS` names it).
+* (b) events: every spike of the rate curve as an address event (the EVENTS run mode),
+  measured by ``bench/bench_events.py``'s :func:`events_workload` on the simulated board top at
+  the simulated shape (the observable rate does not depend on the neuron count: the events and
+  the array's clocks per step both grow with it).
 * (c) full bitmap: the same currents, one ``STEP`` frame a step; the simulation runs
   ``--bitmap-steps`` steps (the link is the bottleneck: the array waits for the UART, every
   step costs the same) and is scaled to ``--steps``.
@@ -40,6 +42,7 @@ Not a timed test: a benchmark. Options: ``--board`` (default both), ``--steps`` 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
@@ -69,7 +72,7 @@ from lifgate.config import ArrayShape, ConfigError, NeuronParams, pack_params
 WORKLOADS = {
     "a": "rate curve: own current per neuron, counts read back",
     "a_compact": "rate curve, counts read back in format 1 (3 bytes a neuron)",
-    "b": "every spike as an address event (EVENTS mode: not in this build)",
+    "b": "every spike of the rate curve as an address event (EVENTS)",
     "c": "full spike bitmap, one STEP frame a step",
 }
 #: Goals as a share of the raw rate (``b`` at the board's maximum baud).
@@ -230,8 +233,16 @@ def bench_board(name: str, *, steps: int, bitmap_steps: int, sim_neurons: int | 
             "what": WORKLOADS[key], "array_s": t_arr_a, "link_s": t_link,
             "link_bytes": link_bytes(f_full, steps, key), "updates_per_s": obs,
             "ratio": obs / raw, "goal": GOALS["a"], "goal_met": obs / raw >= GOALS["a"]}
-    out["workloads"]["b"] = {"what": WORKLOADS["b"], "updates_per_s": None, "ratio": None,
-                             "goal": GOALS["b"], "goal_met": None}
+    log(f"{name}: workload (b), events, {shape.neurons} neurons x {steps} steps ...")
+    ev = _bench_events().events_workload(
+        neurons=shape.neurons, lanes=shape.lanes, steps=steps, baud=baud, clock_hz=clk,
+        sim="verilator", build_dir=build_dir / f"{name}-events")
+    out["workloads"]["b"] = {"what": WORKLOADS["b"], "updates_per_s": ev["updates_per_s"],
+                             "ratio": ev["ratio"], "goal": GOALS["b"],
+                             "goal_met": ev["ratio"] >= GOALS["b"],
+                             "bytes_per_event": ev["bytes_per_event"],
+                             "events_per_step": ev["events_per_step"],
+                             "cycles": ev["cycles"], "cycles_source": ev["cycles_source"]}
     obs_c = updates / t_c
     out["workloads"]["c"] = {"what": WORKLOADS["c"], "total_s": t_c,
                              "link_bytes": link_bytes(f_full, steps, "c"),
@@ -241,6 +252,16 @@ def bench_board(name: str, *, steps: int, bitmap_steps: int, sim_neurons: int | 
     out["rates_hz"] = {"min": float(ref_rates.min()), "max": float(ref_rates.max()),
                        "mean": float(ref_rates.mean())}
     return out
+
+
+def _bench_events():
+    """``bench/bench_events.py`` (a benchmark script beside this one, loaded by path as
+    ``lifgate bench`` loads both)."""
+    path = Path(__file__).with_name("bench_events.py")
+    spec = importlib.util.spec_from_file_location("lifgate_bench_events_for_link", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _model_rates(model: BoardModel, frames: list, steps: int) -> np.ndarray:
