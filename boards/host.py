@@ -86,7 +86,7 @@ from lifgate.checks import (
     output_dir,
     short_repr,
 )
-from lifgate.config import Config, ConfigError, NeuronParams, pack_params
+from lifgate.config import ArrayShape, Config, ConfigError, NeuronParams, pack_params
 
 __all__ = [
     "Board",
@@ -196,12 +196,20 @@ class SimTransport(Transport):
             os.unlink(self._sock_path)
             os.rmdir(sock_dir)
 
+    def _start_clocks(self) -> int:
+        """Clocks the session waits after reset: the array board's link zeroes the currents and
+        clears the array first (about ``2 * depth`` clocks; a frame sent meanwhile is dropped
+        with ``ERR_OVERRUN``, which the goal shapes' depth of 512 and more reaches)."""
+        shape = getattr(self.build.features, "shape", None)
+        return 2 * shape.depth + 64 if isinstance(shape, ArrayShape) else 0
+
     def _simulate(self):
         try:
             self.build.run(extra_env={
                 "LIFGATE_UART_SOCKET": self._sock_path,
                 "LIFGATE_UART_DIVISOR": str(self.divisor),
                 "LIFGATE_CLK_NS": str(self.CLK_NS),
+                "LIFGATE_UART_START": str(self._start_clocks()),
             })
         except BaseException as e:  # reported by close() / the waiting side
             self._error = e

