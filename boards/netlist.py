@@ -101,7 +101,7 @@ _INITVALS = "\n                || ".join(f"INITVAL_{k:02X} != 0" for k in range(
 _INITVAL_PARAMS = "".join(f"    parameter [319:0] INITVAL_{k:02X} = 320'h0;\n" for k in range(64))
 
 #: A behavioural model of the ECP5 ``DP16KD`` for gate-level netlists: both ports read and
-#: write, the same data width on both (1, 2, 4, 9 or 18 bits), ``REGMODE`` ``NOREG`` or
+#: write, data widths 1, 2, 4 (either port) or 9, 18 (either port), ``REGMODE`` ``NOREG`` or
 #: ``OUTREG`` per port, the three write modes, chip-select decoding, byte enables at 18 bits,
 #: no initial contents and no reset (it stops the simulation at time 0 on other parameters,
 #: and when a reset pin goes high). It covers the project's own instances
@@ -141,9 +141,17 @@ module DP16KD (
     parameter GSR = "ENABLED";
     parameter INIT_DATA = "STATIC";
 INITVAL_PARAMS
-    localparam integer W = DATA_WIDTH_A;
-    localparam integer LOW = (W == 18) ? 4 : (W == 9) ? 3 : (W == 4) ? 2 : (W == 2) ? 1 : 0;
-    localparam integer WORDS = 16384 >> LOW;
+    // Storage in units of the narrower port's width (9-bit units when both ports are 9 or 18
+    // bits wide: the parity bits count); a wide word holds consecutive narrow words, the
+    // lowest address in the lowest bits (the mapping Yosys assumes for mixed widths).
+    localparam integer WA = DATA_WIDTH_A;
+    localparam integer WB = DATA_WIDTH_B;
+    localparam integer U = (WA >= 9) ? 9 : (WA < WB) ? WA : WB;
+    localparam integer NA = WA / U;
+    localparam integer NB = WB / U;
+    localparam integer UNITS = (U == 9) ? 2048 : 16384 / U;
+    localparam integer LOWA = (WA == 18) ? 4 : (WA == 9) ? 3 : (WA == 4) ? 2 : (WA == 2) ? 1 : 0;
+    localparam integer LOWB = (WB == 18) ? 4 : (WB == 9) ? 3 : (WB == 4) ? 2 : (WB == 2) ? 1 : 0;
     function [2:0] csdecode(input [39:0] s);
         csdecode = {s[16 +: 8] == "1", s[8 +: 8] == "1", s[0 +: 8] == "1"};
     endfunction
@@ -157,24 +165,27 @@ INITVAL_PARAMS
                        DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0};
     wire [17:0] dib = {DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8,
                        DIB7, DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0};
-    wire [13:0] wa = ada >> LOW;
-    wire [13:0] wb = adb >> LOW;
+    wire [13:0] wa = ada >> LOWA;
+    wire [13:0] wb = adb >> LOWB;
     // At 18 bits the two low address pins of a write are byte (9-bit) enables.
-    wire [17:0] bea = (W == 18) ? {{9{ADA1}}, {9{ADA0}}} : 18'h3ffff;
-    wire [17:0] beb = (W == 18) ? {{9{ADB1}}, {9{ADB0}}} : 18'h3ffff;
+    wire [1:0] bea = (WA == 18) ? {ADA1, ADA0} : 2'b11;
+    wire [1:0] beb = (WB == 18) ? {ADB1, ADB0} : 2'b11;
     wire sela = CEA && ({CSA2, CSA1, CSA0} == CSA);
     wire selb = CEB && ({CSB2, CSB1, CSB0} == CSB);
-    reg [17:0] mem [0:WORDS - 1];
+    reg [8:0] mem [0:UNITS - 1];
     reg [17:0] rda = 18'd0, roa = 18'd0, rdb = 18'd0, rob = 18'd0;
-    integer k;
+    reg [17:0] olda, oldb;
+    integer k, j;
     initial begin
-        for (k = 0; k < WORDS; k = k + 1)
-            mem[k] = 18'd0;
-        if (DATA_WIDTH_A != DATA_WIDTH_B || !(W == 1 || W == 2 || W == 4 || W == 9 || W == 18)
+        for (k = 0; k < UNITS; k = k + 1)
+            mem[k] = 9'd0;
+        if (!(WA == 1 || WA == 2 || WA == 4 || WA == 9 || WA == 18)
+                || !(WB == 1 || WB == 2 || WB == 4 || WB == 9 || WB == 18)
+                || ((WA >= 9) != (WB >= 9))
                 || !(REGMODE_A == "NOREG" || REGMODE_A == "OUTREG")
                 || !(REGMODE_B == "NOREG" || REGMODE_B == "OUTREG")
                 || (INITVALS)) begin
-            $display("lifgate DP16KD model: equal port widths, no initial contents only");
+            $display("lifgate DP16KD model: widths 1, 2, 4 or 9, 18; no initial contents");
             $finish;
         end
     end
@@ -183,15 +194,18 @@ INITVAL_PARAMS
             $display("lifgate DP16KD model: port A reset not modelled");
             $finish;
         end
+        olda = 18'd0;
+        for (j = 0; j < NA; j = j + 1)
+            olda[j * U +: U] = mem[(wa * NA + j) % UNITS][U - 1:0];
         if (sela && WEA)
-            mem[wa[13 - LOW:0]] <= (mem[wa[13 - LOW:0]] & ~bea) | (dia & bea);
+            for (j = 0; j < NA; j = j + 1)
+                if (bea[(j * U) / 9])
+                    mem[(wa * NA + j) % UNITS] <= dia[j * U +: U];
         if (sela) begin
-            if (!WEA)
-                rda <= mem[wa[13 - LOW:0]];
+            if (!WEA || WRITEMODE_A == "READBEFOREWRITE")
+                rda <= olda;
             else if (WRITEMODE_A == "WRITETHROUGH")
-                rda <= (mem[wa[13 - LOW:0]] & ~bea) | (dia & bea);
-            else if (WRITEMODE_A == "READBEFOREWRITE")
-                rda <= mem[wa[13 - LOW:0]];
+                rda <= dia;
         end
         if (OCEA)
             roa <= rda;
@@ -201,15 +215,18 @@ INITVAL_PARAMS
             $display("lifgate DP16KD model: port B reset not modelled");
             $finish;
         end
+        oldb = 18'd0;
+        for (j = 0; j < NB; j = j + 1)
+            oldb[j * U +: U] = mem[(wb * NB + j) % UNITS][U - 1:0];
         if (selb && WEB)
-            mem[wb[13 - LOW:0]] <= (mem[wb[13 - LOW:0]] & ~beb) | (dib & beb);
+            for (j = 0; j < NB; j = j + 1)
+                if (beb[(j * U) / 9])
+                    mem[(wb * NB + j) % UNITS] <= dib[j * U +: U];
         if (selb) begin
-            if (!WEB)
-                rdb <= mem[wb[13 - LOW:0]];
+            if (!WEB || WRITEMODE_B == "READBEFOREWRITE")
+                rdb <= oldb;
             else if (WRITEMODE_B == "WRITETHROUGH")
-                rdb <= (mem[wb[13 - LOW:0]] & ~beb) | (dib & beb);
-            else if (WRITEMODE_B == "READBEFOREWRITE")
-                rdb <= mem[wb[13 - LOW:0]];
+                rdb <= dib;
         end
         if (OCEB)
             rob <= rdb;
@@ -217,9 +234,9 @@ INITVAL_PARAMS
     wire [17:0] doa = (REGMODE_A == "OUTREG") ? roa : rda;
     wire [17:0] dob = (REGMODE_B == "OUTREG") ? rob : rdb;
     assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6,
-            DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = doa & ((18'd1 << W) - 18'd1);
+            DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = doa & ((18'd1 << WA) - 18'd1);
     assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6,
-            DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = dob & ((18'd1 << W) - 18'd1);
+            DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = dob & ((18'd1 << WB) - 18'd1);
 endmodule
 """.replace("INITVAL_PARAMS\n", _INITVAL_PARAMS).replace("INITVALS", _INITVALS)
 

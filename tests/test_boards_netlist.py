@@ -127,8 +127,12 @@ def check_gate_level(board_name: str, shape: ArrayShape, build_dir, *, sim="icar
 
 
 def cache_dir(request, name: str):
-    """One build folder per test node, kept between runs (the netlist is synthesised once)."""
-    return request.config.cache.mkdir(f"netlist-{name}")
+    """One build folder per test node, kept between runs (the netlist is synthesised once) in
+    pytest's cache folder; a temporary one when the cache is switched off."""
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return request.getfixturevalue("tmp_path")
+    return cache.mkdir(f"netlist-{name}")
 
 
 # Specs and construction -------------------------------------------------------------------------
