@@ -140,6 +140,17 @@ module DP16KD (
     parameter WRITEMODE_B = "NORMAL";
     parameter GSR = "ENABLED";
     parameter INIT_DATA = "STATIC";
+    // Pin inversions (synth_ecp5 names the clocks of the block RAMs it infers): none modelled.
+    parameter CLKAMUX = "CLKA";
+    parameter CLKBMUX = "CLKB";
+    parameter CEAMUX = "CEA";
+    parameter CEBMUX = "CEB";
+    parameter OCEAMUX = "OCEA";
+    parameter OCEBMUX = "OCEB";
+    parameter WEAMUX = "WEA";
+    parameter WEBMUX = "WEB";
+    parameter RSTAMUX = "RSTA";
+    parameter RSTBMUX = "RSTB";
 INITVAL_PARAMS
     // Storage in units of the narrower port's width (9-bit units when both ports are 9 or 18
     // bits wide: the parity bits count); a wide word holds consecutive narrow words, the
@@ -184,8 +195,11 @@ INITVAL_PARAMS
                 || ((WA >= 9) != (WB >= 9))
                 || !(REGMODE_A == "NOREG" || REGMODE_A == "OUTREG")
                 || !(REGMODE_B == "NOREG" || REGMODE_B == "OUTREG")
+                || CLKAMUX != "CLKA" || CLKBMUX != "CLKB" || CEAMUX != "CEA" || CEBMUX != "CEB"
+                || OCEAMUX != "OCEA" || OCEBMUX != "OCEB" || WEAMUX != "WEA" || WEBMUX != "WEB"
+                || RSTAMUX != "RSTA" || RSTBMUX != "RSTB"
                 || (INITVALS)) begin
-            $display("lifgate DP16KD model: widths 1, 2, 4 or 9, 18; no initial contents");
+            $display("lifgate DP16KD model: widths 1, 2, 4 or 9, 18; no inversion, no init");
             $finish;
         end
     end
