@@ -51,12 +51,14 @@ from lifgate.config import ConfigError
 __all__ = ["DP16KD_NETLIST_MODEL", "NETLIST_BOARDS", "NetlistError", "NetlistTop", "board_link",
            "build_netlist_top", "cell_models", "synthesise"]
 
-#: Verilator warnings of Yosys' cell models and the netlist, switched off around them only:
+#: Verilator warnings of Yosys' cell models and the netlist, switched off in that file only:
 #: parameters declared ``[0:0]`` but set from 32-bit literals, unused pins and parameters,
-#: constant pins written as ``1'hx`` by ``write_verilog``.
+#: constant pins written as ``1'hx`` by ``write_verilog``, the ECP5 models' ``specify``
+#: blocks (timing, ignored) and their ``<=`` in ``initial`` blocks.
 _VERILATOR_LINT_OFF = ("WIDTHTRUNC", "WIDTHEXPAND", "UNUSEDSIGNAL", "UNUSEDPARAM",
                        "PINMISSING", "CASEINCOMPLETE", "MULTIDRIVEN", "UNOPTFLAT",
-                       "LATCH", "COMBDLY", "BLKSEQ", "DECLFILENAME",
+                       "LATCH", "COMBDLY", "BLKSEQ", "DECLFILENAME", "SPECIFYIGN",
+                       "INITIALDLY",
                        "PINCONNECTEMPTY", "ASCRANGE", "GENUNNAMED", "SYNCASYNCNET")
 
 
