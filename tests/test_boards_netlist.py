@@ -27,12 +27,14 @@ from lifgate.boards.host import (
     Transport,
     open_board,
 )
+from lifgate.boards.nethost import open_network_board
 from lifgate.boards.netlist import board_link, build_netlist_top, cell_models
 from lifgate.boards.protocol import Cmd, Features, encode_frame
 from lifgate.boards.toolchain import BOARDS, SYNTH_OPTS
 from lifgate.boards.top import BoardTop
 from lifgate.golden.fixed import simulate
 
+from lifgate.app.commands import digits
 from lifgate.config import ArrayShape, Config, ConfigError, NeuronParams, NoiseParams
 
 
@@ -154,6 +156,11 @@ def test_netlist_specs():
         open_board("sim:icarus-netlist")
     with pytest.raises(ConfigError, match="board"):
         build_netlist_top(features, board_name="de10")
+    with pytest.raises(ConfigError, match="array board's top only"):
+        open_network_board("sim:icarus-netlist")
+    with pytest.raises(ConfigError, match="--board: .*array board's top only"):
+        digits.check_args(steps=10, samples=0, hidden=8, w_width=8, seed=0,
+                          board="sim:verilator-netlist", limit=None, build_dir="build")
 
 
 @pytest.mark.parametrize("name", list(BOARDS))
