@@ -420,7 +420,7 @@ def open_board(spec: str = "model", *, features: Features | None = None, timeout
     the simulations; a real board reports its own. The keyword arguments go to
     :class:`SimTransport` (``sim:``) or to
     :func:`~lifgate.boards.netlist.build_netlist_top` (the gate-level backends: ``build_dir``,
-    ``divisor``, ``timeout``, ``optimize``; BOARD ``icebreaker`` by default, or ``ulx3s-85f``) and
+    ``divisor``, ``optimize``; BOARD ``icebreaker`` by default, or ``ulx3s-85f``) and
     ``start_timeout``."""
     kind, arg = parse_spec(spec)
     timeout = check_number("parameter 'timeout'", timeout, 0, 86400, unit="s", lo_open=True)
@@ -437,7 +437,7 @@ def open_board(spec: str = "model", *, features: Features | None = None, timeout
         return Board(ModelTransport(features), timeout=timeout)
     if kind == "netlist":
         sim, board_name = arg
-        extra = set(kwargs) - {"build_dir", "divisor", "timeout", "optimize", "start_timeout"}
+        extra = set(kwargs) - {"build_dir", "divisor", "optimize", "start_timeout"}
         if extra:
             raise ConfigError(f"board {spec!r} takes no {', '.join(map(repr, sorted(extra)))} "
                               f"(a gate-level top is built as the board build makes it)")
