@@ -20,8 +20,8 @@ from lifgate.boards.protocol import Cmd, check_baud
 from lifgate.checks import check_int, check_number, short_repr
 from lifgate.config import ConfigError
 
-__all__ = ["BoardError", "LinkHost", "LinkTimeout", "SerialTransport", "Transport", "open_on",
-           "parse_spec"]
+__all__ = ["NETLIST_BOARDS", "NETLIST_ONLY_ARRAY", "NETLIST_SUFFIX", "BoardError", "LinkHost",
+           "LinkTimeout", "SerialTransport", "Transport", "open_on", "parse_spec"]
 
 #: The command codes every board answers the same way (resync needs them).
 VERSION = 0x01
@@ -237,8 +237,23 @@ class LinkHost:
         raise NotImplementedError
 
 
+#: The gate-level backends: ``sim:SIM-netlist[:BOARD]`` (see :mod:`lifgate.boards.netlist`).
+NETLIST_SUFFIX = "-netlist"
+#: Boards of a gate-level spec; the first is the default.
+NETLIST_BOARDS = ("icebreaker", "ulx3s-85f")
+
+#: What a network board answers a gate-level spec (only the array board's top is synthesised).
+NETLIST_ONLY_ARRAY = ("board {spec!r}: the gate-level backends simulate the array board's top "
+                      "only; use sim:verilator or sim:icarus for a network board")
+
+_SPECS = ("'model', 'sim:verilator', 'sim:icarus', 'sim:verilator-netlist[:BOARD]', "
+          "'sim:icarus-netlist[:BOARD]' or 'serial:PORT[@BAUD]'")
+
+
 def parse_spec(spec: str) -> tuple[str, object]:
-    """Split a board ``spec``: ``("model", None)``, ``("sim", "verilator" | "icarus")`` or
+    """Split a board ``spec``: ``("model", None)``, ``("sim", "verilator" | "icarus")``,
+    ``("netlist", (sim, board))`` for the gate-level backends ``sim:verilator-netlist`` and
+    ``sim:icarus-netlist`` (board ``icebreaker`` unless ``:ulx3s-85f`` follows) or
     ``("serial", (port, baud))``; :class:`~lifgate.config.ConfigError` for anything else.
     Shared by :func:`open_board` and the network board's ``open_network_board``."""
     if not isinstance(spec, str):
@@ -247,9 +262,21 @@ def parse_spec(spec: str) -> tuple[str, object]:
     if spec == "model":
         return "model", None
     if spec.startswith("sim:"):
-        sim = spec[4:]
+        sim, _, board = spec[4:].partition(":")
+        if sim.endswith(NETLIST_SUFFIX):
+            sim = sim[:-len(NETLIST_SUFFIX)]
+            if sim not in ("verilator", "icarus"):
+                raise ConfigError(f"simulator must be verilator or icarus, not {sim!r}")
+            board = board or NETLIST_BOARDS[0]
+            if board not in NETLIST_BOARDS:
+                raise ConfigError(f"board of a gate-level spec must be one of "
+                                  f"{', '.join(NETLIST_BOARDS)}, not {board!r}")
+            return "netlist", (sim, board)
         if sim not in ("verilator", "icarus"):
             raise ConfigError(f"simulator must be verilator or icarus, not {sim!r}")
+        if board:
+            raise ConfigError(f"board {spec!r}: only a gate-level spec "
+                              f"(sim:{sim}{NETLIST_SUFFIX}:BOARD) names a board")
         return "sim", sim
     if spec.startswith("serial:"):
         port, _, baud = spec[7:].partition("@")
@@ -262,10 +289,7 @@ def parse_spec(spec: str) -> tuple[str, object]:
         except ValueError:
             rate = baud
         return "serial", (port, check_baud(rate, name="baud"))
-    raise ConfigError(
-        f"board must be 'model', 'sim:verilator', 'sim:icarus' or 'serial:PORT[@BAUD]', "
-        f"not {spec!r}"
-    )
+    raise ConfigError(f"board must be {_SPECS}, not {spec!r}")
 
 
 def open_on(cls, transport: Transport, timeout: float):

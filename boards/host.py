@@ -9,6 +9,10 @@
   session (:mod:`lifgate.boards.tb_top`) that relays bytes through a local socket;
 * :class:`SerialTransport`: a real serial port (pyserial).
 
+The gate-level backends ``sim:verilator-netlist`` and ``sim:icarus-netlist`` are a
+:class:`SimTransport` too: the board top's netlist after Yosys' synthesis, simulated with the
+cell models (:mod:`lifgate.boards.netlist`).
+
 Example::
 
     with Board.open("model", features=Features(shape)) as board:
@@ -16,7 +20,8 @@ Example::
         result = board.run(100, membrane=True)
 
 :func:`open_board` takes the same specification strings as the command line:
-``model``, ``sim:verilator``, ``sim:icarus``, ``serial:/dev/ttyUSB1[@baud]``.
+``model``, ``sim:verilator``, ``sim:icarus``, ``sim:verilator-netlist[:BOARD]``,
+``sim:icarus-netlist[:BOARD]``, ``serial:/dev/ttyUSB1[@baud]``.
 
 The baud rate of ``serial:PORT`` without ``@BAUD``: the host cannot ask the board (``VERSION``
 travels at that rate), so it uses the rate ``lifgate build`` recorded beside the bitstream
@@ -66,6 +71,7 @@ from lifgate.boards.framehost import (
     open_on,
     parse_spec,
 )
+from lifgate.boards.netlist import build_netlist_top
 from lifgate.boards.netproto import is_network_version
 from lifgate.boards.protocol import (
     COUNT_FORMATS,
@@ -97,7 +103,7 @@ from lifgate.checks import (
     output_dir,
     short_repr,
 )
-from lifgate.config import Config, ConfigError, NeuronParams, pack_params
+from lifgate.config import ArrayShape, Config, ConfigError, NeuronParams, pack_params
 
 __all__ = [
     "Board",
@@ -218,12 +224,20 @@ class SimTransport(Transport):
             os.unlink(self._sock_path)
             os.rmdir(sock_dir)
 
+    def _start_clocks(self) -> int:
+        """Clocks the session waits after reset: the array board's link zeroes the currents and
+        clears the array first (about ``2 * depth`` clocks; a frame sent meanwhile is dropped
+        with ``ERR_OVERRUN``, which the goal shapes' depth of 512 and more reaches)."""
+        shape = getattr(self.build.features, "shape", None)
+        return 2 * shape.depth + 64 if isinstance(shape, ArrayShape) else 0
+
     def _simulate(self):
         try:
             self.build.run(extra_env={
                 "LIFGATE_UART_SOCKET": self._sock_path,
                 "LIFGATE_UART_DIVISOR": str(self.divisor),
                 "LIFGATE_CLK_NS": str(self.CLK_NS),
+                "LIFGATE_UART_START": str(self._start_clocks()),
             })
         except BaseException as e:  # reported by close() / the waiting side
             self._error = e
@@ -689,15 +703,19 @@ def recorded_baud(cwd=None) -> tuple[int, str | None]:
 
 def open_board(spec: str = "model", *, features: Features | None = None, timeout: float = 30.0,
                **kwargs) -> Board:
-    """A :class:`Board` for ``spec``: ``model``, ``sim:verilator``, ``sim:icarus`` or
+    """A :class:`Board` for ``spec``: ``model``, ``sim:verilator``, ``sim:icarus``,
+    ``sim:verilator-netlist[:BOARD]``, ``sim:icarus-netlist[:BOARD]`` or
     ``serial:PORT[@BAUD]`` (without ``@BAUD`` the rate of :func:`recorded_baud`).
     ``features`` (the array shape etc.) is needed for the model and the simulations; a real
-    board reports its own."""
+    board reports its own. The keyword arguments go to :class:`SimTransport` (``sim:``) or to
+    :func:`~lifgate.boards.netlist.build_netlist_top` (the gate-level backends: ``build_dir``,
+    ``divisor``, ``optimize``; BOARD ``icebreaker`` by default, or ``ulx3s-85f``) and
+    ``start_timeout``."""
     kind, arg = parse_spec(spec)
     timeout = check_number("parameter 'timeout'", timeout, 0, 86400, unit="s", lo_open=True)
     if features is not None and not isinstance(features, Features):
         raise ConfigError(f"parameter 'features' must be a Features, not {short_repr(features)}")
-    if kwargs and kind != "sim":
+    if kwargs and kind not in ("sim", "netlist"):
         raise ConfigError(f"board {spec!r} takes no {', '.join(map(repr, kwargs))} "
                           f"(only the simulated boards are built)")
     if kind == "serial":
@@ -709,7 +727,15 @@ def open_board(spec: str = "model", *, features: Features | None = None, timeout
         raise ConfigError(f"board {spec!r} needs 'features' (the shape it is built with)")
     if kind == "model":
         return Board(ModelTransport(features), timeout=timeout)
+    if kind == "netlist":
+        sim, board_name = arg
+        extra = set(kwargs) - {"build_dir", "divisor", "optimize", "start_timeout"}
+        if extra:
+            raise ConfigError(f"board {spec!r} takes no {', '.join(map(repr, sorted(extra)))} "
+                              f"(a gate-level top is built as the board build makes it)")
+        start = {"start_timeout": kwargs.pop("start_timeout")} if "start_timeout" in kwargs \
+            else {}
+        kwargs.setdefault("build_dir", "build/netlist-top")
+        top = build_netlist_top(features, board_name=board_name, sim=sim, **kwargs)
+        return open_on(Board, SimTransport(features, top=top, **start), timeout)
     return open_on(Board, SimTransport(features, sim=arg, **kwargs), timeout)
-
-
-

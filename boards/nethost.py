@@ -23,7 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from lifgate.boards.framehost import LinkHost, LinkTimeout, SerialTransport, open_on, parse_spec
+from lifgate.boards.framehost import (
+    NETLIST_ONLY_ARRAY,
+    LinkHost,
+    LinkTimeout,
+    SerialTransport,
+    open_on,
+    parse_spec,
+)
 from lifgate.boards.host import ModelTransport, SimTransport
 from lifgate.boards.netproto import (
     RUN_ALL_LAYERS,
@@ -291,6 +298,8 @@ def open_network_board(spec: str = "model", *, features: NetFeatures | None = No
     are the simulated gateware's; ``optimize=False`` builds Verilator's model with ``-O0``
     (for short sessions)."""
     kind, arg = parse_spec(spec)
+    if kind == "netlist":
+        raise ConfigError(NETLIST_ONLY_ARRAY.format(spec=spec))
     timeout = check_number("parameter 'timeout'", timeout, 0, 86400, unit="s", lo_open=True)
     if kind == "serial":
         return NetworkBoard(SerialTransport(*arg), timeout=timeout)

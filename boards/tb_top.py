@@ -9,6 +9,11 @@ Started by :class:`lifgate.boards.host.SimTransport` (through
     UART clocks per bit of the gateware.
 ``LIFGATE_CLK_NS``
     Clock period in ns.
+``LIFGATE_UART_START``
+    Clocks after reset before the session connects (default 0): the board's start-up work
+    (the link zeroes the input currents and clears the array, about two clocks per neuron and
+    lane) is over before the host's first frame, as on a board a host opens long after
+    configuration. A frame sent earlier is dropped and answered ``ERR_OVERRUN``.
 
 Bytes from the socket go to ``rx`` through ``cocotbext.uart.UartSource``; bytes the board sends
 on ``tx`` (``UartSink``) go back to the socket. Python wakes once every ``POLL`` clocks only,
@@ -52,6 +57,9 @@ async def start_board(dut, clk_ns: int, divisor: int) -> tuple[UartSource, UartS
 async def uart_bridge(dut):
     clk_ns = int(os.environ.get("LIFGATE_CLK_NS", "10"))
     source, sink = await start_board(dut, clk_ns, int(os.environ["LIFGATE_UART_DIVISOR"]))
+    start = int(os.environ.get("LIFGATE_UART_START", "0"))
+    if start:
+        await ClockCycles(dut.clk, start)
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(os.environ["LIFGATE_UART_SOCKET"])

