@@ -202,9 +202,11 @@ def run_on_board(runs, spec: str, *, build_dir, progress: bool = False) -> dict:
     runs = list(runs)
     features = board_features(spec)
     kind, _ = parse_spec(spec)
-    kwargs = {"build_dir": str(build_dir)} if kind == "sim" else {}
+    kwargs = {"build_dir": str(build_dir)} if kind in ("sim", "netlist") else {}
     t0 = time.perf_counter()
-    what = f"opening board {spec}" + (" (building the simulated top)" if kind == "sim" else "")
+    what = f"opening board {spec}" + {"sim": " (building the simulated top)",
+                                      "netlist": " (synthesising and building its netlist)"
+                                      }.get(kind, "")
     board = ticker(lambda: open_board(spec, features=features, timeout=120.0, **kwargs),
                    what, enabled=progress)
     with board:
