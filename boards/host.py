@@ -58,7 +58,6 @@ from lifgate.boards.framehost import (
     open_on,
     parse_spec,
 )
-from lifgate.boards.link import CURRENT_RAMS
 from lifgate.boards.netproto import is_network_version
 from lifgate.boards.protocol import (
     RUN_MEMBRANE,
@@ -138,8 +137,7 @@ class SimTransport(Transport):
     timeout : int
         The link's idle timeout in clocks (truncated frames, overruns).
     current_ram : str
-        ``memory``, ``spram`` (the iCEBreaker's input-current memory, with Yosys' model) or
-        ``ecp5`` (the ULX3S's: ``DP16KD`` blocks with their output registers, lifgate's model).
+        ``memory`` or ``spram`` (the iCEBreaker's input-current memory, with Yosys' model).
     top : SimTop, optional
         An existing build of a board top with the same pins (e.g. a network board's,
         :func:`lifgate.boards.nettop.build_net_sim_top`); then nothing is built here.
@@ -157,7 +155,7 @@ class SimTransport(Transport):
             check_choice("parameter 'sim'", sim, ("verilator", "icarus"))
             check_int("parameter 'divisor'", divisor, 4, 1 << 16)
             check_int("parameter 'timeout'", timeout, 2, 1 << 24)
-            check_choice("parameter 'current_ram'", current_ram, CURRENT_RAMS)
+            check_choice("parameter 'current_ram'", current_ram, ("memory", "spram"))
             output_dir("parameter 'build_dir'", build_dir)
         check_number("parameter 'start_timeout'", start_timeout, 0, 86400, unit="s",
                      lo_open=True)

@@ -14,7 +14,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-from lifgate.boards.feed import CreditFIFO
 from lifgate.boards.framelink import (
     R_DONE,
     FrameCore,
@@ -27,12 +26,10 @@ from lifgate.boards.framelink import (
 )
 from lifgate.boards.protocol import Cmd, ErrorCode, Features, version_payload
 from lifgate.hdl.array import LIFArray
-from lifgate.hdl.ram import ECP5_MAX_DEPTH, PipelinedRAM
 
 from lifgate.config import ConfigError
 
-__all__ = ["CURRENT_RAMS", "CurrentMemory", "FrameRx", "FrameTx", "HostLink", "SkidBuffer",
-           "crc16_update"]
+__all__ = ["CurrentMemory", "FrameRx", "FrameTx", "HostLink", "SkidBuffer", "crc16_update"]
 
 
 class SkidBuffer(wiring.Component):
@@ -85,27 +82,19 @@ class SkidBuffer(wiring.Component):
         return m
 
 
-#: Kinds of the input-current memory (:class:`CurrentMemory`).
-CURRENT_RAMS = ("memory", "spram", "ecp5")
-
-
 class CurrentMemory(wiring.Component):
     """The input-current memory: ``depth`` rows of ``lanes`` currents of ``width`` bits.
 
-    A RAM that reads every clock: ``rdata`` is the row ``addr`` had :attr:`read_latency`
-    clocks earlier (unless one of those clocks wrote). A write stores ``wdata``'s lanes
-    selected by ``we`` at ``addr``.
+    A single-port RAM that reads every clock: ``rdata`` is the row ``addr`` had one clock
+    earlier (unless that clock wrote). A write stores ``wdata``'s lanes selected by ``we``.
 
     Parameters
     ----------
     lanes, width, depth : int
-    kind : str
-        ``"memory"``: an Amaranth memory (block RAM), read latency 1. ``"spram"``: iCE40
-        UltraPlus ``SB_SPRAM256KA`` (16K x 16 each, nibble write mask; needs ``width`` a
-        multiple of 4 and ``depth <= 16384``), read latency 1; simulated with Yosys' model.
-        ``"ecp5"``: one :class:`~lifgate.hdl.ram.PipelinedRAM` of ECP5 ``DP16KD`` blocks per
-        lane, their output registers on (a ``DP16KD`` read without it takes 6 ns), read
-        latency 2; simulated with lifgate's model (needs ``depth <= 16384``).
+    spram : bool
+        Build it from iCE40 UltraPlus ``SB_SPRAM256KA`` (16K x 16 each, nibble write mask;
+        needs ``width`` a multiple of 4 and ``depth <= 16384``) instead of an Amaranth memory.
+        Synthesis only: simulators have no model of the primitive.
 
     Members
     -------
@@ -115,17 +104,11 @@ class CurrentMemory(wiring.Component):
     wdata : ``In(lanes * width)``
     """
 
-    def __init__(self, *, lanes: int, width: int, depth: int, kind: str = "memory"):
-        if kind not in CURRENT_RAMS:
-            raise ConfigError(f"Current RAM must be one of {', '.join(map(repr, CURRENT_RAMS))}"
-                              f", not {kind!r}")
-        if kind == "spram" and (width % 4 or depth > 16384):
-            raise ConfigError(f"SPRAM needs a width that is a multiple of 4 and a depth of at "
-                              f"most 16384, not {width} x {depth}")
-        if kind == "ecp5" and depth > ECP5_MAX_DEPTH:
-            raise ConfigError(f"Current RAM 'ecp5' holds at most {ECP5_MAX_DEPTH} rows, "
-                              f"not {depth}")
-        self.lanes, self.width, self.depth, self.kind = lanes, width, depth, kind
+    def __init__(self, *, lanes: int, width: int, depth: int, spram: bool = False):
+        if spram and (width % 4 or depth > 16384):
+            raise ValueError(f"SPRAM needs a width that is a multiple of 4 and a depth of at "
+                             f"most 16384, not {width} x {depth}")
+        self.lanes, self.width, self.depth, self.spram = lanes, width, depth, spram
         super().__init__({
             "addr": In(range(max(2, depth))),
             "rdata": Out(lanes * width),
@@ -133,30 +116,15 @@ class CurrentMemory(wiring.Component):
             "wdata": In(lanes * width),
         })
 
-    @property
-    def read_latency(self) -> int:
-        return 2 if self.kind == "ecp5" else 1
-
     def elaborate(self, platform):
         m = Module()
         P, IW = self.lanes, self.width
-        if self.kind == "memory":
+        if not self.spram:
             m.submodules.mem = mem = Memory(shape=P * IW, depth=self.depth, init=[])
             wp = mem.write_port(granularity=IW)
             rp = mem.read_port()
             m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(self.we),
                          rp.addr.eq(self.addr), self.rdata.eq(rp.data)]
-            return m
-        if self.kind == "ecp5":
-            for p in range(P):
-                ram = PipelinedRAM(IW, max(2, self.depth), kind="ecp5")
-                m.submodules[f"lane{p}"] = ram
-                m.d.comb += [
-                    ram.w_addr.eq(self.addr), ram.w_data.eq(self.wdata[p * IW:(p + 1) * IW]),
-                    ram.w_en.eq(self.we[p]),
-                    ram.r_addr.eq(self.addr), ram.r_en.eq(1), ram.r_oce.eq(1),
-                    self.rdata[p * IW:(p + 1) * IW].eq(ram.r_data),
-                ]
             return m
         total = P * IW
         nblocks = (total + 15) // 16
@@ -199,8 +167,7 @@ class HostLink(LinkComponent):
         Clocks of line silence that end a partial frame (``ERR_TIMEOUT``) or an overrun.
     current_ram : str
         ``"memory"``: the input currents are an Amaranth memory (block RAM); ``"spram"``:
-        iCE40 UltraPlus ``SB_SPRAM256KA`` instances; ``"ecp5"``: ``DP16KD`` blocks with their
-        output registers (see :class:`CurrentMemory`).
+        iCE40 UltraPlus ``SB_SPRAM256KA`` instances (see :class:`CurrentMemory`).
     array_options : dict, optional
         Structural options of the :class:`~lifgate.hdl.array.LIFArray` (``pipeline``,
         ``lanes_per_enable``); they change its size and speed, not its behaviour.
@@ -218,9 +185,8 @@ class HostLink(LinkComponent):
             raise ConfigError(
                 f"parameter 'lanes' must be a power of two for a board top, not {lanes!r}"
             )
-        if current_ram not in CURRENT_RAMS:
-            raise ConfigError(f"Current RAM must be one of {', '.join(map(repr, CURRENT_RAMS))}"
-                              f", not {current_ram!r}")
+        if current_ram not in ("memory", "spram"):
+            raise ValueError(f"Current RAM must be 'memory' or 'spram', not {current_ram!r}")
         self.current_ram = current_ram
         self.array_options = dict(array_options or {})
         super().__init__(features, divisor=divisor, timeout=timeout)
@@ -229,7 +195,7 @@ class HostLink(LinkComponent):
         f = self.features
         m.submodules.array = array = LIFArray(f.shape, membrane=f.membrane, noise=f.noise,
                                               **self.array_options)
-        ex = _ArrayExecutor(m, core, array, f, current_ram=self.current_ram)
+        ex = _ArrayExecutor(m, core, array, f, spram=self.current_ram == "spram")
         return array.busy, ex.input_en
 
 
@@ -237,15 +203,14 @@ class _ArrayExecutor:
     """The array board's command executor on a :class:`FrameCore`: registers, the current
     memory, the run's feeder and ``STEP`` serializer, and the FSM states of its commands."""
 
-    def __init__(self, m: Module, core: FrameCore, array, f: Features, *, current_ram: str):
+    def __init__(self, m: Module, core: FrameCore, array, f: Features, *, spram: bool):
         self.m, self.core, self.array, self.f = m, core, array, f
         shape = f.shape
         P, D, IW = shape.lanes, shape.depth, shape.i_width
         IB, PB = f.current_bytes, f.param_bytes
 
         # Input-current memory: one row per lane address, lane p in bits p*IW.
-        m.submodules.cur = self.cur = CurrentMemory(lanes=P, width=IW, depth=D,
-                                                    kind=current_ram)
+        m.submodules.cur = self.cur = CurrentMemory(lanes=P, width=IW, depth=D, spram=spram)
 
         # Run-time registers.
         seed = Signal(32, init=1)
@@ -291,37 +256,26 @@ class _ArrayExecutor:
 
     def _run_path(self):
         """Run: flags, the i_stream feeder over the current memory, register slices, and the
-        writes into the current memory.
-
-        The memory's address is a register (``feed_addr``): during a run it steps through the
-        rows as reads are issued, otherwise it is the write address of the clock before. A read
-        is issued when the feeder's FIFO will have room for its row (credits: rows held plus
-        reads in flight, at most the FIFO's depth, ``read_latency + 2``), so the rows reach
-        the array one per clock and nothing between the run's control and the memory's
-        address pins is combinational.
-        """
+        writes into the current memory."""
         m, array, cur = self.m, self.array, self.cur
         shape = self.f.shape
         P, D, IW = shape.lanes, shape.depth, shape.i_width
-        Lr = cur.read_latency
-        K = Lr + 2
         self.flags = Signal(2, name="flags")
         self.running = running = Signal(name="running")
         self.arr_done = Signal(name="arr_done")
         self.serialize = Signal(name="serialize")  # a run sends STEP frames
         self.drain = Signal(name="drain")  # a run sends none: take every beat
         self.feed_addr = feed_addr = Signal(range(max(2, D)), name="feed_addr")
-        self.feed_flush = feed_flush = Signal(name="feed_flush")  # comb: a run begins
-        # The input FIFO (its head is a register) and a register slice on the output: the
-        # array's ready signals (its pipeline enable) then never depend combinationally on the
-        # serializer or the feeder.
-        m.submodules.ififo = ififo = CreditFIFO(array.i_stream.payload.shape(), depth=K)
+        self.feed_ok = feed_ok = Signal(name="feed_ok")
+        # Register slices on both streams of the array: its ready signals (its pipeline
+        # enable) then never depend combinationally on the serializer or the feeder.
+        m.submodules.islice = islice = SkidBuffer(array.i_stream.payload.shape(), flush=True)
         # The output slice carries two flags beside the beat, computed before its registers:
         # first (address 0) and last (address D - 1) beat of a step.
         out_layout = data.StructLayout({"beat": array.o_stream.payload.shape(),
                                         "first": 1, "last": 1})
         m.submodules.oslice = oslice = SkidBuffer(out_layout)
-        wiring.connect(m, ififo.o, array.i_stream)
+        wiring.connect(m, islice.o, array.i_stream)
         m.d.comb += [
             oslice.i.valid.eq(array.o_stream.valid),
             oslice.i.payload.beat.eq(array.o_stream.payload),
@@ -329,39 +283,29 @@ class _ArrayExecutor:
             oslice.i.payload.last.eq(array.o_stream.payload.addr == D - 1),
             array.o_stream.ready.eq(oslice.i.ready),
         ]
-        self.ostream = oslice.o
-        # Credits: rows in the FIFO plus reads in flight.
-        credits = Signal(range(K + 1), name="feed_credits")
-        issue = Signal(name="feed_issue")
-        inflight = Signal(Lr, name="feed_inflight")  # bit k: the read of k + 1 clocks ago
-        taken = Signal()
-        at_end = Signal(name="feed_at_end")  # feed_addr == D - 1, a register
+        self.islice, self.ostream = islice, oslice.o
         m.d.comb += [
-            issue.eq(running & (credits != K)),
-            taken.eq(ififo.o.valid & ififo.o.ready),
-            ififo.i.valid.eq(inflight[-1]),
-            ififo.i.payload.eq(cur.rdata),
-            ififo.flush.eq(feed_flush),
+            islice.i.payload.eq(cur.rdata),
+            islice.i.valid.eq(running & feed_ok),
         ]
-        m.d.sync += [credits.eq(credits + issue - taken),
-                     inflight.eq(Cat(issue, inflight[:-1]))]
-        with m.If(feed_flush):
-            m.d.sync += [credits.eq(0), inflight.eq(0)]
+        feed_en = Signal()
+        m.d.comb += feed_en.eq(running & (~feed_ok | islice.i.ready))
+        with m.If(feed_en):
+            m.d.sync += [feed_addr.eq(Mux(feed_addr == D - 1, 0, feed_addr + 1)), feed_ok.eq(1)]
+        # The memory reads every clock: while the feeder stalls, the address of the beat it
+        # holds is presented again. Writes happen only while not running.
+        held = Signal.like(feed_addr)
+        with m.If(feed_en):
+            m.d.sync += held.eq(feed_addr)
         # Writes go through one register stage (address, lanes, data): the payload buffer and
         # the current memory are block RAMs far apart on a large device.
         self.wr_we = wr_we = Signal(P, name="wr_we")
         self.wr_data = wr_data = Signal(P * IW, name="wr_data")
         wr_we_r, wr_data_r = Signal(P), Signal(P * IW)
-        m.d.sync += [wr_we_r.eq(wr_we), wr_data_r.eq(wr_data)]
-        with m.If(running):
-            with m.If(issue):
-                m.d.sync += [feed_addr.eq(Mux(at_end, 0, feed_addr + 1)),
-                             at_end.eq(feed_addr == D - 2 if D > 1 else 1)]
-        with m.Else():
-            # The write address of this clock, for the write of the next (0 before a run).
-            m.d.sync += [feed_addr.eq(self.wr_addr), at_end.eq(D == 1)]
+        wr_addr_r = Signal.like(self.wr_addr)
+        m.d.sync += [wr_we_r.eq(wr_we), wr_data_r.eq(wr_data), wr_addr_r.eq(self.wr_addr)]
         m.d.comb += [
-            cur.addr.eq(feed_addr),
+            cur.addr.eq(Mux(running, Mux(feed_en, feed_addr, held), wr_addr_r)),
             cur.we.eq(wr_we_r),
             cur.wdata.eq(wr_data_r),
         ]
@@ -431,7 +375,8 @@ class _ArrayExecutor:
         A beat leaves the output slice the clock after its record's last byte was handed to
         the frame encoder (``popped``, a register), and the serializer does not look at the
         slice in that clock: the slice's ``ready`` is then a register, not the end of a path
-        through the encoder's handshake (the UP5K board top's critical path)."""
+        from the executor's state through the encoder's handshake (the UP5K board top's
+        critical path, 31.25 MHz)."""
         m, ftx, ostream = self.m, self.core.ftx, self.ostream
         bidx, at_last, in_frame, flags = self.bidx, self.at_last, self.in_frame, self.flags
         popped = Signal(name="popped")
@@ -539,9 +484,9 @@ class _ArrayExecutor:
         with m.If(self.flags_bad_r):
             core.fail(ErrorCode.RANGE)
         with m.Else():
-            m.d.sync += [self.flags.eq(fl[:2]),
+            m.d.sync += [self.flags.eq(fl[:2]), self.feed_addr.eq(0), self.feed_ok.eq(0),
                          self.bidx.eq(0), self.in_frame.eq(0), self.at_last.eq(0)]
-            m.d.comb += self.feed_flush.eq(1)
+            m.d.comb += self.islice.flush.eq(1)
             m.next = "RUN_START"
 
     def _currents_states(self):
@@ -589,8 +534,6 @@ class _ArrayExecutor:
             m.d.sync += self.arr_start.eq(1)
             m.d.sync += [self.running.eq(1), self.arr_done.eq(0),
                          self.serialize.eq(flags != 0), self.drain.eq(flags == 0)]
-            # The feeder starts at row 0 (the clock before, feed_addr followed wr_addr).
-            m.d.sync += self.feed_addr.eq(0)
             m.next = "RUN"
         with m.State("RUN"):
             m.d.comb += core.busy.eq(1)

@@ -22,7 +22,6 @@ from lifgate.boards.protocol import LINK_TIMEOUT_S, Features, check_baud
 from lifgate.boards.toolchain import Board
 from lifgate.boards.uart import divisor_for
 from lifgate.hdl.dsp import simulation_models
-from lifgate.hdl.ram import ECP5_MAX_DEPTH
 from lifgate.hdl.verilog import convert_verilog
 from lifgate.sim.runner import TIMESCALE, VERILATOR_WARNINGS_OFF, SimulatorError, get_runner
 
@@ -78,21 +77,16 @@ class BoardTop(Elaboratable):
         freq = self.clock.frequency
         self.features = Features(shape, membrane=membrane, max_payload=max_payload)
         # On the UP5K the input currents go to SPRAM when they fit (4 blocks of 16K x 16):
-        # the EBRs hold the array's state. On the ECP5 they are DP16KD blocks with their
-        # output registers (CurrentMemory's "ecp5" kind).
-        current_ram = "memory"
-        if (board.family == "ice40" and shape.i_width % 4 == 0
-                and shape.depth <= 16384 and shape.lanes * shape.i_width <= 64):
-            current_ram = "spram"
-        elif board.family == "ecp5" and shape.depth <= ECP5_MAX_DEPTH:
-            current_ram = "ecp5"
+        # the EBRs hold the array's state.
+        spram = (board.family == "ice40" and shape.i_width % 4 == 0
+                 and shape.depth <= 16384 and shape.lanes * shape.i_width <= 64)
         # The board's pipeline profile, but one shared pipeline enable: with a copy per lane
         # (board.lanes_per_enable, which the array-only figures use) nextpnr's router had not
         # converged on the ULX3S board top after 15 minutes at 65 MHz (58,000 overused wires
         # left), where the top with one enable built in 8.5 minutes (docs/resources.md).
         self.link = HostLink(self.features, divisor=divisor,
                              timeout=max(2, int(freq * timeout_s)),
-                             current_ram=current_ram,
+                             current_ram="spram" if spram else "memory",
                              array_options={"pipeline": board.pipeline,
                                             "multiplier": board.multiplier,
                                             "memory": board.array_memory(shape)})
