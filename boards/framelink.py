@@ -113,12 +113,13 @@ class FrameRx(wiring.Component):
         m = Module()
         byte, got = self.byte.payload, self.byte.valid
         timer = Signal(range(self.timeout + 1))
+        # expired == (timer == timeout), kept as a register: the wide compare then ends in a
+        # flip-flop instead of feeding the decoder's state logic (the UP5K top's critical path).
         expired = Signal()
-        m.d.comb += expired.eq(timer == self.timeout)
         with m.If(got):
-            m.d.sync += timer.eq(0)
+            m.d.sync += [timer.eq(0), expired.eq(0)]
         with m.Elif(~expired):
-            m.d.sync += timer.eq(timer + 1)
+            m.d.sync += [timer.eq(timer + 1), expired.eq(timer + 1 == self.timeout)]
 
         crc = Signal(16)
         crc_next = Signal(16)

@@ -404,13 +404,20 @@ class _ArrayExecutor:
 
     def _serializer(self):
         """STEP frame serializer: runs beside the executor while ``serialize`` is set (registers
-        only gate it, so the executor's state decoding stays off the stream's ready path)."""
+        only gate it, so the executor's state decoding stays off the stream's ready path).
+
+        A beat leaves the output slice the clock after its record's last byte was handed to
+        the frame encoder (``popped``, a register), and the serializer does not look at the
+        slice in that clock: the slice's ``ready`` is then a register, not the end of a path
+        from the executor's state through the encoder's handshake (the UP5K board top's
+        critical path, 31.25 MHz)."""
         m, ftx, ostream = self.m, self.core.ftx, self.ostream
         bidx, at_last, in_frame, flags = self.bidx, self.at_last, self.in_frame, self.flags
-        with m.If(self.drain):
-            m.d.comb += ostream.ready.eq(1)
+        popped = Signal(name="popped")
+        m.d.sync += popped.eq(0)
+        m.d.comb += ostream.ready.eq(self.drain | popped)
         with m.If(self.serialize):
-            ovalid = ostream.valid
+            ovalid = ostream.valid & ~popped
             with m.If(ovalid & ostream.payload.first & ~in_frame & ftx.idle):
                 m.d.comb += [
                     ftx.start.eq(1), ftx.cmd.eq(Cmd.STEP),
@@ -424,7 +431,7 @@ class _ArrayExecutor:
             with m.If(ftx.data.valid & ftx.data.ready):
                 m.d.sync += [bidx.eq(bidx + 1), at_last.eq(bidx + 1 == self.last_byte)]
                 with m.If(at_last):
-                    m.d.comb += ostream.ready.eq(1)
+                    m.d.sync += popped.eq(1)
                     with m.If(ostream.payload.last):
                         m.d.sync += [bidx.eq(0), in_frame.eq(0), at_last.eq(0)]
                     with m.Else():
