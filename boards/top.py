@@ -73,16 +73,21 @@ class BoardTop(Elaboratable):
         Line silence that ends a partial frame.
     counts : bool
         Build the spike counts unit (RUN's COUNTS flag, ``READ_COUNTS``).
+    events : bool
+        Build the address-event readback (RUN's EVENTS flag).
+    probes : int
+        Probe slots (RUN's PROBES flag, ``SET_PROBES``), 0 to 255; 0: not built.
     """
 
     def __init__(self, *, board: Board, shape: ArrayShape, frequency: float,
                  membrane: bool = True, baud: int = 115200, max_payload: int = 512,
-                 timeout_s: float = LINK_TIMEOUT_S, counts: bool = False):
+                 timeout_s: float = LINK_TIMEOUT_S, counts: bool = False,
+                 events: bool = False, probes: int = 0):
         self.board = board
         self.clock, divisor = board_clock(board, frequency, baud, timeout_s=timeout_s)
         freq = self.clock.frequency
         self.features = Features(shape, membrane=membrane, max_payload=max_payload, baud=baud,
-                                 counts=counts)
+                                 counts=counts, events=events, probes=probes)
         # On the UP5K the input currents go to SPRAM when they fit (4 blocks of 16K x 16):
         # the EBRs hold the array's state.
         spram = spram_currents(board, shape)

@@ -69,6 +69,12 @@ def register(subparsers, summary):
                    "link.json beside the bitstream for the host")
     p.add_argument("--counts", action="store_true",
                    help="build the spike counts unit (RUN's COUNTS mode, READ_COUNTS)")
+    p.add_argument("--events", action="store_true",
+                   help="build the address-event readback (RUN's EVENTS mode: only the neurons "
+                   "that fired, about a byte each)")
+    p.add_argument("--probes", type=int, default=0, metavar="K",
+                   help="build K probe slots (RUN's PROBES mode: the membranes of K chosen "
+                   "neurons every step), 0 to 255 (default 0: none)")
     p.add_argument("--no-membrane", action="store_true", help="leave out membrane readback")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0 to 2**31 - 1 (default 1)")
@@ -94,11 +100,15 @@ def run(args) -> int:
     # The UART divisor's, the link timeout's and the board's USB-UART's range, up front.
     check_baud(args.baud, freq * 1e6, max_baud=BOARD_MAX_BAUD[b.name])
     check_int("--seed", args.seed, 0, (1 << 31) - 1)
+    check_int("--probes", args.probes, 0, 255)
+    if args.probes and args.no_membrane:
+        raise ConfigError("--probes needs membrane readback: leave out --no-membrane")
     # The string, not Path(...): Path("") is "." and an empty path must be refused.
     out = Path(writable_dir("--build-dir", args.build_dir if args.build_dir is not None
                             else f"build/board-{b.name}"))
     top = BoardTop(board=b, shape=shape, frequency=freq * 1e6,
-                   membrane=not args.no_membrane, baud=args.baud, counts=args.counts)
+                   membrane=not args.no_membrane, baud=args.baud, counts=args.counts,
+                   events=args.events, probes=args.probes)
     show = not args.no_progress
     if show:
         print(f"building {b.name}: {shape.neurons} neurons, {shape.lanes} lanes, "
