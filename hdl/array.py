@@ -362,6 +362,9 @@ class Lane(wiring.Component):
         and ``addend``); without it ``z = 0``.
     pipeline, multiplier, memory : str
         As for :class:`LIFArray` (the lane's share of them).
+    prefix : str
+        Put before the names of the lane's registers (``"l3_"`` in lane 3 of an array, which
+        builds its lanes into its own module with :meth:`build`).
 
     Members
     -------
@@ -394,8 +397,10 @@ class Lane(wiring.Component):
     """
 
     def __init__(self, shape: ArrayShape, *, noise: bool = True, pipeline: str = "deep",
-                 multiplier: str = "fabric", memory: str = "inferred"):
+                 multiplier: str = "fabric", memory: str = "inferred", prefix: str = ""):
         shape = shape_of(shape)
+        if not isinstance(prefix, str):
+            raise ConfigTypeError(f"Prefix must be a str, not {prefix!r}")
         if pipeline not in PIPELINES:
             raise ConfigError(f"Pipeline must be one of {', '.join(map(repr, PIPELINES))}, "
                              f"not {pipeline!r}")
@@ -410,6 +415,7 @@ class Lane(wiring.Component):
         self._bounds = PIPELINES[pipeline]
         self._multiplier = multiplier
         self._memory = memory
+        self._prefix = prefix
         super().__init__(lane_signature(shape, noise=noise))
         self.probes = self._make_probes()
 
@@ -435,12 +441,18 @@ class Lane(wiring.Component):
             "s9": 1, "v9": signed(W),
         }
         return LaneProbes(**{
-            name: None if shp is None else Signal(shp, name=name, reset_less=True)
+            name: None if shp is None else Signal(shp, name=self._prefix + name, reset_less=True)
             for name, shp in shapes.items()
         })
 
     def elaborate(self, platform):
         m = Module()
+        self.build(m)
+        return m
+
+    def build(self, m):
+        """Add the lane's logic to the module ``m`` (what :meth:`elaborate` does in a module of
+        its own; :class:`LIFArray` builds its lanes into its own module, see there)."""
         c = types.SimpleNamespace(m=m, par=self._param_pipe(m))
         self._read(c)
         self._compare(c)
@@ -455,7 +467,6 @@ class Lane(wiring.Component):
             self.spike.eq(self.probes.s9),
             self.v_next.eq(self.probes.v9),
         ]
-        return m
 
     # The stages, in order. Their registers are those of `self.probes`, made in __init__.
 
@@ -504,8 +515,8 @@ class Lane(wiring.Component):
         refr3, rdec3, rmore3 = self.probes.refr3, self.probes.rdec3, self.probes.rmore3
         t_ref = par(3, "t_ref")
         value_mode = par(3, "reset_mode") == ResetModeHW.VALUE
-        fire = Signal(name="fire")
-        sel = Signal(name="sel")  # h is not v
+        fire = Signal(name=self._prefix + "fire")
+        sel = Signal(name=self._prefix + "sel")  # h is not v
         m.d.comb += [
             fire.eq(~refr3 & ge3),
             sel.eq(Mux(value_mode, refr3 | fire, fire)),
@@ -549,7 +560,7 @@ class Lane(wiring.Component):
                 # and whose product register is the stage-5 one.
                 assert self._bounds[_S_X - 1] and self._bounds[_S_SHIFT - 1]
                 c.leak_mul = leak_mul = RegisteredMul(signed(W + 2), unsigned(F), kind="ecp5")
-                m.submodules.leak_mul = leak_mul
+                m.submodules[self._prefix + "leak_mul"] = leak_mul
                 m.d.comb += [
                     leak_mul.a.eq(x),
                     leak_mul.b.eq(par(4, "leak")[:F]),
@@ -557,7 +568,7 @@ class Lane(wiring.Component):
                 ]
         if self._noise and shape.groups > 1:
             # The noise source's addend 256 bias - 510 gain (see LIFArray._lane_noise).
-            bias_k5 = Signal(_addend_shape(W), name="bias_k5", reset_less=True)
+            bias_k5 = Signal(_addend_shape(W), name=self._prefix + "bias_k5", reset_less=True)
             pairs.append((bias_k5, par(4, "bias").shift_left(8) - self.off510))
             m.d.comb += self.addend.eq(bias_k5)
         self._stage(c, 4, *pairs)
@@ -572,7 +583,7 @@ class Lane(wiring.Component):
         x5, hold5 = regs.x5, regs.hold5
         c.t6 = c.m6 = None
         if modes & {LeakMode.SHIFT, LeakMode.CONST}:
-            c.t6 = t6 = Signal(signed(W + 3), name="t6", reset_less=True)
+            c.t6 = t6 = Signal(signed(W + 3), name=self._prefix + "t6", reset_less=True)
             k5 = regs.k5
             t = (x5 << 1) >> k5 if LeakMode.SHIFT in modes else x5 << 1
             pairs.append((t6, Mux(hold5, 0, t)))
@@ -583,7 +594,7 @@ class Lane(wiring.Component):
                 c.m6 = c.leak_mul.p
             else:
                 prod = x5 * par(5, "leak")[:F]
-                c.m6 = Signal(prod.shape(), name="m6", reset_less=True)
+                c.m6 = Signal(prod.shape(), name=self._prefix + "m6", reset_less=True)
                 pairs.append((c.m6, prod))
         self._stage(c, 5, *pairs)
 
@@ -659,7 +670,7 @@ class Lane(wiring.Component):
                 return par(k - 1, name)  # stages k - 1 and k are one clock
             if key not in cache:
                 prev = par(k - 1, name)
-                r = Signal(layout[name].shape, name=f"{name}{k}", reset_less=True)
+                r = Signal(layout[name].shape, name=f"{self._prefix}{name}{k}", reset_less=True)
                 with m.If(self.ce):
                     m.d.sync += r.eq(prev)
                 cache[key] = r
@@ -716,6 +727,10 @@ class LIFArray(wiring.Component):
     the clear/run sequencer), the parameter register or memories, and per lane its two state
     memories, its noise source and one :class:`Lane`: the datapath of the table below, whose
     docstring maps each stage to the golden model's line and the rule of ``docs/numerics.md``.
+    The lanes are built into the array's own module (:meth:`Lane.build`, their registers named
+    ``l<p>_...``), not as Verilog modules of their own: synthesis then sees the netlist of the
+    array before the lane was split out (the same cell counts for the UP5K and ECP5 builds),
+    where a module per lane measured a few LUTs more or fewer and different placements.
 
     Pipeline. A run of ``steps`` timesteps issues, per step, the addresses ``0 .. D-1`` in
     order, one per clock, to all lanes at once; each update then moves through ``latency``
@@ -1149,13 +1164,17 @@ class LIFArray(wiring.Component):
 
     def _lane(self, m, c, p):
         """Lane ``p``: its state memories, parameter memory (groups), noise source and
-        :class:`Lane`, connected to the control signals. Returns the :class:`Lane`."""
+        :class:`Lane`, connected to the control signals. Returns the :class:`Lane`.
+
+        The lane is built into ``m`` (:meth:`Lane.build`), not added as a submodule: see the
+        class docstring, "Structure"."""
         shape = self._shape
         W, R = shape.v_width, shape.ref_width
         ce = c.lane_ce[p]
         lane = Lane(shape, noise=self._noise, pipeline=self._pipeline,
-                    multiplier=self._multiplier, memory=self._memory)
-        m.submodules[f"lane{p}"] = lane
+                    multiplier=self._multiplier, memory=self._memory, prefix=f"l{p}_")
+        lane.build(m)
+        lane._MustUse__silence = True  # built into this module, not elaborated on its own
         c.lanes.append(lane)
         params = c.preg if shape.groups == 1 else self._param_memory(m, c, p)
         v_rd, v_wr, v_mem = self._state_memory(m, f"v{p}", signed(W), ce)

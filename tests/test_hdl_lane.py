@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from amaranth.back import rtlil
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 from lifgate.golden.fixed import step_scalar
@@ -104,3 +105,17 @@ def test_probes_name_the_registers():
     assert array.probes is None
     Fragment.get(array, None)
     assert len(array.probes.lanes) == 1 and array.probes.lanes[0].k5 is not None
+
+
+def test_array_builds_its_lanes_into_its_own_module():
+    """The array's lanes are no Verilog modules of their own (``Lane.build``): synthesis sees
+    the array's netlist as before the lane was split out; the registers keep their ``l<p>_``
+    names (the names in the resource reports' critical paths)."""
+    shape = ArrayShape(neurons=8, lanes=2, groups=2, v_width=8, i_width=6, ref_width=3,
+                       decay_frac=6, step_width=8)
+    text = rtlil.convert(LIFArray(shape, noise=True), name="top")
+    modules = [line.split()[1] for line in text.splitlines() if line.startswith("module ")]
+    assert not [name for name in modules if "lane" in name], modules
+    for p in range(2):
+        for reg in ("v2", "sub3", "h4", "x5", "k5", "t6", "lk7", "tot8", "v9", "fire"):
+            assert f"\\l{p}_{reg} " in text or f"\\l{p}_{reg}\n" in text, (p, reg)
