@@ -393,7 +393,7 @@ class Lane(wiring.Component):
     ----------
     probes : LaneProbes
         The stage registers, by name (for :mod:`lifgate.sim.formal`); made at construction,
-        driven by :meth:`elaborate`.
+        driven by :meth:`build` (which :meth:`elaborate` calls).
     """
 
     def __init__(self, shape: ArrayShape, *, noise: bool = True, pipeline: str = "deep",
