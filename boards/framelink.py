@@ -41,7 +41,7 @@ from amaranth.utils import ceil_log2
 from lifgate.boards.frameproto import SYNC, ErrorCode
 from lifgate.boards.uart import UARTRx, UARTTx
 
-from lifgate.config import ConfigTypeError, LeakMode, param_layout
+from lifgate.config import ConfigTypeError, LeakMode
 
 __all__ = ["FrameCore", "FrameRx", "FrameTx", "LinkComponent", "R_DONE", "R_ERROR", "R_NONE",
            "R_STATUS", "R_VERSION", "crc16_update", "le_bytes", "param_word_ok"]
@@ -628,14 +628,11 @@ class FrameCore:
 def param_word_ok(m: Module, shape, word: Value, width: int) -> Value:
     """:func:`lifgate.boards.protocol.param_word_valid` of ``word`` (``8 * param_bytes`` bits,
     the parameter word in its low ``width`` bits) for the array of ``shape``, in gateware."""
-    offs, o = {}, 0
-    for name, w in param_layout(shape):
-        offs[name] = (o, w)
-        o += w
+    fields = shape.layout.params
 
     def fld(name):
-        off, w = offs[name]
-        return word[off:off + w]
+        f = fields[name]
+        return word[f.offset:f.offset + f.width]
 
     W = shape.v_width
     mode, leak = fld("leak_mode"), fld("leak")

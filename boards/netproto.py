@@ -80,7 +80,6 @@ from lifgate.config import (
     ConfigError,
     LeakMode,
     NoiseParams,
-    param_layout,
     signed_range,
     unpack_params,
 )
@@ -169,7 +168,7 @@ class NetFeatures:
         for n, s in enumerate(shapes):
             if not isinstance(s, ArrayShape):
                 raise ConfigError(f"parameter 'shapes[{n}]' must be an ArrayShape, not {s!r}")
-            if param_layout(s) != param_layout(shapes[0]) or s.step_width != shapes[0].step_width:
+            if s.layout.params != shapes[0].layout.params or s.step_width != shapes[0].step_width:
                 raise ConfigError(
                     f"parameter 'shapes[{n}]' must have the v_width, decay_frac, ref_width and "
                     f"step_width of layer 0 (one parameter word format)"
@@ -206,7 +205,7 @@ class NetFeatures:
 
     @property
     def param_width(self) -> int:
-        return sum(w for _, w in param_layout(self.shapes[0]))
+        return self.shapes[0].layout.params.width
 
     @property
     def param_bytes(self) -> int:
@@ -236,12 +235,7 @@ class NetFeatures:
 def default_param_word(shape: ArrayShape) -> int:
     """The parameter word of every group after a reset: every field 0 but ``leak_mode``, the
     first of the shape's leak modes (a word of all zeros may name a mode it does not build)."""
-    offset = 0
-    for name, width in param_layout(shape):
-        if name == "leak_mode":
-            return int(shape.leak_modes[0]) << offset
-        offset += width
-    raise AssertionError("param_layout has no leak_mode")
+    return int(shape.leak_modes[0]) << shape.layout.params["leak_mode"].offset
 
 
 def net_version_payload(f: NetFeatures) -> bytes:

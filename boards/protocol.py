@@ -96,7 +96,6 @@ from lifgate.config import (
     ConfigError,
     LeakMode,
     NoiseParams,
-    param_layout,
     unpack_params,
 )
 
@@ -190,25 +189,28 @@ class Features:
                 f"(a SET_PARAMS frame), not {self.max_payload!r}"
             )
 
+    # The parameter word's width and the byte counts of the frames' values: from the shape's
+    # one layout (lifgate.layout.ArrayLayout).
+
     @property
     def param_width(self) -> int:
-        return sum(w for _, w in param_layout(self.shape))
+        return self.shape.layout.param_width
 
     @property
     def param_bytes(self) -> int:
-        return (self.param_width + 7) // 8
+        return self.shape.layout.param_bytes
 
     @property
     def current_bytes(self) -> int:
-        return (self.shape.i_width + 7) // 8
+        return self.shape.layout.current_bytes
 
     @property
     def value_bytes(self) -> int:
-        return (self.shape.v_width + 7) // 8
+        return self.shape.layout.value_bytes
 
     @property
     def spike_bytes(self) -> int:
-        return (self.shape.lanes + 7) // 8
+        return self.shape.layout.spike_bytes
 
     def record_bytes(self, membrane: bool) -> int:
         """Bytes of one lane address in a ``STEP`` frame."""
@@ -265,16 +267,13 @@ def param_word_valid(shape: ArrayShape, word: int) -> bool:
     a signed ``max(W, F)``-bit value lies in the membrane range). Every other field is legal in
     any bit pattern.
     """
-    offsets, offset = {}, 0
-    for name, width in param_layout(shape):
-        offsets[name] = (offset, width)
-        offset += width
-    if word < 0 or word >> offset:
+    fields = shape.layout.params
+    if word < 0 or word >> fields.width:
         return False
 
     def field_(name):
-        off, width = offsets[name]
-        return (word >> off) & ((1 << width) - 1)
+        f = fields[name]
+        return (word >> f.offset) & ((1 << f.width) - 1)
 
     mode = field_("leak_mode")
     if mode not in [int(m) for m in shape.leak_modes]:

@@ -62,7 +62,6 @@ from lifgate.config import (
     NeuronParams,
     NoiseParams,
     pack_params,
-    param_layout,
 )
 
 #: A RUN probe (one step, spikes and membrane readback) after every this many rejected exchanges.
@@ -132,16 +131,14 @@ class FrameGen:
     def bad_param_word(self) -> int:
         """A parameter word the gateware must reject: pad bits, a mode not built, a bad leak."""
         r, s = self.rng, self.s
-        offs, o = {}, 0
-        for name, width in param_layout(s):
-            offs[name] = (o, width)
-            o += width
+        fields = s.layout.params
+        o = fields.width  # the word's width: pad bits lie above it
         word = pack_params(s, self.neuron_params())
 
         def put(w, name, value):
-            off, width = offs[name]
-            mask = ((1 << width) - 1) << off
-            return (w & ~mask) | ((value << off) & mask)
+            f = fields[name]
+            mask = ((1 << f.width) - 1) << f.offset
+            return (w & ~mask) | ((value << f.offset) & mask)
 
         choices = []
         if 8 * self.f.param_bytes > o:

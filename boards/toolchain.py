@@ -36,7 +36,10 @@ __all__ = [
     "FitError",
     "ToolchainError",
     "board",
+    "check_estimate",
     "check_fit",
+    "estimate_needs",
+    "explain_pnr_failure",
     "parse_report",
     "run_build",
     "yowasp_env",
@@ -421,6 +424,238 @@ def check_fit(board_: Board, cells_by_type: dict, *, where: str = "") -> dict:
     return util
 
 
+
+# Fit estimate before synthesis ------------------------------------------------------------------
+
+#: Block RAM geometries (depth, width) Yosys' memory mapping can choose, and each block's cost
+#: in its library (``ice40/brams.txt``: ``$__ICE40_RAM4K_``, one read and one write port;
+#: ``lattice/brams_16kd.txt``: ``$__DP16KD_``, two ports, and ``$__PDPW16KD_``, which adds
+#: 512 x 36 for one read and one write port).
+#: Each geometry is (depth, width, byte): ``byte`` the write-enable granularity of the block
+#: in that width (``0``: one enable for the whole word).
+_BRAM = {
+    "ice40": ((256, 16, 1), (512, 8, 0), (1024, 4, 0), (2048, 2, 0)),
+    "ecp5": ((1024, 18, 9), (2048, 9, 9), (4096, 4, 0), (8192, 2, 0), (16384, 1, 0)),
+}
+_BRAM_COST = {"ice40": 64, "ecp5": 128}
+_BRAM_COLUMN = {"ice40": "ebr", "ecp5": "dp16kd"}
+
+#: Primitives a design instantiates itself, by the column they count in.
+_PRIMITIVES = {
+    "ice40": {"SB_RAM40_4K": "ebr", "SB_RAM40_4KNR": "ebr", "SB_RAM40_4KNW": "ebr",
+              "SB_RAM40_4KNRNW": "ebr", "SB_SPRAM256KA": "spram", "SB_MAC16": "dsp"},
+    "ecp5": {"DP16KD": "dp16kd", "PDPW16KD": "dp16kd", "MULT18X18D": "mult18"},
+}
+
+_MEMORY = re.compile(r"^memory\b.*?\bwidth (\d+)\b.*?\bsize (\d+)\b.*?(\S+)$")
+
+
+@dataclass
+class _Module:
+    """One module of an RTLIL text: its memories and their ports, its cells by type."""
+
+    memories: dict = field(default_factory=dict)   # name -> (width, depth)
+    reads: dict = field(default_factory=dict)      # memory -> [(synchronous, address)]
+    writes: dict = field(default_factory=dict)     # memory -> [address]
+    enables: dict = field(default_factory=dict)    # memory -> [enable runs or None]
+    cells: dict = field(default_factory=dict)      # cell type -> count
+
+
+def _memid(value: str) -> str:
+    return value.strip('"').replace("\\\\", "\\")
+
+
+def _end_cell(mod: _Module, cell: dict) -> None:
+    kind = cell.pop("type")
+    if kind == "$memrd_v2":
+        sync = cell.get("CLK_ENABLE", "1") not in ("0", "1'0")
+        mod.reads.setdefault(_memid(cell.get("MEMID", "")), []).append((sync, cell.get("ADDR")))
+    elif kind == "$memwr_v2" and cell.get("ABITS", "1") != "0":  # (ABITS 0: an init write)
+        mod.writes.setdefault(_memid(cell.get("MEMID", "")), []).append(cell.get("ADDR"))
+        mod.enables.setdefault(_memid(cell.get("MEMID", "")), []).append(
+            _enable_runs(cell.get("EN", "")))
+
+
+_SIG_BIT = re.compile(r"(\\\S+|\$\S+)(?: \[(\d+)(?::(\d+))?\])?|\d+'([01xz]+)")
+
+
+def _enable_runs(en: str) -> list | None:
+    """The lengths of the runs of bits with one enable in a write port's ``EN`` (LSB first),
+    or None where the signal is not written bit by bit."""
+    bits = []
+    for name, hi, lo, const in _SIG_BIT.findall(en):
+        if const:
+            bits += [f"'{c}" for c in const]
+        elif not hi:
+            return None  # a whole wire: its width is not on this line
+        else:
+            lo = hi if not lo else lo
+            bits += [(name, k) for k in range(int(hi), int(lo) - 1, -1)]
+    if not bits:
+        return None
+    bits.reverse()  # RTLIL lists the most significant bit first
+    runs = [1]
+    for a, b in zip(bits, bits[1:], strict=False):
+        if a == b:
+            runs[-1] += 1
+        else:
+            runs.append(1)
+    return runs
+
+
+def parse_rtlil(text: str) -> tuple[dict, str | None]:
+    """The modules of an RTLIL text (name to memories, their ports and cells by type) and the
+    name of the top module (the one with ``attribute \\top 1``)."""
+    modules, top, mod, cell, top_next, blocks = {}, None, None, None, False, 0
+    for raw in text.splitlines():
+        line = raw.strip()
+        if blocks:  # inside a process: its switches end with "end" too
+            blocks += line.startswith(("process ", "switch ")) - (line == "end")
+        elif mod is None:
+            if line == "attribute \\top 1":
+                top_next = True
+            elif line.startswith("module "):
+                name = line.split(None, 1)[1]
+                mod = modules[name] = _Module()
+                top, top_next = (name if top_next else top), False
+        elif cell is not None:
+            if line == "end":
+                _end_cell(mod, cell)
+                cell = None
+            elif line.startswith(("parameter ", "connect ")):
+                parts = line.split(None, 2)
+                if len(parts) == 3:
+                    cell[parts[1].lstrip("\\")] = parts[2]
+        elif line.startswith("process "):
+            blocks = 1
+        elif line.startswith("cell "):
+            kind = line.split()[1]
+            mod.cells[kind] = mod.cells.get(kind, 0) + 1
+            cell = {"type": kind}
+        elif line.startswith("memory "):
+            found = _MEMORY.match(line)
+            if found:
+                mod.memories[found.group(3)] = (int(found.group(1)), int(found.group(2)))
+        elif line == "end":
+            mod = None
+    return modules, top
+
+
+def _across(width: int, runs, w: int, byte: int) -> int | None:
+    """Blocks side by side for a ``width``-bit word in a ``w``-bit geometry whose write
+    enables cover ``byte`` bits (0: the whole word); None if the enables cannot be met."""
+    runs = runs or [width]
+    if len(runs) == 1:  # one enable for the word: any geometry
+        return -(-width // w)
+    if byte:  # every run of one enable takes whole bytes
+        return -(-sum(-(-r // byte) for r in runs) * byte // w)
+    if any(r % w for r in runs):
+        return None
+    return -(-width // w)
+
+
+def memory_blocks(family: str, width: int, depth: int, reads: list, writes: list,
+                  enables: list | None = None) -> int:
+    """Block RAMs Yosys certainly spends on one inferred memory (0 where it may choose logic).
+
+    ``reads``: ``(synchronous, address)`` of each read port; ``writes``: the address of each
+    write port; ``enables``: each write port's runs of bits under one enable (LSB first; None
+    or absent: one enable for the word). In a geometry with byte enables every run takes whole
+    bytes (a 16-bit lane in 9-bit ``DP16KD`` bytes takes two); in one without, every run must
+    be a multiple of the width. The fewest blocks over the block geometries (:data:`_BRAM`),
+    times the copies
+    the read ports need (an iCE40 block has one read port; a ``DP16KD`` two ports in all). A
+    memory counts only where block RAM costs less than its cheapest alternative in Yosys' own
+    cost figures (logic: one per bit on the iCE40; ECP5 LUT RAM: 4 per 16 x 4 bits; iCE40
+    SPRAM, 2048 per 16K x 16, for a memory whose read and write share one address), and never
+    without a synchronous read or with several write ports on the iCE40. So the sum over a
+    design is what synthesis uses at least.
+    """
+    if not reads or any(not sync for sync, _ in reads):
+        return 0
+    addrs = {addr for _, addr in reads}
+    geoms = list(_BRAM[family])
+    if family == "ice40":
+        if len(writes) != 1:
+            return 0
+        copies = len(addrs)
+        alternative = width * depth
+        if len(reads) == 1 and writes[0] == reads[0][1]:  # one address: SPRAM could hold it
+            alternative = min(alternative, 2048 * -(-depth // 16384) * -(-width // 16))
+    else:
+        if len(addrs) == 1 and len(writes) <= 1:
+            geoms.append((512, 36, 9))
+        copies = max(1, -(-(len(addrs) + len(writes)) // 2))
+        alternative = 4 * -(-depth // 16) * -(-width // 4)
+    runs = (enables or [None])[0] if len(writes) == 1 else None
+    options = []
+    for d, w, byte in geoms:
+        across = _across(width, runs, w, byte)
+        if across is not None:
+            options.append(-(-depth // d) * across)
+    if not options:
+        return 0
+    blocks = copies * min(options)
+    return blocks if _BRAM_COST[family] * blocks < alternative else 0
+
+
+def estimate_needs(family: str, rtlil: str) -> dict:
+    """What a design needs at least, by column, from its RTLIL before synthesis.
+
+    Block RAMs, SPRAMs and multipliers the design instantiates (``SB_RAM40_4K``,
+    ``SB_SPRAM256KA``, ``SB_MAC16``, ``DP16KD``, ``MULT18X18D``) count one each; each inferred
+    memory adds :func:`memory_blocks`. Modules count once per instance. Logic is not estimated.
+    """
+    modules, top = parse_rtlil(rtlil)
+    needs = dict.fromkeys(_PRIMITIVES[family].values(), 0)
+
+    def walk(name: str, times: int) -> None:
+        mod = modules[name]
+        for kind, n in mod.cells.items():
+            if kind in modules:
+                walk(kind, times * n)
+            elif kind.lstrip("\\") in _PRIMITIVES[family]:
+                needs[_PRIMITIVES[family][kind.lstrip("\\")]] += times * n
+        for mem, (width, depth) in mod.memories.items():
+            needs[_BRAM_COLUMN[family]] += times * memory_blocks(
+                family, width, depth, mod.reads.get(mem, []), mod.writes.get(mem, []),
+                mod.enables.get(mem))
+
+    if top in modules:
+        walk(top, 1)
+    return needs
+
+
+def check_estimate(board_: Board, rtlil: str, *, where: str = "") -> dict:
+    """Refuse a design whose block RAMs, SPRAMs or multipliers (:func:`estimate_needs`, a
+    lower bound) exceed ``board_``'s device before synthesis starts: :class:`FitError` naming
+    each short resource (``needs 41 of 30 EBR``). Returns the estimate by column."""
+    cap = CAPACITY[board_.device]
+    needs = estimate_needs(board_.family, rtlil)
+    short = [col for col, n in needs.items() if n > cap[col]]
+    if short:
+        parts = ", ".join(f"needs {needs[c]} of {cap[c]} {_UNIT[c]}" for c in short)
+        err = FitError(
+            f"the design does not fit the {board_.device} ({board_.name}): {parts}, counted "
+            f"from its memories and primitives{f' ({where})' if where else ''}; synthesis not "
+            f"started. Use fewer lanes or neurons"
+        )
+        err.utilization = {c: {"used": n, "available": cap[c]} for c, n in needs.items()}
+        raise err
+    return needs
+
+
+# Tool failures ----------------------------------------------------------------------------------
+
+_NO_BELS = re.compile(r"no BELs remaining to implement cell type '([^']+)'")
+#: nextpnr's cell types, by the resource a user knows.
+_BEL_NAME = {"ICESTORM_RAM": "EBR", "ICESTORM_LC": "logic cells", "ICESTORM_DSP": "SB_MAC16",
+             "ICESTORM_SPRAM": "SPRAM", "SB_IO": "I/O pins", "ICESTORM_PLL": "PLL",
+             "DP16KD": "DP16KD", "TRELLIS_SLICE": "slices", "TRELLIS_COMB": "LUT4",
+             "TRELLIS_FF": "flip-flops", "MULT18X18D": "MULT18X18D", "TRELLIS_IO": "I/O pins",
+             "EHXPLLL": "PLL"}
+
+
 def _first_error(*texts: str) -> str:
     """The first ``ERROR:`` line of a tool's log (or its last non-empty line)."""
     for text in texts:
@@ -432,6 +667,42 @@ def _first_error(*texts: str) -> str:
         if lines:
             return lines[-1]
     return "no message"
+
+
+def explain_pnr_failure(code: int, log_text: str, output: str) -> str:
+    """One line saying why nextpnr failed (exit ``code``), from its log and its own output.
+
+    Known causes get a sentence a user can act on: a cell type with no BELs left (the design
+    does not fit), a clock below its constraint (only without ``--timing-allow-fail``), a
+    design that cannot be routed, a crash (killed by a signal, or no ``ERROR:`` line at all);
+    anything else is nextpnr's first ``ERROR:`` line.
+    """
+    text = log_text + "\n" + output
+    error = next((ln.strip() for ln in text.splitlines() if ln.lstrip().startswith("ERROR:")),
+                 None)
+    if error is None or code < 0 or code > 128:
+        signal = f"signal {-code}" if code < 0 else f"signal {code - 128}" if code > 128 else None
+        lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+        last = lines[-1] if lines else "no output"
+        return (f"nextpnr crashed (exit {code}{f', {signal}' if signal else ''}) before "
+                f"reporting an error; its last words: {last}")
+    bels = _NO_BELS.search(error)
+    if bels:
+        kind = bels.group(1)
+        used = re.search(rf"^Info:\s+{re.escape(kind)}:\s+(\d+)/\s*(\d+)", log_text, re.M)
+        have = f" ({used.group(1)} needed, {used.group(2)} on the device)" if used else ""
+        return (f"place failed: no {_BEL_NAME.get(kind, kind)} left{have}: the design does "
+                f"not fit; use fewer lanes or neurons [{error}]")
+    fmax = _FMAX.search(error)
+    if fmax:
+        clk, got, _, want = fmax.groups()
+        return (f"timing not met: clock '{clk}' reaches {float(got):.2f} MHz of the "
+                f"{float(want):.2f} MHz asked; lower --freq, use fewer lanes or try another "
+                f"--seed")
+    if re.search(r"rout", error, re.I):
+        return (f"route failed: the placed design could not be routed (too congested): use "
+                f"fewer lanes or neurons, or try another --seed [{error}]")
+    return error
 
 
 # Build ------------------------------------------------------------------------------------------
@@ -484,29 +755,35 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
               pack: bool = True, timeout: float | None = None, verbose: bool = False,
               synth_opts: str | None = None,
               script_after_read: str | None = None, fit_check: bool = True,
-              on_stage=None) -> BuildReport:
+              timing_allow_fail: bool = True, on_stage=None) -> BuildReport:
     """Synthesise, place and route ``design`` for ``board_`` in ``build_dir``; pack if ``pack``.
 
     ``design`` must create its own ``sync`` domain (see :class:`lifgate.boards.pll.BoardClock`)
     and the clock constraint nextpnr should work for. nextpnr runs with
     ``--timing-allow-fail`` so that a design that misses timing is still reported (the caller
-    decides what a miss means). Raises :class:`ToolchainError` if a tool fails.
+    decides what a miss means); with ``timing_allow_fail=False`` a miss is nextpnr's error.
+    Raises :class:`ToolchainError` if a tool fails.
     ``synth_opts`` replaces the default options of ``synth_<family>``; ``script_after_read``
     (Yosys commands) runs between reading the design and synthesis.
 
-    Synthesis runs first and writes its cell statistics (``{name}.stat.json``); with
-    ``fit_check`` a design that needs more than the device has (:data:`CAPACITY`) raises
-    :class:`FitError` before place and route starts. A tool failure raises
-    :class:`ToolchainError` with its first ``ERROR:`` line and the path of its log.
-    ``on_stage(stage)``, if given, is called from a helper thread when the build enters
-    ``"synthesis"``, ``"place"``, ``"route"`` or ``"pack"`` (seen from the files and log the
-    tools write).
+    With ``fit_check`` a design that cannot fit (:data:`CAPACITY`) raises :class:`FitError`
+    twice early: before synthesis when the block RAMs, SPRAMs and multipliers counted in its
+    RTLIL (:func:`check_estimate`, a lower bound) exceed the device, and before place and
+    route when synthesis' cell statistics (``{name}.stat.json``, :func:`check_fit`) do. A tool
+    failure raises :class:`ToolchainError`: one line with the cause
+    (:func:`explain_pnr_failure` for nextpnr, the first ``ERROR:`` line for Yosys) and the path
+    of the tool's log.
+    ``on_stage(stage)``, if given, is called with ``"elaborate"`` first, then from a helper
+    thread when the build enters ``"synthesis"``, ``"place"``, ``"route"`` or ``"pack"`` (seen
+    from the files and log the tools write).
     """
     platform = board_.platform()
     family = board_.family
     build_dir = Path(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    nextpnr_opts = f"--timing-allow-fail --seed {seed} --report {name}.report.json"
+    if on_stage is not None:
+        on_stage("elaborate")  # Amaranth's RTLIL: seconds, 25 s for the ULX3S goal shape
+    nextpnr_opts = (f"{'--timing-allow-fail ' if timing_allow_fail else ''}--seed {seed} "
+                    f"--report {name}.report.json")
     if family == "ice40":
         synth = synth_opts if synth_opts is not None else "-dsp -spram"
     else:
@@ -516,6 +793,10 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
     extra["script_after_synth"] = f"tee -q -o {stat_path.name} stat -json"
     plan = platform.prepare(design, name=name, synth_opts=synth, nextpnr_opts=nextpnr_opts,
                             **extra)
+    if fit_check:
+        rtlil = plan.files[f"{name}.il"]
+        check_estimate(board_, rtlil if isinstance(rtlil, str) else rtlil.decode())
+    build_dir.mkdir(parents=True, exist_ok=True)  # (nothing written before the estimate)
     plan.extract(str(build_dir))
     env = yowasp_env(family)
     script = build_dir / f"build_{name}.sh"
@@ -560,6 +841,7 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
             stats = json.loads(stat_path.read_text())
             check_fit(board_, stats.get("design", {}).get("num_cells_by_type", {}),
                       where=str(stat_path))
+        synth_end = out_path.stat().st_size if out_path.exists() else 0
         pnr_code = run(pnr_script, "a") if not code else None
     if code:
         raise ToolchainError(f"yosys failed (exit {code}): "
@@ -568,8 +850,9 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
     seconds = time.monotonic() - t0
     log_text = read(log_path)
     if code:
+        pnr_output = read(out_path)[synth_end:]  # nextpnr's and the packer's, not Yosys'
         err = ToolchainError(f"nextpnr failed (exit {code}): "
-                             f"{_first_error(log_text, read(out_path))}; "
+                             f"{explain_pnr_failure(code, log_text, pnr_output)}; "
                              f"log: {log_path if log_path.exists() else out_path}")
         err.utilization = parse_utilization_log(family, log_text)
         raise err

@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, 
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for, ceil_log2
+from amaranth.utils import bits_for
 from lifgate.hdl.dsp import KINDS as MULTIPLIERS
 from lifgate.hdl.dsp import RegisteredMul
 from lifgate.hdl.noise import Z_WIDTH, LaneNoise
@@ -26,9 +26,9 @@ from lifgate.config import (
     ConfigTypeError,
     LeakMode,
     ResetMode,
-    param_layout,
     shape_of,
 )
+from lifgate.layout import LEAK_MODE_WIDTH, RESET_MODE_WIDTH, Field, Word
 
 __all__ = [
     "LATENCY",
@@ -46,13 +46,11 @@ __all__ = [
     "lane_signature",
     "lif_signature",
     "param_struct",
+    "struct_of",
 ]
 
 
-_WIDTHS = dict(param_layout(ArrayShape()))
-
-
-class LeakModeHW(enum.Enum, shape=_WIDTHS["leak_mode"]):
+class LeakModeHW(enum.Enum, shape=LEAK_MODE_WIDTH):
     """Leak mode field of a parameter set: the codes of :class:`lifgate.config.LeakMode`."""
 
     SHIFT = int(LeakMode.SHIFT)
@@ -60,7 +58,7 @@ class LeakModeHW(enum.Enum, shape=_WIDTHS["leak_mode"]):
     CONST = int(LeakMode.CONST)
 
 
-class ResetModeHW(enum.Enum, shape=_WIDTHS["reset_mode"]):
+class ResetModeHW(enum.Enum, shape=RESET_MODE_WIDTH):
     """Reset mode field of a parameter set: the codes of :class:`lifgate.config.ResetMode`."""
 
     VALUE = int(ResetMode.VALUE)
@@ -88,70 +86,75 @@ PIPELINES = {
     "compact": (False, True, True, True, True, True, True, True),
 }
 
-_SIGNED_FIELDS = ("v_th", "v_reset", "v_rest", "v_init", "bias")
-
 
 def addr_width(shape: ArrayShape) -> int:
-    """Width ``AW`` of a lane address: ``max(1, ceil(log2(neurons // lanes)))``."""
-    return max(1, ceil_log2(shape.depth))
+    """Width ``AW`` of a lane address: ``shape.layout.addr_width``."""
+    return shape.layout.addr_width
 
 
 def group_width(shape: ArrayShape) -> int:
-    """Width ``GW`` of ``param_group``: ``max(1, ceil(log2(groups)))``."""
-    return max(1, ceil_log2(shape.groups))
+    """Width ``GW`` of ``param_group``: ``shape.layout.group_width``."""
+    return shape.layout.group_width
+
+
+# The data.StructLayouts below are built from the shape's lifgate.layout.ArrayLayout, once per
+# distinct word (cached), and checked against it: Amaranth's offsets are the layout's.
+
+
+def _field_shape(f: Field):
+    """The Amaranth shape of one field of a :class:`~lifgate.layout.Word`."""
+    if f.name == "leak_mode":
+        return LeakModeHW
+    if f.name == "reset_mode":
+        return ResetModeHW
+    element = signed(f.element_width) if f.signed else unsigned(f.element_width)
+    return element if f.elements is None else data.ArrayLayout(element, f.elements)
+
+
+@functools.lru_cache(maxsize=256)
+def struct_of(word: Word) -> data.StructLayout:
+    """The ``data.StructLayout`` of ``word``: its fields, least significant first, signed
+    where the word says, ``leak_mode``/``reset_mode`` as :class:`LeakModeHW`/:class:`ResetModeHW`
+    and array fields as ``data.ArrayLayout``; each field's offset and width checked against
+    the word's."""
+    layout = data.StructLayout({f.name: _field_shape(f) for f in word})
+    for f in word:
+        got = layout[f.name]
+        width = Shape.cast(got.shape).width
+        if (got.offset, width) != (f.offset, f.width):
+            raise RuntimeError(
+                f"field {f.name!r} lies at bits {got.offset}+{width} in the StructLayout but at "
+                f"{f.offset}+{f.width} in the word's layout: lifgate.layout and hdl.array differ"
+            )
+    return layout
 
 
 def param_struct(shape: ArrayShape) -> data.StructLayout:
-    """The ``data.StructLayout`` of one parameter set, built from :func:`param_layout`.
+    """The ``data.StructLayout`` of one parameter set: ``struct_of(shape.layout.params)``.
 
-    Fields, widths and order (least significant first) come from
-    :func:`lifgate.config.param_layout`, so a word made by :func:`lifgate.config.pack_params`
-    reads back field by field. ``v_th``, ``v_reset``, ``v_rest``, ``v_init`` and ``bias`` are
-    signed; ``leak`` is the raw field (its meaning depends on ``leak_mode``); ``leak_mode`` and
-    ``reset_mode`` are :class:`LeakModeHW` and :class:`ResetModeHW`.
+    Fields, widths and order (least significant first) are those of the shape's
+    :class:`~lifgate.layout.ArrayLayout` (``params``), the word
+    :func:`lifgate.config.pack_params` packs, so it reads back field by field. ``v_th``,
+    ``v_reset``, ``v_rest``, ``v_init`` and ``bias`` are signed; ``leak`` is the raw field (its
+    meaning depends on ``leak_mode``); ``leak_mode`` and ``reset_mode`` are :class:`LeakModeHW`
+    and :class:`ResetModeHW`.
     """
-    fields = {}
-    for name, width in param_layout(shape):
-        if name in _SIGNED_FIELDS:
-            fields[name] = signed(width)
-        elif name == "leak_mode":
-            fields[name] = LeakModeHW
-        elif name == "reset_mode":
-            fields[name] = ResetModeHW
-        else:
-            fields[name] = unsigned(width)
-        size = Shape.cast(fields[name]).width
-        if size != width:
-            raise ValueError(
-                f"Field {name!r} of param_layout() has width {width}, expected {size}"
-            )
-    missing = set(_SIGNED_FIELDS) | {"leak", "t_ref", "leak_mode", "reset_mode"}
-    missing -= set(fields)
-    if missing:
-        raise ValueError(f"param_layout() lacks the field(s) {sorted(missing)}")
-    return data.StructLayout(fields)
+    return struct_of(shape_of(shape).layout.params)
 
 
 def beat_layout(shape: ArrayShape, *, membrane: bool = True) -> data.StructLayout:
-    """Payload of ``o_stream``: one beat per lane address per step.
+    """Payload of ``o_stream``: one beat per lane address per step, ``shape.layout.beat()``.
 
     Fields, least significant first: ``step`` (``step_width``), ``addr`` (``AW``), ``spikes``
     (``P`` bits, bit ``p`` = lane ``p``, i.e. neuron ``addr * P + p``) and, with ``membrane``,
     ``v`` (``P`` signed ``W``-bit values, lane ``p`` in bits ``p*W..``: the new membrane ``v'``).
     """
-    fields = {
-        "step": unsigned(shape.step_width),
-        "addr": unsigned(addr_width(shape)),
-        "spikes": unsigned(shape.lanes),
-    }
-    if membrane:
-        fields["v"] = data.ArrayLayout(signed(shape.v_width), shape.lanes)
-    return data.StructLayout(fields)
+    return struct_of(shape_of(shape).layout.beat(membrane))
 
 
 def input_layout(shape: ArrayShape) -> data.ArrayLayout:
     """Payload of ``i_stream``: ``P`` signed ``i_width``-bit currents, lane ``p`` at ``p*IW``."""
-    return data.ArrayLayout(signed(shape.i_width), shape.lanes)
+    return _field_shape(shape_of(shape).layout.inputs["i"])
 
 
 def lif_signature(config, *, membrane: bool = True, noise: bool = True) -> wiring.Signature:
@@ -163,7 +166,7 @@ def lif_signature(config, *, membrane: bool = True, noise: bool = True) -> wirin
         raise ConfigTypeError(f"Noise must be a bool, not {noise!r}")
     members = {
         "param_we": In(1),
-        "param_group": In(group_width(shape)),
+        "param_group": In(shape.layout.group_width),
         "param_data": In(param_struct(shape)),
     }
     if noise:

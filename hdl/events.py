@@ -5,7 +5,6 @@ from __future__ import annotations
 from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for
 from lifgate.hdl.array import beat_layout
 
 from lifgate.config import ConfigTypeError, shape_of
@@ -17,7 +16,7 @@ def event_layout(shape) -> data.StructLayout:
     """Payload of an event: ``neuron`` (0 to N-1) and ``step``, least significant first."""
     shape = shape_of(shape)
     return data.StructLayout({
-        "neuron": unsigned(max(1, bits_for(shape.neurons - 1))),
+        "neuron": unsigned(shape.layout.neuron_width),
         "step": unsigned(shape.step_width),
     })
 

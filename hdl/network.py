@@ -13,7 +13,7 @@ from amaranth.utils import ceil_log2
 from lifgate.hdl.array import LIFArray, group_width, param_struct
 from lifgate.hdl.synapse import Synapse
 
-from lifgate.config import ArrayShape, ConfigError, pack_params, param_layout
+from lifgate.config import ArrayShape, ConfigError, pack_params
 
 __all__ = ["Network", "param_writes", "record_layout", "weight_writes"]
 
@@ -25,7 +25,7 @@ def _check_shapes(shapes):
     for n, s in enumerate(shapes):
         if not isinstance(s, ArrayShape):
             raise ConfigError(f"parameter 'shapes[{n}]' must be an ArrayShape, not {s!r}")
-        if param_layout(s) != param_layout(shapes[0]):
+        if s.layout.params != shapes[0].layout.params:
             raise ConfigError(
                 f"parameter 'shapes[{n}]' must have the v_width, decay_frac and ref_width of "
                 f"layer 0 (one parameter word for all layers)"

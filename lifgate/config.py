@@ -26,6 +26,8 @@ from pathlib import Path
 
 import tomli_w
 
+from lifgate.layout import ArrayLayout, array_layout
+
 __all__ = [
     "ArrayShape",
     "Config",
@@ -36,6 +38,7 @@ __all__ = [
     "NoiseParams",
     "ResetMode",
     "acc_width",
+    "ArrayLayout",
     "param_layout",
     "pack_params",
     "unpack_params",
@@ -163,6 +166,10 @@ class ArrayShape:
     step_width : int
         Width of the timestep label on output events, 8 to 32. The label counts modulo
         2**step_width; it names a step, it takes no part in the arithmetic.
+    layout : ArrayLayout
+        (Derived, not a field.) The parameter word, the beats and the port widths this shape
+        gives (:class:`lifgate.layout.ArrayLayout`), computed once per shape: everything that
+        packs, decodes or declares a port of the array reads them here.
     """
 
     neurons: int = 64
@@ -209,6 +216,18 @@ class ArrayShape:
     # Derived quantities -----------------------------------------------------------------------
 
     @property
+    def layout(self) -> ArrayLayout:
+        """The words and port widths of this shape (:class:`lifgate.layout.ArrayLayout`).
+
+        Computed once per distinct shape (:func:`lifgate.layout.array_layout` is cached).
+        """
+        return array_layout(
+            neurons=self.neurons, lanes=self.lanes, groups=self.groups, v_width=self.v_width,
+            i_width=self.i_width, ref_width=self.ref_width, decay_frac=self.decay_frac,
+            step_width=self.step_width,
+        )
+
+    @property
     def depth(self) -> int:
         """Neurons per lane, ``neurons // lanes``."""
         return self.neurons // self.lanes
@@ -235,7 +254,7 @@ class ArrayShape:
     @property
     def leak_width(self) -> int:
         """Width of the raw ``leak`` parameter field: ``max(v_width, decay_frac)``."""
-        return max(self.v_width, self.decay_frac)
+        return self.layout.params["leak"].width
 
     def leak_range(self, mode: LeakMode) -> tuple[int, int]:
         """Legal values of ``leak`` in ``mode``."""
@@ -469,44 +488,23 @@ def _build(cls, data, where):
 def param_layout(shape: ArrayShape) -> list[tuple[str, int]]:
     """Fields of one packed parameter word, least significant first, with their widths.
 
-    The gateware's ``data.Struct`` for a parameter set is built from this list, so the host
-    side (:func:`pack_params`) and the gateware agree by construction.
+    ``shape.layout.params.pairs()`` (:class:`lifgate.layout.ArrayLayout`): the gateware's
+    ``data.Struct`` for a parameter set, the Verilog header and :func:`pack_params` all read
+    the same word, so the host side and the gateware agree by construction.
     """
-    w = shape.v_width
-    return [
-        ("v_th", w),
-        ("v_reset", w),
-        ("v_rest", w),
-        ("v_init", w),
-        ("bias", w),
-        ("leak", shape.leak_width),
-        ("t_ref", shape.ref_width),
-        ("leak_mode", 2),
-        ("reset_mode", 1),
-    ]
+    return shape.layout.params.pairs()
 
 
 def pack_params(shape: ArrayShape, p: NeuronParams) -> int:
     """Encode ``p`` as the unsigned integer the gateware's parameter register takes."""
     p.check(shape)
-    word, offset = 0, 0
-    for name, width in param_layout(shape):
-        value = int(getattr(p, name))
-        word |= (value & ((1 << width) - 1)) << offset
-        offset += width
-    return word
+    word = shape.layout.params
+    return word.pack({name: int(getattr(p, name)) for name in word.names})
 
 
 def unpack_params(shape: ArrayShape, word: int) -> NeuronParams:
     """Decode a packed parameter word (inverse of :func:`pack_params`)."""
-    fields, offset = {}, 0
-    signed = {"v_th", "v_reset", "v_rest", "v_init", "bias"}
-    for name, width in param_layout(shape):
-        value = (word >> offset) & ((1 << width) - 1)
-        if name in signed and value >> (width - 1):
-            value -= 1 << width
-        fields[name] = value
-        offset += width
+    fields = shape.layout.params.unpack(word)
     mode = LeakMode(fields["leak_mode"])
     if mode == LeakMode.CONST:
         w = shape.v_width

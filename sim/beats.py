@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lifgate.layout import Field, Word
+
 __all__ = [
     "BeatFormatError",
     "Beats",
@@ -128,13 +130,34 @@ class Beats:
         return len(self.step)
 
 
-def decode_beats(text: bytes, layout: dict, width: int, lanes: int, v_width: int) -> Beats:
+def _beat_word(layout, lanes: int | None) -> Word:
+    """``layout`` as a :class:`~lifgate.layout.Word`: itself, or made from the JSON form
+    ``{name: (offset, width)}`` (``v`` an array field of ``lanes`` signed elements)."""
+    if isinstance(layout, Word):
+        return layout
+    if lanes is None:
+        raise ValueError("decode_beats needs 'lanes' with a {field: (offset, width)} layout")
+    return Word(tuple(
+        Field(name, off, w, signed=name == "v", elements=lanes if name == "v" else None)
+        for name, (off, w) in sorted(layout.items(), key=lambda item: item[1][0])
+    ))
+
+
+def decode_beats(text: bytes, layout, width: int | None = None, lanes: int | None = None,
+                 v_width: int | None = None) -> Beats:
     """Decode the harness' beat file.
 
-    ``layout`` maps ``step``, ``addr``, ``spikes`` and optionally ``v`` to ``(offset, width)``
-    in the payload of ``width`` bits. Raises :class:`BeatFormatError` on a malformed line or an
-    X/Z digit (naming the beat).
+    ``layout`` is the beat's :class:`~lifgate.layout.Word` (``shape.layout.beat(membrane)``),
+    or its JSON form :func:`lifgate.sim.runner.payload_layout` gives: a dict mapping ``step``,
+    ``addr``, ``spikes`` and optionally ``v`` to ``(offset, width)``, with ``lanes`` (the
+    elements of ``v``). ``width`` is the payload's width (default: the word's); ``v_width``, if
+    given, must be the width of an element of ``v``. Raises :class:`BeatFormatError` on a
+    malformed line or an X/Z digit (naming the beat).
     """
+    word = _beat_word(layout, lanes)
+    width = word.width if width is None else width
+    if "v" in word and v_width is not None and word["v"].element_width != v_width:
+        raise ValueError(f"v_width {v_width} differs from the layout's {word['v'].element_width}")
     nch = max(1, -(-width // 4))
     raw = np.frombuffer(text, dtype=np.uint8)
     if raw.size % (nch + 1):
@@ -154,19 +177,20 @@ def decode_beats(text: bytes, layout: dict, width: int, lanes: int, v_width: int
             f"beat {bad}: payload {lines[bad, :nch].tobytes().decode(errors='replace')!r} "
             "has X/Z or non-hex digits"
         ) from None
-    step = _get_field(words, *layout["step"]).astype(np.int64)
-    addr = _get_field(words, *layout["addr"]).astype(np.int64)
-    so, sw = layout["spikes"]
-    spikes = np.empty((len(words), sw), dtype=bool)
-    for p in range(sw):
-        spikes[:, p] = _get_field(words, so + p, 1).astype(bool)
+    step = _get_field(words, word["step"].offset, word["step"].width).astype(np.int64)
+    addr = _get_field(words, word["addr"].offset, word["addr"].width).astype(np.int64)
+    sf = word["spikes"]
+    spikes = np.empty((len(words), sf.width), dtype=bool)
+    for p in range(sf.width):
+        spikes[:, p] = _get_field(words, sf.offset + p, 1).astype(bool)
     v = None
-    if "v" in layout:
-        vo, _ = layout["v"]
-        v = np.empty((len(words), lanes), dtype=np.int64)
-        for p in range(lanes):
-            u = _get_field(words, vo + p * v_width, v_width).astype(np.int64)
-            v[:, p] = u - ((u >> (v_width - 1)) << v_width)
+    if "v" in word:
+        vf = word["v"]
+        ew = vf.element_width
+        v = np.empty((len(words), vf.elements), dtype=np.int64)
+        for p in range(vf.elements):
+            u = _get_field(words, vf.offset + p * ew, ew).astype(np.int64)
+            v[:, p] = u - ((u >> (ew - 1)) << ew)
     return Beats(step, addr, spikes, v)
 
 

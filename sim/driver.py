@@ -23,10 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Shape
 from amaranth.sim import Simulator
 from lifgate.golden import fixed
-from lifgate.hdl.array import LIFArray, beat_layout
+from lifgate.hdl.array import LIFArray
 
 from lifgate.config import ArrayShape, Config, ConfigError, NoiseParams, pack_params
 
@@ -75,29 +74,10 @@ class RunResult:
     cycles: int
 
 
-def _field(layout, name):
-    f = layout[name]
-    return f.offset, Shape.cast(f.shape).width
-
-
 def decode_beat(shape: ArrayShape, word: int, *, membrane: bool = True) -> Beat:
-    """Decode the integer value of an ``o_stream`` payload."""
-    layout = beat_layout(shape, membrane=membrane)
-
-    def get(name):
-        off, width = _field(layout, name)
-        return (word >> off) & ((1 << width) - 1)
-
-    v = None
-    if membrane:
-        off, _ = _field(layout, "v")
-        w = shape.v_width
-        v = []
-        for p in range(shape.lanes):
-            x = (word >> (off + p * w)) & ((1 << w) - 1)
-            v.append(x - (1 << w) if x >> (w - 1) else x)
-        v = tuple(v)
-    return Beat(get("step"), get("addr"), get("spikes"), v)
+    """Decode the integer value of an ``o_stream`` payload (``shape.layout.beat(membrane)``)."""
+    fields = shape.layout.beat(membrane).unpack(word)
+    return Beat(fields["step"], fields["addr"], fields["spikes"], fields.get("v"))
 
 
 def encode_inputs(shape: ArrayShape, currents) -> np.ndarray:

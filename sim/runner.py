@@ -46,13 +46,12 @@ import time
 from pathlib import Path
 
 from cocotb_tools import runner as cocotb_runner
-from lifgate.hdl.array import beat_layout, group_width
 from lifgate.hdl.dsp import simulation_models
 from lifgate.hdl.verilog import generate_verilog
 from lifgate.sim.cases import SimCase
 from lifgate.sim.tools import find_tool
 
-from lifgate.config import ArrayShape, Config, ConfigError, param_layout
+from lifgate.config import ArrayShape, Config, ConfigError
 
 __all__ = [
     "HARNESS",
@@ -324,11 +323,12 @@ def shape_dict(shape: ArrayShape) -> dict:
 def payload_layout(shape: ArrayShape, membrane: bool) -> tuple[dict, int]:
     """``({field: (offset, width)}, total width)`` of an o_stream payload.
 
-    Taken from the gateware's own :func:`lifgate.hdl.array.beat_layout`, so the decoder follows
-    the gateware. ``v`` holds lane ``p`` in bits ``p*W ..`` of its field.
+    ``shape.layout.beat(membrane)`` (:class:`lifgate.layout.ArrayLayout`), the word the
+    gateware's ``beat_layout`` is built from, in the JSON-able form the testbench receives.
+    ``v`` holds lane ``p`` in bits ``p*W ..`` of its field.
     """
-    layout = beat_layout(shape, membrane=membrane)
-    return {name: (f.offset, f.width) for name, f in layout}, layout.size
+    word = shape.layout.beat(membrane)
+    return {f.name: (f.offset, f.width) for f in word}, word.width
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -403,12 +403,13 @@ def build(
     dut_file = build_dir / "lif_array.v"
     _write_if_changed(dut_file, verilog)
     layout, width = payload_layout(shape, membrane)
+    words = shape.layout
     parameters = {
-        "LANES": shape.lanes,
-        "IW": shape.i_width,
-        "SW": shape.step_width,
-        "GW": group_width(shape),
-        "PW": sum(w for _, w in param_layout(shape)),
+        "LANES": words.lanes,
+        "IW": words.current_width,
+        "SW": words.step_width,
+        "GW": words.group_width,
+        "PW": words.param_width,
         "OW": width,
         "STIM_AW": STIM_AW,
     }

@@ -205,8 +205,9 @@ def test_smoke_build(capsys, tmp_path):
     # Stage lines (polled once a second, so a short stage may be missed): in order, from
     # synthesis on, and no carriage returns in a non-terminal stderr.
     order = ["synthesis", "place", "route", "pack"]
-    seen = [ln.split(": ", 1)[1] for ln in err.splitlines() if ln.startswith("build icebreaker: ")
-            and ln.split(": ", 1)[1] in order]
+    seen = [ln.split(": ", 1)[1].split(" at ")[0] for ln in err.splitlines()
+            if ln.startswith("build icebreaker: ")
+            and ln.split(": ", 1)[1].split(" at ")[0] in order]
     assert seen[0] == "synthesis" and seen == sorted(seen, key=order.index), err
     assert "\r" not in err
 

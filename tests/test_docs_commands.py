@@ -74,7 +74,12 @@ HOW = {
                       why="the full demo builds Verilator and runs 1 s of biology"),
     "./run test": Run("--collect-only -q tests/test_docs_config.py",
                       why="running the suite from inside the suite would recurse"),
-    "lifgate demo [--sim verilator|icarus|amaranth] [--out DIR] [--quick] [--json]": Synopsis(),
+    "lifgate demo [--sim verilator|icarus|amaranth] [--board SPEC] [--out DIR] [--quick] "
+    "[--json]": Synopsis(),
+    "lifgate demo --board model --quick": Run("--out demo --no-progress"),
+    "lifgate demo --board sim:verilator --duration 20": Help(
+        "builds the simulated board top and moves every number over its simulated UART (about "
+        "2 minutes); tests/test_demo_board.py runs it at 1 ms"),
     "lifgate quantize --V_th -55 --tau_m 10 --tref 2 [--width 16] [--json]": Synopsis("minimal"),
     "lifgate generate --neurons 4096 --lanes 8 -o lif_array.v": Run(),
     "lifgate generate --config examples/lif.toml -o lif_array.v": Run(),
@@ -104,6 +109,15 @@ HOW = {
     "lifgate program --board icebreaker|ulx3s-85f [--bitstream FILE] [--flash] [--dry-run]":
         Synopsis(),
     "lifgate program --board icebreaker": Run(exit=1, why="no bitstream built, no board"),
+    "lifgate board-check SPEC [--steps T] [--timeout S] [--json]": Synopsis(),
+    "lifgate build --board icebreaker": Help(PNR),
+    "lifgate build --board ulx3s-85f": Help(PNR),
+    "lifgate program --board ulx3s-85f --flash": Run(exit=1, why="no bitstream built, no board"),
+    "lifgate board-check serial:/dev/ttyUSB1": Run(
+        exit=2, why="no board here: the port cannot be opened, one line and exit 2"),
+    "lifgate board-check serial:/dev/ttyUSB0@115200": Run(
+        exit=2, why="no board here: the port cannot be opened, one line and exit 2"),
+    "lifgate board-check model": Run(),
     "LIFGATE_FUZZ_SEED=7 LIFGATE_FUZZ_FRAMES=5000 python -m pytest tests/test_fuzz_board.py "
     "-k verilator -s": Collect(),
     # docs/configuration.md (the README's --config command above is the same text)

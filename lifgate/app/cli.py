@@ -29,6 +29,7 @@ COMMANDS = [
     ("resources", "synthesise for iCE40UP5K and ECP5-85F and report cells, RAMs and Fmax"),
     ("build", "build a bitstream for a board"),
     ("program", "flash a bitstream onto a board"),
+    ("board_check", "check a board: VERSION, a short run against the golden model, a verdict"),
     ("digits", "convert a ReLU MLP on the 8x8 digits to an SNN; golden model and RTL accuracy"),
     ("import_nir", "import a NIR graph onto a lifgate network and report its discretisation"),
 ]

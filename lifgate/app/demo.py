@@ -25,6 +25,7 @@ import numpy as np
 from lifgate.app import plots as plotting
 
 # The experiments are re-exported: ``demo.lif_experiments`` and so on, as the notebook uses them.
+from lifgate.app.board_demo import board_features, run_on_board
 from lifgate.app.experiments import (
     NOISE_TRACE_CURRENT,
     RATE_CURRENTS,
@@ -233,20 +234,27 @@ def check_outputs(out, build_dir, *, sim: str | None = "verilator", plots: bool 
 
 def run_demo(out=None, *, sim: str | None = "verilator", quick: bool = False,
              duration: float | None = None, progress: bool = True, build_dir=None,
-             plots: bool = True) -> DemoResult:
+             plots: bool = True, board: str | None = None) -> DemoResult:
     """Run the whole demo on the default :class:`ArrayShape`; write plots into ``out``.
 
     ``quick`` shortens the biophysical runs from the notebook's 500 ms to 100 ms;
     ``duration`` [ms] sets their length explicitly. ``sim=None`` skips the RTL (the result is
     then not ``ok``). ``build_dir`` holds the simulator build (default ``build/demo``).
+    ``board`` (a host-library spec: ``model``, ``sim:verilator``, ``sim:icarus``,
+    ``serial:PORT[@BAUD]``) runs the array runs through that board's host link instead of the
+    RTL simulator (:mod:`lifgate.app.board_demo`); ``sim`` is then not used.
     """
-    if sim is not None and sim not in SIMS:
+    if board is not None:
+        board_features(board)  # checks the spec before any work
+        sim = "board"
+    elif sim is not None and sim not in SIMS:
         raise ConfigError(f"parameter 'sim' must be one of {', '.join(SIMS)}, not {sim!r}")
     if duration is not None:
         duration = check_number("duration", duration, *DURATION_RANGE, unit="ms")
     out = Path(out or "lifgate-demo")
     build_dir = Path(build_dir or "build/demo")
-    check_outputs(out, build_dir, sim=sim, plots=plots)  # before any work
+    check_outputs(out, build_dir, plots=plots,  # before any work
+                  sim=("verilator" if board.startswith("sim:") else None) if board else sim)
     t0 = time.perf_counter()
     shape = ArrayShape()
     ux = unitless_experiment(shape)
@@ -254,7 +262,12 @@ def run_demo(out=None, *, sim: str | None = "verilator", quick: bool = False,
         duration = 100.0 if quick else None
     lif = lif_experiments(shape=shape, T=duration, progress=progress)
     runs = [ux.run, lif.const, lif.chip_noise, lif.float_noise]
-    if sim is None:  # no RTL (exploring the models only): not a passing demo
+    board_info = None
+    if board is not None:
+        board_info = run_on_board(runs, board, build_dir=build_dir / "board", progress=progress)
+        rtl_info = {"sim": "board", "build_seconds": board_info["build_seconds"],
+                    "seconds": board_info["seconds"]}
+    elif sim is None:  # no RTL (exploring the models only): not a passing demo
         rtl_info = {"sim": None, "build_seconds": 0.0, "seconds": 0.0}
     else:
         rtl_info = run_rtl(runs, sim=sim, build_dir=build_dir, progress=progress)
@@ -284,6 +297,7 @@ def run_demo(out=None, *, sim: str | None = "verilator", quick: bool = False,
     summary = {
         "shape": Config(shape=shape, params=(shape_params(shape),)).to_dict()["shape"],
         "sim": sim,
+        **({"board": board_info} if board_info else {}),
         "quick": quick,
         "duration_ms": lif.pars["T"],
         "euler_lif_spikes": {s: ux.euler_spikes(s) for s in ("float", *sources)},

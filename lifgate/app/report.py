@@ -24,9 +24,15 @@ def _pct(x) -> str:
 def format_summary(summary: dict) -> str:
     """The summary table ``lifgate demo`` prints."""
     s = summary["shape"]
+    board = summary.get("board")
+    where = summary["sim"] or "nothing (not run)"
+    if board:
+        b = board["shape"]
+        where = (f"board {board['board']} ({b['neurons']} neurons, {b['lanes']} lanes, "
+                 f"{b['groups']} group{'s' if b['groups'] != 1 else ''})")
     lines = [
         f"lifgate demo: {s['neurons']} neurons, {s['lanes']} lanes, {s['groups']} groups, "
-        f"{s['v_width']}-bit membrane; RTL on {summary['sim'] or 'nothing (not run)'}; "
+        f"{s['v_width']}-bit membrane; RTL on {where}; "
         f"biophysical runs {summary['duration_ms']:g} ms",
         "",
     ]
@@ -48,6 +54,13 @@ def format_summary(summary: dict) -> str:
                      "bit-exact" if r["bit_exact"]
                      else _mismatch(r["mismatch"]) if r["rtl_ran"] else "not run"])
     lines += _table(head, rows)
+    if board:
+        lines += ["", "On the board each run is one parameter set per neuron model, the groups' "
+                  "biases moved into the input currents, checked against its own golden run:"]
+        lines += _table(["board run", "steps", "neurons used", "input", "seconds", "result"], [
+            [r["name"], str(r["steps"]), f"{r['models_neurons']} of {r['neurons']}", r["input"],
+             f"{r['seconds']:.1f}", "bit-exact" if r["bit_exact"] else _mismatch(r["mismatch"])]
+            for r in board["runs"]])
     verdict = ("bit-exact" if summary["rtl_bit_exact"] else
                "MISMATCH" if summary["sim"] else "NOT RUN")
     lines.append(

@@ -9,14 +9,22 @@ stops with exit code 1 and says so (a design that misses timing must not be flas
 ``fmax_mhz``, ``clock_mhz``, ``timing_met``, ``utilization``, ``critical_paths``.
 
 Every argument and ``--build-dir`` are checked before synthesis starts (one line, exit code 2,
-nothing created). Progress on stderr names the stage (synthesis, place, route, pack) and the
-elapsed time; ``--no-progress`` silences it.
+nothing created). A design that cannot fit is refused with one line naming the resource and
+exit code 2 (``needs 41 of 30 EBR``): before synthesis when its block RAMs, SPRAMs or
+multipliers are too many, after synthesis (before place and route) when its cells are. A
+failure of nextpnr (no BELs left, unroutable, a crash; a missed clock with
+``--no-timing-allow-fail``) is one line with its cause and the path of the log, exit code 1.
+Progress on stderr: one line per stage (elaborate, synthesis, place, route, pack) with the
+elapsed time and how long the stage before took, then ``done in N s`` (or ``failed in STAGE
+after N s``); ``--no-progress`` silences it. stdout holds only the table, or with ``--json``
+only the JSON object.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -52,6 +60,9 @@ def register(subparsers, summary):
     p.add_argument("--no-membrane", action="store_true", help="leave out membrane readback")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0 to 2**31 - 1 (default 1)")
+    p.add_argument("--no-timing-allow-fail", action="store_true",
+                   help="let nextpnr stop at a missed clock (one error line, exit 1, no "
+                   "bitstream) instead of finishing the build and reporting the miss")
     p.add_argument("--build-dir", default=None, metavar="DIR",
                    help="build folder (default build/board-BOARD)")
     add_report_options(p)
@@ -80,20 +91,32 @@ def run(args) -> int:
         print(f"building {b.name}: {shape.neurons} neurons, {shape.lanes} lanes, "
               f"{top.clock.frequency / 1e6:g} MHz, in {out} ...", file=sys.stderr, flush=True)
 
+    t0 = time.monotonic()
+    stages = []
+
     def on_stage(stage):  # one line per stage; tqdm.write keeps a terminal's bar intact
-        tqdm.write(f"build {b.name}: {stage}", file=sys.stderr)
+        now = time.monotonic() - t0
+        took = f" ({stages[-1][0]} took {now - stages[-1][1]:.0f} s)" if stages else ""
+        stages.append((stage, now))
+        tqdm.write(f"build {b.name}: {stage} at {now:.0f} s{took}", file=sys.stderr)
 
     try:
-        rep = ticker(lambda: toolchain.run_build(b, top, out, seed=args.seed, pack=True,
-                                       on_stage=on_stage if show else None),
-                     f"build {b.name}", enabled=show)
+        rep = ticker(lambda: toolchain.run_build(
+            b, top, out, seed=args.seed, pack=True, on_stage=on_stage if show else None,
+            timing_allow_fail=not args.no_timing_allow_fail), f"build {b.name}", enabled=show)
     except FitError:
-        raise  # a ConfigError: one line, exit 2 (after synthesis, before place and route)
+        raise  # a ConfigError: one line, exit 2 (before synthesis, or before place and route)
     except ToolchainError as e:
+        where = f" in {stages[-1][0]}" if stages else ""
+        if show:
+            print(f"build {b.name}: failed{where} after {time.monotonic() - t0:.0f} s",
+                  file=sys.stderr)
         print(f"lifgate build: error: {e}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "board": b.name, "error": str(e)}, indent=2))
         return 1
+    if show:
+        print(f"build {b.name}: done in {time.monotonic() - t0:.0f} s", file=sys.stderr)
     d = rep.to_dict()
     d.update({"ok": bool(rep.timing_met), "neurons": shape.neurons, "lanes": shape.lanes,
               "groups": shape.groups, "design": "top", "goal_mhz": rep.clock_mhz,

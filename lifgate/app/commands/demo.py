@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lifgate.app.board_demo import board_features
 from lifgate.app.demo import (
     DURATION_RANGE,
     RATE_CURRENTS,
@@ -29,6 +30,7 @@ from lifgate.app.demo import (
     summary_json,
 )
 from lifgate.checks import check_number
+from lifgate.config import ConfigError
 from lifgate.golden import float_ref
 
 
@@ -41,8 +43,14 @@ def register(subparsers, summary):
     )
     p.add_argument("--out", default="lifgate-demo", metavar="DIR",
                    help="folder for the PNG plots (default: lifgate-demo/)")
-    p.add_argument("--sim", choices=SIMS, default=SIMS[0],
-                   help=f"simulator of the RTL runs (default: {SIMS[0]})")
+    p.add_argument("--sim", choices=SIMS, default=None,
+                   help=f"simulator of the RTL runs (default: {SIMS[0]}; not with --board)")
+    p.add_argument("--board", default=None, metavar="SPEC",
+                   help="run the experiments through a board's host link instead of the RTL "
+                   "simulator: model (the protocol model), sim:verilator or sim:icarus (the "
+                   "simulated board top, 64 neurons x 4 lanes, one parameter group), or "
+                   "serial:PORT[@BAUD] (a flashed board, its own shape; see docs/boards.md); "
+                   "every run is checked bit for bit against the golden model")
     p.add_argument("--build-dir", default="build/demo", metavar="DIR",
                    help="folder of the simulator build, reused between runs "
                    "(default: build/demo)")
@@ -63,8 +71,18 @@ def run(args) -> int:
     if args.duration is not None:
         check_number("--duration", args.duration, *DURATION_RANGE, unit="ms")
     out, build_dir = Path(args.out), Path(args.build_dir)
+    if args.board is not None and args.sim is not None:
+        raise ConfigError("--sim and --board exclude each other: --board runs the experiments "
+                          "on the board instead of the RTL simulator")
+    sim = args.sim or SIMS[0]
+    if args.board is not None:
+        try:
+            board_features(args.board)
+        except ConfigError as e:
+            raise ConfigError(f"--board: {e}") from None
     # Before any work: a bad path must not cost the 40-55 s simulator build.
-    check_outputs(out, build_dir, sim=args.sim, names=("--out", "--build-dir"))
+    check_outputs(out, build_dir, sim=None if args.board == "model" else sim,
+                  names=("--out", "--build-dir"))
     duration = args.duration if args.duration is not None else 100.0 if args.quick else 500.0
     need = min_duration()
     if duration < need:
@@ -74,8 +92,9 @@ def run(args) -> int:
         print(f"lifgate demo: warning: {duration:g} ms is too short to measure the rate at "
               f"{short[0]:g} to {short[-1]:g} pA (fewer than two spikes); the result will be "
               f"INCOMPLETE: use --duration {need:g} or more", file=sys.stderr, flush=True)
-    result = run_demo(out, sim=args.sim, quick=args.quick, duration=args.duration,
-                      progress=not (args.no_progress or args.json), build_dir=build_dir)
+    result = run_demo(out, sim=sim, quick=args.quick, duration=args.duration,
+                      progress=not (args.no_progress or args.json), build_dir=build_dir,
+                      board=args.board)
     table = format_summary(result.summary)
     if args.json:
         print(table, file=sys.stderr)
