@@ -266,8 +266,9 @@ class LaneProbes:
     leak as computed in stage 6 (combinational, from ``t6`` or ``m6``). With the ``compact``
     pipeline ``v2`` and ``r2`` are the memories' read data (no register), and the other fields
     move by one clock (:meth:`LIFArray.phys`). Fields of leak modes the shape does not build
-    are ``None``. The lane makes them at construction, so they can be named before it is
-    elaborated; ``lk`` is a wire only the probes read (it adds no logic).
+    are ``None``. The lane makes the registers at construction, so they can be named before it
+    is elaborated; ``lk`` is the expression itself, set when the lane is built (a named wire for
+    it would be one more wire in the generated Verilog).
     """
 
     v2: Value  #: v as read (stage 1 -> 2)
@@ -292,7 +293,7 @@ class LaneProbes:
     hold6: Value
     h6: Value
     mult6: Value | None
-    lk: Value  #: leak(h), h when held (combinational, stage 6)
+    lk: Value | None  #: leak(h), h when held (stage 6's expression; set by ``Lane.build``)
     s7: Value
     lk7: Value  #: leak(h), h when held
     izb7: Value  #: i + bias + z, 0 when held
@@ -438,7 +439,7 @@ class Lane(wiring.Component):
             "mult5": 1 if LeakMode.MULT in modes else None,
             "s6": 1, "hold6": 1, "h6": signed(W + 1),
             "mult6": 1 if LeakMode.MULT in modes else None,
-            "lk": signed(W + 2),
+            "lk": None,  # an expression, set by build
             "s7": 1, "lk7": signed(W + 2), "izb7": izb,
             "s8": 1, "tot8": (Signal(signed(W + 2)) + Signal(izb)).shape(),
             "s9": 1, "v9": signed(W),
@@ -450,26 +451,48 @@ class Lane(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        self.build(m)
-        return m
-
-    def build(self, m):
-        """Add the lane's logic to the module ``m`` (what :meth:`elaborate` does in a module of
-        its own; :class:`LIFArray` builds its lanes into its own module, see there)."""
-        c = types.SimpleNamespace(m=m, par=self._param_pipe(m))
-        self._read(c)
-        self._compare(c)
-        self._select(c)
-        self._operand(c)
-        self._shift(c)
-        self._leak(c)
-        self._integrate(c)
-        self._saturation(c)
+        c = self.build(m)
         m.d.comb += [
             self.r_next.eq(self.probes.r4),
             self.spike.eq(self.probes.s9),
             self.v_next.eq(self.probes.v9),
         ]
+        if c.bias_k5 is not None:
+            m.d.comb += self.addend.eq(c.bias_k5)
+        return m
+
+    def build(self, m, *, ce=None, v=None, r=None, params=None, i=None, bz=None, off510=None,
+              after=None, leak_mul_name=None):
+        """Add the lane's logic to the module ``m``; returns the build's namespace (``bias_k5``:
+        the noise addend register, with noise and groups, else ``None``).
+
+        :meth:`elaborate` builds the lane alone, on its own ports. :class:`LIFArray` builds
+        its lanes into its own module and binds the inputs (``ce``, ``v``, ``r``, ``params``,
+        ``i``, ``bz``, ``off510``) to its own values instead of the ports; ``after`` maps a stage
+        method's name to a function of the namespace called right after that stage (the
+        array's write-back and noise statements), so the array's statements come in the
+        order the generated Verilog has always had (see :class:`LIFArray`, "Structure"), and
+        ``leak_mul_name`` names the MULT multiplier's submodule (``multiplier="ecp5"``;
+        default ``prefix + "leak_mul"``). The results are ``probes.r4`` (r'), ``probes.s9`` and
+        ``probes.v9``."""
+        ce = self.ce if ce is None else ce
+        c = types.SimpleNamespace(
+            m=m, ce=ce, v=self.v if v is None else v, r=self.r if r is None else r,
+            i=self.i if i is None else i,
+            bz=(self.bz if bz is None else bz) if self._noise else None,
+            off510=(self.off510 if off510 is None else off510)
+            if self._noise and self._shape.groups > 1 else None,
+            bias_k5=None,
+            leak_mul_name=self._prefix + "leak_mul" if leak_mul_name is None else leak_mul_name,
+        )
+        c.par = self._param_pipe(m, self.params if params is None else params, ce)
+        after = after or {}
+        for name in ("_read", "_compare", "_select", "_operand", "_shift", "_leak",
+                     "_integrate", "_saturation"):
+            getattr(self, name)(c)
+            if name in after:
+                after[name](c)
+        return c
 
     # The stages, in order. Their registers are those of `self.probes`, made in __init__.
 
@@ -482,7 +505,7 @@ class Lane(wiring.Component):
         """The values computed in logical stage ``k``, into stage ``k + 1``: registers, or
         wires when the profile merges the two stages."""
         if self._bounds[k - 1]:
-            with c.m.If(self.ce):
+            with c.m.If(c.ce):
                 c.m.d.sync += [dst.eq(src) for dst, src in pairs]
         else:
             c.m.d.comb += [dst.eq(src) for dst, src in pairs]
@@ -493,9 +516,9 @@ class Lane(wiring.Component):
         W, R = self._shape.v_width, self._shape.ref_width
         v2, r2 = self._reg(signed(W), "v2"), self._reg(R, "r2")
         if self._memory == "ecp5":
-            c.m.d.comb += [v2.eq(self.v), r2.eq(self.r)]
+            c.m.d.comb += [v2.eq(c.v), r2.eq(c.r)]
         else:
-            self._stage(c, _S_READ, (v2, self.v), (r2, self.r))
+            self._stage(c, _S_READ, (v2, c.v), (r2, c.r))
 
     def _compare(self, c):
         # Stage 2 (S_CMP), numerics step 1, its tests: compares and decrements.
@@ -563,17 +586,17 @@ class Lane(wiring.Component):
                 # and whose product register is the stage-5 one.
                 assert self._bounds[_S_X - 1] and self._bounds[_S_SHIFT - 1]
                 c.leak_mul = leak_mul = RegisteredMul(signed(W + 2), unsigned(F), kind="ecp5")
-                m.submodules[self._prefix + "leak_mul"] = leak_mul
+                m.submodules[c.leak_mul_name] = leak_mul
                 m.d.comb += [
                     leak_mul.a.eq(x),
                     leak_mul.b.eq(par(4, "leak")[:F]),
-                    leak_mul.ce.eq(self.ce),
+                    leak_mul.ce.eq(c.ce),
                 ]
         if self._noise and shape.groups > 1:
             # The noise source's addend 256 bias - 510 gain (see LIFArray._lane_noise).
             bias_k5 = Signal(_addend_shape(W), name=self._prefix + "bias_k5", reset_less=True)
-            pairs.append((bias_k5, par(4, "bias").shift_left(8) - self.off510))
-            m.d.comb += self.addend.eq(bias_k5)
+            pairs.append((bias_k5, par(4, "bias").shift_left(8) - c.off510))
+            c.bias_k5 = bias_k5
         self._stage(c, 4, *pairs)
 
     def _shift(self, c):
@@ -630,9 +653,10 @@ class Lane(wiring.Component):
                 lk = Mux(hold6, h6, lk_mult)
             else:
                 lk = Mux(self.probes.mult6, lk_mult, lk)
-        c.m.d.comb += self.probes.lk.eq(lk)  # a named wire for the probes, no logic
-        bz6 = self.bz if self._noise else par(6, "bias")
-        izb = self.i + bz6
+        # The leak, for the probes (an expression: naming it would add a wire to the Verilog).
+        object.__setattr__(self.probes, "lk", lk)
+        bz6 = c.bz if self._noise else par(6, "bias")
+        izb = c.i + bz6
         s7, lk7, izb7 = reg(1, "s7"), reg(signed(W + 2), "lk7"), reg(izb.shape(), "izb7")
         self._stage(c, 6, (s7, self.probes.s6), (lk7, lk), (izb7, Mux(hold6, 0, izb)))
 
@@ -651,36 +675,35 @@ class Lane(wiring.Component):
         assert self._bounds[7], "v' is a register: it is written back and it is the beat"
         stage(8, (s9, s8), (v9, _saturate(tot8, W)))
 
-    def _param_pipe(self, m):
+    def _param_pipe(self, m, params, ce):
         """``par(k, name)``: field ``name`` of the parameter set of the update in stage ``k``.
 
         ``params`` belongs to the update in stage 2 (S_CMP). With one group it is the loaded
         set, the same for every stage; with groups, later stages get registered copies that
-        move with ``ce`` (built only for the fields a stage uses).
+        move with ``ce`` (built only for the fields a stage uses, when a stage first asks).
         """
         layout = data.Layout.cast(param_struct(self._shape))
         if self._shape.groups == 1:
             def par(k, name):
-                return self.params[name]
+                return params[name]
             return par
         cache = {}
 
         def par(k, name):
             if k == _S_CMP:
-                return self.params[name]
+                return params[name]
             key = (k, name)
             if not self._bounds[k - 2]:
                 return par(k - 1, name)  # stages k - 1 and k are one clock
             if key not in cache:
                 prev = par(k - 1, name)
                 r = Signal(layout[name].shape, name=f"{self._prefix}{name}{k}", reset_less=True)
-                with m.If(self.ce):
+                with m.If(ce):
                     m.d.sync += r.eq(prev)
                 cache[key] = r
             return cache[key]
 
         return par
-
 
 
 @dataclass(frozen=True)
@@ -952,6 +975,8 @@ class LIFArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c = self._control_signals()
+        self._enable(m, c)
+        self._counters(m, c)
         self._pipeline_control(m, c)
         self._sequencer(m, c)
         self._parameters(m, c)
@@ -960,7 +985,7 @@ class LIFArray(wiring.Component):
         out_v = []
         for p in range(P):
             lane = self._lane(m, c, p)
-            s9, v9 = lane.spike, lane.v_next
+            s9, v9 = lane.probes.s9, lane.probes.v9
             out_spikes.append(s9)
             out_v.append(v9)
         self._outputs(m, c, out_spikes, out_v)
@@ -994,18 +1019,19 @@ class LIFArray(wiring.Component):
         c.drained = Signal(name="drained")
         # A clear reads the parameter set of the address's group (as an update does: it is there
         # two clocks later) and writes v_init and r = 0 then.
-        c.clr_vld1, c.clr_vld2 = Signal(name="clr_vld1"), Signal(name="clr_vld2")
-        c.clr_addr1 = Signal(AW, name="clr_addr1", reset_less=True)
-        c.clr_addr2 = Signal(AW, name="clr_addr2", reset_less=True)
+        # (Unnamed, as they always were: their Verilog names are "$signal...".)
+        clr_vld1, clr_vld2 = Signal(), Signal()
+        clr_addr1, clr_addr2 = Signal(AW, reset_less=True), Signal(AW, reset_less=True)
+        c.clr_vld1, c.clr_vld2, c.clr_addr1, c.clr_addr2 = clr_vld1, clr_vld2, clr_addr1, clr_addr2
         c.clr_vld, c.clr_addr = ((c.clr_vld1, c.clr_addr1) if self.phys(_S_CMP) == 1 else
                                  (c.clr_vld2, c.clr_addr2))
         c.lanes, c.v_read, c.r_read, c.v_mem, c.r_mem = [], [], [], [], []
         return c
 
-    def _pipeline_control(self, m, c):
-        """The stages' valid bits and addresses, the enable ``ce`` and its copies."""
-        P, L, IN = self._shape.lanes, self.latency, c.IN
-        vld, paddr, ce, wants_input, input_en = c.vld, c.paddr, c.ce, c.wants_input, c.input_en
+    def _enable(self, m, c):
+        """The pipeline enable ``ce``: low while a beat waits on ``o_stream`` or the input stage
+        waits for its current."""
+        L, vld, ce, wants_input = self.latency, c.vld, c.ce, c.wants_input
         out_block = Signal()  # a beat waits on o_stream and is not taken
         in_block = Signal()  # the update at the input stage waits for its current
         m.d.comb += [
@@ -1013,8 +1039,37 @@ class LIFArray(wiring.Component):
             in_block.eq(wants_input & ~self.i_stream.valid),
             ce.eq(~out_block & ~in_block),
             self.i_stream.ready.eq(wants_input & ~out_block),
-            c.issue.eq(c.issuing & ce),
         ]
+
+    def _counters(self, m, c):
+        """The sequencer's counters and flags (``last``, ``step``, ``remaining``, ...) and the
+        clear's delayed write strobes."""
+        D, addr = self._shape.depth, c.addr
+        last = Signal()
+        m.d.comb += last.eq(addr == D - 1)
+        step = Signal(self._shape.step_width)
+        remaining = Signal(32)
+        last_step = Signal()  # remaining == 1
+        # remaining - 1 and remaining == 2, registered: remaining changes at most once a step
+        # and a step lasts more than one clock, so these are current whenever they are used.
+        rem_dec = Signal(32)
+        rem_two = Signal()
+        m.d.sync += [rem_dec.eq(remaining - 1), rem_two.eq(remaining == 2)]
+        no_steps = Signal()  # steps == 0 at start
+        done = Signal()
+        m.d.comb += [c.issue.eq(c.issuing & c.ce), self.done.eq(done), self.step.eq(step)]
+        m.d.sync += [
+            done.eq(0),
+            c.clr_vld1.eq(c.clearing), c.clr_addr1.eq(addr),
+            c.clr_vld2.eq(c.clr_vld1), c.clr_addr2.eq(c.clr_addr1),
+        ]
+        c.last, c.step, c.remaining, c.last_step = last, step, remaining, last_step
+        c.rem_dec, c.rem_two, c.no_steps, c.done = rem_dec, rem_two, no_steps, done
+
+    def _pipeline_control(self, m, c):
+        """The stages' valid bits and addresses, and the copies of ``ce``."""
+        P, L, IN = self._shape.lanes, self.latency, c.IN
+        vld, paddr, ce, wants_input, input_en = c.vld, c.paddr, c.ce, c.wants_input, c.input_en
         vld_in_prev = vld[IN - 1] if IN > 1 else c.issue
 
         def ce_copy(tag):
@@ -1066,25 +1121,9 @@ class LIFArray(wiring.Component):
 
     def _sequencer(self, m, c):
         """The control FSM (clear, run of ``steps`` timesteps) and the address counter."""
-        D, addr = self._shape.depth, c.addr
-        last = Signal()
-        m.d.comb += last.eq(addr == D - 1)
-        step = Signal(self._shape.step_width)
-        remaining = Signal(32)
-        last_step = Signal()  # remaining == 1
-        # remaining - 1 and remaining == 2, registered: remaining changes at most once a step
-        # and a step lasts more than one clock, so these are current whenever they are used.
-        rem_dec = Signal(32)
-        rem_two = Signal()
-        m.d.sync += [rem_dec.eq(remaining - 1), rem_two.eq(remaining == 2)]
-        no_steps = Signal()  # steps == 0 at start
-        done = Signal()
-        m.d.comb += [self.done.eq(done), self.step.eq(step)]
-        m.d.sync += [
-            done.eq(0),
-            c.clr_vld1.eq(c.clearing), c.clr_addr1.eq(addr),
-            c.clr_vld2.eq(c.clr_vld1), c.clr_addr2.eq(c.clr_addr1),
-        ]
+        addr, last, step, remaining = c.addr, c.last, c.step, c.remaining
+        last_step, rem_dec, rem_two = c.last_step, c.rem_dec, c.rem_two
+        no_steps, done = c.no_steps, c.done
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 with m.If(self.clear):
@@ -1171,14 +1210,14 @@ class LIFArray(wiring.Component):
         """Lane ``p``: its state memories, parameter memory (groups), noise source and
         :class:`Lane`, connected to the control signals. Returns the :class:`Lane`.
 
-        The lane is built into ``m`` (:meth:`Lane.build`), not added as a submodule: see the
-        class docstring, "Structure"."""
+        The lane is built into ``m`` (:meth:`Lane.build`), not added as a submodule, with its
+        inputs bound to this module's values and the write-back and noise statements placed
+        after the stages they follow: see the class docstring, "Structure"."""
         shape = self._shape
         W, R = shape.v_width, shape.ref_width
         ce = c.lane_ce[p]
         lane = Lane(shape, noise=self._noise, pipeline=self._pipeline,
                     multiplier=self._multiplier, memory=self._memory, prefix=f"l{p}_")
-        lane.build(m)
         lane._MustUse__silence = True  # built into this module, not elaborated on its own
         c.lanes.append(lane)
         params = c.preg if shape.groups == 1 else self._param_memory(m, c, p)
@@ -1191,23 +1230,38 @@ class LIFArray(wiring.Component):
         m.d.comb += [
             v_rd.addr.eq(c.addr), v_rd.en.eq(c.lane_read[p]),
             r_rd.addr.eq(c.addr), r_rd.en.eq(c.lane_read[p]),
-            lane.ce.eq(ce),
-            lane.v.eq(v_rd.data),
-            lane.r.eq(r_rd.data),
-            lane.params.eq(params),
-            lane.i.eq(Mux(c.input_en, self.i_stream.payload[p], 0)),
         ]
+        gen = self._lane_noise(m, c, p) if self._noise else None
+        bz6 = (Signal(signed(max(W, Z_WIDTH) + 1), name=f"l{p}_bz6") if self._noise
+               else None)
+
+        def write_r(lc):
+            # Stage 4 (S_X) writes r' back; a clear writes r = 0.
+            m.d.comb += [
+                r_wr.addr.eq(Mux(c.clr_vld, c.clr_addr, c.paddr[self.phys(_S_X)])),
+                r_wr.data.eq(Mux(c.clr_vld, 0, lane.probes.r4)),
+                r_wr.en.eq(c.clr_vld | c.vld[self.phys(_S_X)]),
+            ]
+
+        def noise_sum(lc):
+            # bias + z: the noise source's sum register is the stage-5 boundary.
+            m.d.comb += gen.addend.eq(c.bias_k if shape.groups == 1 else lc.bias_k5)
+            m.d.comb += bz6.eq(gen.sum >> 8)
+
+        def write_v(lc):
+            # Stage 9 (the last) writes v' back; a clear writes v_init.
+            m.d.comb += [
+                v_wr.addr.eq(Mux(c.clr_vld, c.clr_addr, c.paddr[self.latency])),
+                v_wr.data.eq(Mux(c.clr_vld, params["v_init"], lane.probes.v9)),
+                v_wr.en.eq(c.clr_vld | c.vld[self.latency]),
+            ]
+
+        after = {"_select": write_r, "_saturation": write_v}
         if self._noise:
-            self._lane_noise(m, c, p, lane)
-        # Stage 4 (S_X) writes r' back, stage 9 (the last) v'; a clear writes both.
-        m.d.comb += [
-            r_wr.addr.eq(Mux(c.clr_vld, c.clr_addr, c.paddr[self.phys(_S_X)])),
-            r_wr.data.eq(Mux(c.clr_vld, 0, lane.r_next)),
-            r_wr.en.eq(c.clr_vld | c.vld[self.phys(_S_X)]),
-            v_wr.addr.eq(Mux(c.clr_vld, c.clr_addr, c.paddr[self.latency])),
-            v_wr.data.eq(Mux(c.clr_vld, params["v_init"], lane.v_next)),
-            v_wr.en.eq(c.clr_vld | c.vld[self.latency]),
-        ]
+            after["_shift"] = noise_sum
+        lane.build(m, ce=ce, v=v_rd.data, r=r_rd.data, params=params,
+                   i=Mux(c.input_en, self.i_stream.payload[p], 0), bz=bz6, off510=c.off510,
+                   after=after, leak_mul_name=f"leak_mul{p}")
         return lane
 
     def _param_memory(self, m, c, p):
@@ -1234,8 +1288,9 @@ class LIFArray(wiring.Component):
         ]
         return pr.data
 
-    def _lane_noise(self, m, c, p, lane):
-        """Lane ``p``'s noise source, giving the lane ``bias + z`` for its stage 6.
+    def _lane_noise(self, m, c, p):
+        """Lane ``p``'s noise source (returned), giving the lane ``bias + z`` for its stage 6
+        (its ``addend`` and ``sum`` are connected by :meth:`_lane`).
 
         ``bias + z = bias + ((product - 510 gain) >> 8) = (product + 256 bias - 510 gain) >> 8
         = sum >> 8``, with the addend ``256 bias - 510 gain`` (static for ``G = 1``, else per
@@ -1273,11 +1328,8 @@ class LIFArray(wiring.Component):
             gen.advance.eq(advance),
             gen.ce.eq(ce_n),
             gen.gain.eq(self.noise_gain),
-            gen.addend.eq(c.bias_k if shape.groups == 1 else lane.addend),
-            lane.bz.eq(gen.sum >> 8),
         ]
-        if shape.groups > 1:
-            m.d.comb += lane.off510.eq(c.off510)
+        return gen
 
     def _outputs(self, m, c, out_spikes, out_v):
         """``o_stream``: the last stage's valid bit, address and the lanes' results."""
