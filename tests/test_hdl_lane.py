@@ -119,3 +119,25 @@ def test_array_builds_its_lanes_into_its_own_module():
     for p in range(2):
         for reg in ("v2", "sub3", "h4", "x5", "k5", "t6", "lk7", "tot8", "v9", "fire"):
             assert f"\\l{p}_{reg} " in text or f"\\l{p}_{reg}\n" in text, (p, reg)
+
+
+def _top_wires(text):
+    """The wire names of RTLIL module ``\\top``, without Amaranth's ``$n`` suffixes."""
+    body = text.split("module \\top\n", 1)[1].split("\nend\n", 1)[0]
+    return {line.split()[-1].lstrip("\\").split("$")[0] for line in body.splitlines()
+            if line.lstrip().startswith("wire ")}
+
+
+@pytest.mark.parametrize("noise,groups", [(False, 1), (True, 1), (True, 2)])
+def test_array_lanes_add_no_wires(noise, groups):
+    """Built into the array, a lane works on the array's own values: none of its ports (nor a
+    wire for the leak ``lk``) is a wire of the array, so the generated Verilog is the one the
+    array had before the lane was split out (``lifgate generate`` byte-identical; a wire more
+    renumbers every anonymous one and moves placement)."""
+    shape = ArrayShape(neurons=8, lanes=2, groups=groups, v_width=8, i_width=6, ref_width=3,
+                       decay_frac=6, step_width=8)
+    wires = _top_wires(rtlil.convert(LIFArray(shape, noise=noise), name="top"))
+    # (Not ``addend``: the noise sources' port of that name has its wire in the array.)
+    lane_ports = {"v", "r", "i", "params", "bz", "r_next", "spike", "v_next"}
+    assert not wires & (lane_ports | {"l0_lk", "l1_lk"}), sorted(wires & lane_ports)
+    assert {"l0_v9", "l1_v9", "ce", "preg" if groups == 1 else "pwe"} <= wires
