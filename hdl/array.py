@@ -754,11 +754,19 @@ class LIFArray(wiring.Component):
     memories, its noise source and one :class:`Lane`: the datapath of the table below, whose
     docstring maps each stage to the golden model's line and the rule of ``docs/numerics.md``.
     The lanes are built into the array's own module (:meth:`Lane.build`, their registers named
-    ``l<p>_...``), not as Verilog modules of their own, as before the lane was split out.
-    Measured with Yosys against the tree before the split: the same coarse cells (type and
-    width, after ``prep -flatten; opt -full``) for the default, a 4-group and both UP5K
-    shapes; after mapping the UP5K 4096 x 8 array without noise has the same cell counts, the
-    others a few LUTs (ECP5 65536 x 32: 80 of 15,071 LUT4) fewer or more.
+    ``l<p>_...``), not as Verilog modules of their own, as before the lane was split out, and
+    the generated Verilog is byte for byte the one of the tree before the split (checked for
+    the default, UP5K and ECP5 shapes of ``lifgate generate``, a 4-group shape, the resource
+    table's arrays and the board tops). That is kept on purpose: Amaranth numbers its anonymous
+    wires (``$123``) in the order in which statements are added, and the same logic with other
+    numbers and names placed measurably slower (UP5K 4096 x 8, no noise: 45.2-46.1 MHz at
+    nextpnr seeds 1-3 against 48.1-49.3). So: a lane works on this module's own values
+    (``Lane.build``'s bindings, not the lane's ports, which would each add a wire), the
+    write-back and noise statements are passed to it to run right after the stage they follow,
+    the control's statements come in their old order (:meth:`_enable`, :meth:`_counters`,
+    :meth:`_pipeline_control`, :meth:`_sequencer`) and every signal keeps its old name
+    (``clr_vld1`` and its kin are still unnamed). ``tests/test_hdl_lane.py`` checks that the
+    lanes add no wire; a change that moves a statement shows in ``lifgate generate``'s diff.
 
     Pipeline. A run of ``steps`` timesteps issues, per step, the addresses ``0 .. D-1`` in
     order, one per clock, to all lanes at once; each update then moves through ``latency``
