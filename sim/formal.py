@@ -43,9 +43,12 @@ on a harness built with ``invariants=True``: it asserts, beside the property, th
 in-flight update's pipeline registers equal the reference's intermediate values for its
 shadow state, that the state memories hold the shadow state (up to writes ahead of the
 shadow), and how the control registers relate (:meth:`LaneProof._invariants`). They read the
-array's registers through ``LIFArray._probes`` (a hook that adds no logic) and so name the
-stage registers of ``hdl/array.py``: a renamed register is a ``KeyError`` at elaboration, a
-re-pipelined datapath an induction failure (``UNKNOWN``), never a false ``PASS``.
+array's signals through its probe interface only: ``LIFArray.probes``
+(:class:`~lifgate.hdl.array.ArrayProbes`: control, state memories) and, per lane,
+``Lane.probes`` (:class:`~lifgate.hdl.array.LaneProbes`: the stage registers by name);
+recording them adds no logic. A register the lane no longer has is a ``KeyError`` at
+elaboration, a re-pipelined datapath an induction failure (``UNKNOWN``), never a false
+``PASS``.
 
 ``python -m lifgate.sim.formal`` runs the :data:`JOBS` table and prints depth, time and result;
 ``--prop``, ``--mode``, ``--engine``, ``--depth``, ``--modes``, ``--neurons``, ``--invariants``,
@@ -62,6 +65,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,22 +214,38 @@ class LaneProof(Elaboratable):
         self.cd = ClockDomain("sync", reset_less=True)
 
     def elaborate(self, platform):
-        LIFArray = self.array_cls or hdl_array.LIFArray  # noqa: N806 (a mutant's, bench/mutants.py)
-        shape = self.shape
-        W, R, D = shape.v_width, shape.ref_width, shape.depth
-        vmin, vmax = shape.v_range
-        on = set(self.props)
         m = Module()
         m.domains.sync = self.cd
-        dut = LIFArray(shape, membrane=True, noise=False, pipeline=self.pipeline)
+        dut, probes = self._dut(m, platform)
+        h = self._inputs(m, dut)
+        self._scoreboard(m, dut, h)
+        self._shadow(m, dut, h)
+        on = set(self.props)
+        for prop in PROPERTIES:
+            if prop in on:
+                getattr(self, f"_prop_{prop}")(m, dut, h)
         if self.invariants:
-            # Elaborated here, so that the stage registers exist now (array.py's formal hook).
-            dut._probes = {}
-            dut._MustUse__silence = True  # used: its elaboration is the submodule
-            m.submodules.dut = dut.elaborate(platform)
-            probes = dut._probes
-        else:
+            self._invariants(m, probes, h)
+        return m
+
+    # The harness, in parts. `h` (a namespace) carries the harness's own signals between them.
+
+    def _dut(self, m, platform):
+        """The array under proof, and its probe interface (``None`` without invariants)."""
+        LIFArray = self.array_cls or hdl_array.LIFArray  # noqa: N806 (a mutant's, bench/mutants.py)
+        dut = LIFArray(self.shape, membrane=True, noise=False, pipeline=self.pipeline)
+        if not self.invariants:
             m.submodules.dut = dut
+            return dut, None
+        # Elaborated here, so that its signals exist now: `elaborate` records them, and the
+        # lanes' stage registers, in `dut.probes` (an ArrayProbes).
+        dut._MustUse__silence = True  # used: its elaboration is the submodule
+        m.submodules.dut = dut.elaborate(platform)
+        return dut, dut.probes
+
+    def _inputs(self, m, dut):
+        """Every input free (``AnySeq``) within the port contract; the shadow parameter set."""
+        shape = self.shape
 
         def free(port):
             m.d.comb += port.eq(AnySeq(len(port)))
@@ -265,41 +285,48 @@ class LaneProof(Elaboratable):
         # supports"). Found by `equiv` at depth 24 on one neuron: with only CONST built, the
         # never-written set ran as CONST c = 0 while the reference read it as SHIFT k = 0.
         m.d.comb += Assume(~accept_start | _legal_params(shape, sp))
+        return types.SimpleNamespace(sp=sp, accept_clear=accept_clear, accept_start=accept_start)
 
-        # Run scoreboard.
-        running = Signal()
-        run_ie = Signal()
-        run_steps = Signal(range(self.max_steps + 1))
-        beats = Signal(range(self.max_steps * D + 2))
-        exp_addr = Signal(range(D))
-        exp_step = Signal(shape.step_width)
+    def _scoreboard(self, m, dut, h):
+        """The run scoreboard and the FIFO of input currents taken, not yet retired."""
+        shape, D = self.shape, self.shape.depth
+        h.running = Signal()
+        h.run_ie = Signal()
+        h.run_steps = Signal(range(self.max_steps + 1))
+        h.beats = Signal(range(self.max_steps * D + 2))
+        h.exp_addr = Signal(range(D))
+        h.exp_step = Signal(shape.step_width)
         o = dut.o_stream
         i = dut.i_stream
-        o_take = o.valid & o.ready
-        i_take = i.valid & i.ready
-        a = o.payload.addr
-        out_s = o.payload.spikes[0]
-        out_v = o.payload.v[0]
+        h.o_take = o.valid & o.ready
+        h.i_take = i.valid & i.ready
+        h.a = o.payload.addr
+        h.out_s = o.payload.spikes[0]
+        h.out_v = o.payload.v[0]
 
         # Input FIFO: input beats taken, not yet retired by an output beat.
-        K = 4
-        q = [Signal(signed(shape.i_width), name=f"q{k}") for k in range(K)]
-        qn = Signal(range(K + 1))
-        pop = o_take & run_ie
-        cur = Signal(signed(shape.i_width))
-        m.d.comb += cur.eq(Mux(run_ie, q[0], 0))
+        K = h.K = 4
+        q = h.q = [Signal(signed(shape.i_width), name=f"q{k}") for k in range(K)]
+        qn = h.qn = Signal(range(K + 1))
+        pop = h.pop = h.o_take & h.run_ie
+        h.cur = Signal(signed(shape.i_width))
+        m.d.comb += h.cur.eq(Mux(h.run_ie, q[0], 0))
         # Shift register: pop shifts down, push writes at the (new) end.
         for k in range(K):
             src = q[k + 1] if k + 1 < K else q[k]
             with m.If(pop):
                 m.d.sync += q[k].eq(src)
-            with m.If(i_take & (qn - pop == k)):
+            with m.If(h.i_take & (qn - pop == k)):
                 m.d.sync += q[k].eq(i.payload[0])
-        m.d.sync += qn.eq(qn + i_take - pop)
+        m.d.sync += qn.eq(qn + h.i_take - pop)
 
-        # Shadow neuron state (reference) and the output-only monitor.
-        sv = [Signal(signed(W), name=f"sv{n}") for n in range(D)]  # memories start at 0
-        sr = [Signal(R, name=f"sr{n}") for n in range(D)]
+    def _shadow(self, m, dut, h):
+        """The shadow neuron state (advanced by the reference step) and the output monitor."""
+        shape = self.shape
+        W, R, D = shape.v_width, shape.ref_width, shape.depth
+        sp, a = h.sp, h.a
+        sv = h.sv = [Signal(signed(W), name=f"sv{n}") for n in range(D)]  # memories start at 0
+        sr = h.sr = [Signal(R, name=f"sr{n}") for n in range(D)]
         ov = [Signal(signed(W), name=f"ov{n}") for n in range(D)]
         rc = [Signal(R, name=f"rc{n}") for n in range(D)]
 
@@ -311,139 +338,140 @@ class LaneProof(Elaboratable):
             return x
 
         v_a, r_a = sel(sv, signed(W)), sel(sr, R)
-        ov_a, rc_a = sel(ov, signed(W)), sel(rc, R)
-        ref = reference_step(m, shape, v_a, r_a, sp, cur, prefix="ref")
-        value_mode = sp["reset_mode"] == ResetMode.VALUE
+        h.ov_a, h.rc_a = sel(ov, signed(W)), sel(rc, R)
+        ref = h.ref = reference_step(m, shape, v_a, r_a, sp, h.cur, prefix="ref")
 
-        with m.If(accept_clear):
+        with m.If(h.accept_clear):
             for n in range(D):
                 m.d.sync += [sv[n].eq(sp["v_init"]), sr[n].eq(0),
                              ov[n].eq(sp["v_init"]), rc[n].eq(0)]
-            m.d.sync += [exp_step.eq(0), exp_addr.eq(0)]
-        with m.If(dut.done & running):
-            m.d.sync += running.eq(0)
-        with m.If(accept_start):  # may come in the clock of the previous run's done
-            m.d.sync += [running.eq(1), run_ie.eq(dut.input_en), run_steps.eq(dut.steps),
-                         beats.eq(0), exp_addr.eq(0)]
-        with m.If(o_take):
+            m.d.sync += [h.exp_step.eq(0), h.exp_addr.eq(0)]
+        with m.If(dut.done & h.running):
+            m.d.sync += h.running.eq(0)
+        with m.If(h.accept_start):  # may come in the clock of the previous run's done
+            m.d.sync += [h.running.eq(1), h.run_ie.eq(dut.input_en),
+                         h.run_steps.eq(dut.steps), h.beats.eq(0), h.exp_addr.eq(0)]
+        with m.If(h.o_take):
             for n in range(D):
                 with m.If(a == n):
-                    m.d.sync += [sv[n].eq(ref["v"]), sr[n].eq(ref["r1"]), ov[n].eq(out_v),
-                                 rc[n].eq(Mux(out_s, sp["t_ref"], Mux(rc_a > 0, rc_a - 1, 0)))]
-            m.d.sync += beats.eq(beats + 1)
-            with m.If(exp_addr == D - 1):
-                m.d.sync += [exp_addr.eq(0), exp_step.eq(exp_step + 1)]
+                    m.d.sync += [sv[n].eq(ref["v"]), sr[n].eq(ref["r1"]), ov[n].eq(h.out_v),
+                                 rc[n].eq(Mux(h.out_s, sp["t_ref"],
+                                              Mux(h.rc_a > 0, h.rc_a - 1, 0)))]
+            m.d.sync += h.beats.eq(h.beats + 1)
+            with m.If(h.exp_addr == D - 1):
+                m.d.sync += [h.exp_addr.eq(0), h.exp_step.eq(h.exp_step + 1)]
             with m.Else():
-                m.d.sync += exp_addr.eq(exp_addr + 1)
+                m.d.sync += h.exp_addr.eq(h.exp_addr + 1)
 
-        # Properties --------------------------------------------------------------------------
+    # Properties (PROPERTIES: one method each) ------------------------------------------------
 
-        if "equiv" in on:
-            with m.If(o_take):
-                m.d.comb += Assert(out_v == ref["v"], "equiv: v' differs from the reference")
-                m.d.comb += Assert(out_s == ref["s"], "equiv: spike differs from the reference")
+    def _prop_equiv(self, m, dut, h):
+        with m.If(h.o_take):
+            m.d.comb += Assert(h.out_v == h.ref["v"], "equiv: v' differs from the reference")
+            m.d.comb += Assert(h.out_s == h.ref["s"], "equiv: spike differs from the reference")
 
-        if "bounds" in on:
-            with m.If(o_take):
-                m.d.comb += Assert((out_v >= vmin) & (out_v <= vmax), "bounds: range")
-                with m.If(ref["exact"] > vmax):
-                    m.d.comb += Assert(out_v == vmax, "bounds: no wrap above VMAX")
-                with m.If(ref["exact"] < vmin):
-                    m.d.comb += Assert(out_v == vmin, "bounds: no wrap below VMIN")
+    def _prop_bounds(self, m, dut, h):
+        vmin, vmax = self.shape.v_range
+        out_v = h.out_v
+        with m.If(h.o_take):
+            m.d.comb += Assert((out_v >= vmin) & (out_v <= vmax), "bounds: range")
+            with m.If(h.ref["exact"] > vmax):
+                m.d.comb += Assert(out_v == vmax, "bounds: no wrap above VMAX")
+            with m.If(h.ref["exact"] < vmin):
+                m.d.comb += Assert(out_v == vmin, "bounds: no wrap below VMIN")
 
-        if "refractory" in on:
-            with m.If(o_take):
-                with m.If(rc_a > 0):
-                    m.d.comb += Assert(~out_s, "refractory: spike while refractory")
-                held_spike = out_s & (sp["t_ref"] > 0)
-                with m.If(held_spike | (rc_a > 1)):
-                    held = Mux(value_mode, sp["v_reset"],
-                               Mux(out_s, _sat(ov_a - sp["v_th"], W), ov_a))
-                    m.d.comb += Assert(out_v == held, "refractory: membrane not held")
+    def _prop_refractory(self, m, dut, h):
+        sp, out_s, rc_a = h.sp, h.out_s, h.rc_a
+        value_mode = sp["reset_mode"] == ResetMode.VALUE
+        with m.If(h.o_take):
+            with m.If(rc_a > 0):
+                m.d.comb += Assert(~out_s, "refractory: spike while refractory")
+            held_spike = out_s & (sp["t_ref"] > 0)
+            with m.If(held_spike | (rc_a > 1)):
+                held = Mux(value_mode, sp["v_reset"],
+                           Mux(out_s, _sat(h.ov_a - sp["v_th"], self.shape.v_width), h.ov_a))
+                m.d.comb += Assert(h.out_v == held, "refractory: membrane not held")
 
-        if "spike" in on:
-            with m.If(o_take & (rc_a == 0)):
-                m.d.comb += Assert(out_s == (ov_a >= sp["v_th"]),
-                                   "spike: spike iff v >= v_th outside the refractory period")
+    def _prop_spike(self, m, dut, h):
+        with m.If(h.o_take & (h.rc_a == 0)):
+            m.d.comb += Assert(h.out_s == (h.ov_a >= h.sp["v_th"]),
+                               "spike: spike iff v >= v_th outside the refractory period")
 
-        if "stream" in on:
-            stall = Signal()
-            held_payload = Signal(len(o.payload.as_value()))
-            m.d.sync += [stall.eq(o.valid & ~o.ready), held_payload.eq(o.payload.as_value())]
-            with m.If(stall):
-                m.d.comb += Assert(o.valid, "stream: a stalled beat was dropped")
-                m.d.comb += Assert(o.payload.as_value() == held_payload,
-                                   "stream: a stalled beat changed")
-            with m.If(o.valid):
-                m.d.comb += Assert(running, "stream: beat outside a run")
-                m.d.comb += Assert((a == exp_addr) & (o.payload.step == exp_step),
-                                   "stream: beat out of order (lost or duplicated)")
-            with m.If(i.ready):
-                m.d.comb += Assert(running & run_ie, "stream: input taken with input_en off")
-            with m.If(i_take & ~pop):
-                m.d.comb += Assert(qn < K, "stream: more inputs taken than updates in flight")
-            with m.If(pop):
-                m.d.comb += Assert(qn > 0, "stream: a beat left without its input")
-            with m.If(dut.done & running):
-                m.d.comb += Assert(beats == run_steps * D, "stream: wrong number of beats")
-                m.d.comb += Assert(qn == 0, "stream: input beats left over")
+    def _prop_stream(self, m, dut, h):
+        o, i, D = dut.o_stream, dut.i_stream, self.shape.depth
+        stall = Signal()
+        held_payload = Signal(len(o.payload.as_value()))
+        m.d.sync += [stall.eq(o.valid & ~o.ready), held_payload.eq(o.payload.as_value())]
+        with m.If(stall):
+            m.d.comb += Assert(o.valid, "stream: a stalled beat was dropped")
+            m.d.comb += Assert(o.payload.as_value() == held_payload,
+                               "stream: a stalled beat changed")
+        with m.If(o.valid):
+            m.d.comb += Assert(h.running, "stream: beat outside a run")
+            m.d.comb += Assert((h.a == h.exp_addr) & (o.payload.step == h.exp_step),
+                               "stream: beat out of order (lost or duplicated)")
+        with m.If(i.ready):
+            m.d.comb += Assert(h.running & h.run_ie, "stream: input taken with input_en off")
+        with m.If(h.i_take & ~h.pop):
+            m.d.comb += Assert(h.qn < h.K, "stream: more inputs taken than updates in flight")
+        with m.If(h.pop):
+            m.d.comb += Assert(h.qn > 0, "stream: a beat left without its input")
+        with m.If(dut.done & h.running):
+            m.d.comb += Assert(h.beats == h.run_steps * D, "stream: wrong number of beats")
+            m.d.comb += Assert(h.qn == 0, "stream: input beats left over")
 
-        if self.invariants:
-            self._invariants(m, probes, sv=sv, sr=sr, sp=sp, q=q, qn=qn, run_ie=run_ie)
-        return m
+    # Invariants (invariants=True) ------------------------------------------------------------
 
-    def _invariants(self, m, pr, *, sv, sr, sp, q, qn, run_ie):
+    def _invariants(self, m, pr, h):
         """Assert the inductive strengthening of ``equiv`` and ``bounds``.
 
-        ``pr`` holds the array's own signals (``LIFArray._probes``). Asserted, so proved too:
+        ``pr`` is the array's probe interface (``LIFArray.probes``, an
+        :class:`~lifgate.hdl.array.ArrayProbes`; lane 0's stage registers are
+        ``pr.lanes[0]``, a :class:`~lifgate.hdl.array.LaneProbes`). Asserted, so proved too:
 
-        * control: the FSM is in a named state; updates are in flight only while running,
-          in a contiguous block of stages with addresses ``< D`` decreasing by 1 per stage (so
-          each address at most once), the youngest one ``addr - 1`` while issuing; ``drained``,
-          ``wants_input``, ``input_en``, the clear pipeline and the parameter register agree
-          with the harness; the input FIFO holds one current per update past the input stage;
-        * data: the registers of every in-flight update at address ``a`` equal the reference's
-          intermediate values (``reference_step``) for the shadow state ``sv[a], sr[a]``, the
-          loaded parameters and, past the input stage, the current in the FIFO;
-        * memories: ``v`` and ``r`` of every address equal the shadow state, except where a
-          clear has not written it yet, or an update has written its result ahead of the
-          shadow (``r`` from the write-back stage on, ``v`` in the last stage).
+        * control (:meth:`_inv_control`): the FSM is in a named state; updates are in flight
+          only while running, in a contiguous block of stages with addresses ``< D``
+          decreasing by 1 per stage (so each address at most once), the youngest one
+          ``addr - 1`` while issuing; ``drained``, ``wants_input``, ``input_en``, the clear
+          pipeline and the parameter register agree with the harness; the input FIFO holds
+          one current per update past the input stage;
+        * data (:meth:`_inv_data`): the registers of every in-flight update at address ``a``
+          equal the reference's intermediate values (``reference_step``) for the shadow state
+          ``sv[a], sr[a]``, the loaded parameters and, past the input stage, the current in
+          the FIFO;
+        * memories (:meth:`_inv_memories`): ``v`` and ``r`` of every address equal the shadow
+          state, except where a clear has not written it yet, or an update has written its
+          result ahead of the shadow (``r`` from the write-back stage on, ``v`` in the last
+          stage).
         """
-        shape = self.shape
-        W, R, D = shape.v_width, shape.ref_width, shape.depth
-        L, IN, phys = pr["L"], pr["IN"], pr["phys"]
-        vld, paddr, addr = pr["vld"], pr["paddr"], pr["addr"]
-        fsm = pr["fsm"]
+        fsm = pr.fsm
         fsm_state = fsm._data["signal"]
         st = {name: fsm_state == code for name, code in fsm.encoding.items()}
+        self._inv_control(m, pr, h, st)
+        refs = self._inv_data(m, pr, h)
+        self._inv_memories(m, pr, h, st, refs)
+
+    @staticmethod
+    def _check(m, cond, what, src_loc_at=0):
+        # Located at the caller's line, so that a failure in a trace points at its check.
+        m.d.comb += Assert(cond, f"invariant: {what}", src_loc_at=1 + src_loc_at)
+
+    def _inv_control(self, m, pr, h, st):
+        """The control invariants (see :meth:`_invariants`)."""
+        D, L, IN = self.shape.depth, pr.latency, pr.input_stage
+        vld, paddr, addr = pr.vld, pr.paddr, pr.addr
         running = st["ISSUE"] | st["DRAIN"]
         clearing = st["CLEAR"] | st["CLEAR_TAIL"]
-        modes = set(shape.leak_modes)
 
-        def check(cond, what, src_loc_at=0):
-            # Located at the caller's line, so that a failure in a trace points at its check.
-            m.d.comb += Assert(cond, f"invariant: {what}", src_loc_at=1 + src_loc_at)
+        def check(cond, what):
+            self._check(m, cond, what, src_loc_at=1)
 
-        def pick(sigs, idx, shp, name):
-            x = Signal(shp, name=name)
-            for n, s in enumerate(sigs):
-                with m.If(idx == n):
-                    m.d.comb += x.eq(s)
-            return x
-
-        def any_of(conds):
-            out = Const(0)
-            for c in conds:
-                out = out | c
-            return out
-
-        # Control ---------------------------------------------------------------------------
-        check(any_of(st.values()), "FSM state")
+        check(_any_of(st.values()), "FSM state")
         for name in ("IDLE", "LAUNCH", "CLEAR", "CLEAR_TAIL"):
             with m.If(st[name]):
-                check(~any_of(vld[1:]), f"nothing in flight in {name}")
+                check(~_any_of(vld[1:]), f"nothing in flight in {name}")
         with m.If(~clearing):
-            check(~pr["clr_vld1"] & ~pr["clr_vld2"], "no clear write outside a clear")
+            check(~pr.clr_vld1 & ~pr.clr_vld2, "no clear write outside a clear")
         with m.If(st["LAUNCH"]):
             check(addr == 0, "LAUNCH: addr")
         with m.If(st["CLEAR"] | st["ISSUE"]):
@@ -451,7 +479,7 @@ class LaneProof(Elaboratable):
         with m.If(st["DRAIN"]):
             check(addr == D, "DRAIN: all issued")
         with m.If(st["ISSUE"] & (addr == 0)):
-            check(~any_of(vld[1:]), "a step starts drained")
+            check(~_any_of(vld[1:]), "a step starts drained")
         with m.If(st["ISSUE"] & (addr != 0)):
             check(vld[1] & (paddr[1] == addr - 1), "the youngest update is addr - 1")
         for k in range(1, L + 1):
@@ -463,49 +491,66 @@ class LaneProof(Elaboratable):
                           f"stages {k}, {k + 1}: consecutive addresses")
             if k + 2 <= L:
                 with m.If(vld[k] & ~vld[k + 1]):
-                    check(~any_of(vld[k + 2:]), f"stage {k}: no bubble after the block")
-        with m.If(pr["drained"]):
-            check(~any_of(vld[1:]), "drained")
-        check(pr["wants_input"] == (vld[IN] & pr["input_en"]), "wants_input")
-        check(pr["input_en"] == run_ie, "input_en")
+                    check(~_any_of(vld[k + 2:]), f"stage {k}: no bubble after the block")
+        with m.If(pr.drained):
+            check(~_any_of(vld[1:]), "drained")
+        check(pr.wants_input == (vld[IN] & pr.input_en), "wants_input")
+        check(pr.input_en == h.run_ie, "input_en")
         past_in = vld[IN + 1:]
         n_past = sum(past_in[1:], start=past_in[0].as_unsigned()) if past_in else Const(0)
-        check(qn == Mux(run_ie, n_past, 0), "one FIFO current per update past the input stage")
-        preg = pr["preg"].as_value()
-        check(preg == Cat(*(sp[name] for name, _ in param_layout(shape))), "parameter register")
+        check(h.qn == Mux(h.run_ie, n_past, 0),
+              "one FIFO current per update past the input stage")
+        preg = pr.preg.as_value()
+        check(preg == Cat(*(h.sp[name] for name, _ in param_layout(self.shape))),
+              "parameter register")
         with m.If(st["LAUNCH"] | running):
-            check(_legal_params(shape, sp), "legal parameters while running")
+            check(_legal_params(self.shape, h.sp), "legal parameters while running")
 
-        # Data ------------------------------------------------------------------------------
+    def _stage_refs(self, m, pr, h):
+        """Per clock ``k`` after issue: the shadow state of the update there and its
+        reference step (with its current from the FIFO past the input stage)."""
+        shape = self.shape
+        W, R, L, IN = shape.v_width, shape.ref_width, pr.latency, pr.input_stage
+        vld, paddr = pr.vld, pr.paddr
+
         def stage_ref(k):
             a = paddr[k]
-            v = pick(sv, a, signed(W), f"inv_v{k}")
-            r = pick(sr, a, R, f"inv_r{k}")
+            v = _pick(m, h.sv, a, signed(W), f"inv_v{k}")
+            r = _pick(m, h.sr, a, R, f"inv_r{k}")
             if k > IN:
                 # The FIFO's head is the oldest update past the input stage.
                 idx = sum((vld[j].as_unsigned() for j in range(k + 1, L + 1)), start=Const(0))
-                cur = Mux(run_ie, pick(q, idx, signed(shape.i_width), f"inv_cur{k}"), 0)
+                cur = Mux(h.run_ie, _pick(m, h.q, idx, signed(shape.i_width), f"inv_cur{k}"), 0)
             else:
                 cur = Const(0)
-            return v, r, reference_step(m, shape, v, r, sp, cur, prefix=f"inv{k}")
+            return v, r, reference_step(m, shape, v, r, h.sp, cur, prefix=f"inv{k}")
 
-        refs = {k: stage_ref(k) for k in range(1, L + 1)}
+        return {k: stage_ref(k) for k in range(1, L + 1)}
+
+    def _inv_data(self, m, pr, h):
+        """The stage register invariants (see :meth:`_invariants`); returns the references."""
+        shape, sp = self.shape, h.sp
+        W, R = shape.v_width, shape.ref_width
+        vld, phys, lane = pr.vld, pr.phys, pr.lanes[0]
+        modes = set(shape.leak_modes)
+        refs = self._stage_refs(m, pr, h)
         is_const = (sp["leak_mode"] == LeakMode.CONST) if len(modes) > 1 else \
             Const(modes == {LeakMode.CONST})
         c = sp["leak"][:W].as_signed()
 
         def expect(j, name, value):
             """Register ``name`` of logical stage ``j`` (physical ``phys(j)``) is ``value``."""
-            if name not in pr:
-                raise KeyError(f"LIFArray has no stage register {name!r} (array.py changed?)")
+            reg = getattr(lane, name, None)
+            if reg is None:
+                raise KeyError(f"the lane has no stage register {name!r} (array.py changed?)")
             k = phys(j)
             with m.If(vld[k]):
-                check(pr[name] == value, f"stage {k}: {name}", src_loc_at=1)
+                self._check(m, reg == value, f"stage {k}: {name}", src_loc_at=1)
 
-        v_rd, r_rd = pr["v_rd"].data, pr["r_rd"].data
+        v_rd, r_rd = pr.v_read[0].data, pr.r_read[0].data
         with m.If(vld[phys(1)]):
             v, r, _ = refs[phys(1)]
-            check((v_rd == v) & (r_rd == r), f"stage {phys(1)}: state read")
+            self._check(m, (v_rd == v) & (r_rd == r), f"stage {phys(1)}: state read")
         for j, names in ((2, ("v2", "r2")), (3, ("v3", "sub3", "ge3", "refr3", "rdec3",
                                                  "rmore3"))):
             v, r, ref = refs[phys(j)]
@@ -527,7 +572,7 @@ class LaneProof(Elaboratable):
                 x = Mux(is_const, c, ref["h"] - sp["v_rest"]) if modes - {LeakMode.CONST} else c
                 expect(j, "x5", x)
                 if LeakMode.SHIFT in modes:
-                    expect(j, "k5", Mux(is_const, 0, sp["leak"][:len(pr["k5"])]))
+                    expect(j, "k5", Mux(is_const, 0, sp["leak"][:len(lane.k5)]))
                 if LeakMode.MULT in modes:
                     expect(j, "mult5", (sp["leak_mode"] == LeakMode.MULT) & ~hold)
             if j == 6:
@@ -541,34 +586,55 @@ class LaneProof(Elaboratable):
                 expect(j, "tot8", ref["exact"])
             if j == 9:
                 expect(j, "v9", ref["v"])
+        return refs
 
-        # Memories --------------------------------------------------------------------------
+    def _inv_memories(self, m, pr, h, st, refs):
+        """The state memory invariants (see :meth:`_invariants`)."""
+        W, R, D = self.shape.v_width, self.shape.ref_width, self.shape.depth
+        L, vld, paddr, addr, phys = pr.latency, pr.vld, pr.paddr, pr.addr, pr.phys
+        sv, sr, sp = h.sv, h.sr, h.sp
+        clearing = st["CLEAR"] | st["CLEAR_TAIL"]
         # Whole memories (the compact pipeline splits one by width only when 4096 // D < W,
         # never at these depths), read through extra asynchronous ports, one per address.
-        mems = pr["m"].submodules
-        deep_clear = pr["clr_vld"] is pr["clr_vld2"]
+        deep_clear = pr.clr_vld is pr.clr_vld2
         k_r = phys(4)  # the stage that writes r' back (every clock it is there)
         for n in range(D):
             vn = Signal(signed(W), name=f"inv_mem_v{n}")
             rn = Signal(R, name=f"inv_mem_r{n}")
-            port_v = mems["v0"].read_port(domain="comb")
-            port_r = mems["r0"].read_port(domain="comb")
+            port_v = pr.v_mem[0].read_port(domain="comb")
+            port_r = pr.r_mem[0].read_port(domain="comb")
             m.d.comb += [port_v.addr.eq(n), port_r.addr.eq(n), vn.eq(port_v.data),
                          rn.eq(port_r.data)]
-            pending = (st["CLEAR"] & (addr <= n)) | (pr["clr_vld1"] & (pr["clr_addr1"] == n))
+            pending = (st["CLEAR"] & (addr <= n)) | (pr.clr_vld1 & (pr.clr_addr1 == n))
             if deep_clear:
-                pending = pending | (pr["clr_vld2"] & (pr["clr_addr2"] == n))
+                pending = pending | (pr.clr_vld2 & (pr.clr_addr2 == n))
             at = {k: vld[k] & (paddr[k] == n) for k in range(1, L + 1)}
             with m.If(clearing):
-                check((sv[n] == sp["v_init"]) & (sr[n] == 0), f"shadow {n} cleared")
+                self._check(m, (sv[n] == sp["v_init"]) & (sr[n] == 0), f"shadow {n} cleared")
             with m.If(~pending):
-                check((vn == sv[n]) | (at[L] & (vn == refs[L][2]["v"])),
-                      f"v[{n}]: memory = shadow (or the result in the last stage)")
-                r_ok = (rn == sr[n]) & ~any_of(at[k] for k in range(k_r + 1, L + 1))
+                self._check(m, (vn == sv[n]) | (at[L] & (vn == refs[L][2]["v"])),
+                            f"v[{n}]: memory = shadow (or the result in the last stage)")
+                r_ok = (rn == sr[n]) & ~_any_of(at[k] for k in range(k_r + 1, L + 1))
                 r_ok = r_ok | (at[k_r] & (rn == refs[k_r][2]["r1"]))
                 for k in range(k_r + 1, L + 1):
                     r_ok = r_ok | (at[k] & (rn == refs[k][2]["r1"]))
-                check(r_ok, f"r[{n}]: memory = shadow (or r' written back ahead of it)")
+                self._check(m, r_ok, f"r[{n}]: memory = shadow (or r' written back ahead of it)")
+
+
+def _pick(m, sigs, idx, shp, name):
+    """``sigs[idx]`` as a signal (a case over ``idx``)."""
+    x = Signal(shp, name=name)
+    for n, s in enumerate(sigs):
+        with m.If(idx == n):
+            m.d.comb += x.eq(s)
+    return x
+
+
+def _any_of(conds):
+    out = Const(0)
+    for c in conds:
+        out = out | c
+    return out
 
 
 # SymbiYosys ------------------------------------------------------------------------------------

@@ -161,12 +161,8 @@ def test_an_import_loop_breaks_the_floors(tmp_path):
 
 #: Longest function allowed in the package's floors (issue 15, "Must show").
 MAX_FUNCTION_LINES = 150
-#: Where the limit is checked: every folder of the package. SIZED_LATER names the files whose
-#: split is still open work of issue 15 (the lane's elaborate in hdl/array.py and the formal
-#: harness that names its registers); each entry must still hold a long function, so a file
-#: leaves the list as soon as it is split.
+#: Where the limit is checked: every folder of the package.
 SIZED = ["lifgate", "golden", "sim", "hdl", "boards"]
-SIZED_LATER = {"hdl/array.py", "sim/formal.py"}
 
 
 def _long_functions(path: Path, limit: int) -> list[str]:
@@ -182,14 +178,8 @@ def test_no_function_over_150_lines():
     for folder in SIZED:
         for path in sorted((ROOT / folder).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
-            if rel not in SIZED_LATER:
-                bad += [f"{rel}: {f}" for f in _long_functions(path, MAX_FUNCTION_LINES)]
+            bad += [f"{rel}: {f}" for f in _long_functions(path, MAX_FUNCTION_LINES)]
     assert not bad, "split these functions:\n" + "\n".join(bad)
-
-
-def test_sized_later_is_not_stale():
-    stale = [rel for rel in SIZED_LATER if not _long_functions(ROOT / rel, MAX_FUNCTION_LINES)]
-    assert not stale, f"no longer over the limit, drop from SIZED_LATER: {stale}"
 
 
 def test_the_length_check_can_fail(tmp_path):
