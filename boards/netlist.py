@@ -42,6 +42,7 @@ from lifgate.boards.protocol import Features
 from lifgate.boards.toolchain import SYNTH_OPTS, Board, board, spram_currents
 from lifgate.boards.top import TOPLEVEL, SimTop, build_verilog_top
 from lifgate.hdl.dsp import MULT18X18D_MODEL
+from lifgate.hdl.ram import DP16KD_PORTS
 from lifgate.hdl.verilog import convert_verilog
 from lifgate.sim.tools import find_tool
 
@@ -112,35 +113,7 @@ _INITVAL_PARAMS = "".join(f"    parameter [319:0] INITVAL_{k:02X} = 320'h0;\n" f
 DP16KD_NETLIST_MODEL = """\
 // lifgate: behavioural model of the ECP5 DP16KD for gate-level netlists (see
 // lifgate.boards.netlist). Not for synthesis.
-module DP16KD (
-    input DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6,
-    input DIA5, DIA4, DIA3, DIA2, DIA1, DIA0,
-    input ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3, ADA2, ADA1,
-    input ADA0,
-    input CEA, OCEA, CLKA, WEA, RSTA,
-    input CSA2, CSA1, CSA0,
-    output DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6,
-    output DOA5, DOA4, DOA3, DOA2, DOA1, DOA0,
-    input DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7, DIB6,
-    input DIB5, DIB4, DIB3, DIB2, DIB1, DIB0,
-    input ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3, ADB2, ADB1,
-    input ADB0,
-    input CEB, OCEB, CLKB, WEB, RSTB,
-    input CSB2, CSB1, CSB0,
-    output DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6,
-    output DOB5, DOB4, DOB3, DOB2, DOB1, DOB0
-);
-    parameter DATA_WIDTH_A = 18;
-    parameter DATA_WIDTH_B = 18;
-    parameter REGMODE_A = "NOREG";
-    parameter REGMODE_B = "NOREG";
-    parameter RESETMODE = "SYNC";
-    parameter ASYNC_RESET_RELEASE = "SYNC";
-    parameter CSDECODE_A = "0b000";
-    parameter CSDECODE_B = "0b000";
-    parameter WRITEMODE_A = "NORMAL";
-    parameter WRITEMODE_B = "NORMAL";
-    parameter GSR = "ENABLED";
+""" + DP16KD_PORTS + """\
     parameter INIT_DATA = "STATIC";
     // Pin inversions (synth_ecp5 names the clocks of the block RAMs it infers): none modelled.
     parameter CLKAMUX = "CLKA";

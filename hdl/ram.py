@@ -172,16 +172,9 @@ class PipelinedRAM(wiring.Component):
         return m
 
 
-#: A behavioural model of the ``DP16KD`` subset that :class:`PipelinedRAM` instantiates (port A
-#: writes, port B reads through its output register, the same data width on both ports, no
-#: reset, no chip select), for Icarus and Verilator. Yosys ships only a blackbox of this
-#: primitive. The model stops the simulation at time 0 on any other setting. A read of the
-#: address written in the same clock returns the old word.
-DP16KD_MODEL = """\
-// lifgate: behavioural model of the ECP5 DP16KD, only the configuration that
-// lifgate.hdl.ram.PipelinedRAM instantiates (see its docstring). Not for synthesis.
-/* verilator lint_off UNUSEDSIGNAL */
-/* verilator lint_off UNUSEDPARAM */
+#: The ``DP16KD`` primitive's ports and common parameters: the start of both behavioural
+#: models, this module's and the gate-level one of :mod:`lifgate.boards.netlist`.
+DP16KD_PORTS = """\
 module DP16KD (
     input DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6,
     input DIA5, DIA4, DIA3, DIA2, DIA1, DIA0,
@@ -211,6 +204,19 @@ module DP16KD (
     parameter WRITEMODE_A = "NORMAL";
     parameter WRITEMODE_B = "NORMAL";
     parameter GSR = "ENABLED";
+"""
+
+#: A behavioural model of the ``DP16KD`` subset that :class:`PipelinedRAM` instantiates (port A
+#: writes, port B reads through its output register, the same data width on both ports, no
+#: reset, no chip select), for Icarus and Verilator. Yosys ships only a blackbox of this
+#: primitive. The model stops the simulation at time 0 on any other setting. A read of the
+#: address written in the same clock returns the old word.
+DP16KD_MODEL = """\
+// lifgate: behavioural model of the ECP5 DP16KD, only the configuration that
+// lifgate.hdl.ram.PipelinedRAM instantiates (see its docstring). Not for synthesis.
+/* verilator lint_off UNUSEDSIGNAL */
+/* verilator lint_off UNUSEDPARAM */
+""" + DP16KD_PORTS + """\
 /* verilator lint_on UNUSEDSIGNAL */
 /* verilator lint_on UNUSEDPARAM */
 
