@@ -21,12 +21,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from pathlib import Path
 
 import pytest
-from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
-from amaranth.lib import io
 from lifgate.boards import toolchain
 from lifgate.boards.resources import board_shape
 from lifgate.boards.toolchain import (
@@ -41,6 +38,7 @@ from lifgate.boards.toolchain import (
     synth_needs,
 )
 from lifgate.boards.top import BoardTop
+from test_boards_fit import _Design, _script  # the fake tools and smallest design
 
 from lifgate.app.cli import main
 
@@ -52,26 +50,6 @@ def run_cli(capsys, *argv):
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     return code, out, err
-
-
-def _script(path: Path, body: str) -> str:
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return str(path)
-
-
-class _Design(Elaboratable):
-    """The smallest design with its own sync domain (as the board tops have)."""
-
-    def elaborate(self, platform):
-        m = Module()
-        m.domains.sync = ClockDomain("sync")
-        led = platform.request("led", 0, dir="-")
-        m.submodules.led = buf = io.Buffer("o", led)
-        x = Signal()
-        m.d.sync += x.eq(~x)
-        m.d.comb += buf.o.eq(x)
-        return m
 
 
 #: nextpnr stand-ins: (body of the script, what the one line must say).
