@@ -90,7 +90,7 @@ def test_if_matches_euler_reference_shifted_one_step():
 
 @pytest.mark.parametrize("bad,match", [
     ("cuba", "node 'lif1' \\(CubaLIF\\) is not representable"),
-    ("scale", "node 'sc' \\(Scale\\) is not supported"),
+    ("delay", "node 'dl' \\(Delay\\) is not representable: lifgate layers pass spikes"),
     ("branch", "node 'in' has 2 successors"),
     ("nodt", "no metadata 'dt'"),
     ("tau", "node 'lif1': parameter 'tau' must be >= dt"),
@@ -101,9 +101,9 @@ def test_refusals_name_the_node(bad, match):
     if bad == "cuba":
         nodes["lif1"] = nir.CubaLIF(tau_syn=np.full(4, 0.005), tau_mem=np.full(4, 0.02),
                                     r=np.ones(4), v_leak=np.zeros(4), v_threshold=np.ones(4))
-    elif bad == "scale":
-        nodes["sc"] = nir.Scale(scale=np.ones(6))
-        edges = [("in", "sc"), ("sc", "fc1")] + edges[1:]
+    elif bad == "delay":
+        nodes["dl"] = nir.Delay(delay=np.ones(6))
+        edges = [("in", "dl"), ("dl", "fc1")] + edges[1:]
     elif bad == "branch":
         edges.append(("in", "fc2"))
     elif bad == "nodt":

@@ -1,21 +1,32 @@
 """Import NIR graphs (https://neuroir.org, the ``nir`` package) onto a lifgate network.
 
-Supported: a chain ``Input -> (Affine | Linear) -> (LIF | IF) -> ... -> Output``; each weight
-node followed by a neuron node becomes one layer (``lifgate.golden.synapse.Layer``). CubaLIF
-is refused (lifgate neurons have no synaptic current state); so is any other node, any branch,
-and any parameter lifgate cannot hold; the message names the node.
+Supported (``docs/networks.md``, "NIR import", has the node-type table): a chain from the
+``Input`` to the ``Output`` in which every neuron node (``LIF``, ``IF``, ``LI``, ``I``,
+``Threshold``) is preceded by any number of linear nodes (``Affine``, ``Linear``, ``Scale``,
+``Flatten``, ``Conv1d``, ``Conv2d``, ``SumPool2d``, ``AvgPool2d``), which are composed into one
+dense weight matrix and bias: one lifgate layer (``lifgate.golden.synapse.Layer``) per neuron
+node. Nested graphs are inlined first. Refused, each with its reason: ``CubaLIF``/``CubaLI``
+(no synaptic current state), ``Delay``, branches, recurrent edges, ``LI``/``I`` anywhere but
+the last layer (their output is a membrane, not spikes), linear nodes after the last neuron
+node, and any value lifgate cannot hold.
 
-Discretisation (forward Euler with step ``dt``, ``docs/networks.md``, "NIR import"), with a
-membrane scale ``s`` (integer units per NIR voltage unit) and per neuron ``g = dt * R / tau``
-(LIF) or ``g = dt * R`` (IF):
+Discretisation (forward Euler with step ``dt``), with a membrane scale ``s`` (integer units per
+NIR voltage unit) and per neuron ``g = dt * R / tau`` (LIF, LI), ``g = dt * R`` (IF, I) or
+``g = 1`` (Threshold):
 
-* ``W_int = round(s * g * W)``, ``bias = round(s * g * b)`` (Affine), one weight row per neuron;
-* LIF: ``leak_mode = MULT``, ``D = round((1 - dt / tau) * 2^F)``, ``v_rest = round(s * v_leak)``;
-  IF: ``leak_mode = CONST``, ``leak = 0``;
+* ``W_int = round(s * g * W)``, ``bias = round(s * g * b)``, one weight row per neuron;
+* LIF, LI: ``leak_mode = MULT``, ``D = round((1 - dt / tau) * 2^F)``, ``v_rest = round(s *
+  v_leak)``; IF, I: ``leak_mode = CONST``, ``leak = 0``; Threshold: ``MULT`` with ``D = 0``
+  (the membrane is the current of the step);
 * ``v_th = round(s * v_threshold) + 1`` (NIR spikes when ``v > v_threshold``, lifgate when
-  ``v >= v_th``), ``v_reset = round(s * v_reset)``, ``reset_mode = VALUE``, ``t_ref = 0``,
-  ``v_init = 0``;
-* the first layer's inputs are spikes (``x_width = 1``) unless told otherwise.
+  ``v >= v_th``; ``fire="ge"`` drops the ``+ 1``), ``v_reset = round(s * v_reset)``,
+  ``reset_mode = VALUE`` (``reset="subtract"``: SUBTRACT), ``t_ref = 0``, ``v_init = 0``;
+  LI, I: ``v_th = v_reset = VMAX`` (the membrane is never changed by a spike);
+* the first layer's inputs are spikes (``x_width = 1``).
+
+Quantisation: unless given, the weight and membrane widths are the smallest of
+:data:`W_WIDTHS` x :data:`V_WIDTHS` whose every parameter's error, relative to the parameter's
+own typical magnitude (the median of its non-zero ``|values|``), is at most ``target``.
 
 lifgate checks the threshold on the membrane stored at the start of a step (docs/numerics.md):
 a spike shows one step after the integration that crossed the threshold.
@@ -25,6 +36,7 @@ with ``scale=1`` gives the same integers.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +44,19 @@ import numpy as np
 from lifgate.config import ArrayShape, Config, ConfigError, LeakMode, NeuronParams, ResetMode
 from lifgate.golden.synapse import Layer, Network
 
-__all__ = ["Import", "export_nir", "import_nir", "load_nir"]
+__all__ = ["DEFAULT_TARGET", "Import", "V_WIDTHS", "W_WIDTHS", "export_nir", "import_nir",
+           "load_nir", "read_nir"]
+
+#: Weight widths tried, in order, when none is given.
+W_WIDTHS = (8, 10, 12, 14, 16, 18)
+#: Membrane widths tried, in order, when none is given.
+V_WIDTHS = (16, 24, 32)
+#: Default bound on every parameter's relative quantisation error (a warning above it).
+DEFAULT_TARGET = 0.05
+
+_NEURONS = ("LIF", "IF", "LI", "I", "Threshold")
+_LINEAR = ("Affine", "Linear", "Scale", "Flatten", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
+_SUPPORTED = ", ".join(("Input", "Output") + _LINEAR + _NEURONS) + ", nested graphs"
 
 
 def _nir():
@@ -55,47 +79,93 @@ class Import:
     scale : list of float
         Per layer, integer membrane units per NIR voltage unit.
     nodes : list of (str, str)
-        ``(weight node, neuron node)`` names of each layer.
+        ``(linear nodes, neuron node)`` names of each layer (the linear nodes joined by ``+``,
+        ``-`` for none).
     errors : dict
-        Per parameter, the largest absolute quantisation error in NIR units (``|q / s - x|``
-        for voltages, ``|q / (s g) - x|`` for weights and biases, ``|tau_eff - tau|`` for tau)
-        and the largest relative error.
+        Per parameter, ``(abs, rel, zeroed, count)``: the largest absolute quantisation error in
+        NIR units (``|q / s - x|`` for voltages, ``|q / (s g) - x|`` for weights and biases,
+        ``|tau_eff - tau|`` for tau), that error relative to the parameter's typical magnitude
+        (the median of its non-zero ``|values|`` in the node), how many non-zero values became
+        0, and how many values there are.
+    notes : list of str
+        What the reader had to do to read the file (type check off, batch dimensions dropped,
+        scalars broadcast, where ``dt`` came from).
+    readout : str
+        ``"spikes"``, or ``"membrane"`` when the last layer is an LI or I node.
+    target : float
+        The relative error above which a parameter is flagged.
+    reset, fire : str
+        The neuron options used (``value``/``subtract``, ``gt``/``ge``).
     """
 
     network: Network
     dt: float
-    scale: float
+    scale: list
     nodes: list
     errors: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    readout: str = "spikes"
+    target: float = DEFAULT_TARGET
+    reset: str = "value"
+    fire: str = "gt"
+
+    def warnings(self) -> list[str]:
+        """One line per parameter whose relative error exceeds :attr:`target`."""
+        out = []
+        for name, (_ab, rel, zeroed, count) in self.errors.items():
+            if rel > self.target:
+                out.append(f"{name}: error {100 * rel:.3g} % of its typical magnitude (above "
+                           f"{100 * self.target:g} %), {zeroed} of {count} non-zero values "
+                           f"rounded to 0: give wider --w-width/--v-width or a larger --scale")
+        return out
 
     def report(self) -> str:
+        net = self.network
+        sh = net.layers[0].config.shape
+        reset = ("value (NIR resets to v_reset)" if self.reset == "value"
+                 else "subtract (v - v_th, before the decay)")
         lines = [
-            f"NIR import: {len(self.network.layers)} layer(s), inputs {self.network.inputs}, "
-            f"neurons {[layer.neurons for layer in self.network.layers]}",
+            f"NIR import: {len(net.layers)} layer(s), inputs {net.inputs}, "
+            f"neurons {[layer.neurons for layer in net.layers]}, readout {self.readout}",
             f"  dt = {self.dt:g} (forward Euler), membrane scale s per layer = "
             f"{[f'{s:g}' for s in self.scale]} LSB per unit",
-            "  reset mode: value (NIR resets to v_reset); refractory period: 0 steps (NIR has "
-            "none)",
-            "  threshold: NIR spikes when v > v_threshold; lifgate v_th = round(s v_threshold) + 1",
+            f"  widths: w_width {net.w_width}, v_width {sh.v_width}, i_width {sh.i_width}",
+            f"  reset mode: {reset}; refractory period: 0 steps (NIR has none)",
+            "  threshold: " + ("NIR spikes when v > v_threshold; lifgate v_th = round(s "
+                               "v_threshold) + 1" if self.fire == "gt" else
+                               "spikes when v >= v_threshold; v_th = round(s v_threshold)"),
             "  timing: lifgate checks the threshold on the stored membrane, so a spike shows one "
             "step after the crossing; layer l sees layer l-1's spikes of the same step",
-            "  quantisation error per parameter (max absolute in NIR units; relative to the "
-            "node's largest |value|):",
         ]
-        for name, (ab, rel) in self.errors.items():
-            lines.append(f"    {name:<12} {ab:12.4g} {100 * rel:9.3f} %")
+        lines += [f"  note: {n}" for n in self.notes]
+        lines.append("  quantisation error per parameter (max absolute in NIR units; relative "
+                     "to the parameter's median non-zero |value|; non-zero values lost to 0):")
+        for name, (ab, rel, zeroed, count) in self.errors.items():
+            flag = "  WARNING" if rel > self.target else ""
+            lines.append(f"    {name:<12} {ab:12.4g} {100 * rel:9.3f} % {zeroed:6d} of "
+                         f"{count}{flag}")
         return "\n".join(lines)
 
 
-def load_nir(path):
-    """``nir.read(path)``; every way a file can be wrong is one-line :class:`ConfigError`.
-
-    NIR checks a node's parameter shapes with a bare ``assert`` while reading; that becomes a
-    message naming the node and the shapes of its parameters (:func:`_shape_mismatch`).
+def read_nir(path) -> tuple:
+    """``(graph, notes)``: ``nir.read(path)``, or, when its type check fails (exporters that
+    write a batch dimension, snnTorch 1.0 under nir >= 1.0.6), ``nir.read(path,
+    type_check=False)`` with a note saying so. Every way a file can be wrong is a one-line
+    :class:`ConfigError`; NIR's bare ``assert`` on a node's parameter shapes becomes a message
+    naming the node and the shapes of its parameters (:func:`_shape_mismatch`).
     """
     nir = _nir()
+    notes = []
     try:
-        return nir.read(path)
+        try:
+            return nir.read(path), notes
+        except ValueError as e:
+            if "type" not in str(e).lower():
+                raise
+            text = " ".join(str(e).split())[:160]
+            notes.append(f"the graph fails NIR's type check ({text}); read with "
+                         f"type_check=False")
+            return nir.read(path, type_check=False), notes
     except AssertionError as e:
         detail = _shape_mismatch(path) or str(e) or "a node's parameters do not agree"
         raise ConfigError(f"cannot read NIR graph {str(path)!r}: {detail}") from None
@@ -104,69 +174,116 @@ def load_nir(path):
         raise ConfigError(f"cannot read NIR graph {str(path)!r}: {text[:200]}") from None
 
 
+def load_nir(path):
+    """The graph of :func:`read_nir` (without its notes)."""
+    return read_nir(path)[0]
+
+
 def _shape_mismatch(path) -> str | None:
     """The first node of a NIR file whose parameters differ in shape, as a sentence."""
     try:
         import h5py  # optional: comes with nir (the networks extra), only for this message
 
         with h5py.File(path, "r") as f:
-            nodes = f["node"]["nodes"]
-            for name in nodes:
-                node = nodes[name]
-                if not isinstance(node, h5py.Group) or "weight" in node:
-                    continue  # Affine, Linear, Conv: weight and bias differ in shape
-                shapes = {k: node[k].shape for k in node
-                          if isinstance(node[k], h5py.Dataset) and k not in ("type", "shape")}
-                if len({sh for sh in shapes.values() if sh != ()}) > 1:
-                    listed = ", ".join(f"{k} {v}" for k, v in sorted(shapes.items()))
-                    return (f"node {name!r}: parameters must all have the same shape, not "
-                            f"{listed}")
+            return _mismatch_in(h5py, f["node"]["nodes"], "")
     except Exception:  # noqa: BLE001 - only a better message is at stake; the caller has one
         return None
+
+
+def _mismatch_in(h5py, nodes, prefix: str) -> str | None:
+    for name in nodes:
+        node = nodes[name]
+        if not isinstance(node, h5py.Group):
+            continue
+        if "nodes" in node:  # a nested graph
+            found = _mismatch_in(h5py, node["nodes"], f"{prefix}{name}.")
+            if found:
+                return found
+            continue
+        if "weight" in node or "kernel_size" in node:
+            continue  # Affine, Linear, Conv, pooling: parameters differ in shape
+        shapes = {k: node[k].shape for k in node
+                  if isinstance(node[k], h5py.Dataset) and k not in ("type", "shape")
+                  and not k.endswith("_type")}
+        if len({sh for sh in shapes.values() if sh != ()}) > 1:
+            listed = ", ".join(f"{k} {v}" for k, v in sorted(shapes.items()))
+            return (f"node {prefix + name!r}: parameters must all have the same shape, not "
+                    f"{listed}")
     return None
 
 
 def _arr(node_name, pname, value, n=None):
+    if value is None:
+        raise ConfigError(f"node {node_name!r}: parameter {pname!r} is missing")
     a = np.asarray(value, dtype=np.float64).reshape(-1)
     if n is not None:
         if a.size == 1:
             a = np.full(n, float(a[0]))
         if a.size != n:
             raise ConfigError(f"node {node_name!r}: parameter {pname!r} has {a.size} values, "
-                              f"expected {n}")
+                              f"expected {n} (one per neuron, or one for all)")
     if not np.all(np.isfinite(a)):
         raise ConfigError(f"node {node_name!r}: parameter {pname!r} must be finite")
     return a
 
 
-def _chain(graph):
-    """Node names from the Input to the Output, refusing anything but a simple chain."""
-    nir = _nir()
-    nodes = graph.nodes
-    succ, pred = {}, {}
+def _inline(nir, graph, prefix: str = ""):
+    """``(nodes, edges, passthrough)`` of ``graph`` with every nested graph inlined: inner
+    names become ``outer.inner``; the inner Input and Output nodes stay as pass-through links
+    (named in ``passthrough``)."""
+    nodes, edges, through = {}, [], set()
+    ends = {}  # subgraph name -> (its Input names, its Output names), full names
+    for name, node in graph.nodes.items():
+        full = prefix + name
+        if isinstance(node, nir.NIRGraph):
+            sub_nodes, sub_edges, sub_through = _inline(nir, node, full + ".")
+            nodes.update(sub_nodes)
+            edges += sub_edges
+            through |= sub_through
+            ins = [full + "." + k for k, v in node.nodes.items() if isinstance(v, nir.Input)]
+            outs = [full + "." + k for k, v in node.nodes.items() if isinstance(v, nir.Output)]
+            through |= set(ins) | set(outs)
+            ends[name] = (ins, outs)
+        else:
+            nodes[full] = node
+
+    def resolve(end, side):
+        if end in ends:
+            return ends[end][0 if side == "in" else 1]
+        return [prefix + end]
+
     for a, b in graph.edges:
         for end in (a, b):
-            if end not in nodes:
+            if end not in graph.nodes and prefix + end not in nodes:
                 raise ConfigError(f"edge ({a!r}, {b!r}) names an unknown node {end!r}")
+        edges += [(u, v) for u in resolve(a, "out") for v in resolve(b, "in")]
+    return nodes, edges, through
+
+
+def _chain(nir, nodes, edges) -> list[str]:
+    """Node names from the Input to the Output, refusing anything but a simple chain."""
+    succ, pred = {}, {}
+    for a, b in edges:
         succ.setdefault(a, []).append(b)
         pred.setdefault(b, []).append(a)
-    for name, node in nodes.items():
-        if isinstance(node, nir.NIRGraph):
-            raise ConfigError(f"node {name!r}: nested graphs are not supported")
+    for name in nodes:
         if len(succ.get(name, [])) > 1:
-            raise ConfigError(f"node {name!r} has {len(succ[name])} successors: only chains "
-                              f"Input -> ... -> Output are supported")
+            raise ConfigError(f"node {name!r} has {len(succ[name])} successors: branches are "
+                              f"not supported (only chains Input -> ... -> Output)")
         if len(pred.get(name, [])) > 1:
-            raise ConfigError(f"node {name!r} has {len(pred[name])} inputs: only chains are "
-                              f"supported")
-    inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
+            raise ConfigError(f"node {name!r} has {len(pred[name])} inputs: branches that "
+                              f"meet and recurrent edges are not supported (only chains)")
+    inputs = [n for n in nodes if isinstance(nodes[n], nir.Input) and "." not in n]
+    inputs = inputs or [n for n, v in nodes.items() if isinstance(v, nir.Input) and not pred.get(n)]
     if len(inputs) != 1:
         raise ConfigError(f"the graph must have exactly one Input node, not {len(inputs)}")
     order = [inputs[0]]
     while succ.get(order[-1]):
         nxt = succ[order[-1]][0]
         if nxt in order:
-            raise ConfigError(f"node {nxt!r} closes a cycle: recurrent graphs are not supported")
+            raise ConfigError(f"edge ({order[-1]!r}, {nxt!r}) closes a cycle: recurrent "
+                              f"edges are not supported (lifgate layers have no feedback "
+                              f"weights)")
         order.append(nxt)
     if not isinstance(nodes[order[-1]], nir.Output):
         raise ConfigError(f"the chain from {inputs[0]!r} must end in an Output node, not "
@@ -177,110 +294,275 @@ def _chain(graph):
     return order
 
 
+def _io_shape(name, types, key, notes) -> tuple | None:
+    """The shape in an Input's or Output's type, without a leading batch dimension of 1."""
+    t = (types or {}).get(key)
+    if t is None:
+        return None
+    shape = tuple(int(v) for v in np.asarray(t).reshape(-1))
+    if len(shape) > 1 and shape[0] == 1:
+        notes.append(f"node {name!r}: dropped the batch dimension of its type {list(shape)}")
+        shape = shape[1:]
+    if not shape or min(shape) < 1:
+        raise ConfigError(f"node {name!r}: its type must have positive sizes, not {list(shape)}")
+    return shape
+
+
+def _tup(name, pname, value, nd: int) -> tuple:
+    a = np.asarray(value).reshape(-1)
+    if a.size == 1:
+        a = np.repeat(a, nd)
+    if a.size != nd or not np.all(a == np.round(a)):
+        raise ConfigError(f"node {name!r}: parameter {pname!r} must be {nd} integer(s), not "
+                          f"{a.tolist()}")
+    return tuple(int(v) for v in a)
+
+
+def _conv(name, w, bias, shape, stride, padding, dilation, groups):
+    """``(M, b, out_shape)``: a convolution over ``shape`` (channels first) as a dense matrix
+    over the flattened (row-major) input, and its bias per output element."""
+    w = np.asarray(w, dtype=np.float64)
+    nd = w.ndim - 2
+    if nd not in (1, 2) or len(shape) != nd + 1:
+        raise ConfigError(f"node {name!r}: a {nd}-d kernel {w.shape} cannot take an input of "
+                          f"shape {list(shape)} (channels first); give the Input its shape")
+    groups = int(groups)
+    ci, co, cpg = shape[0], w.shape[0], w.shape[1]
+    if groups < 1 or ci != cpg * groups or co % groups:
+        raise ConfigError(f"node {name!r}: kernel {w.shape} with groups {groups} does not fit "
+                          f"{ci} input channels")
+    k = w.shape[2:]
+    st = _tup(name, "stride", stride, nd)
+    dl = _tup(name, "dilation", dilation, nd)
+    if isinstance(padding, str) and padding in ("valid", "same"):
+        pd = (0,) * nd if padding == "valid" else tuple(dl[i] * (k[i] - 1) // 2
+                                                        for i in range(nd))
+    else:
+        pd = _tup(name, "padding", padding, nd)
+    insz = tuple(shape[1:])
+    out = tuple((insz[i] + 2 * pd[i] - dl[i] * (k[i] - 1) - 1) // st[i] + 1 for i in range(nd))
+    if min(out) < 1 or co * np.prod(out) * ci * np.prod(insz) > 4e7:
+        raise ConfigError(f"node {name!r}: output {[co, *out]} of input {list(shape)} is empty "
+                          f"or too large to unroll into weight rows")
+    m = np.zeros((co * int(np.prod(out)), ci * int(np.prod(insz))))
+    for o in range(co):
+        gi = o // (co // groups)
+        for opos in itertools.product(*[range(n) for n in out]):
+            row = np.ravel_multi_index((o, *opos), (co, *out))
+            for c, kk in itertools.product(range(cpg), itertools.product(*[range(n) for n in k])):
+                ip = tuple(opos[i] * st[i] - pd[i] + kk[i] * dl[i] for i in range(nd))
+                if all(0 <= ip[i] < insz[i] for i in range(nd)):
+                    m[row, np.ravel_multi_index((gi * cpg + c, *ip), (ci, *insz))] += w[(o, c, *kk)]
+    b = np.zeros(co) if bias is None else _arr(name, "bias", bias, co)
+    return m, np.repeat(b, int(np.prod(out))), (co, *out)
+
+
+def _pool(name, node, shape, average: bool):
+    k = _tup(name, "kernel_size", node.kernel_size, 2)
+    if len(shape) != 3:
+        raise ConfigError(f"node {name!r}: pooling needs an input [channels, height, width], not "
+                          f"{list(shape)}; give the Input its shape")
+    c = shape[0]
+    w = np.full((c, 1, *k), 1.0 / (k[0] * k[1]) if average else 1.0)
+    return _conv(name, w, None, shape, node.stride, node.padding, 1, c)
+
+
+def _refuse(nir, name, node) -> None:
+    """The reason a node type cannot be imported, as a ConfigError (if it cannot)."""
+    kind = type(node).__name__
+    reasons = {
+        "CubaLIF": "lifgate neurons have no synaptic current state (tau_syn); use LIF or IF",
+        "CubaLI": "lifgate neurons have no synaptic current state (tau_syn); use LI",
+        "Delay": "lifgate layers pass spikes on within the step; there is no per-synapse "
+                 "delay line",
+    }
+    if kind in reasons:
+        raise ConfigError(f"node {name!r} ({kind}) is not representable: {reasons[kind]}")
+    if kind not in _LINEAR + _NEURONS + ("Input", "Output"):
+        raise ConfigError(f"node {name!r} ({kind}) is not supported (supported: {_SUPPORTED})")
+
+
+def _linear(nir, name, node, shape, notes):
+    """``(M, b, out_shape)`` of one linear node over the flattened input of ``shape``."""
+    size = int(np.prod(shape))
+    kind = type(node).__name__
+    if kind in ("Affine", "Linear"):
+        w = np.asarray(node.weight, dtype=np.float64)
+        if w.ndim != 2:
+            raise ConfigError(f"node {name!r}: weight must be a matrix [out, in], not "
+                              f"{list(w.shape)}")
+        if not np.all(np.isfinite(w)):
+            raise ConfigError(f"node {name!r}: parameter 'weight' must be finite")
+        if w.shape[1] != size:
+            raise ConfigError(f"node {name!r}: weight has {w.shape[1]} inputs, the node "
+                              f"before gives {size} values")
+        b = _arr(name, "bias", node.bias, w.shape[0]) if kind == "Affine" else \
+            np.zeros(w.shape[0])
+        return w, b, (w.shape[0],)
+    if kind == "Scale":
+        s = np.asarray(node.scale, dtype=np.float64).reshape(-1)
+        s = _arr(name, "scale", s, size)
+        return np.diag(s), np.zeros(size), shape
+    if kind == "Flatten":
+        return None, None, (size,)
+    if kind in ("Conv1d", "Conv2d"):
+        nd = 1 if kind == "Conv1d" else 2
+        w = np.asarray(node.weight)
+        if len(shape) != nd + 1 and node.input_shape is not None:
+            ins = tuple(int(v) for v in np.asarray(node.input_shape).reshape(-1))
+            if w.shape[1] * int(node.groups) * int(np.prod(ins)) == size:
+                shape = (w.shape[1] * int(node.groups), *ins)
+        return _conv(name, w, node.bias, shape, node.stride, node.padding, node.dilation,
+                     node.groups)
+    return _pool(name, node, shape, average=kind == "AvgPool2d")
+
+
+def _neuron(nir, name, node, n: int, dt: float) -> dict:
+    """The float description of a neuron node of ``n`` neurons."""
+    kind = type(node).__name__
+    zeros = np.zeros(n)
+    x = dict(kind=kind, nname=name, tau=None, vleak=zeros, vreset=zeros, vth=None)
+    if kind == "Threshold":
+        x.update(g=np.ones(n), vth=_arr(name, "threshold", node.threshold, n))
+        return x
+    r = _arr(name, "r", node.r, n)
+    if kind in ("LIF", "LI"):
+        tau = _arr(name, "tau", node.tau, n)
+        if np.any(tau < dt):
+            raise ConfigError(f"node {name!r}: parameter 'tau' must be >= dt ({dt:g}) for "
+                              f"a stable Euler step, not {tau.min():g}")
+        x.update(tau=tau, vleak=_arr(name, "v_leak", node.v_leak, n), g=dt * r / tau)
+    else:
+        x.update(g=dt * r)
+    if kind in ("LIF", "IF"):
+        x["vth"] = _arr(name, "v_threshold", node.v_threshold, n)
+        vr = getattr(node, "v_reset", None)
+        x["vreset"] = zeros if vr is None else _arr(name, "v_reset", vr, n)
+    return x
+
+
+def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
+    """``(layers, names)``: the float description of every layer (composed weights ``w`` and
+    bias ``b``, gain ``g``, voltages, tau) and its ``(linear nodes, neuron node)`` names."""
+    nodes, edges, through = _inline(nir, graph)
+    order = _chain(nir, nodes, edges)
+    for name in order:
+        _refuse(nir, name, nodes[name])
+    shape = _io_shape(order[0], nodes[order[0]].input_type, "input", notes)
+    raw, names, pending = [], [], []
+    m = b = None
+    for name in order[1:-1]:
+        node = nodes[name]
+        kind = type(node).__name__
+        if name in through:
+            continue
+        if shape is None:
+            if kind not in ("Affine", "Linear"):
+                raise ConfigError(f"node {name!r} ({kind}): the Input has no shape; give it "
+                                  f"one (input_type)")
+            shape = (int(np.shape(node.weight)[1]),)
+        if kind in _LINEAR:
+            mk, bk, shape = _linear(nir, name, node, shape, notes)
+            if mk is not None:
+                m, b = (mk, bk) if m is None else (mk @ m, mk @ b + bk)
+            pending.append(name)
+            continue
+        if raw and raw[-1]["kind"] in ("LI", "I"):
+            raise ConfigError(f"node {raw[-1]['nname']!r} ({raw[-1]['kind']}) must be the last "
+                              f"layer: its output is a membrane, not spikes")
+        n = int(np.prod(shape))
+        x = _neuron(nir, name, node, n, dt)
+        x.update(w=np.eye(n) if m is None else m, b=np.zeros(n) if b is None else b,
+                 wname="+".join(pending) or "-")
+        raw.append(x)
+        names.append((x["wname"], name))
+        m = b = None
+        pending = []
+        shape = (n,)
+    if pending:
+        raise ConfigError(f"node(s) {pending} come after the last neuron node: a network must "
+                          f"end in a neuron layer (LIF, IF, LI, I or Threshold)")
+    if not raw:
+        raise ConfigError("the graph has no neuron node (LIF, IF, LI, I or Threshold)")
+    out = _io_shape(order[-1], nodes[order[-1]].output_type, "output", notes)
+    if out is not None and int(np.prod(out)) != len(raw[-1]["g"]):
+        notes.append(f"node {order[-1]!r}: its type {list(out)} does not match the "
+                     f"{len(raw[-1]['g'])} neurons before it (ignored)")
+    return raw, names
+
+
 def _lanes(n):
     return next(p for p in (8, 4, 2, 1) if n % p == 0)
 
 
 def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
-               v_width: int = 16, i_width: int = 16, w_width: int = 8, decay_frac: int = 16,
-               x_width: int = 1) -> Import:
+               v_width: int | None = None, i_width: int | None = None,
+               w_width: int | None = None, decay_frac: int = 16, x_width: int = 1,
+               reset: str = "value", fire: str = "gt", target: float = DEFAULT_TARGET,
+               max_error: float | None = None) -> Import:
     """Map ``graph`` (a ``nir.NIRGraph`` or a path) onto a :class:`Network`.
 
     ``dt`` defaults to the graph's ``metadata["dt"]``; without either, ConfigError. ``scale``
     (membrane LSBs per NIR voltage unit; one number, or one per layer) defaults, per layer, to
     the largest power of two that keeps every voltage and bias within half the membrane range
-    and every weight within ``w_width`` bits.
+    and every weight within ``w_width`` bits. ``w_width`` and ``v_width`` default to the
+    narrowest of :data:`W_WIDTHS` x :data:`V_WIDTHS` whose every parameter's relative error is
+    at most ``target`` (or the most accurate if none is); ``i_width`` defaults to ``v_width``.
+    ``reset`` (``value`` or ``subtract``) and ``fire`` (``gt``: spike when ``v >
+    v_threshold``, NIR's rule; ``ge``: when ``v >= v_threshold``, sinabs') choose the neuron
+    semantics. With ``max_error``, a parameter whose relative error exceeds it is a
+    ConfigError.
     """
     nir = _nir()
+    notes = []
     if not isinstance(graph, nir.NIRGraph):
-        graph = load_nir(graph)
+        graph, notes = read_nir(graph)
+    if reset not in ("value", "subtract"):
+        raise ConfigError(f"parameter 'reset' must be 'value' or 'subtract', not {reset!r}")
+    if fire not in ("gt", "ge"):
+        raise ConfigError(f"parameter 'fire' must be 'gt' or 'ge', not {fire!r}")
     if dt is None:
         dt = (graph.metadata or {}).get("dt")
         if dt is None:
             raise ConfigError("the graph has no metadata 'dt': give the time step with --dt")
+        dt = float(np.asarray(dt).reshape(-1)[0])
+        notes.append(f"dt = {dt:g} from the graph's metadata")
     dt = float(dt)
     if not (np.isfinite(dt) and dt > 0):
         raise ConfigError(f"parameter 'dt' must be a positive number, not {dt!r}")
-    pairs = _layer_pairs(nir, graph)
-    raw = _float_layers(nir, graph, pairs, dt)
-    scales = _scales(raw, scale, v_width=v_width, w_width=w_width)
-    errs = {}
-    layers = [_quantize_layer(x, s, dt, errs, v_width=v_width, i_width=i_width,
-                              w_width=w_width, decay_frac=decay_frac)
-              for x, s in zip(raw, scales, strict=True)]
-    net = Network(tuple(layers), w_width=w_width, x_width=x_width)
-    return Import(net, dt, scales, pairs, errs)
-
-
-def _not_cuba(nir, name, node) -> None:
-    if isinstance(node, nir.CubaLIF):
-        raise ConfigError(
-            f"node {name!r} (CubaLIF) is not representable: lifgate neurons have no "
-            f"synaptic current state (tau_syn); use LIF or IF")
-
-
-def _layer_pairs(nir, graph) -> list[tuple[str, str]]:
-    """``(weight node, neuron node)`` of every layer of the chain ``graph``."""
-    body = _chain(graph)[1:-1]
-    pairs = []
-    k = 0
-    while k < len(body):
-        name = body[k]
-        node = graph.nodes[name]
-        _not_cuba(nir, name, node)
-        if not isinstance(node, (nir.Affine, nir.Linear)):
-            raise ConfigError(
-                f"node {name!r} ({type(node).__name__}) is not supported here: expected Affine "
-                f"or Linear (supported: Input, Output, Affine, Linear, LIF, IF)")
-        if k + 1 >= len(body):
-            raise ConfigError(f"node {name!r} must be followed by a LIF or IF node")
-        nname = body[k + 1]
-        nnode = graph.nodes[nname]
-        _not_cuba(nir, nname, nnode)
-        if not isinstance(nnode, (nir.LIF, nir.IF)):
-            raise ConfigError(
-                f"node {nname!r} ({type(nnode).__name__}) is not supported after {name!r}: "
-                f"expected LIF or IF (supported: Input, Output, Affine, Linear, LIF, IF)")
-        pairs.append((name, nname))
-        k += 2
-    if not pairs:
-        raise ConfigError("the graph has no (Affine | Linear) -> (LIF | IF) layer")
-    return pairs
-
-
-def _float_layers(nir, graph, pairs, dt: float) -> list[dict]:
-    """The float description of every layer: weights, bias, gain ``g``, voltages, tau."""
-    raw = []
-    fan_in = None
-    for wname, nname in pairs:
-        wnode, nnode = graph.nodes[wname], graph.nodes[nname]
-        w = np.asarray(wnode.weight, dtype=np.float64)
-        if w.ndim != 2:
-            raise ConfigError(f"node {wname!r}: weight must be a matrix [out, in], not {w.shape}")
-        if not np.all(np.isfinite(w)):
-            raise ConfigError(f"node {wname!r}: parameter 'weight' must be finite")
-        n, m = w.shape
-        if fan_in is not None and m != fan_in:
-            raise ConfigError(f"node {wname!r}: weight has {m} inputs, the layer before has "
-                              f"{fan_in} neurons")
-        fan_in = n
-        b = _arr(wname, "bias", wnode.bias, n) if isinstance(wnode, nir.Affine) else np.zeros(n)
-        r = _arr(nname, "r", nnode.r, n)
-        vth = _arr(nname, "v_threshold", nnode.v_threshold, n)
-        vreset = _arr(nname, "v_reset", nnode.v_reset, n)
-        if isinstance(nnode, nir.LIF):
-            tau = _arr(nname, "tau", nnode.tau, n)
-            if np.any(tau < dt):
-                raise ConfigError(f"node {nname!r}: parameter 'tau' must be >= dt ({dt:g}) for "
-                                  f"a stable Euler step, not {tau.min():g}")
-            vleak = _arr(nname, "v_leak", nnode.v_leak, n)
-            g = dt * r / tau
-        else:
-            tau, vleak = None, np.zeros(n)
-            g = dt * r
-        raw.append(dict(w=w, b=b, g=g, vth=vth, vreset=vreset, vleak=vleak, tau=tau,
-                        wname=wname, nname=nname))
-    return raw
+    raw, names = _float_layers(nir, graph, dt, notes)
+    best, last = None, None
+    for vw in (V_WIDTHS if v_width is None else (v_width,)):
+        for ww in (W_WIDTHS if w_width is None else (w_width,)):
+            opts = dict(v_width=vw, i_width=vw if i_width is None else i_width, w_width=ww,
+                        decay_frac=decay_frac, reset=reset, fire=fire)
+            try:
+                scales = _scales(raw, scale, v_width=vw, w_width=ww)
+                errs = {}
+                layers = [_quantize_layer(x, s, dt, errs, **opts)
+                          for x, s in zip(raw, scales, strict=True)]
+            except ConfigError as e:
+                last = e
+                continue
+            worst = max((v[1] for v in errs.values()), default=0.0)
+            if best is None or worst < best[0]:
+                best = (worst, layers, scales, errs, ww)
+            if worst <= target:
+                break
+        if best is not None and best[0] <= target:
+            break
+    if best is None:
+        raise last
+    worst, layers, scales, errs, ww = best
+    net = Network(tuple(layers), w_width=ww, x_width=x_width)
+    readout = "membrane" if raw[-1]["kind"] in ("LI", "I") else "spikes"
+    imp = Import(net, dt, scales, names, errs, notes, readout, target, reset, fire)
+    if max_error is not None and worst > max_error:
+        name, (_, rel, zeroed, count) = max(errs.items(), key=lambda kv: kv[1][1])
+        raise ConfigError(f"parameter {name!r} is quantised with {100 * rel:.3g} % error "
+                          f"({zeroed} of {count} non-zero values rounded to 0), above "
+                          f"--max-error {100 * max_error:g} %: give wider widths or a scale")
+    return imp
 
 
 def _scales(raw, scale, *, v_width: int, w_width: int) -> list[float]:
@@ -298,9 +580,10 @@ def _scales(raw, scale, *, v_width: int, w_width: int) -> list[float]:
         s = scales[n]
         if s is None:
             # Layers are coupled only through spikes, so each has its own membrane scale.
-            vbig = max(np.abs(x[k]).max() for k in ("vth", "vreset", "vleak"))
-            wbig = np.abs(x["g"][:, None] * x["w"]).max()
-            bbig = np.abs(x["g"] * x["b"]).max()
+            volts = [x[k] for k in ("vth", "vreset", "vleak") if x[k] is not None]
+            vbig = max(float(np.abs(v).max(initial=0)) for v in volts)
+            wbig = float(np.abs(x["g"][:, None] * x["w"]).max(initial=0))
+            bbig = float(np.abs(x["g"] * x["b"]).max(initial=0))
             limits = [vmax / 2 / vbig if vbig > 0 else np.inf,
                       wmax / wbig if wbig > 0 else np.inf,
                       vmax / 2 / bbig if bbig > 0 else np.inf]
@@ -314,60 +597,66 @@ def _scales(raw, scale, *, v_width: int, w_width: int) -> list[float]:
 
 
 def _note_error(errs: dict, name: str, exact, q, unit) -> None:
-    """Record the quantisation error of one parameter of a node in ``errs``, absolute and
-    relative to the largest magnitude of the parameter in the node (full scale)."""
-    ab = float(np.abs(q / unit - exact).max(initial=0))
-    big = float(np.abs(exact).max(initial=0))
-    rel = ab / big if big > 0 else 0.0
-    old = errs.get(name, (0.0, 0.0))
-    errs[name] = (max(old[0], ab), max(old[1], rel))
+    """Record the quantisation error of one parameter of a node in ``errs``: absolute,
+    relative to the median of the parameter's non-zero magnitudes, values lost to 0."""
+    exact = np.asarray(exact, dtype=np.float64)
+    approx = q / unit
+    ab = float(np.abs(approx - exact).max(initial=0))
+    nz = np.abs(exact[exact != 0])
+    typical = float(np.median(nz)) if nz.size else 0.0
+    rel = ab / typical if typical > 0 else 0.0
+    zeroed = int(np.count_nonzero((exact != 0) & (np.asarray(q) == 0)))
+    old = errs.get(name, (0.0, 0.0, 0, 0))
+    errs[name] = (max(old[0], ab), max(old[1], rel), old[2] + zeroed, old[3] + int(nz.size))
 
 
 def _fit(name: str, node: str, q, lo: int, hi: int, scale: float):
     if q.size and (q.min() < lo or q.max() > hi):
-        raise ConfigError(f"node {node!r}: parameter {name!r} needs [{q.min()}, {q.max()}] "
-                          f"at scale {scale:g}, beyond [{lo}, {hi}]; give a smaller --scale "
-                          f"or wider widths")
+        raise ConfigError(f"node {node!r}: parameter {name!r} needs [{q.min():.0f}, "
+                          f"{q.max():.0f}] at scale {scale:g}, beyond [{lo}, {hi}]; give a "
+                          f"smaller --scale or wider widths")
     return q.astype(np.int64)
 
 
 def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: int,
-                    i_width: int, w_width: int, decay_frac: int) -> Layer:
+                    i_width: int, w_width: int, decay_frac: int, reset: str,
+                    fire: str) -> Layer:
     """One float layer (of :func:`_float_layers`) at ``scale`` as a lifgate :class:`Layer`;
     its quantisation errors go into ``errs``."""
     vmax = (1 << (v_width - 1)) - 1
     wmax = (1 << (w_width - 1)) - 1
     F = decay_frac
     n = len(x["g"])
+    kind = x["kind"]
     unit_w = scale * x["g"][:, None]
     wq = _fit("weight", x["wname"], np.round(unit_w * x["w"]), -wmax - 1, wmax, scale)
     _note_error(errs, "weight", x["w"], wq, unit_w)
     bq = _fit("bias", x["wname"], np.round(scale * x["g"] * x["b"]), -vmax - 1, vmax, scale)
     _note_error(errs, "bias", x["b"], bq, scale * x["g"])
-    thq = _fit("v_threshold", x["nname"], np.round(scale * x["vth"]) + 1, -vmax - 1, vmax,
-               scale)
-    _note_error(errs, "v_threshold", x["vth"], thq - 1, scale)
-    rq = _fit("v_reset", x["nname"], np.round(scale * x["vreset"]), -vmax - 1, vmax, scale)
-    _note_error(errs, "v_reset", x["vreset"], rq, scale)
+    if x["vth"] is None:  # LI, I: a spike never changes the membrane
+        thq = rq = np.full(n, vmax, dtype=np.int64)
+    else:
+        plus = 1 if fire == "gt" else 0
+        thq = _fit("v_threshold", x["nname"], np.round(scale * x["vth"]) + plus, -vmax - 1,
+                   vmax, scale)
+        _note_error(errs, "v_threshold", x["vth"], thq - plus, scale)
+        rq = _fit("v_reset", x["nname"], np.round(scale * x["vreset"]), -vmax - 1, vmax, scale)
+        _note_error(errs, "v_reset", x["vreset"], rq, scale)
     lq = _fit("v_leak", x["nname"], np.round(scale * x["vleak"]), -vmax - 1, vmax, scale)
+    mult = x["tau"] is not None or kind == "Threshold"
+    D = np.zeros(n, dtype=np.int64)
     if x["tau"] is not None:
         _note_error(errs, "v_leak", x["vleak"], lq, scale)
         D = np.round((1 - dt / x["tau"]) * (1 << F)).astype(np.int64)
         D = np.clip(D, 0, (1 << F) - 1)
         tau_eff = dt * (1 << F) / ((1 << F) - D)
-        ab = np.abs(tau_eff - x["tau"])
-        old = errs.get("tau", (0.0, 0.0))
-        errs["tau"] = (max(old[0], float(ab.max())), max(old[1], float((ab / x["tau"]).max())))
-    params = []
-    for j in range(n):
-        if x["tau"] is not None:
-            mode, leak = LeakMode.MULT, int(D[j])
-        else:
-            mode, leak = LeakMode.CONST, 0
-        params.append(NeuronParams(
-            v_th=int(thq[j]), v_reset=int(rq[j]), v_rest=int(lq[j]) if x["tau"] is not None
-            else 0, v_init=0, bias=int(bq[j]), leak_mode=mode, leak=leak,
-            reset_mode=ResetMode.VALUE, t_ref=0))
+        _note_error(errs, "tau", x["tau"], tau_eff, 1.0)
+    mode = ResetMode.SUBTRACT if reset == "subtract" and x["vth"] is not None else \
+        ResetMode.VALUE
+    params = [NeuronParams(
+        v_th=int(thq[j]), v_reset=int(rq[j]), v_rest=int(lq[j]) if mult else 0, v_init=0,
+        bias=int(bq[j]), leak_mode=LeakMode.MULT if mult else LeakMode.CONST,
+        leak=int(D[j]) if mult else 0, reset_mode=mode, t_ref=0) for j in range(n)]
     shape = ArrayShape(neurons=n, lanes=_lanes(n), groups=n, v_width=v_width,
                        i_width=i_width, ref_width=1, decay_frac=F,
                        leak_modes=(LeakMode.MULT, LeakMode.CONST))
