@@ -295,17 +295,27 @@ def _chain(nir, nodes, edges) -> list[str]:
 
 
 def _io_shape(name, types, key, notes) -> tuple | None:
-    """The shape in an Input's or Output's type, without a leading batch dimension of 1."""
+    """The shape in an Input's or Output's type (None if it has none)."""
     t = (types or {}).get(key)
     if t is None:
         return None
     shape = tuple(int(v) for v in np.asarray(t).reshape(-1))
-    if len(shape) > 1 and shape[0] == 1:
-        notes.append(f"node {name!r}: dropped the batch dimension of its type {list(shape)}")
-        shape = shape[1:]
     if not shape or min(shape) < 1:
         raise ConfigError(f"node {name!r}: its type must have positive sizes, not {list(shape)}")
     return shape
+
+
+def _batched(node, shape) -> bool:
+    """Whether an input ``shape`` with a leading 1 carries a batch dimension for ``node``:
+    one more dimension than a weight matrix or a kernel takes."""
+    kind = type(node).__name__
+    if kind in ("Affine", "Linear"):
+        return len(shape) == 2
+    if kind in ("Conv1d", "Conv2d"):
+        return len(shape) == np.ndim(node.weight)
+    if kind in ("SumPool2d", "AvgPool2d"):
+        return len(shape) == 4
+    return len(shape) == 2  # a neuron node: neurons are a vector
 
 
 def _tup(name, pname, value, nd: int) -> tuple:
@@ -449,6 +459,12 @@ def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
     for name in order:
         _refuse(nir, name, nodes[name])
     shape = _io_shape(order[0], nodes[order[0]].input_type, "input", notes)
+    body = [nodes[n] for n in order[1:-1] if n not in through]
+    if shape is not None and len(shape) > 1 and shape[0] == 1 and body and _batched(body[0],
+                                                                                     shape):
+        notes.append(f"node {order[0]!r}: dropped the batch dimension of its type "
+                     f"{list(shape)}")
+        shape = shape[1:]
     raw, names, pending = [], [], []
     m = b = None
     for name in order[1:-1]:
@@ -477,8 +493,7 @@ def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
         raw.append(x)
         names.append((x["wname"], name))
         m = b = None
-        pending = []
-        shape = (n,)
+        pending = []  # the neurons keep the shape of what fed them (channels for a pooling)
     if pending:
         raise ConfigError(f"node(s) {pending} come after the last neuron node: a network must "
                           f"end in a neuron layer (LIF, IF, LI, I or Threshold)")
