@@ -18,9 +18,11 @@ from lifgate.compilers.nir_reference import compare, load_reference  # noqa: E40
 
 HERE = Path(__file__).resolve().parent.parent / "examples" / "nir_fixtures"
 FIXTURES = json.loads((HERE / "fixtures.json").read_text())
-#: Fixtures whose framework semantics lifgate does not reproduce (docs/networks.md).
-DIFFERENT = {"snntorch_leaky_subtract"}
-MATCHING = sorted(set(FIXTURES) - DIFFERENT)
+#: By each fixture's ``expect``: counts within 1 %, a documented semantic difference
+#: (snnTorch's subtract-after-decay reset, sinabs' MultiSpike), or refused (docs/networks.md).
+MATCHING = sorted(n for n, m in FIXTURES.items() if m["expect"] == "matches")
+DIFFERENT = sorted(n for n, m in FIXTURES.items() if m["expect"] == "differs")
+REFUSED = sorted(n for n, m in FIXTURES.items() if m["expect"] == "refused")
 
 
 def run_cli(name, *extra, capsys):
@@ -31,8 +33,9 @@ def run_cli(name, *extra, capsys):
 
 
 def test_every_framework_has_a_fixture_with_versions():
-    frameworks = {m["framework"] for m in FIXTURES.values()}
+    frameworks = {FIXTURES[n]["framework"] for n in MATCHING}
     assert frameworks == {"snnTorch", "Norse", "sinabs"}
+    assert set(MATCHING + DIFFERENT + REFUSED) == set(FIXTURES)
     for name, meta in FIXTURES.items():
         assert (HERE / f"{name}.nir").is_file() and (HERE / f"{name}.npz").is_file()
         assert meta["versions"]["nir"] and meta["versions"]["torch"]
@@ -69,12 +72,26 @@ def test_reference_comparison_can_fail():
     assert meta["framework"] == "sinabs"
 
 
-def test_snntorch_subtract_reset_differs_as_documented(capsys):
-    """snnTorch's default Leaky subtracts the threshold after the decay; NIR (and lifgate's
-    import) reset to v_reset: the counts differ by more than 1 %, exit code 1."""
-    code, out = run_cli("snntorch_leaky_subtract", capsys=capsys)
+@pytest.mark.parametrize("name", DIFFERENT)
+def test_documented_differences_show(name, capsys):
+    """snnTorch's default Leaky subtracts the threshold after the decay (NIR, and lifgate's
+    import, reset to v_reset); sinabs' MultiSpike emits several spikes in a step, lifgate
+    one: the counts differ by more than 1 %, exit code 1."""
+    code, out = run_cli(name, capsys=capsys)
     assert code == 1 and out["ok"] is False
     assert max(layer["count_difference"] for layer in out["reference"]["layers"]) > 0.01
+    if "multispike" in name:
+        ref = load_reference(HERE / f"{name}.npz")
+        assert ref.spikes[0].max() > 1  # the framework did emit several spikes in a step
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_refused_exports_say_why(name, capsys):
+    """snnTorch's RLeaky: a nested graph with a recurrent edge, refused in one line."""
+    meta = FIXTURES[name]
+    assert main(["import-nir", str(HERE / f"{name}.nir"), *meta["options"]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "closes a cycle: recurrent edges are not supported" in err
 
 
 def test_readers_fallbacks_are_reported(capsys):
@@ -86,7 +103,7 @@ def test_readers_fallbacks_are_reported(capsys):
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("name", sorted(FIXTURES))
+@pytest.mark.parametrize("name", MATCHING + DIFFERENT)
 def test_fixture_rtl_bit_exact(name, capsys, tmp_path_factory):
     """``lifgate import-nir F --rtl`` on every committed export: the RTL equals the golden
     model, spike for spike and membrane for membrane (builds are shared between fixtures of

@@ -18,7 +18,9 @@ For every network NAME it writes ``NAME.nir`` (the framework's export, untouched
 ``NAME.npz`` (``lifgate.compilers.nir_reference``: the input ``x``, held at every step, the
 framework's spikes ``spikes0``, ``spikes1``, ... per layer [T, N], an LI readout's
 ``membrane``, and ``meta``: framework, versions, model, the ``lifgate import-nir`` options that
-match the framework's neuron). ``fixtures.json`` lists them all. Seeds are fixed; the weights are
+match the framework's neuron, and ``expect``: ``matches`` (spike counts within 1 %),
+``differs`` (a documented semantic difference) or ``refused``). ``fixtures.json`` lists them
+all. Seeds are fixed; the weights are
 random (not trained), scaled so that every layer fires at a moderate rate.
 """
 
@@ -94,7 +96,35 @@ def snntorch_leaky(reset_mechanism):
         framework="snnTorch", versions=versions("snntorch"),
         model=f"Linear(16,12,bias) Leaky(beta 0.9, thr 1, reset {reset_mechanism}) "
               f"Linear(12,6) Leaky",
-        options=["--dt", "1e-4"] + STRICT)
+        options=["--dt", "1e-4"] + STRICT,
+        expect="differs" if reset_mechanism == "subtract" else "matches")
+
+
+def snntorch_rleaky():
+    """16 -> 8 RLeaky (all-to-all recurrent weights): exported as a nested graph with a
+    recurrent edge, which lifgate refuses (no feedback weights)."""
+    import snntorch as snn
+    from snntorch import utils as snn_utils
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(SEED)
+    fc = linear(16, 8, 0.5, SEED + 8)
+    rlif = snn.RLeaky(beta=torch.full((8,), 0.9), threshold=torch.ones(8), linear_features=8,
+                      init_hidden=True, output=True)
+    net = torch.nn.Sequential(fc, rlif)
+    graph = export_to_nir(net, torch.zeros(1, 16), ignore_dims=[0])
+    x = spike_input(16)
+    xt = torch.tensor(x, dtype=torch.float32)[None]
+    snn_utils.reset(net)
+    s1 = []
+    with torch.no_grad():
+        for _ in range(T):
+            a, _ = rlif(fc(xt))
+            s1.append(a[0].numpy())
+    return graph, x, [np.array(s1)], None, dict(
+        framework="snnTorch", versions=versions("snntorch"),
+        model="Linear(16,8) RLeaky(beta 0.9, thr 1, all-to-all)",
+        options=["--dt", "1e-4"] + STRICT, expect="refused")
 
 
 # --- Norse --------------------------------------------------------------------------------
@@ -136,36 +166,37 @@ def norse_lifbox(readout):
               + ("LIBoxCell(tau_mem 10 ms)" if readout else "LIFBoxCell"),
         # Norse 1.1.0 writes tau = dt / tau_mem_inv = dt * tau_mem (1e-5 for 10 ms at dt 1 ms):
         # read with dt' = dt^2 every ratio dt'/tau' equals the true dt/tau_mem.
-        options=["--dt", "1e-6"] + STRICT)
+        options=["--dt", "1e-6"] + STRICT, expect="matches")
 
 
 # --- sinabs -------------------------------------------------------------------------------
 
-def sinabs_iaf(reset, conv=False):
+def sinabs_iaf(reset, conv=False, multi=False):
     """IAF with SingleSpike (spikes when v >= threshold); reset to 0 or MembraneSubtract.
     Dense 16 -> 12 -> 6, or conv: 1x6x6 -> Conv2d(1, 2, 3) -> 2x4x4 -> IAF -> SumPool2d(2)
     -> Flatten -> Linear(8, 6) -> IAF. sinabs' IAF has no dt: NIR dt = 1."""
     import sinabs
     import sinabs.layers as sl
-    from sinabs.activation import MembraneReset, MembraneSubtract, SingleSpike
+    from sinabs.activation import MembraneReset, MembraneSubtract, MultiSpike, SingleSpike
 
     torch.manual_seed(SEED)
     rf = MembraneSubtract() if reset == "subtract" else MembraneReset()
+    fn = MultiSpike if multi else SingleSpike  # multi: larger weights, steps need 2+ spikes
     if conv:
         c = torch.nn.Conv2d(1, 2, 3, bias=False)
         with torch.no_grad():
             c.weight.copy_(torch.randn(2, 1, 3, 3, generator=torch.Generator().manual_seed(5))
                            * 0.3)
-        layers = [c, sl.IAFSqueeze(batch_size=1, spike_fn=SingleSpike, reset_fn=rf),
+        layers = [c, sl.IAFSqueeze(batch_size=1, spike_fn=fn, reset_fn=rf),
                   sl.SumPool2d(2),
                   torch.nn.Flatten(), linear(8, 6, 0.5, SEED + 5),
-                  sl.IAFSqueeze(batch_size=1, spike_fn=SingleSpike, reset_fn=rf)]
+                  sl.IAFSqueeze(batch_size=1, spike_fn=fn, reset_fn=rf)]
         shape = (1, 6, 6)
     else:
-        layers = [linear(16, 12, 0.3, SEED + 4),
-                  sl.IAFSqueeze(batch_size=1, spike_fn=SingleSpike, reset_fn=rf),
+        layers = [linear(16, 12, 0.9 if multi else 0.3, SEED + 4),
+                  sl.IAFSqueeze(batch_size=1, spike_fn=fn, reset_fn=rf),
                   linear(12, 6, 0.45, SEED + 6),
-                  sl.IAFSqueeze(batch_size=1, spike_fn=SingleSpike, reset_fn=rf)]
+                  sl.IAFSqueeze(batch_size=1, spike_fn=fn, reset_fn=rf)]
         shape = (16,)
     net = torch.nn.Sequential(*layers)
     n = int(np.prod(shape))
@@ -201,8 +232,10 @@ def sinabs_iaf(reset, conv=False):
     return graph, x, spikes, None, dict(
         framework="sinabs", versions=versions("sinabs"),
         model=("Conv2d(1,2,3) IAF SumPool2d(2) Flatten Linear(8,6) IAF" if conv else
-               "Linear(16,12) IAF Linear(12,6) IAF") + f", SingleSpike, reset {reset}",
-        options=opts, **({"note": note} if note else {}))
+               "Linear(16,12) IAF Linear(12,6) IAF")
+        + f", {'MultiSpike' if multi else 'SingleSpike'}, reset {reset}",
+        options=opts, expect="differs" if multi else "matches",
+        **({"note": note} if note else {}))
 
 
 FIXTURES = {
@@ -213,6 +246,8 @@ FIXTURES = {
     "sinabs_iaf_subtract": lambda: sinabs_iaf("subtract"),
     "sinabs_iaf_reset": lambda: sinabs_iaf("zero"),
     "sinabs_conv": lambda: sinabs_iaf("subtract", conv=True),
+    "sinabs_iaf_multispike": lambda: sinabs_iaf("subtract", multi=True),
+    "snntorch_rleaky": snntorch_rleaky,
 }
 
 

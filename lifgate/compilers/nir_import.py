@@ -260,12 +260,35 @@ def _inline(nir, graph, prefix: str = ""):
     return nodes, edges, through
 
 
+def _no_cycle(nodes, succ) -> None:
+    """Refuse a graph with a cycle (a recurrent edge), naming the edge that closes it."""
+    state = {}
+    for root in nodes:
+        if root in state:
+            continue
+        stack = [(root, iter(succ.get(root, [])))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                raise ConfigError(f"edge ({node!r}, {nxt!r}) closes a cycle: recurrent edges "
+                                  f"are not supported (lifgate layers have no feedback weights)")
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(succ.get(nxt, []))))
+
+
 def _chain(nir, nodes, edges) -> list[str]:
     """Node names from the Input to the Output, refusing anything but a simple chain."""
     succ, pred = {}, {}
     for a, b in edges:
         succ.setdefault(a, []).append(b)
         pred.setdefault(b, []).append(a)
+    _no_cycle(nodes, succ)
     for name in nodes:
         if len(succ.get(name, [])) > 1:
             raise ConfigError(f"node {name!r} has {len(succ[name])} successors: branches are "
