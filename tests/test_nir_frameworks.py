@@ -109,9 +109,10 @@ def test_fixture_rtl_bit_exact(name, capsys, tmp_path_factory):
     model, spike for spike and membrane for membrane (builds are shared between fixtures of
     the same shape and widths)."""
     build = tmp_path_factory.getbasetemp() / "nir-fixtures-build"
-    code, out = run_cli(name, "--rtl", "--steps", "40", "--build-dir", str(build),
-                        capsys=capsys)
-    assert out["rtl_bit_exact"] is True
-    assert code == (1 if name in DIFFERENT else 0)
+    # 40 steps: the counts of so short a window are not the 1 % claim (that is checked on all
+    # 100 steps above), so --tolerance 100 leaves the exit code to the RTL comparison.
+    code, out = run_cli(name, "--rtl", "--steps", "40", "--tolerance", "100", "--build-dir",
+                        str(build), capsys=capsys)
+    assert out["rtl_bit_exact"] is True and code == 0
     assert sum(out["golden_spikes_per_layer"]) > 0
     assert np.all(np.asarray(out["golden_spikes_per_layer"]) >= 0)
