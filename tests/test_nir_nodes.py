@@ -329,3 +329,42 @@ def test_cli_warns_and_max_error_refuses(tmp_path, capsys):
     assert main(["import-nir", str(path), "--max-error", "5"]) == 0
     assert main(["import-nir", str(path), "--max-error", "500"]) == 2
     assert "--max-error must be" in capsys.readouterr().err
+
+
+# --- malformed graphs: one line, never a traceback -------------------------------------------
+
+def _base_graph():
+    rng = np.random.default_rng(9)
+    conv = nir.Conv2d(input_shape=np.array([5, 5]), weight=rng.normal(0, 0.3, (2, 1, 3, 3)),
+                      stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(2))
+    pool = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                         padding=np.array([0, 0]))
+    return chain(("conv", conv), ("pool", pool),
+                 ("flat", nir.Flatten(input_type={"input": np.array([2, 2, 2])})),
+                 ("sc", nir.Scale(scale=np.ones(8))),
+                 ("fc", nir.Affine(weight=rng.normal(0, 1, (4, 8)), bias=np.zeros(4))),
+                 ("lif", lif(4)), inputs=25, input_shape=[1, 1, 5, 5])
+
+
+_PARAMS = {"conv": ("weight", "bias", "stride", "padding", "dilation", "groups"),
+           "pool": ("kernel_size", "stride", "padding"),
+           "sc": ("scale",), "fc": ("weight", "bias"),
+           "lif": ("tau", "r", "v_leak", "v_threshold", "v_reset")}
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_malformed_parameters_are_config_errors(seed):
+    """One parameter of a valid graph replaced by a wrong shape, NaN, 0 or a negative value
+    (as a hand-edited or foreign file may hold): the import succeeds or raises ConfigError."""
+    rng = np.random.default_rng(seed)
+    g = _base_graph()
+    node = list(_PARAMS)[seed % len(_PARAMS)]
+    pname = _PARAMS[node][int(rng.integers(len(_PARAMS[node])))]
+    choices = [np.array(np.nan), np.zeros(int(rng.integers(0, 6))), np.full(3, -2.0),
+               np.ones((2, 2, 2)), np.array(0.0), rng.normal(0, 1, int(rng.integers(1, 9))),
+               np.array("x"), np.array([1.5, 2.5]), np.array(1e300)]
+    setattr(g.nodes[node], pname, choices[int(rng.integers(len(choices)))])
+    try:
+        import_nir(g)
+    except ConfigError as e:
+        assert "\n" not in str(e) and len(str(e)) < 400

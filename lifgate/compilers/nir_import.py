@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lifgate.checks import short_repr
 from lifgate.config import ArrayShape, Config, ConfigError, LeakMode, NeuronParams, ResetMode
 from lifgate.golden.synapse import Layer, Network
 
@@ -212,10 +213,20 @@ def _mismatch_in(h5py, nodes, prefix: str) -> str | None:
     return None
 
 
-def _arr(node_name, pname, value, n=None):
+def _floats(node_name, pname, value) -> np.ndarray:
+    """``value`` as a float64 array; anything that is not numbers is a ConfigError."""
     if value is None:
         raise ConfigError(f"node {node_name!r}: parameter {pname!r} is missing")
-    a = np.asarray(value, dtype=np.float64).reshape(-1)
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"node {node_name!r}: parameter {pname!r} must hold numbers, not "
+                          f"{short_repr(value)}") from None
+    return a
+
+
+def _arr(node_name, pname, value, n=None):
+    a = _floats(node_name, pname, value).reshape(-1)
     if n is not None:
         if a.size == 1:
             a = np.full(n, float(a[0]))
@@ -342,10 +353,11 @@ def _batched(node, shape) -> bool:
 
 
 def _tup(name, pname, value, nd: int) -> tuple:
-    a = np.asarray(value).reshape(-1)
+    a = _floats(name, pname, value).reshape(-1)
     if a.size == 1:
         a = np.repeat(a, nd)
-    if a.size != nd or not np.all(a == np.round(a)):
+    if a.size != nd or not np.all(np.isfinite(a)) or not np.all(a == np.round(a)) or \
+            np.abs(a).max() > 1 << 20:
         raise ConfigError(f"node {name!r}: parameter {pname!r} must be {nd} integer(s), not "
                           f"{a.tolist()}")
     return tuple(int(v) for v in a)
@@ -354,12 +366,14 @@ def _tup(name, pname, value, nd: int) -> tuple:
 def _conv(name, w, bias, shape, stride, padding, dilation, groups):
     """``(M, b, out_shape)``: a convolution over ``shape`` (channels first) as a dense matrix
     over the flattened (row-major) input, and its bias per output element."""
-    w = np.asarray(w, dtype=np.float64)
+    w = _floats(name, "weight", w)
     nd = w.ndim - 2
     if nd not in (1, 2) or len(shape) != nd + 1:
         raise ConfigError(f"node {name!r}: a {nd}-d kernel {w.shape} cannot take an input of "
                           f"shape {list(shape)} (channels first); give the Input its shape")
-    groups = int(groups)
+    if not np.all(np.isfinite(w)):
+        raise ConfigError(f"node {name!r}: parameter 'weight' must be finite")
+    groups = _tup(name, "groups", groups, 1)[0]
     ci, co, cpg = shape[0], w.shape[0], w.shape[1]
     if groups < 1 or ci != cpg * groups or co % groups:
         raise ConfigError(f"node {name!r}: kernel {w.shape} with groups {groups} does not fit "
@@ -372,6 +386,9 @@ def _conv(name, w, bias, shape, stride, padding, dilation, groups):
                                                         for i in range(nd))
     else:
         pd = _tup(name, "padding", padding, nd)
+    if min(st + dl + k) < 1 or min(pd) < 0:
+        raise ConfigError(f"node {name!r}: kernel {list(k)}, stride {list(st)} and dilation "
+                          f"{list(dl)} must be >= 1 and padding {list(pd)} >= 0")
     insz = tuple(shape[1:])
     out = tuple((insz[i] + 2 * pd[i] - dl[i] * (k[i] - 1) - 1) // st[i] + 1 for i in range(nd))
     if min(out) < 1 or co * np.prod(out) * ci * np.prod(insz) > 4e7:
@@ -420,7 +437,7 @@ def _linear(nir, name, node, shape, notes):
     size = int(np.prod(shape))
     kind = type(node).__name__
     if kind in ("Affine", "Linear"):
-        w = np.asarray(node.weight, dtype=np.float64)
+        w = _floats(name, "weight", node.weight)
         if w.ndim != 2:
             raise ConfigError(f"node {name!r}: weight must be a matrix [out, in], not "
                               f"{list(w.shape)}")
@@ -433,18 +450,21 @@ def _linear(nir, name, node, shape, notes):
             np.zeros(w.shape[0])
         return w, b, (w.shape[0],)
     if kind == "Scale":
-        s = np.asarray(node.scale, dtype=np.float64).reshape(-1)
-        s = _arr(name, "scale", s, size)
+        s = _arr(name, "scale", node.scale, size)
         return np.diag(s), np.zeros(size), shape
     if kind == "Flatten":
         return None, None, (size,)
     if kind in ("Conv1d", "Conv2d"):
         nd = 1 if kind == "Conv1d" else 2
-        w = np.asarray(node.weight)
+        w = _floats(name, "weight", node.weight)
+        if w.ndim != nd + 2:
+            raise ConfigError(f"node {name!r}: weight must be [out, in / groups, "
+                              f"{'k' if nd == 1 else 'kh, kw'}], not {list(w.shape)}")
+        groups = _tup(name, "groups", node.groups, 1)[0]
         if len(shape) != nd + 1 and node.input_shape is not None:
-            ins = tuple(int(v) for v in np.asarray(node.input_shape).reshape(-1))
-            if w.shape[1] * int(node.groups) * int(np.prod(ins)) == size:
-                shape = (w.shape[1] * int(node.groups), *ins)
+            ins = _tup(name, "input_shape", node.input_shape, nd)
+            if w.shape[1] * groups * int(np.prod(ins)) == size:
+                shape = (w.shape[1] * groups, *ins)
         return _conv(name, w, node.bias, shape, node.stride, node.padding, node.dilation,
                      node.groups)
     return _pool(name, node, shape, average=kind == "AvgPool2d")
@@ -638,7 +658,8 @@ def _note_error(errs: dict, name: str, exact, q, unit) -> None:
     """Record the quantisation error of one parameter of a node in ``errs``: absolute,
     relative to the median of the parameter's non-zero magnitudes, values lost to 0."""
     exact = np.asarray(exact, dtype=np.float64)
-    approx = q / unit
+    unit = np.broadcast_to(np.asarray(unit, dtype=np.float64), np.shape(q))
+    approx = np.divide(q, unit, out=np.zeros(np.shape(q)), where=unit != 0)  # r = 0: no input
     ab = float(np.abs(approx - exact).max(initial=0))
     nz = np.abs(exact[exact != 0])
     typical = float(np.median(nz)) if nz.size else 0.0
