@@ -220,6 +220,38 @@ def test_membrane_readout_matches_float_euler(kind):
     assert not res.spikes[1].any()
 
 
+def test_delay_is_exact_as_relay_layers():
+    """Input -> Linear -> IF -> Delay (3 steps) -> Linear -> IF against the float model with
+    the delay: the second layer's spikes equal the float ones, shifted by the documented
+    two steps (two spiking layers; the three relay layers are not counted)."""
+    rng = np.random.default_rng(10)
+    w1, w2 = rng.normal(0.3, 0.5, (5, 6)), rng.normal(0.5, 0.5, (4, 5))
+    w1, w2 = np.round(w1 * 16) / 16, np.round(w2 * 16) / 16  # exact at scale 16
+    ifn = lambda n: nir.IF(r=np.ones(n), v_threshold=np.ones(n), v_reset=np.zeros(n))  # noqa: E731
+    g = chain(("fc1", nir.Linear(weight=w1)), ("if1", ifn(5)),
+              ("dl", nir.Delay(delay=np.full(5, 3.0))), ("fc2", nir.Linear(weight=w2)),
+              ("if2", ifn(4)), inputs=6, dt=1.0)
+    imp = import_nir(g, scale=16)
+    assert len(imp.network.layers) == 5 and imp.shifts == [1, None, None, None, 2]
+    x = rng.integers(0, 2, 6)
+    steps = 40
+    v1, v2, s1, s2 = np.zeros(5), np.zeros(4), [], []
+    for t in range(steps):
+        v1 = v1 + w1 @ x
+        a = v1 > 1
+        v1[a] = 0
+        s1.append(a)
+        d = s1[t - 3] if t >= 3 else np.zeros(5, bool)
+        v2 = v2 + w2 @ d
+        b = v2 > 1
+        v2[b] = 0
+        s2.append(b)
+    res = simulate_network(imp.network, steps + 2, x)
+    assert np.array_equal(res.spikes[0][1:steps + 1], np.array(s1))
+    assert np.array_equal(res.spikes[4][2:steps + 2], np.array(s2))
+    assert np.array(s2).any()
+
+
 def test_nested_graph_is_inlined():
     rng = np.random.default_rng(6)
     w = rng.normal(0, 1, (4, 6))
@@ -241,7 +273,7 @@ def test_nested_graph_is_inlined():
 @pytest.mark.parametrize("bad,match", [
     ("cubalif", r"'n' \(CubaLIF\) is not representable: lifgate neurons have no synaptic"),
     ("cubali", r"'n' \(CubaLI\) is not representable"),
-    ("delay", r"'n' \(Delay\) is not representable"),
+    ("delay", r"'n' \(Delay\) must follow a neuron node or the Input"),
     ("recurrent", "closes a cycle: recurrent edges are not supported|2 inputs"),
     ("li_first", r"\(LI\) must be the last layer"),
     ("tail", "come after the last neuron node"),

@@ -5,10 +5,11 @@ Supported (``docs/networks.md``, "NIR import", has the node-type table): a chain
 ``Threshold``) is preceded by any number of linear nodes (``Affine``, ``Linear``, ``Scale``,
 ``Flatten``, ``Conv1d``, ``Conv2d``, ``SumPool2d``, ``AvgPool2d``), which are composed into one
 dense weight matrix and bias: one lifgate layer (``lifgate.golden.synapse.Layer``) per neuron
-node. Nested graphs are inlined first. Refused, each with its reason: ``CubaLIF``/``CubaLI``
-(no synaptic current state), ``Delay``, branches, recurrent edges, ``LI``/``I`` anywhere but
-the last layer (their output is a membrane, not spikes), linear nodes after the last neuron
-node, and any value lifgate cannot hold.
+node. A ``Delay`` of ``d`` whole steps (after the Input or a neuron node) becomes ``d`` relay
+layers. Nested graphs are inlined first. Refused, each with its reason: ``CubaLIF``/``CubaLI``
+(no synaptic current state), branches, recurrent edges, ``LI``/``I`` anywhere but the last
+layer (their output is a membrane, not spikes), linear nodes after the last neuron node, and
+any value lifgate cannot hold.
 
 Discretisation (forward Euler with step ``dt``), with a membrane scale ``s`` (integer units per
 NIR voltage unit) and per neuron ``g = dt * R / tau`` (LIF, LI), ``g = dt * R`` (IF, I) or
@@ -57,7 +58,7 @@ DEFAULT_TARGET = 0.05
 
 _NEURONS = ("LIF", "IF", "LI", "I", "Threshold")
 _LINEAR = ("Affine", "Linear", "Scale", "Flatten", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
-_SUPPORTED = ", ".join(("Input", "Output") + _LINEAR + _NEURONS) + ", nested graphs"
+_SUPPORTED = ", ".join(("Input", "Output") + _LINEAR + _NEURONS) + ", Delay, nested graphs"
 
 
 def _nir():
@@ -97,6 +98,10 @@ class Import:
         The relative error above which a parameter is flagged.
     reset, fire : str
         The neuron options used (``value``/``subtract``, ``gt``/``ge``).
+    shifts : list of int or None
+        Per layer, the lifgate step at which the float model's step 0 shows: the number of
+        spiking layers up to it (a spiking layer) or before it (an LI/I readout); None for
+        the relay layers of a Delay.
     """
 
     network: Network
@@ -109,6 +114,7 @@ class Import:
     target: float = DEFAULT_TARGET
     reset: str = "value"
     fire: str = "gt"
+    shifts: list = field(default_factory=list)
 
     def warnings(self) -> list[str]:
         """One line per parameter whose relative error exceeds :attr:`target`."""
@@ -423,12 +429,10 @@ def _refuse(nir, name, node) -> None:
     reasons = {
         "CubaLIF": "lifgate neurons have no synaptic current state (tau_syn); use LIF or IF",
         "CubaLI": "lifgate neurons have no synaptic current state (tau_syn); use LI",
-        "Delay": "lifgate layers pass spikes on within the step; there is no per-synapse "
-                 "delay line",
     }
     if kind in reasons:
         raise ConfigError(f"node {name!r} ({kind}) is not representable: {reasons[kind]}")
-    if kind not in _LINEAR + _NEURONS + ("Input", "Output"):
+    if kind not in _LINEAR + _NEURONS + ("Input", "Output", "Delay"):
         raise ConfigError(f"node {name!r} ({kind}) is not supported (supported: {_SUPPORTED})")
 
 
@@ -494,6 +498,28 @@ def _neuron(nir, name, node, n: int, dt: float) -> dict:
     return x
 
 
+def _relays(name, node, n: int, dt: float, pending: list, raw: list) -> list[dict]:
+    """A Delay of ``d`` steps as ``d`` relay layers: identity weights, threshold 1, reset to
+    0, no leak, so each passes its input spikes on one step later (exact)."""
+    if pending:
+        raise ConfigError(f"node {name!r} (Delay) must follow a neuron node or the Input (it "
+                          f"delays spikes), not the linear node(s) {pending}")
+    if raw and raw[-1]["kind"] in ("LI", "I"):
+        raise ConfigError(f"node {raw[-1]['nname']!r} ({raw[-1]['kind']}) must be the last "
+                          f"layer: its output is a membrane, not spikes")
+    steps = _arr(name, "delay", node.delay, n) / dt
+    d = np.round(steps)
+    if np.any(np.abs(steps - d) > 1e-6 * np.maximum(1, np.abs(steps))) or np.any(d < 0) or \
+            len(set(d.tolist())) != 1 or d[0] > 64:
+        raise ConfigError(f"node {name!r} (Delay): the delay must be the same whole number of "
+                          f"steps (0 to 64 x dt) for every channel, not {short_repr(steps)} "
+                          f"steps")
+    zeros = np.zeros(n)
+    return [dict(kind="Relay", nname=f"{name}[{k}]", wname="-", tau=None, vleak=zeros,
+                 vreset=zeros, vth=np.ones(n), g=np.ones(n), w=np.eye(n), b=zeros)
+            for k in range(int(d[0]))]
+
+
 def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
     """``(layers, names)``: the float description of every layer (composed weights ``w`` and
     bias ``b``, gain ``g``, voltages, tau) and its ``(linear nodes, neuron node)`` names."""
@@ -520,6 +546,11 @@ def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
                 raise ConfigError(f"node {name!r} ({kind}): the Input has no shape; give it "
                                   f"one (input_type)")
             shape = (int(np.shape(node.weight)[1]),)
+        if kind == "Delay":
+            relays = _relays(name, node, int(np.prod(shape)), dt, pending, raw)
+            raw += relays
+            names += [("-", f"{name}[{k}]") for k in range(len(relays))]
+            continue
         if kind in _LINEAR:
             mk, bk, shape = _linear(nir, name, node, shape, notes)
             if mk is not None:
@@ -614,7 +645,11 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
     worst, layers, scales, errs, ww = best
     net = Network(tuple(layers), w_width=ww, x_width=x_width)
     readout = "membrane" if raw[-1]["kind"] in ("LI", "I") else "spikes"
-    imp = Import(net, dt, scales, names, errs, notes, readout, target, reset, fire)
+    shifts, real = [], 0
+    for x in raw:
+        real += x["kind"] not in ("Relay", "LI", "I")
+        shifts.append(None if x["kind"] == "Relay" else real)
+    imp = Import(net, dt, scales, names, errs, notes, readout, target, reset, fire, shifts)
     if max_error is not None and worst > max_error:
         name, (_, rel, zeroed, count) = max(errs.items(), key=lambda kv: kv[1][1])
         raise ConfigError(f"parameter {name!r} is quantised with {100 * rel:.3g} % error "
@@ -636,6 +671,8 @@ def _scales(raw, scale, *, v_width: int, w_width: int) -> list[float]:
                               f"{len(scales)}")
     for n, x in enumerate(raw):
         s = scales[n]
+        if x["kind"] == "Relay":
+            s = 1.0  # integer spikes in, integer spikes out (_quantize_layer)
         if s is None:
             # Layers are coupled only through spikes, so each has its own membrane scale.
             volts = [x[k] for k in ("vth", "vreset", "vleak") if x[k] is not None]
@@ -687,6 +724,14 @@ def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: in
     F = decay_frac
     n = len(x["g"])
     kind = x["kind"]
+    shape = ArrayShape(neurons=n, lanes=_lanes(n), groups=n, v_width=v_width,
+                       i_width=i_width, ref_width=1, decay_frac=F,
+                       leak_modes=(LeakMode.MULT, LeakMode.CONST))
+    if kind == "Relay":  # a spike in at step t, out at t + 1: weight 1, v_th 1, reset to 0
+        relay = NeuronParams(v_th=1, v_reset=0, v_rest=0, v_init=0, bias=0,
+                             leak_mode=LeakMode.CONST, leak=0, reset_mode=ResetMode.VALUE,
+                             t_ref=0)
+        return Layer(np.eye(n, dtype=np.int64), Config(shape=shape, params=(relay,) * n))
     unit_w = scale * x["g"][:, None]
     wq = _fit("weight", x["wname"], np.round(unit_w * x["w"]), -wmax - 1, wmax, scale)
     _note_error(errs, "weight", x["w"], wq, unit_w)
@@ -716,9 +761,6 @@ def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: in
         v_th=int(thq[j]), v_reset=int(rq[j]), v_rest=int(lq[j]) if mult else 0, v_init=0,
         bias=int(bq[j]), leak_mode=LeakMode.MULT if mult else LeakMode.CONST,
         leak=int(D[j]) if mult else 0, reset_mode=mode, t_ref=0) for j in range(n)]
-    shape = ArrayShape(neurons=n, lanes=_lanes(n), groups=n, v_width=v_width,
-                       i_width=i_width, ref_width=1, decay_frac=F,
-                       leak_modes=(LeakMode.MULT, LeakMode.CONST))
     return Layer(wq, Config(shape=shape, params=tuple(params)))
 
 

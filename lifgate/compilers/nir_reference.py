@@ -12,9 +12,10 @@ frameworks' own environment) holds the input the framework ran and what it produ
 
 Timing: a framework fires in the step whose integration crossed the threshold; lifgate one step
 later (``docs/numerics.md``), and every layer sees the spikes of the layer before it of the
-same step. So lifgate's layer ``l`` (counting from 0) shows framework step ``t`` at step
-``t + l + 1``, and an LI/I readout after ``L`` spiking layers shows it at ``t + L``.
-:func:`compare` runs ``T + L`` steps and compares those windows.
+same step. So lifgate's spiking layer ``l`` (counting from 0) shows framework step ``t`` at
+step ``t + l + 1``, and an LI/I readout after ``L`` spiking layers shows it at ``t + L``; the
+relay layers of a Delay (``Import.shifts``: None) are not counted and not compared.
+:func:`compare` runs ``T + max shift`` steps and compares those windows.
 """
 
 from __future__ import annotations
@@ -77,9 +78,13 @@ def load_reference(path) -> Reference:
     return Reference(x, spikes, membrane, meta)
 
 
-def windows(layers: int, readout: str) -> list[int]:
-    """The step at which lifgate shows framework step 0, per layer (module docstring)."""
-    return [n if (readout == "membrane" and n == layers - 1) else n + 1 for n in range(layers)]
+def windows(imp) -> list:
+    """The step at which lifgate shows framework step 0, per layer of an import (module
+    docstring); None for the relay layers of a Delay, which the framework does not have."""
+    if imp.shifts:
+        return list(imp.shifts)
+    L = len(imp.network.layers)
+    return [n if (imp.readout == "membrane" and n == L - 1) else n + 1 for n in range(L)]
 
 
 def compare(imp, ref: Reference, steps: int | None = None) -> dict:
@@ -100,18 +105,19 @@ def compare(imp, ref: Reference, steps: int | None = None) -> dict:
         raise ConfigError(f"--steps must be at most {ref.steps} with this --reference, not "
                           f"{steps}")
     L = len(net.layers)
-    shift = windows(L, imp.readout)
-    spiking = L - 1 if imp.readout == "membrane" else L
-    if len(ref.spikes) < spiking:
+    shift = windows(imp)
+    readout = L - 1 if imp.readout == "membrane" else None
+    spiking = [n for n in range(L) if shift[n] is not None and n != readout]
+    if len(ref.spikes) < len(spiking):
         raise ConfigError(f"--reference: it has {len(ref.spikes)} spike record(s), the network "
-                          f"{spiking} spiking layer(s)")
-    run_steps = steps + max(shift)
+                          f"{len(spiking)} spiking layer(s)")
+    run_steps = steps + max(s for s in shift if s is not None)
     res = simulate_network(net, run_steps, ref.x)
     layers = []
-    for n in range(spiking):
-        fw = np.asarray(ref.spikes[n][:steps], dtype=np.int64)
+    for k, n in enumerate(spiking):
+        fw = np.asarray(ref.spikes[k][:steps], dtype=np.int64)
         if fw.shape[1] != net.layers[n].neurons:
-            raise ConfigError(f"--reference: spikes{n} has {fw.shape[1]} neurons, layer {n} "
+            raise ConfigError(f"--reference: spikes{k} has {fw.shape[1]} neurons, layer {n} "
                               f"{net.layers[n].neurons}")
         ours = res.spikes[n][shift[n]:shift[n] + steps].astype(np.int64)
         a, b = int(fw.sum()), int(ours.sum())
