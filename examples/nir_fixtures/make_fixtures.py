@@ -229,6 +229,10 @@ def sinabs_iaf(reset, conv=False, multi=False):
                 "writes None, which nir.write cannot store)")
     opts = ["--dt", "1", "--fire", "ge"] + (["--reset", "subtract"] if reset == "subtract"
                                             else []) + STRICT
+    if not conv:
+        # 12-bit weights as the snnTorch and Norse fixtures pick (10 would do): the same
+        # 16-12-6 design, so their RTL tests share one Verilator build.
+        opts += ["--w-width", "12"]
     return graph, x, spikes, None, dict(
         framework="sinabs", versions=versions("sinabs"),
         model=("Conv2d(1,2,3) IAF SumPool2d(2) Flatten Linear(8,6) IAF" if conv else
