@@ -5,6 +5,7 @@ the framework's own run after the documented shift, and the RTL is bit-exact wit
 model. snnTorch's default subtract reset is the documented exception: it differs."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +117,30 @@ def test_fixture_rtl_bit_exact(name, capsys, tmp_path_factory):
     assert out["rtl_bit_exact"] is True and code == 0
     assert sum(out["golden_spikes_per_layer"]) > 0
     assert np.all(np.asarray(out["golden_spikes_per_layer"]) >= 0)
+
+
+@pytest.mark.parametrize("bad,match", [
+    ("nofile", "does not exist"),
+    ("garbage", "cannot read"),
+    ("nospikes", "neither 'spikes0' nor 'membrane'"),
+    ("size", "its input 'x' has 3 values, the network 16 inputs"),
+    ("steps", "--steps must be at most 100 with this --reference"),
+])
+def test_bad_reference_is_one_line_exit_2(bad, match, tmp_path, capsys):
+    name = "norse_lifbox"
+    ref = tmp_path / "r.npz"
+    extra = []
+    if bad == "garbage":
+        ref.write_bytes(b"not a zip")
+    elif bad == "nospikes":
+        np.savez(ref, x=np.zeros(16, dtype=int))
+    elif bad == "size":
+        np.savez(ref, x=np.zeros(3, dtype=int), spikes0=np.zeros((10, 12)))
+    elif bad == "steps":
+        ref = HERE / f"{name}.npz"
+        extra = ["--steps", "101"]
+    code = main(["import-nir", str(HERE / f"{name}.nir"), *FIXTURES[name]["options"],
+                 "--reference", str(ref), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert re.search(match, err), err
