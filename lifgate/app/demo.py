@@ -25,7 +25,7 @@ import numpy as np
 from lifgate.app import plots as plotting
 
 # The experiments are re-exported: ``demo.lif_experiments`` and so on, as the notebook uses them.
-from lifgate.app.board_demo import board_features, run_on_board
+from lifgate.app.board_demo import board_features, demo_needs, run_on_board
 from lifgate.app.experiments import (
     NOISE_TRACE_CURRENT,
     RATE_CURRENTS,
@@ -264,7 +264,8 @@ def run_demo(out=None, *, sim: str | None = "verilator", quick: bool = False,
     runs = [ux.run, lif.const, lif.chip_noise, lif.float_noise]
     board_info = None
     if board is not None:
-        board_info = run_on_board(runs, board, build_dir=build_dir / "board", progress=progress)
+        board_info = run_on_board(runs, board, build_dir=build_dir / "board", progress=progress,
+                                  needs=demo_needs(ux, lif))
         rtl_info = {"sim": "board", "build_seconds": board_info["build_seconds"],
                     "seconds": board_info["seconds"]}
     elif sim is None:  # no RTL (exploring the models only): not a passing demo
