@@ -311,15 +311,20 @@ def execute(board: Board, br: BoardRun, *, bar=None) -> None:
 
 
 def _each_step(board: Board, br: BoardRun, run, *, only=None) -> list:
-    """``run(t)`` for every step of a run whose input changes every step, after writing that
-    step's currents (all of them, or only those of the neurons ``only``)."""
+    """``run()`` for every step of a run whose input changes every step, after writing that
+    step's currents: those of the neurons ``only`` (each step), or else the range from the
+    first to the last neuron whose current differs from the step before (the board holds the
+    others)."""
     out = []
     for t in range(br.steps):
         if only is not None:
             for j in only:
                 board.write_currents(br.currents[t, j:j + 1], start=int(j))
         elif t:
-            board.write_currents(br.currents[t])
+            changed = np.flatnonzero(br.currents[t] != br.currents[t - 1])
+            if changed.size:
+                lo, hi = int(changed[0]), int(changed[-1])
+                board.write_currents(br.currents[t, lo:hi + 1], start=lo)
         out.append(run())
     return out
 
