@@ -164,10 +164,11 @@ class BoardRun(ArrayRun):
 
     def mismatch(self) -> dict | None:
         """The first difference from the golden run, None when bit-exact."""
-        first = None
         for mode in self.modes:
-            first = first or getattr(self, f"_mismatch_{mode}")()
-        return None if first is None else {"run": self.name, "mode": mode, **first}
+            first = getattr(self, f"_mismatch_{mode}")()
+            if first is not None:
+                return {"run": self.name, "mode": mode, **first}
+        return None
 
     def _mismatch_step(self) -> dict | None:
         if self.spikes is None or self.v is None:
