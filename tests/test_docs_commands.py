@@ -74,9 +74,10 @@ HOW = {
                       why="the full demo builds Verilator and runs 1 s of biology"),
     "./run test": Run("--collect-only -q tests/test_docs_config.py",
                       why="running the suite from inside the suite would recurse"),
-    "lifgate demo [--sim verilator|icarus|amaranth] [--board SPEC] [--out DIR] [--quick] "
-    "[--json]": Synopsis(),
+    "lifgate demo [--sim verilator|icarus|amaranth] [--board SPEC] [--link-modes auto|step] "
+    "[--out DIR] [--quick] [--json]": Synopsis(),
     "lifgate demo --board model --quick": Run("--out demo --no-progress"),
+    "lifgate demo --board model --quick --link-modes step": Run("--out demo --no-progress"),
     "lifgate demo --board sim:verilator --duration 20": Help(
         "builds the simulated board top and moves every number over its simulated UART (about "
         "2 minutes); tests/test_demo_board.py runs it at 1 ms"),
