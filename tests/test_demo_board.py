@@ -92,6 +92,8 @@ def test_model_board_demo_is_bit_exact_and_matches_the_rtl_view():
     assert s["euler_lif_spikes"]["rtl"] == [47, 94]
     assert all(c["ok"] for c in s["checks"])
     assert s["rate_curve"]["rtl_hz"] == s["rate_curve"]["fixed_hz"]
+    with pytest.raises(KeyError, match="neuron 0"):  # a membrane not read is not plotted as 0
+        res.lif.const.v_of("rtl", 0)
 
 
 def _flip_spike(br):
@@ -160,6 +162,10 @@ def test_demo_board_on_the_simulated_top(tmp_path, sim):
                                        "probes": board_demo.SIM_BOARD_PROBES}
     assert {r["name"]: r["modes"] for r in s["board"]["runs"]} == MODES
     assert s["euler_lif_spikes"]["rtl"] == [47, 94]
+    # The gateware moves the protocol model's bytes, both ways, in every run.
+    model = run_demo(None, board="model", progress=False, plots=False, duration=1.0).summary
+    assert [r["link_bytes"] for r in s["board"]["runs"]] == [
+        r["link_bytes"] for r in model["board"]["runs"]]
 
 
 def test_cli_board_options(capsys, tmp_path):
