@@ -73,9 +73,9 @@ from lifgate.config import ArrayShape, Config, ConfigError
 SIM_BOARD_SHAPE = ArrayShape(groups=1)
 #: Probe slots of the simulated board (a demo board run plots at most two membranes).
 SIM_BOARD_PROBES = 2
-#: UART clocks per bit of the ``sim:*`` boards (the fastest the UART takes; the simulated
-#: time of the link is what a demo on Icarus spends most of). Link times are reported at the
-#: baud in the board's ``VERSION``, not at this simulation rate.
+#: UART clocks per bit of the simulated boards, RTL and gate-level: the fastest the UART
+#: takes (the link's simulated time is what a demo on Icarus spends most of). Link times are
+#: reported at the baud in the board's ``VERSION``, not at this simulation rate.
 SIM_DIVISOR = 4
 #: Bit times of one byte on the UART (start, 8 data, stop).
 BYTE_BITS = 10
@@ -529,9 +529,8 @@ def run_on_board(runs, spec: str, *, build_dir, progress: bool = False, needs=No
     needs = needs or {}
     features = features or board_features(spec)
     kind, _ = parse_spec(spec)
-    kwargs = {"build_dir": str(build_dir)} if kind in ("sim", "netlist") else {}
-    if kind == "sim":
-        kwargs["divisor"] = SIM_DIVISOR
+    kwargs = ({"build_dir": str(build_dir), "divisor": SIM_DIVISOR}
+              if kind in ("sim", "netlist") else {})
     t0 = time.perf_counter()
     what = f"opening board {spec}" + {"sim": " (building the simulated top)",
                                       "netlist": " (synthesising and building its netlist)"
