@@ -71,7 +71,7 @@ from lifgate.config import ArrayShape, Config, ConfigError
 #: 4 lanes (the default ``ArrayShape``'s lanes, so the on-chip noise matches the RTL demo's),
 #: one parameter group as ``lifgate build`` makes by default.
 SIM_BOARD_SHAPE = ArrayShape(groups=1)
-#: Probe slots of the simulated board (a demo board run plots at most two membranes).
+#: Probe slots of the simulated board (a demo run plots at most two membranes).
 SIM_BOARD_PROBES = 2
 #: UART clocks per bit of the simulated boards, RTL and gate-level: the fastest the UART
 #: takes (the link's simulated time is what a demo on Icarus spends most of). Link times are
