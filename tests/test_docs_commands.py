@@ -79,8 +79,9 @@ HOW = {
     "lifgate demo --board model --quick": Run("--out demo --no-progress"),
     "lifgate demo --board model --quick --link-modes step": Run("--out demo --no-progress"),
     "lifgate demo --board sim:verilator --duration 20": Help(
-        "builds the simulated board top and moves every number over its simulated UART (about "
-        "2 minutes); tests/test_demo_board.py runs it at 1 ms"),
+        "builds the simulated board top and reads the experiments over its simulated UART in "
+        "the run modes (3 minutes on a loaded 2-core machine, most of it the white noise "
+        "written step by step); tests/test_demo_board.py runs it at 1 ms"),
     "lifgate quantize --V_th -55 --tau_m 10 --tref 2 [--width 16] [--json]": Synopsis("minimal"),
     "lifgate generate --neurons 4096 --lanes 8 -o lif_array.v": Run(),
     "lifgate generate --config examples/lif.toml -o lif_array.v": Run(),
