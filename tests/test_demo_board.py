@@ -347,3 +347,31 @@ def test_cli_link_modes(capsys, tmp_path):
     assert rc == 1 and s["rtl_bit_exact"]
     assert all(r["modes"] == ["step"] and "fallback" not in r for r in s["board"]["runs"])
     assert s["board"]["link_bytes"] == s["board"]["step_frames_bytes"]
+
+
+def test_run_modes_on_a_larger_board_read_only_the_neurons_used(monkeypatch):
+    """On a board with more neurons and lanes than the demo (its own noise), every run in its
+    run modes is bit-exact against its own golden run, and the counts are read for the demo's
+    neurons only (not the whole board)."""
+    board = ArrayShape(neurons=256, lanes=8, groups=1)
+    features = Features(board, counts=True, events=True, probes=1)
+    reads = []
+    real = Board.read_counts
+
+    def read(self, start=0, count=None, **kw):
+        reads.append((start, count))
+        return real(self, start, count, **kw)
+
+    monkeypatch.setattr(Board, "read_counts", read)
+    ux = unitless_experiment(ArrayShape())
+    lif = lif_experiments(shape=ArrayShape(), T=5.0)
+    runs = [ux.run, lif.const, lif.chip_noise, lif.float_noise]
+    info = board_demo.run_on_board(runs, "model", build_dir=None,
+                                   needs=board_demo.demo_needs(ux, lif), features=features)
+    assert info["shape"]["neurons"] == 256
+    assert {r["name"]: r["modes"] for r in info["runs"]} == MODES
+    assert all(r["bit_exact"] for r in info["runs"]), info["runs"]
+    assert reads == [(0, 64), (0, 64)]
+    for run in runs:
+        assert run.rtl.bit_exact
+        assert (run.rtl.counts is not None) == (run.name in ("lif_const", "lif_chip_noise"))
