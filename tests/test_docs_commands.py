@@ -74,12 +74,14 @@ HOW = {
                       why="the full demo builds Verilator and runs 1 s of biology"),
     "./run test": Run("--collect-only -q tests/test_docs_config.py",
                       why="running the suite from inside the suite would recurse"),
-    "lifgate demo [--sim verilator|icarus|amaranth] [--board SPEC] [--out DIR] [--quick] "
-    "[--json]": Synopsis(),
+    "lifgate demo [--sim verilator|icarus|amaranth] [--board SPEC] [--link-modes auto|step] "
+    "[--out DIR] [--quick] [--json]": Synopsis(),
     "lifgate demo --board model --quick": Run("--out demo --no-progress"),
+    "lifgate demo --board model --quick --link-modes step": Run("--out demo --no-progress"),
     "lifgate demo --board sim:verilator --duration 20": Help(
-        "builds the simulated board top and moves every number over its simulated UART (about "
-        "2 minutes); tests/test_demo_board.py runs it at 1 ms"),
+        "builds the simulated board top and reads the experiments over its simulated UART in "
+        "the run modes (3 minutes on a loaded 2-core machine, most of it the white noise "
+        "written step by step); tests/test_demo_board.py runs it at 1 ms"),
     "lifgate quantize --V_th -55 --tau_m 10 --tref 2 [--width 16] [--json]": Synopsis("minimal"),
     "lifgate generate --neurons 4096 --lanes 8 -o lif_array.v": Run(),
     "lifgate generate --config examples/lif.toml -o lif_array.v": Run(),

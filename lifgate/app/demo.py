@@ -25,7 +25,7 @@ import numpy as np
 from lifgate.app import plots as plotting
 
 # The experiments are re-exported: ``demo.lif_experiments`` and so on, as the notebook uses them.
-from lifgate.app.board_demo import board_features, run_on_board
+from lifgate.app.board_demo import board_features, demo_needs, run_on_board
 from lifgate.app.experiments import (
     NOISE_TRACE_CURRENT,
     RATE_CURRENTS,
@@ -44,7 +44,7 @@ from lifgate.app.experiments import (
 )
 from lifgate.app.progress import progress_bar, ticker
 from lifgate.app.report import format_summary, json_list, summary_json
-from lifgate.checks import check_number, output_dir, output_file
+from lifgate.checks import check_choice, check_number, output_dir, output_file
 from lifgate.config import ArrayShape, Config, ConfigError
 from lifgate.sim import runner
 from lifgate.sim.cases import Segment, SimCase
@@ -52,6 +52,7 @@ from lifgate.sim.regress import regress
 
 __all__ = [
     "DURATION_RANGE",
+    "LINK_MODES",
     "PLOTS",
     "SIMS",
     "DemoResult",
@@ -83,6 +84,8 @@ SIMS = ("verilator", "icarus", "amaranth")
 PLOTS = ("euler_lif", "lif_membrane", "lif_rate", "lif_noise", "iaf")
 #: Legal length of the biophysical runs [ms].
 DURATION_RANGE = (1.0, 2000.0)
+#: ``--link-modes``: the cheapest run modes a board has, or ``STEP`` frames for everything.
+LINK_MODES = ("auto", "step")
 
 
 # RTL -----------------------------------------------------------------------------------------
@@ -234,7 +237,8 @@ def check_outputs(out, build_dir, *, sim: str | None = "verilator", plots: bool 
 
 def run_demo(out=None, *, sim: str | None = "verilator", quick: bool = False,
              duration: float | None = None, progress: bool = True, build_dir=None,
-             plots: bool = True, board: str | None = None) -> DemoResult:
+             plots: bool = True, board: str | None = None,
+             link_modes: str = "auto") -> DemoResult:
     """Run the whole demo on the default :class:`ArrayShape`; write plots into ``out``.
 
     ``quick`` shortens the biophysical runs from the notebook's 500 ms to 100 ms;
@@ -242,10 +246,13 @@ def run_demo(out=None, *, sim: str | None = "verilator", quick: bool = False,
     then not ``ok``). ``build_dir`` holds the simulator build (default ``build/demo``).
     ``board`` (a host-library spec: ``model``, ``sim:verilator``, ``sim:icarus``,
     ``serial:PORT[@BAUD]``) runs the array runs through that board's host link instead of the
-    RTL simulator (:mod:`lifgate.app.board_demo`); ``sim`` is then not used.
+    RTL simulator (:mod:`lifgate.app.board_demo`); ``sim`` is then not used. ``link_modes``
+    ``auto`` reads each experiment in the cheapest run modes the board has (COUNTS, EVENTS,
+    PROBES), ``step`` reads every bitmap and membrane in ``STEP`` frames.
     """
     if board is not None:
         board_features(board)  # checks the spec before any work
+        check_choice("link_modes", link_modes, LINK_MODES)
         sim = "board"
     elif sim is not None and sim not in SIMS:
         raise ConfigError(f"parameter 'sim' must be one of {', '.join(SIMS)}, not {sim!r}")
@@ -264,7 +271,8 @@ def run_demo(out=None, *, sim: str | None = "verilator", quick: bool = False,
     runs = [ux.run, lif.const, lif.chip_noise, lif.float_noise]
     board_info = None
     if board is not None:
-        board_info = run_on_board(runs, board, build_dir=build_dir / "board", progress=progress)
+        board_info = run_on_board(runs, board, build_dir=build_dir / "board", progress=progress,
+                                  needs=demo_needs(ux, lif) if link_modes == "auto" else None)
         rtl_info = {"sim": "board", "build_seconds": board_info["build_seconds"],
                     "seconds": board_info["seconds"]}
     elif sim is None:  # no RTL (exploring the models only): not a passing demo

@@ -46,12 +46,14 @@ __all__ = [
     "ArrayRun",
     "LIFExperiments",
     "RTLOutcome",
+    "SpikeCounts",
     "UnitlessExperiment",
     "lif_config",
     "lif_experiments",
     "min_duration",
     "notebook_trace",
     "rate_hz",
+    "rate_hz_counts",
     "seed_checks",
     "shape_params",
     "unitless_experiment",
@@ -103,6 +105,11 @@ class RTLOutcome:
         Clock cycles the run took in simulation (0 if unknown).
     seconds : float
         Wall-clock time of the simulation.
+    v_neurons : int array [K] or None
+        The neurons whose membrane ``v`` holds (a board's probe neurons; the other columns are
+        not measured); None: every neuron's.
+    counts : SpikeCounts or None
+        Spike counts read back (a board's COUNTS run mode); where present, rates come from them.
     """
 
     sim: str
@@ -113,6 +120,37 @@ class RTLOutcome:
     updates: int
     cycles: int = 0
     seconds: float = 0.0
+    v_neurons: np.ndarray | None = None
+    counts: SpikeCounts | None = None
+
+
+@dataclass
+class SpikeCounts:
+    """Per-neuron spike counts over a run, with the steps of the first and the last spike
+    (0 for a neuron that never fired), as a board's COUNTS run mode reports them.
+
+    Members
+    -------
+    counts, first, last : int arrays [N]
+    """
+
+    counts: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+    @classmethod
+    def of(cls, spikes: np.ndarray) -> SpikeCounts:
+        """The counts of a spike bitmap [steps, N]."""
+        spikes = np.asarray(spikes, dtype=bool)
+        steps = spikes.shape[0]
+        fired = spikes.any(axis=0)
+        first = np.where(fired, spikes.argmax(axis=0), 0)
+        last = np.where(fired, steps - 1 - spikes[::-1].argmax(axis=0), 0)
+        return cls(spikes.sum(axis=0).astype(np.int64), first.astype(np.int64),
+                   last.astype(np.int64))
+
+    def take(self, neurons) -> SpikeCounts:
+        return SpikeCounts(self.counts[neurons], self.first[neurons], self.last[neurons])
 
 
 @dataclass
@@ -174,12 +212,24 @@ class ArrayRun:
             return self.rtl.spikes
         raise KeyError(f"no {source!r} spikes for run {self.name!r}")
 
-    def v_of(self, source: str) -> np.ndarray:
+    def v_of(self, source: str, neuron: int | None = None) -> np.ndarray:
+        """Membranes [steps, N] of ``"fixed"`` or ``"rtl"``; with ``neuron``, a KeyError
+        unless that neuron's membrane was measured (a board reads only its probe neurons')."""
         if source == "fixed":
             return self.golden.v
         if source == "rtl" and self.rtl is not None and self.rtl.v is not None:
-            return self.rtl.v
-        raise KeyError(f"no {source!r} membrane for run {self.name!r}")
+            probed = self.rtl.v_neurons
+            if neuron is None or probed is None or neuron in np.asarray(probed).tolist():
+                return self.rtl.v
+        raise KeyError(f"no {source!r} membrane for run {self.name!r}"
+                       + ("" if neuron is None else f" neuron {neuron}"))
+
+    def counts_of(self, source: str) -> SpikeCounts:
+        """Spike counts [N] of ``"fixed"`` or ``"rtl"`` (a board's COUNTS readback when it
+        was read, else the counts of the RTL's spikes)."""
+        if source == "rtl" and self.rtl is not None and self.rtl.counts is not None:
+            return self.rtl.counts
+        return SpikeCounts.of(self.spikes_of(source))
 
 
 def notebook_trace(config: Config, spikes: np.ndarray, v: np.ndarray, neuron: int) -> np.ndarray:
@@ -214,6 +264,22 @@ def rate_hz(spikes: np.ndarray, dt_ms: float, silent=None) -> np.ndarray:
     rates = float_ref.isi_rates(spikes, dt=dt_ms) * 1000.0
     if silent is not None:
         quiet = spikes[1:].sum(axis=0) == 0
+        rates = np.where(np.isnan(rates) & np.asarray(silent, bool) & quiet, 0.0, rates)
+    return rates
+
+
+def rate_hz_counts(counts: SpikeCounts, dt_ms: float, silent=None) -> np.ndarray:
+    """:func:`rate_hz` from spike counts and the steps of the first and last spike (what a
+    board's COUNTS run mode returns): the same numbers, ``(c - 1) / ((last - first) dt)``
+    computed as :func:`lifgate.golden.float_ref.isi_rates` computes it from the bitmap."""
+    c = np.asarray(counts.counts, dtype=np.int64)
+    span = np.asarray(counts.last, dtype=np.int64) - np.asarray(counts.first, dtype=np.int64)
+    out = np.full(c.size, np.nan)
+    for k in np.flatnonzero(c >= 2):
+        out[k] = 1.0 / (float(span[k]) * dt_ms / int(c[k] - 1))
+    rates = out * 1000.0
+    if silent is not None:
+        quiet = (c == 0) | ((c == 1) & (np.asarray(counts.first) == 0))
         rates = np.where(np.isnan(rates) & np.asarray(silent, bool) & quiet, 0.0, rates)
     return rates
 
@@ -277,7 +343,7 @@ class UnitlessExperiment:
         r = self.run
         n = self.neuron(self.EULER_GROUP)
         return self.euler_q.int_to_mV(
-            notebook_trace(r.config, r.spikes_of(source), r.v_of(source), n))
+            notebook_trace(r.config, r.spikes_of(source), r.v_of(source, n), n))
 
     def iaf_spikes(self, source: str = "fixed") -> list[int]:
         if source == "float":
@@ -293,7 +359,7 @@ class UnitlessExperiment:
         if source == "float":
             return self.iaf.v
         n = self.neuron(self.IAF_GROUP)
-        v = self.run.v_of(source)[:, n]
+        v = self.run.v_of(source, n)[:, n]
         return self.iaf_q.int_to_mV(np.concatenate([[0], v]))
 
     def sweep_counts(self, source: str = "fixed") -> np.ndarray:
@@ -301,7 +367,7 @@ class UnitlessExperiment:
             return self.sweep_sinabs
         if source == "float":
             return self.sweep_single
-        return self.run.spikes_of(source)[:, self.sweep_neurons].sum(axis=0)
+        return self.run.counts_of(source).counts[self.sweep_neurons]
 
 
 def unitless_experiment(shape: ArrayShape | None = None) -> UnitlessExperiment:
@@ -420,6 +486,8 @@ class LIFExperiments:
             batch = self.float_const if run == "const" else self.float_noisy
             return rate_hz(batch.spikes[: self.steps], self.dt, silent)
         r = getattr(self, run)
+        if source == "rtl" and r.rtl is not None and r.rtl.counts is not None:
+            return rate_hz_counts(r.rtl.counts.take(self.neurons), self.dt, silent)
         return rate_hz(r.spikes_of(source)[:, self.neurons], self.dt, silent)
 
     def unmeasurable(self) -> np.ndarray:
@@ -436,7 +504,7 @@ class LIFExperiments:
             return batch.v[:, self._k(n)]
         r = getattr(self, run)
         return self.q.int_to_mV(
-            notebook_trace(r.config, r.spikes_of(source), r.v_of(source), n))
+            notebook_trace(r.config, r.spikes_of(source), r.v_of(source, n), n))
 
     def spike_steps(self, run: str, source: str, current: float) -> np.ndarray:
         n = self.neuron_of(current)

@@ -57,10 +57,17 @@ def format_summary(summary: dict) -> str:
     if board:
         lines += ["", "On the board each run is one parameter set per neuron model, the groups' "
                   "biases moved into the input currents, checked against its own golden run:"]
-        lines += _table(["board run", "steps", "neurons used", "input", "seconds", "result"], [
+        lines += _table(["board run", "steps", "neurons used", "input", "run modes",
+                         "link bytes", "STEP frames", "seconds", "result"], [
             [r["name"], str(r["steps"]), f"{r['models_neurons']} of {r['neurons']}", r["input"],
-             f"{r['seconds']:.1f}", "bit-exact" if r["bit_exact"] else _mismatch(r["mismatch"])]
+             "+".join(r["modes"]), f"{r['link_bytes']['total']:,}",
+             f"{r['step_frames_bytes']:,}", f"{r['seconds']:.1f}",
+             "bit-exact" if r["bit_exact"] else _mismatch(r["mismatch"])]
             for r in board["runs"]])
+        lines.append(f"link: {board['link_bytes']:,} bytes both ways, about "
+                     f"{board['link_seconds']:.3g} s at the board's {board['baud']:,} baud "
+                     f"(STEP frames for everything: {board['step_frames_bytes']:,} bytes)")
+        lines += [f"  {r['name']}: {r['fallback']}" for r in board["runs"] if "fallback" in r]
     verdict = ("bit-exact" if summary["rtl_bit_exact"] else
                "MISMATCH" if summary["sim"] else "NOT RUN")
     lines.append(

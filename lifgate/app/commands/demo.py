@@ -21,6 +21,7 @@ import numpy as np
 from lifgate.app.board_demo import board_features
 from lifgate.app.demo import (
     DURATION_RANGE,
+    LINK_MODES,
     RATE_CURRENTS,
     SIMS,
     check_outputs,
@@ -48,9 +49,16 @@ def register(subparsers, summary):
     p.add_argument("--board", default=None, metavar="SPEC",
                    help="run the experiments through a board's host link instead of the RTL "
                    "simulator: model (the protocol model), sim:verilator or sim:icarus (the "
-                   "simulated board top, 64 neurons x 4 lanes, one parameter group), or "
-                   "serial:PORT[@BAUD] (a flashed board, its own shape; see docs/boards.md); "
-                   "every run is checked bit for bit against the golden model")
+                   "simulated board top, 64 neurons x 4 lanes, one parameter group, with the "
+                   "COUNTS, EVENTS and PROBES run modes), or serial:PORT[@BAUD] (a flashed "
+                   "board, its own shape and modes; see docs/boards.md); every run is checked "
+                   "bit for bit against the golden model")
+    p.add_argument("--link-modes", choices=LINK_MODES, default=None,
+                   help="with --board: auto (default) reads each experiment in the cheapest "
+                   "run modes the board was built with (spike counts for the rate curve, "
+                   "address events for spike steps, probes for the plotted membranes; STEP "
+                   "frames where the board lacks them); step reads the whole spike bitmap and "
+                   "every membrane of every step, as a board without run modes does")
     p.add_argument("--build-dir", default="build/demo", metavar="DIR",
                    help="folder of the simulator build, reused between runs "
                    "(default: build/demo)")
@@ -74,6 +82,9 @@ def run(args) -> int:
     if args.board is not None and args.sim is not None:
         raise ConfigError("--sim and --board exclude each other: --board runs the experiments "
                           "on the board instead of the RTL simulator")
+    if args.link_modes is not None and args.board is None:
+        raise ConfigError("--link-modes goes with --board: it says how the board's results "
+                          "travel over the host link")
     sim = args.sim or SIMS[0]
     if args.board is not None:
         try:
@@ -94,7 +105,7 @@ def run(args) -> int:
               f"INCOMPLETE: use --duration {need:g} or more", file=sys.stderr, flush=True)
     result = run_demo(out, sim=sim, quick=args.quick, duration=args.duration,
                       progress=not (args.no_progress or args.json), build_dir=build_dir,
-                      board=args.board)
+                      board=args.board, link_modes=args.link_modes or "auto")
     table = format_summary(result.summary)
     if args.json:
         print(table, file=sys.stderr)
