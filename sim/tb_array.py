@@ -268,6 +268,9 @@ async def run_cases(dut):
                 await tb.reset()
             out.write(json.dumps(res) + "\n")
             out.flush()
+            if os.environ.get("LIFGATE_SIM_STOP") and (res["mismatch"] is not None
+                                                       or res.get("xz")):
+                break  # runner.run(stop_at_first=True): one failure is the answer
     if profile is not None:
         profile.disable()
         profile.dump_stats(os.environ["LIFGATE_SIM_PROFILE"])
