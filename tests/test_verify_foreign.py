@@ -123,7 +123,7 @@ def test_ports_of_an_ansi_module_and_of_a_netlist_style_module():
                                                ("output", 1, "z")]
     old = "module n(clk, y);\n  input clk;\n  wire clk;\n  output [2:0] y;\nendmodule\n"
     assert foreign.module_ports(old, "n") == [("input", 1, "clk"), ("output", 3, "y")]
-    assert foreign.vendor_cells("module n(); SB_LUT4 #(.LUT_INIT(1)) l (); endmodule") == (
+    assert foreign.vendor_cells("module n();\n  SB_LUT4 #(.LUT_INIT(1)) l ();\nendmodule") == (
         "ice40", {"SB_LUT4"})
     assert foreign.vendor_cells(old) == (None, set())
 
