@@ -89,6 +89,12 @@ HOW = {
     "--lanes-per-enable 1 -o ecp5.v": Run(),
     "lifgate verify --sim icarus|verilator|amaranth [--configs 20] [--seed S] [--waves DIR] "
     "[--json]": Synopsis(),
+    "lifgate verify --verilog FILE [--top NAME] [--config F] [--sim icarus|verilator] [--json]":
+        Synopsis(),
+    "lifgate verify --netlist icebreaker|ulx3s-85f [--neurons N] [--lanes P] "
+    "[--sim icarus|verilator]": Synopsis(),
+    "lifgate mutants [--count 240] [--seed 1] [--jobs 2] [--json]": Help(
+        "the mutation benchmark (tens of minutes); tests/test_mutants.py runs 4 mutants"),
     "lifgate digits [--steps 32] [--samples 20]": Synopsis(),
     "lifgate digits --board sim:verilator --limit 20": Run(
         "--samples 0 --limit 2", why="2 digits over the simulated link instead of 20, and no "
