@@ -99,8 +99,8 @@ def module_ports(text: str, top: str) -> list[tuple[str, int, str]]:
     m = re.search(rf"\bmodule\s+\\?{re.escape(top)}\s*(?=[#(;])", src)
     if m is None:
         found = ", ".join(module_names(text)) or "none"
-        raise ConfigError(f"--top: module {top!r} is not defined in the Verilog file "
-                          f"(modules: {found})")
+        raise ConfigError(f"--verilog/--top: module {top!r} is not defined in the Verilog "
+                          f"file (modules: {found})")
     i = m.end()
     if src[i] == "#":
         i = _balanced(src, src.index("(", i))
