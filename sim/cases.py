@@ -545,3 +545,22 @@ def _noise_cases(d: _Directed) -> None:
             noise=NoiseParams(seed=seed, gain=gain),
             inp=None if gain == 65535 else {"kind": "sparse", "seed": 17},
         )
+    # Noise that stays visible in v (z about a quarter of the range: the centred byte sum has
+    # a standard deviation near 148, z = c * gain / 256), under backpressure and input gaps,
+    # so that the pipeline stalls while the noise multiplier holds its operands (issue 20:
+    # Yosys mutants of the multiply-add's hold paths survived every other case, where the
+    # noise was either too small to see or saturated v).
+    gain = _clip(round(256 * (hi // 4) / 148), 1, (1 << 16) - 1)
+    for ready, gap, seed in ((160, 96, 0x5EED), (96, 200, 0xBADC0DE)):
+        d.add(
+            f"noise_visible_stalls_r{ready}_g{gap}",
+            d.per_group(lambda g: NeuronParams(
+                v_th=hi, v_rest=0, v_reset=0, v_init=0, bias=0,
+                leak_mode=modes[g % len(modes)], leak=d.mild(modes[g % len(modes)]),
+                reset_mode=ResetMode(g % 2), t_ref=0)),
+            noise=NoiseParams(seed=seed, gain=gain),
+            inp={"kind": "sparse", "seed": 23},
+            ready=ready,
+            gap=gap,
+            lfsr=seed & 0xFFFF,
+        )

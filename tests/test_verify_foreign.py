@@ -13,11 +13,11 @@ import json
 import re
 
 import pytest
+from lifgate.hdl.verilog import generate_verilog
+from lifgate.sim import foreign
 
 from lifgate.app.cli import main
 from lifgate.config import ArrayShape
-from lifgate.hdl.verilog import generate_verilog
-from lifgate.sim import foreign
 
 SHAPE = ArrayShape(neurons=8, lanes=2, groups=2)
 RUN = ["--steps", "4", "--configs", "2", "--seed", "5", "--json", "--no-progress"]

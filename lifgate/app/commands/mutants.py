@@ -5,9 +5,11 @@ the netlist of a small array (8 neurons x 2 lanes, 2 groups, 8-bit membranes, ev
 noise), all of them built into one simulator model behind a control input (MCY style, one
 build for every mutant), and each runs through the default regression (the directed cases and
 ``--configs`` random configurations of ``lifgate verify``, stopped at the first failure).
-A mutant that passes is checked for equivalence with the original by Yosys (``equiv_make``,
-``equiv_simple`` and ``equiv_induct`` with ``--depth``-clock windows: an induction proof for
-runs of any length): proven-equivalent mutants are not counted. The
+A mutant that passes is checked for equivalence with the original by Yosys: an induction proof
+over every signal (``equiv_make``, ``equiv_simple``, ``equiv_induct``: unbounded), or else
+the outputs of a ``miter`` under ``sat -seq --depth`` (no output differs in the first
+``--depth`` clocks after reset, whatever the inputs: bounded). Equivalent mutants are not
+counted; the bounded ones are reported apart. The
 score is killed / (killed + survived); every survivor is listed with its place in the Amaranth
 source. See :mod:`lifgate.sim.mutate`.
 
@@ -46,9 +48,9 @@ def register(subparsers, summary):
                    help="simulator (default verilator: one build for every mutant)")
     p.add_argument("--jobs", type=int, default=2, metavar="J",
                    help="simulations at a time, 1 to 64 (default 2)")
-    p.add_argument("--depth", type=int, default=2, metavar="C",
-                   help="clocks of the windows of the equivalence proof of a survivor "
-                   "(equiv_simple/equiv_induct -seq C), 1 to 20 (default 2)")
+    p.add_argument("--depth", type=int, default=12, metavar="C",
+                   help="clocks after reset of the bounded equivalence check of a mutant "
+                   "that passed (sat -seq C on the outputs), 1 to 64 (default 12)")
     p.add_argument("--goal", type=float, default=0.95, metavar="F",
                    help="score (killed / non-equivalent) for \"ok\", 0 to 1 (default 0.95)")
     p.add_argument("--results", default="build/mutants/results.jsonl", metavar="FILE",
@@ -66,7 +68,7 @@ def check_args(args) -> None:
     check_int("--configs", args.configs, 0, 10000)
     check_int("--steps", args.steps, 1, 4096)
     check_int("--jobs", args.jobs, 1, 64)
-    check_int("--depth", args.depth, 1, 20)
+    check_int("--depth", args.depth, 1, 64)
     check_number("--goal", args.goal, 0, 1)
     writable_dir("--build-dir", args.build_dir)
     writable_file("--results", args.results)
@@ -114,7 +116,8 @@ def run(args) -> int:
     else:
         pct = "-" if sc["score"] is None else f"{100 * sc['score']:.1f} %"
         print(f"{sc['mutants']} mutants: {sc['killed']} killed, {sc['survived']} survived, "
-              f"{sc['equivalent']} proven equivalent; "
+              f"{sc['equivalent']} equivalent ({sc['equivalent_bounded']} of them only for "
+              f"{args.depth} clocks after reset); "
               f"score {pct} of the non-equivalent (goal {100 * args.goal:.0f} %)")
         for s in survivors:
             print(f"  survivor {s['mutant']}: {s['location']}  [{s['mutation']}]")
