@@ -20,6 +20,7 @@ Seeded (``--seed``: same seed, same mutants and cases), resumable (results are a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -89,7 +90,8 @@ def run(args) -> int:
     except runner.SimulatorError as e:
         raise UsageError(str(e)) from None
     cases = regress.make_cases(shape, seed=args.seed, configs=args.configs, steps=args.steps)
-    cases_key = f"{args.sim}/seed{args.seed}/configs{args.configs}/steps{args.steps}"
+    digest = hashlib.sha256(json.dumps([c.to_dict() for c in cases]).encode()).hexdigest()
+    cases_key = f"{args.sim}/seed{args.seed}/cases-{digest[:12]}"
     with progress_bar(total=args.count + 1, unit="mutant", desc="mutants",
                       enabled=not args.no_progress) as bar:
         def progress(r):
