@@ -57,7 +57,7 @@ from lifgate.sim.tools import find_tool, tool_env
 from lifgate.config import ArrayShape, ConfigError
 
 __all__ = ["DEFAULT_SHAPE", "STATUSES", "MutantSet", "classify", "equivalent", "prepare",
-           "run_mutants", "score", "source_location"]
+           "run_mutants", "score", "simulate", "source_location"]
 
 STATUSES = ("killed", "survived", "equivalent")
 DEFAULT_SHAPE = ArrayShape(neurons=8, lanes=2, groups=2, v_width=8, i_width=6, ref_width=3,
@@ -247,11 +247,11 @@ def equivalent(mset: MutantSet, k: int, *, depth: int,
     return False, f"equivalence check failed: {err.strip()[-200:]}"
 
 
-def classify(mset: MutantSet, model, k: int, cases, *, depth: int, test_root) -> dict:
+def simulate(mset: MutantSet, model, k: int, cases, *, test_root) -> dict:
     """Run mutant ``k`` (0: the original) through ``cases`` on ``model`` (a
-    :class:`~lifgate.sim.runner.SimBuild` of ``mset.verilog``); prove survivors equivalent
-    or not. One result dict: ``mutant``, ``status``, ``case``, ``detail``, ``location``,
-    ``mutation``, ``seconds``."""
+    :class:`~lifgate.sim.runner.SimBuild` of ``mset.verilog``), stopping at the first failure.
+    One result dict: ``mutant``, ``status`` (``killed`` or ``passed``), ``case``, ``detail``,
+    ``location``, ``mutation``, ``seconds``."""
     t0 = time.perf_counter()
     res = {"mutant": k, "mutation": mset.mutations[k - 1] if k else None,
            "location": mset.locations[k - 1] if k else None}
@@ -265,15 +265,20 @@ def classify(mset: MutantSet, model, k: int, cases, *, depth: int, test_root) ->
         failed, detail = {"name": "(session)"}, {"error": str(e).splitlines()[0]}
     res["case"] = None if failed is None else failed["name"]
     res["detail"] = detail
-    if failed is not None:
-        res["status"] = "killed"
-    elif k == 0:
-        res["status"] = "passed"
-    else:
-        eq, res["proof"] = equivalent(mset, k, depth=depth)
-        res["status"] = "equivalent" if eq else "survived"
+    res["status"] = "passed" if failed is None else "killed"
     res["seconds"] = time.perf_counter() - t0
     return res
+
+
+def classify(mset: MutantSet, res: dict, *, depth: int) -> dict:
+    """A mutant that ``passed`` the regression (:func:`simulate`) becomes ``equivalent`` or
+    ``survived`` (:func:`equivalent`, its note in ``proof``); others are returned as they are."""
+    if res["status"] != "passed" or res["mutant"] == 0:
+        return res
+    t0 = time.perf_counter()
+    eq, note = equivalent(mset, res["mutant"], depth=depth)
+    return {**res, "status": "equivalent" if eq else "survived", "proof": note,
+            "seconds": res["seconds"] + time.perf_counter() - t0}
 
 
 def _load(results: Path, key: str) -> dict:
@@ -293,9 +298,10 @@ def _load(results: Path, key: str) -> dict:
 def run_mutants(mset: MutantSet, model, cases, *, results, cases_key: str, depth: int,
                 jobs: int = 1, progress=None) -> list[dict]:
     """Classify every mutant of ``mset`` not yet in ``results`` (JSON lines, appended as they
-    come), ``jobs`` simulations at a time; return all results of this key, in mutant order.
-    ``cases_key`` names the cases (sim, seed, counts): results are reused only for the same
-    design, mutants, cases and depth."""
+    come): first every simulation, ``jobs`` at a time (a killed mutant is written at once),
+    then the equivalence checks of the ones that passed, ``jobs`` at a time. Returns all
+    results of this key, in mutant order. ``cases_key`` names the cases: results are reused
+    only for the same design, mutants, cases and depth."""
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
     key = f"{mset.key}/{cases_key}/depth{depth}"
@@ -304,30 +310,32 @@ def run_mutants(mset: MutantSet, model, cases, *, results, cases_key: str, depth
     if progress:
         for k in sorted(done):
             progress(done[k])
+    runs = mset.work / "runs"
     if 0 in todo:  # the original first: if it fails, no mutant's result means anything
-        r = classify(mset, model, 0, cases, depth=depth, test_root=mset.work / "runs")
-        r["key"] = key
+        r = simulate(mset, model, 0, cases, test_root=runs)
         if r["status"] != "passed":
             raise RuntimeError(f"the unmutated design fails the regression: {r['detail']}")
-        with results.open("a") as f:
-            f.write(json.dumps(r) + "\n")
-        done[0] = r
         todo.remove(0)
-        if progress:
-            progress(r)
-
-    def one(k):
-        return classify(mset, model, k, cases, depth=depth, test_root=mset.work / "runs")
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, results.open("a") as f:
-        for r in pool.map(one, todo):
-            r["key"] = key
-            f.write(json.dumps(r) + "\n")
-            f.flush()
-            done[r["mutant"]] = r
-            if progress:
-                progress(r)
+        _record(results, key, r, done, progress)
+    passed = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for r in pool.map(lambda k: simulate(mset, model, k, cases, test_root=runs), todo):
+            if r["status"] == "passed":
+                passed.append(r)
+            else:
+                _record(results, key, r, done, progress)
+        for r in pool.map(lambda r: classify(mset, r, depth=depth), passed):
+            _record(results, key, r, done, progress)
     return [done[k] for k in sorted(done)]
+
+
+def _record(results: Path, key: str, r: dict, done: dict, progress) -> None:
+    r["key"] = key
+    with results.open("a") as f:
+        f.write(json.dumps(r) + "\n")
+    done[r["mutant"]] = r
+    if progress:
+        progress(r)
 
 
 def score(results: list[dict]) -> dict:

@@ -49,9 +49,9 @@ def register(subparsers, summary):
                    help="simulator (default verilator: one build for every mutant)")
     p.add_argument("--jobs", type=int, default=2, metavar="J",
                    help="simulations at a time, 1 to 64 (default 2)")
-    p.add_argument("--depth", type=int, default=12, metavar="C",
+    p.add_argument("--depth", type=int, default=8, metavar="C",
                    help="clocks after reset of the bounded equivalence check of a mutant "
-                   "that passed (sat -seq C on the outputs), 1 to 64 (default 12)")
+                   "that passed (sat -seq C on the outputs), 1 to 64 (default 8)")
     p.add_argument("--goal", type=float, default=0.95, metavar="F",
                    help="score (killed / non-equivalent) for \"ok\", 0 to 1 (default 0.95)")
     p.add_argument("--results", default="build/mutants/results.jsonl", metavar="FILE",
