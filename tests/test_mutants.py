@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from lifgate.app.cli import main
+
 _BENCH = Path(__file__).resolve().parents[1] / "bench" / "mutants.py"
 _spec = importlib.util.spec_from_file_location("lifgate_bench_mutants", _BENCH)
 mutants = importlib.util.module_from_spec(_spec)
@@ -46,10 +48,9 @@ def test_lifgate_mutants_smoke_is_seeded_and_resumable(tmp_path, capsys):
     """``lifgate mutants`` on a handful of Yosys mutants (Icarus, short cases): the original
     passes, every mutant gets a status, a survivor a source location; a second run reads the
     results file instead of simulating again and reports the same."""
-    from lifgate.app.cli import main
-
     args = ["mutants", "--count", "4", "--seed", "3", "--configs", "1", "--steps", "4",
-            "--sim", "icarus", "--jobs", "1", "--json", "--no-progress", "--goal", "0",
+            "--sim", "icarus", "--jobs", "1", "--depth", "2", "--json", "--no-progress",
+            "--goal", "0",
             "--build-dir", str(tmp_path / "b"), "--results", str(tmp_path / "r.jsonl")]
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out)
