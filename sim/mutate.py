@@ -17,11 +17,13 @@ session (:func:`lifgate.sim.runner.run` with ``plusargs``), stopped at the first
 Classification (:data:`STATUSES`):
 
 * ``killed``: some case failed (a mismatch, X/Z on an output, a hang or a crash);
-* ``equivalent``: it passed, and Yosys shows it equivalent to the original
-  (:func:`equivalent`): by an induction proof over every signal (unbounded), or else on the
-  outputs for the first ``depth`` clocks after reset, whatever the inputs (bounded: say so);
-* ``survived``: it passed and neither check went through (outputs that differ within
-  ``depth`` clocks, or a solver timeout).
+* ``equivalent``: it passed, and Yosys proves it equivalent to the original by induction
+  over every signal (:func:`equivalent`; unbounded);
+* ``survived``: it passed and that proof did not go through. The note says what the bounded
+  check on the outputs found (no difference in the first ``depth`` clocks after reset,
+  whatever the inputs; or a difference; or a timeout): a bounded "no difference" is shown
+  apart (``bounded_equal``) but still counted as a survivor, because ``depth`` clocks are
+  fewer than one timestep takes from reset.
 
 The score is ``killed / (killed + survived)``. Every result is appended to a JSON-lines
 results file as it is found; a second run with the same design, mutants and cases skips the
@@ -57,7 +59,7 @@ from lifgate.sim.tools import find_tool, tool_env
 from lifgate.config import ArrayShape, ConfigError
 
 __all__ = ["DEFAULT_SHAPE", "STATUSES", "MutantSet", "classify", "equivalent", "prepare",
-           "run_mutants", "score", "simulate", "source_location"]
+           "run_mutants", "score", "simulate", "source_location", "survivors"]
 
 STATUSES = ("killed", "survived", "equivalent")
 DEFAULT_SHAPE = ArrayShape(neurons=8, lanes=2, groups=2, v_width=8, i_width=6, ref_width=3,
@@ -277,6 +279,8 @@ def classify(mset: MutantSet, res: dict, *, depth: int) -> dict:
         return res
     t0 = time.perf_counter()
     eq, note = equivalent(mset, res["mutant"], depth=depth)
+    # Equal outputs for `depth` clocks only: kept apart by score(), never "equivalent".
+    eq = eq and "(bounded)" not in note
     return {**res, "status": "equivalent" if eq else "survived", "proof": note,
             "seconds": res["seconds"] + time.perf_counter() - t0}
 
@@ -338,15 +342,36 @@ def _record(results: Path, key: str, r: dict, done: dict, progress) -> None:
         progress(r)
 
 
+def _bounded(r: dict) -> bool:
+    return "(bounded)" in (r.get("proof") or "")
+
+
 def score(results: list[dict]) -> dict:
-    """Counts and the score ``killed / (killed + survived)`` of mutant results (not 0);
-    ``equivalent_bounded``: the equivalent ones shown so only for ``depth`` clocks;
-    ``killed_of_all``: killed / every mutant (equivalent ones counted as not killed)."""
+    """Counts and scores of mutant results (mutant 0, the original, left out).
+
+    Only a proof over every signal (unbounded) makes a mutant ``equivalent`` here; one whose
+    outputs were only shown equal for the first ``depth`` clocks after reset (``bounded``)
+    counts as ``survived``: ``depth`` clocks are fewer than one timestep of the array takes
+    from reset, so that check cannot tell a harmless mutant from a missed one. ``score`` =
+    killed / (mutants - equivalent); ``score_if_bounded_equivalent`` counts the bounded ones as
+    equivalent too (an upper bound); ``killed_of_all`` = killed / mutants."""
     mutants = [r for r in results if r["mutant"] != 0]
-    counts = {s: sum(r["status"] == s for r in mutants) for s in STATUSES}
-    live = counts["killed"] + counts["survived"]
-    bounded = sum(r["status"] == "equivalent" and "(bounded)" in r.get("proof", "")
-                  for r in mutants)
-    return {"mutants": len(mutants), **counts, "equivalent_bounded": bounded,
-            "score": counts["killed"] / live if live else None,
-            "killed_of_all": counts["killed"] / len(mutants) if mutants else None}
+    killed = sum(r["status"] == "killed" for r in mutants)
+    bounded = sum(r["status"] != "killed" and _bounded(r) for r in mutants)
+    equivalent_ = sum(r["status"] == "equivalent" and not _bounded(r) for r in mutants)
+    survived = len(mutants) - killed - equivalent_
+    live = killed + survived
+    return {"mutants": len(mutants), "killed": killed, "survived": survived,
+            "equivalent": equivalent_, "bounded_equal": bounded,
+            "score": killed / live if live else None,
+            "score_if_bounded_equivalent": (killed / (live - bounded) if live > bounded
+                                            else None),
+            "killed_of_all": killed / len(mutants) if mutants else None}
+
+
+def survivors(results: list[dict]) -> list[dict]:
+    """The mutants counted as survived by :func:`score`, with location, mutation, note."""
+    return [{"mutant": r["mutant"], "location": r["location"], "mutation": r["mutation"],
+             "proof": r.get("proof")} for r in results
+            if r["mutant"] != 0 and r["status"] != "killed"
+            and not (r["status"] == "equivalent" and not _bounded(r))]

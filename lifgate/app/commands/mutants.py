@@ -6,10 +6,10 @@ noise), all of them built into one simulator model behind a control input (MCY s
 build for every mutant), and each runs through the default regression (the directed cases and
 ``--configs`` random configurations of ``lifgate verify``, stopped at the first failure).
 A mutant that passes is checked for equivalence with the original by Yosys: an induction proof
-over every signal (``equiv_make``, ``equiv_simple``, ``equiv_induct``: unbounded), or else
-the outputs of a ``miter`` under ``sat -seq --depth`` (no output differs in the first
-``--depth`` clocks after reset, whatever the inputs: bounded). Equivalent mutants are not
-counted; the bounded ones are reported apart. The
+over every signal (``equiv_make``, ``equiv_simple``, ``equiv_induct``: unbounded) makes it
+equivalent (not counted). Otherwise the outputs of a ``miter`` go under ``sat -seq --depth``;
+"no output differs in the first ``--depth`` clocks after reset" is reported, but the mutant
+still counts as a survivor (a timestep takes more clocks than that from reset). The
 score is killed / (killed + survived); every survivor is listed with its place in the Amaranth
 source. See :mod:`lifgate.sim.mutate`.
 
@@ -105,8 +105,7 @@ def run(args) -> int:
         except RuntimeError as e:
             raise UsageError(str(e)) from None
     sc = mutate.score(results)
-    survivors = [{"mutant": r["mutant"], "location": r["location"], "mutation": r["mutation"],
-                  "proof": r.get("proof")} for r in results if r["status"] == "survived"]
+    survivors = mutate.survivors(results)
     ok = sc["score"] is not None and sc["score"] >= args.goal
     out = {"ok": ok, **sc, "goal": args.goal, "seed": args.seed, "sim": args.sim,
            "cases": len(cases), "configs": args.configs, "steps": args.steps,
@@ -117,10 +116,10 @@ def run(args) -> int:
         print(json.dumps(out, indent=2))
     else:
         pct = "-" if sc["score"] is None else f"{100 * sc['score']:.1f} %"
-        print(f"{sc['mutants']} mutants: {sc['killed']} killed, {sc['survived']} survived, "
-              f"{sc['equivalent']} equivalent ({sc['equivalent_bounded']} of them only for "
-              f"{args.depth} clocks after reset); "
-              f"score {pct} of the non-equivalent (goal {100 * args.goal:.0f} %)")
+        print(f"{sc['mutants']} mutants: {sc['killed']} killed, {sc['survived']} survived "
+              f"({sc['bounded_equal']} of them with equal outputs for {args.depth} clocks after "
+              f"reset), {sc['equivalent']} proved equivalent; score {pct} of the "
+              f"non-equivalent (goal {100 * args.goal:.0f} %)")
         for s in survivors:
-            print(f"  survivor {s['mutant']}: {s['location']}  [{s['mutation']}]")
+            print(f"  survivor {s['mutant']}: {s['location']}: {s['proof']}  [{s['mutation']}]")
     return 0 if ok else 1
