@@ -205,6 +205,8 @@ class TB:
             self.py_seconds += time.perf_counter() - tp
             step0 = state.step
             done_steps = 0
+            if seg.steps == 0:  # one start with steps = 0: no beats, done still pulses
+                await self.run_chunk(0, None, case, open_file=True)
             while done_steps < seg.steps:
                 n = min(chunk_max, seg.steps - done_steps) if currents is not None else seg.steps
                 part = None if currents is None else currents[done_steps : done_steps + n]
