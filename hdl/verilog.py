@@ -43,14 +43,15 @@ TOP = "lif_array"
 WAIVERS = Path(__file__).with_name("waivers.vlt")
 
 
-def convert_verilog(top, *, name: str, internal_attrs: bool = False) -> str:
+def convert_verilog(top, *, name: str, internal_attrs: bool = False, src: bool = False) -> str:
     """The Verilog text of the Amaranth design ``top`` as module ``name``.
 
-    Without ``src`` attributes (no absolute paths): the same design gives the same text.
+    Without ``src`` attributes (no absolute paths): the same design gives the same text;
+    ``src=True`` keeps them (``lifgate mutants`` locates each mutation in the Python source).
     Amaranth's internal attributes (``top``, ``generator``) are stripped unless
     ``internal_attrs`` (the board tops keep them, so their Verilog stays as it was).
     """
-    return amaranth_verilog.convert(top, name=name, emit_src=False,
+    return amaranth_verilog.convert(top, name=name, emit_src=src,
                                     strip_internal_attrs=not internal_attrs)
 
 

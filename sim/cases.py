@@ -49,7 +49,8 @@ class Segment:
     -------
     steps : int
         Steps this run takes (it is split into several ``start``s if the harness' stimulus
-        memory is too small).
+        memory is too small); 0 is one ``start`` with ``steps = 0``, which runs none
+        (``done`` still pulses; ``docs/hardware.md``).
     clear : bool
         Clear the array before this run (state back to ``v_init``, step 0, noise reseeded).
         The first segment of a case always starts after a clear.
@@ -64,8 +65,8 @@ class Segment:
     abort_after: int | None = None
 
     def __post_init__(self):
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ConfigError(f"segment 'steps' must be a positive integer, not {self.steps!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise ConfigError(f"segment 'steps' must be an integer >= 0, not {self.steps!r}")
 
 
 @dataclass(frozen=True)
@@ -525,6 +526,10 @@ def _sequence_cases(d: _Directed) -> None:
         )
     # The step label wraps modulo 2**step_width in the middle of a continued run (only for
     # shapes where that takes few updates).
+    # A start with steps = 0 between two runs: it runs none, the state and the step label carry
+    # over (issue 20: Yosys mutants that turn it into a run of 2**32 steps survived).
+    d.add("zero_steps_between_runs", base,
+          segments=(Segment(steps // 4 + 1), Segment(0), Segment(steps // 4 + 1)))
     wrap = 1 << shape.step_width
     if wrap * shape.neurons <= 1 << 16:
         d.add("step_label_wrap", base, segments=(Segment(wrap - 3), Segment(7)), inp=full)
@@ -544,4 +549,23 @@ def _noise_cases(d: _Directed) -> None:
                 reset_mode=ResetMode(g % 2), t_ref=g % 3)),
             noise=NoiseParams(seed=seed, gain=gain),
             inp=None if gain == 65535 else {"kind": "sparse", "seed": 17},
+        )
+    # Noise that stays visible in v (z about a quarter of the range: the centred byte sum has
+    # a standard deviation near 148, z = c * gain / 256), under backpressure and input gaps,
+    # so that the pipeline stalls while the noise multiplier holds its operands (issue 20:
+    # Yosys mutants of the multiply-add's hold paths survived every other case, where the
+    # noise was either too small to see or saturated v).
+    gain = _clip(round(256 * (hi // 4) / 148), 1, (1 << 16) - 1)
+    for ready, gap, seed in ((160, 96, 0x5EED), (96, 200, 0xBADC0DE)):
+        d.add(
+            f"noise_visible_stalls_r{ready}_g{gap}",
+            d.per_group(lambda g: NeuronParams(
+                v_th=hi, v_rest=0, v_reset=0, v_init=0, bias=0,
+                leak_mode=modes[g % len(modes)], leak=d.mild(modes[g % len(modes)]),
+                reset_mode=ResetMode(g % 2), t_ref=0)),
+            noise=NoiseParams(seed=seed, gain=gain),
+            inp={"kind": "sparse", "seed": 23},
+            ready=ready,
+            gap=gap,
+            lfsr=seed & 0xFFFF,
         )

@@ -8,6 +8,7 @@ testbench) or on Amaranth's simulator (through ``lifgate.sim.driver.simulate_rtl
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shlex
 import time
 from pathlib import Path
@@ -120,7 +121,8 @@ class Report:
 def regress(sim: str, shape: ArrayShape, cases: list[SimCase], *, build_dir,
             membrane: bool = True, waves_dir=None, progress=None,
             optimize: bool = True, options: dict | None = None, test_dir=None,
-            around_build=None) -> Report:
+            around_build=None, verilog: str | None = None, top: str = "lif_array",
+            models: str | None = None) -> Report:
     """Run ``cases`` on ``sim`` for ``shape``; see :class:`Report`.
 
     The one simulator dispatcher of lifgate (``lifgate verify``, ``lifgate demo``, the tests).
@@ -131,22 +133,29 @@ def regress(sim: str, shape: ArrayShape, cases: list[SimCase], *, build_dir,
     session's folder (:func:`lifgate.sim.runner.run`). ``around_build``: called with the build
     (a function of no arguments returning the model) and returns what it returns, to show
     progress around it. A case with ``outputs`` gets its RTL outputs written there, on every
-    simulator.
+    simulator. ``verilog``, ``top``, ``models``: a design from elsewhere instead of the
+    generated one (``lifgate verify --verilog``, see :func:`lifgate.sim.runner.build`; not on
+    Amaranth's simulator).
     """
     if sim not in SIMS:
         raise ConfigError(f"parameter 'sim' must be one of {', '.join(SIMS)}, not {sim!r}")
     if sim == "amaranth":
+        if verilog is not None:
+            raise ConfigError("a Verilog text runs on icarus or verilator, not on amaranth")
         return _regress_amaranth(shape, cases, membrane=membrane, waves_dir=waves_dir,
                                  progress=progress, options=options)
     build_dir = Path(build_dir)
     waves = waves_dir is not None
     key = runner.shape_key(shape, membrane, options)
     key += "-waves" if waves and sim == "verilator" else ""
+    if verilog is not None:  # its own folder: the generated design's build stays cached
+        key += "-file" + hashlib.sha1(f"{top}\0{verilog}".encode()).hexdigest()[:10]
     t0 = time.perf_counter()
 
     def build():
         return runner.build(sim, shape, build_dir=build_dir / f"{sim}-{key}",
-                            membrane=membrane, waves=waves, optimize=optimize, options=options)
+                            membrane=membrane, waves=waves, optimize=optimize, options=options,
+                            verilog=verilog, top=top, models=models)
 
     model = build() if around_build is None else around_build(build)
     t1 = time.perf_counter()

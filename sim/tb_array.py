@@ -205,6 +205,8 @@ class TB:
             self.py_seconds += time.perf_counter() - tp
             step0 = state.step
             done_steps = 0
+            if seg.steps == 0:  # one start with steps = 0: no beats, done still pulses
+                await self.run_chunk(0, None, case, open_file=True)
             while done_steps < seg.steps:
                 n = min(chunk_max, seg.steps - done_steps) if currents is not None else seg.steps
                 part = None if currents is None else currents[done_steps : done_steps + n]
@@ -268,6 +270,9 @@ async def run_cases(dut):
                 await tb.reset()
             out.write(json.dumps(res) + "\n")
             out.flush()
+            if os.environ.get("LIFGATE_SIM_STOP") and (res["mismatch"] is not None
+                                                       or res.get("xz")):
+                break  # runner.run(stop_at_first=True): one failure is the answer
     if profile is not None:
         profile.disable()
         profile.dump_stats(os.environ["LIFGATE_SIM_PROFILE"])

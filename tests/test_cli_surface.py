@@ -22,6 +22,7 @@ from lifgate.app.cli import DEFAULT_GROUPS, build_parser, main
 LONG_COMMANDS = {
     "verify": [],
     "bench": [],
+    "mutants": [],
     "resources": [],
     "build": ["--board", "icebreaker"],
     "digits": [],

@@ -91,6 +91,12 @@ HOW = {
     "--lanes-per-enable 1 -o ecp5.v": Run(),
     "lifgate verify --sim icarus|verilator|amaranth [--configs 20] [--seed S] [--waves DIR] "
     "[--json]": Synopsis(),
+    "lifgate verify --verilog FILE [--top NAME] [--config F] [--sim icarus|verilator] [--json]":
+        Synopsis(),
+    "lifgate verify --netlist icebreaker|ulx3s-85f [--neurons N] [--lanes P] "
+    "[--sim icarus|verilator]": Synopsis(),
+    "lifgate mutants [--count 240] [--seed 1] [--jobs 2] [--json]": Help(
+        "the mutation benchmark (tens of minutes); tests/test_mutants.py runs 4 mutants"),
     "lifgate digits [--steps 32] [--samples 20]": Synopsis(),
     "lifgate digits --board sim:verilator --limit 20": Run(
         "--samples 0 --limit 2", why="2 digits over the simulated link instead of 20, and no "
@@ -168,7 +174,7 @@ HOW = {
     "python -m lifgate.sim.formal --prop equiv --mode prove --engine pdr --modes const "
     "--neurons 1 --timeout 500": Help(FORMAL),
     "python -m pytest -m formal tests/test_formal.py -n 2": Collect(),
-    "python bench/mutants.py": Help("the whole table runs 61 cases and 8 mutants (minutes); "
+    "python bench/mutants.py": Help("the whole table runs 64 cases and 8 mutants (minutes); "
                                     "tests/test_mutants.py runs every mutant on three cases"),
     "python bench/mutants.py --list": Run(),
     "python bench/mutants.py -m stuck_lfsr": Run(),

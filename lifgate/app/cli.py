@@ -26,6 +26,7 @@ COMMANDS = [
     ("generate", "write the Verilog of a neuron array"),
     ("verify", "run the bit-exact regression of the RTL against the golden model"),
     ("bench", "measure throughput of the golden model and the simulators"),
+    ("mutants", "score the regression on Yosys-made mutants of the array (a benchmark)"),
     ("resources", "synthesise for iCE40UP5K and ECP5-85F and report cells, RAMs and Fmax"),
     ("build", "build a bitstream for a board"),
     ("program", "flash a bitstream onto a board"),
