@@ -71,6 +71,7 @@ from lifgate.boards.framehost import (
     open_on,
     parse_spec,
 )
+from lifgate.boards.link import CURRENT_RAMS
 from lifgate.boards.netlist import build_netlist_top
 from lifgate.boards.netproto import is_network_version
 from lifgate.boards.protocol import (
@@ -168,7 +169,9 @@ class SimTransport(Transport):
     timeout : int
         The link's idle timeout in clocks (truncated frames, overruns).
     current_ram : str
-        ``memory`` or ``spram`` (the iCEBreaker's input-current memory, with Yosys' model).
+        ``memory``, ``spram`` (the iCEBreaker's input-current memory, with Yosys' model),
+        ``ecp5`` (the ULX3S's feeder: ``DP16KD`` blocks with their output registers,
+        lifgate's model) or ``feeder`` (the same feeder on inferred memories).
     counts_ram : str
         ``memory`` or ``spram``: the spike counts' memory (a board with COUNTS).
     top : SimTop, optional
@@ -188,7 +191,7 @@ class SimTransport(Transport):
             check_choice("parameter 'sim'", sim, ("verilator", "icarus"))
             check_int("parameter 'divisor'", divisor, 4, 1 << 16)
             check_int("parameter 'timeout'", timeout, 2, 1 << 24)
-            check_choice("parameter 'current_ram'", current_ram, ("memory", "spram"))
+            check_choice("parameter 'current_ram'", current_ram, CURRENT_RAMS)
             check_choice("parameter 'counts_ram'", counts_ram, ("memory", "spram"))
             output_dir("parameter 'build_dir'", build_dir)
         check_number("parameter 'start_timeout'", start_timeout, 0, 86400, unit="s",

@@ -14,6 +14,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+from lifgate.boards.feed import CurrentFeeder
 from lifgate.boards.framelink import (
     R_DONE,
     FrameCore,
@@ -39,7 +40,8 @@ from lifgate.hdl.counts import SpikeCounter
 
 from lifgate.config import ConfigError
 
-__all__ = ["CurrentMemory", "FrameRx", "FrameTx", "HostLink", "SkidBuffer", "crc16_update"]
+__all__ = ["CURRENT_RAMS", "CurrentMemory", "FrameRx", "FrameTx", "HostLink", "SkidBuffer",
+           "crc16_update"]
 
 
 class SkidBuffer(wiring.Component):
@@ -90,6 +92,13 @@ class SkidBuffer(wiring.Component):
             with m.If(self.flush):
                 m.d.sync += [main_v.eq(0), skid_v.eq(0)]
         return m
+
+
+#: Kinds of the input-current memory: ``memory`` and ``spram`` (:class:`CurrentMemory`, read
+#: through an address multiplexer), ``ecp5`` (:class:`~lifgate.boards.feed.CurrentFeeder`:
+#: ``DP16KD`` blocks per lane with registered addresses) and ``feeder`` (the same feeder on
+#: inferred memories of the same latency, for simulators without the primitive's model).
+CURRENT_RAMS = ("memory", "spram", "ecp5", "feeder")
 
 
 class CurrentMemory(wiring.Component):
@@ -177,7 +186,8 @@ class HostLink(LinkComponent):
         Clocks of line silence that end a partial frame (``ERR_TIMEOUT``) or an overrun.
     current_ram : str
         ``"memory"``: the input currents are an Amaranth memory (block RAM); ``"spram"``:
-        iCE40 UltraPlus ``SB_SPRAM256KA`` instances (see :class:`CurrentMemory`).
+        iCE40 UltraPlus ``SB_SPRAM256KA`` instances (see :class:`CurrentMemory`); ``"ecp5"``
+        / ``"feeder"``: :class:`~lifgate.boards.feed.CurrentFeeder` (see :data:`CURRENT_RAMS`).
     array_options : dict, optional
         Structural options of the :class:`~lifgate.hdl.array.LIFArray` (``pipeline``,
         ``lanes_per_enable``); they change its size and speed, not its behaviour.
@@ -199,8 +209,9 @@ class HostLink(LinkComponent):
             raise ConfigError(
                 f"parameter 'lanes' must be a power of two for a board top, not {lanes!r}"
             )
-        if current_ram not in ("memory", "spram"):
-            raise ValueError(f"Current RAM must be 'memory' or 'spram', not {current_ram!r}")
+        if current_ram not in CURRENT_RAMS:
+            raise ValueError(f"Current RAM must be one of {', '.join(map(repr, CURRENT_RAMS))}"
+                             f", not {current_ram!r}")
         if counts_ram not in ("memory", "spram"):
             raise ValueError(f"Counts RAM must be 'memory' or 'spram', not {counts_ram!r}")
         self.current_ram = current_ram
@@ -213,7 +224,8 @@ class HostLink(LinkComponent):
         m.submodules.array = array = LIFArray(f.shape, membrane=f.membrane, noise=f.noise,
                                               **self.array_options)
         ex = _ArrayExecutor(m, core, array, f, spram=self.current_ram == "spram",
-                            counts_spram=self.counts_ram == "spram")
+                            counts_spram=self.counts_ram == "spram",
+                            feeder={"ecp5": "ecp5", "feeder": "inferred"}.get(self.current_ram))
         return array.busy, ex.input_en
 
 
@@ -222,7 +234,7 @@ class _ArrayExecutor:
     memory, the run's feeder and ``STEP`` serializer, and the FSM states of its commands."""
 
     def __init__(self, m: Module, core: FrameCore, array, f: Features, *, spram: bool,
-                 counts_spram: bool = False):
+                 counts_spram: bool = False, feeder: str | None = None):
         self.m, self.core, self.array, self.f = m, core, array, f
         self.counts_spram = counts_spram
         shape = f.shape
@@ -230,7 +242,14 @@ class _ArrayExecutor:
         IB, PB = f.current_bytes, f.param_bytes
 
         # Input-current memory: one row per lane address, lane p in bits p*IW.
-        m.submodules.cur = self.cur = CurrentMemory(lanes=P, width=IW, depth=D, spram=spram)
+        # With a feeder (``feeder``: its RAMs' kind) the memory is the feeder's.
+        self.feeder = feeder
+        if feeder is None:
+            m.submodules.cur = self.cur = CurrentMemory(lanes=P, width=IW, depth=D,
+                                                        spram=spram)
+        else:
+            m.submodules.feeder = self.cur = CurrentFeeder(lanes=P, width=IW, depth=D,
+                                                           kind=feeder)
 
         # Run-time registers.
         seed = Signal(32, init=1)
@@ -291,13 +310,22 @@ class _ArrayExecutor:
         self.feed_ok = feed_ok = Signal(name="feed_ok")
         # Register slices on both streams of the array: its ready signals (its pipeline
         # enable) then never depend combinationally on the serializer or the feeder.
-        m.submodules.islice = islice = SkidBuffer(array.i_stream.payload.shape(), flush=True)
+        if self.feeder is None:
+            m.submodules.islice = islice = SkidBuffer(array.i_stream.payload.shape(),
+                                                      flush=True)
+        else:
+            islice = cur  # its stream's valid and payload are registers; flush begins a run
         # The output slice carries two flags beside the beat, computed before its registers:
         # first (address 0) and last (address D - 1) beat of a step.
         out_layout = data.StructLayout({"beat": array.o_stream.payload.shape(),
                                         "first": 1, "last": 1})
         m.submodules.oslice = oslice = SkidBuffer(out_layout)
-        wiring.connect(m, islice.o, array.i_stream)
+        if self.feeder is None:
+            wiring.connect(m, islice.o, array.i_stream)
+        else:
+            m.d.comb += [array.i_stream.payload.eq(cur.o.payload),
+                         array.i_stream.valid.eq(cur.o.valid),
+                         cur.o.ready.eq(array.i_stream.ready)]
         # A beat leaves the array when the slice and (a run with COUNTS) the counts unit
         # take it; ``out_ok`` is the latter's say (registers only).
         self.out_ok = out_ok = Signal(name="out_ok")
@@ -309,6 +337,17 @@ class _ArrayExecutor:
             array.o_stream.ready.eq(oslice.i.ready & out_ok),
         ]
         self.islice, self.oslice, self.ostream = islice, oslice, oslice.o
+        self.wr_we = wr_we = Signal(P, name="wr_we")
+        self.wr_data = wr_data = Signal(P * IW, name="wr_data")
+        if self.feeder is not None:
+            # The feeder's address counters and FIFOs (boards/feed.py); its write port
+            # takes the write registers below.
+            wr_we_r, wr_data_r = Signal(P), Signal(P * IW)
+            wr_addr_r = Signal.like(self.wr_addr)
+            m.d.sync += [wr_we_r.eq(wr_we), wr_data_r.eq(wr_data), wr_addr_r.eq(self.wr_addr)]
+            m.d.comb += [cur.run.eq(running), cur.w_addr.eq(wr_addr_r), cur.w_we.eq(wr_we_r),
+                         cur.w_data.eq(wr_data_r)]
+            return
         m.d.comb += [
             islice.i.payload.eq(cur.rdata),
             islice.i.valid.eq(running & feed_ok),
@@ -324,8 +363,6 @@ class _ArrayExecutor:
             m.d.sync += held.eq(feed_addr)
         # Writes go through one register stage (address, lanes, data): the payload buffer and
         # the current memory are block RAMs far apart on a large device.
-        self.wr_we = wr_we = Signal(P, name="wr_we")
-        self.wr_data = wr_data = Signal(P * IW, name="wr_data")
         wr_we_r, wr_data_r = Signal(P), Signal(P * IW)
         wr_addr_r = Signal.like(self.wr_addr)
         m.d.sync += [wr_we_r.eq(wr_we), wr_data_r.eq(wr_data), wr_addr_r.eq(self.wr_addr)]

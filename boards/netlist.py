@@ -39,7 +39,7 @@ from pathlib import Path
 from lifgate.boards.framehost import NETLIST_BOARDS
 from lifgate.boards.link import HostLink
 from lifgate.boards.protocol import Features
-from lifgate.boards.toolchain import SYNTH_OPTS, Board, board, spram_currents
+from lifgate.boards.toolchain import SYNTH_OPTS, Board, board, current_ram
 from lifgate.boards.top import TOPLEVEL, SimTop, build_verilog_top
 from lifgate.hdl.dsp import MULT18X18D_MODEL
 from lifgate.hdl.ram import DP16KD_PORTS
@@ -95,7 +95,7 @@ def board_link(board_: Board, features: Features, *, divisor: int, timeout: int)
     its current memory and the board's array options (pipeline, multiplier, memory), with
     the UART ``divisor`` and link ``timeout`` (clocks) of a simulation."""
     return HostLink(features, divisor=divisor, timeout=timeout,
-                    current_ram="spram" if spram_currents(board_, features.shape) else "memory",
+                    current_ram=current_ram(board_, features.shape),
                     array_options={"pipeline": board_.pipeline,
                                    "multiplier": board_.multiplier,
                                    "memory": board_.array_memory(features.shape)})

@@ -170,6 +170,18 @@ def spram_currents(board_: Board, shape) -> bool:
             and shape.depth <= 16384 and shape.lanes * shape.i_width <= 64)
 
 
+def current_ram(board_: Board, shape) -> str:
+    """The kind of ``board_``'s input-current memory (``HostLink``'s ``current_ram``):
+    ``spram`` where :func:`spram_currents`, ``ecp5`` on the ECP5 (``DP16KD`` blocks behind
+    registered addresses, ``lifgate.boards.feed.CurrentFeeder``) where ``shape``'s depth fits
+    them, else ``memory``."""
+    if spram_currents(board_, shape):
+        return "spram"
+    if board_.family == "ecp5" and shape.depth <= ECP5_MAX_DEPTH:
+        return "ecp5"
+    return "memory"
+
+
 def board(name: str) -> Board:
     """The :class:`Board` called ``name``; :class:`~lifgate.config.ConfigError` if unknown."""
     try:

@@ -19,7 +19,7 @@ from cocotb_tools.runner import VerilatorControlFile, get_results
 from lifgate.boards.link import HostLink
 from lifgate.boards.pll import BoardClock
 from lifgate.boards.protocol import BOARD_MAX_BAUD, LINK_TIMEOUT_S, MAX_BAUD, Features, check_baud
-from lifgate.boards.toolchain import Board, spram_currents
+from lifgate.boards.toolchain import Board, current_ram, spram_currents
 from lifgate.boards.uart import divisor_for
 from lifgate.hdl.dsp import simulation_models
 from lifgate.hdl.verilog import convert_verilog
@@ -101,7 +101,7 @@ class BoardTop(Elaboratable):
         counts_spram = board.family == "ice40" and counts and current_blocks + count_blocks <= 4
         self.link = HostLink(self.features, divisor=divisor,
                              timeout=max(2, int(freq * timeout_s)),
-                             current_ram="spram" if spram else "memory",
+                             current_ram=current_ram(board, shape),
                              counts_ram="spram" if counts_spram else "memory",
                              array_options={"pipeline": board.pipeline,
                                             "multiplier": board.multiplier,

@@ -206,6 +206,22 @@ def test_sim_board(sim, tmp_path):
         board.close()
 
 
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_sim_board_feeder(sim, tmp_path):
+    """The ULX3S's input-current feeder (boards/feed.py: DP16KD blocks with their output
+    registers behind per-lane address registers, lifgate's DP16KD model): the experiment equals
+    the golden model, and every bad input gives the model's error reply and changes nothing."""
+    board = open_board(f"sim:{sim}", features=FEATURES, build_dir=tmp_path, timeout=2000,
+                       current_ram="ecp5")
+    try:
+        steps = (40, 30) if sim == "verilator" else (10, 8)
+        rate, noise = experiment(board, *steps)
+        check_against_golden(rate, noise, *steps)
+        run_bad_inputs(board, open_board("model", features=FEATURES))
+    finally:
+        board.close()
+
+
 def test_icarus_board_spram(tmp_path):
     """The iCEBreaker's input currents in SB_SPRAM256KA (Yosys' model): the rate slice."""
     board = open_board("sim:icarus", features=FEATURES, build_dir=tmp_path, timeout=2000,

@@ -267,29 +267,32 @@ def rtl_exchanges(link, exchanges, expected_lengths, *, divisor, max_cycles=200_
     return replies
 
 
-@pytest.mark.parametrize("variant", ["membrane", "spikes-only"])
+@pytest.mark.parametrize("variant", ["membrane", "spikes-only", "feeder"])
 def test_link_matches_model(variant):
+    """Replies byte for byte the protocol model's; ``feeder``: the membrane variant with the
+    ULX3S's input-current feeder (boards/feed.py, on inferred memories)."""
     from lifgate.boards.link import HostLink
     from lifgate.boards.protocol import BoardModel, Cmd, Features
 
     from lifgate.config import ArrayShape, NeuronParams, pack_params
 
-    if variant == "membrane":
+    if variant in ("membrane", "feeder"):
         shape = ArrayShape(neurons=8, lanes=4, groups=2, leak_modes=("shift", "const"))
     else:  # one spike byte per record, 12-bit currents (sign-extension checks), no readback
         shape = ArrayShape(neurons=16, lanes=8, groups=2, v_width=12, i_width=12,
                            leak_modes=("shift", "const"))
-    feats = Features(shape, max_payload=24, membrane=variant == "membrane")
+    feats = Features(shape, max_payload=24, membrane=variant != "spikes-only")
     model = BoardModel(feats)
     divisor = 4
-    link = HostLink(feats, divisor=divisor, timeout=300)
+    link = HostLink(feats, divisor=divisor, timeout=300,
+                    current_ram="feeder" if variant == "feeder" else "memory")
 
     def params(g, p):
         word = pack_params(shape, p).to_bytes(feats.param_bytes, "little")
         return encode_frame(Cmd.SET_PARAMS, g.to_bytes(4, "little") + word)
 
     cur = b"".join(x.to_bytes(2, "little", signed=True) for x in (30, -5, 200, 7, 0, 99))
-    if variant != "membrane":  # 4000 does not fit 12 bits: a range error
+    if variant == "spikes-only":  # 4000 does not fit 12 bits: a range error
         cur += (4000).to_bytes(2, "little")
     exchanges = [
         encode_frame(Cmd.VERSION),

@@ -226,7 +226,8 @@ def test_up5k_netlist_matches_model(request):
 @pytest.mark.icarus
 def test_ecp5_netlist_matches_model(request):
     """A reduced ECP5 top (32 neurons x 2 lanes; MULT18X18D leak and noise multipliers, the
-    state in DP16KD with the output register) at gate level, byte for byte."""
+    state in DP16KD with the output register, the currents in DP16KD behind the feeder of
+    boards/feed.py) at gate level, byte for byte."""
     shape = reduced_shape("ulx3s-85f", 32, 2)
     top, _, _ = check_gate_level("ulx3s-85f", shape, cache_dir(request, "ecp5"))
     assert top.cells["MULT18X18D"] >= 2 and top.cells["DP16KD"] >= 2

@@ -39,7 +39,8 @@ ICARUS_FRAMES = 60
 TEST_MODULE = "lifgate.boards.tb_fuzz"
 # The array structures the boards build (boards/toolchain.py): the iCEBreaker's (SB_MAC16
 # noise) on Verilator, the ULX3S's (MULT18X18D, DP16KD, a pipeline enable per lane) on Icarus.
-# Behaviour must not depend on them.
+# Behaviour must not depend on them. The ULX3S's input-current feeder (boards/feed.py) too.
+CURRENT_RAM = {"verilator": "memory", "icarus": "ecp5"}
 ARRAY_OPTIONS = {
     "verilator": {"pipeline": "compact", "multiplier": "ice40"},
     "icarus": {"pipeline": "deep", "lanes_per_enable": 1, "multiplier": "ecp5",
@@ -50,7 +51,8 @@ ARRAY_OPTIONS = {
 def run_fuzz(sim: str, build_dir, frames: int, seed: int) -> dict:
     """Build the board top for ``sim``, run the fuzz session; return its JSON report."""
     top = build_sim_top(FEATURES, sim=sim, build_dir=build_dir, divisor=DIVISOR,
-                        timeout=TIMEOUT, array_options=ARRAY_OPTIONS[sim])
+                        timeout=TIMEOUT, array_options=ARRAY_OPTIONS[sim],
+                        current_ram=CURRENT_RAM[sim])
     run_dir = top.build_dir / "fuzz"
     run_dir.mkdir(parents=True, exist_ok=True)
     report = run_dir / "report.json"
