@@ -1,0 +1,201 @@
+"""The fused golden kernel: ``docs/numerics.md`` in one compiled pass per step, multi-core.
+
+:func:`lifgate.golden.fixed.simulate` is the readable numpy reference; it makes a dozen passes
+over ``[N]`` temporaries per step and returns the full ``[T, N]`` record. This module computes
+the same step with numba (``@njit(parallel=True)``): each thread owns blocks of 64 neurons of
+one configuration and runs them through all steps (or a chunk of steps when the noise is on),
+keeping no temporaries, and records only what was asked for (``lifgate.golden.record``).
+It is bit-exact with the reference (``tests/test_golden_fast.py``, and 10,000 fuzzed
+configurations in ``bench/bench_golden_exact.py``). Use it through
+``simulate(..., engine="fused")``; the regression keeps the numpy model as its reference.
+
+Arithmetic is in int64: every intermediate of a step fits (``|d * D| < 2^(W + 1 + F) <= 2^57``).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = ["BLOCK", "REC_COUNTS", "REC_FULL", "REC_PROBES", "REC_SPIKES", "noise_chunk",
+           "update_chunk"]
+
+BLOCK = 64  # neurons per work item: a multiple of 8, so a packed spike byte has one writer
+
+REC_FULL, REC_SPIKES, REC_COUNTS, REC_PROBES = 0, 1, 2, 3
+
+# columns of the per-group parameter table
+P_VTH, P_VRESET, P_VREST, P_BIAS, P_LEAK, P_TREF, P_LMODE, P_RMODE, P_NCOL = range(9)
+
+_JIT = {"parallel": True, "cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@nb.njit(**_JIT)
+def noise_chunk(state, gains, depth, lanes, n, t_count, z):  # pragma: no cover (compiled)
+    """Advance every lane's xorshift32 ``t_count * depth`` times, writing ``z`` [t_count, B*N].
+
+    ``state`` (int64 holding uint32 values, [B * lanes]) is updated in place; ``gains`` [B].
+    Lane ``p`` of configuration ``b`` updates neuron ``a * lanes + p`` at its ``a``-th advance.
+    """
+    nlanes = state.shape[0]
+    for q in nb.prange(nlanes):
+        b = q // lanes
+        p = q - b * lanes
+        x = state[q]
+        g = gains[b]
+        base = b * n + p
+        for tt in range(t_count):
+            for a in range(depth):
+                x = (x ^ (x << 13)) & 0xFFFFFFFF
+                x = x ^ (x >> 17)
+                x = (x ^ (x << 5)) & 0xFFFFFFFF
+                c = (x & 255) + ((x >> 8) & 255) + ((x >> 16) & 255) + (x >> 24) - 510
+                z[tt, base + a * lanes] = (c * g) >> 8
+        state[q] = x
+
+
+@nb.njit(**_JIT)
+def update_chunk(v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, frac, rec,
+                 out_s, out_v, packed, counts, first, last, probes, pstart, probe_v):
+    """Steps ``t0 .. t0 + t_count - 1`` of every neuron, in place on ``v`` and ``r`` [B * N].
+
+    ``params`` [B * G, P_NCOL] int64, one row per group; ``cur`` [rows, B * N] int64 with
+    ``rows`` 0 (no input), 1 (one current per neuron) or the steps; ``z`` [t_count, B * N]
+    (or 0 rows: no noise). What is written depends on ``rec``: ``out_s``/``out_v`` [T, B * N]
+    (REC_FULL); ``packed`` [T, B, ceil(N / 8)] (REC_SPIKES, zeroed by the caller); ``counts``,
+    ``first``, ``last`` [B * N] (REC_COUNTS, first/last preset to -1); ``probe_v`` [T, B, K]
+    for the sorted local indices ``probes`` [K], ``pstart`` [blocks per config + 1] the first
+    probe of each block (REC_PROBES).
+    """
+    total = v.shape[0]
+    batch = total // n
+    per = (n + BLOCK - 1) // BLOCK
+    cur_rows = cur.shape[0]
+    has_z = z.shape[0] > 0
+    round_m = np.int64(1) << (frac - 1)
+    for item in nb.prange(batch * per):
+        b = item // per
+        blk = item - b * per
+        lo = blk * BLOCK
+        hi = min(lo + BLOCK, n)
+        for tt in range(t_count):
+            t = t0 + tt
+            crow = t if cur_rows > 1 else 0
+            i = lo
+            while i < hi:
+                g = i // gsize
+                e = min(hi, (g + 1) * gsize)
+                row = params[b * (n // gsize) + g]
+                v_th, v_reset, v_rest = row[P_VTH], row[P_VRESET], row[P_VREST]
+                bias, leak, t_ref = row[P_BIAS], row[P_LEAK], row[P_TREF]
+                lmode, value = row[P_LMODE], row[P_RMODE] == 0
+                half = (np.int64(1) << leak) >> 1 if lmode == 0 else np.int64(0)
+                for li in range(i, e):
+                    j = b * n + li
+                    vj = v[j]
+                    rj = r[j]
+                    refr = rj > 0
+                    fire = (not refr) and vj >= v_th
+                    if value:
+                        h = v_reset if (refr or fire) else vj
+                    else:
+                        h = vj - v_th if fire else vj
+                    r1 = rj - 1 if refr else (t_ref if fire else np.int64(0))
+                    if r1 > 0:
+                        x = h
+                    else:
+                        d = h - v_rest
+                        if lmode == 0:
+                            x = h - ((d + half) >> leak)
+                        elif lmode == 1:
+                            x = v_rest + ((d * leak + round_m) >> frac)
+                        else:
+                            x = h - leak
+                        x += bias
+                        if cur_rows > 0:
+                            x += cur[crow, j]
+                        if has_z:
+                            x += z[tt, j]
+                    x = min(max(x, vmin), vmax)
+                    v[j] = x
+                    r[j] = r1
+                    if rec == 0:
+                        out_s[t, j] = fire
+                        out_v[t, j] = x
+                    elif rec == 1:
+                        if fire:
+                            packed[t, b, li >> 3] |= np.uint8(128 >> (li & 7))
+                    elif rec == 2:
+                        if fire:
+                            counts[j] += 1
+                            last[j] = t
+                            if first[j] < 0:
+                                first[j] = t
+                i = e
+            if rec == 3:
+                for k in range(pstart[blk], pstart[blk + 1]):
+                    probe_v[t, b, k] = v[b * n + probes[k]]
+
+
+def run(params, gsize, n, v, r, noise, steps, cur, limits, rec, probes, v_dtype):
+    """Drive the compiled passes for ``steps`` steps; return the recordings.
+
+    Parameters
+    ----------
+    params : int64 array [B * G, P_NCOL]
+    gsize, n : int
+        Neurons per group and per configuration.
+    v, r : int64 arrays [B * N]
+        State, updated in place.
+    noise : None or (state int64 [B * lanes], gains int64 [B], depth, lanes)
+        The generators (updated in place) when any gain is non-zero.
+    cur : None or int64 array [1 or steps, B * N]
+    limits : (vmin, vmax, decay_frac)
+    rec : int
+        One of REC_FULL, REC_SPIKES, REC_COUNTS, REC_PROBES.
+    probes : int64 array [K]
+        Sorted distinct local neuron indices (REC_PROBES).
+    v_dtype : numpy dtype of the recorded membranes.
+
+    Members
+    -------
+    (returned dict) spikes, v : [T, B * N] (full); packed : uint8 [T, B, ceil(N / 8)];
+    counts, first, last : int64 [B * N]; probe_v : [T, B, K].
+    """
+    total = v.shape[0]
+    batch = total // n
+    vmin, vmax, frac = limits
+    e1, e3 = np.zeros(1, np.int64), np.zeros((1, 1, 1), v_dtype)
+    out_s = np.zeros((steps, total), np.bool_) if rec == REC_FULL else np.zeros((1, 1), np.bool_)
+    out_v = np.zeros((steps, total), v_dtype) if rec == REC_FULL else np.zeros((1, 1), v_dtype)
+    packed = np.zeros((steps if rec == REC_SPIKES else 1, batch, (n + 7) // 8), np.uint8)
+    if rec == REC_COUNTS:
+        counts, first, last = np.zeros(total, np.int64), np.full(total, -1), np.full(total, -1)
+    else:
+        counts = first = last = e1
+    probe_v = np.zeros((steps, batch, probes.size), v_dtype) if rec == REC_PROBES else e3
+    edges = np.arange(0, (n + BLOCK - 1) // BLOCK + 1) * BLOCK
+    pstart = np.searchsorted(probes, edges).astype(np.int64)
+    cur2 = np.zeros((0, total), np.int64) if cur is None else cur
+    if noise is None:
+        chunk, z = max(steps, 1), np.zeros((0, total), np.int32)
+    else:
+        state, gains, depth, lanes = noise
+        chunk = max(1, min(steps, (1 << 21) // max(total, 1)))
+        z = np.empty((chunk, total), np.int32)
+    for t0 in range(0, steps, chunk):
+        count = min(chunk, steps - t0)
+        if noise is not None:
+            noise_chunk(state, gains, depth, lanes, n, count, z)
+        update_chunk(v, r, params, gsize, n, cur2, t0, count, z, vmin, vmax, frac, rec,
+                     out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
+    out = {}
+    if rec == REC_FULL:
+        out["spikes"], out["v"] = out_s, out_v
+    elif rec == REC_SPIKES:
+        out["packed"] = packed
+    elif rec == REC_COUNTS:
+        out["counts"], out["first"], out["last"] = counts, first, last
+    else:
+        out["probe_v"] = probe_v
+    return out
