@@ -17,10 +17,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["BLOCK", "REC_COUNTS", "REC_FULL", "REC_PROBES", "REC_SPIKES", "noise_chunk",
-           "update_chunk"]
+__all__ = ["BLOCK", "REC_COUNTS", "REC_FULL", "REC_PROBES", "REC_SPIKES", "UPDATE", "noise_chunk",
+           "run"]
 
-BLOCK = 64  # neurons per work item: a multiple of 8, so a packed spike byte has one writer
+BLOCK = 2048  # neurons per work item: a multiple of 8, so a packed spike byte has one writer
 
 REC_FULL, REC_SPIKES, REC_COUNTS, REC_PROBES = 0, 1, 2, 3
 
@@ -54,87 +54,146 @@ def noise_chunk(state, gains, depth, lanes, n, t_count, z):  # pragma: no cover 
         state[q] = x
 
 
-@nb.njit(**_JIT)
-def update_chunk(v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, frac, rec,
-                 out_s, out_v, packed, counts, first, last, probes, pstart, probe_v):
-    """Steps ``t0 .. t0 + t_count - 1`` of every neuron, in place on ``v`` and ``r`` [B * N].
+@nb.njit(inline="always", nogil=True, error_model="numpy")
+def _segment(v, r, row, lmode, t, cur, z, vmin, vmax, frac, rec,
+             out_s, out_v, sbuf, counts, first, last):  # pragma: no cover (compiled)
+    """One step of the neurons of one group segment; every array is a view of the segment.
 
-    ``params`` [B * G, P_NCOL] int64, one row per group; ``cur`` [rows, B * N] int64 with
-    ``rows`` 0 (no input), 1 (one current per neuron) or the steps; ``z`` [t_count, B * N]
-    (or 0 rows: no noise). What is written depends on ``rec``: ``out_s``/``out_v`` [T, B * N]
-    (REC_FULL); ``packed`` [T, B, ceil(N / 8)] (REC_SPIKES, zeroed by the caller); ``counts``,
-    ``first``, ``last`` [B * N] (REC_COUNTS, first/last preset to -1); ``probe_v`` [T, B, K]
-    for the sorted local indices ``probes`` [K], ``pstart`` [blocks per config + 1] the first
-    probe of each block (REC_PROBES).
+    Branch-free selects over 0-based views so that LLVM vectorises the loop; ``lmode`` and
+    ``rec`` are constants at each call site.
     """
-    total = v.shape[0]
-    batch = total // n
-    per = (n + BLOCK - 1) // BLOCK
-    cur_rows = cur.shape[0]
-    has_z = z.shape[0] > 0
+    v_th, v_reset, v_rest = row[P_VTH], row[P_VRESET], row[P_VREST]
+    bias, leak, t_ref = row[P_BIAS], row[P_LEAK], row[P_TREF]
+    value = row[P_RMODE] == 0
+    half = (np.int64(1) << leak) >> 1 if lmode == 0 else np.int64(0)
     round_m = np.int64(1) << (frac - 1)
-    for item in nb.prange(batch * per):
-        b = item // per
-        blk = item - b * per
-        lo = blk * BLOCK
-        hi = min(lo + BLOCK, n)
-        for tt in range(t_count):
-            t = t0 + tt
-            crow = t if cur_rows > 1 else 0
-            i = lo
-            while i < hi:
-                g = i // gsize
-                e = min(hi, (g + 1) * gsize)
-                row = params[b * (n // gsize) + g]
-                v_th, v_reset, v_rest = row[P_VTH], row[P_VRESET], row[P_VREST]
-                bias, leak, t_ref = row[P_BIAS], row[P_LEAK], row[P_TREF]
-                lmode, value = row[P_LMODE], row[P_RMODE] == 0
-                half = (np.int64(1) << leak) >> 1 if lmode == 0 else np.int64(0)
-                for li in range(i, e):
-                    j = b * n + li
-                    vj = v[j]
-                    rj = r[j]
-                    refr = rj > 0
-                    fire = (not refr) and vj >= v_th
-                    if value:
-                        h = v_reset if (refr or fire) else vj
-                    else:
-                        h = vj - v_th if fire else vj
-                    r1 = rj - 1 if refr else (t_ref if fire else np.int64(0))
-                    if r1 > 0:
-                        x = h
-                    else:
-                        d = h - v_rest
-                        if lmode == 0:
-                            x = h - ((d + half) >> leak)
-                        elif lmode == 1:
-                            x = v_rest + ((d * leak + round_m) >> frac)
-                        else:
-                            x = h - leak
-                        x += bias
-                        if cur_rows > 0:
-                            x += cur[crow, j]
-                        if has_z:
-                            x += z[tt, j]
-                    x = min(max(x, vmin), vmax)
-                    v[j] = x
-                    r[j] = r1
-                    if rec == 0:
-                        out_s[t, j] = fire
-                        out_v[t, j] = x
-                    elif rec == 1:
-                        if fire:
-                            packed[t, b, li >> 3] |= np.uint8(128 >> (li & 7))
-                    elif rec == 2:
-                        if fire:
-                            counts[j] += 1
-                            last[j] = t
-                            if first[j] < 0:
-                                first[j] = t
-                i = e
-            if rec == 3:
-                for k in range(pstart[blk], pstart[blk + 1]):
-                    probe_v[t, b, k] = v[b * n + probes[k]]
+    use_cur = cur.shape[0] > 0
+    use_z = z.shape[0] > 0
+    for j in range(v.shape[0]):
+        vj = v[j]
+        rj = r[j]
+        refr = rj > 0
+        fire = (vj >= v_th) & (not refr)
+        reset = value & (refr | fire)
+        h = v_reset if reset else vj
+        h = h - v_th if (fire & (not value)) else h
+        r1 = rj - 1 if refr else (t_ref if fire else np.int64(0))
+        d = h - v_rest
+        if lmode == 0:
+            x = h - ((d + half) >> leak)
+        elif lmode == 1:
+            x = v_rest + ((d * leak + round_m) >> frac)
+        else:
+            x = h - leak
+        x += bias
+        if use_cur:
+            x += cur[j]
+        if use_z:
+            x += z[j]
+        x = h if r1 > 0 else x
+        x = min(max(x, vmin), vmax)
+        v[j] = x
+        r[j] = r1
+        if rec == 0:
+            out_s[j] = fire
+            out_v[j] = x
+        elif rec == 1:
+            sbuf[j] = fire
+        elif rec == 2:
+            counts[j] += fire
+            last[j] = t if fire else last[j]
+            first[j] = t if (fire & (first[j] < 0)) else first[j]
+
+
+@nb.njit(inline="always", nogil=True, error_model="numpy")
+def _block(item, rec, v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, frac,
+           out_s, out_v, packed, counts, first, last, probes, pstart,
+           probe_v):  # pragma: no cover (compiled)
+    """All steps of one work item: BLOCK neurons of one configuration."""
+    per = (n + BLOCK - 1) // BLOCK
+    b = item // per
+    blk = item - b * per
+    lo = blk * BLOCK
+    hi = min(lo + BLOCK, n)
+    cur_rows = cur.shape[0]
+    sbuf = np.zeros(BLOCK, np.uint8)
+    for tt in range(t_count):
+        t = t0 + tt
+        crow = t if cur_rows > 1 else 0
+        i = lo
+        while i < hi:
+            g = i // gsize
+            e = min(hi, (g + 1) * gsize)
+            row = params[b * (n // gsize) + g]
+            lmode = row[P_LMODE]
+            a0, a1 = b * n + i, b * n + e
+            vv, rr = v[a0:a1], r[a0:a1]
+            cc = cur[crow, a0:a1]  # empty when there is no input (cur is [1, 0])
+            zz = z[tt, a0:a1] if z.shape[1] > 0 else z[0, 0:0]
+            os = out_s[t, a0:a1] if rec == 0 else out_s[0, 0:0]
+            ov = out_v[t, a0:a1] if rec == 0 else out_v[0, 0:0]
+            sb = sbuf[i - lo:e - lo]
+            if rec == 2:
+                cn, fi, la = counts[a0:a1], first[a0:a1], last[a0:a1]
+            else:
+                cn, fi, la = counts[0:0], first[0:0], last[0:0]
+            if lmode == 0:
+                _segment(vv, rr, row, 0, t, cc, zz, vmin, vmax, frac, rec, os, ov, sb, cn, fi,
+                         la)
+            elif lmode == 1:
+                _segment(vv, rr, row, 1, t, cc, zz, vmin, vmax, frac, rec, os, ov, sb, cn, fi,
+                         la)
+            else:
+                _segment(vv, rr, row, 2, t, cc, zz, vmin, vmax, frac, rec, os, ov, sb, cn, fi,
+                         la)
+            i = e
+        if rec == 1:
+            for k in range(0, hi - lo, 8):
+                byte = 0
+                for q in range(min(8, hi - lo - k)):
+                    byte |= sbuf[k + q] << (7 - q)
+                packed[t, b, (lo + k) >> 3] = byte
+        elif rec == 3:
+            for k in range(pstart[blk], pstart[blk + 1]):
+                probe_v[t, b, k] = v[b * n + probes[k]]
+
+
+# One compiled kernel per recording, so that the recording is a constant inside the loop.
+# Arguments: see :func:`run`; ``out_*`` and the other recordings' arrays are dummies.
+
+@nb.njit(**_JIT)
+def update_full(v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, frac, out_s, out_v,
+                packed, counts, first, last, probes, pstart, probe_v):  # pragma: no cover
+    for item in nb.prange(v.shape[0] // n * ((n + BLOCK - 1) // BLOCK)):
+        _block(item, 0, v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, frac,
+               out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
+
+
+@nb.njit(**_JIT)
+def update_spikes(v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, frac, out_s, out_v,
+                  packed, counts, first, last, probes, pstart, probe_v):  # pragma: no cover
+    for item in nb.prange(v.shape[0] // n * ((n + BLOCK - 1) // BLOCK)):
+        _block(item, 1, v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, frac,
+               out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
+
+
+@nb.njit(**_JIT)
+def update_counts(v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, frac, out_s, out_v,
+                  packed, counts, first, last, probes, pstart, probe_v):  # pragma: no cover
+    for item in nb.prange(v.shape[0] // n * ((n + BLOCK - 1) // BLOCK)):
+        _block(item, 2, v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, frac,
+               out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
+
+
+@nb.njit(**_JIT)
+def update_probes(v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, frac, out_s, out_v,
+                  packed, counts, first, last, probes, pstart, probe_v):  # pragma: no cover
+    for item in nb.prange(v.shape[0] // n * ((n + BLOCK - 1) // BLOCK)):
+        _block(item, 3, v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, frac,
+               out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
+
+
+UPDATE = (update_full, update_spikes, update_counts, update_probes)
 
 
 def run(params, gsize, n, v, r, noise, steps, cur, limits, rec, probes, v_dtype):
@@ -176,9 +235,9 @@ def run(params, gsize, n, v, r, noise, steps, cur, limits, rec, probes, v_dtype)
     probe_v = np.zeros((steps, batch, probes.size), v_dtype) if rec == REC_PROBES else e3
     edges = np.arange(0, (n + BLOCK - 1) // BLOCK + 1) * BLOCK
     pstart = np.searchsorted(probes, edges).astype(np.int64)
-    cur2 = np.zeros((0, total), np.int64) if cur is None else cur
+    cur2 = np.zeros((1, 0), np.int64) if cur is None else cur
     if noise is None:
-        chunk, z = max(steps, 1), np.zeros((0, total), np.int32)
+        chunk, z = max(steps, 1), np.zeros((1, 0), np.int32)
     else:
         state, gains, depth, lanes = noise
         chunk = max(1, min(steps, (1 << 21) // max(total, 1)))
@@ -187,8 +246,8 @@ def run(params, gsize, n, v, r, noise, steps, cur, limits, rec, probes, v_dtype)
         count = min(chunk, steps - t0)
         if noise is not None:
             noise_chunk(state, gains, depth, lanes, n, count, z)
-        update_chunk(v, r, params, gsize, n, cur2, t0, count, z, vmin, vmax, frac, rec,
-                     out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
+        UPDATE[rec](v, r, params, gsize, n, cur2, t0, count, z, vmin, vmax, frac,
+                    out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
     out = {}
     if rec == REC_FULL:
         out["spikes"], out["v"] = out_s, out_v
