@@ -20,7 +20,9 @@ import numpy as np
 __all__ = ["BLOCK", "REC_COUNTS", "REC_FULL", "REC_PROBES", "REC_SPIKES", "UPDATE", "noise_chunk",
            "run"]
 
-BLOCK = 2048  # neurons per work item: a multiple of 8, so a packed spike byte has one writer
+BLOCK = 512  # neurons per work item: a multiple of 8 (a packed spike byte has one writer)
+
+_PACK = np.uint64(0x8040201008040201)
 
 REC_FULL, REC_SPIKES, REC_COUNTS, REC_PROBES = 0, 1, 2, 3
 
@@ -148,11 +150,12 @@ def _block(item, rec, v, r, params, gsize, n, cur, t0, t_count, z, vmin, vmax, f
                          la)
             i = e
         if rec == 1:
-            for k in range(0, hi - lo, 8):
-                byte = 0
-                for q in range(min(8, hi - lo - k)):
-                    byte |= sbuf[k + q] << (7 - q)
-                packed[t, b, (lo + k) >> 3] = byte
+            # eight 0/1 bytes (little-endian word) -> one byte, first neuron in bit 7: the
+            # multiply moves byte q's bit to bit 63 - q, np.packbits' order
+            words = sbuf.view(np.uint64)
+            base = lo >> 3
+            for k in range((hi - lo + 7) >> 3):
+                packed[t, b, base + k] = np.uint8((words[k] * _PACK) >> np.uint64(56))
         elif rec == 3:
             for k in range(pstart[blk], pstart[blk + 1]):
                 probe_v[t, b, k] = v[b * n + probes[k]]
@@ -211,7 +214,9 @@ def run(params, gsize, n, v, r, noise, steps, cur, limits, rec, probes, v_dtype)
     cur : None or int64 array [1 or steps, B * N]
     limits : (vmin, vmax, decay_frac)
     rec : int
-        One of REC_FULL, REC_SPIKES, REC_COUNTS, REC_PROBES.
+        One of _PACK = np.uint64(0x8040201008040201)
+
+REC_FULL, REC_SPIKES, REC_COUNTS, REC_PROBES.
     probes : int64 array [K]
         Sorted distinct local neuron indices (REC_PROBES).
     v_dtype : numpy dtype of the recorded membranes.
@@ -224,9 +229,11 @@ def run(params, gsize, n, v, r, noise, steps, cur, limits, rec, probes, v_dtype)
     total = v.shape[0]
     batch = total // n
     vmin, vmax, frac = limits
-    e1, e3 = np.zeros(1, np.int64), np.zeros((1, 1, 1), v_dtype)
+    # dummies for what is not recorded: int32, so that the spikes and counts kernels compile
+    # once whatever the membrane dtype
+    e1, e3 = np.zeros(1, np.int64), np.zeros((1, 1, 1), np.int32)
     out_s = np.zeros((steps, total), np.bool_) if rec == REC_FULL else np.zeros((1, 1), np.bool_)
-    out_v = np.zeros((steps, total), v_dtype) if rec == REC_FULL else np.zeros((1, 1), v_dtype)
+    out_v = np.zeros((steps, total), v_dtype) if rec == REC_FULL else np.zeros((1, 1), np.int32)
     packed = np.zeros((steps if rec == REC_SPIKES else 1, batch, (n + 7) // 8), np.uint8)
     if rec == REC_COUNTS:
         counts, first, last = np.zeros(total, np.int64), np.full(total, -1), np.full(total, -1)
