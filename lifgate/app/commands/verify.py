@@ -11,16 +11,28 @@ command that reproduces the run.
 Every argument and path (``--build-dir``, ``--waves``) is checked before the build starts: a bad
 one is one line ``lifgate verify: error: ...`` with exit code 2 and nothing is created.
 ``--json`` prints one object with ``"ok"`` (no mismatch) and ``updates_per_s``.
+
+Many configurations run as independent jobs on Dask (``lifgate.app.cluster``): with
+``--scheduler ADDRESS`` on an existing cluster, else on a local cluster of ``--workers`` processes
+(default: one per core when there are at least ``AUTO_CLUSTER`` cases, one process below that,
+where starting a cluster costs more than it saves). The model is built once, here; each job runs
+a slice of the cases in a cocotb session of its own. A failed or lost job is reported and
+retried; a job that fails every attempt counts its cases as failures (exit 1).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import secrets
 import sys
+import time
+import uuid
 from pathlib import Path
 
 from lifgate.app.cli import DEFAULT_GROUPS, UsageError, add_report_options
+from lifgate.app.cluster import Cluster
 from lifgate.app.progress import progress_bar
 from lifgate.checks import check_int, writable_dir
 from lifgate.config import ArrayShape
@@ -57,8 +69,18 @@ def register(subparsers, summary):
                    "VCD per case)")
     p.add_argument("--build-dir", default="build/verify", metavar="DIR",
                    help="where models are built (default build/verify)")
+    p.add_argument("--workers", type=int, default=None, metavar="W",
+                   help="local Dask worker processes, 1 to 256 (default: one per core for "
+                   f"{AUTO_CLUSTER} cases or more, else 1 = no cluster)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the jobs on this Dask scheduler (tcp://HOST:8786; every worker "
+                   "must see --build-dir); see docs/cluster.md")
     add_report_options(p)
     p.set_defaults(func=run)
+
+
+AUTO_CLUSTER = 40  # cases from which the default is a local cluster of one worker per core
+JOBS_PER_WORKER = 4  # slices of the cases per worker: a lost job re-runs a small part
 
 
 def check_args(args) -> tuple[ArrayShape, int, int]:
@@ -80,7 +102,68 @@ def check_args(args) -> tuple[ArrayShape, int, int]:
         writable_dir("--build-dir", args.build_dir)
     if args.waves is not None:
         writable_dir("--waves", args.waves)
+    if getattr(args, "workers", None) is not None:
+        check_int("--workers", args.workers, 1, 256)
+    if getattr(args, "scheduler", None) is not None and args.waves is not None:
+        raise UsageError("--waves writes one wave file from one process: not with --scheduler")
     return shape, steps, seed
+
+
+def cluster_workers(args, cases: int) -> int:
+    """Local workers for this run (1: no cluster); ``--scheduler`` ignores it."""
+    if args.waves is not None:
+        return 1
+    if args.workers is not None:
+        return args.workers
+    return (os.cpu_count() or 1) if cases >= AUTO_CLUSTER else 1
+
+
+def regress_on_cluster(args, shape, cases, workers, progress, say) -> regress.Report:
+    """The regression with its cases spread over Dask jobs (see the module docstring)."""
+    membrane = not args.no_membrane
+    t0 = time.perf_counter()
+    model, key = regress.build_model(args.sim, shape, build_dir=args.build_dir,
+                                     membrane=membrane)
+    t1 = time.perf_counter()
+    with Cluster(scheduler=args.scheduler, workers=workers) as cluster:
+        n_workers = len(cluster.client.scheduler_info().get("workers", {})) or workers
+        size = max(1, math.ceil(len(cases) / (n_workers * JOBS_PER_WORKER)))
+        chunks = [cases[i:i + size] for i in range(0, len(cases), size)]
+        run_dir = Path(args.build_dir).resolve() / f"runs-{key}"
+        jobs = [(args.sim, model, shape, chunk)
+                for chunk in chunks]
+
+        def on_result(i, results):
+            for res in results:
+                progress(res)
+
+        def on_event(e):
+            say(f"verify: job {e['job']} (cases {e['job'] * size} to "
+                f"{min(len(cases), (e['job'] + 1) * size) - 1}), attempt {e['attempt'] + 1}: "
+                f"{e['error']}" + ("" if e.get("lost_worker") and "re-run" in e["error"]
+                                   else "; retrying"))
+
+        out = cluster.map(_job, [(*j, str(run_dir / uuid.uuid4().hex), membrane) for j in jobs],
+                          name="verify", on_result=on_result, on_event=on_event)
+    results = []
+    for i, chunk in enumerate(chunks):
+        if i in out.failed:
+            for case in chunk:
+                res = {"name": case.name, "updates": 0, "origin": case.origin, "xz": 0,
+                       "cycles": 0, "mismatch": {"case": case.name, "field": "error",
+                                                 "error": f"job failed: {out.failed[i]}"}}
+                progress(res)
+                results.append(res)
+        else:
+            results += out.results[i]
+    report = regress.Report(args.sim, shape, results, t1 - t0, time.perf_counter() - t1,
+                            membrane)
+    report.cluster = out.to_dict()
+    return report
+
+
+def _job(sim, model, shape, cases, test_dir, membrane):
+    return regress.run_chunk(sim, model, shape, cases, test_dir=test_dir, membrane=membrane)
 
 
 def run(args) -> int:
@@ -111,14 +194,22 @@ def run(args) -> int:
             # The plain-line progress speaks at the first result; say what the wait is for.
             print(f"verify {args.sim}: building the model in {args.build_dir} (reused when up "
                   f"to date) ...", file=sys.stderr, flush=True)
+        workers = cluster_workers(args, len(cases))
         try:
-            report = regress.regress(args.sim, shape, cases, build_dir=Path(args.build_dir),
-                                     membrane=not args.no_membrane,
-                                     waves_dir=None if args.waves is None else Path(args.waves),
-                                     progress=progress)
+            if args.scheduler is not None or workers > 1:
+                report = regress_on_cluster(
+                    args, shape, cases, workers, progress,
+                    lambda text: print(text, file=sys.stderr, flush=True))
+            else:
+                report = regress.regress(
+                    args.sim, shape, cases, build_dir=Path(args.build_dir),
+                    membrane=not args.no_membrane,
+                    waves_dir=None if args.waves is None else Path(args.waves),
+                    progress=progress)
         except runner.SimulatorError as e:
             raise UsageError(str(e)) from None
     out = regress.summary(report, seed=seed, command=command)
+    out["cluster"] = getattr(report, "cluster", None)
     out["random_configs"] = args.configs
     out["directed_configs"] = len(cases) - args.configs
     if args.json:
