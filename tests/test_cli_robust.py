@@ -326,6 +326,8 @@ COMMANDS = {
         Opt("--sim", bad_choice(("icarus", "verilator", "amaranth"))),
         Opt("--waves", paths(BAD_DIRS)),
         Opt("--build-dir", paths(BAD_DIRS)),
+        Opt("--workers", bad_int(1, 256)),
+        Opt("--scheduler", st.sampled_from(["localhost", "tcp://host", "http://h:1", "x y"])),
     ],
     "build": [
         Opt("--board", bad_choice(("icebreaker", "ulx3s-85f")), ("'board'",)),

@@ -22,11 +22,45 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 import dask
 from distributed import Client, KilledWorker, LocalCluster, as_completed
 
-__all__ = ["Cluster", "Outcome"]
+from lifgate.checks import check_int, short_repr
+from lifgate.config import ConfigError
+
+__all__ = ["Cluster", "ClusterError", "Outcome", "check_scheduler", "int_list"]
+
+
+class ClusterError(ConfigError):
+    """The Dask scheduler cannot be reached (or the cluster cannot start)."""
+
+
+def check_scheduler(name: str, text) -> str:
+    """A Dask scheduler address, ``PROTOCOL://HOST:PORT`` (tcp, tls, ws, wss, ucx)."""
+    if not isinstance(text, str) or not re.fullmatch(r"(tcp|tls|ws|wss|ucx)://[^\s/]+:\d{1,5}",
+                                                     text):
+        raise ConfigError(f"parameter {name!r} must be a Dask scheduler address "
+                          f"PROTOCOL://HOST:PORT such as tcp://10.0.0.5:8786, not "
+                          f"{short_repr(text)}")
+    return text
+
+
+def int_list(name: str, text: str, lo: int, hi: int) -> list[int]:
+    """Comma-separated integers in [lo, hi], at least one, no repeats (``"1,2,3"``)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    values = []
+    for p in parts:
+        try:
+            v = int(p)
+        except ValueError:
+            raise ConfigError(f"parameter {name!r} must be comma-separated integers in "
+                              f"[{lo}, {hi}], not {short_repr(text)}") from None
+        values.append(check_int(name, v, lo, hi))
+    if len(set(values)) != len(values):
+        raise ConfigError(f"parameter {name!r} must not repeat a value, not {short_repr(text)}")
+    return values
 
 
 class Outcome:
@@ -83,7 +117,12 @@ class Cluster:
 
     def __enter__(self) -> Cluster:
         if self.scheduler is not None:
-            self.client = Client(self.scheduler, timeout=30)
+            try:
+                self.client = Client(self.scheduler, timeout=30)
+            except (OSError, TimeoutError) as e:
+                raise ClusterError(f"cannot reach the Dask scheduler at {self.scheduler} "
+                                   f"({type(e).__name__}): start it and its workers "
+                                   "(docs/cluster.md) or leave out --scheduler") from None
         else:
             with dask.config.set({"distributed.worker.daemon": False}):
                 self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,

@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 
 from lifgate.app.cli import DEFAULT_GROUPS, UsageError, add_report_options
-from lifgate.app.cluster import Cluster
+from lifgate.app.cluster import Cluster, check_scheduler
 from lifgate.app.progress import progress_bar
 from lifgate.checks import check_int, writable_dir
 from lifgate.config import ArrayShape
@@ -104,6 +104,8 @@ def check_args(args) -> tuple[ArrayShape, int, int]:
         writable_dir("--waves", args.waves)
     if getattr(args, "workers", None) is not None:
         check_int("--workers", args.workers, 1, 256)
+    if getattr(args, "scheduler", None) is not None:
+        check_scheduler("--scheduler", args.scheduler)
     if getattr(args, "scheduler", None) is not None and args.waves is not None:
         raise UsageError("--waves writes one wave file from one process: not with --scheduler")
     return shape, steps, seed
