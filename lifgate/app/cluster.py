@@ -38,9 +38,10 @@ class ClusterError(ConfigError):
 
 
 def check_scheduler(name: str, text) -> str:
-    """A Dask scheduler address, ``PROTOCOL://HOST:PORT`` (tcp, tls, ws, wss, ucx)."""
-    if not isinstance(text, str) or not re.fullmatch(r"(tcp|tls|ws|wss|ucx)://[^\s/]+:\d{1,5}",
-                                                     text):
+    """A Dask scheduler address: ``PROTOCOL://HOST:PORT`` (tcp, tls, ws, wss, ucx), or an
+    ``inproc://`` address of a cluster in this process."""
+    pattern = r"(tcp|tls|ws|wss|ucx)://[^\s/]+:\d{1,5}|inproc://\S+"
+    if not isinstance(text, str) or not re.fullmatch(pattern, text):
         raise ConfigError(f"parameter {name!r} must be a Dask scheduler address "
                           f"PROTOCOL://HOST:PORT such as tcp://10.0.0.5:8786, not "
                           f"{short_repr(text)}")
