@@ -14,6 +14,8 @@ Arithmetic is in int64: every intermediate of a step fits (``|d * D| < 2^(W + 1 
 
 from __future__ import annotations
 
+import threading
+
 import numba as nb
 import numpy as np
 
@@ -28,6 +30,10 @@ REC_FULL, REC_SPIKES, REC_COUNTS, REC_PROBES = 0, 1, 2, 3
 
 # columns of the per-group parameter table
 P_VTH, P_VRESET, P_VREST, P_BIAS, P_LEAK, P_TREF, P_LMODE, P_RMODE, P_NCOL = range(9)
+
+# One run at a time: the kernels already use every core, and numba's fallback threading layer
+# (workqueue, when neither OpenMP nor TBB is found) aborts on concurrent parallel launches.
+_LOCK = threading.Lock()
 
 _JIT = {"parallel": True, "cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -249,12 +255,13 @@ REC_FULL, REC_SPIKES, REC_COUNTS, REC_PROBES.
         state, gains, depth, lanes = noise
         chunk = max(1, min(steps, (1 << 21) // max(total, 1)))
         z = np.empty((chunk, total), np.int32)
-    for t0 in range(0, steps, chunk):
-        count = min(chunk, steps - t0)
-        if noise is not None:
-            noise_chunk(state, gains, depth, lanes, n, count, z)
-        UPDATE[rec](v, r, params, gsize, n, cur2, t0, count, z, vmin, vmax, frac,
-                    out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
+    with _LOCK:
+        for t0 in range(0, steps, chunk):
+            count = min(chunk, steps - t0)
+            if noise is not None:
+                noise_chunk(state, gains, depth, lanes, n, count, z)
+            UPDATE[rec](v, r, params, gsize, n, cur2, t0, count, z, vmin, vmax, frac,
+                        out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
     out = {}
     if rec == REC_FULL:
         out["spikes"], out["v"] = out_s, out_v
