@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from lifgate.golden import fast
 from lifgate.golden.noise import NoiseModel, jump, lane_seeds
 
 from lifgate.config import Config, ConfigError, LeakMode, NeuronParams, ResetMode
@@ -339,6 +338,10 @@ def _run(configs, steps, currents, states, record="full", probes=None, engine="n
 
 def _run_fused(configs, steps, cur, p, v, r, gains, seeds, dtype, record, probes):
     """The run on :mod:`lifgate.golden.fast`; same inputs and outputs as :func:`_run_numpy`."""
+    # numba takes seconds to import: only a fused run pays for it, not every process that
+    # imports the reference (each cocotb session, each CLI command)
+    import lifgate.golden.fast as fast
+
     shape = configs[0].shape
     cols = ("v_th", "v_reset", "v_rest", "bias", "leak", "t_ref", "leak_mode", "reset_mode")
     gs = shape.group_size

@@ -80,7 +80,9 @@ def register(subparsers, summary):
 
 
 AUTO_CLUSTER = 40  # cases from which the default is a local cluster of one worker per core
-JOBS_PER_WORKER = 4  # slices of the cases per worker: a lost job re-runs a small part
+# slices of the cases per worker: a lost job re-runs a part only; each slice is one cocotb
+# session, which costs seconds to start
+JOBS_PER_WORKER = 2
 
 
 def check_args(args) -> tuple[ArrayShape, int, int]:
