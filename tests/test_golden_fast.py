@@ -12,6 +12,8 @@
 """
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -193,3 +195,11 @@ def test_no_record_has_no_raster():
     res = simulate(cfg, 3, record="counts", engine="fused")
     with pytest.raises(ConfigError, match="record='full' or 'spikes'"):
         res.spike_raster()
+
+
+def test_reference_import_does_not_load_numba():
+    """numba takes seconds to import; every cocotb session and CLI command imports the numpy
+    reference, so it must not pull in the fused kernel until a run asks for it."""
+    code = "import sys, lifgate.golden.fixed; assert 'numba' not in sys.modules, 'numba loaded'"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
