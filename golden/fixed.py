@@ -152,6 +152,7 @@ def _check_currents(shape, currents, steps, batch):
                 f"parameter 'currents' must hold integers (fixed-point units), not {a.dtype} values"
             )
     a = a.astype(np.int64, copy=False)
+    given = a  # the range is checked on it: a broadcast view would be scanned T times over
     n = shape.neurons
     want = (batch, steps, n) if batch > 1 else (steps, n)
     if batch > 1:
@@ -169,10 +170,10 @@ def _check_currents(shape, currents, steps, batch):
             f"not {a.shape}"
         )
     lo, hi = shape.i_range
-    if a.size and (a.min() < lo or a.max() > hi):
+    if a.size and (given.min() < lo or given.max() > hi):
         raise ConfigError(
             f"parameter 'currents' must lie in [{lo}, {hi}] (i_width {shape.i_width}), "
-            f"not [{a.min()}, {a.max()}]"
+            f"not [{given.min()}, {given.max()}]"
         )
     if batch > 1:
         a = np.ascontiguousarray(np.moveaxis(a, 0, 1)).reshape(steps, batch * n)

@@ -203,3 +203,17 @@ def test_reference_import_does_not_load_numba():
     code = "import sys, lifgate.golden.fixed; assert 'numba' not in sys.modules, 'numba loaded'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("shape_of_cur", ["per_neuron", "per_step"])
+def test_currents_out_of_range_name_the_values(engine, shape_of_cur):
+    """The range check runs on the array as given (not on its [T, N] broadcast)."""
+    cfg = Config(shape=ArrayShape(neurons=16, lanes=4, groups=1, i_width=8))
+    cur = np.zeros(16, dtype=np.int64)
+    cur[3] = 128
+    cur[5] = -200
+    if shape_of_cur == "per_step":
+        cur = np.tile(cur, (5, 1))
+    with pytest.raises(ConfigError, match=r"'currents' must lie in \[-128, 127\].*\[-200, 128\]"):
+        simulate(cfg, 5, cur, engine=engine)
