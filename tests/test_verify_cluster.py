@@ -4,7 +4,9 @@ with the jobs' outcome in the JSON; a job that fails every attempt fails the run
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 
 import pytest
 from distributed import LocalCluster
@@ -66,3 +68,13 @@ def test_bad_cluster_arguments(args, name, capsys, tmp_path):
     rc = main(["verify", "--sim", "amaranth", *SMALL[:-2], *args])
     err = capsys.readouterr().err
     assert rc == 2 and name in err and "Traceback" not in err
+
+
+def test_default_workers_follow_the_size_of_the_run():
+    """One process below AUTO_CLUSTER neuron-updates (a short run is faster without a
+    cluster, docs/cluster.md), one worker per core from there; --workers and --waves win."""
+    args = argparse.Namespace(waves=None, workers=None)
+    assert verify.cluster_workers(args, verify.AUTO_CLUSTER - 1) == 1
+    assert verify.cluster_workers(args, verify.AUTO_CLUSTER) == (os.cpu_count() or 1)
+    assert verify.cluster_workers(argparse.Namespace(waves=None, workers=3), 10) == 3
+    assert verify.cluster_workers(argparse.Namespace(waves="w", workers=3), 10**9) == 1

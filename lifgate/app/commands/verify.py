@@ -14,10 +14,12 @@ one is one line ``lifgate verify: error: ...`` with exit code 2 and nothing is c
 
 Many configurations run as independent jobs on Dask (``lifgate.app.cluster``): with
 ``--scheduler ADDRESS`` on an existing cluster, else on a local cluster of ``--workers`` processes
-(default: one per core when there are at least ``AUTO_CLUSTER`` cases, one process below that,
-where starting a cluster costs more than it saves). The model is built once, here; each job runs
-a slice of the cases in a cocotb session of its own. A failed or lost job is reported and
-retried; a job that fails every attempt counts its cases as failures (exit 1).
+(default: one per core when the run is at least ``AUTO_CLUSTER`` neuron-updates, cases x steps x
+neurons, one process below that: starting a cluster and one cocotb session per job cost more
+than a second core returns for a short run, docs/cluster.md "Wall time"). The model is built
+once, here; each job runs a slice of the cases in a cocotb session of its own. A failed or
+lost job is reported and retried; a job that fails every attempt counts its cases as failures
+(exit 1).
 """
 
 from __future__ import annotations
@@ -70,8 +72,9 @@ def register(subparsers, summary):
     p.add_argument("--build-dir", default="build/verify", metavar="DIR",
                    help="where models are built (default build/verify)")
     p.add_argument("--workers", type=int, default=None, metavar="W",
-                   help="local Dask worker processes, 1 to 256 (default: one per core for "
-                   f"{AUTO_CLUSTER} cases or more, else 1 = no cluster)")
+                   help="local Dask worker processes, 1 to 256 (default: one per core from "
+                   f"{AUTO_CLUSTER:.0e} neuron-updates, cases x steps x neurons, on; below "
+                   "that 1 = no cluster)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the jobs on this Dask scheduler (tcp://HOST:8786; every worker "
                    "must see --build-dir); see docs/cluster.md")
@@ -79,7 +82,9 @@ def register(subparsers, summary):
     p.set_defaults(func=run)
 
 
-AUTO_CLUSTER = 40  # cases from which the default is a local cluster of one worker per core
+# neuron-updates (cases x steps x neurons) from which the default is a local cluster of one
+# worker per core: a 200-case verify of 64 neurons (6e5 updates) ran slower on 2 workers
+AUTO_CLUSTER = 5_000_000
 # slices of the cases per worker: a lost job re-runs a part only; each slice is one cocotb
 # session, which costs seconds to start
 JOBS_PER_WORKER = 2
@@ -113,13 +118,14 @@ def check_args(args) -> tuple[ArrayShape, int, int]:
     return shape, steps, seed
 
 
-def cluster_workers(args, cases: int) -> int:
-    """Local workers for this run (1: no cluster); ``--scheduler`` ignores it."""
+def cluster_workers(args, updates: int) -> int:
+    """Local workers for a run of ``updates`` neuron-updates (1: no cluster); ``--scheduler``
+    ignores it."""
     if args.waves is not None:
         return 1
     if args.workers is not None:
         return args.workers
-    return (os.cpu_count() or 1) if cases >= AUTO_CLUSTER else 1
+    return (os.cpu_count() or 1) if updates >= AUTO_CLUSTER else 1
 
 
 def regress_on_cluster(args, shape, cases, workers, progress, say) -> regress.Report:
@@ -198,7 +204,7 @@ def run(args) -> int:
             # The plain-line progress speaks at the first result; say what the wait is for.
             print(f"verify {args.sim}: building the model in {args.build_dir} (reused when up "
                   f"to date) ...", file=sys.stderr, flush=True)
-        workers = cluster_workers(args, len(cases))
+        workers = cluster_workers(args, len(cases) * steps * shape.neurons)
         try:
             if args.scheduler is not None or workers > 1:
                 report = regress_on_cluster(
