@@ -17,7 +17,17 @@ from lifgate.golden.noise import NoiseModel, jump, lane_seeds
 
 from lifgate.config import Config, ConfigError, LeakMode, NeuronParams, ResetMode
 
-__all__ = ["Result", "State", "fresh_state", "simulate", "simulate_batch", "step_scalar"]
+__all__ = ["ENGINES", "RECORDS", "Result", "State", "fresh_state", "simulate", "simulate_batch",
+           "step_scalar"]
+
+#: What a run records (``record=``), cheapest last but one: ``full`` every spike and membrane
+#: ([T, N] each), ``spikes`` the spikes bit-packed ([T, ceil(N / 8)] bytes), ``counts`` per
+#: neuron the spike count and the first and last spike step, ``probes`` the membranes of the
+#: neurons listed in ``probes=`` ([T, K]). The final state is always returned.
+RECORDS = ("full", "spikes", "counts", "probes")
+#: ``numpy``: this module's vectorised reference; ``fused``: the compiled kernel of
+#: :mod:`lifgate.golden.fast` (bit-exact, multi-core, much faster).
+ENGINES = ("numpy", "fused")
 
 
 @dataclass
@@ -51,24 +61,55 @@ class Result:
 
     Members
     -------
-    spikes : bool array [T, N]
-        ``spikes[t, n]``: neuron ``n`` spiked at step ``t``.
-    v : signed integer array [T, N]
+    spikes : bool array [T, N] or None
+        ``spikes[t, n]``: neuron ``n`` spiked at step ``t`` (``record="full"``).
+    v : signed integer array [T, N] or None
         Membrane ``v'`` after step ``t`` (what the gateware's readback returns); int32 when the
-        shape's widths allow it, else int64.
+        shape's widths allow it, else int64 (``record="full"``).
     final : State
         State after the last step; pass it as ``state=`` to continue the run.
+    record : str
+        What was recorded, one of :data:`RECORDS`.
+    packed : uint8 array [T, ceil(N / 8)] or None
+        ``np.packbits(spikes, axis=1)`` (``record="spikes"``; ``np.unpackbits(packed, axis=1,
+        count=N)`` gives the spikes back).
+    spike_count, first_spike, last_spike : int64 arrays [N] or None
+        Spikes per neuron, the steps of its first and last spike, -1 if none
+        (``record="counts"``).
+    probes : tuple of int or None
+        The probed neurons (``record="probes"``).
+    probe_v : signed integer array [T, K] or None
+        ``v[:, probes]`` (``record="probes"``).
     """
 
-    spikes: np.ndarray
-    v: np.ndarray
+    spikes: np.ndarray | None
+    v: np.ndarray | None
     final: State
+    record: str = "full"
+    packed: np.ndarray | None = None
+    spike_count: np.ndarray | None = None
+    first_spike: np.ndarray | None = None
+    last_spike: np.ndarray | None = None
+    probes: tuple | None = None
+    probe_v: np.ndarray | None = None
+
+    def spike_raster(self) -> np.ndarray:
+        """The spikes as bool [T, N], from a ``full`` or ``spikes`` record."""
+        if self.spikes is not None:
+            return self.spikes
+        if self.packed is not None:
+            n = self.final.v.size
+            return np.unpackbits(self.packed, axis=1, count=n).astype(bool)
+        raise ConfigError(f"a record={self.record!r} run has no spike raster; run it with "
+                          "record='full' or 'spikes'")
 
     def spike_times(self, neuron: int = 0) -> list[int]:
-        return np.flatnonzero(self.spikes[:, neuron]).tolist()
+        return np.flatnonzero(self.spike_raster()[:, neuron]).tolist()
 
     def counts(self) -> np.ndarray:
-        return self.spikes.sum(axis=0)
+        if self.spike_count is not None:
+            return self.spike_count
+        return self.spike_raster().sum(axis=0)
 
 
 def fresh_state(config: Config) -> State:
@@ -111,6 +152,7 @@ def _check_currents(shape, currents, steps, batch):
                 f"parameter 'currents' must hold integers (fixed-point units), not {a.dtype} values"
             )
     a = a.astype(np.int64, copy=False)
+    given = a  # the range is checked on it: a broadcast view would be scanned T times over
     n = shape.neurons
     want = (batch, steps, n) if batch > 1 else (steps, n)
     if batch > 1:
@@ -128,17 +170,18 @@ def _check_currents(shape, currents, steps, batch):
             f"not {a.shape}"
         )
     lo, hi = shape.i_range
-    if a.size and (a.min() < lo or a.max() > hi):
+    if a.size and (given.min() < lo or given.max() > hi):
         raise ConfigError(
             f"parameter 'currents' must lie in [{lo}, {hi}] (i_width {shape.i_width}), "
-            f"not [{a.min()}, {a.max()}]"
+            f"not [{given.min()}, {given.max()}]"
         )
     if batch > 1:
         a = np.ascontiguousarray(np.moveaxis(a, 0, 1)).reshape(steps, batch * n)
     return a
 
 
-def simulate(config: Config, steps: int, currents=None, *, state: State | None = None) -> Result:
+def simulate(config: Config, steps: int, currents=None, *, state: State | None = None,
+             record: str = "full", probes=None, engine: str = "numpy") -> Result:
     """Run ``steps`` steps of the array described by ``config``.
 
     Parameters
@@ -151,19 +194,25 @@ def simulate(config: Config, steps: int, currents=None, *, state: State | None =
         Values must lie in the signed ``i_width`` range.
     state : State, optional
         State to start from; default: the state after a clear (:func:`fresh_state`).
+    record : str
+        What to keep, one of :data:`RECORDS` (default ``full``: every spike and membrane).
+    probes : sequence of int, optional
+        Distinct neuron indices whose membranes ``record="probes"`` keeps.
+    engine : str
+        ``numpy`` (this module, the reference) or ``fused`` (:mod:`lifgate.golden.fast`).
     """
     if not isinstance(config, Config):
         raise ConfigError(f"parameter 'config' must be a Config, not {config!r}")
     states = None if state is None else [state]
-    spikes, v, finals = _run([config], steps, currents, states)
-    return Result(spikes[0], v[0], finals[0])
+    return _run([config], steps, currents, states, record, probes, engine)[0]
 
 
-def simulate_batch(configs, steps: int, currents=None, *, states=None) -> list[Result]:
+def simulate_batch(configs, steps: int, currents=None, *, states=None, record: str = "full",
+                   probes=None, engine: str = "numpy") -> list[Result]:
     """Run several configurations of one shape side by side (one vectorised run).
 
-    ``currents`` is None, [B, steps, N], [B, N], [steps, N] or [N]. Returns one
-    :class:`Result` per configuration.
+    ``currents`` is None, [B, steps, N], [B, N], [steps, N] or [N]. ``record``, ``probes`` and
+    ``engine`` as for :func:`simulate`. Returns one :class:`Result` per configuration.
     """
     configs = list(configs)
     if not configs:
@@ -173,19 +222,80 @@ def simulate_batch(configs, steps: int, currents=None, *, states=None) -> list[R
             raise ConfigError(f"every entry of 'configs' must be a Config, not {c!r}")
         if c.shape != configs[0].shape:
             raise ConfigError("all configurations in a batch must have the same shape")
-    spikes, v, finals = _run(configs, steps, currents, states)
-    return [Result(spikes[b], v[b], finals[b]) for b in range(len(configs))]
+    return _run(configs, steps, currents, states, record, probes, engine)
 
 
 _THREADS = min(2, os.cpu_count() or 1)
 _THREAD_MIN = 1 << 15  # neurons below which a second thread costs more than it saves
 
 
-def _run(configs, steps, currents, states):
+def _check_record(record, probes, n):
+    """``(record, probes)`` checked: probes a tuple of distinct indices, or None."""
+    if record not in RECORDS:
+        raise ConfigError(f"parameter 'record' must be one of {', '.join(RECORDS)}, "
+                          f"not {record!r}")
+    if record != "probes":
+        if probes is not None:
+            raise ConfigError("parameter 'probes' needs record='probes', not "
+                              f"record={record!r}")
+        return record, None
+    try:
+        items = list(probes)
+    except TypeError:
+        items = None
+    if not items or not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+                            and 0 <= k < n for k in items):
+        raise ConfigError(f"parameter 'probes' must be a non-empty list of neuron indices in "
+                          f"[0, {n - 1}], not {probes!r}"[:200])
+    items = tuple(int(k) for k in items)
+    if len(set(items)) != len(items):
+        raise ConfigError(f"parameter 'probes' must list distinct neurons, not {items!r}"[:200])
+    return record, items
+
+
+class _Recorder:
+    """What the numpy engine keeps of each step when ``record`` is not ``full``."""
+
+    def __init__(self, record, steps, batch, n, probes, dtype):
+        self.record, self.batch, self.n, self.probes = record, batch, n, probes
+        total = batch * n
+        if record == "spikes":
+            self.packed = np.zeros((steps, batch, (n + 7) // 8), dtype=np.uint8)
+        elif record == "counts":
+            self.counts = np.zeros(total, dtype=np.int64)
+            self.first = np.full(total, -1, dtype=np.int64)
+            self.last = np.full(total, -1, dtype=np.int64)
+        elif record == "probes":
+            self.probe_v = np.zeros((steps, batch, len(probes)), dtype=dtype)
+
+    def take(self, t, s, v):
+        """Record step ``t``: spikes ``s`` (bool) and membranes ``v``, both [B * N]."""
+        if self.record == "spikes":
+            self.packed[t] = np.packbits(s.reshape(self.batch, self.n), axis=1)
+        elif self.record == "counts":
+            self.counts += s
+            self.last[s] = t
+            self.first[s & (self.first < 0)] = t
+        elif self.record == "probes":
+            self.probe_v[t] = v.reshape(self.batch, self.n)[:, list(self.probes)]
+
+    def output(self):
+        if self.record == "spikes":
+            return {"packed": self.packed}
+        if self.record == "counts":
+            return {"counts": self.counts, "first": self.first, "last": self.last}
+        return {"probe_v": self.probe_v}
+
+
+def _run(configs, steps, currents, states, record="full", probes=None, engine="numpy"):
     shape = configs[0].shape
     batch, n, lanes = len(configs), shape.neurons, shape.lanes
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ConfigError(f"parameter 'steps' must be a non-negative integer, not {steps!r}")
+    if engine not in ENGINES:
+        raise ConfigError(f"parameter 'engine' must be one of {', '.join(ENGINES)}, "
+                          f"not {engine!r}")
+    record, probes = _check_record(record, probes, n)
     steps = int(steps)
     cur = _check_currents(shape, currents, steps, batch)
     if states is None:
@@ -196,21 +306,83 @@ def _run(configs, steps, currents, states):
     vmin, vmax = shape.v_range
     if v.min(initial=vmin) < vmin or v.max(initial=vmax) > vmax:
         raise ConfigError(f"state 'v' must lie in [{vmin}, {vmax}]")
-
     gains = np.array([c.noise.gain for c in configs], dtype=np.int64)
+    seeds = np.concatenate([s.noise for s in states])
+    dtype = _work_dtype(shape, [q for c in configs for q in c.params])
+    run = _run_fused if engine == "fused" else _run_numpy
+    raw, v, r, noise_state = run(configs, steps, cur, p, v, r, gains, seeds, dtype, record,
+                                 probes)
+    if noise_state is None:
+        # The generators advance on every update whatever the gain (numerics.md, "Noise"):
+        # jump them ahead so a later run with noise on continues where the hardware is.
+        noise_state = jump(seeds, steps * shape.depth)
+    results = []
+    for b in range(batch):
+        sl = slice(b * n, (b + 1) * n)
+        final = State(v=v[sl].astype(dtype, copy=True), r=r[sl].astype(dtype, copy=True),
+                      noise=noise_state[b * lanes:(b + 1) * lanes].copy(),
+                      step=states[b].step + steps)
+        res = Result(None, None, final, record=record)
+        if record == "full":
+            res.spikes = raw["spikes"].reshape(steps, batch, n)[:, b]
+            res.v = raw["v"].reshape(steps, batch, n)[:, b]
+        elif record == "spikes":
+            res.packed = raw["packed"][:, b]
+        elif record == "counts":
+            res.spike_count = raw["counts"][sl]
+            res.first_spike, res.last_spike = raw["first"][sl], raw["last"][sl]
+        else:
+            res.probes, res.probe_v = probes, raw["probe_v"][:, b]
+        results.append(res)
+    return results
+
+
+def _run_fused(configs, steps, cur, p, v, r, gains, seeds, dtype, record, probes):
+    """The run on :mod:`lifgate.golden.fast`; same inputs and outputs as :func:`_run_numpy`."""
+    # numba takes seconds to import: only a fused run pays for it, not every process that
+    # imports the reference (each cocotb session, each CLI command)
+    import lifgate.golden.fast as fast
+
+    shape = configs[0].shape
+    cols = ("v_th", "v_reset", "v_rest", "bias", "leak", "t_ref", "leak_mode", "reset_mode")
+    gs = shape.group_size
+    table = np.stack([p[c][::gs].astype(np.int64) for c in cols], axis=1)
+    table = np.ascontiguousarray(table)
     noise = None
     if gains.any():
-        noise = NoiseModel(np.concatenate([s.noise for s in states]), shape.depth)
+        noise = (seeds.astype(np.int64), gains, shape.depth, shape.lanes)
+    if cur is not None:
+        cur = np.ascontiguousarray(cur[:1] if cur.strides[0] == 0 else cur, dtype=np.int64)
+    order = np.array(sorted(probes) if probes else [], dtype=np.int64)
+    rec = ("full", "spikes", "counts", "probes").index(record)
+    raw = fast.run(table, gs, shape.neurons, v, r, noise, steps, cur,
+                   (shape.v_range[0], shape.v_range[1], shape.decay_frac), rec, order,
+                   np.dtype(dtype))
+    if probes:
+        raw["probe_v"] = raw["probe_v"][:, :, np.searchsorted(order, probes)]
+    noise_state = None if noise is None else noise[0].astype(np.uint32)
+    return raw, v, r, noise_state
+
+
+def _run_numpy(configs, steps, cur, p, v, r, gains, seeds, dtype, record, probes):
+    """The reference run: returns ``(recordings, v, r, noise state or None)``."""
+    shape = configs[0].shape
+    batch, n, lanes = len(configs), shape.neurons, shape.lanes
+    noise = None
+    if gains.any():
+        noise = NoiseModel(seeds, shape.depth)
         gain_n = np.repeat(gains, n)
 
-    dtype = _work_dtype(shape, [q for c in configs for q in c.params])
     total = batch * n
     v = v.astype(dtype)
     r = r.astype(dtype)
     if cur is not None:
         cur = cur.astype(dtype, copy=False)
-    out_s = np.empty((steps, total), dtype=bool)
-    out_v = np.empty((steps, total), dtype=dtype)
+    full = record == "full"
+    rows = steps if full else 1
+    out_s = np.empty((rows, total), dtype=bool)
+    out_v = np.empty((rows, total), dtype=dtype)
+    recorder = None if full else _Recorder(record, steps, batch, n, probes, dtype)
 
     def run_slice(lo, hi):
         sl = slice(lo, hi)
@@ -223,12 +395,16 @@ def _run(configs, steps, currents, states):
                 c = c.reshape(shape.depth, batch, lanes).transpose(1, 0, 2).reshape(-1)
                 z = ((c * gain_n) >> 8).astype(dtype)
                 extra = z if extra is None else extra + z
-            vv, rr = kernel.step(vv, rr, extra, out_s[t, sl], out_v[t, sl])
+            row = t if full else 0
+            vv, rr = kernel.step(vv, rr, extra, out_s[row, sl], out_v[row, sl])
+            if recorder is not None:
+                recorder.take(t, out_s[0], out_v[0])
+                vv = vv.copy()  # out_v[0] is overwritten by the next step
         return vv, rr
 
     # Neurons are independent, so without noise (which is generated lane-wide per step) two
     # threads each run all steps of half of them; numpy releases the GIL inside its loops.
-    threads = _THREADS if noise is None and total >= _THREAD_MIN else 1
+    threads = _THREADS if noise is None and total >= _THREAD_MIN and full else 1
     if threads > 1:
         bounds = np.linspace(0, total, threads + 1).astype(int)
         with ThreadPoolExecutor(threads) as pool:
@@ -237,27 +413,8 @@ def _run(configs, steps, currents, states):
         r = np.concatenate([b for _, b in parts])
     else:
         v, r = run_slice(0, total)
-
-    if noise is not None:
-        noise_state = noise.state
-    else:
-        # The generators advance on every update whatever the gain (numerics.md, "Noise"):
-        # jump them ahead so a later run with noise on continues where the hardware is.
-        noise_state = jump(np.concatenate([s.noise for s in states]), steps * shape.depth)
-    finals = [
-        State(
-            v=v[b * n:(b + 1) * n].copy(),
-            r=r[b * n:(b + 1) * n].copy(),
-            noise=noise_state[b * lanes:(b + 1) * lanes].copy(),
-            step=states[b].step + steps,
-        )
-        for b in range(batch)
-    ]
-    return (
-        out_s.reshape(steps, batch, n).transpose(1, 0, 2),
-        out_v.reshape(steps, batch, n).transpose(1, 0, 2),
-        finals,
-    )
+    raw = {"spikes": out_s, "v": out_v} if full else recorder.output()
+    return raw, v, r, (noise.state if noise is not None else None)
 
 
 def _work_dtype(shape, params_list):

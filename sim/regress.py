@@ -22,7 +22,8 @@ from lifgate.sim.driver import simulate_rtl
 
 from lifgate.config import ArrayShape, ConfigError
 
-__all__ = ["SIMS", "Report", "default_groups", "make_cases", "regress", "verify_command"]
+__all__ = ["SIMS", "Report", "build_model", "default_groups", "make_cases", "regress",
+           "run_chunk", "verify_command"]
 
 SIMS = ("icarus", "verilator", "amaranth")
 
@@ -144,20 +145,11 @@ def regress(sim: str, shape: ArrayShape, cases: list[SimCase], *, build_dir,
             raise ConfigError("a Verilog text runs on icarus or verilator, not on amaranth")
         return _regress_amaranth(shape, cases, membrane=membrane, waves_dir=waves_dir,
                                  progress=progress, options=options)
-    build_dir = Path(build_dir)
     waves = waves_dir is not None
-    key = runner.shape_key(shape, membrane, options)
-    key += "-waves" if waves and sim == "verilator" else ""
-    if verilog is not None:  # its own folder: the generated design's build stays cached
-        key += "-file" + hashlib.sha1(f"{top}\0{verilog}".encode()).hexdigest()[:10]
     t0 = time.perf_counter()
-
-    def build():
-        return runner.build(sim, shape, build_dir=build_dir / f"{sim}-{key}",
-                            membrane=membrane, waves=waves, optimize=optimize, options=options,
-                            verilog=verilog, top=top, models=models)
-
-    model = build() if around_build is None else around_build(build)
+    model, key = build_model(sim, shape, build_dir=build_dir, membrane=membrane, waves=waves,
+                             optimize=optimize, options=options, around_build=around_build,
+                             verilog=verilog, top=top, models=models)
     t1 = time.perf_counter()
     wave_file = None
     if waves:
@@ -165,6 +157,37 @@ def regress(sim: str, shape: ArrayShape, cases: list[SimCase], *, build_dir,
     results = runner.run(model, cases, test_dir=test_dir, waves=wave_file, progress=progress)
     t2 = time.perf_counter()
     return Report(sim, shape, results, t1 - t0, t2 - t1, membrane)
+
+
+def build_model(sim: str, shape: ArrayShape, *, build_dir, membrane: bool = True,
+                waves: bool = False, optimize: bool = True, options: dict | None = None,
+                around_build=None, verilog: str | None = None, top: str = "lif_array",
+                models: str | None = None):
+    """Build (or reuse) the model :func:`regress` runs on: ``(model, key)``; ``model`` is None
+    for ``amaranth`` (nothing to build). ``verilog``/``top``/``models``: see :func:`regress`."""
+    if sim == "amaranth":
+        return None, "amaranth"
+    key = runner.shape_key(shape, membrane, options)
+    key += "-waves" if waves and sim == "verilator" else ""
+    if verilog is not None:  # its own folder: the generated design's build stays cached
+        key += "-file" + hashlib.sha1(f"{top}\0{verilog}".encode()).hexdigest()[:10]
+
+    def build():
+        return runner.build(sim, shape, build_dir=Path(build_dir) / f"{sim}-{key}",
+                            membrane=membrane, waves=waves, optimize=optimize, options=options,
+                            verilog=verilog, top=top, models=models)
+
+    return (build() if around_build is None else around_build(build)), key
+
+
+def run_chunk(sim: str, model, shape: ArrayShape, cases: list[SimCase], *, test_dir=None,
+              membrane: bool = True, options: dict | None = None) -> list[dict]:
+    """One job of a distributed regression: ``cases`` on a built ``model`` (or on Amaranth's
+    simulator), in a cocotb session of its own in ``test_dir``; one result dict per case."""
+    if sim == "amaranth":
+        return _regress_amaranth(shape, cases, membrane=membrane, waves_dir=None,
+                                 progress=None, options=options).results
+    return runner.run(model, cases, test_dir=test_dir)
 
 
 def _regress_amaranth(shape, cases, *, membrane, waves_dir, progress, options=None) -> Report:

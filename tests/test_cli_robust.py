@@ -328,6 +328,8 @@ COMMANDS = {
         Opt("--build-dir", paths(BAD_DIRS)),
         Opt("--verilog", paths(BAD_GRAPHS)),
         Opt("--config", paths(BAD_CONFIGS)),
+        Opt("--workers", bad_int(1, 256)),
+        Opt("--scheduler", st.sampled_from(["localhost", "tcp://host", "http://h:1", "x y"])),
     ],
     "mutants": [
         Opt("--count", bad_int(1, 4000)),
@@ -361,6 +363,10 @@ COMMANDS = {
         Opt("--design", bad_choice(("array", "top"))),
         Opt("--leak-modes", bad_modes()),
         Opt("--build-dir", paths(BAD_DIRS)),
+        Opt("--seeds", st.sampled_from(["1,x", "1,1", "-1", "2147483648", "1.5", ""])),
+        Opt("--shapes", st.sampled_from(["64", "64x", "x4", "64x4,", "0x4", "64x0"])),
+        Opt("--workers", bad_int(1, 256)),
+        Opt("--scheduler", st.sampled_from(["localhost", "tcp://host", "http://h:1", "x y"])),
     ],
     "digits": [
         Opt("--steps", bad_int(1, 100000)),

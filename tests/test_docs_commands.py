@@ -156,8 +156,24 @@ HOW = {
     "LIFGATE_SLOW=1 python -m pytest tests/test_digits.py -m slow": Collect(),
     "LIFGATE_SLOW=1 python -m pytest tests/test_boards_netlist.py -m slow -s": Collect(),
     "python bench/bench_network_fpga.py icebreaker ulx3s-85f": Help(PNR),
+    # docs/cluster.md
+    "lifgate verify --sim verilator --configs 200 --workers 2": Help(
+        "200 configurations on a local Dask cluster (minutes); tests/test_verify_cluster.py "
+        "runs the same on Icarus with 5"),
+    "lifgate resources --board icebreaker --neurons 512 --lanes 4 --seeds 1,2,3 "
+    "--shapes 512x4,1024x4": Help(PNR),
+    "lifgate verify --sim verilator --configs 2000 --scheduler tcp://SCHEDULER:8786": Help(
+        "needs a running Dask scheduler; tests/test_verify_cluster.py starts one"),
+    "lifgate resources --board all --seeds 1,2,3,4 --scheduler tcp://SCHEDULER:8786": Help(
+        "needs a running Dask scheduler and place and route"),
     # docs/resources.md
     "python bench/bench_network_fpga.py --markdown docs/resources.md": Help(PNR),
+    # docs/simulator.md
+    "python bench/bench_golden_exact.py --configs 10000 --wide": Help(
+        "10,000 fuzzed configurations (minutes); tests/test_golden_fast.py runs 60 per property"),
+    "lifgate bench golden --record spikes --record counts --record full --brian-python "
+    "/work/brianenv/bin/python --json": Help(
+        "Brian2 lives in its own environment (numpy<2.3); `lifgate bench golden` runs"),
     # docs/verification.md
     "python -m lifgate.sim.formal": Help(FORMAL),
     "python -m lifgate.sim.formal --prop stream --mode prove --engine pdr --modes const":

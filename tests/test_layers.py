@@ -96,6 +96,8 @@ ALLOWED_LOCAL_IMPORTS = {
     ("boards/toolchain.py", "amaranth_boards.ulx3s"): "as amaranth_boards.icebreaker",
     ("sim/tools.py", "pytest"): "only tests call it; pytest is not a runtime dependency",
     ("bench/bench_golden.py", "brian2"): "optional, in its own environment (needs numpy<2.3)",
+    ("golden/fixed.py", "lifgate.golden.fast"):
+        "imports numba (seconds): only engine='fused' pays for it, not every cocotb session",
 }
 
 

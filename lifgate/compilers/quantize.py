@@ -398,7 +398,9 @@ class Quantized:
         cur = np.atleast_1d(np.asarray(currents, dtype=float))
         u = self.current_to_int(cur)
         steps = self.steps if steps is None else steps
-        return simulate(self._sweep_config(cur.size), steps, u).spikes
+        # a rate sweep (the notebook's sliders): the fused kernel, spikes only (bit-packed)
+        res = simulate(self._sweep_config(cur.size), steps, u, record="spikes", engine="fused")
+        return res.spike_raster()
 
     def settle(self, u: int) -> int | None:
         """Membrane integer a neuron settles at under constant integer input ``u``, no spikes.

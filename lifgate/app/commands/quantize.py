@@ -186,7 +186,7 @@ def _run_seed(args, save) -> int:
     if args.model == "euler":
         q = quantize_euler(width=args.width, leak=args.leak)
         cfg = q.with_input(11.0)
-        fixed = simulate(cfg, 100).spike_times(0)
+        fixed = simulate(cfg, 100, record="spikes").spike_times(0)
         ref = float_ref.euler_lif().spikes
         title = "Euler LIF seed (tau 20, v_th 10, i_syn 11, 100 steps)"
     else:
@@ -194,7 +194,7 @@ def _run_seed(args, save) -> int:
             raise ConfigError("--leak does not apply to --model iaf (constant leak 0)")
         q = quantize_iaf(width=args.width)
         cfg = q.with_input(0.025)
-        fixed = simulate(cfg, 100).spike_times(0)
+        fixed = simulate(cfg, 100, record="spikes").spike_times(0)
         ref = float_ref.iaf(0.025).spike_steps
         title = "IAF seed (threshold 1, bias 0.025, 100 steps)"
     rep = q.report()

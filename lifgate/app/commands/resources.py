@@ -8,6 +8,13 @@ critical path when the goal is missed. ``--design array`` (default) measures the
 with a minimal I/O harness, ``--design top`` the whole board top of ``lifgate build``. An 85F
 build takes several minutes.
 
+Sweeps: ``--seeds 1,2,3`` (nextpnr seeds) and ``--shapes 2048x8,4096x8`` (neurons x lanes)
+build every board x shape x seed, one row each. Two or more builds run as independent jobs on
+Dask (``lifgate.app.cluster``): on ``--scheduler ADDRESS``, else on a local cluster of
+``--workers`` processes (default: one per core, at most one per build); ``--workers 1`` builds
+one after the other in this process. A failed or lost job is reported and retried; a build
+that fails every attempt is a failed row (exit 1).
+
 Every argument and ``--build-dir`` are checked before the first build (one line, exit code 2,
 nothing created). ``--json`` prints ``{"ok": ..., "boards": [row, ...]}``; ``ok`` is false when
 a build failed (exit code 1); a missed goal frequency is reported, not a failure.
@@ -16,10 +23,12 @@ a build failed (exit code 1); a missed goal frequency is reported, not a failure
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 from lifgate.app.cli import DEFAULT_GROUPS, UsageError, add_report_options
+from lifgate.app.cluster import Cluster, check_scheduler, int_list
 from lifgate.app.progress import ticker
 from lifgate.boards import resources
 from lifgate.boards.resources import board_shape
@@ -50,6 +59,18 @@ def register(subparsers, summary):
                    help="clock to build for (default: the board's goal)")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0 to 2**31 - 1 (default 1)")
+    p.add_argument("--seeds", default=None, metavar="S,S,...",
+                   help="several nextpnr seeds, comma-separated (a row per seed; replaces "
+                   "--seed)")
+    p.add_argument("--shapes", default=None, metavar="NxP,...",
+                   help="several shapes, neurons x lanes, comma-separated, e.g. 2048x8,4096x8 "
+                   "(replaces --neurons/--lanes)")
+    p.add_argument("--workers", type=int, default=None, metavar="W",
+                   help="local Dask worker processes for two or more builds, 1 to 256 "
+                   "(default: one per core; 1: one build after the other, no cluster)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the builds on this Dask scheduler (tcp://HOST:8786; every worker "
+                   "must see --build-dir); see docs/cluster.md")
     p.add_argument("--build-dir", default="build/resources", metavar="DIR",
                    help="where the builds go (default build/resources)")
     add_report_options(p, json_help="print {\"ok\": ..., \"boards\": [...]} instead of a table")
@@ -69,52 +90,140 @@ def _modes(text):
     return tuple(m.strip() for m in text.split(",") if m.strip())
 
 
-def measure_rows(args) -> list[dict]:
-    """Build every selected board and return one result dict per board."""
+def _shape_list(args) -> list[tuple]:
+    """``[(neurons, lanes)]`` of ``--shapes``, or ``[(--neurons, --lanes)]``."""
+    if args.shapes is None:
+        return [(args.neurons, args.lanes)]
+    out = []
+    for part in str(args.shapes).split(","):
+        n, _, p = part.strip().lower().partition("x")
+        try:
+            n, p = int(n), int(p)
+        except ValueError:
+            n = p = 0
+        if not (1 <= n <= 1 << 20 and 1 <= p <= 64):
+            raise ConfigError(f"parameter '--shapes' must be comma-separated NxP (neurons 1 to "
+                              f"2**20 x lanes 1 to 64) such as 4096x8, not {args.shapes!r}"[:160])
+        out.append((n, p))
+    return out
+
+
+def plan(args) -> list[tuple]:
+    """Every build to run, checked before any starts: ``[(board, shape, seed, out), ...]``."""
     boards = _boards(args.board)
-    # Check every shape before building anything.
     groups = DEFAULT_GROUPS if args.groups is None else args.groups
-    shapes = [board_shape(b, neurons=args.neurons, lanes=args.lanes, groups=groups,
-                          leak_modes=_modes(args.leak_modes)) for b in boards]
-    if args.design == "top":
-        for s in shapes:
-            if s.lanes & (s.lanes - 1):
+    seeds = [args.seed] if args.seeds is None else int_list("--seeds", args.seeds, 0,
+                                                            (1 << 31) - 1)
+    jobs = []
+    for b in boards:
+        for neurons, lanes in _shape_list(args):
+            s = board_shape(b, neurons=neurons, lanes=lanes, groups=groups,
+                            leak_modes=_modes(args.leak_modes))
+            if args.design == "top" and s.lanes & (s.lanes - 1):
                 raise ConfigError(
                     f"parameter 'lanes' must be a power of two for a board top, not {s.lanes}"
                 )
+            for seed in seeds:
+                key = f"{b.name}-{args.design}-n{s.neurons}p{s.lanes}g{s.groups}"
+                key += "-nonoise" if args.no_noise else ""
+                key += f"-s{seed}" if len(seeds) > 1 else ""
+                jobs.append((b, s, seed, Path(args.build_dir) / key))
+    return jobs
+
+
+def _row(args, b, shape, seed, rep: dict) -> dict:
+    d = dict(rep)
+    d.update({
+        "design": args.design, "neurons": shape.neurons, "lanes": shape.lanes,
+        "groups": shape.groups, "noise": not args.no_noise,
+        "leak_modes": [m.name.lower() for m in shape.leak_modes],
+        "goal_mhz": b.goal_mhz if args.freq is None else args.freq,
+        "device": b.device, "seed": seed,
+    })
+    return d
+
+
+def _error_row(args, b, shape, seed, text) -> dict:
+    return {"board": b.name, "design": args.design, "neurons": shape.neurons,
+            "lanes": shape.lanes, "seed": seed, "error": text}
+
+
+def measure_job(board_name, shape, out, design, freq, seed, noise) -> dict:
+    """One build (a Dask job): its figures, or ``{"error": ...}`` for a toolchain failure (a
+    failed build is a result, not a lost job: it is not retried)."""
+    try:
+        rep = resources.measure(board(board_name), shape, Path(out), design=design,
+                                frequency_mhz=freq, seed=seed, noise=noise)
+    except ToolchainError as e:
+        return {"error": str(e)}
+    return rep.to_dict()
+
+
+def measure_rows(args) -> list[dict]:
+    """Build every selected board x shape x seed and return one result dict per build."""
+    # Check every argument and shape before building anything.
     if args.no_noise and args.design != "array":
         raise UsageError("--no-noise applies to --design array only (the board top always has "
                          "the noise source)")
     if args.freq is not None:
         check_number("--freq", args.freq, 1, 400, unit="MHz")
     check_int("--seed", args.seed, 0, (1 << 31) - 1)
+    if getattr(args, "workers", None) is not None:
+        check_int("--workers", args.workers, 1, 256)
+    if getattr(args, "scheduler", None) is not None:
+        check_scheduler("--scheduler", args.scheduler)
+    jobs = plan(args)
     writable_dir("--build-dir", args.build_dir)
     show = not getattr(args, "no_progress", False)
+    workers = getattr(args, "workers", None)
+    if getattr(args, "scheduler", None) is not None or (len(jobs) > 1 and workers != 1):
+        return _measure_on_cluster(args, jobs, show)
     rows = []
-    for b, shape in zip(boards, shapes, strict=True):
-        key = f"{b.name}-{args.design}-n{shape.neurons}p{shape.lanes}g{shape.groups}"
-        key += "-nonoise" if args.no_noise else ""
-        out = Path(args.build_dir) / key
+    for b, shape, seed, out in jobs:
         if show:
             print(f"building {b.name} ({args.design}, {shape.neurons} neurons, {shape.lanes} "
                   f"lanes) in {out} ...", file=sys.stderr, flush=True)
-        try:
-            rep = ticker(lambda b=b, shape=shape, out=out: resources.measure(
-                b, shape, out, design=args.design, frequency_mhz=args.freq, seed=args.seed,
-                noise=not args.no_noise), f"resources {b.name}", enabled=show)
-        except ToolchainError as e:
-            rows.append({"board": b.name, "design": args.design, "neurons": shape.neurons,
-                         "lanes": shape.lanes, "error": str(e)})
-            continue
-        d = rep.to_dict()
-        d.update({
-            "design": args.design, "neurons": shape.neurons, "lanes": shape.lanes,
-            "groups": shape.groups, "noise": not args.no_noise,
-            "leak_modes": [m.name.lower() for m in shape.leak_modes],
-            "goal_mhz": b.goal_mhz if args.freq is None else args.freq,
-            "device": b.device,
-        })
-        rows.append(d)
+        rep = ticker(lambda b=b, shape=shape, out=out, seed=seed: measure_job(
+            b.name, shape, out, args.design, args.freq, seed, not args.no_noise),
+            f"resources {b.name}", enabled=show)
+        rows.append(_error_row(args, b, shape, seed, rep["error"]) if "error" in rep
+                    else _row(args, b, shape, seed, rep))
+    return rows
+
+
+def _measure_on_cluster(args, jobs, show) -> list[dict]:
+    workers = args.workers or min(len(jobs), os.cpu_count() or 1)
+
+    def say(text):
+        if show:
+            print(text, file=sys.stderr, flush=True)
+
+    def on_result(i, rep):
+        b, shape, seed, out = jobs[i]
+        say(f"resources: {b.name} {shape.neurons}x{shape.lanes} seed {seed} done "
+            f"({'FAILED' if 'error' in rep else 'ok'})")
+
+    def on_event(e):
+        b, shape, seed, _ = jobs[e["job"]]
+        say(f"resources: job {b.name} {shape.neurons}x{shape.lanes} seed {seed}, attempt "
+            f"{e['attempt'] + 1}: {e['error']}")
+
+    say(f"resources: {len(jobs)} builds as Dask jobs "
+        f"({'on ' + args.scheduler if args.scheduler else f'{workers} local workers'})")
+    with Cluster(scheduler=args.scheduler, workers=workers) as cluster:
+        out = cluster.map(measure_job, [(b.name, s, str(o), args.design, args.freq, seed,
+                                         not args.no_noise) for b, s, seed, o in jobs],
+                          name="resources", on_result=on_result, on_event=on_event)
+    rows = []
+    for i, (b, shape, seed, _) in enumerate(jobs):
+        rep = out.results[i]
+        if i in out.failed:
+            rows.append(_error_row(args, b, shape, seed, f"job failed: {out.failed[i]}"))
+        elif "error" in rep:
+            rows.append(_error_row(args, b, shape, seed, rep["error"]))
+        else:
+            rows.append(_row(args, b, shape, seed, rep))
+    args.cluster_outcome = out.to_dict()
     return rows
 
 
@@ -127,7 +236,10 @@ def format_table(rows) -> str:
     head = ("board", "design", "neurons", "lanes", "cells", "FFs", "BRAM", "SPRAM", "DSP",
             "Fmax MHz", "goal", "")
     lines = []
+    seeds = len({r.get("seed") for r in rows}) > 1
     for r in rows:
+        if seeds:
+            r = dict(r, board=f"{r['board']} seed {r.get('seed')}")
         if "error" in r:
             first = r["error"].splitlines()[0]
             lines.append((r["board"], r["design"], str(r["neurons"]), str(r["lanes"]),
@@ -167,7 +279,8 @@ def run(args) -> int:
     rows = measure_rows(args)
     if args.json:
         ok = not any("error" in r for r in rows)
-        print(json.dumps({"ok": ok, "boards": rows}, indent=2))
+        print(json.dumps({"ok": ok, "boards": rows,
+                          "cluster": getattr(args, "cluster_outcome", None)}, indent=2))
     else:
         print(format_table(rows))
     return 1 if any("error" in r for r in rows) else 0

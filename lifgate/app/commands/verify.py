@@ -18,18 +18,32 @@ and runs the netlist (:mod:`lifgate.sim.foreign`, :func:`lifgate.boards.netlist.
 Every argument and path (``--build-dir``, ``--waves``) is checked before the build starts: a bad
 one is one line ``lifgate verify: error: ...`` with exit code 2 and nothing is created.
 ``--json`` prints one object with ``"ok"`` (no mismatch) and ``updates_per_s``.
+
+Many configurations run as independent jobs on Dask (``lifgate.app.cluster``): with
+``--scheduler ADDRESS`` on an existing cluster, else on a local cluster of ``--workers`` processes
+(default: one per core when the run is at least ``AUTO_CLUSTER`` neuron-updates, cases x steps x
+neurons, one process below that: starting a cluster and one cocotb session per job cost more
+than a second core returns for a short run, docs/cluster.md "Wall time"). The model is built
+once, here; each job runs a slice of the cases in a cocotb session of its own. A failed or
+lost job is reported and retried; a job that fails every attempt counts its cases as failures
+(exit 1).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import secrets
 import shlex
 import sys
+import time
+import uuid
 from pathlib import Path
 
 from lifgate.app.cli import DEFAULT_GROUPS, UsageError, add_report_options
+from lifgate.app.cluster import Cluster, check_scheduler
 from lifgate.app.progress import progress_bar
 from lifgate.boards.netlist import (
     NETLIST_BOARDS,
@@ -42,6 +56,12 @@ from lifgate.config import ArrayShape, ConfigError
 from lifgate.sim import foreign, regress, runner
 
 DEFAULT_NEURONS, DEFAULT_LANES = 64, 4
+# neuron-updates (cases x steps x neurons) from which the default is a local cluster of one
+# worker per core: a 200-case verify of 64 neurons (6e5 updates) ran slower on 2 workers
+AUTO_CLUSTER = 5_000_000
+# slices of the cases per worker: a lost job re-runs a part only; each slice is one cocotb
+# session, which costs seconds to start
+JOBS_PER_WORKER = 2
 
 
 @dataclasses.dataclass
@@ -118,6 +138,13 @@ def register(subparsers, summary):
                    "and verify the netlist with the cell models")
     p.add_argument("--build-dir", default="build/verify", metavar="DIR",
                    help="where models are built (default build/verify)")
+    p.add_argument("--workers", type=int, default=None, metavar="W",
+                   help="local Dask worker processes, 1 to 256 (default: one per core from "
+                   f"{AUTO_CLUSTER:.0e} neuron-updates, cases x steps x neurons, on; below "
+                   "that 1 = no cluster)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the jobs on this Dask scheduler (tcp://HOST:8786; every worker "
+                   "must see --build-dir); see docs/cluster.md")
     add_report_options(p)
     p.set_defaults(func=run)
 
@@ -205,6 +232,12 @@ def check_args(args) -> tuple[Design, int, int]:
         design = Design(_shape_from_args(args), not args.no_membrane)
     if args.configs == 0 and args.no_directed:
         raise UsageError("nothing to run: --configs 0 with --no-directed")
+    if getattr(args, "workers", None) is not None:
+        check_int("--workers", args.workers, 1, 256)
+    if getattr(args, "scheduler", None) is not None:
+        check_scheduler("--scheduler", args.scheduler)
+    if getattr(args, "scheduler", None) is not None and args.waves is not None:
+        raise UsageError("--waves writes one wave file from one process: not with --scheduler")
     # Strings, not argparse's type=Path: Path("") is ".", and an empty path must be refused.
     if args.sim != "amaranth":
         writable_dir("--build-dir", args.build_dir)
@@ -228,6 +261,65 @@ def _netlist_design(args, design: Design) -> Design:
     used = ", ".join(f"{n} {k}" for k, n in sorted(cells.items()))
     return dataclasses.replace(design, text=gate_level_text(family, netlist), models="",
                                source=f"{args.netlist} netlist ({used})")
+
+
+def cluster_workers(args, updates: int) -> int:
+    """Local workers for a run of ``updates`` neuron-updates (1: no cluster); ``--scheduler``
+    ignores it."""
+    if args.waves is not None:
+        return 1
+    if args.workers is not None:
+        return args.workers
+    return (os.cpu_count() or 1) if updates >= AUTO_CLUSTER else 1
+
+
+def regress_on_cluster(args, design: Design, cases, workers, progress, say) -> regress.Report:
+    """The regression with its cases spread over Dask jobs (see the module docstring)."""
+    shape, membrane = design.shape, design.membrane
+    t0 = time.perf_counter()
+    model, key = regress.build_model(args.sim, shape, build_dir=args.build_dir,
+                                     membrane=membrane, verilog=design.text, top=design.top,
+                                     models=design.models)
+    t1 = time.perf_counter()
+    with Cluster(scheduler=args.scheduler, workers=workers) as cluster:
+        n_workers = len(cluster.client.scheduler_info().get("workers", {})) or workers
+        size = max(1, math.ceil(len(cases) / (n_workers * JOBS_PER_WORKER)))
+        chunks = [cases[i:i + size] for i in range(0, len(cases), size)]
+        run_dir = Path(args.build_dir).resolve() / f"runs-{key}"
+        jobs = [(args.sim, model, shape, chunk)
+                for chunk in chunks]
+
+        def on_result(i, results):
+            for res in results:
+                progress(res)
+
+        def on_event(e):
+            say(f"verify: job {e['job']} (cases {e['job'] * size} to "
+                f"{min(len(cases), (e['job'] + 1) * size) - 1}), attempt {e['attempt'] + 1}: "
+                f"{e['error']}" + ("" if e.get("lost_worker") and "re-run" in e["error"]
+                                   else "; retrying"))
+
+        out = cluster.map(_job, [(*j, str(run_dir / uuid.uuid4().hex), membrane) for j in jobs],
+                          name="verify", on_result=on_result, on_event=on_event)
+    results = []
+    for i, chunk in enumerate(chunks):
+        if i in out.failed:
+            for case in chunk:
+                res = {"name": case.name, "updates": 0, "origin": case.origin, "xz": 0,
+                       "cycles": 0, "mismatch": {"case": case.name, "field": "error",
+                                                 "error": f"job failed: {out.failed[i]}"}}
+                progress(res)
+                results.append(res)
+        else:
+            results += out.results[i]
+    report = regress.Report(args.sim, shape, results, t1 - t0, time.perf_counter() - t1,
+                            membrane)
+    report.cluster = out.to_dict()
+    return report
+
+
+def _job(sim, model, shape, cases, test_dir, membrane):
+    return regress.run_chunk(sim, model, shape, cases, test_dir=test_dir, membrane=membrane)
 
 
 def _command(args, design: Design, steps: int, seed: int) -> str:
@@ -274,23 +366,31 @@ def run(args) -> int:
             bar.set_postfix(updates=state["updates"], mismatches=state["bad"], refresh=False)
             bar.update(1)
 
+        workers = cluster_workers(args, len(cases) * steps * shape.neurons)
         bar.set_postfix_str("building", refresh=True)
         if not args.no_progress and args.sim != "amaranth" and not sys.stderr.isatty():
             # The plain-line progress speaks at the first result; say what the wait is for.
             print(f"verify {args.sim}: building the model in {args.build_dir} (reused when up "
                   f"to date) ...", file=sys.stderr, flush=True)
         try:
-            report = regress.regress(args.sim, shape, cases, build_dir=Path(args.build_dir),
-                                     membrane=design.membrane, verilog=design.text,
-                                     top=design.top, models=design.models,
-                                     waves_dir=None if args.waves is None else Path(args.waves),
-                                     progress=progress)
+            if args.scheduler is not None or workers > 1:
+                report = regress_on_cluster(
+                    args, design, cases, workers, progress,
+                    lambda text: print(text, file=sys.stderr, flush=True))
+            else:
+                report = regress.regress(
+                    args.sim, shape, cases, build_dir=Path(args.build_dir),
+                    membrane=design.membrane, verilog=design.text, top=design.top,
+                    models=design.models,
+                    waves_dir=None if args.waves is None else Path(args.waves),
+                    progress=progress)
         except runner.SimulatorError as e:
             raise UsageError(str(e)) from None
     out = regress.summary(report, seed=seed, command=command)
     out["random_configs"] = args.configs
     out["directed_configs"] = len(cases) - args.configs
     out["design"] = design.source
+    out["cluster"] = getattr(report, "cluster", None)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
