@@ -11,6 +11,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+from lifgate.golden.synapse import synapse_clocks
 
 from lifgate.config import ConfigTypeError, acc_width
 
@@ -43,12 +44,23 @@ class Synapse(wiring.Component):
     ``(outputs // lanes) * inputs`` rows of ``lanes`` signed ``w_width``-bit weights: row
     ``a * inputs + i``, lane ``p`` holds ``W[a * lanes + p, i]``.
 
-    Operation: a ``start`` strobe (when idle) computes one beat per address ``a = 0 .. D-1``:
-    every lane reads its weight for input ``i = 0 .. inputs-1``, one per clock, multiplies it by
-    ``x[i]`` (an AND for 1-bit inputs) and accumulates it exactly (``acc_width`` bits, so the
-    order does not matter and nothing wraps); the sum is saturated to ``i_width`` and offered on
-    ``i_stream``. The next address starts once the beat has been taken. One address takes
-    ``inputs + 4`` clocks without backpressure (read, weight register, product, accumulate).
+    Operation: a ``start`` strobe (when idle) computes one beat per address ``a = 0 .. D-1``;
+    every lane accumulates its weights exactly (``acc_width`` bits, so the order does not matter
+    and nothing wraps); the sum is saturated to ``i_width`` and offered on ``i_stream``. The
+    next address starts once the beat has been taken. Two ways to visit the inputs:
+
+    * **dense** (multi-bit inputs, or ``events=False``): every lane reads its weight for input
+      ``i = 0 .. inputs-1``, one per clock, and multiplies it by ``x[i]`` (an AND for 1-bit
+      inputs). One address takes ``inputs + 4`` clocks without backpressure: ``inputs`` reads,
+      then 4 clocks of latency (block RAM read, weight register, product, accumulate).
+    * **spike-driven** (1-bit inputs, the default for them): ``x`` is turned into a list of
+      events, the indices ``i`` with ``x[i] = 1`` in increasing order (a priority encoder takes
+      the lowest set bit of a mask register and clears it, one event per clock); each event
+      reads one weight row and adds it to every lane's accumulator. A silent input costs
+      nothing: one address takes ``max(k, 1) + 5`` clocks without backpressure for ``k``
+      spikes (``k = 0`` issues one read whose product is forced to 0, so the beat is sent),
+      then 5 clocks of latency (row address register, block RAM read, weight register,
+      product, accumulate). The sum is the same as the dense one, bit for bit.
 
     Parameters
     ----------
@@ -60,6 +72,9 @@ class Synapse(wiring.Component):
         Unsigned input width, 1 (spikes) to 16.
     i_width : int
         Signed output current width (the array's ``i_width``), 2 to 32.
+    events : bool or None
+        Spike-driven (event list) instead of dense; only for ``x_width == 1``. Default (None):
+        spike-driven for 1-bit inputs, dense otherwise.
 
     Members
     -------
@@ -85,7 +100,7 @@ class Synapse(wiring.Component):
     """
 
     def __init__(self, *, inputs: int, outputs: int, lanes: int, w_width: int = 8,
-                 x_width: int = 1, i_width: int = 16):
+                 x_width: int = 1, i_width: int = 16, events: bool | None = None):
         try:
             _check("Inputs", inputs, 1, 1 << 16)
             _check("Lanes", lanes, 1, 64)
@@ -96,11 +111,17 @@ class Synapse(wiring.Component):
             _check("Weight width", w_width, 2, 18)
             _check("Input width", x_width, 1, 16)
             _check("Current width", i_width, 2, 32)
+            if events is None:
+                events = x_width == 1
+            if not isinstance(events, bool) or (events and x_width != 1):
+                raise ConfigTypeError(
+                    f"Events must be a bool (True only for x_width 1), not {events!r}")
         except TypeError:
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise
         self.inputs, self.outputs, self.lanes = inputs, outputs, lanes
         self.w_width, self.x_width, self.i_width = w_width, x_width, i_width
+        self.events = events
         self.depth = outputs // lanes
         self.rows = self.depth * inputs
         super().__init__({
@@ -116,12 +137,21 @@ class Synapse(wiring.Component):
             "i_stream": Out(stream.Signature(data.ArrayLayout(signed(i_width), lanes))),
         })
 
-    #: Clocks per address without backpressure, beyond the ``inputs`` reads.
-    overhead = 4
+    @property
+    def overhead(self) -> int:
+        """Clocks per address without backpressure, beyond the reads (``inputs`` of them
+        dense, ``max(k, 1)`` spike-driven)."""
+        return 5 if self.events else 4
+
+    def step_clocks(self, spikes=None) -> int:
+        """Clocks of one step (all ``D`` addresses) without backpressure:
+        :func:`lifgate.golden.synapse.synapse_clocks` (``spikes``: the count or vector of
+        inputs at 1; ignored when dense)."""
+        return synapse_clocks(self.inputs, self.depth, spikes if self.events else None)
 
     def elaborate(self, platform):
         m = Module()
-        P, D, n = self.lanes, self.depth, self.inputs
+        P, n = self.lanes, self.inputs
         A = acc_width(n, self.w_width, self.x_width)
 
         wmem = Memory(shape=data.ArrayLayout(signed(self.w_width), P), depth=max(2, self.rows),
@@ -134,16 +164,52 @@ class Synapse(wiring.Component):
             wr.data.eq(Cat([self.w_data] * P)),
             wr.en.eq(Mux(self.w_we, 1 << self.w_lane, 0)[:P]),
         ]
-
         row = Signal(range(max(2, self.rows)))
+        m.d.comb += [rd.addr.eq(row), rd.en.eq(1), self.r_data.eq(rd.data)]
+        out_valid = Signal()
+        # Both visits deliver, for the clock a weight row sits at the block RAM's address
+        # (``row``): ``issue``, ``first`` and ``last`` of the address's reads; then the factor
+        # of that row, ``xw``, two clocks later (when the registered weights are there).
+        if self.events:
+            issue, first, last, xw = self._event_visit(m, row, out_valid)
+        else:
+            issue, first, last, xw = self._dense_visit(m, row, out_valid)
+
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        m.d.sync += [v1.eq(issue), first1.eq(first), last1.eq(last)]
+        # Stage 2: the weights are registered (a block RAM's output straight into a multiplier
+        # was the critical path: 67 MHz on the ECP5-85F, bench/bench_network_fpga.py).
+        vw, firstw, lastw = Signal(), Signal(), Signal()
+        wreg = Signal.like(rd.data, name="wreg")
+        m.d.sync += [vw.eq(v1), firstw.eq(first1), lastw.eq(last1), wreg.eq(rd.data)]
+        # Stage 3: products.
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        m.d.sync += [v2.eq(vw), first2.eq(firstw), last2.eq(lastw)]
+        prods = []
+        for p in range(P):
+            w = wreg[p]
+            prod = Mux(xw[0], w, 0) if self.x_width == 1 else w * xw
+            r = Signal(signed(self.w_width + self.x_width), name=f"prod{p}")
+            m.d.sync += r.eq(prod)
+            prods.append(r)
+        # Stage 4: accumulate (exact); the beat is valid once the last product is in.
+        m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
+        for p in range(P):
+            acc = Signal(signed(A), name=f"acc{p}")
+            with m.If(v2):
+                m.d.sync += acc.eq(Mux(first2, 0, acc) + prods[p])
+            m.d.comb += self.i_stream.payload[p].eq(saturate(acc, self.i_width))
+        m.d.comb += self.i_stream.valid.eq(out_valid)
+        return m
+
+    def _dense_visit(self, m, row, out_valid):
+        """Every input of every address, in order: ``row`` counts through the memory."""
+        D, n = self.depth, self.inputs
         i = Signal(range(max(2, n)))
         a = Signal(range(max(2, D)))
         issue = Signal()
         last_i = Signal()
-        m.d.comb += [last_i.eq(i == n - 1), rd.addr.eq(row), rd.en.eq(1),
-                     self.r_data.eq(rd.data)]
-
-        out_valid = Signal()
+        m.d.comb += last_i.eq(i == n - 1)
         with m.FSM(name="syn"):
             with m.State("IDLE"):
                 m.d.sync += row.eq(self.r_addr)  # weight read-back while idle
@@ -172,43 +238,62 @@ class Synapse(wiring.Component):
         G = -(-n // S)
         xs = [self.x[j] for j in range(n)] + [Const(0, self.x_width)] * (G * S - n)
         groups = [Cat(xs[g * S:(g + 1) * S]) for g in range(G)]
-        # Stage 1: the weight row is read; the flags and the input's group follow it.
-        v1, first1, last1 = Signal(), Signal(), Signal()
         xg1 = Signal(S * self.x_width)
-        m.d.sync += [
-            v1.eq(issue), first1.eq(i == 0), last1.eq(last_i),
-            xg1.eq(Array(groups)[i >> k] if G > 1 else groups[0]),
-        ]
+        m.d.sync += xg1.eq(Array(groups)[i >> k] if G > 1 else groups[0])
         low1 = Signal(range(max(2, S)))
         if k:
             m.d.sync += low1.eq(i[:k])
-        # Stage 2: the weights are registered (a block RAM's output straight into a multiplier
-        # was the critical path: 67 MHz on the ECP5-85F, bench/bench_network_fpga.py), and the
-        # input is picked out of its group.
-        vw, firstw, lastw = Signal(), Signal(), Signal()
         xw = Signal(self.x_width)
-        wreg = Signal.like(rd.data, name="wreg")
         elems = [xg1[e * self.x_width:(e + 1) * self.x_width] for e in range(S)]
-        m.d.sync += [
-            vw.eq(v1), firstw.eq(first1), lastw.eq(last1), wreg.eq(rd.data),
-            xw.eq(Array(elems)[low1] if S > 1 else elems[0]),
+        m.d.sync += xw.eq(Array(elems)[low1] if S > 1 else elems[0])
+        return issue, i == 0, last_i, xw
+
+    def _event_visit(self, m, row, out_valid):
+        """The inputs at 1 of every address, in increasing order (one event per clock).
+
+        RUN clock ``t``: the lowest set bit of ``mask`` is the event; ``mask`` loses it and
+        ``row`` gets ``base + index`` (a register, so the priority encoder and the adder are
+        not in the block RAM's address path); the row is read at ``t + 1``."""
+        D, n = self.depth, self.inputs
+        mask = Signal(n)
+        base = Signal(range(max(2, self.rows)))
+        a = Signal(range(max(2, D)))
+        fresh = Signal()  # the next event is the address's first
+        lowest = Signal(n)
+        rest = Signal(n)
+        index = Signal(range(max(2, n)))
+        m.d.comb += [
+            lowest.eq(mask & (~mask + 1)[:n]),  # one-hot: the lowest set bit (0 if none)
+            rest.eq(mask & (mask - 1)[:n]),  # mask without it
+            # One-hot to binary: bit b of the index is the OR of the positions with bit b set.
+            index.eq(Cat(Cat(lowest[j] for j in range(n) if (j >> b) & 1).any()
+                         for b in range(len(index)))) if n > 1 else index.eq(0),
         ]
-        # Stage 3: products.
-        v2, first2, last2 = Signal(), Signal(), Signal()
-        m.d.sync += [v2.eq(vw), first2.eq(firstw), last2.eq(lastw)]
-        prods = []
-        for p in range(P):
-            w = wreg[p]
-            prod = Mux(xw[0], w, 0) if self.x_width == 1 else w * xw
-            r = Signal(signed(self.w_width + self.x_width), name=f"prod{p}")
-            m.d.sync += r.eq(prod)
-            prods.append(r)
-        # Stage 4: accumulate (exact); the beat is valid once the last product is in.
-        m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
-        for p in range(P):
-            acc = Signal(signed(A), name=f"acc{p}")
-            with m.If(v2):
-                m.d.sync += acc.eq(Mux(first2, 0, acc) + prods[p])
-            m.d.comb += self.i_stream.payload[p].eq(saturate(acc, self.i_width))
-        m.d.comb += self.i_stream.valid.eq(out_valid)
-        return m
+        issue, first, last, real = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += issue.eq(0)
+        with m.FSM(name="syn"):
+            with m.State("IDLE"):
+                m.d.sync += row.eq(self.r_addr)  # weight read-back while idle
+                with m.If(self.start):
+                    m.d.sync += [mask.eq(self.x.as_value()), base.eq(0), a.eq(0), fresh.eq(1)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [
+                    row.eq(base + index), issue.eq(1), first.eq(fresh), last.eq(rest == 0),
+                    real.eq(mask.any()), mask.eq(rest), fresh.eq(0),
+                ]
+                with m.If(rest == 0):  # also with no event at all: one read, factor 0
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(out_valid & self.i_stream.ready):
+                    with m.If(a == D - 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += [a.eq(a + 1), base.eq(base + n), fresh.eq(1),
+                                     mask.eq(self.x.as_value())]
+                        m.next = "RUN"
+        real1, xw = Signal(), Signal()
+        m.d.sync += [real1.eq(real), xw.eq(real1)]
+        return issue, first, last, xw
