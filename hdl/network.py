@@ -80,6 +80,8 @@ class Network(wiring.Component):
     events : bool
         Spike-driven synapses (``Synapse(events=True)``) for every layer with 1-bit inputs
         (layer ``l > 0``, and layer 0 if ``x_width == 1``); False: every synapse dense.
+    event_ports : int
+        Events per clock of the spike-driven synapses (1 or 2; ``Synapse(event_ports=)``).
 
     Latency per step (no backpressure on ``s_stream``): layer by layer, the synapse's
     :meth:`~lifgate.hdl.synapse.Synapse.step_clocks` (``D_l (n_l + 4)`` dense,
@@ -111,7 +113,7 @@ class Network(wiring.Component):
     """
 
     def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
-                 membrane: bool = True, events: bool = True):
+                 membrane: bool = True, events: bool = True, event_ports: int = 1):
         try:
             shapes = _check_shapes(shapes)
         except ConfigError:
@@ -126,7 +128,8 @@ class Network(wiring.Component):
         self.synapses = [
             Synapse(inputs=self.fan_in[n], outputs=s.neurons, lanes=s.lanes, w_width=w_width,
                     x_width=x_width if n == 0 else 1, i_width=s.i_width,
-                    events=self.events and (x_width if n == 0 else 1) == 1)
+                    events=self.events and (x_width if n == 0 else 1) == 1,
+                    event_ports=event_ports)
             for n, s in enumerate(shapes)
         ]
         L = len(shapes)
@@ -154,11 +157,12 @@ class Network(wiring.Component):
         })
 
     @classmethod
-    def for_network(cls, network, *, membrane: bool = True, events: bool = True) -> Network:
+    def for_network(cls, network, *, membrane: bool = True, events: bool = True,
+                    event_ports: int = 1) -> Network:
         """The gateware of a :class:`lifgate.golden.synapse.Network` (its compile-time part)."""
         return cls([layer.config.shape for layer in network.layers], inputs=network.inputs,
                    w_width=network.w_width, x_width=network.x_width, membrane=membrane,
-                   events=events)
+                   events=events, event_ports=event_ports)
 
     def elaborate(self, platform):
         m = Module()

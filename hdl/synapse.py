@@ -75,6 +75,10 @@ class Synapse(wiring.Component):
     events : bool or None
         Spike-driven (event list) instead of dense; only for ``x_width == 1``. Default (None):
         spike-driven for 1-bit inputs, dense otherwise.
+    event_ports : int
+        Events per clock when spike-driven, 1 or 2 (2: a second read port on the weight
+        memory, a copy of it in block RAM, and the two rows summed before the accumulator):
+        ``ceil(max(k, 1) / 2) + 5`` clocks per address.
 
     Members
     -------
@@ -100,7 +104,8 @@ class Synapse(wiring.Component):
     """
 
     def __init__(self, *, inputs: int, outputs: int, lanes: int, w_width: int = 8,
-                 x_width: int = 1, i_width: int = 16, events: bool | None = None):
+                 x_width: int = 1, i_width: int = 16, events: bool | None = None,
+                 event_ports: int = 1):
         try:
             _check("Inputs", inputs, 1, 1 << 16)
             _check("Lanes", lanes, 1, 64)
@@ -116,12 +121,14 @@ class Synapse(wiring.Component):
             if not isinstance(events, bool) or (events and x_width != 1):
                 raise ConfigTypeError(
                     f"Events must be a bool (True only for x_width 1), not {events!r}")
+            _check("Event ports", event_ports, 1, 2)
         except TypeError:
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise
         self.inputs, self.outputs, self.lanes = inputs, outputs, lanes
         self.w_width, self.x_width, self.i_width = w_width, x_width, i_width
         self.events = events
+        self.event_ports = event_ports if events else 1
         self.depth = outputs // lanes
         self.rows = self.depth * inputs
         super().__init__({
@@ -147,7 +154,8 @@ class Synapse(wiring.Component):
         """Clocks of one step (all ``D`` addresses) without backpressure:
         :func:`lifgate.golden.synapse.synapse_clocks` (``spikes``: the count or vector of
         inputs at 1; ignored when dense)."""
-        return synapse_clocks(self.inputs, self.depth, spikes if self.events else None)
+        return synapse_clocks(self.inputs, self.depth, spikes if self.events else None,
+                              ports=self.event_ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -169,27 +177,41 @@ class Synapse(wiring.Component):
         out_valid = Signal()
         # Both visits deliver, for the clock a weight row sits at the block RAM's address
         # (``row``): ``issue``, ``first`` and ``last`` of the address's reads; then the factor
-        # of that row, ``xw``, two clocks later (when the registered weights are there).
+        # of that row, ``xw``, two clocks later (when the registered weights are there). With
+        # two event ports, a second row (``row2``, a second read port) and its factor.
         if self.events:
-            issue, first, last, xw = self._event_visit(m, row, out_valid)
+            issue, first, last, factors = self._event_visit(m, row, out_valid)
         else:
             issue, first, last, xw = self._dense_visit(m, row, out_valid)
+            factors = [(row, xw)]
+        reads = [rd.data]
+        for addr, _ in factors[1:]:
+            rd2 = wmem.read_port()
+            m.d.comb += [rd2.addr.eq(addr), rd2.en.eq(1)]
+            reads.append(rd2.data)
 
         v1, first1, last1 = Signal(), Signal(), Signal()
         m.d.sync += [v1.eq(issue), first1.eq(first), last1.eq(last)]
         # Stage 2: the weights are registered (a block RAM's output straight into a multiplier
         # was the critical path: 67 MHz on the ECP5-85F, bench/bench_network_fpga.py).
         vw, firstw, lastw = Signal(), Signal(), Signal()
-        wreg = Signal.like(rd.data, name="wreg")
-        m.d.sync += [vw.eq(v1), firstw.eq(first1), lastw.eq(last1), wreg.eq(rd.data)]
-        # Stage 3: products.
+        m.d.sync += [vw.eq(v1), firstw.eq(first1), lastw.eq(last1)]
+        wregs = []
+        for e, data_e in enumerate(reads):
+            wreg = Signal.like(rd.data, name="wreg" if e == 0 else f"wreg{e}")
+            m.d.sync += wreg.eq(data_e)
+            wregs.append(wreg)
+        # Stage 3: products (the sum of both ports' rows with two event ports).
         v2, first2, last2 = Signal(), Signal(), Signal()
         m.d.sync += [v2.eq(vw), first2.eq(firstw), last2.eq(lastw)]
         prods = []
         for p in range(P):
-            w = wreg[p]
-            prod = Mux(xw[0], w, 0) if self.x_width == 1 else w * xw
-            r = Signal(signed(self.w_width + self.x_width), name=f"prod{p}")
+            terms = []
+            for wreg, (_, xw) in zip(wregs, factors, strict=True):
+                w = wreg[p]
+                terms.append(Mux(xw[0], w, 0) if self.x_width == 1 else w * xw)
+            prod = terms[0] if len(terms) == 1 else terms[0] + terms[1]
+            r = Signal(signed(self.w_width + self.x_width + len(terms) - 1), name=f"prod{p}")
             m.d.sync += r.eq(prod)
             prods.append(r)
         # Stage 4: accumulate (exact); the beat is valid once the last product is in.
@@ -249,27 +271,37 @@ class Synapse(wiring.Component):
         return issue, i == 0, last_i, xw
 
     def _event_visit(self, m, row, out_valid):
-        """The inputs at 1 of every address, in increasing order (one event per clock).
+        """The inputs at 1 of every address, in increasing order (``event_ports`` events per
+        clock).
 
-        RUN clock ``t``: the lowest set bit of ``mask`` is the event; ``mask`` loses it and
-        ``row`` gets ``base + index`` (a register, so the priority encoder and the adder are
-        not in the block RAM's address path); the row is read at ``t + 1``."""
+        RUN clock ``t``: the lowest set bit of ``mask`` is the event (with two ports, the two
+        lowest); ``mask`` loses them and ``row`` (``row2``) gets ``base + index`` (a register,
+        so the priority encoder and the adder are not in the block RAM's address path); the
+        rows are read at ``t + 1``."""
         D, n = self.depth, self.inputs
         mask = Signal(n)
         base = Signal(range(max(2, self.rows)))
         a = Signal(range(max(2, D)))
         fresh = Signal()  # the next event is the address's first
-        lowest = Signal(n)
-        rest = Signal(n)
-        index = Signal(range(max(2, n)))
-        m.d.comb += [
-            lowest.eq(mask & (~mask + 1)[:n]),  # one-hot: the lowest set bit (0 if none)
-            rest.eq(mask & (mask - 1)[:n]),  # mask without it
-            # One-hot to binary: bit b of the index is the OR of the positions with bit b set.
-            index.eq(Cat(Cat(lowest[j] for j in range(n) if (j >> b) & 1).any()
-                         for b in range(len(index)))) if n > 1 else index.eq(0),
-        ]
-        issue, first, last, real = Signal(), Signal(), Signal(), Signal()
+        rows = [row] + [Signal.like(row, name=f"row{e + 2}")
+                        for e in range(self.event_ports - 1)]
+        left = mask
+        picks = []  # per port: (index, this port has an event)
+        for e in range(self.event_ports):
+            lowest = Signal(n, name=f"lowest{e}")
+            rest = Signal(n, name=f"rest{e}")
+            index = Signal(range(max(2, n)), name=f"index{e}")
+            m.d.comb += [
+                lowest.eq(left & (~left + 1)[:n]),  # one-hot: the lowest set bit (0 if none)
+                rest.eq(left & (left - 1)[:n]),  # without it
+                # One-hot to binary: bit b of the index is the OR of the positions with bit b.
+                index.eq(Cat(Cat(lowest[j] for j in range(n) if (j >> b) & 1).any()
+                             for b in range(len(index)))) if n > 1 else index.eq(0),
+            ]
+            picks.append((index, left.any()))
+            left = rest
+        issue, first, last = Signal(), Signal(), Signal()
+        reals = [Signal(name=f"real{e}") for e in range(self.event_ports)]
         m.d.sync += issue.eq(0)
         with m.FSM(name="syn"):
             with m.State("IDLE"):
@@ -279,11 +311,11 @@ class Synapse(wiring.Component):
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [
-                    row.eq(base + index), issue.eq(1), first.eq(fresh), last.eq(rest == 0),
-                    real.eq(mask.any()), mask.eq(rest), fresh.eq(0),
-                ]
-                with m.If(rest == 0):  # also with no event at all: one read, factor 0
+                m.d.sync += [issue.eq(1), first.eq(fresh), last.eq(left == 0), mask.eq(left),
+                             fresh.eq(0)]
+                for r, real, (index, has) in zip(rows, reals, picks, strict=True):
+                    m.d.sync += [r.eq(base + index), real.eq(has)]
+                with m.If(left == 0):  # also with no event at all: one read, factor 0
                     m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += self.busy.eq(1)
@@ -294,6 +326,9 @@ class Synapse(wiring.Component):
                         m.d.sync += [a.eq(a + 1), base.eq(base + n), fresh.eq(1),
                                      mask.eq(self.x.as_value())]
                         m.next = "RUN"
-        real1, xw = Signal(), Signal()
-        m.d.sync += [real1.eq(real), xw.eq(real1)]
-        return issue, first, last, xw
+        factors = []
+        for e, (r, real) in enumerate(zip(rows, reals, strict=True)):
+            real1, xw = Signal(name=f"real{e}_1"), Signal(name=f"xw{e}")
+            m.d.sync += [real1.eq(real), xw.eq(real1)]
+            factors.append((r, xw))
+        return issue, first, last, factors

@@ -18,12 +18,12 @@ from lifgate.config import ConfigError
 
 
 def run_synapse(weights, xs, *, lanes, w_width, x_width, i_width, ready_pattern=None,
-                events=None, clocks=None):
+                events=None, clocks=None, event_ports=1):
     """Load ``weights`` through the write port, then compute every x in ``xs``. ``clocks``
     (a list) gets the clocks from ``start`` until ``busy`` falls, per x."""
     outputs, inputs = weights.shape
     dut = Synapse(inputs=inputs, outputs=outputs, lanes=lanes, w_width=w_width,
-                  x_width=x_width, i_width=i_width, events=events)
+                  x_width=x_width, i_width=i_width, events=events, event_ports=event_ports)
     got = []
 
     async def tb(ctx):
@@ -129,13 +129,15 @@ def test_a_bad_gateware_argument_is_a_config_error_and_a_type_error():
         assert isinstance(e.value, TypeError)
 
 
+@pytest.mark.parametrize("ports", [1, 2])
 @pytest.mark.parametrize("lanes,inputs,outputs", [
     (1, 1, 2), (2, 2, 4), (2, 5, 4), (1, 33, 3), (10, 32, 10), (4, 64, 8),
 ])
-def test_spike_driven_matches_dense_and_golden(lanes, inputs, outputs):
+def test_spike_driven_matches_dense_and_golden(lanes, inputs, outputs, ports):
     """The spike-driven synapse (issue 17): the same currents as the dense one and the golden
     model for no spike, every input spiking, one input spiking, and random sparse spikes;
-    and its cost: ``max(k, 1) + 5`` clocks per address for ``k`` spikes, not the fan-in."""
+    and its cost: ``ceil(max(k, 1) / ports) + 5`` clocks per address for ``k`` spikes, not
+    the fan-in."""
     rng = np.random.default_rng(inputs * 7 + lanes)
     w = rng.integers(-128, 128, size=(outputs, inputs))
     w[0, :] = 127
@@ -148,24 +150,26 @@ def test_spike_driven_matches_dense_and_golden(lanes, inputs, outputs):
     xs = np.array(xs)
     want = synaptic_current(w, xs, 10)
     clk_ev, clk_dense = [], []
-    got_ev = run_synapse(w, xs, lanes=lanes, w_width=8, x_width=1, i_width=10, clocks=clk_ev)
+    got_ev = run_synapse(w, xs, lanes=lanes, w_width=8, x_width=1, i_width=10, clocks=clk_ev,
+                         event_ports=ports)
     got_dense = run_synapse(w, xs, lanes=lanes, w_width=8, x_width=1, i_width=10,
                             events=False, clocks=clk_dense)
     assert got_ev.tolist() == want.tolist()
     assert got_dense.tolist() == want.tolist()
     D = outputs // lanes
-    assert clk_ev == [synapse_clocks(inputs, D, x) for x in xs]
+    assert clk_ev == [synapse_clocks(inputs, D, x, ports=ports) for x in xs]
     assert clk_dense == [synapse_clocks(inputs, D) for _ in xs]
     assert clk_ev[0] == D * 6  # no spike: one read whose product is 0
     assert (clk_ev[0] < clk_dense[0]) == (inputs > 2)
 
 
-def test_spike_driven_under_backpressure():
+@pytest.mark.parametrize("ports", [1, 2])
+def test_spike_driven_under_backpressure(ports):
     rng = np.random.default_rng(5)
     w = rng.integers(-8, 8, size=(6, 9))
     xs = np.array([rng.random(9) < 0.4 for _ in range(4)] + [np.zeros(9, bool)], dtype=int)
     got = run_synapse(w, xs, lanes=2, w_width=4, x_width=1, i_width=5,
-                      ready_pattern=[0, 0, 1, 0, 1, 1, 0])
+                      ready_pattern=[0, 0, 1, 0, 1, 1, 0], event_ports=ports)
     assert got.tolist() == synaptic_current(w, xs, 5).tolist()
 
 
