@@ -53,9 +53,10 @@ from lifgate.compilers.convert import convert, load_dataset, train_ann
 
 
 class NetworkHarness(Elaboratable):
-    def __init__(self, net, *, board, frequency, events=True):
+    def __init__(self, net, *, board, frequency, events=True, event_ports=1):
         self.net = net
         self.events = events
+        self.event_ports = event_ports
         self.board = board
         self.clock = BoardClock(frequency=frequency, family=board.family,
                                 f_in=board.platform().default_clk_frequency)
@@ -64,7 +65,8 @@ class NetworkHarness(Elaboratable):
         m = Module()
         m.submodules.clock = self.clock
         m.submodules.net = dut = Network.for_network(self.net, membrane=False,
-                                                     events=self.events)
+                                                     events=self.events,
+                                                     event_ports=self.event_ports)
         uart = platform.request("uart", 0)
         led = platform.request("led", 0)
         sin = Signal()
@@ -94,6 +96,11 @@ class NetworkHarness(Elaboratable):
 #: lane per neuron (issue 17): every layer's step is one address (``D = 1``).
 LANES = {"icebreaker": (1, 1), "ulx3s-85f": (32, 10)}
 
+#: Events per clock of the spike-driven synapses per board (``Network(event_ports=)``): two on
+#: the ECP5 (a second read port, a copy of layer 1's 2.5 kbit of weights); one on the UP5K,
+#: whose clock two chained 32-bit priority encoders would not meet.
+PORTS = {"icebreaker": 1, "ulx3s-85f": 2}
+
 #: The variants built per board: spike-driven (the default) and dense.
 VARIANTS = {"spike": True, "dense": False}
 
@@ -116,10 +123,10 @@ VARIANTS = {"spike": True, "dense": False}
 SCRIPT_AFTER_READ = "rename -hide w:*] x:* %d"
 
 
-def _cycles(conv, x, steps, build_dir, events):
+def _cycles(conv, x, steps, build_dir, events, ports):
     """Clocks of one inference on the RTL (Icarus), after checking it against the model."""
     (run,) = run_network(conv.network, [(x, steps)], build_dir=build_dir, sim="icarus",
-                         membrane=False, events=events)
+                         membrane=False, events=events, event_ports=ports)
     want = simulate_network(conv.network, steps, x)
     for n, (a, b) in enumerate(zip(run.spikes, want.spikes, strict=True)):
         if not np.array_equal(a, b):
@@ -127,19 +134,20 @@ def _cycles(conv, x, steps, build_dir, events):
     return run.cycles
 
 
-def _layer1_clocks(conv, golden, events):
+def _layer1_clocks(conv, golden, events, ports):
     """Mean clocks per inference of layer 1's synapse (cost model, golden spikes)."""
     layer = conv.network.layers[1]
     depth = layer.neurons // layer.config.shape.lanes
     total = 0
     for r in golden:
         for s in r.spikes[0]:
-            total += synapse_clocks(layer.inputs, depth, s if events else None)
+            total += synapse_clocks(layer.inputs, depth, s if events else None, ports=ports)
     return total / len(golden)
 
 
 def measure(name, build_dir, *, steps=32, seed=1, variant="spike"):
     events = VARIANTS[variant]
+    ports = PORTS[name] if events else 1
     b = board(name)
     data = load_dataset(0)
     mlp = train_ann(data)
@@ -148,20 +156,22 @@ def measure(name, build_dir, *, steps=32, seed=1, variant="spike"):
     accuracy = float(np.mean(conv.predict(golden) == data.y_test))
     synops = sum(r.spike_ops for r in golden) / len(golden)
     out = Path(build_dir) / f"{name}-{variant}"
-    cycles = _cycles(conv, data.x_test[0], steps, out / "sim", events)
+    cycles = _cycles(conv, data.x_test[0], steps, out / "sim", events, ports)
     layers = conv.network.layers
     macs = sum(layer.neurons * layer.inputs for layer in layers) * steps
     updates = sum(layer.neurons for layer in layers) * steps
-    d = {"board": name, "variant": variant, "device": b.device, "lanes": list(LANES[name]),
+    d = {"board": name, "variant": variant, "event_ports": ports, "device": b.device,
+         "lanes": list(LANES[name]),
          "steps": steps, "goal_mhz": b.goal_mhz,
          "sizes": [conv.network.inputs] + [lyr.neurons for lyr in layers],
          "cycles_per_inference": cycles, "dense_macs_per_inference": macs,
          "neuron_updates_per_inference": updates, "synops_per_inference": synops,
-         "layer1_clocks_per_inference": _layer1_clocks(conv, golden, events),
+         "layer1_clocks_per_inference": _layer1_clocks(conv, golden, events, ports),
          "golden_accuracy": accuracy, "script_after_read": SCRIPT_AFTER_READ}
     print(f"[{time.strftime('%H:%M:%S')}] {name} ({variant}): building in {out}",
           file=sys.stderr, flush=True)
-    top = NetworkHarness(conv.network, board=b, frequency=b.goal_mhz * 1e6, events=events)
+    top = NetworkHarness(conv.network, board=b, frequency=b.goal_mhz * 1e6, events=events,
+                         event_ports=ports)
     try:
         r = run_build(b, top, out, pack=False, seed=seed, script_after_read=SCRIPT_AFTER_READ)
     except ToolchainError as e:
@@ -219,6 +229,8 @@ def markdown(rows) -> str:
                f"{_cell(r, 'ebr' if ice else 'dp16kd', 'EBR' if ice else 'DP16KD')} | "
                f"{_cell(r, 'dsp' if ice else 'mult18', 'SB_MAC16' if ice else 'MULT18X18D')}")
         kind = {"spike": "spike-driven", "dense": "dense"}.get(r.get("variant"), "dense")
+        if r.get("event_ports", 1) > 1:
+            kind += f", {r['event_ports']} events/clock"
         head = f"| {r['board']} | {kind} | {', '.join(map(str, r['lanes']))} | {res} | "
         if "fmax_mhz" not in r:
             why = r.get("error", "no Fmax reported").splitlines()

@@ -57,10 +57,11 @@ class Synapse(wiring.Component):
       events, the indices ``i`` with ``x[i] = 1`` in increasing order (a priority encoder takes
       the lowest set bit of a mask register and clears it, one event per clock); each event
       reads one weight row and adds it to every lane's accumulator. A silent input costs
-      nothing: one address takes ``max(k, 1) + 5`` clocks without backpressure for ``k``
+      nothing: one address takes ``max(k, 1) + 4`` clocks without backpressure for ``k``
       spikes (``k = 0`` issues one read whose product is forced to 0, so the beat is sent),
-      then 5 clocks of latency (row address register, block RAM read, weight register,
-      product, accumulate). The sum is the same as the dense one, bit for bit.
+      then 4 clocks of latency (row address register, block RAM read, weight register,
+      accumulate: the product of a weight and a spike is an AND, folded into the
+      accumulator's adder). The sum is the same as the dense one, bit for bit.
 
     Parameters
     ----------
@@ -78,7 +79,7 @@ class Synapse(wiring.Component):
     event_ports : int
         Events per clock when spike-driven, 1 or 2 (2: a second read port on the weight
         memory, a copy of it in block RAM, and the two rows summed before the accumulator):
-        ``ceil(max(k, 1) / 2) + 5`` clocks per address.
+        ``ceil(max(k, 1) / 2) + 4`` clocks per address.
 
     Members
     -------
@@ -144,11 +145,9 @@ class Synapse(wiring.Component):
             "i_stream": Out(stream.Signature(data.ArrayLayout(signed(i_width), lanes))),
         })
 
-    @property
-    def overhead(self) -> int:
-        """Clocks per address without backpressure, beyond the reads (``inputs`` of them
-        dense, ``max(k, 1)`` spike-driven)."""
-        return 5 if self.events else 4
+    #: Clocks per address without backpressure, beyond the reads (``inputs`` of them dense,
+    #: ``ceil(max(k, 1) / event_ports)`` spike-driven): the pipeline's latency.
+    overhead = 4
 
     def step_clocks(self, spikes=None) -> int:
         """Clocks of one step (all ``D`` addresses) without backpressure:
@@ -201,19 +200,24 @@ class Synapse(wiring.Component):
             wreg = Signal.like(rd.data, name="wreg" if e == 0 else f"wreg{e}")
             m.d.sync += wreg.eq(data_e)
             wregs.append(wreg)
-        # Stage 3: products (the sum of both ports' rows with two event ports).
-        v2, first2, last2 = Signal(), Signal(), Signal()
-        m.d.sync += [v2.eq(vw), first2.eq(firstw), last2.eq(lastw)]
+        # Stage 3 (dense only): products. Spike-driven, a product is an AND: it goes straight
+        # into the accumulator (with two event ports, a three-input sum), one clock less.
         prods = []
         for p in range(P):
             terms = []
             for wreg, (_, xw) in zip(wregs, factors, strict=True):
                 w = wreg[p]
                 terms.append(Mux(xw[0], w, 0) if self.x_width == 1 else w * xw)
-            prod = terms[0] if len(terms) == 1 else terms[0] + terms[1]
-            r = Signal(signed(self.w_width + self.x_width + len(terms) - 1), name=f"prod{p}")
-            m.d.sync += r.eq(prod)
-            prods.append(r)
+            prods.append(terms[0] if len(terms) == 1 else terms[0] + terms[1])
+        if self.events:
+            v2, first2, last2 = vw, firstw, lastw
+        else:
+            v2, first2, last2 = Signal(), Signal(), Signal()
+            m.d.sync += [v2.eq(vw), first2.eq(firstw), last2.eq(lastw)]
+            for p in range(P):
+                r = Signal(signed(self.w_width + self.x_width), name=f"prod{p}")
+                m.d.sync += r.eq(prods[p])
+                prods[p] = r
         # Stage 4: accumulate (exact); the beat is valid once the last product is in.
         m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
         for p in range(P):

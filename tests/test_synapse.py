@@ -136,7 +136,7 @@ def test_a_bad_gateware_argument_is_a_config_error_and_a_type_error():
 def test_spike_driven_matches_dense_and_golden(lanes, inputs, outputs, ports):
     """The spike-driven synapse (issue 17): the same currents as the dense one and the golden
     model for no spike, every input spiking, one input spiking, and random sparse spikes;
-    and its cost: ``ceil(max(k, 1) / ports) + 5`` clocks per address for ``k`` spikes, not
+    and its cost: ``ceil(max(k, 1) / ports) + 4`` clocks per address for ``k`` spikes, not
     the fan-in."""
     rng = np.random.default_rng(inputs * 7 + lanes)
     w = rng.integers(-128, 128, size=(outputs, inputs))
@@ -159,8 +159,8 @@ def test_spike_driven_matches_dense_and_golden(lanes, inputs, outputs, ports):
     D = outputs // lanes
     assert clk_ev == [synapse_clocks(inputs, D, x, ports=ports) for x in xs]
     assert clk_dense == [synapse_clocks(inputs, D) for _ in xs]
-    assert clk_ev[0] == D * 6  # no spike: one read whose product is 0
-    assert (clk_ev[0] < clk_dense[0]) == (inputs > 2)
+    assert clk_ev[0] == D * 5  # no spike: one read whose product is 0
+    assert (clk_ev[0] < clk_dense[0]) == (inputs > 1)
 
 
 @pytest.mark.parametrize("ports", [1, 2])
