@@ -92,9 +92,10 @@ class NetworkHarness(Elaboratable):
 
 #: Lanes per layer for each board: the UP5K cannot hold 8 lanes' copies of 32 parameter sets
 #: (each lane keeps its own parameter memory, 7 EBRs for 100-bit sets), so it gets 1 lane
-#: per layer (2 lanes per layer need 33 of its 30 EBRs). The ECP5 (208 DP16KD) gets one
-#: lane per neuron (issue 17): every layer's step is one address (``D = 1``).
-LANES = {"icebreaker": (1, 1), "ulx3s-85f": (32, 10)}
+#: for layer 0 (2 lanes per layer need 33 of its 30 EBRs) and 2 for the small spike-driven
+#: layer 1 (issue 17: twice its synaptic rate). The ECP5 (208 DP16KD) gets one lane per
+#: neuron (issue 17): every layer's step is one address (``D = 1``).
+LANES = {"icebreaker": (1, 2), "ulx3s-85f": (32, 10)}
 
 #: Events per clock of the spike-driven synapses per board (``Network(event_ports=)``): two on
 #: the ECP5 (a second read port, a copy of layer 1's 2.5 kbit of weights); one on the UP5K,
