@@ -11,7 +11,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-from lifgate.golden.synapse import synapse_clocks
 
 from lifgate.config import ConfigTypeError, acc_width
 
@@ -149,12 +148,15 @@ class Synapse(wiring.Component):
     #: ``ceil(max(k, 1) / event_ports)`` spike-driven): the pipeline's latency.
     overhead = 4
 
-    def step_clocks(self, spikes=None) -> int:
-        """Clocks of one step (all ``D`` addresses) without backpressure:
-        :func:`lifgate.golden.synapse.synapse_clocks` (``spikes``: the count or vector of
-        inputs at 1; ignored when dense)."""
-        return synapse_clocks(self.inputs, self.depth, spikes if self.events else None,
-                              ports=self.event_ports)
+    def step_clocks(self, spikes: int = 0) -> int:
+        """Clocks of one step (all ``D`` addresses) without backpressure, ``spikes`` of the
+        inputs at 1 (ignored when dense); the gateware's side of the cost model
+        :func:`lifgate.golden.synapse.synapse_clocks` (the gateware does not import the golden
+        models; ``tests/test_synapse.py`` checks both against the clocks of a run)."""
+        if not self.events:
+            return self.depth * (self.inputs + self.overhead)
+        reads = -(-max(int(spikes), 1) // self.event_ports)
+        return self.depth * (reads + self.overhead)
 
     def elaborate(self, platform):
         m = Module()

@@ -159,6 +159,11 @@ def test_spike_driven_matches_dense_and_golden(lanes, inputs, outputs, ports):
     D = outputs // lanes
     assert clk_ev == [synapse_clocks(inputs, D, x, ports=ports) for x in xs]
     assert clk_dense == [synapse_clocks(inputs, D) for _ in xs]
+    ev = Synapse(inputs=inputs, outputs=outputs, lanes=lanes, event_ports=ports)
+    dense = Synapse(inputs=inputs, outputs=outputs, lanes=lanes, events=False)
+    ev._MustUse__silence = dense._MustUse__silence = True
+    assert clk_ev == [ev.step_clocks(int(x.sum())) for x in xs]
+    assert clk_dense == [dense.step_clocks(int(x.sum())) for x in xs]
     assert clk_ev[0] == D * 5  # no spike: one read whose product is 0
     assert (clk_ev[0] < clk_dense[0]) == (inputs > 1)
 
@@ -181,3 +186,4 @@ def test_events_only_for_one_bit_inputs():
         syn._MustUse__silence = True
         assert syn.events == events
         assert syn.step_clocks(1) == synapse_clocks(3, 2, 1 if events else None)
+        assert syn.step_clocks(0) == synapse_clocks(3, 2, 0 if events else None)
