@@ -283,7 +283,7 @@ class Synapse(wiring.Component):
         RUN clock ``t``: the lowest set bit of ``mask`` is the event (with two ports, the two
         lowest); ``mask`` loses them and ``row`` (``row2``) gets ``base + index`` (a register,
         so the priority encoder and the adder are not in the block RAM's address path); the
-        rows are read at ``t + 1``."""
+        rows are read at ``t + 1``, when ``mask == 0`` tells whether they were the last."""
         D, n = self.depth, self.inputs
         mask = Signal(n)
         base = Signal(range(max(2, self.rows)))
@@ -308,7 +308,12 @@ class Synapse(wiring.Component):
             left = rest
         issue, first, last = Signal(), Signal(), Signal()
         reals = [Signal(name=f"real{e}") for e in range(self.event_ports)]
+        # ``last`` is decided a clock after the issue, on the mask register (a wide NOR), not on
+        # the priority encoder's carry chain: that chain into the state register was the UP5K
+        # build's critical path (30.9 MHz, 35 logic levels).
+        m.d.comb += last.eq(mask == 0)
         m.d.sync += issue.eq(0)
+        pow2 = n & (n - 1) == 0  # base is a multiple of n: base | index needs no adder
         with m.FSM(name="syn"):
             with m.State("IDLE"):
                 m.d.sync += row.eq(self.r_addr)  # weight read-back while idle
@@ -316,22 +321,20 @@ class Synapse(wiring.Component):
                     m.d.sync += [mask.eq(self.x.as_value()), base.eq(0), a.eq(0), fresh.eq(1)]
                     m.next = "RUN"
             with m.State("RUN"):
+                # Issue while events are left (or once, factor 0, for an address without any),
+                # then wait for the beat; the next address starts when it has been taken.
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [issue.eq(1), first.eq(fresh), last.eq(left == 0), mask.eq(left),
-                             fresh.eq(0)]
-                for r, real, (index, has) in zip(rows, reals, picks, strict=True):
-                    m.d.sync += [r.eq(base + index), real.eq(has)]
-                with m.If(left == 0):  # also with no event at all: one read, factor 0
-                    m.next = "WAIT"
-            with m.State("WAIT"):
-                m.d.comb += self.busy.eq(1)
+                with m.If(mask.any() | fresh):
+                    m.d.sync += [issue.eq(1), first.eq(fresh), mask.eq(left), fresh.eq(0)]
+                    for r, real, (index, has) in zip(rows, reals, picks, strict=True):
+                        m.d.sync += [r.eq(base | index if pow2 else base + index),
+                                     real.eq(has)]
                 with m.If(out_valid & self.i_stream.ready):
                     with m.If(a == D - 1):
                         m.next = "IDLE"
                     with m.Else():
                         m.d.sync += [a.eq(a + 1), base.eq(base + n), fresh.eq(1),
                                      mask.eq(self.x.as_value())]
-                        m.next = "RUN"
         factors = []
         for e, (r, real) in enumerate(zip(rows, reals, strict=True)):
             real1, xw = Signal(name=f"real{e}_1"), Signal(name=f"xw{e}")
