@@ -310,14 +310,15 @@ class Synapse(wiring.Component):
         picks = []  # per port: (index, this port has an event)
         for e in range(self.event_ports):
             # The lowest set bit of ``left`` by a tree of 2:1 choices (log2(n) levels, no carry
-            # chain: a carry-chain priority encoder, ``left & -left``, gave the UP5K 35 MHz),
-            # then ``left`` without it.
+            # chain: a carry-chain priority encoder, ``left & -left``, gave the UP5K 35 MHz);
+            # ``left`` without it keeps bit j iff a lower bit is set (a prefix OR, not a decode
+            # of the index: that decode in the mask's loop gave the UP5K 34.7 MHz).
             has, idx = _lowest_set(left)
             index = Signal(range(max(2, n)), name=f"index{e}")
             rest = Signal(n, name=f"rest{e}")
             m.d.comb += [
                 index.eq(idx),
-                rest.eq(left & ~Cat(index == j for j in range(n))),
+                rest.eq(Cat(Const(0, 1), *(left[j] & left[:j].any() for j in range(1, n)))),
             ]
             picks.append((index, has))
             left = rest
