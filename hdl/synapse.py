@@ -339,12 +339,14 @@ class Synapse(wiring.Component):
             with m.State("RUN"):
                 # Issue while events are left (or once, factor 0, for an address without any),
                 # then wait for the beat; the next address starts when it has been taken.
+                # Unconditional updates (no clock enable decoded from the mask: that was the
+                # UP5K's next critical path): once the mask is empty, left = mask = 0, and a
+                # row read without ``issue`` is ignored.
                 m.d.comb += self.busy.eq(1)
-                with m.If(mask.any() | fresh):
-                    m.d.sync += [issue.eq(1), first.eq(fresh), mask.eq(left), fresh.eq(0)]
-                    for r, real, (index, has) in zip(rows, reals, picks, strict=True):
-                        m.d.sync += [r.eq(base | index if pow2 else base + index),
-                                     real.eq(has)]
+                m.d.sync += [issue.eq(mask.any() | fresh), first.eq(fresh), mask.eq(left),
+                             fresh.eq(0)]
+                for r, real, (index, has) in zip(rows, reals, picks, strict=True):
+                    m.d.sync += [r.eq(base | index if pow2 else base + index), real.eq(has)]
                 with m.If(out_valid & self.i_stream.ready):
                     with m.If(a == D - 1):
                         m.next = "IDLE"
