@@ -11,7 +11,15 @@ nextpnr on the board's PLL at its goal frequency, and turns nextpnr's Fmax into 
 * dense MAC/s: every clock each lane of the active layer's synapse does one weight read and
   one multiply-accumulate; per inference the network does ``sum_l N_l * n_l * steps`` of them;
 * SynOps/s (spike-driven, the usual SNN figure): the golden model's ``spike_ops`` per inference
-  (averaged over all 450 held-out digits) / seconds per inference.
+  (averaged over all 450 held-out digits) / seconds per inference;
+* layer-1 SynOps/s: the same ``spike_ops`` (all of them are the hidden-to-output layer's) /
+  the seconds layer 1's synapse works per inference (its clocks from the cost model
+  ``lifgate.golden.synapse.synapse_clocks`` on the golden spikes, checked clock for clock
+  against the gateware in ``tests/test_synapse.py``), i.e. the synapse's own rate;
+* latency per inference: 1 / inferences/s (one inference at a time, no overlap).
+
+Every board is built twice (issue 17): spike-driven synapses for the 1-bit layers (the
+default) and all-dense (``Network(events=False)``), same lanes, same network.
 
 ``--markdown FILE`` writes the table into FILE between ``<!-- network:begin -->`` and
 ``<!-- network:end -->`` (``docs/resources.md``). Every board's figures are also kept in
@@ -36,7 +44,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from lifgate.boards.pll import BoardClock
 from lifgate.boards.resources import _xor_tree
 from lifgate.boards.toolchain import ToolchainError, board, run_build
-from lifgate.golden.synapse import simulate_network
+from lifgate.golden.synapse import simulate_network, synapse_clocks
 from lifgate.hdl.network import Network
 from lifgate.sim.tb_network import run_network
 
@@ -45,8 +53,10 @@ from lifgate.compilers.convert import convert, load_dataset, train_ann
 
 
 class NetworkHarness(Elaboratable):
-    def __init__(self, net, *, board, frequency):
+    def __init__(self, net, *, board, frequency, events=True, event_ports=1):
         self.net = net
+        self.events = events
+        self.event_ports = event_ports
         self.board = board
         self.clock = BoardClock(frequency=frequency, family=board.family,
                                 f_in=board.platform().default_clk_frequency)
@@ -54,7 +64,9 @@ class NetworkHarness(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.clock = self.clock
-        m.submodules.net = dut = Network.for_network(self.net, membrane=False)
+        m.submodules.net = dut = Network.for_network(self.net, membrane=False,
+                                                     events=self.events,
+                                                     event_ports=self.event_ports)
         uart = platform.request("uart", 0)
         led = platform.request("led", 0)
         sin = Signal()
@@ -80,8 +92,18 @@ class NetworkHarness(Elaboratable):
 
 #: Lanes per layer for each board: the UP5K cannot hold 8 lanes' copies of 32 parameter sets
 #: (each lane keeps its own parameter memory, 7 EBRs for 100-bit sets), so it gets 1 lane
-#: per layer (2 lanes per layer need 33 of its 30 EBRs).
-LANES = {"icebreaker": (1, 1), "ulx3s-85f": (8, 2)}
+#: for layer 0 (2 lanes per layer need 33 of its 30 EBRs) and 2 for the small spike-driven
+#: layer 1 (issue 17: twice its synaptic rate). The ECP5 (208 DP16KD) gets one lane per
+#: neuron (issue 17): every layer's step is one address (``D = 1``).
+LANES = {"icebreaker": (1, 2), "ulx3s-85f": (32, 10)}
+
+#: Events per clock of the spike-driven synapses per board (``Network(event_ports=)``): two on
+#: the ECP5 (a second read port, a copy of layer 1's 2.5 kbit of weights); one on the UP5K,
+#: whose clock two chained 32-bit priority encoders would not meet.
+PORTS = {"icebreaker": 1, "ulx3s-85f": 2}
+
+#: The variants built per board: spike-driven (the default) and dense.
+VARIANTS = {"spike": True, "dense": False}
 
 #: Yosys commands run after reading the design, before ``synth_<family>``.
 #:
@@ -102,10 +124,10 @@ LANES = {"icebreaker": (1, 1), "ulx3s-85f": (8, 2)}
 SCRIPT_AFTER_READ = "rename -hide w:*] x:* %d"
 
 
-def _cycles(conv, x, steps, build_dir):
+def _cycles(conv, x, steps, build_dir, events, ports):
     """Clocks of one inference on the RTL (Icarus), after checking it against the model."""
     (run,) = run_network(conv.network, [(x, steps)], build_dir=build_dir, sim="icarus",
-                         membrane=False)
+                         membrane=False, events=events, event_ports=ports)
     want = simulate_network(conv.network, steps, x)
     for n, (a, b) in enumerate(zip(run.spikes, want.spikes, strict=True)):
         if not np.array_equal(a, b):
@@ -113,27 +135,44 @@ def _cycles(conv, x, steps, build_dir):
     return run.cycles
 
 
-def measure(name, build_dir, *, steps=32, seed=1):
+def _layer1_clocks(conv, golden, events, ports):
+    """Mean clocks per inference of layer 1's synapse (cost model, golden spikes)."""
+    layer = conv.network.layers[1]
+    depth = layer.neurons // layer.config.shape.lanes
+    total = 0
+    for r in golden:
+        for s in r.spikes[0]:
+            total += synapse_clocks(layer.inputs, depth, s if events else None, ports=ports)
+    return total / len(golden)
 
+
+def measure(name, build_dir, *, steps=32, seed=1, variant="spike"):
+    events = VARIANTS[variant]
+    ports = PORTS[name] if events else 1
     b = board(name)
     data = load_dataset(0)
     mlp = train_ann(data)
     conv = convert(mlp, data.x_train, lanes=LANES[name])
     golden = conv.run(data.x_test, steps)
+    accuracy = float(np.mean(conv.predict(golden) == data.y_test))
     synops = sum(r.spike_ops for r in golden) / len(golden)
-    out = Path(build_dir) / name
-    cycles = _cycles(conv, data.x_test[0], steps, out / "sim")
+    out = Path(build_dir) / f"{name}-{variant}"
+    cycles = _cycles(conv, data.x_test[0], steps, out / "sim", events, ports)
     layers = conv.network.layers
     macs = sum(layer.neurons * layer.inputs for layer in layers) * steps
     updates = sum(layer.neurons for layer in layers) * steps
-    d = {"board": name, "device": b.device, "lanes": list(LANES[name]), "steps": steps,
-         "goal_mhz": b.goal_mhz, "sizes": [conv.network.inputs] + [lyr.neurons for lyr in layers],
+    d = {"board": name, "variant": variant, "event_ports": ports, "device": b.device,
+         "lanes": list(LANES[name]),
+         "steps": steps, "goal_mhz": b.goal_mhz,
+         "sizes": [conv.network.inputs] + [lyr.neurons for lyr in layers],
          "cycles_per_inference": cycles, "dense_macs_per_inference": macs,
          "neuron_updates_per_inference": updates, "synops_per_inference": synops,
-         "script_after_read": SCRIPT_AFTER_READ}
-    print(f"[{time.strftime('%H:%M:%S')}] {name}: building in {out}", file=sys.stderr,
-          flush=True)
-    top = NetworkHarness(conv.network, board=b, frequency=b.goal_mhz * 1e6)
+         "layer1_clocks_per_inference": _layer1_clocks(conv, golden, events, ports),
+         "golden_accuracy": accuracy, "script_after_read": SCRIPT_AFTER_READ}
+    print(f"[{time.strftime('%H:%M:%S')}] {name} ({variant}): building in {out}",
+          file=sys.stderr, flush=True)
+    top = NetworkHarness(conv.network, board=b, frequency=b.goal_mhz * 1e6, events=events,
+                         event_ports=ports)
     try:
         r = run_build(b, top, out, pack=False, seed=seed, script_after_read=SCRIPT_AFTER_READ)
     except ToolchainError as e:
@@ -145,9 +184,11 @@ def measure(name, build_dir, *, steps=32, seed=1):
               "critical_paths": r.critical_paths})
     if fmax:
         sec = cycles / (fmax * 1e6)
-        d.update({"fmax_mhz": fmax, "inferences_per_s": 1 / sec,
+        d.update({"fmax_mhz": fmax, "inferences_per_s": 1 / sec, "latency_us": sec * 1e6,
                   "neuron_updates_per_s": updates / sec, "dense_macs_per_s": macs / sec,
-                  "synops_per_s": synops / sec})
+                  "synops_per_s": synops / sec,
+                  "layer1_synops_per_s": synops / (d["layer1_clocks_per_inference"]
+                                                   / (fmax * 1e6))})
     return d
 
 
@@ -163,11 +204,24 @@ def _cell(r, key, unit):
     return f"{u['used']} / {u['available']} {unit}".rstrip() if u else "-"
 
 
+#: Published low-end FPGA SNN figures (issue 17), beside ours: their networks are MNIST-sized
+#: (784 inputs), ours is sklearn's 8x8 digits (64 inputs), so compare with care.
+ANCHORS = [
+    ("Fan and Levy 2025, arXiv 2507.07284", "Artix-7, 100 MHz", "MNIST (784 inputs)",
+     "6,358 LUT, 40.5 BRAM", "0.52 ms", "1,923"),
+    ("Flexi-NeurA, arXiv 2602.18140", "FPGA", "MNIST 256-128-10, 97.23 %",
+     "1,623 logic cells, 7 BRAM", "1.1 ms", "909"),
+    ("Spiker+ (SFATTI), arXiv 2507.10561", "Xilinx (ICIP 2025 MNIST challenge)", "MNIST",
+     "see the paper", "see the paper", "-"),
+]
+
+
 def markdown(rows) -> str:
     lines = [
-        "| board | lanes per layer | logic | FFs | block RAM | DSP | Fmax (MHz) | "
-        "clocks / inference | inferences/s | neuron updates/s | dense MAC/s | SynOps/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| board | synapses | lanes per layer | logic | FFs | block RAM | DSP | Fmax (MHz) | "
+        "clocks / inference | inferences/s | latency / inference | neuron updates/s | "
+        "dense MAC/s | SynOps/s | layer-1 SynOps/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ice = r["board"] == "icebreaker"
@@ -175,33 +229,49 @@ def markdown(rows) -> str:
                f"{'-' if ice else _cell(r, 'ffs', '')} | "
                f"{_cell(r, 'ebr' if ice else 'dp16kd', 'EBR' if ice else 'DP16KD')} | "
                f"{_cell(r, 'dsp' if ice else 'mult18', 'SB_MAC16' if ice else 'MULT18X18D')}")
-        head = f"| {r['board']} | {', '.join(map(str, r['lanes']))} | {res} | "
+        kind = {"spike": "spike-driven", "dense": "dense"}.get(r.get("variant"), "dense")
+        if r.get("event_ports", 1) > 1:
+            kind += f", {r['event_ports']} events/clock"
+        head = f"| {r['board']} | {kind} | {', '.join(map(str, r['lanes']))} | {res} | "
         if "fmax_mhz" not in r:
             why = r.get("error", "no Fmax reported").splitlines()
             last = ([ln for ln in why if "ERROR" in ln] or why[-1:])[-1].strip()
             lines.append(head + f"failed: `{last.replace('|', '/')}` | "
-                         f"{r['cycles_per_inference']:,} | - | - | - | - |")
+                         f"{r['cycles_per_inference']:,} | - | - | - | - | - | - |")
             continue
         met = "met" if r["fmax_mhz"] >= r["goal_mhz"] else f"goal {r['goal_mhz']:g}"
+        l1 = r.get("layer1_synops_per_s")
         lines.append(
             head + f"{r['fmax_mhz']:.1f} ({met}) | {r['cycles_per_inference']:,} | "
-            f"{r['inferences_per_s']:,.0f} | {_si(r['neuron_updates_per_s'])} | "
-            f"{_si(r['dense_macs_per_s'])} | {_si(r['synops_per_s'])} |")
+            f"{r['inferences_per_s']:,.0f} | {r.get('latency_us', 0):,.1f} us | "
+            f"{_si(r['neuron_updates_per_s'])} | "
+            f"{_si(r['dense_macs_per_s'])} | {_si(r['synops_per_s'])} | "
+            f"{_si(l1) if l1 else '-'} |")
     if rows:
         r = rows[0]
+        acc = r.get("golden_accuracy")
         lines += [
             "",
-            f"Network {'-'.join(map(str, r['sizes']))}, {r['steps']} steps per inference: "
+            f"Network {'-'.join(map(str, r['sizes']))} (sklearn digits, 8x8 pixels), "
+            f"{r['steps']} steps per inference: "
             f"{r['neuron_updates_per_inference']:,} neuron updates, "
             f"{r['dense_macs_per_inference']:,} dense MACs and "
             f"{r['synops_per_inference']:,.0f} SynOps (mean over the 450 held-out digits) per "
-            "inference. Critical paths (nextpnr):",
+            "inference"
+            + (f"; accuracy {100 * acc:.2f} % on the 450 held-out digits, the same for every "
+               "row (each build is bit-exact with the golden model)" if acc else "")
+            + ". Published anchors (MNIST, not the same network or dataset):",
             "",
+            "| work | device | network | resources | latency / inference | inferences/s |",
+            "|---|---|---|---|---|---|",
         ]
+        lines += [f"| {' | '.join(a)} |" for a in ANCHORS]
+        lines += ["", "Critical paths (nextpnr):", ""]
         for r in rows:
             for clk, cp in r.get("critical_paths", {}).items():
                 lines.append(
-                    f"* {r['board']}, clock `{clk}`: {cp['delay_ns']} ns ({cp['logic_levels']} "
+                    f"* {r['board']} ({r.get('variant', 'dense')}), clock `{clk}`: "
+                    f"{cp['delay_ns']} ns ({cp['logic_levels']} "
                     f"logic levels, {cp['routing_ns']} ns routing) from `{cp['from']}` to "
                     f"`{cp['to']}`")
     return "\n".join(lines) + "\n"
@@ -225,6 +295,8 @@ def main(argv=None) -> int:
                    help="take a board's figures from BUILD_DIR/<board>/result.json if present")
     p.add_argument("--build-dir", default="build/net_fpga")
     p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                   help="synapse kinds to build per board (default: spike and dense)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr seed")
     args = p.parse_args(argv)
     boards = args.boards or (["icebreaker"] if args.quick else list(LANES))
@@ -233,14 +305,16 @@ def main(argv=None) -> int:
             p.error(f"board must be one of {', '.join(LANES)}, not {name!r}")
     rows = []
     for name in boards:
-        saved = Path(args.build_dir) / name / "result.json"
-        if args.reuse and saved.exists():
-            row = json.loads(saved.read_text())
-        else:
-            row = measure(name, args.build_dir, steps=args.steps, seed=args.seed)
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            saved.write_text(json.dumps(row, indent=1, default=str))
-        rows.append(row)
+        for variant in args.variants:
+            saved = Path(args.build_dir) / f"{name}-{variant}" / "result.json"
+            if args.reuse and saved.exists():
+                row = json.loads(saved.read_text())
+            else:
+                row = measure(name, args.build_dir, steps=args.steps, seed=args.seed,
+                              variant=variant)
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                saved.write_text(json.dumps(row, indent=1, default=str))
+            rows.append(row)
     table = markdown(rows)
     print(json.dumps(rows, indent=1, default=str) if args.json else table)
     if args.markdown:

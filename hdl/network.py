@@ -77,6 +77,18 @@ class Network(wiring.Component):
         Unsigned width of layer 0's inputs (1: spikes).
     membrane : bool
         Send membranes in the records.
+    events : bool
+        Spike-driven synapses (``Synapse(events=True)``) for every layer with 1-bit inputs
+        (layer ``l > 0``, and layer 0 if ``x_width == 1``); False: every synapse dense.
+    event_ports : int
+        Events per clock of the spike-driven synapses (1 or 2; ``Synapse(event_ports=)``).
+
+    Latency per step (no backpressure on ``s_stream``): layer by layer, the synapse's
+    :meth:`~lifgate.hdl.synapse.Synapse.step_clocks` (``D_l (n_l + 4)`` dense,
+    ``D_l (ceil(max(k_l, 1) / E) + 4)`` spike-driven for ``k_l`` spikes of layer ``l - 1``),
+    overlapped with the array's own pipeline (which takes about 8 clocks to take its first
+    beat: the floor of a quick layer), plus about 10 clocks per layer (launch, the array's
+    last update, the record).
 
     Members
     -------
@@ -102,7 +114,7 @@ class Network(wiring.Component):
     """
 
     def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
-                 membrane: bool = True):
+                 membrane: bool = True, events: bool = True, event_ports: int = 1):
         try:
             shapes = _check_shapes(shapes)
         except ConfigError:
@@ -110,12 +122,15 @@ class Network(wiring.Component):
             raise
         self.shapes = shapes
         self.membrane = membrane
+        self.events = bool(events)
         self.inputs = inputs
         self.w_width, self.x_width = w_width, x_width
         self.fan_in = [inputs] + [s.neurons for s in shapes[:-1]]
         self.synapses = [
             Synapse(inputs=self.fan_in[n], outputs=s.neurons, lanes=s.lanes, w_width=w_width,
-                    x_width=x_width if n == 0 else 1, i_width=s.i_width)
+                    x_width=x_width if n == 0 else 1, i_width=s.i_width,
+                    events=self.events and (x_width if n == 0 else 1) == 1,
+                    event_ports=event_ports)
             for n, s in enumerate(shapes)
         ]
         L = len(shapes)
@@ -143,10 +158,12 @@ class Network(wiring.Component):
         })
 
     @classmethod
-    def for_network(cls, network, *, membrane: bool = True) -> Network:
+    def for_network(cls, network, *, membrane: bool = True, events: bool = True,
+                    event_ports: int = 1) -> Network:
         """The gateware of a :class:`lifgate.golden.synapse.Network` (its compile-time part)."""
         return cls([layer.config.shape for layer in network.layers], inputs=network.inputs,
-                   w_width=network.w_width, x_width=network.x_width, membrane=membrane)
+                   w_width=network.w_width, x_width=network.x_width, membrane=membrane,
+                   events=events, event_ports=event_ports)
 
     def elaborate(self, platform):
         m = Module()

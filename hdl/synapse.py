@@ -29,6 +29,21 @@ def saturate(x, width: int):
                Mux(under, Const(-(1 << (width - 1)), signed(width)), x[:width].as_signed()))
 
 
+def _lowest_set(bits):
+    """``(any, index)``: whether ``bits`` has a bit set, and the index of the lowest one (0 if
+    none), by a balanced tree of 2:1 choices: ``ceil(log2(len(bits)))`` levels."""
+    n = len(bits)
+    if n == 1:
+        return bits[0], Const(0, 1)
+    k = 1 << (ceil_log2(n) - 1)  # the low half: a power of two, so its indices fit k bits
+    lo_any, lo_idx = _lowest_set(bits[:k])
+    hi_any, hi_idx = _lowest_set(bits[k:])
+    width = ceil_log2(k)
+    lo = lo_idx[:width] if width else Const(0, 0)
+    hi = hi_idx[:width] if width else Const(0, 0)
+    return lo_any | hi_any, Cat(Mux(lo_any, lo, hi) if width else Const(0, 0), ~lo_any)
+
+
 def _check(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ConfigTypeError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
@@ -43,12 +58,24 @@ class Synapse(wiring.Component):
     ``(outputs // lanes) * inputs`` rows of ``lanes`` signed ``w_width``-bit weights: row
     ``a * inputs + i``, lane ``p`` holds ``W[a * lanes + p, i]``.
 
-    Operation: a ``start`` strobe (when idle) computes one beat per address ``a = 0 .. D-1``:
-    every lane reads its weight for input ``i = 0 .. inputs-1``, one per clock, multiplies it by
-    ``x[i]`` (an AND for 1-bit inputs) and accumulates it exactly (``acc_width`` bits, so the
-    order does not matter and nothing wraps); the sum is saturated to ``i_width`` and offered on
-    ``i_stream``. The next address starts once the beat has been taken. One address takes
-    ``inputs + 4`` clocks without backpressure (read, weight register, product, accumulate).
+    Operation: a ``start`` strobe (when idle) computes one beat per address ``a = 0 .. D-1``;
+    every lane accumulates its weights exactly (``acc_width`` bits, so the order does not matter
+    and nothing wraps); the sum is saturated to ``i_width`` and offered on ``i_stream``. The
+    next address starts once the beat has been taken. Two ways to visit the inputs:
+
+    * **dense** (multi-bit inputs, or ``events=False``): every lane reads its weight for input
+      ``i = 0 .. inputs-1``, one per clock, and multiplies it by ``x[i]`` (an AND for 1-bit
+      inputs). One address takes ``inputs + 4`` clocks without backpressure: ``inputs`` reads,
+      then 4 clocks of latency (block RAM read, weight register, product, accumulate).
+    * **spike-driven** (1-bit inputs, the default for them): ``x`` is turned into a list of
+      events, the indices ``i`` with ``x[i] = 1`` in increasing order (a priority encoder takes
+      the lowest set bit of a mask register and clears it, one event per clock); each event
+      reads one weight row and adds it to every lane's accumulator. A silent input costs
+      nothing: one address takes ``max(k, 1) + 4`` clocks without backpressure for ``k``
+      spikes (``k = 0`` issues one read whose product is forced to 0, so the beat is sent),
+      then 4 clocks of latency (row address register, block RAM read, weight register,
+      accumulate: the product of a weight and a spike is an AND, folded into the
+      accumulator's adder). The sum is the same as the dense one, bit for bit.
 
     Parameters
     ----------
@@ -60,6 +87,13 @@ class Synapse(wiring.Component):
         Unsigned input width, 1 (spikes) to 16.
     i_width : int
         Signed output current width (the array's ``i_width``), 2 to 32.
+    events : bool or None
+        Spike-driven (event list) instead of dense; only for ``x_width == 1``. Default (None):
+        spike-driven for 1-bit inputs, dense otherwise.
+    event_ports : int
+        Events per clock when spike-driven, 1 or 2 (2: a second read port on the weight
+        memory, a copy of it in block RAM, and the two rows summed before the accumulator):
+        ``ceil(max(k, 1) / 2) + 4`` clocks per address.
 
     Members
     -------
@@ -85,7 +119,8 @@ class Synapse(wiring.Component):
     """
 
     def __init__(self, *, inputs: int, outputs: int, lanes: int, w_width: int = 8,
-                 x_width: int = 1, i_width: int = 16):
+                 x_width: int = 1, i_width: int = 16, events: bool | None = None,
+                 event_ports: int = 1):
         try:
             _check("Inputs", inputs, 1, 1 << 16)
             _check("Lanes", lanes, 1, 64)
@@ -96,11 +131,19 @@ class Synapse(wiring.Component):
             _check("Weight width", w_width, 2, 18)
             _check("Input width", x_width, 1, 16)
             _check("Current width", i_width, 2, 32)
+            if events is None:
+                events = x_width == 1
+            if not isinstance(events, bool) or (events and x_width != 1):
+                raise ConfigTypeError(
+                    f"Events must be a bool (True only for x_width 1), not {events!r}")
+            _check("Event ports", event_ports, 1, 2)
         except TypeError:
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise
         self.inputs, self.outputs, self.lanes = inputs, outputs, lanes
         self.w_width, self.x_width, self.i_width = w_width, x_width, i_width
+        self.events = events
+        self.event_ports = event_ports if events else 1
         self.depth = outputs // lanes
         self.rows = self.depth * inputs
         super().__init__({
@@ -116,12 +159,23 @@ class Synapse(wiring.Component):
             "i_stream": Out(stream.Signature(data.ArrayLayout(signed(i_width), lanes))),
         })
 
-    #: Clocks per address without backpressure, beyond the ``inputs`` reads.
+    #: Clocks per address without backpressure, beyond the reads (``inputs`` of them dense,
+    #: ``ceil(max(k, 1) / event_ports)`` spike-driven): the pipeline's latency.
     overhead = 4
+
+    def step_clocks(self, spikes: int = 0) -> int:
+        """Clocks of one step (all ``D`` addresses) without backpressure, ``spikes`` of the
+        inputs at 1 (ignored when dense); the gateware's side of the cost model
+        :func:`lifgate.golden.synapse.synapse_clocks` (the gateware does not import the golden
+        models; ``tests/test_synapse.py`` checks both against the clocks of a run)."""
+        if not self.events:
+            return self.depth * (self.inputs + self.overhead)
+        reads = -(-max(int(spikes), 1) // self.event_ports)
+        return self.depth * (reads + self.overhead)
 
     def elaborate(self, platform):
         m = Module()
-        P, D, n = self.lanes, self.depth, self.inputs
+        P, n = self.lanes, self.inputs
         A = acc_width(n, self.w_width, self.x_width)
 
         wmem = Memory(shape=data.ArrayLayout(signed(self.w_width), P), depth=max(2, self.rows),
@@ -134,16 +188,71 @@ class Synapse(wiring.Component):
             wr.data.eq(Cat([self.w_data] * P)),
             wr.en.eq(Mux(self.w_we, 1 << self.w_lane, 0)[:P]),
         ]
-
         row = Signal(range(max(2, self.rows)))
+        m.d.comb += [rd.addr.eq(row), rd.en.eq(1), self.r_data.eq(rd.data)]
+        out_valid = Signal()
+        # Both visits deliver, for the clock a weight row sits at the block RAM's address
+        # (``row``): ``issue``, ``first`` and ``last`` of the address's reads; then the factor
+        # of that row, ``xw``, two clocks later (when the registered weights are there). With
+        # two event ports, a second row (``row2``, a second read port) and its factor.
+        if self.events:
+            issue, first, last, factors = self._event_visit(m, row, out_valid)
+        else:
+            issue, first, last, xw = self._dense_visit(m, row, out_valid)
+            factors = [(row, xw)]
+        reads = [rd.data]
+        for addr, _ in factors[1:]:
+            rd2 = wmem.read_port()
+            m.d.comb += [rd2.addr.eq(addr), rd2.en.eq(1)]
+            reads.append(rd2.data)
+
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        m.d.sync += [v1.eq(issue), first1.eq(first), last1.eq(last)]
+        # Stage 2: the weights are registered (a block RAM's output straight into a multiplier
+        # was the critical path: 67 MHz on the ECP5-85F, bench/bench_network_fpga.py).
+        vw, firstw, lastw = Signal(), Signal(), Signal()
+        m.d.sync += [vw.eq(v1), firstw.eq(first1), lastw.eq(last1)]
+        wregs = []
+        for e, data_e in enumerate(reads):
+            wreg = Signal.like(rd.data, name="wreg" if e == 0 else f"wreg{e}")
+            m.d.sync += wreg.eq(data_e)
+            wregs.append(wreg)
+        # Stage 3 (dense only): products. Spike-driven, a product is an AND: it goes straight
+        # into the accumulator (with two event ports, a three-input sum), one clock less.
+        prods = []
+        for p in range(P):
+            terms = []
+            for wreg, (_, xw) in zip(wregs, factors, strict=True):
+                w = wreg[p]
+                terms.append(Mux(xw[0], w, 0) if self.x_width == 1 else w * xw)
+            prods.append(terms[0] if len(terms) == 1 else terms[0] + terms[1])
+        if self.events:
+            v2, first2, last2 = vw, firstw, lastw
+        else:
+            v2, first2, last2 = Signal(), Signal(), Signal()
+            m.d.sync += [v2.eq(vw), first2.eq(firstw), last2.eq(lastw)]
+            for p in range(P):
+                r = Signal(signed(self.w_width + self.x_width), name=f"prod{p}")
+                m.d.sync += r.eq(prods[p])
+                prods[p] = r
+        # Stage 4: accumulate (exact); the beat is valid once the last product is in.
+        m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
+        for p in range(P):
+            acc = Signal(signed(A), name=f"acc{p}")
+            with m.If(v2):
+                m.d.sync += acc.eq(Mux(first2, 0, acc) + prods[p])
+            m.d.comb += self.i_stream.payload[p].eq(saturate(acc, self.i_width))
+        m.d.comb += self.i_stream.valid.eq(out_valid)
+        return m
+
+    def _dense_visit(self, m, row, out_valid):
+        """Every input of every address, in order: ``row`` counts through the memory."""
+        D, n = self.depth, self.inputs
         i = Signal(range(max(2, n)))
         a = Signal(range(max(2, D)))
         issue = Signal()
         last_i = Signal()
-        m.d.comb += [last_i.eq(i == n - 1), rd.addr.eq(row), rd.en.eq(1),
-                     self.r_data.eq(rd.data)]
-
-        out_valid = Signal()
+        m.d.comb += last_i.eq(i == n - 1)
         with m.FSM(name="syn"):
             with m.State("IDLE"):
                 m.d.sync += row.eq(self.r_addr)  # weight read-back while idle
@@ -172,43 +281,81 @@ class Synapse(wiring.Component):
         G = -(-n // S)
         xs = [self.x[j] for j in range(n)] + [Const(0, self.x_width)] * (G * S - n)
         groups = [Cat(xs[g * S:(g + 1) * S]) for g in range(G)]
-        # Stage 1: the weight row is read; the flags and the input's group follow it.
-        v1, first1, last1 = Signal(), Signal(), Signal()
         xg1 = Signal(S * self.x_width)
-        m.d.sync += [
-            v1.eq(issue), first1.eq(i == 0), last1.eq(last_i),
-            xg1.eq(Array(groups)[i >> k] if G > 1 else groups[0]),
-        ]
+        m.d.sync += xg1.eq(Array(groups)[i >> k] if G > 1 else groups[0])
         low1 = Signal(range(max(2, S)))
         if k:
             m.d.sync += low1.eq(i[:k])
-        # Stage 2: the weights are registered (a block RAM's output straight into a multiplier
-        # was the critical path: 67 MHz on the ECP5-85F, bench/bench_network_fpga.py), and the
-        # input is picked out of its group.
-        vw, firstw, lastw = Signal(), Signal(), Signal()
         xw = Signal(self.x_width)
-        wreg = Signal.like(rd.data, name="wreg")
         elems = [xg1[e * self.x_width:(e + 1) * self.x_width] for e in range(S)]
-        m.d.sync += [
-            vw.eq(v1), firstw.eq(first1), lastw.eq(last1), wreg.eq(rd.data),
-            xw.eq(Array(elems)[low1] if S > 1 else elems[0]),
-        ]
-        # Stage 3: products.
-        v2, first2, last2 = Signal(), Signal(), Signal()
-        m.d.sync += [v2.eq(vw), first2.eq(firstw), last2.eq(lastw)]
-        prods = []
-        for p in range(P):
-            w = wreg[p]
-            prod = Mux(xw[0], w, 0) if self.x_width == 1 else w * xw
-            r = Signal(signed(self.w_width + self.x_width), name=f"prod{p}")
-            m.d.sync += r.eq(prod)
-            prods.append(r)
-        # Stage 4: accumulate (exact); the beat is valid once the last product is in.
-        m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
-        for p in range(P):
-            acc = Signal(signed(A), name=f"acc{p}")
-            with m.If(v2):
-                m.d.sync += acc.eq(Mux(first2, 0, acc) + prods[p])
-            m.d.comb += self.i_stream.payload[p].eq(saturate(acc, self.i_width))
-        m.d.comb += self.i_stream.valid.eq(out_valid)
-        return m
+        m.d.sync += xw.eq(Array(elems)[low1] if S > 1 else elems[0])
+        return issue, i == 0, last_i, xw
+
+    def _event_visit(self, m, row, out_valid):
+        """The inputs at 1 of every address, in increasing order (``event_ports`` events per
+        clock).
+
+        RUN clock ``t``: the lowest set bit of ``mask`` is the event (with two ports, the two
+        lowest); ``mask`` loses them and ``row`` (``row2``) gets ``base + index`` (a register,
+        so the priority encoder and the adder are not in the block RAM's address path); the
+        rows are read at ``t + 1``, when ``mask == 0`` tells whether they were the last."""
+        D, n = self.depth, self.inputs
+        mask = Signal(n)
+        base = Signal(range(max(2, self.rows)))
+        a = Signal(range(max(2, D)))
+        fresh = Signal()  # the next event is the address's first
+        rows = [row] + [Signal.like(row, name=f"row{e + 2}")
+                        for e in range(self.event_ports - 1)]
+        left = mask
+        picks = []  # per port: (index, this port has an event)
+        for e in range(self.event_ports):
+            # The lowest set bit of ``left`` by a tree of 2:1 choices (log2(n) levels, no carry
+            # chain: a carry-chain priority encoder, ``left & -left``, gave the UP5K 35 MHz);
+            # ``left`` without it keeps bit j iff a lower bit is set (a prefix OR, not a decode
+            # of the index: that decode in the mask's loop gave the UP5K 34.7 MHz).
+            has, idx = _lowest_set(left)
+            index = Signal(range(max(2, n)), name=f"index{e}")
+            rest = Signal(n, name=f"rest{e}")
+            m.d.comb += [
+                index.eq(idx),
+                rest.eq(Cat(Const(0, 1), *(left[j] & left[:j].any() for j in range(1, n)))),
+            ]
+            picks.append((index, has))
+            left = rest
+        issue, first, last = Signal(), Signal(), Signal()
+        reals = [Signal(name=f"real{e}") for e in range(self.event_ports)]
+        # ``last`` is decided a clock after the issue, on the mask register (a wide NOR), not on
+        # the priority encoder's carry chain: that chain into the state register was the UP5K
+        # build's critical path (30.9 MHz, 35 logic levels).
+        m.d.comb += last.eq(mask == 0)
+        m.d.sync += issue.eq(0)
+        pow2 = n & (n - 1) == 0  # base is a multiple of n: base | index needs no adder
+        with m.FSM(name="syn"):
+            with m.State("IDLE"):
+                m.d.sync += row.eq(self.r_addr)  # weight read-back while idle
+                with m.If(self.start):
+                    m.d.sync += [mask.eq(self.x.as_value()), base.eq(0), a.eq(0), fresh.eq(1)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                # Issue while events are left (or once, factor 0, for an address without any),
+                # then wait for the beat; the next address starts when it has been taken.
+                # Unconditional updates (no clock enable decoded from the mask: that was the
+                # UP5K's next critical path): once the mask is empty, left = mask = 0, and a
+                # row read without ``issue`` is ignored.
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [issue.eq(mask.any() | fresh), first.eq(fresh), mask.eq(left),
+                             fresh.eq(0)]
+                for r, real, (index, has) in zip(rows, reals, picks, strict=True):
+                    m.d.sync += [r.eq(base | index if pow2 else base + index), real.eq(has)]
+                with m.If(out_valid & self.i_stream.ready):
+                    with m.If(a == D - 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += [a.eq(a + 1), base.eq(base + n), fresh.eq(1),
+                                     mask.eq(self.x.as_value())]
+        factors = []
+        for e, (r, real) in enumerate(zip(rows, reals, strict=True)):
+            real1, xw = Signal(name=f"real{e}_1"), Signal(name=f"xw{e}")
+            m.d.sync += [real1.eq(real), xw.eq(real1)]
+            factors.append((r, xw))
+        return issue, first, last, factors

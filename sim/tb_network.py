@@ -42,18 +42,20 @@ public_flat_rw -module "{TOPLEVEL}" -var "*"
 """
 
 
-def network_verilog(network, *, membrane: bool = True) -> str:
-    dut = NetworkHW.for_network(network, membrane=membrane)
+def network_verilog(network, *, membrane: bool = True, events: bool = True,
+                    event_ports: int = 1) -> str:
+    dut = NetworkHW.for_network(network, membrane=membrane, events=events,
+                                event_ports=event_ports)
     return convert_verilog(dut, name=TOPLEVEL)
 
 
 def build_network(network, *, build_dir, sim: str = "verilator", membrane: bool = True,
-                  optimize: bool = True) -> Path:
+                  optimize: bool = True, events: bool = True, event_ports: int = 1) -> Path:
     """Generate and build; the build folder is ``build_dir/<hash of the Verilog>`` (reused).
 
     ``optimize=False`` compiles the Verilated C++ with ``-O0`` (quicker to build, slower to run:
-    for short test runs)."""
-    text = network_verilog(network, membrane=membrane)
+    for short test runs). ``events=False``: dense synapses everywhere (``Network(events=)``)."""
+    text = network_verilog(network, membrane=membrane, events=events, event_ports=event_ports)
     key = hashlib.sha1(text.encode()).hexdigest()[:12]
     out = Path(build_dir).resolve() / f"{sim}{'' if optimize else '-O0'}-{key}"
     out.mkdir(parents=True, exist_ok=True)
@@ -89,10 +91,13 @@ class NetworkRun:
 
 
 def run_network(network, samples, *, build_dir, sim: str = "verilator",
-                membrane: bool = True, optimize: bool = True) -> list[NetworkRun]:
-    """Run ``samples`` (a list of ``(x, steps)``, each from a clear) on the RTL."""
+                membrane: bool = True, optimize: bool = True,
+                events: bool = True, event_ports: int = 1) -> list[NetworkRun]:
+    """Run ``samples`` (a list of ``(x, steps)``, each from a clear) on the RTL
+    (``events``: spike-driven synapses for 1-bit inputs, else dense everywhere;
+    ``event_ports``: events per clock)."""
     out = build_network(network, build_dir=build_dir, sim=sim, membrane=membrane,
-                        optimize=optimize)
+                        optimize=optimize, events=events, event_ports=event_ports)
     test_dir = out / f"run-{os.getpid()}"
     test_dir.mkdir(exist_ok=True)
     job = test_dir / "job.json"

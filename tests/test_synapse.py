@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from lifgate.golden.synapse import Layer, Network, acc_width, synaptic_current
+from lifgate.golden.synapse import (
+    Layer,
+    Network,
+    acc_width,
+    synapse_clocks,
+    synaptic_current,
+)
 from lifgate.hdl.noise import LaneNoise
 from lifgate.hdl.ram import PipelinedRAM
 from lifgate.hdl.synapse import Synapse
@@ -11,11 +17,13 @@ from lifgate.hdl.synapse import Synapse
 from lifgate.config import ConfigError
 
 
-def run_synapse(weights, xs, *, lanes, w_width, x_width, i_width, ready_pattern=None):
-    """Load ``weights`` through the write port, then compute every x in ``xs``."""
+def run_synapse(weights, xs, *, lanes, w_width, x_width, i_width, ready_pattern=None,
+                events=None, clocks=None, event_ports=1):
+    """Load ``weights`` through the write port, then compute every x in ``xs``. ``clocks``
+    (a list) gets the clocks from ``start`` until ``busy`` falls, per x."""
     outputs, inputs = weights.shape
     dut = Synapse(inputs=inputs, outputs=outputs, lanes=lanes, w_width=w_width,
-                  x_width=x_width, i_width=i_width)
+                  x_width=x_width, i_width=i_width, events=events, event_ports=event_ports)
     got = []
 
     async def tb(ctx):
@@ -34,7 +42,9 @@ def run_synapse(weights, xs, *, lanes, w_width, x_width, i_width, ready_pattern=
             await ctx.tick()
             ctx.set(dut.start, 0)
             beats = []
+            n_clocks = 1
             while len(beats) < outputs // lanes:
+                n_clocks += 1
                 ready = 1 if ready_pattern is None else ready_pattern[cycle % len(ready_pattern)]
                 cycle += 1
                 ctx.set(dut.i_stream.ready, ready)
@@ -43,7 +53,10 @@ def run_synapse(weights, xs, *, lanes, w_width, x_width, i_width, ready_pattern=
                 await ctx.tick()
             ctx.set(dut.i_stream.ready, 0)
             while ctx.get(dut.busy):
+                n_clocks += 1
                 await ctx.tick()
+            if clocks is not None:
+                clocks.append(n_clocks - 1)
             got.append(np.array(beats).reshape(-1))  # address-major: neuron a*P + p
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -114,3 +127,63 @@ def test_a_bad_gateware_argument_is_a_config_error_and_a_type_error():
         with pytest.raises(ConfigError) as e:
             make()
         assert isinstance(e.value, TypeError)
+
+
+@pytest.mark.parametrize("ports", [1, 2])
+@pytest.mark.parametrize("lanes,inputs,outputs", [
+    (1, 1, 2), (2, 2, 4), (2, 5, 4), (1, 33, 3), (10, 32, 10), (4, 64, 8),
+])
+def test_spike_driven_matches_dense_and_golden(lanes, inputs, outputs, ports):
+    """The spike-driven synapse (issue 17): the same currents as the dense one and the golden
+    model for no spike, every input spiking, one input spiking, and random sparse spikes;
+    and its cost: ``ceil(max(k, 1) / ports) + 4`` clocks per address for ``k`` spikes, not
+    the fan-in."""
+    rng = np.random.default_rng(inputs * 7 + lanes)
+    w = rng.integers(-128, 128, size=(outputs, inputs))
+    w[0, :] = 127
+    xs = [np.zeros(inputs, int), np.ones(inputs, int)]
+    for j in (0, inputs - 1, inputs // 2):
+        one = np.zeros(inputs, int)
+        one[j] = 1
+        xs.append(one)
+    xs += [(rng.random(inputs) < q).astype(int) for q in (0.1, 0.3, 0.7)]
+    xs = np.array(xs)
+    want = synaptic_current(w, xs, 10)
+    clk_ev, clk_dense = [], []
+    got_ev = run_synapse(w, xs, lanes=lanes, w_width=8, x_width=1, i_width=10, clocks=clk_ev,
+                         event_ports=ports)
+    got_dense = run_synapse(w, xs, lanes=lanes, w_width=8, x_width=1, i_width=10,
+                            events=False, clocks=clk_dense)
+    assert got_ev.tolist() == want.tolist()
+    assert got_dense.tolist() == want.tolist()
+    D = outputs // lanes
+    assert clk_ev == [synapse_clocks(inputs, D, x, ports=ports) for x in xs]
+    assert clk_dense == [synapse_clocks(inputs, D) for _ in xs]
+    ev = Synapse(inputs=inputs, outputs=outputs, lanes=lanes, event_ports=ports)
+    dense = Synapse(inputs=inputs, outputs=outputs, lanes=lanes, events=False)
+    ev._MustUse__silence = dense._MustUse__silence = True
+    assert clk_ev == [ev.step_clocks(int(x.sum())) for x in xs]
+    assert clk_dense == [dense.step_clocks(int(x.sum())) for x in xs]
+    assert clk_ev[0] == D * 5  # no spike: one read whose product is 0
+    assert (clk_ev[0] < clk_dense[0]) == (inputs > 1)
+
+
+@pytest.mark.parametrize("ports", [1, 2])
+def test_spike_driven_under_backpressure(ports):
+    rng = np.random.default_rng(5)
+    w = rng.integers(-8, 8, size=(6, 9))
+    xs = np.array([rng.random(9) < 0.4 for _ in range(4)] + [np.zeros(9, bool)], dtype=int)
+    got = run_synapse(w, xs, lanes=2, w_width=4, x_width=1, i_width=5,
+                      ready_pattern=[0, 0, 1, 0, 1, 1, 0], event_ports=ports)
+    assert got.tolist() == synaptic_current(w, xs, 5).tolist()
+
+
+def test_events_only_for_one_bit_inputs():
+    with pytest.raises(ConfigError, match="Events must be a bool"):
+        Synapse(inputs=3, outputs=2, lanes=1, x_width=2, events=True)
+    for x_width, events in ((2, False), (1, True)):
+        syn = Synapse(inputs=3, outputs=2, lanes=1, x_width=x_width)
+        syn._MustUse__silence = True
+        assert syn.events == events
+        assert syn.step_clocks(1) == synapse_clocks(3, 2, 1 if events else None)
+        assert syn.step_clocks(0) == synapse_clocks(3, 2, 0 if events else None)

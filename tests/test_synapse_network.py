@@ -36,9 +36,9 @@ def random_network(seed, *, inputs=6, hidden=4, out=2, lanes=(2, 1), x_width=1, 
     return Network(tuple(layers), w_width=w_width, x_width=x_width)
 
 
-def run_amaranth(net, runs, *, membrane=True, ready=None):
+def run_amaranth(net, runs, *, membrane=True, ready=None, events=True, event_ports=1):
     """``runs``: list of (x, steps); a clear first. Returns records per layer: spikes, v."""
-    dut = NetworkHW.for_network(net, membrane=membrane)
+    dut = NetworkHW.for_network(net, membrane=membrane, events=events, event_ports=event_ports)
     recs = []
 
     async def tb(ctx):
@@ -106,14 +106,17 @@ def expected_records(net, runs, membrane=True):
     return out
 
 
+@pytest.mark.parametrize("events,ports", [(True, 1), (True, 2), (False, 1)],
+                         ids=["spike-driven", "two-events-per-clock", "dense"])
 @pytest.mark.parametrize("seed,x_width,lanes", [(1, 1, (2, 1)), (2, 3, (4, 2)), (3, 1, (1, 2))])
-def test_network_matches_golden(seed, x_width, lanes):
+def test_network_matches_golden(seed, x_width, lanes, events, ports):
     net = random_network(seed, x_width=x_width, lanes=lanes)
     rng = np.random.default_rng(seed)
     runs = [(rng.integers(0, 1 << x_width, size=net.inputs), 5),
             (rng.integers(0, 1 << x_width, size=net.inputs), 0),
             (rng.integers(0, 1 << x_width, size=net.inputs), 3)]
-    got = run_amaranth(net, runs, ready=[1, 0, 1] if seed == 2 else None)
+    got = run_amaranth(net, runs, ready=[1, 0, 1] if seed == 2 else None, events=events,
+                       event_ports=ports)
     want = expected_records(net, runs)
     assert sum(bin(r[2]).count("1") for r in want) > 0  # the case exercises spikes
     assert got == want
@@ -136,6 +139,23 @@ def test_layer_two_sees_same_step_spikes():
     assert res.spikes[1][:, 0].tolist() == [False, True, False]
     got = run_amaranth(net, [(np.zeros(1, int), 3)])
     assert got == expected_records(net, [(np.zeros(1, int), 3)])
+
+
+def spiking_network(seed, *, inputs=12, hidden=8, out=4, lanes=(4, 2), x_width=1):
+    """:func:`random_network` whose hidden neuron 0 fires at every step whatever its input
+    (no weights, ``v_init = v_th = bias``, subtractive reset), and whose hidden neuron 1 gets
+    weights that make it fire on any input spike."""
+    net = random_network(seed, inputs=inputs, hidden=hidden, out=out, lanes=lanes,
+                         x_width=x_width)
+    l0 = net.layers[0]
+    w = l0.weights.copy()
+    w[0] = 0
+    w[1] = 31
+    always = NeuronParams(v_th=40, v_init=40, bias=40, leak_mode=LeakMode.CONST, leak=0,
+                          reset_mode=ResetMode.SUBTRACT, t_ref=0)
+    params = (always,) + tuple(l0.config.params[1:])
+    cfg = Config(shape=l0.config.shape, params=params)
+    return Network((Layer(w, cfg),) + net.layers[1:], w_width=net.w_width, x_width=net.x_width)
 
 
 def test_mismatched_shapes_rejected():
@@ -171,3 +191,41 @@ def test_network_rtl_on_icarus_and_verilator(tmp_path):
         for n in range(len(net.layers)):
             assert np.array_equal(a.spikes[n], b.spikes[n])
             assert np.array_equal(a.v[n], b.v[n])
+
+
+@pytest.mark.icarus
+@pytest.mark.verilator
+def test_spike_driven_network_rtl_edge_cases(tmp_path):
+    """Issue 17: spike-driven synapses (layer 0 too: 1-bit inputs) on both simulators, against
+    the golden model and against the dense build of the same network, with one and with two
+    events per clock: a step with no input spike, one with every input spiking, a hidden
+    neuron that spikes at every step, and random sparse inputs. The spike-driven run takes
+    fewer clocks than the dense one."""
+    from lifgate.sim.tb_network import run_network
+
+    net = spiking_network(17)
+    rng = np.random.default_rng(17)
+    n = net.inputs
+    samples = [(np.zeros(n, int), 6), (np.ones(n, int), 6),
+               ((rng.random(n) < 0.2).astype(int), 8)]  # run_network: x constant per run
+    for sim, ports in (("icarus", 1), ("verilator", 1), ("icarus", 2), ("verilator", 2)):
+        got = run_network(net, samples, build_dir=tmp_path, sim=sim, optimize=False,
+                          event_ports=ports)
+        for (x, steps), r in zip(samples, got, strict=True):
+            want = simulate_network(net, steps, x)
+            for k in range(len(net.layers)):
+                assert np.array_equal(r.spikes[k], want.spikes[k]), (sim, k)
+                assert np.array_equal(r.v[k], want.v[k]), (sim, k)
+            assert want.spikes[0][:, 0].all()  # the neuron that spikes at every step
+        want = [simulate_network(net, steps, x) for x, steps in samples]
+        assert want[1].spikes[0].sum() > 1  # every input spiking reaches layer 1 as spikes
+        if sim == "icarus" and ports == 1:
+            dense = run_network(net, samples, build_dir=tmp_path, sim=sim, optimize=False,
+                                events=False)
+            for a, b in zip(got, dense, strict=True):
+                for k in range(len(net.layers)):
+                    assert np.array_equal(a.spikes[k], b.spikes[k])
+                    assert np.array_equal(a.v[k], b.v[k])
+            # The silent and the sparse samples cost less spike-driven than dense.
+            assert got[0].cycles < dense[0].cycles
+            assert got[2].cycles < dense[2].cycles
