@@ -158,11 +158,7 @@ def simulate_session(f: Features, frames: list, *, divisor: int, timeout: int,
     """Build the top for Verilator and replay ``frames`` (the model gives the expected
     reply lengths); returns the session's records."""
     model = BoardModel(f)
-    expected = []
-    for data in frames:
-        model.receive(data)
-        model.idle()
-        expected.append(model.read())
+    expected = model.exchange(frames)
     top = build_sim_top(f, sim="verilator", build_dir=build_dir, divisor=divisor,
                         timeout=timeout, array_options={"pipeline": pipeline})
     script = build_dir / "bench_script.json"
@@ -265,10 +261,7 @@ def _bench_events():
 
 
 def _model_rates(model: BoardModel, frames: list, steps: int) -> np.ndarray:
-    for data in frames:
-        model.receive(data)
-        model.idle()
-    model.read()
+    model.exchange(frames)
     return model.counts[0].astype(np.float64) / (steps * 1e-4)
 
 

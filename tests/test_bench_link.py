@@ -22,13 +22,8 @@ _spec.loader.exec_module(bench)
 
 def _wire_bytes(f: Features, frames: list) -> int:
     """What goes over the line: each frame and the model's replies to it."""
-    model = BoardModel(f)
-    total = 0
-    for data in frames:
-        model.receive(data)
-        model.idle()
-        total += len(data) + len(model.read())
-    return total
+    replies = BoardModel(f).exchange(frames)
+    return sum(len(d) + len(r) for d, r in zip(frames, replies, strict=True))
 
 
 @pytest.mark.parametrize("neurons, lanes, max_payload", [(64, 8, 512), (200, 4, 64),

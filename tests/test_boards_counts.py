@@ -70,9 +70,8 @@ def counts_from_spikes(spikes, window0=0):
 
 
 def exchange(model, data):
-    model.receive(data)
-    model.idle()
-    return model.read()
+    (out,) = model.exchange([data])
+    return out
 
 
 def read_frame(start, count, fmt=0):
