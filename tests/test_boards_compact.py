@@ -262,3 +262,14 @@ def test_sim_board_compact(sim, tmp_path):
         assert board.read_counts().counts.tolist() == model.read_counts().counts.tolist()
     finally:
         board.close()
+
+
+def test_icarus_board_compact_spram(tmp_path):
+    """The counts in SB_SPRAM256KA (Yosys' model), as on the iCEBreaker: the packed read's
+    scan and packer see the same read latency; equal to the model."""
+    board = open_board("sim:icarus", features=FEATURES, build_dir=tmp_path, timeout=2000,
+                       counts_ram="spram")
+    try:
+        check_host_experiment(*host_experiment(board, 16), steps=16)
+    finally:
+        board.close()
