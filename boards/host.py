@@ -329,7 +329,7 @@ class Counts:
     counts: np.ndarray
     first: np.ndarray | None
     last: np.ndarray | None
-    span: np.ndarray
+    span: np.ndarray | None
     saturated: np.ndarray
 
     def rates(self, dt: float) -> np.ndarray:
