@@ -127,8 +127,8 @@ bytes on the line, 7.1 ms; the counts come back in one frame of 24,587 bytes in 
 frames of 523 bytes: 2.6 MB, 2.2 s. So the counts make the run array-bound (about 70 % of the
 raw rate in format 1), and the 90 % goal of issue 16 needs the link below 5.9 ms: less than
 the currents alone. With ``WRITE_RAMP`` (one frame of 23 bytes instead of 17 frames of
-``WRITE_CURRENTS``) and format 2 (3,596 bytes for 7-bit counts) the whole exchange is about
-4,000 bytes, 3.3 ms (figures in ``docs/resources.md``, ``lifgate bench link``). The counts unit
+``WRITE_CURRENTS``) and format 2 (3,596 bytes for 7-bit counts) the whole exchange is 3,740
+bytes, 3.1 ms (figures in ``docs/boards.md``, ``lifgate bench link``). The counts unit
 spends 3 clocks on a spike (4 on a neuron's first) while the array delivers one beat of ``P``
 neurons a clock; at the notebook's rates (at most 1.4 % of the neurons fire in a step: 0.11
 spikes per 8-lane beat) it keeps up through an 8-entry FIFO, and when a burst fills the FIFO
