@@ -367,7 +367,8 @@ class Features:
         The UART rate the board top is built for (reported by ``VERSION``), in
         :func:`baud_range`.
     counts : bool
-        The spike counts unit built (RUN flag bit 2: COUNTS, ``CLEAR_COUNTS``, ``READ_COUNTS``).
+        The spike counts unit built (RUN flag bit 2: COUNTS, ``CLEAR_COUNTS``, ``READ_COUNTS``
+        with its packed format 2, and ``WRITE_RAMP``: the rate curve's compact commands).
     events : bool
         Address-event readback built (RUN flag bit 3: EVENTS).
     probes : int
