@@ -18,9 +18,14 @@ __all__ = ["CompactCommands", "bit_length"]
 
 #: Payload bytes of ``WRITE_RAMP``: start u32, count u32, base i32, step i32.
 RAMP_BYTES = 16
-#: Integer bits of the ramp's accumulator: a 32-bit base, and while the walk stays in the
-#: ``i_width`` range (it stops at the first value outside) a value plus one step (< 2**33).
-RAMP_INT = 34
+
+
+def ramp_int_bits(i_width: int) -> int:
+    """Integer bits of the ramp's accumulator. The base is checked on its own (in the
+    ``i_width`` range unless the ramp is empty), and the walk stops at the first value outside
+    the range, so the accumulator holds a value in range plus at most one step (whose integer
+    part is below ``2**15`` in size): ``max(i_width, 16) + 2`` bits, sign included."""
+    return max(i_width, 16) + 2
 
 
 def bit_length(value) -> Mux:
@@ -43,7 +48,8 @@ class CompactCommands:
     Members
     -------
     rp_bad : Signal
-        Registered in ``VALIDATE``: ``start + count > N`` of a ``WRITE_RAMP``.
+        Registered in ``VALIDATE``: ``start + count > N`` of a ``WRITE_RAMP``, or a base
+        outside the ``i_width`` range of a ramp that is not empty.
     """
 
     def __init__(self, ex):
@@ -54,10 +60,13 @@ class CompactCommands:
         start, count = ex.loaded(RAMP_BYTES)[:32], ex.loaded(RAMP_BYTES)[32:64]
         total = Signal(33, name="rp_total")
         m.d.comb += total.eq(start + count)
+        base = ex.loaded(RAMP_BYTES)[64:96]
+        base_top = base[shape.i_width - 1:]
         self.rp_bad = Signal(name="rp_bad")
-        ex._validate += [self.rp_bad.eq(total > shape.neurons)]
-        # The ramp: base * 2**16 + k * step, RAMP_INT integer bits, RAMP_FRAC fraction bits.
-        self.rp_cur = Signal(signed(RAMP_INT + RAMP_FRAC), name="rp_cur")
+        ex._validate += [self.rp_bad.eq((total > shape.neurons)
+                                        | (count.any() & ~(base_top.all() | ~base_top.any())))]
+        # The ramp: base * 2**16 + k * step, in fixed point (RAMP_FRAC fraction bits).
+        self.rp_cur = Signal(signed(ramp_int_bits(shape.i_width) + RAMP_FRAC), name="rp_cur")
         self.rp_left = Signal(nb + 1, name="rp_left")
         # READ_COUNTS format 2: the largest count of the block, its width, the packer.
         self.pk_v = Signal(name="pk_v")  # a count read was issued last clock

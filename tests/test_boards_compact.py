@@ -163,6 +163,8 @@ def test_link_compact_match_model(lanes):
     exchanges += [
         ramp_frame(0, 8, 100, 40 * 65536 + 12345),
         ramp_frame(2, 3, -30, -100_000),
+        ramp_frame(3, 0, 5000, 1),  # empty: the base is no value, not out of range
+        ramp_frame(1, 7, 2047, -(1 << 31)),  # the largest fall: -32768 a neuron
         encode_frame(Cmd.SET_INPUT, b"\x01"),
         encode_frame(Cmd.CLEAR),
         run_frame(20, RUN_COUNTS),
