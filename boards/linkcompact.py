@@ -70,12 +70,14 @@ class CompactCommands:
         self.rp_left = Signal(nb + 1, name="rp_left")
         # READ_COUNTS format 2: the largest count of the block, its width, the packer.
         self.pk_v = Signal(name="pk_v")  # a count read was issued last clock
-        self.pk_max = Signal(16, name="pk_max")
+        self.pk_or = Signal(16, name="pk_or")  # the OR of the counts: the max's bit length
         self.pk_w = Signal(5, name="pk_w")
         self.pk_i = Signal(5, name="pk_i")
         self.pk_bits = Signal(nb + 5, name="pk_bits")
-        self.pk_buf = Signal(24, name="pk_buf")
-        self.pk_n = Signal(5, name="pk_n")  # bits in pk_buf
+        self.pk_cnt = Signal(16, name="pk_cnt")  # the count being sent, LSB next
+        self.pk_cb = Signal(5, name="pk_cb")  # its bits still to send
+        self.pk_byte = Signal(8, name="pk_byte")  # bits enter at the top, LSB first out
+        self.pk_nb = Signal(4, name="pk_nb")  # bits in pk_byte
 
     # Hooks ------------------------------------------------------------------------------------
 
@@ -90,7 +92,7 @@ class CompactCommands:
         """In ``READ_COUNTS``' dispatch (no range error): format 2 goes to its scan."""
         ex, m = self.ex, self.ex.m
         with m.If(ex.rc_fmt == COUNT_PACKED):
-            m.d.sync += [self.pk_v.eq(0), self.pk_max.eq(0)]
+            m.d.sync += [self.pk_v.eq(0), self.pk_or.eq(0)]
             m.next = "PK_SCAN"
 
     def after_window(self) -> None:
@@ -158,10 +160,12 @@ class CompactCommands:
     # READ_COUNTS format 2 ---------------------------------------------------------------------
 
     def packed_states(self) -> None:
-        """``PK_SCAN`` finds the block's largest count (one read a clock), ``PK_LEN`` the
-        frame's length (``count`` added ``w`` times), then ``COUNTS_START`` and the window;
-        ``PK_WIDTH`` sends the width byte, ``PK`` / ``PK_FETCH`` the packed counts (a count is
-        fetched whenever fewer than 8 bits wait), the last byte padded with zeros."""
+        """``PK_SCAN`` ORs the block's counts (one read a clock: the OR's bit length is the
+        largest count's), ``PK_LEN`` the frame's length (``count`` added ``w`` times), then
+        ``COUNTS_START`` and the window; ``PK_WIDTH`` sends the width byte, ``PK`` /
+        ``PK_FETCH`` the packed counts bit-serially (one bit a clock into a byte register, a
+        byte out when it is full; the UART takes a bit every ``divisor + 1`` clocks at the
+        least), the last byte padded with zeros."""
         ex, m, core = self.ex, self.ex.m, self.ex.core
         ftx, cnt = core.ftx, ex.cnt
         nb = cnt.neuron_bits
@@ -169,14 +173,14 @@ class CompactCommands:
         with m.State("PK_SCAN"):  # rc_k is 0: the counts' plane is read
             m.d.comb += core.busy.eq(1)
             m.d.sync += self.pk_v.eq(0)
-            with m.If(self.pk_v & (cnt.rd_data > self.pk_max)):
-                m.d.sync += self.pk_max.eq(cnt.rd_data)
+            with m.If(self.pk_v):
+                m.d.sync += self.pk_or.eq(self.pk_or | cnt.rd_data)
             with m.If(ex.rc_left != 0):
                 m.d.sync += [ex.rc_neuron.eq(ex.rc_neuron + 1), ex.rc_left.eq(ex.rc_left - 1),
                              self.pk_v.eq(1)]
             with m.Elif(~self.pk_v):
                 m.d.sync += [ex.rc_neuron.eq(start[:nb + 1]), ex.rc_left.eq(count[:nb + 1]),
-                             self.pk_w.eq(bit_length(self.pk_max)), self.pk_i.eq(0),
+                             self.pk_w.eq(bit_length(self.pk_or)), self.pk_i.eq(0),
                              self.pk_bits.eq(0)]
                 m.next = "PK_LEN"
         with m.State("PK_LEN"):
@@ -190,24 +194,26 @@ class CompactCommands:
         with m.State("PK_WIDTH"):
             m.d.comb += [core.busy.eq(1), ftx.data.valid.eq(1), ftx.data.payload.eq(self.pk_w)]
             with m.If(ftx.data.ready):
-                m.d.sync += [self.pk_buf.eq(0), self.pk_n.eq(0)]
+                m.d.sync += [self.pk_cb.eq(0), self.pk_nb.eq(0)]
                 m.next = "PK"
         with m.State("PK"):
             m.d.comb += core.busy.eq(1)
-            full = self.pk_n >= 8
-            with m.If(full | ((ex.rc_left == 0) & (self.pk_n != 0))):
-                m.d.comb += [ftx.data.valid.eq(1), ftx.data.payload.eq(self.pk_buf[:8])]
+            shift = [self.pk_nb.eq(self.pk_nb + 1)]
+            with m.If(self.pk_nb == 8):
+                m.d.comb += [ftx.data.valid.eq(1), ftx.data.payload.eq(self.pk_byte)]
                 with m.If(ftx.data.ready):
-                    m.d.sync += [self.pk_buf.eq(self.pk_buf >> 8),
-                                 self.pk_n.eq(Mux(full, self.pk_n - 8, 0))]
+                    m.d.sync += self.pk_nb.eq(0)
+            with m.Elif(self.pk_cb != 0):
+                m.d.sync += [*shift, self.pk_byte.eq(Cat(self.pk_byte[1:], self.pk_cnt[0])),
+                             self.pk_cnt.eq(self.pk_cnt >> 1), self.pk_cb.eq(self.pk_cb - 1)]
             with m.Elif(ex.rc_left != 0):
                 m.next = "PK_FETCH"  # the count of rc_neuron arrives next clock
+            with m.Elif(self.pk_nb != 0):  # pad the last byte
+                m.d.sync += [*shift, self.pk_byte.eq(Cat(self.pk_byte[1:], 0))]
             with m.Else():
                 m.next = "COUNTS_END"
         with m.State("PK_FETCH"):
             m.d.comb += core.busy.eq(1)
-            m.d.sync += [self.pk_buf.eq(self.pk_buf | (cnt.rd_data << self.pk_n[:3])),
-                         self.pk_n.eq(self.pk_n + self.pk_w),
+            m.d.sync += [self.pk_cnt.eq(cnt.rd_data), self.pk_cb.eq(self.pk_w),
                          ex.rc_neuron.eq(ex.rc_neuron + 1), ex.rc_left.eq(ex.rc_left - 1)]
             m.next = "PK"
-
