@@ -144,13 +144,8 @@ def events_workload(*, neurons: int = 4096, lanes: int = 8, steps: int = 5000,
     setup = rec.frames[1:]  # after the VERSION of the host's constructor
     frame = encode_frame(Cmd.RUN, steps.to_bytes(4, "little") + bytes([RUN_EVENTS]))
     model = BoardModel(features)
-    for f in setup:
-        model.receive(f)
-        model.idle()
-    model.read()
-    model.receive(frame)
-    model.idle()
-    out = model.read()
+    model.exchange(setup)
+    (out,) = model.exchange([frame])
     spikes = _count_events(out, features)
     line_cycles = len(out) * 10 * divisor
     array_cycles = steps * cfg.shape.depth

@@ -19,10 +19,15 @@ How the figures are made
   them back to back) for the full shape, counted from the frames the workload sends and the
   replies the protocol defines. Not modelled: the host's turnaround per exchange (a USB-UART's
   latency timer, 1 to 16 ms per reply on FTDI parts), which favours few, long frames.
-* (a) rate curve: every neuron with its own current (37 to 170, one parameter set: 20 to
-  138 Hz at dt = 0.1 ms), the currents written, ``CLEAR_COUNTS``, one ``RUN`` of ``--steps``
-  with COUNTS and no bitmap, the counts read back in format 0 (6 bytes a neuron) and, as
-  ``a_compact``, format 1 (3 bytes).
+* (a) rate curve: every neuron with its own current (a ramp from 37 to 170, one parameter
+  set: 20 to 138 Hz at dt = 0.1 ms), ``CLEAR_COUNTS``, one ``RUN`` of ``--steps`` with
+  COUNTS and no bitmap, the counts read back. Three ways: ``a`` writes the currents
+  (``WRITE_CURRENTS``) and reads format 0 (6 bytes a neuron), ``a_compact`` the same with
+  format 1 (3 bytes), ``a_ramp`` loads them as one ``WRITE_RAMP`` frame and reads format 2
+  (the counts bit-packed at the width of the largest; the width is that of the full shape,
+  from the golden model of one neuron per distinct current). ``a_ramp``'s time adds the
+  board's own clocks for the ramp and for the scan before the packed reply (simulated,
+  scaled like the run).
 * (b) events: every spike of the rate curve as an address event (the EVENTS run mode),
   measured by ``bench/bench_events.py``'s :func:`events_workload` on the simulated board top at
   the simulated shape (the observable rate does not depend on the neuron count: the events and
@@ -53,12 +58,15 @@ import numpy as np
 from lifgate.boards.protocol import (
     BOARD_MAX_BAUD,
     COUNT_FORMATS,
+    COUNT_PACKED,
+    RAMP_FRAC,
     RUN_COUNTS,
     RUN_SPIKES,
     BoardModel,
     Cmd,
     Features,
     encode_frame,
+    ramp_values,
 )
 from lifgate.boards.resources import board_shape
 from lifgate.boards.toolchain import BOARDS, board
@@ -72,6 +80,7 @@ from lifgate.config import ArrayShape, ConfigError, NeuronParams, pack_params
 WORKLOADS = {
     "a": "rate curve: own current per neuron, counts read back",
     "a_compact": "rate curve, counts read back in format 1 (3 bytes a neuron)",
+    "a_ramp": "rate curve, currents as one WRITE_RAMP, counts read packed (format 2)",
     "b": "every spike of the rate curve as an address event (EVENTS)",
     "c": "full spike bitmap, one STEP frame a step",
 }
@@ -87,8 +96,30 @@ def frame_bytes(payload: int) -> int:
     return 7 + payload
 
 
+#: The rate curve's currents: a ramp from ``CUR_LO`` to (about) ``CUR_HI``.
+CUR_LO, CUR_HI = 37, 170
+
+
+def ramp_step(neurons: int) -> int:
+    """The ``WRITE_RAMP`` step (16 fraction bits) from ``CUR_LO`` towards ``CUR_HI``."""
+    return ((CUR_HI - CUR_LO) << RAMP_FRAC) // max(1, neurons - 1)
+
+
 def currents_for(neurons: int) -> np.ndarray:
-    return np.round(np.linspace(37, 170, neurons)).astype(np.int64)
+    """The currents of the rate curve: the values :func:`ramp_frame` makes on the board."""
+    return ramp_values(CUR_LO, ramp_step(neurons), neurons)
+
+
+def ramp_frame(neurons: int) -> bytes:
+    return encode_frame(Cmd.WRITE_RAMP, (0).to_bytes(4, "little")
+                        + neurons.to_bytes(4, "little") + CUR_LO.to_bytes(4, "little")
+                        + ramp_step(neurons).to_bytes(4, "little"))
+
+
+def ramp_config_frames(f: Features) -> list:
+    """SET_PARAMS, WRITE_RAMP, SET_INPUT, CLEAR: :func:`config_frames` with the ramp."""
+    frames = config_frames(f, [])
+    return [frames[0], ramp_frame(f.shape.neurons), *frames[1:]]
 
 
 def config_frames(f: Features, cur) -> list:
@@ -122,8 +153,31 @@ def config_bytes(f: Features) -> int:
     return sum(frame_bytes(p) + frame_bytes(0) for p in frames)
 
 
-def link_bytes(f: Features, steps: int, workload: str) -> int:
-    """Bytes both ways of a workload on the full shape ``f`` (configuration included)."""
+def packed_width(f: Features, steps: int) -> int:
+    """The width byte of format 2 for the rate curve on the full shape ``f``: the bit length
+    of the largest count, from the golden model (through the protocol model) of one neuron
+    per distinct current of :func:`currents_for` (neurons with the same current fire alike)."""
+    distinct = np.unique(currents_for(f.shape.neurons))
+    lanes = f.shape.lanes
+    n = -(-distinct.size // lanes) * lanes
+    small = Features(ArrayShape(neurons=n, lanes=lanes, groups=1,
+                                leak_modes=f.shape.leak_modes), counts=True)
+    cur = np.resize(distinct, n)
+    frames = config_frames(small, cur) + [encode_frame(Cmd.CLEAR_COUNTS),
+                                          run_frame(steps, RUN_COUNTS)]
+    model = BoardModel(small)
+    model.exchange(frames)
+    return int(model.counts[0].max()).bit_length()
+
+
+def link_bytes(f: Features, steps: int, workload: str, width: int | None = None) -> int:
+    """Bytes both ways of a workload on the full shape ``f`` (configuration included);
+    ``a_ramp`` needs the packed counts' ``width`` (:func:`packed_width`)."""
+    if workload == "a_ramp":
+        ack = frame_bytes(0)
+        n = sum(frame_bytes(p) + ack for p in (4 + f.param_bytes, 16, 1, 0, 0))
+        packed = 4 + 1 + (f.shape.neurons * width + 7) // 8
+        return n + frame_bytes(5) + frame_bytes(4) + frame_bytes(9) + frame_bytes(packed)
     n = config_bytes(f) + frame_bytes(5) + frame_bytes(4)  # RUN and its RUN_DONE
     if workload in ("a", "a_compact"):
         fmt = 0 if workload == "a" else 1
@@ -137,10 +191,15 @@ def link_bytes(f: Features, steps: int, workload: str) -> int:
 def script_for(f: Features, steps: int, bitmap_steps: int) -> tuple[list, dict]:
     """The exchanges of the simulated session and the index of each workload's RUN."""
     cur = currents_for(f.shape.neurons)
-    frames = config_frames(f, cur) + [encode_frame(Cmd.CLEAR_COUNTS)]
-    marks = {"run_a": len(frames)}
+    frames = config_frames(f, cur)
+    # The ramp writes the same currents again: its clocks are measured.
+    marks = {"ramp": len(frames)}
+    frames += [ramp_frame(f.shape.neurons), encode_frame(Cmd.CLEAR_COUNTS)]
+    marks["run_a"] = len(frames)
     frames += [run_frame(steps, RUN_COUNTS), read_frame(f.shape.neurons, 0),
-               read_frame(f.shape.neurons, 1), encode_frame(Cmd.CLEAR)]
+               read_frame(f.shape.neurons, 1)]
+    marks["read_packed"] = len(frames)
+    frames += [read_frame(f.shape.neurons, COUNT_PACKED), encode_frame(Cmd.CLEAR)]
     marks["run_c"] = len(frames)
     frames += [run_frame(bitmap_steps, RUN_SPIKES)]
     marks["run_plain"] = len(frames)  # the array alone: no bitmap, no counts
@@ -158,11 +217,7 @@ def simulate_session(f: Features, frames: list, *, divisor: int, timeout: int,
     """Build the top for Verilator and replay ``frames`` (the model gives the expected
     reply lengths); returns the session's records."""
     model = BoardModel(f)
-    expected = []
-    for data in frames:
-        model.receive(data)
-        model.idle()
-        expected.append(model.read())
+    expected = model.exchange(frames)
     top = build_sim_top(f, sim="verilator", build_dir=build_dir, divisor=divisor,
                         timeout=timeout, array_options={"pipeline": pipeline})
     script = build_dir / "bench_script.json"
@@ -226,12 +281,21 @@ def bench_board(name: str, *, steps: int, bitmap_steps: int, sim_neurons: int | 
                          "cycles_per_beat_a": cyc_a / (steps * shape.depth),
                          "cycles_per_beat_plain": cyc_p / (plain_steps(steps) * shape.depth)},
            "workloads": {}}
-    for key in ("a", "a_compact"):
-        t_link = link_bytes(f_full, steps, key) * 10 / baud
-        obs = updates / (t_arr_a + t_link)
+    # The board's own clocks before the first reply byte of the ramp and of the packed read
+    # (walking the ramp twice, scanning the counts), scaled like the run.
+    cyc_ramp = recs[marks["ramp"]]["first"] - recs[marks["ramp"]]["sent"]
+    cyc_scan = recs[marks["read_packed"]]["first"] - recs[marks["read_packed"]]["sent"]
+    width = packed_width(f_full, steps)
+    out["simulated"].update({"ramp_cycles": cyc_ramp, "packed_scan_cycles": cyc_scan,
+                             "packed_width": width})
+    for key in ("a", "a_compact", "a_ramp"):
+        nbytes = link_bytes(f_full, steps, key, width)
+        t_link = nbytes * 10 / baud
+        t_arr = t_arr_a + ((cyc_ramp + cyc_scan) * scale / clk if key == "a_ramp" else 0)
+        obs = updates / (t_arr + t_link)
         out["workloads"][key] = {
-            "what": WORKLOADS[key], "array_s": t_arr_a, "link_s": t_link,
-            "link_bytes": link_bytes(f_full, steps, key), "updates_per_s": obs,
+            "what": WORKLOADS[key], "array_s": t_arr, "link_s": t_link,
+            "link_bytes": nbytes, "updates_per_s": obs,
             "ratio": obs / raw, "goal": GOALS["a"], "goal_met": obs / raw >= GOALS["a"]}
     log(f"{name}: workload (b), events, {shape.neurons} neurons x {steps} steps ...")
     ev = _bench_events().events_workload(
@@ -265,10 +329,7 @@ def _bench_events():
 
 
 def _model_rates(model: BoardModel, frames: list, steps: int) -> np.ndarray:
-    for data in frames:
-        model.receive(data)
-        model.idle()
-    model.read()
+    model.exchange(frames)
     return model.counts[0].astype(np.float64) / (steps * 1e-4)
 
 

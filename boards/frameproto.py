@@ -268,6 +268,20 @@ class LinkModel:
         self._out.clear()
         return out
 
+    def exchange(self, frames) -> list[bytes]:
+        """Replay exchanges as a host that waits for each reply does: for every item of
+        ``frames`` (the bytes of one frame, or of several sent back to back) :meth:`receive`
+        it, go :meth:`idle` and :meth:`read` the reply bytes. Returns one ``bytes`` per item
+        (``frames`` may also be a single ``bytes``: then a list of one)."""
+        if isinstance(frames, (bytes, bytearray, memoryview)):
+            frames = [frames]
+        out = []
+        for data in frames:
+            self.receive(data)
+            self.idle()
+            out.append(self.read())
+        return out
+
     def _reply(self, cmd: int, payload=b""):
         self._out += encode_frame(cmd, payload)
 

@@ -77,7 +77,9 @@ from lifgate.boards.netproto import is_network_version
 from lifgate.boards.protocol import (
     COUNT_FORMATS,
     COUNT_MAX,
+    COUNT_PACKED,
     COUNT_STEP_MAX,
+    RAMP_FRAC,
     RUN_COUNTS,
     RUN_EVENTS,
     RUN_MEMBRANE,
@@ -91,6 +93,8 @@ from lifgate.boards.protocol import (
     decode_events,
     encode_frame,
     parse_version,
+    ramp_values,
+    unpack_counts,
 )
 from lifgate.boards.top import build_sim_top
 
@@ -313,9 +317,10 @@ class Counts:
         Spikes per neuron (int64). Saturates at 65535 (255 with ``compact``).
     first, last : numpy.ndarray or None
         Window step of each neuron's first and last spike (0 for a neuron that never fired),
-        saturating at 65535; ``None`` with ``compact``.
-    span : numpy.ndarray
-        ``last - first``: the steps between the first and the last spike.
+        saturating at 65535; ``None`` with ``compact`` or ``packed``.
+    span : numpy.ndarray or None
+        ``last - first``: the steps between the first and the last spike; ``None`` with
+        ``packed`` (then only :meth:`mean_rates`).
     saturated : numpy.ndarray
         The neurons whose numbers hit a limit (count 65535, or 255 with ``compact``; last step
         65535, or with ``compact`` a window longer than that): their rate from :meth:`rates`
@@ -327,16 +332,27 @@ class Counts:
     counts: np.ndarray
     first: np.ndarray | None
     last: np.ndarray | None
-    span: np.ndarray
+    span: np.ndarray | None
     saturated: np.ndarray
 
     def rates(self, dt: float) -> np.ndarray:
         """Firing rate in Hz from the inter-spike intervals, ``(c - 1) / (span * dt)``, with
         ``dt`` the step in seconds; NaN for neurons with fewer than two spikes."""
         dt = check_number("parameter 'dt'", dt, 0, 3600, unit="s", lo_open=True)
+        if self.span is None:
+            raise ConfigError("these counts were read packed (no first/last step): use "
+                              "mean_rates(dt), or read_counts(packed=False) for ISI rates")
         with np.errstate(divide="ignore", invalid="ignore"):
             r = (self.counts - 1) / (self.span * dt)
         return np.where(self.counts > 1, r, np.nan)
+
+    def mean_rates(self, dt: float) -> np.ndarray:
+        """Firing rate in Hz over the whole window, ``counts / (window * dt)``, with ``dt``
+        the step in seconds; NaN if the window is empty."""
+        dt = check_number("parameter 'dt'", dt, 0, 3600, unit="s", lo_open=True)
+        if not self.window:
+            return np.full(self.counts.shape, np.nan)
+        return self.counts / (self.window * dt)
 
 
 class Board(LinkHost):
@@ -615,22 +631,36 @@ class Board(LinkHost):
         self._expect(Cmd.COUNTS_CLEARED)
 
     def read_counts(self, start: int = 0, count: int | None = None, *,
-                    compact: bool = False) -> Counts:
+                    compact: bool = False, packed: bool = False) -> Counts:
         """The spike counts of neurons ``start .. start + count - 1`` (all from ``start`` by
         default) in one ``READ_COUNTS`` reply: counts, first and last steps (6 bytes a neuron),
-        or with ``compact`` only ``min(count, 255)`` and the span (3 bytes a neuron)."""
+        or with ``compact`` only ``min(count, 255)`` and the span (3 bytes a neuron), or with
+        ``packed`` only the exact counts, bit-packed at the width of the largest (format 2:
+        ``ceil(count * w / 8)`` bytes; rates from :meth:`Counts.mean_rates`)."""
         self._need_counts("counts")
         n = self.features.shape.neurons
         start = check_int("parameter 'start'", start, 0, n - 1)
         count = n - start if count is None else check_int("parameter 'count'", count, 0,
                                                            n - start)
         compact = check_bool("parameter 'compact'", compact)
+        if check_bool("parameter 'packed'", packed):
+            if compact:
+                raise ConfigError("parameters 'compact' and 'packed' must not both be True "
+                                  "(two formats of READ_COUNTS)")
+            return self._session(self._read_counts, start, count, COUNT_PACKED)
         return self._session(self._read_counts, start, count, int(compact))
 
     def _read_counts(self, start: int, count: int, fmt: int) -> Counts:
         self.send(encode_frame(Cmd.READ_COUNTS, start.to_bytes(4, "little")
                                + count.to_bytes(4, "little") + bytes([fmt])))
         payload = self._expect(Cmd.COUNTS)
+        if fmt == COUNT_PACKED:
+            try:
+                c = unpack_counts(payload[4:], count)
+            except ValueError:
+                raise LinkTimeout(f"COUNTS frame of {len(payload)} bytes") from None
+            return Counts(int.from_bytes(payload[:4], "little"), start, c, None, None, None,
+                          c == COUNT_MAX)
         if len(payload) != 4 + COUNT_FORMATS[fmt] * count:
             raise LinkTimeout(f"COUNTS frame of {len(payload)} bytes")
         window = int.from_bytes(payload[:4], "little")
@@ -644,6 +674,31 @@ class Board(LinkHost):
         # Without the last steps: a window past 65535 steps may have saturated any span.
         sat = (rec[:, 0] == 255) | ((window > COUNT_STEP_MAX) & (rec[:, 0] > 0))
         return Counts(window, start, rec[:, 0], None, None, span, sat)
+
+    def write_ramp(self, base: int, step: float, *, start: int = 0,
+                   count: int | None = None) -> np.ndarray:
+        """Input currents of neurons ``start .. start + count - 1`` (all from ``start`` by
+        default) as a ramp computed on the board (``WRITE_RAMP``, one frame): neuron
+        ``start + k`` gets ``base + floor(k * q / 2**16)`` with ``q = round(step * 2**16)``.
+        Every value must lie in the ``i_width`` range. Returns the currents written."""
+        self._need_counts("step")
+        shape = self.features.shape
+        lo, hi = shape.i_range
+        n = shape.neurons
+        base = check_int("parameter 'base'", base, lo, hi)
+        step = check_number("parameter 'step'", step, -(1 << 15), (1 << 15) - 2 ** -RAMP_FRAC)
+        q = round(step * (1 << RAMP_FRAC))
+        start = check_int("parameter 'start'", start, 0, n - 1)
+        count = n - start if count is None else check_int("parameter 'count'", count, 0,
+                                                           n - start)
+        values = ramp_values(base, q, count)
+        if count and not (lo <= values.min() and values.max() <= hi):
+            raise ConfigError(f"parameter 'step' must keep the ramp in [{lo}, {hi}] (the "
+                              f"i_width range), not {step!r}: it reaches {int(values[-1])}")
+        self._exchange(Cmd.WRITE_RAMP, start.to_bytes(4, "little") + count.to_bytes(4, "little")
+                       + base.to_bytes(4, "little", signed=True)
+                       + q.to_bytes(4, "little", signed=True))
+        return values
 
     def configure(self, config: Config, *, currents=None) -> None:
         """Load ``config`` (every group's parameters, noise) and clear; with ``currents`` (one

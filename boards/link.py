@@ -25,8 +25,9 @@ from lifgate.boards.framelink import (
     le_bytes,
     param_word_ok,
 )
+from lifgate.boards.linkcompact import RAMP_BYTES, CompactCommands
 from lifgate.boards.protocol import (
-    COUNT_FORMATS,
+    COUNT_PACKED,
     RUN_EVENTS,
     RUN_PROBES,
     Cmd,
@@ -259,8 +260,8 @@ class _ArrayExecutor:
             m.d.comb += [array.noise_seed.eq(seed), array.noise_gain.eq(gain)]
         self.seed, self.gain, self.input_en = seed, gain, input_en
 
-        # The loader: SET_PARAMS is the longest header (or READ_COUNTS' 9 bytes).
-        self.acc_w = 8 * max(4 + PB, 9 if f.counts else 0)
+        # The loader: SET_PARAMS is the longest header (or WRITE_RAMP's 16 bytes).
+        self.acc_w = 8 * max(4 + PB, RAMP_BYTES if f.counts else 0)
         self.acc = core.loader(self.acc_w // 8)
         self.nload = Signal(range(self.acc_w // 8 + 1), name="nload")
 
@@ -765,7 +766,7 @@ class _ArrayExecutor:
         nb = cnt.neuron_bits
         self.rc_neuron = Signal(nb + 1, name="rc_neuron")
         self.rc_left = Signal(nb + 1, name="rc_left")  # records still to send
-        self.rc_fmt = Signal(name="rc_fmt")
+        self.rc_fmt = Signal(2, name="rc_fmt")
         self.rc_len = Signal(24, name="rc_len")
         self.rc_bad = Signal(name="rc_bad")
         self.rc_k = Signal(range(4), name="rc_k")  # words fetched of the record
@@ -775,27 +776,29 @@ class _ArrayExecutor:
         total = Signal(33)
         m.d.comb += total.eq(start + count)
         self._validate += [
-            self.rc_bad.eq((total > shape.neurons) | (fmt >= len(COUNT_FORMATS))),
+            self.rc_bad.eq((total > shape.neurons) | (fmt > COUNT_PACKED)),
             self.rc_neuron.eq(start[:nb + 1]),
             self.rc_left.eq(count[:nb + 1]),
-            self.rc_fmt.eq(fmt[0]),
+            self.rc_fmt.eq(fmt[:2]),
             self.rc_len.eq(4 + Mux(fmt[0], (count[:22] << 1) + count[:22],
                                    (count[:22] << 2) + (count[:22] << 1))),
         ]
         m.d.comb += [cnt.rd_neuron.eq(self.rc_neuron[:nb]),
                      cnt.rd_plane.eq(Mux(self.rc_k == 3, 2, self.rc_k))]
+        self.compact = CompactCommands(self)  # WRITE_RAMP, READ_COUNTS format 2
 
     def _counts_decode(self) -> list:
         if not self.f.counts:
             return []
         length = self.core.length
         return [(Cmd.CLEAR_COUNTS, length == 0, [self.nload.eq(0)]),
-                (Cmd.READ_COUNTS, length == 9, [self.nload.eq(9)])]
+                (Cmd.READ_COUNTS, length == 9, [self.nload.eq(9)]), *self.compact.decode()]
 
     def _counts_dispatch(self) -> dict:
         if not self.f.counts:
             return {}
-        return {Cmd.CLEAR_COUNTS: self._clear_counts, Cmd.READ_COUNTS: self._read_counts}
+        return {Cmd.CLEAR_COUNTS: self._clear_counts, Cmd.READ_COUNTS: self._read_counts,
+                **self.compact.dispatch()}
 
     def _clear_counts(self):
         m, core = self.m, self.core
@@ -810,6 +813,7 @@ class _ArrayExecutor:
         with m.Else():
             m.d.sync += [self.rc_k.eq(0), self.rc_b.eq(0)]
             m.next = "COUNTS_START"
+            self.compact.read_counts()
 
     def _counts_states(self):
         """``CLEAR_COUNTS`` waits for the unit; ``READ_COUNTS`` sends its ``COUNTS`` frame:
@@ -824,9 +828,9 @@ class _ArrayExecutor:
         rec0 = le_bytes(c, 2) + le_bytes(first, 2) + le_bytes(last, 2)
         rec1 = [Mux(c[8:].any(), 0xFF, c[:8])] + le_bytes(span, 2)
         rec = Signal(8, name="rc_byte")
-        m.d.comb += rec.eq(Mux(self.rc_fmt, Array(rec1 + [Const(0, 8)] * 5)[self.rc_b],
+        m.d.comb += rec.eq(Mux(self.rc_fmt[0], Array(rec1 + [Const(0, 8)] * 5)[self.rc_b],
                                Array(rec0 + [Const(0, 8)] * 2)[self.rc_b]))
-        rec_last = Mux(self.rc_fmt, 2, 5)
+        rec_last = Mux(self.rc_fmt[0], 2, 5)
         window = le_bytes(cnt.window, 4)
         with m.State("COUNTS_START"):  # the unit is idle once the executor is (no run)
             m.d.comb += core.busy.eq(1)
@@ -842,6 +846,7 @@ class _ArrayExecutor:
                 with m.If(self.rc_b == 3):
                     m.d.sync += self.rc_b.eq(0)
                     m.next = "COUNTS_NEXT"
+                    self.compact.after_window()
         with m.State("COUNTS_NEXT"):
             m.d.comb += core.busy.eq(1)
             with m.If(self.rc_left == 0):
@@ -867,3 +872,5 @@ class _ArrayExecutor:
                                  self.rc_left.eq(self.rc_left - 1)]
                     m.next = "COUNTS_NEXT"
         core.wait_state("COUNTS_END", ftx.idle, "IDLE")
+        self.compact.ramp_states()
+        self.compact.packed_states()

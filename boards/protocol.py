@@ -46,6 +46,9 @@ cmd       payload                reply (cmd | 0x80 unless stated)
                                  (only on a board built with probes; none: no probe)
 0x20      start u32, values      ``WRITE_CURRENTS``: the input currents of neurons
                                  ``start, start + 1, ...``, ``current_bytes`` bytes each
+0x21      start u32, count u32,  ``WRITE_RAMP`` (COUNTS built): the current of neuron
+          base i32, step i32     ``start + k`` is ``base + floor(k * step / 2**16)``,
+                                 ``k < count``, computed on chip (:func:`ramp_values`)
 0x30      steps u32, flags u8    ``RUN``: run ``steps`` timesteps. With flags bit 0 (spikes)
                                  or bit 1 (membrane) one ``STEP`` frame (0xB1) per step comes
                                  first; with bit 3 (``EVENTS``) the ``EVENTS`` frames (0xB2),
@@ -56,7 +59,8 @@ cmd       payload                reply (cmd | 0x80 unless stated)
                                  first and last step 0, the window 0
 0x32      start u32, count u32,  ``READ_COUNTS`` (COUNTS built): reply ``COUNTS`` (0xB5):
           format u8              window u32, then one record per neuron ``start, start + 1,
-                                 ..., start + count - 1`` in ``format``
+                                 ..., start + count - 1`` in ``format`` (format 2: a width
+                                 byte, then the counts bit-packed, :func:`pack_counts`)
 ========  =====================  ============================================================
 
 The replies of ``CLEAR_COUNTS`` and ``READ_COUNTS`` are 0xB4 and 0xB5, not ``cmd | 0x80``:
@@ -89,7 +93,31 @@ format  bytes   record
 ======  ======  ==================================================================
 0       6       ``c`` u16, ``first`` u16, ``last`` u16
 1       3       ``min(c, 255)`` u8, ``last - first`` u16 (a rate's numbers only)
+2       w / 8   ``c`` in ``w`` bits, ``w`` = the bit length of the largest ``c`` of the
+                block (0 to 16), sent once as a width byte before the records; the
+                records bit-packed LSB first, the last byte padded with zeros
 ======  ======  ==================================================================
+
+Format 2 is exact (``c`` as in format 0, never cut to a byte as in format 1) and as small as
+the block's counts allow: the notebook's rate curve (at most 70 spikes in 5,000 steps) packs
+4,096 counts in 7 bits, 3,584 bytes against format 1's 12,288. It carries no first/last step:
+the rate is ``c / (window * dt)``; formats 0 and 1 stay for the inter-spike rate. The board
+scans the block once for its largest count before the frame starts (``count`` clocks) and
+then packs the counts as the UART takes the bytes.
+
+Loading currents by a ramp (``WRITE_RAMP``)
+-----------------------------------------
+Why a ramp and not a shorter value code: a rate curve (issue 16's workload (a), the notebook's
+f-I curve) gives every neuron its own current, spread evenly over a range; ``WRITE_CURRENTS``
+spends ``current_bytes`` a neuron on it (8,192 bytes, 6.8 ms at 12 Mbaud for 4,096 neurons,
+more than the whole link budget of the 90 % goal), a delta or 8-bit code at least half of
+that, while an affine ramp is one 23-byte frame whatever the neuron count. The step has 16
+fraction bits so that a few hundred distinct currents spread over thousands of neurons (37 to
+170 over 4,096: a step of 0.0325) come out within one unit of ``numpy.linspace`` rounded
+down; an integer ``step`` is ``step << 16``. Any other pattern is a sum of ramps over
+sub-ranges (one frame each), or ``WRITE_CURRENTS``. The check is exact: every value
+``base + floor(k * step / 2**16)`` must lie in the signed ``i_width`` range (nothing wraps;
+the board walks the ramp once to check it, then again to write it, ``count`` clocks each).
 
 Link budget, rate curve of issue 16 (4,096 neurons, 5,000 steps, UP5K 8 lanes x 48 MHz:
 53.3 ms of array time; 12 Mbaud, 10 bit times a byte): configuring it (parameters, the 8,192
@@ -98,7 +126,9 @@ bytes on the line, 7.1 ms; the counts come back in one frame of 24,587 bytes in 
 (20.5 ms) or 12,299 bytes in format 1 (10.2 ms). The same run as a bitmap is 5,000 ``STEP``
 frames of 523 bytes: 2.6 MB, 2.2 s. So the counts make the run array-bound (about 70 % of the
 raw rate in format 1), and the 90 % goal of issue 16 needs the link below 5.9 ms: less than
-the currents alone (a compact way to load currents is not part of this mode). The counts unit
+the currents alone. With ``WRITE_RAMP`` (one frame of 23 bytes instead of 17 frames of
+``WRITE_CURRENTS``) and format 2 (3,596 bytes for 7-bit counts) the whole exchange is 3,740
+bytes, 3.1 ms (figures in ``docs/boards.md``, ``lifgate bench link``). The counts unit
 spends 3 clocks on a spike (4 on a neuron's first) while the array delivers one beat of ``P``
 neurons a clock; at the notebook's rates (at most 1.4 % of the neurons fire in a step: 0.11
 spikes per 8-lane beat) it keeps up through an 8-entry FIFO, and when a burst fills the FIFO
@@ -149,10 +179,11 @@ build, or a leak value outside the range of its mode; an input enable other than
 ``start + count > N``; a current outside the signed ``i_width`` range; RUN flags other than
 bits 0 to 4, or a flag for something the board was not built with (membrane readback,
 COUNTS, EVENTS, PROBES), ``EVENTS`` or ``PROBES`` with any other flag (COUNTS included);
-``READ_COUNTS`` with ``start + count > N`` or a format above 1; a probe neuron ``>= N`` or
-smaller than the one before it (``SET_PROBES``; a payload that is not a multiple of 4 bytes or
-names more than ``probe_slots`` neurons is ``ERR_LENGTH``). A board built without COUNTS
-(PROBES) answers their commands with ``ERR_UNKNOWN``.
+``READ_COUNTS`` with ``start + count > N`` or a format above 2; ``WRITE_RAMP`` with
+``start + count > N`` or a value of the ramp outside the signed ``i_width`` range; a probe
+neuron ``>= N`` or smaller than the one before it (``SET_PROBES``; a payload that is not a
+multiple of 4 bytes or names more than ``probe_slots`` neurons is ``ERR_LENGTH``). A board
+built without COUNTS (PROBES) answers their commands with ``ERR_UNKNOWN``.
 
 After reset the board is cleared with all parameter words 0, noise seed 1, gain 0, input off,
 all input currents 0, no probe neurons set and (COUNTS built) the counts cleared.
@@ -208,6 +239,8 @@ __all__ = [
     "BOARD_MAX_BAUD",
     "COUNT_FORMATS",
     "COUNT_MAX",
+    "COUNT_PACKED",
+    "RAMP_FRAC",
     "RUN_COUNTS",
     "VERSION_BYTES",
     "MIN_DIVISOR",
@@ -223,7 +256,10 @@ __all__ = [
     "encode_events",
     "encode_frame",
     "probe_record",
+    "pack_counts",
     "param_word_valid",
+    "ramp_values",
+    "unpack_counts",
     "parse_version",
     "version_payload",
 ]
@@ -244,6 +280,7 @@ class Cmd(enum.IntEnum):
     CLEAR = 0x13
     SET_PROBES = 0x14
     WRITE_CURRENTS = 0x20
+    WRITE_RAMP = 0x21
     RUN = 0x30
     CLEAR_COUNTS = 0x31
     READ_COUNTS = 0x32
@@ -274,6 +311,40 @@ COUNT_STEP_MAX = 0xFFFF
 WINDOW_MAX = 0xFFFF_FFFF
 #: ``READ_COUNTS`` record bytes per format (0: count, first, last; 1: count u8, span).
 COUNT_FORMATS = {0: 6, 1: 3}
+#: ``READ_COUNTS`` format 2: a width byte, then the counts bit-packed at that width.
+COUNT_PACKED = 2
+#: Fraction bits of ``WRITE_RAMP``'s step (the step is in units of ``2**-RAMP_FRAC``).
+RAMP_FRAC = 16
+
+
+def ramp_values(base: int, step: int, count: int) -> np.ndarray:
+    """The currents ``WRITE_RAMP`` computes: ``base + floor(k * step / 2**RAMP_FRAC)`` for
+    ``k = 0 .. count - 1`` (int64; ``step`` in units of ``2**-RAMP_FRAC``)."""
+    k = np.arange(count, dtype=np.int64)
+    return int(base) + ((k * int(step)) >> RAMP_FRAC)
+
+
+def pack_counts(counts) -> bytes:
+    """``READ_COUNTS`` format 2's records: the width byte ``w`` (the bit length of the largest
+    count, 0 to 16), then every count in ``w`` bits, least significant bit first, neuron after
+    neuron, the last byte padded with zero bits (``ceil(count * w / 8)`` bytes)."""
+    values = [int(c) for c in counts]
+    w = max(values, default=0).bit_length()
+    acc = 0
+    for k, c in enumerate(values):
+        acc |= c << (k * w)
+    return bytes([w]) + acc.to_bytes((len(values) * w + 7) // 8, "little")
+
+
+def unpack_counts(data: bytes, count: int) -> np.ndarray:
+    """Inverse of :func:`pack_counts` for ``count`` neurons (a ``ValueError`` if ``data`` has
+    the wrong length or a width above 16)."""
+    if not data or data[0] > 16 or len(data) != 1 + (count * data[0] + 7) // 8:
+        raise ValueError(f"packed counts of {len(data)} bytes for {count} neurons")
+    w = data[0]
+    acc = int.from_bytes(data[1:], "little")
+    mask = (1 << w) - 1
+    return np.array([(acc >> (k * w)) & mask for k in range(count)], dtype=np.int64)
 
 
 # Board description ------------------------------------------------------------------------------
@@ -296,7 +367,8 @@ class Features:
         The UART rate the board top is built for (reported by ``VERSION``), in
         :func:`baud_range`.
     counts : bool
-        The spike counts unit built (RUN flag bit 2: COUNTS, ``CLEAR_COUNTS``, ``READ_COUNTS``).
+        The spike counts unit built (RUN flag bit 2: COUNTS, ``CLEAR_COUNTS``, ``READ_COUNTS``
+        with its packed format 2, and ``WRITE_RAMP``: the rate curve's compact commands).
     events : bool
         Address-event readback built (RUN flag bit 3: EVENTS).
     probes : int
@@ -684,6 +756,7 @@ class BoardModel(LinkModel):
         return [
             Command(Cmd.CLEAR_COUNTS, lambda n: n == 0, self._clear_counts_cmd),
             Command(Cmd.READ_COUNTS, lambda n: n == 9, self._read_counts),
+            Command(Cmd.WRITE_RAMP, lambda n: n == 16, self._write_ramp),
         ]
 
     def _clear_counts(self):
@@ -712,6 +785,8 @@ class BoardModel(LinkModel):
     def count_records(self, start: int, count: int, fmt: int) -> bytes:
         """The records of ``READ_COUNTS`` (after the window) for neurons ``start..``."""
         c, first, last = (self.counts[:, start:start + count].astype(np.int64))
+        if fmt == COUNT_PACKED:
+            return pack_counts(c)
         if fmt == 0:
             rec = np.stack([c, first, last], axis=1).astype("<u2").view(np.uint8)
         else:
@@ -722,10 +797,24 @@ class BoardModel(LinkModel):
     def _read_counts(self, pl: bytes) -> None:
         start, count = int.from_bytes(pl[:4], "little"), int.from_bytes(pl[4:8], "little")
         fmt = pl[8]
-        if start + count > self.features.shape.neurons or fmt not in COUNT_FORMATS:
+        if start + count > self.features.shape.neurons or fmt > COUNT_PACKED:
             return self._error(ErrorCode.RANGE, Cmd.READ_COUNTS)
         return self._reply(Cmd.COUNTS, self.window.to_bytes(4, "little")
                            + self.count_records(start, count, fmt))
+
+    def _write_ramp(self, pl: bytes) -> None:
+        shape = self.features.shape
+        start, count = int.from_bytes(pl[:4], "little"), int.from_bytes(pl[4:8], "little")
+        base = int.from_bytes(pl[8:12], "little", signed=True)
+        step = int.from_bytes(pl[12:16], "little", signed=True)
+        if start + count > shape.neurons:
+            return self._error(ErrorCode.RANGE, Cmd.WRITE_RAMP)
+        values = ramp_values(base, step, count)
+        lo, hi = shape.i_range
+        if count and (values.min() < lo or values.max() > hi):
+            return self._error(ErrorCode.RANGE, Cmd.WRITE_RAMP)
+        self.currents[start:start + count] = [int(x) for x in values]
+        return self._ok(Cmd.WRITE_RAMP)
 
     def _status(self, pl: bytes) -> None:
         self._ok(Cmd.STATUS, bytes([int(self.input_en)]) + self.step.to_bytes(4, "little")

@@ -399,9 +399,7 @@ class Link:
         """
         model = self.model
         before = model.snapshot()
-        model.receive(data)
-        model.idle()
-        want = model.read()
+        (want,) = model.exchange([data])
         frames = parse(want)
         if any(x.cmd == Cmd.ERR for x in frames) and not any(
                 x.cmd != Cmd.ERR for x in frames):

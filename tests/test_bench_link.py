@@ -22,13 +22,8 @@ _spec.loader.exec_module(bench)
 
 def _wire_bytes(f: Features, frames: list) -> int:
     """What goes over the line: each frame and the model's replies to it."""
-    model = BoardModel(f)
-    total = 0
-    for data in frames:
-        model.receive(data)
-        model.idle()
-        total += len(data) + len(model.read())
-    return total
+    replies = BoardModel(f).exchange(frames)
+    return sum(len(d) + len(r) for d, r in zip(frames, replies, strict=True))
 
 
 @pytest.mark.parametrize("neurons, lanes, max_payload", [(64, 8, 512), (200, 4, 64),
@@ -47,6 +42,13 @@ def test_link_bytes_are_the_frames_and_replies(neurons, lanes, max_payload):
     assert bench.link_bytes(f, steps, "a_compact") == _wire_bytes(f, a1)
     c = config + [bench.run_frame(steps, 1)]
     assert bench.link_bytes(f, steps, "c") == _wire_bytes(f, c)
+    ramp = bench.ramp_config_frames(f) + a[-3:-1] + [bench.read_frame(neurons, 2)]
+    model = BoardModel(f)
+    *_, packed = model.exchange(ramp)
+    assert model.currents == bench.currents_for(neurons).tolist()
+    width = packed[9]  # SYNC, CMD, LEN (3), window (4), then the width byte
+    assert width == bench.packed_width(f, steps) == int(model.counts[0].max()).bit_length()
+    assert bench.link_bytes(f, steps, "a_ramp", width) == _wire_bytes(f, ramp)
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -73,9 +75,10 @@ def test_bench_link_reduced_run(capsys, tmp_path):
     assert code == 0 and out["ok"]
     (res,) = out["benchmarks"]["link"]["results"]
     assert res["simulated"]["bit_exact"] and res["raw_updates_per_s"] == 8 * 48e6
-    assert set(res["workloads"]) == {"a", "a_compact", "b", "c"}
+    assert set(res["workloads"]) == {"a", "a_compact", "a_ramp", "b", "c"}
     assert res["workloads"]["b"]["cycles_source"] == "verilator"
-    for key in ("a", "a_compact", "b", "c"):
+    assert res["simulated"]["ramp_cycles"] > 0 and res["simulated"]["packed_scan_cycles"] > 0
+    for key in ("a", "a_compact", "a_ramp", "b", "c"):
         w = res["workloads"][key]
         assert w["ratio"] == pytest.approx(w["updates_per_s"] / res["raw_updates_per_s"])
         assert 0 < w["ratio"] < 1

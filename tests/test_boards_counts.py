@@ -70,9 +70,8 @@ def counts_from_spikes(spikes, window0=0):
 
 
 def exchange(model, data):
-    model.receive(data)
-    model.idle()
-    return model.read()
+    (out,) = model.exchange([data])
+    return out
 
 
 def read_frame(start, count, fmt=0):
@@ -188,7 +187,7 @@ def count_bad_frames(features):
         ("read past the end", read_frame(n - 3, 4), ErrorCode.RANGE),
         ("read start past the end", read_frame(n + 1, 0), ErrorCode.RANGE),
         ("read 2**32 - 1", read_frame(1, 0xFFFF_FFFF), ErrorCode.RANGE),
-        ("format 2", read_frame(0, 1, 2), ErrorCode.RANGE),
+        ("format 3", read_frame(0, 1, 3), ErrorCode.RANGE),
         ("format 255", read_frame(0, 1, 255), ErrorCode.RANGE),
         ("read short", encode_frame(Cmd.READ_COUNTS, bytes(8)), ErrorCode.LENGTH),
         ("read long", encode_frame(Cmd.READ_COUNTS, bytes(10)), ErrorCode.LENGTH),

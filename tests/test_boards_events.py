@@ -168,9 +168,7 @@ def test_features_refused(kwargs, match):
 
 
 def model_exchange(model: BoardModel, data: bytes) -> list:
-    model.receive(data)
-    model.idle()
-    out = model.read()
+    (out,) = model.exchange([data])
     frames, k = [], 0
     while k < len(out):
         n = int.from_bytes(out[k + 2:k + 5], "little")
@@ -470,11 +468,7 @@ def test_link_matches_model_amaranth():
         run_frame(12, 0x08),
     ]
     model = BoardModel(feats)
-    expected = []
-    for data in exchanges:
-        model.receive(data)
-        model.idle()
-        expected.append(model.read())
+    expected = model.exchange(exchanges)
     # The streams span frames, and the events include skips.
     events = [e for e in expected if bytes([0xA5, Cmd.EVENTS]) in e]
     assert sum(e.count(bytes([0xA5, Cmd.EVENTS])) for e in events) >= 4

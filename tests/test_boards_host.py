@@ -163,9 +163,7 @@ def test_model_rejects_without_state_change():
     model = ModelTransport(FEATURES).model
     snap = model.snapshot()
     for _name, data, code in bad_frames(FEATURES):
-        model.receive(data)
-        model.idle()
-        out = model.read()
+        (out,) = model.exchange([data])
         assert out == encode_frame(Cmd.ERR, bytes([code, out[6]]))
         assert model.snapshot() == snap
 

@@ -322,11 +322,7 @@ def test_link_matches_model(variant):
         encode_frame(Cmd.STATUS) + encode_frame(Cmd.CLEAR),  # overrun
         encode_frame(Cmd.RUN, (2).to_bytes(4, "little") + b"\x03"),
     ]
-    expected = []
-    for data in exchanges:
-        model.receive(data)
-        model.idle()
-        expected.append(model.read())
+    expected = model.exchange(exchanges)
     got = rtl_exchanges(link, exchanges, [len(e) for e in expected], divisor=divisor)
     for k, (g, e) in enumerate(zip(got, expected, strict=True)):
         assert g == e, (k, exchanges[k].hex(), g.hex(), e.hex())

@@ -176,9 +176,8 @@ class Session:
         self.replies = 0
 
     def model_replies(self, data: bytes) -> list:
-        self.model.receive(data)
-        self.model.idle()
-        return FrameDecoder(MAX_LEN).decode(self.model.read())
+        (out,) = self.model.exchange([data])
+        return FrameDecoder(MAX_LEN).decode(out)
 
     def __call__(self, data: bytes, name: str = "") -> list:
         want = self.model_replies(data)

@@ -129,9 +129,8 @@ def test_protocol_fuzz(seq):
         _count["frames"] += 1
         _count[kind] = _count.get(kind, 0) + 1
         before = board.snapshot()
-        board.receive(frame)
-        board.idle()
-        replies = parse_replies(board.read())
+        (out,) = board.exchange([frame])
+        replies = parse_replies(out)
         errs = [p for c, p in replies if c == Cmd.ERR]
         if errs:
             assert len(replies) == 1, f"an ERR among other replies: {replies}"

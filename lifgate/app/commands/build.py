@@ -68,7 +68,8 @@ def register(subparsers, summary):
                    "ULX3S 3000000) and a quarter of the clock (default 115200); recorded in "
                    "link.json beside the bitstream for the host")
     p.add_argument("--counts", action="store_true",
-                   help="build the spike counts unit (RUN's COUNTS mode, READ_COUNTS)")
+                   help="build the spike counts unit (RUN's COUNTS mode, READ_COUNTS with "
+                   "the packed format, WRITE_RAMP: a rate curve's currents in one frame)")
     p.add_argument("--events", action="store_true",
                    help="build the address-event readback (RUN's EVENTS mode: only the neurons "
                    "that fired, about a byte each)")
