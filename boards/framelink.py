@@ -251,6 +251,11 @@ class FrameTx(wiring.Component):
         none_left = Signal()  # left == 0, kept as a register (off the ready path)
         crc = Signal(16)
         idx = Signal(3)
+        # A payload byte is taken into ``hold`` and goes to ``tx`` from there: the source's
+        # byte multiplexer then ends in this register, not in the CRC and the UART's shift
+        # register (the UP5K top's critical path), and ``data.ready`` is made of registers.
+        hold = Signal(8)
+        held = Signal()
         sent = Signal()
         m.d.comb += sent.eq(self.tx.valid & self.tx.ready)
         with m.FSM(name="tx"):
@@ -259,7 +264,7 @@ class FrameTx(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [cmd.eq(self.cmd), length.eq(self.length),
                                  left.eq(self.length), none_left.eq(self.length == 0),
-                                 crc.eq(0xFFFF), idx.eq(0)]
+                                 crc.eq(0xFFFF), idx.eq(0), held.eq(0)]
                     m.next = "HDR"
             with m.State("HDR"):
                 hdr = Array([Const(SYNC, 8), cmd, length[0:8], length[8:16], length[16:24]])
@@ -272,17 +277,18 @@ class FrameTx(wiring.Component):
                         m.d.sync += idx.eq(0)
                         m.next = "BODY"
             with m.State("BODY"):
-                with m.If(none_left):
+                m.d.comb += [
+                    self.data.ready.eq(~held & ~none_left),
+                    self.tx.valid.eq(held),
+                    self.tx.payload.eq(hold),
+                ]
+                with m.If(self.data.valid & self.data.ready):
+                    m.d.sync += [hold.eq(self.data.payload), held.eq(1),
+                                 left.eq(left - 1), none_left.eq(left == 1)]
+                with m.If(sent):
+                    m.d.sync += [crc.eq(crc16_update(crc, hold)), held.eq(0)]
+                with m.If(none_left & ~held):
                     m.next = "CRC"
-                with m.Else():
-                    m.d.comb += [
-                        self.tx.valid.eq(self.data.valid),
-                        self.tx.payload.eq(self.data.payload),
-                        self.data.ready.eq(self.tx.ready),
-                    ]
-                    with m.If(sent):
-                        m.d.sync += [crc.eq(crc16_update(crc, self.tx.payload)),
-                                     left.eq(left - 1), none_left.eq(left == 1)]
             with m.State("CRC"):
                 m.d.comb += [self.tx.valid.eq(1),
                              self.tx.payload.eq(Mux(idx[0], crc[0:8], crc[8:16]))]
@@ -291,8 +297,6 @@ class FrameTx(wiring.Component):
                     with m.If(idx[0]):
                         m.next = "IDLE"
         return m
-
-
 
 
 def le_bytes(value: Value, n: int) -> list:

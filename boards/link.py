@@ -546,7 +546,7 @@ class _ArrayExecutor:
     def _fsm(self):
         m, core, length = self.m, self.core, self.core.length
         PB = self.f.param_bytes
-        with m.FSM(name="exec"):
+        with m.FSM(name="exec") as fsm:
             self._init_states()
             core.receive_states()
             core.decode_state([
@@ -586,6 +586,7 @@ class _ArrayExecutor:
             self._counts_states()
             self._probes_states()
             core.reply_states(Cmd.ERR)
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
 
     def _init_states(self):
         """Zero the input currents (SPRAM powers up undefined), then clear the array."""
