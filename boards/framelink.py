@@ -449,11 +449,14 @@ class FrameCore:
         self.reply_len = {R_NONE: 0, R_VERSION: len(version), R_STATUS: len(status),
                           R_ERROR: 2, R_DONE: len(done)}
         pad = 1 << ceil_log2(size)
+        # ``rbyte`` is a register, the byte at ``ridx`` one clock late: ``FrameTx`` takes a
+        # payload byte at most every other clock (it holds one until the UART has it), and
+        # ``rsel`` and ``ridx`` are set several clocks before the body starts.
         with m.Switch(rsel):
             for sel, table in ((R_VERSION, version), (R_STATUS, status), (R_ERROR, errb),
                                (R_DONE, done)):
                 with m.Case(sel):
-                    m.d.comb += rbyte.eq(Array(table + [Const(0, 8)] * (pad - len(table)))[ridx])
+                    m.d.sync += rbyte.eq(Array(table + [Const(0, 8)] * (pad - len(table)))[ridx])
         self.ridx, self.rsel, self.reply_cmd, self.rbyte = ridx, rsel, reply_cmd, rbyte
 
     def receive_states(self) -> None:

@@ -415,6 +415,13 @@ class _ArrayExecutor:
         bidx, at_last, in_frame, flags = self.bidx, self.at_last, self.in_frame, self.flags
         popped = Signal(name="popped")
         m.d.sync += popped.eq(0)
+        # The record's byte is a register (``rec_byte``, the byte at ``bidx`` of the beat one
+        # clock late: the byte multiplexer ends in a flip-flop); ``fresh`` says it belongs to
+        # the current ``bidx`` and beat: neither changed in the clock before (a byte taken,
+        # a beat popped, the slice empty).
+        rec_byte = Signal(8, name="rec_byte")
+        fresh = Signal(name="fresh")
+        m.d.sync += [rec_byte.eq(self.rec_tab[bidx]), fresh.eq(ostream.valid & ~popped)]
         m.d.comb += ostream.ready.eq(self.drain | popped)
         with m.If(self.serialize):
             ovalid = ostream.valid & ~popped
@@ -425,10 +432,11 @@ class _ArrayExecutor:
                 ]
                 m.d.sync += in_frame.eq(1)
             m.d.comb += [
-                ftx.data.valid.eq(ovalid & in_frame),
-                ftx.data.payload.eq(self.rec_tab[bidx]),
+                ftx.data.valid.eq(ovalid & in_frame & fresh),
+                ftx.data.payload.eq(rec_byte),
             ]
             with m.If(ftx.data.valid & ftx.data.ready):
+                m.d.sync += fresh.eq(0)
                 m.d.sync += [bidx.eq(bidx + 1), at_last.eq(bidx + 1 == self.last_byte)]
                 with m.If(at_last):
                     m.d.sync += popped.eq(1)
