@@ -121,9 +121,20 @@ class FrameRx(wiring.Component):
         with m.Elif(~expired):
             m.d.sync += [timer.eq(timer + 1), expired.eq(timer + 1 == self.timeout)]
 
+        # The CRC runs a clock behind the bytes: a byte is registered (``crc_byte``) and goes
+        # into ``crc`` in the next clock, and ``crc_zero`` (the CRC with it is 0) is a
+        # register too, so the received byte never reaches the verdict in one clock (the UP5K
+        # top's critical path). Bytes come at least 3 clocks apart, so a byte is in ``crc``
+        # before the next one arrives; the verdict waits two clocks (``CHECK``, ``VERDICT``).
         crc = Signal(16)
+        crc_byte = Signal(8)
+        crc_pend = Signal()
+        crc_zero = Signal()
         crc_next = Signal(16)
-        m.d.comb += crc_next.eq(crc16_update(crc, byte))
+        m.d.comb += crc_next.eq(crc16_update(crc, crc_byte))
+        m.d.sync += crc_pend.eq(0)
+        with m.If(crc_pend):
+            m.d.sync += [crc.eq(crc_next), crc_zero.eq(crc_next == 0)]
         cmd = Signal(8)
         have_cmd = Signal()
         length = Signal(24)
@@ -165,7 +176,8 @@ class FrameRx(wiring.Component):
                 with m.If(got & self.busy):
                     m.next = "DROP"
                 with m.Elif(got):
-                    m.d.sync += [crc.eq(crc_next), hcnt.eq(hcnt + 1), count.eq(0)]
+                    m.d.sync += [crc_byte.eq(byte), crc_pend.eq(1), hcnt.eq(hcnt + 1),
+                                 count.eq(0)]
                     with m.Switch(hcnt):
                         with m.Case(0):
                             m.d.sync += [cmd.eq(byte), have_cmd.eq(1)]
@@ -187,7 +199,7 @@ class FrameRx(wiring.Component):
                 with m.If(got & self.busy):
                     m.next = "DROP"
                 with m.Elif(got):
-                    m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
+                    m.d.sync += [crc_byte.eq(byte), crc_pend.eq(1), count.eq(count + 1)]
                     m.d.comb += self.buf_we.eq(in_buf)
                     with m.If(last_payload):
                         m.d.sync += ccnt.eq(0)
@@ -199,18 +211,22 @@ class FrameRx(wiring.Component):
                 with m.If(got & self.busy):
                     m.next = "DROP"
                 with m.Elif(got):
-                    m.d.sync += [crc.eq(crc_next), ccnt.eq(1)]
+                    m.d.sync += [crc_byte.eq(byte), crc_pend.eq(1), ccnt.eq(1)]
                     with m.If(ccnt):
-                        with m.If(crc_next != 0):
-                            emit(1, ErrorCode.CRC)
-                        with m.Elif(too_long):
-                            emit(1, ErrorCode.LENGTH)
-                        with m.Else():
-                            emit(0)
-                        m.next = "HUNT"
+                        m.next = "CHECK"
                 with m.Elif(expired):
                     emit(1, ErrorCode.TIMEOUT)
                     m.next = "HUNT"
+            with m.State("CHECK"):  # the last byte goes into the CRC
+                m.next = "VERDICT"
+            with m.State("VERDICT"):
+                with m.If(~crc_zero):
+                    emit(1, ErrorCode.CRC)
+                with m.Elif(too_long):
+                    emit(1, ErrorCode.LENGTH)
+                with m.Else():
+                    emit(0)
+                m.next = "HUNT"
             with m.State("DROP"):
                 with m.If(~got & expired & ~self.busy):
                     emit(1, ErrorCode.OVERRUN, 0)
