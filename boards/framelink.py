@@ -164,7 +164,7 @@ class FrameRx(wiring.Component):
                 self.length.eq(length),
             ]
 
-        with m.FSM(name="rx"):
+        with m.FSM(name="rx") as fsm:
             with m.State("HUNT"):
                 with m.If(got):
                     with m.If(self.busy):
@@ -231,6 +231,9 @@ class FrameRx(wiring.Component):
                 with m.If(~got & expired & ~self.busy):
                     emit(1, ErrorCode.OVERRUN, 0)
                     m.next = "HUNT"
+        # One-hot (Yosys keeps a state register with an initial value binary otherwise): the
+        # state's decode stays off the decoder's paths. The ``sync`` reset sets the state.
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m
 
 
@@ -274,7 +277,7 @@ class FrameTx(wiring.Component):
         held = Signal()
         sent = Signal()
         m.d.comb += sent.eq(self.tx.valid & self.tx.ready)
-        with m.FSM(name="tx"):
+        with m.FSM(name="tx") as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(1)
                 with m.If(self.start):
@@ -312,6 +315,7 @@ class FrameTx(wiring.Component):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx[0]):
                         m.next = "IDLE"
+        fsm.state.attrs["fsm_encoding"] = "one-hot"  # as FrameRx's
         return m
 
 

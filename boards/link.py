@@ -594,6 +594,9 @@ class _ArrayExecutor:
             self._counts_states()
             self._probes_states()
             core.reply_states(Cmd.ERR)
+        # One-hot: Yosys leaves a state register with an initial value binary, and the decode
+        # of its 5 bits sat in front of every register the states enable (the UP5K top's
+        # critical path, 33.6 MHz). The ``sync`` reset (held until the PLL locks) sets it.
         fsm.state.attrs["fsm_encoding"] = "one-hot"
 
     def _init_states(self):
