@@ -298,6 +298,11 @@ class _ArrayExecutor:
                                         "first": 1, "last": 1})
         m.submodules.oslice = oslice = SkidBuffer(out_layout)
         wiring.connect(m, islice.o, array.i_stream)
+        # The slice is flushed in RUN_START (``flush_r``, set by RUN's dispatch), before the
+        # feeder runs and the array starts: a register, not the dispatch's command decode.
+        self.flush_r = flush_r = Signal(name="flush_r")
+        m.d.sync += flush_r.eq(0)
+        m.d.comb += islice.flush.eq(flush_r)
         # A beat leaves the array when the slice and (a run with COUNTS) the counts unit
         # take it; ``out_ok`` is the latter's say (registers only).
         self.out_ok = out_ok = Signal(name="out_ok")
@@ -642,7 +647,7 @@ class _ArrayExecutor:
         with m.Else():
             m.d.sync += [self.flags.eq(fl[:5]), self.feed_addr.eq(0), self.feed_ok.eq(0),
                          self.bidx.eq(0), self.in_frame.eq(0), self.at_last.eq(0)]
-            m.d.comb += self.islice.flush.eq(1)
+            m.d.sync += self.flush_r.eq(1)
             if self.f.events or self.f.probes:
                 m.d.sync += self.smode.eq(Cat(fl[3], fl[4]))
                 m.d.comb += self.sender.begin.eq(1)
