@@ -121,9 +121,20 @@ class FrameRx(wiring.Component):
         with m.Elif(~expired):
             m.d.sync += [timer.eq(timer + 1), expired.eq(timer + 1 == self.timeout)]
 
+        # The CRC runs a clock behind the bytes: a byte is registered (``crc_byte``) and goes
+        # into ``crc`` in the next clock, and ``crc_zero`` (the CRC with it is 0) is a
+        # register too, so the received byte never reaches the verdict in one clock (the UP5K
+        # top's critical path). Bytes come at least 3 clocks apart, so a byte is in ``crc``
+        # before the next one arrives; the verdict waits two clocks (``CHECK``, ``VERDICT``).
         crc = Signal(16)
+        crc_byte = Signal(8)
+        crc_pend = Signal()
+        crc_zero = Signal()
         crc_next = Signal(16)
-        m.d.comb += crc_next.eq(crc16_update(crc, byte))
+        m.d.comb += crc_next.eq(crc16_update(crc, crc_byte))
+        m.d.sync += crc_pend.eq(0)
+        with m.If(crc_pend):
+            m.d.sync += [crc.eq(crc_next), crc_zero.eq(crc_next == 0)]
         cmd = Signal(8)
         have_cmd = Signal()
         length = Signal(24)
@@ -153,7 +164,7 @@ class FrameRx(wiring.Component):
                 self.length.eq(length),
             ]
 
-        with m.FSM(name="rx"):
+        with m.FSM(name="rx") as fsm:
             with m.State("HUNT"):
                 with m.If(got):
                     with m.If(self.busy):
@@ -165,7 +176,8 @@ class FrameRx(wiring.Component):
                 with m.If(got & self.busy):
                     m.next = "DROP"
                 with m.Elif(got):
-                    m.d.sync += [crc.eq(crc_next), hcnt.eq(hcnt + 1), count.eq(0)]
+                    m.d.sync += [crc_byte.eq(byte), crc_pend.eq(1), hcnt.eq(hcnt + 1),
+                                 count.eq(0)]
                     with m.Switch(hcnt):
                         with m.Case(0):
                             m.d.sync += [cmd.eq(byte), have_cmd.eq(1)]
@@ -187,7 +199,7 @@ class FrameRx(wiring.Component):
                 with m.If(got & self.busy):
                     m.next = "DROP"
                 with m.Elif(got):
-                    m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
+                    m.d.sync += [crc_byte.eq(byte), crc_pend.eq(1), count.eq(count + 1)]
                     m.d.comb += self.buf_we.eq(in_buf)
                     with m.If(last_payload):
                         m.d.sync += ccnt.eq(0)
@@ -199,22 +211,29 @@ class FrameRx(wiring.Component):
                 with m.If(got & self.busy):
                     m.next = "DROP"
                 with m.Elif(got):
-                    m.d.sync += [crc.eq(crc_next), ccnt.eq(1)]
+                    m.d.sync += [crc_byte.eq(byte), crc_pend.eq(1), ccnt.eq(1)]
                     with m.If(ccnt):
-                        with m.If(crc_next != 0):
-                            emit(1, ErrorCode.CRC)
-                        with m.Elif(too_long):
-                            emit(1, ErrorCode.LENGTH)
-                        with m.Else():
-                            emit(0)
-                        m.next = "HUNT"
+                        m.next = "CHECK"
                 with m.Elif(expired):
                     emit(1, ErrorCode.TIMEOUT)
                     m.next = "HUNT"
+            with m.State("CHECK"):  # the last byte goes into the CRC
+                m.next = "VERDICT"
+            with m.State("VERDICT"):
+                with m.If(~crc_zero):
+                    emit(1, ErrorCode.CRC)
+                with m.Elif(too_long):
+                    emit(1, ErrorCode.LENGTH)
+                with m.Else():
+                    emit(0)
+                m.next = "HUNT"
             with m.State("DROP"):
                 with m.If(~got & expired & ~self.busy):
                     emit(1, ErrorCode.OVERRUN, 0)
                     m.next = "HUNT"
+        # One-hot (Yosys keeps a state register with an initial value binary otherwise): the
+        # state's decode stays off the decoder's paths. The ``sync`` reset sets the state.
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m
 
 
@@ -251,15 +270,20 @@ class FrameTx(wiring.Component):
         none_left = Signal()  # left == 0, kept as a register (off the ready path)
         crc = Signal(16)
         idx = Signal(3)
+        # A payload byte is taken into ``hold`` and goes to ``tx`` from there: the source's
+        # byte multiplexer then ends in this register, not in the CRC and the UART's shift
+        # register (the UP5K top's critical path), and ``data.ready`` is made of registers.
+        hold = Signal(8)
+        held = Signal()
         sent = Signal()
         m.d.comb += sent.eq(self.tx.valid & self.tx.ready)
-        with m.FSM(name="tx"):
+        with m.FSM(name="tx") as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(1)
                 with m.If(self.start):
                     m.d.sync += [cmd.eq(self.cmd), length.eq(self.length),
                                  left.eq(self.length), none_left.eq(self.length == 0),
-                                 crc.eq(0xFFFF), idx.eq(0)]
+                                 crc.eq(0xFFFF), idx.eq(0), held.eq(0)]
                     m.next = "HDR"
             with m.State("HDR"):
                 hdr = Array([Const(SYNC, 8), cmd, length[0:8], length[8:16], length[16:24]])
@@ -272,17 +296,18 @@ class FrameTx(wiring.Component):
                         m.d.sync += idx.eq(0)
                         m.next = "BODY"
             with m.State("BODY"):
-                with m.If(none_left):
+                m.d.comb += [
+                    self.data.ready.eq(~held & ~none_left),
+                    self.tx.valid.eq(held),
+                    self.tx.payload.eq(hold),
+                ]
+                with m.If(self.data.valid & self.data.ready):
+                    m.d.sync += [hold.eq(self.data.payload), held.eq(1),
+                                 left.eq(left - 1), none_left.eq(left == 1)]
+                with m.If(sent):
+                    m.d.sync += [crc.eq(crc16_update(crc, hold)), held.eq(0)]
+                with m.If(none_left & ~held):
                     m.next = "CRC"
-                with m.Else():
-                    m.d.comb += [
-                        self.tx.valid.eq(self.data.valid),
-                        self.tx.payload.eq(self.data.payload),
-                        self.data.ready.eq(self.tx.ready),
-                    ]
-                    with m.If(sent):
-                        m.d.sync += [crc.eq(crc16_update(crc, self.tx.payload)),
-                                     left.eq(left - 1), none_left.eq(left == 1)]
             with m.State("CRC"):
                 m.d.comb += [self.tx.valid.eq(1),
                              self.tx.payload.eq(Mux(idx[0], crc[0:8], crc[8:16]))]
@@ -290,9 +315,8 @@ class FrameTx(wiring.Component):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx[0]):
                         m.next = "IDLE"
+        fsm.state.attrs["fsm_encoding"] = "one-hot"  # as FrameRx's
         return m
-
-
 
 
 def le_bytes(value: Value, n: int) -> list:
@@ -445,11 +469,14 @@ class FrameCore:
         self.reply_len = {R_NONE: 0, R_VERSION: len(version), R_STATUS: len(status),
                           R_ERROR: 2, R_DONE: len(done)}
         pad = 1 << ceil_log2(size)
+        # ``rbyte`` is a register, the byte at ``ridx`` one clock late: ``FrameTx`` takes a
+        # payload byte at most every other clock (it holds one until the UART has it), and
+        # ``rsel`` and ``ridx`` are set several clocks before the body starts.
         with m.Switch(rsel):
             for sel, table in ((R_VERSION, version), (R_STATUS, status), (R_ERROR, errb),
                                (R_DONE, done)):
                 with m.Case(sel):
-                    m.d.comb += rbyte.eq(Array(table + [Const(0, 8)] * (pad - len(table)))[ridx])
+                    m.d.sync += rbyte.eq(Array(table + [Const(0, 8)] * (pad - len(table)))[ridx])
         self.ridx, self.rsel, self.reply_cmd, self.rbyte = ridx, rsel, reply_cmd, rbyte
 
     def receive_states(self) -> None:

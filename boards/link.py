@@ -327,6 +327,12 @@ class _ArrayExecutor:
             m.d.comb += [array.i_stream.payload.eq(cur.o.payload),
                          array.i_stream.valid.eq(cur.o.valid),
                          cur.o.ready.eq(array.i_stream.ready)]
+        # The slice (or the feeder) is flushed in RUN_START (``flush_r``, set by RUN's
+        # dispatch), before the feeder runs and the array starts: a register, not the
+        # dispatch's command decode.
+        self.flush_r = flush_r = Signal(name="flush_r")
+        m.d.sync += flush_r.eq(0)
+        m.d.comb += islice.flush.eq(flush_r)
         # A beat leaves the array when the slice and (a run with COUNTS) the counts unit
         # take it; ``out_ok`` is the latter's say (registers only).
         self.out_ok = out_ok = Signal(name="out_ok")
@@ -453,6 +459,13 @@ class _ArrayExecutor:
         bidx, at_last, in_frame, flags = self.bidx, self.at_last, self.in_frame, self.flags
         popped = Signal(name="popped")
         m.d.sync += popped.eq(0)
+        # The record's byte is a register (``rec_byte``, the byte at ``bidx`` of the beat one
+        # clock late: the byte multiplexer ends in a flip-flop); ``fresh`` says it belongs to
+        # the current ``bidx`` and beat: neither changed in the clock before (a byte taken,
+        # a beat popped, the slice empty).
+        rec_byte = Signal(8, name="rec_byte")
+        fresh = Signal(name="fresh")
+        m.d.sync += [rec_byte.eq(self.rec_tab[bidx]), fresh.eq(ostream.valid & ~popped)]
         m.d.comb += ostream.ready.eq(self.drain | popped)
         with m.If(self.serialize):
             ovalid = ostream.valid & ~popped
@@ -463,10 +476,11 @@ class _ArrayExecutor:
                 ]
                 m.d.sync += in_frame.eq(1)
             m.d.comb += [
-                ftx.data.valid.eq(ovalid & in_frame),
-                ftx.data.payload.eq(self.rec_tab[bidx]),
+                ftx.data.valid.eq(ovalid & in_frame & fresh),
+                ftx.data.payload.eq(rec_byte),
             ]
             with m.If(ftx.data.valid & ftx.data.ready):
+                m.d.sync += fresh.eq(0)
                 m.d.sync += [bidx.eq(bidx + 1), at_last.eq(bidx + 1 == self.last_byte)]
                 with m.If(at_last):
                     m.d.sync += popped.eq(1)
@@ -584,7 +598,7 @@ class _ArrayExecutor:
     def _fsm(self):
         m, core, length = self.m, self.core, self.core.length
         PB = self.f.param_bytes
-        with m.FSM(name="exec"):
+        with m.FSM(name="exec") as fsm:
             self._init_states()
             core.receive_states()
             core.decode_state([
@@ -624,6 +638,10 @@ class _ArrayExecutor:
             self._counts_states()
             self._probes_states()
             core.reply_states(Cmd.ERR)
+        # One-hot: Yosys leaves a state register with an initial value binary, and the decode
+        # of its 5 bits sat in front of every register the states enable (the UP5K top's
+        # critical path, 33.6 MHz). The ``sync`` reset (held until the PLL locks) sets it.
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
 
     def _init_states(self):
         """Zero the input currents (SPRAM powers up undefined), then clear the array."""
@@ -668,7 +686,7 @@ class _ArrayExecutor:
         with m.Else():
             m.d.sync += [self.flags.eq(fl[:5]), self.feed_addr.eq(0), self.feed_ok.eq(0),
                          self.bidx.eq(0), self.in_frame.eq(0), self.at_last.eq(0)]
-            m.d.comb += self.islice.flush.eq(1)
+            m.d.sync += self.flush_r.eq(1)
             if self.f.events or self.f.probes:
                 m.d.sync += self.smode.eq(Cat(fl[3], fl[4]))
                 m.d.comb += self.sender.begin.eq(1)
