@@ -157,7 +157,7 @@ class Board:
 
 BOARDS = {
     "icebreaker": Board("icebreaker", "ice40", 48.0, 4096, 8, 1, ("shift", "const"),
-                        "bin", "iceprog", 4, 32.0, None, "compact", "ice40"),
+                        "bin", "iceprog", 4, 36.0, None, "compact", "ice40"),
     "ulx3s-85f": Board("ulx3s-85f", "ecp5", 100.0, 65536, 32, 1, ("shift", "mult", "const"),
                        "bit", "openFPGALoader", 32, 65.0, 1, "deep", "ecp5", "ecp5"),
 }

@@ -61,7 +61,7 @@ def register(subparsers, summary):
     p.add_argument("--leak-modes", default=None, metavar="MODES",
                    help="comma-separated leak modes (default: iCE40 shift,const; ECP5 all)")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
-                   help="clock in MHz (default: iCEBreaker 32, ULX3S 65: what meets timing, "
+                   help="clock in MHz (default: iCEBreaker 36, ULX3S 65: what meets timing, "
                    "docs/resources.md)")
     p.add_argument("--baud", type=int, default=115200,
                    help="UART baud rate, up to the board's USB-UART maximum (iCEBreaker 12000000, "
