@@ -93,9 +93,8 @@ class BoardTop(Elaboratable):
         spram = spram_currents(board, shape)
         # The board's pipeline profile, but one shared pipeline enable: with a copy per lane
         # (board.lanes_per_enable, which the array-only figures use) nextpnr's router had not
-        # finished the ULX3S board top after 15 minutes at 65 MHz (58,000 arcs still to route:
-        # slower, not congested, as session 7 read the log), where the top with one enable
-        # built in 8.5 minutes (docs/resources.md, "ECP5-85F, session 7").
+        # finished the ULX3S top after 15 minutes at 65 MHz (58,000 arcs left: slow, not
+        # congested), where one enable built in 8.5 minutes (docs/resources.md, session 7).
         # The counts go to SPRAM on the UP5K when the SPRAMs the currents leave hold them.
         current_blocks = -(-shape.lanes * shape.i_width // 16) if spram else 0
         count_blocks = -(-(3 << max(1, (shape.neurons - 1).bit_length())) // 16384)
