@@ -901,6 +901,10 @@ class LIFArray(wiring.Component):
                  lanes_per_enable: int | None = None, pipeline: str = "deep",
                  multiplier: str = "fabric", memory: str = "inferred"):
         shape = shape_of(config)
+        if shape.spike_max > 1:
+            raise ConfigTypeError(
+                f"parameter 'spike_max' must be 1 for the gateware, not {shape.spike_max}: "
+                f"multi-spike output runs on the golden model only (docs/numerics.md)")
         if memory not in MEMORIES:
             raise ConfigError(f"Memory must be one of {', '.join(map(repr, MEMORIES))}, "
                              f"not {memory!r}")

@@ -37,6 +37,7 @@ __all__ = [
     "NeuronParams",
     "NoiseParams",
     "ResetMode",
+    "SPIKE_MAXES",
     "acc_width",
     "ArrayLayout",
     "param_layout",
@@ -96,6 +97,10 @@ class ResetMode(enum.IntEnum):
     VALUE = 0
     #: ``v = v - v_th``.
     SUBTRACT = 1
+
+
+#: The legal ``ArrayShape.spike_max``: ``2^k - 1`` for a count of ``k`` = 1 to 4 bits.
+SPIKE_MAXES = (1, 3, 7, 15)
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> int:
@@ -166,6 +171,11 @@ class ArrayShape:
     step_width : int
         Width of the timestep label on output events, 8 to 32. The label counts modulo
         2**step_width; it names a step, it takes no part in the arithmetic.
+    spike_max : int
+        The largest spike count a neuron emits in one step: 1 (default, one spike bit per
+        neuron and step), or 3, 7 or 15 (multi-spike output, a count of ``count_width`` =
+        2, 3 or 4 bits; ``docs/numerics.md``, "Multi-spike output"). With ``spike_max > 1``
+        every ``v_th`` must be at least 1.
     layout : ArrayLayout
         (Derived, not a field.) The parameter word, the beats and the port widths this shape
         gives (:class:`lifgate.layout.ArrayLayout`), computed once per shape: everything that
@@ -181,8 +191,14 @@ class ArrayShape:
     decay_frac: int = 16
     leak_modes: tuple = (LeakMode.SHIFT, LeakMode.MULT, LeakMode.CONST)
     step_width: int = 16
+    spike_max: int = 1
 
     def __post_init__(self):
+        sm = self.spike_max
+        if isinstance(sm, bool) or not isinstance(sm, numbers.Integral) or sm not in SPIKE_MAXES:
+            raise ConfigError(f"parameter 'spike_max' must be one of "
+                              f"{', '.join(map(str, SPIKE_MAXES))}, not {sm!r}")
+        object.__setattr__(self, "spike_max", int(sm))
         _check_int("v_width", self.v_width, 4, 32)
         _check_int("i_width", self.i_width, 2, 32)
         _check_int("ref_width", self.ref_width, 1, 16)
@@ -226,6 +242,11 @@ class ArrayShape:
             i_width=self.i_width, ref_width=self.ref_width, decay_frac=self.decay_frac,
             step_width=self.step_width,
         )
+
+    @property
+    def count_width(self) -> int:
+        """Bits of a neuron's spike count per step: 1 for ``spike_max = 1``, else 2 to 4."""
+        return int(self.spike_max).bit_length()
 
     @property
     def depth(self) -> int:
@@ -324,6 +345,9 @@ class NeuronParams:
         llo, lhi = shape.leak_range(self.leak_mode)
         _check_int(f"{where}leak ({self.leak_mode.name.lower()} mode)", self.leak, llo, lhi)
         _check_int(where + "t_ref", self.t_ref, 0, shape.t_ref_max)
+        if shape.spike_max > 1:
+            # n = min(v // v_th, spike_max) needs v_th >= 1 (docs/numerics.md, "Multi-spike")
+            _check_int(f"{where}v_th (spike_max {shape.spike_max})", self.v_th, 1, hi)
         return self
 
 

@@ -20,10 +20,14 @@ from lifgate.compilers.nir_reference import compare, load_reference  # noqa: E40
 HERE = Path(__file__).resolve().parent.parent / "examples" / "nir_fixtures"
 FIXTURES = json.loads((HERE / "fixtures.json").read_text())
 #: By each fixture's ``expect``: counts within 1 %, a documented semantic difference
-#: (snnTorch's subtract-after-decay reset, sinabs' MultiSpike), or refused (docs/networks.md).
+#: (snnTorch's subtract-after-decay reset), or refused (docs/networks.md).
 MATCHING = sorted(n for n, m in FIXTURES.items() if m["expect"] == "matches")
 DIFFERENT = sorted(n for n, m in FIXTURES.items() if m["expect"] == "differs")
 REFUSED = sorted(n for n, m in FIXTURES.items() if m["expect"] == "refused")
+#: Fixtures imported with multi-spike output (``--spike-max`` above 1): golden model only,
+#: the gateware emits one spike per step (docs/numerics.md, "Multi-spike output").
+MULTI = sorted(n for n, m in FIXTURES.items() if "--spike-max" in m["options"]
+               and m["options"][m["options"].index("--spike-max") + 1] != "1")
 
 
 def run_cli(name, *extra, capsys):
@@ -76,14 +80,38 @@ def test_reference_comparison_can_fail():
 @pytest.mark.parametrize("name", DIFFERENT)
 def test_documented_differences_show(name, capsys):
     """snnTorch's default Leaky subtracts the threshold after the decay (NIR, and lifgate's
-    import, reset to v_reset); sinabs' MultiSpike emits several spikes in a step, lifgate
-    one: the counts differ by more than 1 %, exit code 1."""
+    import, reset to v_reset): the counts differ by more than 1 %, exit code 1."""
     code, out = run_cli(name, capsys=capsys)
     assert code == 1 and out["ok"] is False
     assert max(layer["count_difference"] for layer in out["reference"]["layers"]) > 0.01
-    if "multispike" in name:
-        ref = load_reference(HERE / f"{name}.npz")
-        assert ref.spikes[0].max() > 1  # the framework did emit several spikes in a step
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_multispike_needs_its_spike_max(name, capsys):
+    """sinabs' MultiSpike emits several spikes in a step: the fixture matches (above) with
+    its ``--spike-max``; with ``--spike-max 1`` (one spike a step) the counts differ by more
+    than 1 %, exit code 1, and the warning names the count the reference needs."""
+    ref = load_reference(HERE / f"{name}.npz")
+    peak = max(int(a.max()) for a in ref.spikes)
+    assert peak > 1  # the framework did emit several spikes in a step
+    code, out = run_cli(name, "--spike-max", "1", capsys=capsys)
+    assert code == 1 and out["ok"] is False and out["spike_max"] == 1
+    assert max(layer["count_difference"] for layer in out["reference"]["layers"]) > 0.01
+    assert any(f"up to {peak} spikes" in w and "--spike-max 15" in w for w in out["warnings"])
+    code, out = run_cli(name, capsys=capsys)
+    assert code == 0 and out["spike_max"] == 15 and out["layers"][1]["config"]["shape"][
+        "spike_max"] == 15
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_multispike_rtl_refused(name, capsys):
+    """The gateware emits at most one spike per step: ``--rtl`` with ``--spike-max`` above 1
+    is refused in one line, exit code 2, before anything is built."""
+    meta = FIXTURES[name]
+    assert main(["import-nir", str(HERE / f"{name}.nir"), *meta["options"], "--rtl",
+                 "--build-dir", "/nonexistent/never"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "golden model only" in err
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -104,7 +132,7 @@ def test_readers_fallbacks_are_reported(capsys):
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("name", MATCHING + DIFFERENT)
+@pytest.mark.parametrize("name", sorted(set(MATCHING + DIFFERENT) - set(MULTI)))
 def test_fixture_rtl_bit_exact(name, capsys, tmp_path_factory):
     """``lifgate import-nir F --rtl`` on every committed export: the RTL equals the golden
     model, spike for spike and membrane for membrane (builds are shared between fixtures of
