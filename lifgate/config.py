@@ -240,7 +240,7 @@ class ArrayShape:
         return array_layout(
             neurons=self.neurons, lanes=self.lanes, groups=self.groups, v_width=self.v_width,
             i_width=self.i_width, ref_width=self.ref_width, decay_frac=self.decay_frac,
-            step_width=self.step_width,
+            step_width=self.step_width, count_width=self.count_width,
         )
 
     @property
