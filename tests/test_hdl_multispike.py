@@ -11,12 +11,17 @@ import os
 
 import numpy as np
 import pytest
-from amaranth.hdl import Shape, unsigned
+from amaranth.hdl import Shape, Value, unsigned
+from amaranth.sim import Simulator
 from lifgate.golden.fixed import simulate
+from lifgate.golden.synapse import Layer, Network, simulate_network
 from lifgate.hdl.array import lane_signature
+from lifgate.hdl.network import Network as NetworkHW
+from lifgate.hdl.network import param_writes, weight_writes
 from lifgate.hdl.verilog import generate_verilog
 from lifgate.sim import regress, runner
 from lifgate.sim.cases import Segment, SimCase, random_cases
+from lifgate.sim.tb_network import run_network
 
 from lifgate.config import ArrayShape, Config, LeakMode, NeuronParams, ResetMode
 
@@ -111,3 +116,108 @@ def test_multispike_bit_exact(sim, tmp_path):
     assert m is not None, "a count difference between hardware and golden model went unseen"
     assert (m["step"], m["neuron"], m["field"]) == (want["step"], want["neuron"], "spike"), m
     assert (m["expected"]["spike"], m["got"]["spike"]) == (want["expected"], want["got"]), m
+
+
+# Networks: layer l > 0 takes the counts of layer l - 1 (dense synapse, count_width bits) ------
+
+
+def _count_network(seed: int, *, spike_max: int = 7) -> Network:
+    """16 inputs -> 6 -> 4, IAF-like neurons with small thresholds against large weights, so
+    both layers emit counts up to the cap; SUBTRACT and VALUE resets, refractory periods."""
+    rng = np.random.default_rng(seed)
+    layers, fan_in = [], 16
+    for neurons, lanes in ((6, 2), (4, 2)):
+        shape = ArrayShape(neurons=neurons, lanes=lanes, groups=neurons, v_width=12,
+                           i_width=12, ref_width=2, decay_frac=8,
+                           leak_modes=(LeakMode.SHIFT, LeakMode.CONST), spike_max=spike_max)
+        params = tuple(NeuronParams(
+            v_th=int(rng.integers(8, 60)), v_reset=int(rng.integers(-10, 5)), v_rest=0,
+            v_init=int(rng.integers(0, 20)), bias=int(rng.integers(-2, 6)),
+            leak_mode=LeakMode.CONST if k % 2 else LeakMode.SHIFT,
+            leak=0 if k % 2 else int(rng.integers(2, 5)),
+            reset_mode=ResetMode.SUBTRACT if k % 3 else ResetMode.VALUE,
+            t_ref=int(k == 2)) for k in range(neurons))
+        w = rng.integers(-40, 120, size=(neurons, fan_in))
+        layers.append(Layer(w, Config(shape=shape, params=params)))
+        fan_in = neurons
+    return Network(tuple(layers), w_width=8, x_width=1)
+
+
+def _amaranth_network(net, x, steps):
+    """Records ``(layer, step, counts, v)`` of a run from a clear, on Amaranth's simulator."""
+    dut = NetworkHW.for_network(net)
+    cw = net.layers[0].config.shape.count_width
+    recs = []
+
+    async def tb(ctx):
+        for layer, addr, lane, value in weight_writes(net):
+            for port, v in ((dut.w_layer, layer), (dut.w_addr, addr), (dut.w_lane, lane),
+                            (dut.w_data, value), (dut.w_we, 1)):
+                ctx.set(port, v)
+            await ctx.tick()
+        ctx.set(dut.w_we, 0)
+        for layer, group, word in param_writes(net):
+            ctx.set(dut.param_layer, layer)
+            ctx.set(dut.param_group, group)
+            ctx.set(dut.param_data.as_value(), word)
+            ctx.set(dut.param_we, 1)
+            await ctx.tick()
+        ctx.set(dut.param_we, 0)
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        while not ctx.get(dut.done):
+            await ctx.tick()
+        ctx.set(dut.x, [int(v) for v in x])
+        ctx.set(dut.steps, steps)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        ctx.set(dut.s_stream.ready, 1)
+        while not ctx.get(dut.done):
+            if ctx.get(dut.s_stream.valid):
+                p = dut.s_stream.payload
+                bits = ctx.get(Value.cast(p.spikes))
+                n = net.layers[ctx.get(p.layer)].neurons
+                recs.append((ctx.get(p.layer), ctx.get(p.step),
+                             [(bits >> (j * cw)) & ((1 << cw) - 1) for j in range(n)],
+                             [ctx.get(p.v[j]) for j in range(n)]))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return recs
+
+
+def test_network_counts_amaranth():
+    """Layer 1 receives ``W . n`` of layer 0's counts of the same step: the gateware's records
+    equal the golden network model, count for count (both layers reach the cap)."""
+    net = _count_network(1)
+    x = np.random.default_rng(1).integers(0, 2, size=16)
+    res = simulate_network(net, 8, x)
+    assert res.spikes[0].max() == 7 and res.spikes[1].max() == 7
+    want = [(n, t, res.spikes[n][t].tolist(), res.v[n][t].tolist())
+            for t in range(8) for n in range(2)]
+    assert _amaranth_network(net, x, 8) == want
+
+
+@pytest.mark.icarus
+@pytest.mark.verilator
+def test_network_counts_rtl(tmp_path):
+    """The generated network Verilog with counts on Icarus and Verilator, against the golden
+    network model; the two agree on the clock count."""
+    net = _count_network(2, spike_max=15)
+    rng = np.random.default_rng(2)
+    samples = [(rng.integers(0, 2, size=16), 12), (np.ones(16, int), 6)]
+    runs = {sim: run_network(net, samples, build_dir=tmp_path / sim, sim=sim, optimize=False)
+            for sim in ("icarus", "verilator")}
+    for sim, got in runs.items():
+        for (x, steps), r in zip(samples, got, strict=True):
+            want = simulate_network(net, steps, x)
+            for n in range(2):
+                assert np.array_equal(r.spikes[n], want.spikes[n]), (sim, n)
+                assert np.array_equal(r.v[n], want.v[n]), (sim, n)
+    assert max(int(r.spikes[1].max()) for r in runs["icarus"]) > 1  # layer 1 counts
+    assert [r.cycles for r in runs["icarus"]] == [r.cycles for r in runs["verilator"]]
