@@ -64,8 +64,7 @@ def register(subparsers, summary):
     p.add_argument("--spike-max", type=int, default=1, metavar="K",
                    help="largest spike count of a neuron in one step, 1, 3, 7 or 15 (default "
                    "1): sinabs' MultiSpike emits floor(v / v_th) spikes at once and the next "
-                   "layer receives the counts (docs/numerics.md, \"Multi-spike output\"); "
-                   "golden model only, not with --rtl yet")
+                   "layer receives the counts (docs/numerics.md, \"Multi-spike output\")")
     p.add_argument("--warn-error", type=float, default=100 * DEFAULT_TARGET, metavar="PCT",
                    help="warn when a parameter's quantisation error exceeds PCT %% of its "
                    "typical magnitude, 0 to 100 (default %(default)g)")
@@ -101,10 +100,6 @@ def run(args) -> int:
     check_choice("--reset", args.reset, ("value", "subtract"))
     check_choice("--fire", args.fire, ("gt", "ge"))
     check_choice("--spike-max", args.spike_max, SPIKE_MAXES)
-    if args.rtl and args.spike_max > 1:
-        raise ConfigError(f"--spike-max {args.spike_max} runs on the golden model only: the "
-                          f"gateware emits at most one spike per step (docs/numerics.md, "
-                          f"\"Multi-spike output\"); drop --rtl or use --spike-max 1")
     if args.dt is not None:
         check_number("--dt", args.dt, 0, None, lo_open=True)
     if args.scale is not None:
