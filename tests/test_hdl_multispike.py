@@ -90,10 +90,17 @@ def test_one_spike_verilog_has_no_count():
     assert Shape.cast(lane_signature(SHAPE).members["spike"].shape) == unsigned(3)
 
 
+#: Verilator builds cost ~40 s each on the 2-core CI machine: the counting lane and network
+#: run on Verilator by default through tests/test_nir_frameworks.py's
+#: test_fixture_rtl_bit_exact[sinabs_iaf_multispike] (a 16-12-6 network, counts up to 9);
+#: these two Verilator builds are opt-in.
+SLOW = pytest.mark.skipif(not os.environ.get("LIFGATE_SLOW"), reason="set LIFGATE_SLOW=1 to run")
+
+
 @pytest.mark.parametrize("sim", [
     "amaranth",
     pytest.param("icarus", marks=pytest.mark.icarus),
-    pytest.param("verilator", marks=pytest.mark.verilator),
+    pytest.param("verilator", marks=[pytest.mark.verilator, SLOW]),
 ])
 def test_multispike_bit_exact(sim, tmp_path):
     if sim != "amaranth":
@@ -203,21 +210,20 @@ def test_network_counts_amaranth():
     assert _amaranth_network(net, x, 8) == want
 
 
-@pytest.mark.icarus
-@pytest.mark.verilator
-def test_network_counts_rtl(tmp_path):
-    """The generated network Verilog with counts on Icarus and Verilator, against the golden
-    network model; the two agree on the clock count."""
+@pytest.mark.parametrize("sim", [
+    pytest.param("icarus", marks=pytest.mark.icarus),
+    pytest.param("verilator", marks=[pytest.mark.verilator, SLOW]),
+])
+def test_network_counts_rtl(sim, tmp_path):
+    """The generated network Verilog with counts (Icarus: 4-state, tb_network fails on any
+    X), against the golden network model, count for count and membrane for membrane."""
     net = _count_network(2, spike_max=15)
     rng = np.random.default_rng(2)
     samples = [(rng.integers(0, 2, size=16), 12), (np.ones(16, int), 6)]
-    runs = {sim: run_network(net, samples, build_dir=tmp_path / sim, sim=sim, optimize=False)
-            for sim in ("icarus", "verilator")}
-    for sim, got in runs.items():
-        for (x, steps), r in zip(samples, got, strict=True):
-            want = simulate_network(net, steps, x)
-            for n in range(2):
-                assert np.array_equal(r.spikes[n], want.spikes[n]), (sim, n)
-                assert np.array_equal(r.v[n], want.v[n]), (sim, n)
-    assert max(int(r.spikes[1].max()) for r in runs["icarus"]) > 1  # layer 1 counts
-    assert [r.cycles for r in runs["icarus"]] == [r.cycles for r in runs["verilator"]]
+    got = run_network(net, samples, build_dir=tmp_path, sim=sim, optimize=False)
+    for (x, steps), r in zip(samples, got, strict=True):
+        want = simulate_network(net, steps, x)
+        for n in range(2):
+            assert np.array_equal(r.spikes[n], want.spikes[n]), (sim, n)
+            assert np.array_equal(r.v[n], want.v[n]), (sim, n)
+    assert max(int(r.spikes[1].max()) for r in got) > 1  # layer 1 emits counts
