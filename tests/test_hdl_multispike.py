@@ -1,10 +1,11 @@
 """The gateware's multi-spike output (``ArrayShape.spike_max > 1``, docs/numerics.md,
 "Multi-spike output") against the golden model, count for count and membrane for membrane, on
-Amaranth's simulator, Icarus and Verilator: random cases (about half with small thresholds, so
+Amaranth's simulator, Icarus and (``LIFGATE_SLOW=1``; by default through the sinabs fixture's
+RTL test) Verilator: the array with random cases (about half with small thresholds, so
 counts up to the cap), a directed case that stays at the cap until the membrane saturates, in
 both reset modes and with a refractory period, and a planted threshold difference that the
-testbench must report as a count mismatch. ``spike_max = 1`` is today's array: its Verilog is
-unchanged (the shapes are equal, and the lane builds the one-bit path).
+testbench must report as a count mismatch; a network whose second layer takes the first's
+counts. ``spike_max = 1`` is today's array: the lane builds the one-bit path.
 """
 
 import os
