@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 from lifgate.hdl.array import LIFArray, group_width, param_struct
@@ -88,8 +89,13 @@ class Network(wiring.Component):
         synapse works only on the first step of a run; its ``D_0`` beats are kept and sent
         again on the run's later steps (``x`` is stable during a run, so ``sat(W_0 . x)`` is
         the same at every step). The kept currents are dropped by every ``start`` and
-        ``clear`` and by a layer-0 weight write, so a run of one step with a new ``x`` is
-        exact. False: layer 0's synapse works at every step.
+        ``clear`` and by a layer-0 weight write (or an ``x_we``), so a run of one step with a
+        new ``x`` is exact. False: layer 0's synapse works at every step.
+    x_memory : bool
+        Keep layer 0's inputs in a block RAM written through ``x_we``/``x_addr``/``x_data``
+        (while idle) instead of the ``x`` port (which costs a register per input bit where it
+        is driven: 320 on the digits board). Only with a dense layer 0 (``x_width > 1`` or
+        ``events=False``), which reads its inputs one at a time.
 
     Latency per step (no backpressure on ``s_stream``): layer by layer, the synapse's
     :meth:`~lifgate.hdl.synapse.Synapse.step_clocks` (``D_l (n_l + 4)`` dense,
@@ -112,6 +118,9 @@ class Network(wiring.Component):
         Parameter set write (while idle) into layer ``param_layer``'s array.
     x : ``In(data.ArrayLayout(unsigned(x_width), inputs))``
         Layer 0's inputs, read every step: keep stable during a run (or run one step at a time).
+    x_we, x_addr, x_data : ``In``
+        With ``x_memory`` instead of ``x``: write ``x[x_addr] = x_data`` (while idle). The
+        memory is not cleared by a reset (0 after power-up and in simulation).
     clear : ``In(1)``
         Strobe (when idle): clear every array; the step counter restarts at 0.
     start : ``In(1)``
@@ -127,10 +136,13 @@ class Network(wiring.Component):
 
     def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
                  membrane: bool = True, events: bool = True, event_ports: int = 1,
-                 reuse: bool = True):
+                 reuse: bool = True, x_memory: bool = False):
         try:
             if not isinstance(reuse, bool):
                 raise ConfigError(f"parameter 'reuse' must be a bool, not {reuse!r}")
+            if not isinstance(x_memory, bool) or (x_memory and events and x_width == 1):
+                raise ConfigError(f"parameter 'x_memory' must be a bool, True only with a dense "
+                                  f"layer 0 (x_width > 1 or events=False), not {x_memory!r}")
             shapes = _check_shapes(shapes)
         except ConfigError:
             self._MustUse__silence = True  # a rejected component is not an unused one
@@ -139,6 +151,7 @@ class Network(wiring.Component):
         self.membrane = membrane
         self.events = bool(events)
         self.reuse = reuse
+        self.x_memory = x_memory
         self.inputs = inputs
         self.w_width, self.x_width = w_width, x_width
         self.fan_in = [inputs] + [s.neurons for s in shapes[:-1]]
@@ -146,7 +159,7 @@ class Network(wiring.Component):
             Synapse(inputs=self.fan_in[n], outputs=s.neurons, lanes=s.lanes, w_width=w_width,
                     x_width=x_width if n == 0 else 1, i_width=s.i_width,
                     events=self.events and (x_width if n == 0 else 1) == 1,
-                    event_ports=event_ports)
+                    event_ports=event_ports, x_memory=x_memory and n == 0)
             for n, s in enumerate(shapes)
         ]
         #: Layer 0's :class:`CurrentCache` (None without ``reuse``).
@@ -167,7 +180,9 @@ class Network(wiring.Component):
             "param_layer": In(max(1, ceil_log2(L))),
             "param_group": In(max(group_width(s) for s in shapes)),
             "param_data": In(param_struct(shapes[0])),
-            "x": In(data.ArrayLayout(unsigned(x_width), inputs)),
+            **({"x_we": In(1), "x_addr": In(range(max(2, inputs))),
+                "x_data": In(unsigned(x_width))}
+               if x_memory else {"x": In(data.ArrayLayout(unsigned(x_width), inputs))}),
             "clear": In(1),
             "start": In(1),
             "steps": In(32),
@@ -178,11 +193,12 @@ class Network(wiring.Component):
 
     @classmethod
     def for_network(cls, network, *, membrane: bool = True, events: bool = True,
-                    event_ports: int = 1, reuse: bool = True) -> Network:
+                    event_ports: int = 1, reuse: bool = True,
+                    x_memory: bool = False) -> Network:
         """The gateware of a :class:`lifgate.golden.synapse.Network` (its compile-time part)."""
         return cls([layer.config.shape for layer in network.layers], inputs=network.inputs,
                    w_width=network.w_width, x_width=network.x_width, membrane=membrane,
-                   events=events, event_ports=event_ports, reuse=reuse)
+                   events=events, event_ports=event_ports, reuse=reuse, x_memory=x_memory)
 
     def elaborate(self, platform):
         m = Module()
@@ -238,7 +254,15 @@ class Network(wiring.Component):
 
         self._read_back(m)
 
-        m.d.comb += self.synapses[0].x.eq(self.x)
+        if self.x_memory:
+            xmem = Memory(shape=unsigned(self.x_width), depth=max(2, self.inputs), init=[])
+            m.submodules.x_memory = xmem
+            xw, xr = xmem.write_port(), xmem.read_port()
+            m.d.comb += [xw.addr.eq(self.x_addr), xw.data.eq(self.x_data), xw.en.eq(self.x_we),
+                         xr.addr.eq(self.synapses[0].x_addr),
+                         self.synapses[0].x_data.eq(xr.data)]
+        else:
+            m.d.comb += self.synapses[0].x.eq(self.x)
         for n in range(1, L):
             m.d.comb += self.synapses[n].x.eq(spikes[n - 1])
 
@@ -346,7 +370,8 @@ class Network(wiring.Component):
         """Layer-0 current reuse: returns ``kept`` (a register, so the launch strobes stay
         two-input ANDs), high while the cache holds this run's layer-0 currents. The FSM sets
         it when layer 0's first step of a run has been sent and drops it at a start or a
-        clear; a layer-0 weight write drops it too."""
+        clear; a layer-0 weight write or an x write drops it too (both are legal only while
+        idle, before the next start: belt and braces)."""
         kept = Signal()
         if self.reuse:
             m.d.comb += [
@@ -356,6 +381,9 @@ class Network(wiring.Component):
             ]
             with m.If(self.w_we & (self.w_layer == 0)):
                 m.d.sync += kept.eq(0)
+            if self.x_memory:
+                with m.If(self.x_we):
+                    m.d.sync += kept.eq(0)
         return kept
 
 

@@ -189,3 +189,19 @@ def test_one_step_at_a_time_with_a_new_x_each_step(x_width, events):
     res = simulate_network(net, len(xs), np.array(xs))
     assert [r[2] for r in want[:2 * len(xs):2]] == [
         sum(1 << j for j in np.flatnonzero(s)) for s in res.spikes[0]]
+
+
+@pytest.mark.parametrize("x_width,events", [(3, True), (1, False)])
+def test_x_memory_network_matches_golden(x_width, events):
+    """Layer 0's inputs from the network's x memory (the network board's), a new x per run
+    and per step: the same records as the golden model."""
+    net = random_network(6, inputs=9, x_width=x_width, lanes=(2, 1))
+    rng = np.random.default_rng(6)
+    xs = [rng.integers(0, 1 << x_width, size=net.inputs) for _ in range(4)]
+    runs = [(xs[0], 4), (xs[1], 1), (xs[2], 1), (xs[3], 3)]
+    assert run_amaranth(net, runs, events=events, x_memory=True) == expected_records(net, runs)
+
+
+def test_x_memory_only_with_a_dense_layer0():
+    with pytest.raises(ConfigError, match="'x_memory' must be a bool, True only with a dense"):
+        NetworkHW.for_network(random_network(1, x_width=1), x_memory=True)

@@ -36,9 +36,12 @@ def random_network(seed, *, inputs=6, hidden=4, out=2, lanes=(2, 1), x_width=1, 
     return Network(tuple(layers), w_width=w_width, x_width=x_width)
 
 
-def run_amaranth(net, runs, *, membrane=True, ready=None, events=True, event_ports=1):
-    """``runs``: list of (x, steps); a clear first. Returns records per layer: spikes, v."""
-    dut = NetworkHW.for_network(net, membrane=membrane, events=events, event_ports=event_ports)
+def run_amaranth(net, runs, *, membrane=True, ready=None, events=True, event_ports=1,
+                 x_memory=False):
+    """``runs``: list of (x, steps); a clear first. Returns records per layer: spikes, v.
+    ``x_memory``: ``x`` written through the network's x memory port before each run."""
+    dut = NetworkHW.for_network(net, membrane=membrane, events=events, event_ports=event_ports,
+                                x_memory=x_memory)
     recs = []
 
     async def tb(ctx):
@@ -64,7 +67,15 @@ def run_amaranth(net, runs, *, membrane=True, ready=None, events=True, event_por
             await ctx.tick()
         cycle = 0
         for x, steps in runs:
-            ctx.set(dut.x, [int(v) for v in x])
+            if x_memory:
+                for i, v in enumerate(x):
+                    ctx.set(dut.x_addr, i)
+                    ctx.set(dut.x_data, int(v))
+                    ctx.set(dut.x_we, 1)
+                    await ctx.tick()
+                ctx.set(dut.x_we, 0)
+            else:
+                ctx.set(dut.x, [int(v) for v in x])
             ctx.set(dut.steps, steps)
             ctx.set(dut.start, 1)
             await ctx.tick()
