@@ -33,7 +33,8 @@ class NetworkLink(LinkComponent):
     Implements :mod:`lifgate.boards.netproto`; :class:`NetworkBoardModel
     <lifgate.boards.netproto.NetworkBoardModel>` is its reference. Weights go through the
     network's write port (``w_we``, ...) and come back through its read-back port
-    (``r_layer``, ...); the inputs ``x`` are a register here.
+    (``r_layer``, ...); the inputs ``x`` are a register here, or (multi-bit inputs, a dense
+    layer 0) the network's x memory (``Network(x_memory=True)``).
 
     Parameters
     ----------
@@ -43,14 +44,22 @@ class NetworkLink(LinkComponent):
         UART clocks per bit.
     timeout : int
         Clocks of line silence that end a partial frame (``ERR_TIMEOUT``) or an overrun.
+    cache_ram : str
+        ``Network(cache_ram=)``: ``"spram"`` on the UP5K (layer 0's current cache in an
+        SPRAM, one EBR fewer), else ``"memory"``.
 
     The pins ``rx``, ``tx`` and ``status`` are :class:`~lifgate.boards.framelink.LinkComponent`'s;
     ``status`` bit 0 is the network's busy, bit 3 is 0.
     """
 
-    def __init__(self, features: NetFeatures, *, divisor: int, timeout: int):
+    def __init__(self, features: NetFeatures, *, divisor: int, timeout: int,
+                 cache_ram: str = "memory"):
         if not isinstance(features, NetFeatures):
             raise ConfigError(f"parameter 'features' must be a NetFeatures, not {features!r}")
+        if cache_ram not in ("memory", "spram"):
+            raise ConfigError(f"parameter 'cache_ram' must be 'memory' or 'spram', not "
+                              f"{cache_ram!r}")
+        self.cache_ram = cache_ram
         super().__init__(features, divisor=divisor, timeout=timeout)
 
     def executor(self, m: Module, core: FrameCore) -> tuple:
@@ -59,7 +68,7 @@ class NetworkLink(LinkComponent):
         # not in a register of inputs x x_width bits (320 flip-flops for the digits network).
         m.submodules.net = net = Network(f.shapes, inputs=f.inputs, w_width=f.w_width,
                                          x_width=f.x_width, membrane=f.membrane,
-                                         x_memory=f.x_width > 1)
+                                         x_memory=f.x_width > 1, cache_ram=self.cache_ram)
         _NetExecutor(m, core, net, f)
         return net.busy, Const(0, 1)
 

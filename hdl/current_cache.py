@@ -10,12 +10,15 @@ clock, without the synapse. The network decides when the kept beats are still va
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from lifgate.config import ConfigTypeError
+
+#: Words of one ``SB_SPRAM256KA``.
+SPRAM_WORDS = 16384
 
 __all__ = ["CurrentCache"]
 
@@ -32,14 +35,19 @@ class CurrentCache(wiring.Component):
 
     The beats live in a :class:`~amaranth.lib.memory.Memory` (block RAM) for ``depth >= 4``,
     else in registers (one lane per neuron on the ECP5: a single wide beat, which as a block
-    RAM would take one RAM per 36 bits).
+    RAM would take one RAM per 36 bits); with ``ram="spram"`` in iCE40 UltraPlus
+    ``SB_SPRAM256KA`` blocks (16K x 16 each, single-port: the cache never reads and writes in
+    the same clock), which saves a block RAM on the UP5K, whose SPRAMs the network leaves free.
 
     Parameters
     ----------
     layout : ArrayLayout
         The beat (the synapse's ``i_stream`` payload).
     depth : int
-        Beats per step (the synapse's ``D``), 1 to 65536.
+        Beats per step (the synapse's ``D``), 1 to 65536 (16384 with ``ram="spram"``).
+    ram : str
+        ``"memory"`` (block RAM or registers, as above) or ``"spram"`` (at most 64-bit beats:
+        four SPRAMs).
 
     Members
     -------
@@ -59,11 +67,18 @@ class CurrentCache(wiring.Component):
     #: register) read before the first beat is valid.
     latency = 1
 
-    def __init__(self, *, layout, depth: int):
-        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 1 << 16:
+    def __init__(self, *, layout, depth: int, ram: str = "memory"):
+        width = data.Layout.cast(layout).size
+        hi = SPRAM_WORDS if ram == "spram" else 1 << 16
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= hi:
             self._MustUse__silence = True  # a rejected component is not an unused one
-            raise ConfigTypeError(f"Depth must be an integer in [1, 65536], not {depth!r}")
+            raise ConfigTypeError(f"Depth must be an integer in [1, {hi}], not {depth!r}")
+        if ram not in ("memory", "spram") or (ram == "spram" and width > 64):
+            self._MustUse__silence = True
+            raise ConfigTypeError(f"Ram must be 'memory' or 'spram' (beats of at most 64 bits), "
+                                  f"not {ram!r}")
         self.depth = depth
+        self.ram = ram
         self.layout = layout
         super().__init__({
             "i_stream": In(stream.Signature(layout)),
@@ -93,7 +108,9 @@ class CurrentCache(wiring.Component):
         m.d.comb += take_in.eq(~replaying & self.i_stream.valid & self.o_stream.ready)
         adv = Signal()  # the output register may load: empty, or its beat is taken
         m.d.comb += adv.eq(replaying & (~rvalid | self.o_stream.ready))
-        if D >= 4:
+        if self.ram == "spram":
+            rdata = self._spram(m, wa, ra, take_in, adv, replaying, width)
+        elif D >= 4:
             mem = Memory(shape=width, depth=D, init=[])
             m.submodules.mem = mem
             wr = mem.write_port()
@@ -127,3 +144,23 @@ class CurrentCache(wiring.Component):
             self.i_stream.ready.eq(~replaying & self.o_stream.ready),
         ]
         return m
+
+    def _spram(self, m, wa, ra, take_in, adv, replaying, width):
+        """The beats in ``ceil(width / 16)`` ``SB_SPRAM256KA``: written while passing through
+        (``take_in``), read while replaying (``adv``); returns the read data (one clock)."""
+        addr = Signal(14, name="spram_addr")
+        m.d.comb += addr.eq(Mux(replaying, ra, wa))
+        wdata = Cat(self.i_stream.payload.as_value(), Const(0, 64))
+        outs = []
+        for k in range(-(-width // 16)):
+            dout = Signal(16, name=f"spram{k}_out")
+            m.submodules[f"spram{k}"] = Instance(
+                "SB_SPRAM256KA",
+                i_ADDRESS=addr, i_DATAIN=wdata[16 * k:16 * (k + 1)], i_MASKWREN=Const(0b1111, 4),
+                i_WREN=take_in, i_CHIPSELECT=take_in | adv, i_CLOCK=ClockSignal(),
+                i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=dout,
+            )
+            outs.append(dout)
+        rdata = Signal(width, name="spram_rdata")
+        m.d.comb += rdata.eq(Cat(*outs)[:width])
+        return rdata

@@ -91,6 +91,10 @@ class Network(wiring.Component):
         the same at every step). The kept currents are dropped by every ``start`` and
         ``clear`` and by a layer-0 weight write (or an ``x_we``), so a run of one step with a
         new ``x`` is exact. False: layer 0's synapse works at every step.
+    cache_ram : str
+        Where layer 0's current cache keeps its beats: ``"memory"`` (block RAM, or registers
+        for ``D_0 < 4``) or ``"spram"`` (iCE40 UltraPlus ``SB_SPRAM256KA``: the UP5K board,
+        one block RAM fewer; simulated with Yosys' model of the primitive).
     x_memory : bool
         Keep layer 0's inputs in a block RAM written through ``x_we``/``x_addr``/``x_data``
         (while idle) instead of the ``x`` port (which costs a register per input bit where it
@@ -136,10 +140,13 @@ class Network(wiring.Component):
 
     def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
                  membrane: bool = True, events: bool = True, event_ports: int = 1,
-                 reuse: bool = True, x_memory: bool = False):
+                 reuse: bool = True, x_memory: bool = False, cache_ram: str = "memory"):
         try:
             if not isinstance(reuse, bool):
                 raise ConfigError(f"parameter 'reuse' must be a bool, not {reuse!r}")
+            if cache_ram not in ("memory", "spram"):
+                raise ConfigError(f"parameter 'cache_ram' must be 'memory' or 'spram', not "
+                                  f"{cache_ram!r}")
             if not isinstance(x_memory, bool) or (x_memory and events and x_width == 1):
                 raise ConfigError(f"parameter 'x_memory' must be a bool, True only with a dense "
                                   f"layer 0 (x_width > 1 or events=False), not {x_memory!r}")
@@ -164,7 +171,8 @@ class Network(wiring.Component):
         ]
         #: Layer 0's :class:`CurrentCache` (None without ``reuse``).
         self.cache = (CurrentCache(layout=self.synapses[0].i_stream.payload.shape(),
-                                   depth=self.synapses[0].depth) if reuse else None)
+                                   depth=self.synapses[0].depth, ram=cache_ram)
+                      if reuse else None)
         L = len(shapes)
         super().__init__({
             "w_we": In(1),
@@ -194,11 +202,12 @@ class Network(wiring.Component):
     @classmethod
     def for_network(cls, network, *, membrane: bool = True, events: bool = True,
                     event_ports: int = 1, reuse: bool = True,
-                    x_memory: bool = False) -> Network:
+                    x_memory: bool = False, cache_ram: str = "memory") -> Network:
         """The gateware of a :class:`lifgate.golden.synapse.Network` (its compile-time part)."""
         return cls([layer.config.shape for layer in network.layers], inputs=network.inputs,
                    w_width=network.w_width, x_width=network.x_width, membrane=membrane,
-                   events=events, event_ports=event_ports, reuse=reuse, x_memory=x_memory)
+                   events=events, event_ports=event_ports, reuse=reuse, x_memory=x_memory,
+                   cache_ram=cache_ram)
 
     def elaborate(self, platform):
         m = Module()
