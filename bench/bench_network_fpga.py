@@ -97,8 +97,9 @@ class NetworkHarness(Elaboratable):
 #: for layer 0 (2 lanes per layer need 33 of its 30 EBRs) and 2 for the small spike-driven
 #: layer 1 (issue 17: twice its synaptic rate). This harness holds them (27 EBRs); the
 #: network board (``NetworkBoardTop``: the host link too) does not: it needs 31 of 30 EBRs
-#: with 2 lanes in layer 1 and is built with 1 and 1 (``docs/resources.md``). The ECP5 (208 DP16KD) gets one lane per
-#: neuron (issue 17): every layer's step is one address (``D = 1``).
+#: with 2 lanes in layer 1 and is built with 1 and 1 (``docs/resources.md``). The ECP5
+#: (208 DP16KD) gets one lane per neuron (issue 17): every layer's step is one address
+#: (``D = 1``).
 LANES = {"icebreaker": (1, 2), "ulx3s-85f": (32, 10)}
 
 #: Events per clock of the spike-driven synapses per board (``Network(event_ports=)``): two on
