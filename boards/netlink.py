@@ -230,6 +230,9 @@ class _NetExecutor:
         self.pass2 = Signal(name="pass2")
         self.len_bad_r, self.range_bad_r = Signal(name="len_bad_r"), Signal(name="range_bad_r")
         self.left = Signal(16, name="left")  # READ_WEIGHTS: weights still to walk or send
+        # left == 0 as a register, set beside every write of left: the 16-bit compare fed
+        # the walk's clock enables (the UP5K network board's critical path, 31.9 MHz).
+        self.left_z = Signal(name="left_z", init=1)
         self.wait = Signal(3, name="wait")
         self.rweight = Signal(8 * WB, name="rweight")
 
@@ -362,7 +365,8 @@ class _NetExecutor:
         m, f = self.m, self.f
         NMAX, FMAX = max(s.neurons for s in f.shapes), max(f.fan_in)
         m.d.sync += [self.bad.eq(0), self.bi.eq(0), self.pass2.eq(0), self.core.rd_idx.eq(9),
-                     self.left.eq(self.h_count), self.wl.eq(self.h_layer)]
+                     self.left.eq(self.h_count), self.left_z.eq(self.h_count == 0),
+                     self.wl.eq(self.h_layer)]
         nb = max(1, ceil_log2(NMAX))
         fb = max(1, ceil_log2(FMAX))
         j0, i0, lane0, row0 = self.start
@@ -459,8 +463,8 @@ class _NetExecutor:
         left, bi = self.left, self.bi
         with m.State("READ_CHECK"):
             m.d.comb += core.busy.eq(1)
-            with m.If(left != 0):
-                m.d.sync += left.eq(left - 1)
+            with m.If(~self.left_z):
+                m.d.sync += [left.eq(left - 1), self.left_z.eq(left == 1)]
                 self.advance()
                 with m.If(self.j == self.n_l):
                     m.d.sync += self.bad.eq(1)
@@ -472,7 +476,7 @@ class _NetExecutor:
                 core.fail(ErrorCode.RANGE)
             with m.Else():
                 self.reload()
-                m.d.sync += left.eq(self.h_count)
+                m.d.sync += [left.eq(self.h_count), self.left_z.eq(self.h_count == 0)]
                 m.next = "READ_START"
         with m.State("READ_START"):
             m.d.comb += core.busy.eq(1)
@@ -484,7 +488,7 @@ class _NetExecutor:
         with m.State("READ_FETCH"):
             # net.r_* follow the walk; the weight is in r_data three clocks later.
             m.d.comb += core.busy.eq(1)
-            with m.If(left == 0):
+            with m.If(self.left_z):
                 m.next = "READ_END"
             with m.Else():
                 m.d.sync += self.wait.eq(self.wait + 1)
@@ -499,7 +503,7 @@ class _NetExecutor:
             with m.If(ftx.data.ready):
                 m.d.sync += bi.eq(bi + 1)
                 with m.If(bi == WB - 1):
-                    m.d.sync += [bi.eq(0), left.eq(left - 1)]
+                    m.d.sync += [bi.eq(0), left.eq(left - 1), self.left_z.eq(left == 1)]
                     self.advance()
                     m.next = "READ_FETCH"
         core.wait_state("READ_END", ftx.idle, "IDLE", [core.last_error.eq(0)])
