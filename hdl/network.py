@@ -273,17 +273,7 @@ class Network(wiring.Component):
 
         self._read_back(m)
 
-        if self.x_memory:
-            xmem = Memory(shape=unsigned(self.x_width), depth=max(2, self.inputs), init=[])
-            m.submodules.x_memory = xmem
-            xw, xr = xmem.write_port(), xmem.read_port()
-            m.d.comb += [xw.addr.eq(self.x_addr), xw.data.eq(self.x_data), xw.en.eq(self.x_we),
-                         xr.addr.eq(self.synapses[0].x_addr),
-                         self.synapses[0].x_data.eq(xr.data)]
-        else:
-            m.d.comb += self.synapses[0].x.eq(self.x)
-        for n in range(1, L):
-            m.d.comb += self.synapses[n].x.eq(spikes[n - 1])
+        self._inputs(m, spikes)
 
         step = Signal(self.shapes[0].step_width)
         remaining = Signal(32)
@@ -370,6 +360,21 @@ class Network(wiring.Component):
                             m.d.sync += [step.eq(step + 1), remaining.eq(remaining - 1)]
                             m.next = "CHECK"
         return m
+
+    def _inputs(self, m, spikes):
+        """Layer 0 reads ``x`` (or the x memory); layer ``l > 0`` the spikes (or counts) that
+        layer ``l - 1`` produced at the same step."""
+        if self.x_memory:
+            xmem = Memory(shape=unsigned(self.x_width), depth=max(2, self.inputs), init=[])
+            m.submodules.x_memory = xmem
+            xw, xr = xmem.write_port(), xmem.read_port()
+            m.d.comb += [xw.addr.eq(self.x_addr), xw.data.eq(self.x_data), xw.en.eq(self.x_we),
+                         xr.addr.eq(self.synapses[0].x_addr),
+                         self.synapses[0].x_data.eq(xr.data)]
+        else:
+            m.d.comb += self.synapses[0].x.eq(self.x)
+        for n in range(1, len(self.shapes)):
+            m.d.comb += self.synapses[n].x.eq(spikes[n - 1])
 
     def _read_back(self, m):
         """Weight read-back: the address goes to every synapse; the layer and lane that pick
