@@ -404,6 +404,7 @@ def directed_cases(shape: ArrayShape, *, steps: int = 24, long_steps: int = 300)
     _leak_cases(d)
     _sequence_cases(d)
     _noise_cases(d)
+    _stall_cases(d)
     return d.cases
 
 
@@ -569,3 +570,42 @@ def _noise_cases(d: _Directed) -> None:
             gap=gap,
             lfsr=seed & 0xFFFF,
         )
+
+
+def _stall_cases(d: _Directed) -> None:
+    """Stalls that hit the pipeline's hold paths (issue 20: Yosys mutants that corrupt a
+    pipeline register only while ``ce`` is low survived every other case)."""
+    hi, shape, modes = d.hi, d.shape, d.modes
+    # With D < L (small shapes), the pipeline drains between steps, so a stall holds an update
+    # in the early stages only when the input stream has a long gap at the first beat of a step:
+    # gaps of 244/256 per clock. v_rest = -12 sets bits 2 and 4 (a bit flipped in a held
+    # v_rest changes the leak); SHIFT or MULT in alternate groups, so that the held v_rest is
+    # used; ready low as well in the first case, so that stalls also hit the later stages.
+    lm = [m for m in (LeakMode.SHIFT, LeakMode.MULT) if m in modes] or [d.m0]
+    for ready, gap in ((160, 96), (0, 244)):
+        d.add(
+            f"stalls_v_rest_r{ready}_g{gap}",
+            d.per_group(lambda g: NeuronParams(
+                v_th=hi, v_rest=-12, v_reset=0, v_init=_clip(40 * g - 32, d.lo, hi), bias=0,
+                leak_mode=lm[g % len(lm)], leak=d.mild(lm[g % len(lm)]), t_ref=0)),
+            segments=(Segment(2 * d.steps),),
+            inp=d.full,
+            ready=ready,
+            gap=gap,
+            lfsr=ready * 7 + gap,
+        )
+    # A noise gain with bit 12 set (4096: z = 16 c) under long input gaps: the noise
+    # multiplier's gain operand is held while the pipeline stalls. z is large, so a difference
+    # shows only in the updates where c is small: many steps on small shapes.
+    steps = max(d.steps, min(160, (1 << 10) // shape.depth))
+    d.add(
+        "noise_gain4096_input_gaps",
+        d.per_group(lambda g: NeuronParams(
+            v_th=hi, v_rest=0, v_reset=0, v_init=0, bias=0, leak_mode=lm[g % len(lm)],
+            leak=d.mild(lm[g % len(lm)]), t_ref=0)),
+        segments=(Segment(steps),),
+        inp={"kind": "uniform", "bits": 1, "seed": 3},
+        noise=NoiseParams(seed=77, gain=4096),
+        gap=248,
+        lfsr=4096,
+    )
