@@ -123,8 +123,14 @@ class TB:
         await self.wait_done(4 * self.shape.depth + 1000)
 
     async def run_chunk(self, steps: int, currents, case: SimCase, *, open_file: bool,
-                        abort_after: int | None = None):
-        """Load the stimulus of ``steps`` steps, start, await done (or abort with a reset)."""
+                        abort_after: int | None = None) -> str | None:
+        """Load the stimulus of ``steps`` steps, start, await done (or abort with a reset).
+
+        While the run goes on, a ``start`` with other ``steps`` and ``input_en``, then a
+        ``clear``, are given: the array must ignore both (``docs/hardware.md``, "Handshakes":
+        a strobe while busy is ignored). An aborted run that cannot have ended yet must not have
+        pulsed ``done``. Returns what went wrong (a sentence), or None.
+        """
         dut, shape = self.dut, self.shape
         nbeats = 0
         if currents is not None:
@@ -151,11 +157,28 @@ class TB:
         dut.h_done_clr.value = 0
         if abort_after is not None:
             await ClockCycles(dut.clk, abort_after, rising=False)
+            ended = str(dut.h_done_seen.value) == "1"
             await self.reset()
-            return
+            if ended and steps * shape.depth > abort_after:
+                return (f"done within {abort_after} clocks of the start of a run of {steps} "
+                        f"steps, which takes at least {steps * shape.depth} clocks")
+            return None
+        if steps > 0:  # busy from the clock after the start: these strobes must be ignored
+            await FallingEdge(dut.clk)
+            dut.steps.value = (steps + 1) & 0xFFFF_FFFF
+            dut.input_en.value = int(currents is None)
+            dut.start.value = 1
+            await FallingEdge(dut.clk)
+            dut.start.value = 0
+            dut.clear.value = 1
+            await FallingEdge(dut.clk)
+            dut.clear.value = 0
+            dut.steps.value = steps
+            dut.input_en.value = int(currents is not None)
         slow = 256 / (256 - case.ready_thresh) * 256 / (256 - case.gap_thresh)
         bound = int(4 * slow * steps * (shape.depth + LATENCY_BOUND)) + 2000
         await self.wait_done(bound)
+        return None
 
     async def finish_beats(self, expected: int):
         """Wait (bounded) until ``expected`` beats were written, close the file, return it."""
@@ -186,6 +209,10 @@ class TB:
         kept = []  # (spikes, v) of each compared segment, for case.outputs
         chunk_max = max(1, self.stim_depth // shape.depth)
         for si, seg in enumerate(case.segments):
+            if seg.reset:  # while idle, no clear: v, r and noise carry over, the label restarts
+                await self.reset()
+                state = state.copy()
+                state.step = 0
             if seg.clear and si > 0:
                 await self.clear()
                 state = fresh_state(config)
@@ -194,11 +221,15 @@ class TB:
             self.py_seconds += time.perf_counter() - tp
             if seg.abort_after is not None:
                 part = None if currents is None else currents[: min(seg.steps, chunk_max)]
-                await self.run_chunk(seg.steps, part, case, open_file=False,
-                                     abort_after=seg.abort_after)
+                err = await self.run_chunk(seg.steps, part, case, open_file=False,
+                                           abort_after=seg.abort_after)
                 await self.strobe(h_close=1)
                 await self.clear()
                 state = fresh_state(config)
+                if err is not None:
+                    result["mismatch"] = {"case": case.name, "field": "error",
+                                          "error": f"segment {si}: {err}"}
+                    break
                 continue
             tp = time.perf_counter()
             expected = simulate(config, seg.steps, currents, state=state)
