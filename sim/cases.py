@@ -603,9 +603,10 @@ def _stall_cases(d: _Directed) -> None:
     # gaps of 244/256 per clock. v_rest = -12 sets bits 2 and 4 (a bit flipped in a held
     # v_rest changes the leak); SHIFT or MULT in alternate groups, so that the held v_rest is
     # used; ready low as well in the first case, so that stalls also hit the later stages.
-    # Long gaps are slow (about 20 clocks a beat): only where D < L needs them, else 128.
+    # Long gaps are slow (about 20 clocks a beat): only for D <= 4 (the shape of lifgate
+    # mutants), else 128.
     lm = [m for m in (LeakMode.SHIFT, LeakMode.MULT) if m in modes] or [d.m0]
-    small = shape.depth <= 8
+    small = shape.depth <= 4
     for ready, gap in ((160, 96), (0, 244 if small else 128)):
         d.add(
             f"stalls_v_rest_r{ready}_g{gap}",
@@ -621,8 +622,8 @@ def _stall_cases(d: _Directed) -> None:
         )
     # A noise gain with bit 12 set (4096: z = 16 c) under long input gaps: the noise
     # multiplier's gain operand is held while the pipeline stalls. z is large, so a difference
-    # shows only in the updates where c is small: many steps on small shapes.
-    steps = max(d.steps, min(160, (1 << 10) // shape.depth)) if small else d.steps
+    # shows only in the updates where c is small.
+    steps = 2 * d.steps if small else d.steps
     d.add(
         "noise_gain4096_input_gaps",
         d.per_group(lambda g: NeuronParams(
