@@ -193,7 +193,7 @@ class TB:
             # T * (D + L + 2) + 2 clocks from the start strobe to done (done is latched one
             # clock after it is high: DONE_LATCH).
             want = steps * (shape.depth + self.latency + 2) + 2 + DONE_LATCH
-            got = round((t_done - t_start) / CLOCK_NS)
+            got = int((t_done - t_start) // CLOCK_NS)  # t_start is half a clock earlier
             if got != want:
                 return (f"a run of {steps} steps without backpressure took {got - DONE_LATCH} "
                         f"clocks from start to done, not T * (D + L + 2) + 2 = "
