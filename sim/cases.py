@@ -604,9 +604,11 @@ def _stall_cases(d: _Directed) -> None:
     # v_rest changes the leak); SHIFT or MULT in alternate groups, so that the held v_rest is
     # used; ready low as well in the first case, so that stalls also hit the later stages.
     # Long gaps are slow (about 20 clocks a beat): only for D <= 4 (the shape of lifgate
-    # mutants), else 128.
+    # mutants), else 128. With D > 4 every pipeline stage holds an update during most stalls
+    # (and the backpressure_* cases stall too): a quarter of the steps, to keep them cheap.
     lm = [m for m in (LeakMode.SHIFT, LeakMode.MULT) if m in modes] or [d.m0]
     small = shape.depth <= 4
+    n = 2 * d.steps if small else max(2, d.steps // 4)
     for ready, gap in ((160, 96), (0, 244 if small else 128)):
         d.add(
             f"stalls_v_rest_r{ready}_g{gap}",
@@ -614,7 +616,7 @@ def _stall_cases(d: _Directed) -> None:
                 v_th=hi, v_rest=_clip(-12, d.lo, hi), v_reset=0,
                 v_init=_clip(40 * g - 32, d.lo, hi), bias=0,
                 leak_mode=lm[g % len(lm)], leak=d.mild(lm[g % len(lm)]), t_ref=0)),
-            segments=(Segment(2 * d.steps if small else d.steps),),
+            segments=(Segment(n),),
             inp=d.full,
             ready=ready,
             gap=gap,
@@ -623,13 +625,12 @@ def _stall_cases(d: _Directed) -> None:
     # A noise gain with bit 12 set (4096: z = 16 c) under long input gaps: the noise
     # multiplier's gain operand is held while the pipeline stalls. z is large, so a difference
     # shows only in the updates where c is small.
-    steps = 2 * d.steps if small else d.steps
     d.add(
         "noise_gain4096_input_gaps",
         d.per_group(lambda g: NeuronParams(
             v_th=hi, v_rest=0, v_reset=0, v_init=0, bias=0, leak_mode=lm[g % len(lm)],
             leak=d.mild(lm[g % len(lm)]), t_ref=0)),
-        segments=(Segment(steps),),
+        segments=(Segment(n),),
         inp={"kind": "uniform", "bits": 1, "seed": 3},
         noise=NoiseParams(seed=77, gain=4096),
         gap=248 if small else 128,
