@@ -59,9 +59,10 @@ DEFAULT_NEURONS, DEFAULT_LANES = 64, 4
 # neuron-updates (cases x steps x neurons) from which the default is a local cluster of one
 # worker per core: a 200-case verify of 64 neurons (6e5 updates) ran slower on 2 workers
 AUTO_CLUSTER = 5_000_000
-# slices of the cases per worker: a lost job re-runs a part only; each slice is one cocotb
-# session, which costs seconds to start
-JOBS_PER_WORKER = 2
+# slices of the cases per worker: each slice is one cocotb session, which costs seconds to
+# start (a 200-case verify on 2 workers: 31-35 s with 2 slices per worker, 24-25 s with 1,
+# docs/cluster.md); a lost job re-runs its slice
+JOBS_PER_WORKER = 1
 
 
 @dataclasses.dataclass
@@ -277,11 +278,14 @@ def regress_on_cluster(args, design: Design, cases, workers, progress, say) -> r
     """The regression with its cases spread over Dask jobs (see the module docstring)."""
     shape, membrane = design.shape, design.membrane
     t0 = time.perf_counter()
-    model, key = regress.build_model(args.sim, shape, build_dir=args.build_dir,
-                                     membrane=membrane, verilog=design.text, top=design.top,
-                                     models=design.models)
-    t1 = time.perf_counter()
-    with Cluster(scheduler=args.scheduler, workers=workers) as cluster:
+    # the cluster starts (and its workers import the simulation code) while the model builds
+    with Cluster(scheduler=args.scheduler, workers=workers, background=True,
+                 warm=_warm_worker) as cluster:
+        model, key = regress.build_model(args.sim, shape, build_dir=args.build_dir,
+                                         membrane=membrane, verilog=design.text,
+                                         top=design.top, models=design.models)
+        t1 = time.perf_counter()
+        cluster.ready()
         n_workers = len(cluster.client.scheduler_info().get("workers", {})) or workers
         size = max(1, math.ceil(len(cases) / (n_workers * JOBS_PER_WORKER)))
         chunks = [cases[i:i + size] for i in range(0, len(cases), size)]
@@ -316,6 +320,12 @@ def regress_on_cluster(args, design: Design, cases, workers, progress, say) -> r
                             membrane)
     report.cluster = out.to_dict()
     return report
+
+
+def _warm_worker() -> int:
+    """Run once on each worker when the cluster is up: unpickling it imports this module, and
+    with it the simulation runner, before the first job."""
+    return os.getpid()
 
 
 def _job(sim, model, shape, cases, test_dir, membrane):
