@@ -119,7 +119,14 @@ def test_background_start_warms_every_worker_and_waits_in_ready(tmp_path):
             assert c.map(square, [(x,) for x in range(4)]).results == [0, 1, 4, 9]
 
 
-def test_background_start_error_is_raised_by_ready():
+def test_background_start_error_is_raised_by_ready(monkeypatch):
+    """What the start raised in its thread (here: an unreachable scheduler, without the 30 s
+    that a real one takes to time out) comes out of ``ready()``, and ``with`` still exits."""
+
+    def unreachable(self):
+        raise ClusterError("cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+
+    monkeypatch.setattr(Cluster, "_connect", unreachable)
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"):
         with Cluster(scheduler="tcp://127.0.0.1:9", background=True) as c:
             c.ready()
