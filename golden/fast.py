@@ -14,9 +14,10 @@ configurations in ``bench/bench_golden_exact.py``). Use it through
 Arithmetic is in the work dtype that ``fixed._work_dtype`` picks for the numpy reference:
 int32 when every intermediate of a step provably fits (``v_width``, ``i_width`` <= 24 and, with
 a MULT leak, ``decay_frac >= 8`` and ``v_width + 1 + max(8, decay_frac - 8) <= 30``; the
-product ``d * D`` is then computed as ``d * Dh`` and ``d * Dl`` with ``D = 256 Dh + Dl``, and
+product ``d * D`` is computed as ``d * Dh`` and ``d * Dl`` with ``D = 256 Dh + Dl``, and
 ``floor((256 a + b) / 2^F) = floor((a + floor(b / 256)) / 2^(F - 8))``), else int64, where
-every intermediate fits without a split (``|d * D| < 2^(W + 1 + F) <= 2^57``). The int32 path
+every intermediate fits (``|d * D| < 2^(W + 1 + F) <= 2^57``; the same two-part product with
+``min(8, F)`` low bits, :func:`tables`). The int32 path
 runs twice as many AVX-512 lanes. The operations are LLVM integer instructions in that dtype
 (``_add`` ... ``_sra``): numba would widen int32 arithmetic to int64.
 """
@@ -44,6 +45,7 @@ REC_FULL, REC_SPIKES, REC_COUNTS, REC_PROBES = 0, 1, 2, 3
 P_VTH, P_VRESET, P_VREST, P_BIAS, P_LEAK, P_TREF, P_LMODE, P_RMODE = range(8)
 P_HALF, P_DH, P_DL, P_NCOL = range(8, 12)
 # the run's constants, in the work dtype (``lim``)
+# (L_EIGHT: the low part's bits, min(8, decay_frac); L_FSH: decay_frac minus those)
 L_VMIN, L_VMAX, L_FRAC, L_ZERO, L_ONE, L_EIGHT, L_ROUND, L_FSH, L_NCOL = range(9)
 
 # One run at a time: the kernels already use every core, and numba's fallback threading layer
@@ -98,20 +100,20 @@ _add, _sub, _mul, _sra = (_int_op(x) for x in ("add", "sub", "mul", "ashr"))
 
 
 @nb.njit(inline="always", nogil=True, error_model="numpy")
-def _segment(v, r, row, lmode, split, t, cur, z, lim, rec,
+def _segment(v, r, row, lmode, t, cur, z, lim, rec,
              out_s, out_v, sbuf, counts, first, last):  # pragma: no cover (compiled)
     """One step of the neurons of one group segment; every array is a view of the segment.
 
     All arithmetic is in the state's dtype (int32 when ``fixed._work_dtype`` proves every
     intermediate fits, else int64), branch-free selects over 0-based views, so that LLVM
-    vectorises the loop (16 lanes of AVX-512 in int32); ``lmode``, ``split`` and ``rec`` are
-    constants at each call site. ``split``: the MULT product as ``256 Dh + Dl`` (int32).
+    vectorises the loop (16 lanes of AVX-512 in int32); ``lmode`` and ``rec`` are constants
+    at each call site. The MULT product is computed in two parts (see :func:`tables`).
     """
     v_th, v_reset, v_rest = row[P_VTH], row[P_VRESET], row[P_VREST]
     bias, leak, t_ref = row[P_BIAS], row[P_LEAK], row[P_TREF]
     half, dh, dl = row[P_HALF], row[P_DH], row[P_DL]
     value = row[P_RMODE] == 0
-    vmin, vmax, frac = lim[L_VMIN], lim[L_VMAX], lim[L_FRAC]
+    vmin, vmax = lim[L_VMIN], lim[L_VMAX]
     zero, one, eight = lim[L_ZERO], lim[L_ONE], lim[L_EIGHT]
     round_m, fsh = lim[L_ROUND], lim[L_FSH]
     use_cur = cur.shape[0] > 0
@@ -129,11 +131,8 @@ def _segment(v, r, row, lmode, split, t, cur, z, lim, rec,
         if lmode == 0:
             x = _sub(h, _sra(_add(d, half), leak))
         elif lmode == 1:
-            if split:
-                lo8 = _sra(_add(_mul(d, dl), round_m), eight)
-                x = _add(v_rest, _sra(_add(_mul(d, dh), lo8), fsh))
-            else:
-                x = _add(v_rest, _sra(_add(_mul(d, leak), round_m), frac))
+            lo8 = _sra(_add(_mul(d, dl), round_m), eight)
+            x = _add(v_rest, _sra(_add(_mul(d, dh), lo8), fsh))
         else:
             x = _sub(h, leak)
         x = _add(x, bias)
@@ -157,7 +156,7 @@ def _segment(v, r, row, lmode, split, t, cur, z, lim, rec,
 
 
 @nb.njit(inline="always", nogil=True, error_model="numpy")
-def _step(lmode, split, t, lo, sv, sr, row, cc, zz, lim, rec, out_s, out_v, sbuf, counts,
+def _step(lmode, t, lo, sv, sr, row, cc, zz, lim, rec, out_s, out_v, sbuf, counts,
           first, last):  # pragma: no cover (compiled)
     """One step of one segment (``lo`` its global index, ``sv``/``sr`` its local state)."""
     m = sv.shape[0]
@@ -167,11 +166,11 @@ def _step(lmode, split, t, lo, sv, sr, row, cc, zz, lim, rec, out_s, out_v, sbuf
         cn, fi, la = counts[lo:lo + m], first[lo:lo + m], last[lo:lo + m]
     else:
         cn, fi, la = counts[0:0], first[0:0], last[0:0]
-    _segment(sv, sr, row, lmode, split, t, cc, zz, lim, rec, os, ov, sbuf, cn, fi, la)
+    _segment(sv, sr, row, lmode, t, cc, zz, lim, rec, os, ov, sbuf, cn, fi, la)
 
 
 @nb.njit(inline="always", nogil=True, error_model="numpy")
-def _block(item, rec, v, r, params, gsize, n, cur, t0, t_count, z, lim, split,
+def _block(item, rec, v, r, params, gsize, n, cur, t0, t_count, z, lim,
            out_s, out_v, packed, counts, first, last, probes, pstart,
            probe_v):  # pragma: no cover (compiled)
     """All steps of one work item: BLOCK neurons of one configuration.
@@ -206,17 +205,14 @@ def _block(item, rec, v, r, params, gsize, n, cur, t0, t_count, z, lim, split,
             zz = z[tt, a0 + i:a0 + e] if z.shape[1] > 0 else z[0, 0:0]
             sv, sr, sb = vb[i:e], rb[i:e], sbuf[i:e]
             if lmode == 0:
-                _step(0, split, t, a0 + i, sv, sr, row, cc, zz, lim, rec, out_s, out_v, sb,
-                      counts, first, last)
-            elif lmode == 1 and split:
-                _step(1, True, t, a0 + i, sv, sr, row, cc, zz, lim, rec, out_s, out_v, sb,
-                      counts, first, last)
+                _step(0, t, a0 + i, sv, sr, row, cc, zz, lim, rec, out_s, out_v, sb, counts,
+                      first, last)
             elif lmode == 1:
-                _step(1, False, t, a0 + i, sv, sr, row, cc, zz, lim, rec, out_s, out_v, sb,
-                      counts, first, last)
+                _step(1, t, a0 + i, sv, sr, row, cc, zz, lim, rec, out_s, out_v, sb, counts,
+                      first, last)
             else:
-                _step(2, split, t, a0 + i, sv, sr, row, cc, zz, lim, rec, out_s, out_v, sb,
-                      counts, first, last)
+                _step(2, t, a0 + i, sv, sr, row, cc, zz, lim, rec, out_s, out_v, sb, counts,
+                      first, last)
         if rec == 1:
             # eight 0/1 bytes (little-endian word) -> one byte, first neuron in bit 7: the
             # multiply moves byte q's bit to bit 63 - q, np.packbits' order
@@ -236,34 +232,34 @@ def _block(item, rec, v, r, params, gsize, n, cur, t0, t_count, z, lim, split,
 # compiles once per work dtype (int32, int64).
 
 @nb.njit(**_JIT)
-def update_full(v, r, params, gsize, n, cur, t0, t_count, z, lim, split, out_s, out_v,
+def update_full(v, r, params, gsize, n, cur, t0, t_count, z, lim, out_s, out_v,
                 packed, counts, first, last, probes, pstart, probe_v):  # pragma: no cover
     for item in nb.prange(v.shape[0] // n * ((n + BLOCK - 1) // BLOCK)):
-        _block(item, 0, v, r, params, gsize, n, cur, t0, t_count, z, lim, split,
+        _block(item, 0, v, r, params, gsize, n, cur, t0, t_count, z, lim,
                out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
 
 
 @nb.njit(**_JIT)
-def update_spikes(v, r, params, gsize, n, cur, t0, t_count, z, lim, split, out_s, out_v,
+def update_spikes(v, r, params, gsize, n, cur, t0, t_count, z, lim, out_s, out_v,
                   packed, counts, first, last, probes, pstart, probe_v):  # pragma: no cover
     for item in nb.prange(v.shape[0] // n * ((n + BLOCK - 1) // BLOCK)):
-        _block(item, 1, v, r, params, gsize, n, cur, t0, t_count, z, lim, split,
+        _block(item, 1, v, r, params, gsize, n, cur, t0, t_count, z, lim,
                out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
 
 
 @nb.njit(**_JIT)
-def update_counts(v, r, params, gsize, n, cur, t0, t_count, z, lim, split, out_s, out_v,
+def update_counts(v, r, params, gsize, n, cur, t0, t_count, z, lim, out_s, out_v,
                   packed, counts, first, last, probes, pstart, probe_v):  # pragma: no cover
     for item in nb.prange(v.shape[0] // n * ((n + BLOCK - 1) // BLOCK)):
-        _block(item, 2, v, r, params, gsize, n, cur, t0, t_count, z, lim, split,
+        _block(item, 2, v, r, params, gsize, n, cur, t0, t_count, z, lim,
                out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
 
 
 @nb.njit(**_JIT)
-def update_probes(v, r, params, gsize, n, cur, t0, t_count, z, lim, split, out_s, out_v,
+def update_probes(v, r, params, gsize, n, cur, t0, t_count, z, lim, out_s, out_v,
                   packed, counts, first, last, probes, pstart, probe_v):  # pragma: no cover
     for item in nb.prange(v.shape[0] // n * ((n + BLOCK - 1) // BLOCK)):
-        _block(item, 3, v, r, params, gsize, n, cur, t0, t_count, z, lim, split,
+        _block(item, 3, v, r, params, gsize, n, cur, t0, t_count, z, lim,
                out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
 
 
@@ -273,6 +269,13 @@ UPDATE = (update_full, update_spikes, update_counts, update_probes)
 def tables(params, limits, dtype):
     """The parameter table with its derived columns, and the run's constants, in ``dtype``.
 
+    The MULT product ``d * D`` is computed in two parts, ``D = 2^s Dh + Dl`` with
+    ``s = min(8, decay_frac)``: ``floor((2^s a + b) / 2^F) = floor((a + floor(b / 2^s)) /
+    2^(F - s))`` for any ``s <= F``. With int32 (``fixed._work_dtype`` then guarantees
+    ``decay_frac >= 8``, so ``s = 8``) no partial exceeds ``2^(W + 1 + max(8, F - 8)) <= 2^30``;
+    with int64 every partial fits anyway. One formula for both keeps one compiled loop per
+    leak mode.
+
     Parameters
     ----------
     params : int64 array [B * G, 8]
@@ -280,22 +283,22 @@ def tables(params, limits, dtype):
     limits : (vmin, vmax, decay_frac)
     dtype : np.int32 or np.int64
         The work dtype; int32 only when ``fixed._work_dtype`` proved that every intermediate
-        of a step fits (then the MULT product is split as ``256 Dh + Dl``, which needs
-        ``decay_frac >= 8``: ``_work_dtype`` checks it).
+        of a step fits.
 
     Members
     -------
-    (returned tuple) table : dtype [B * G, P_NCOL]; lim : dtype [L_NCOL]; split : bool
+    (returned tuple) table : dtype [B * G, P_NCOL]; lim : dtype [L_NCOL]
     """
     vmin, vmax, frac = limits
     p = np.asarray(params, np.int64)
     leak, lmode = p[:, P_LEAK], p[:, P_LMODE]
     shift = np.where(lmode == 0, leak, 0)
     half = (np.int64(1) << shift) >> 1
-    table = np.concatenate([p, np.stack([half, leak >> 8, leak & 255], axis=1)], axis=1)
-    split = np.dtype(dtype) == np.int32
-    lim = np.array([vmin, vmax, frac, 0, 1, 8, 1 << (frac - 1), frac - 8], np.int64)
-    return (np.ascontiguousarray(table.astype(dtype)), lim.astype(dtype), bool(split))
+    lo_bits = min(8, frac)
+    table = np.concatenate(
+        [p, np.stack([half, leak >> lo_bits, leak & ((1 << lo_bits) - 1)], axis=1)], axis=1)
+    lim = np.array([vmin, vmax, frac, 0, 1, lo_bits, 1 << (frac - 1), frac - lo_bits], np.int64)
+    return np.ascontiguousarray(table.astype(dtype)), lim.astype(dtype)
 
 
 def run(params, gsize, n, v, r, noise, steps, cur, limits, rec, probes, v_dtype):
@@ -329,7 +332,7 @@ def run(params, gsize, n, v, r, noise, steps, cur, limits, rec, probes, v_dtype)
     total = v.shape[0]
     batch = total // n
     dt = np.dtype(v_dtype)
-    table, lim, split = tables(params, limits, dt)
+    table, lim = tables(params, limits, dt)
     vw, rw = v.astype(dt), r.astype(dt)
     # dummies for what is not recorded
     e1, e3 = np.zeros(1, np.int64), np.zeros((1, 1, 1), dt)
@@ -355,7 +358,7 @@ def run(params, gsize, n, v, r, noise, steps, cur, limits, rec, probes, v_dtype)
             count = min(chunk, steps - t0)
             if noise is not None:
                 noise_chunk(state, gains, depth, lanes, n, count, z)
-            UPDATE[rec](vw, rw, table, gsize, n, cur2, t0, count, z, lim, split,
+            UPDATE[rec](vw, rw, table, gsize, n, cur2, t0, count, z, lim,
                         out_s, out_v, packed, counts, first, last, probes, pstart, probe_v)
     v[:] = vw
     r[:] = rw
