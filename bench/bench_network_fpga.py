@@ -146,13 +146,16 @@ def _layer1_clocks(conv, golden, events, ports):
     return total / len(golden)
 
 
-def measure(name, build_dir, *, steps=32, seed=1, variant="spike"):
+def measure(name, build_dir, *, steps=32, seed=1, variant="spike", lanes=None, router=None):
+    """One board and variant: RTL clocks, build, figures. ``lanes``: lanes per layer instead
+    of :data:`LANES`; ``router``: nextpnr's ``--router`` (``router1`` or ``router2``)."""
     events = VARIANTS[variant]
     ports = PORTS[name] if events else 1
+    lanes = tuple(lanes or LANES[name])
     b = board(name)
     data = load_dataset(0)
     mlp = train_ann(data)
-    conv = convert(mlp, data.x_train, lanes=LANES[name])
+    conv = convert(mlp, data.x_train, lanes=lanes)
     golden = conv.run(data.x_test, steps)
     accuracy = float(np.mean(conv.predict(golden) == data.y_test))
     synops = sum(r.spike_ops for r in golden) / len(golden)
@@ -162,7 +165,7 @@ def measure(name, build_dir, *, steps=32, seed=1, variant="spike"):
     macs = sum(layer.neurons * layer.inputs for layer in layers) * steps
     updates = sum(layer.neurons for layer in layers) * steps
     d = {"board": name, "variant": variant, "event_ports": ports, "device": b.device,
-         "lanes": list(LANES[name]),
+         "lanes": list(lanes), "router": router or "default",
          "steps": steps, "goal_mhz": b.goal_mhz,
          "sizes": [conv.network.inputs] + [lyr.neurons for lyr in layers],
          "cycles_per_inference": cycles, "dense_macs_per_inference": macs,
@@ -174,7 +177,8 @@ def measure(name, build_dir, *, steps=32, seed=1, variant="spike"):
     top = NetworkHarness(conv.network, board=b, frequency=b.goal_mhz * 1e6, events=events,
                          event_ports=ports)
     try:
-        r = run_build(b, top, out, pack=False, seed=seed, script_after_read=SCRIPT_AFTER_READ)
+        r = run_build(b, top, out, pack=False, seed=seed, script_after_read=SCRIPT_AFTER_READ,
+                      nextpnr_extra=f"--router {router}" if router else "")
     except ToolchainError as e:
         d["error"] = str(e)
         d["utilization"] = e.utilization
@@ -298,7 +302,12 @@ def main(argv=None) -> int:
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                    help="synapse kinds to build per board (default: spike and dense)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr seed")
+    p.add_argument("--lanes", default=None, metavar="L0,L1",
+                   help="lanes per layer (default: the board's, LANES)")
+    p.add_argument("--router", choices=("router1", "router2"), default=None,
+                   help="nextpnr's router (default: nextpnr's)")
     args = p.parse_args(argv)
+    lanes = tuple(int(x) for x in args.lanes.split(",")) if args.lanes else None
     boards = args.boards or (["icebreaker"] if args.quick else list(LANES))
     for name in boards:
         if name not in LANES:
@@ -311,7 +320,7 @@ def main(argv=None) -> int:
                 row = json.loads(saved.read_text())
             else:
                 row = measure(name, args.build_dir, steps=args.steps, seed=args.seed,
-                              variant=variant)
+                              variant=variant, lanes=lanes, router=args.router)
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 saved.write_text(json.dumps(row, indent=1, default=str))
             rows.append(row)
