@@ -18,6 +18,7 @@ serial:PORT`` converts with the lanes the board reports in its ``VERSION`` reply
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -59,11 +60,16 @@ NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 100.0}
 MAX_PAYLOAD = 256
 
 
+@functools.lru_cache(maxsize=4)
+def _trained(hidden: int, seed: int):
+    data = load_dataset(seed)
+    return data, train_ann(data, hidden=hidden, seed=seed)
+
+
 def digits_network(lanes, *, hidden: int = 32, w_width: int = 8, seed: int = 0) -> Network:
     """The converted network of ``lifgate digits`` (same data split, training and conversion)
-    with ``lanes`` per layer."""
-    data = load_dataset(seed)
-    mlp = train_ann(data, hidden=hidden, seed=seed)
+    with ``lanes`` per layer (the training is kept for the next call in this process)."""
+    data, mlp = _trained(hidden, seed)
     return convert(mlp, data.x_train, w_width=w_width, lanes=tuple(lanes)).network
 
 
@@ -71,12 +77,16 @@ def relane(network: Network, lanes) -> Network:
     """``network`` with ``lanes[l]`` lanes in layer ``l`` (same weights and parameters: lanes
     only change where a neuron is computed). ConfigError if a layer's neurons are not a
     multiple of its lanes."""
+    lanes = tuple(lanes)
+    if len(lanes) != len(network.layers):
+        raise ConfigError(f"lanes must name the network's {len(network.layers)} layers, not "
+                          f"{len(lanes)}")
     layers = []
     for n, (layer, p) in enumerate(zip(network.layers, lanes, strict=True)):
         s = layer.config.shape
         if s.neurons % p:
-            raise ConfigError(f"--layer-lanes: layer {n} has {s.neurons} neurons, not a "
-                              f"multiple of {p} lanes")
+            raise ConfigError(f"lanes: layer {n} has {s.neurons} neurons, not a multiple of "
+                              f"{p} lanes")
         shape = dataclasses.replace(s, lanes=p)
         layers.append(Layer(layer.weights, Config(shape=shape, params=layer.config.params,
                                                   noise=layer.config.noise)))
