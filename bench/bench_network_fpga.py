@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib.cdc import FFSynchronizer
+from lifgate.boards.nettop import network_array_options
 from lifgate.boards.pll import BoardClock
 from lifgate.boards.resources import _xor_tree
 from lifgate.boards.toolchain import ToolchainError, board, run_build
@@ -64,9 +65,10 @@ class NetworkHarness(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.clock = self.clock
-        m.submodules.net = dut = Network.for_network(self.net, membrane=False,
-                                                     events=self.events,
-                                                     event_ports=self.event_ports)
+        # The board's array options, as the network board top has them (NetworkBoardTop).
+        m.submodules.net = dut = Network.for_network(
+            self.net, membrane=False, events=self.events, event_ports=self.event_ports,
+            array_options=network_array_options(self.board))
         uart = platform.request("uart", 0)
         led = platform.request("led", 0)
         sin = Signal()
@@ -171,7 +173,8 @@ def measure(name, build_dir, *, steps=32, seed=1, variant="spike", lanes=None, r
          "cycles_per_inference": cycles, "dense_macs_per_inference": macs,
          "neuron_updates_per_inference": updates, "synops_per_inference": synops,
          "layer1_clocks_per_inference": _layer1_clocks(conv, golden, events, ports),
-         "golden_accuracy": accuracy, "script_after_read": SCRIPT_AFTER_READ}
+         "golden_accuracy": accuracy, "script_after_read": SCRIPT_AFTER_READ,
+         "array_options": network_array_options(b)}
     print(f"[{time.strftime('%H:%M:%S')}] {name} ({variant}): building in {out}",
           file=sys.stderr, flush=True)
     top = NetworkHarness(conv.network, board=b, frequency=b.goal_mhz * 1e6, events=events,

@@ -48,15 +48,18 @@ class NetworkLink(LinkComponent):
     ``status`` bit 0 is the network's busy, bit 3 is 0.
     """
 
-    def __init__(self, features: NetFeatures, *, divisor: int, timeout: int):
+    def __init__(self, features: NetFeatures, *, divisor: int, timeout: int,
+                 array_options: dict | None = None):
         if not isinstance(features, NetFeatures):
             raise ConfigError(f"parameter 'features' must be a NetFeatures, not {features!r}")
+        self.array_options = dict(array_options or {})
         super().__init__(features, divisor=divisor, timeout=timeout)
 
     def executor(self, m: Module, core: FrameCore) -> tuple:
         f = self.features
         m.submodules.net = net = Network(f.shapes, inputs=f.inputs, w_width=f.w_width,
-                                         x_width=f.x_width, membrane=f.membrane)
+                                         x_width=f.x_width, membrane=f.membrane,
+                                         array_options=self.array_options)
         _NetExecutor(m, core, net, f)
         return net.busy, Const(0, 1)
 

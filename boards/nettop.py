@@ -18,7 +18,7 @@ from lifgate.hdl.verilog import convert_verilog
 
 from lifgate.config import ConfigError
 
-__all__ = ["NetworkBoardTop", "build_net_sim_top", "net_verilog"]
+__all__ = ["NetworkBoardTop", "build_net_sim_top", "net_verilog", "network_array_options"]
 
 
 class NetworkBoardTop(BoardTop):
@@ -45,7 +45,17 @@ class NetworkBoardTop(BoardTop):
         self.clock, divisor = board_clock(board, frequency, baud, timeout_s=timeout_s)
         freq = self.clock.frequency
         self.features = features
-        self.link = NetworkLink(features, divisor=divisor, timeout=max(2, int(freq * timeout_s)))
+        # The board's pipeline profile and, on the ECP5, a copy of each array's pipeline enable
+        # per lane (structure only: the behaviour is the same): the enable's fan-out was the
+        # critical path of the ECP5 network (82 MHz, bench/bench_network_fpga.py).
+        self.link = NetworkLink(features, divisor=divisor, timeout=max(2, int(freq * timeout_s)),
+                                array_options=network_array_options(board))
+
+
+def network_array_options(board: Board) -> dict:
+    """The :class:`~lifgate.hdl.array.LIFArray` options of a network's arrays on ``board``:
+    its pipeline profile and its ``lanes_per_enable`` (structure only)."""
+    return {"pipeline": board.pipeline, "lanes_per_enable": board.lanes_per_enable}
 
 
 def net_verilog(features: NetFeatures, *, divisor: int, timeout: int) -> str:

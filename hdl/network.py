@@ -82,6 +82,9 @@ class Network(wiring.Component):
         (layer ``l > 0``, and layer 0 if ``x_width == 1``); False: every synapse dense.
     event_ports : int
         Events per clock of the spike-driven synapses (1 or 2; ``Synapse(event_ports=)``).
+    array_options : dict or None
+        Keyword arguments of every :class:`~lifgate.hdl.array.LIFArray` (``lanes_per_enable``,
+        ``pipeline``, ...; a board's profile: ``NetworkBoardTop``), default none.
 
     Latency per step (no backpressure on ``s_stream``): layer by layer, the synapse's
     :meth:`~lifgate.hdl.synapse.Synapse.step_clocks` (``D_l (n_l + 4)`` dense,
@@ -114,13 +117,15 @@ class Network(wiring.Component):
     """
 
     def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
-                 membrane: bool = True, events: bool = True, event_ports: int = 1):
+                 membrane: bool = True, events: bool = True, event_ports: int = 1,
+                 array_options: dict | None = None):
         try:
             shapes = _check_shapes(shapes)
         except ConfigError:
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise
         self.shapes = shapes
+        self.array_options = dict(array_options or {})
         self.membrane = membrane
         self.events = bool(events)
         self.inputs = inputs
@@ -159,11 +164,11 @@ class Network(wiring.Component):
 
     @classmethod
     def for_network(cls, network, *, membrane: bool = True, events: bool = True,
-                    event_ports: int = 1) -> Network:
+                    event_ports: int = 1, array_options: dict | None = None) -> Network:
         """The gateware of a :class:`lifgate.golden.synapse.Network` (its compile-time part)."""
         return cls([layer.config.shape for layer in network.layers], inputs=network.inputs,
                    w_width=network.w_width, x_width=network.x_width, membrane=membrane,
-                   events=events, event_ports=event_ports)
+                   events=events, event_ports=event_ports, array_options=array_options)
 
     def elaborate(self, platform):
         m = Module()
@@ -172,7 +177,7 @@ class Network(wiring.Component):
         arrays = []
         spikes, vregs = [], []
         for n, (shape, syn) in enumerate(zip(self.shapes, self.synapses, strict=True)):
-            arr = LIFArray(shape, membrane=self.membrane, noise=False)
+            arr = LIFArray(shape, membrane=self.membrane, noise=False, **self.array_options)
             arrays.append(arr)
             m.submodules[f"syn{n}"] = syn
             m.submodules[f"array{n}"] = arr
