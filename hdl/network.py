@@ -88,7 +88,7 @@ class Network(wiring.Component):
 
     Latency per step (no backpressure on ``s_stream``): layer by layer, the synapse's
     :meth:`~lifgate.hdl.synapse.Synapse.step_clocks` (``D_l (n_l + 4)`` dense,
-    ``D_l (ceil(max(k_l, 1) / E) + 4)`` spike-driven for ``k_l`` spikes of layer ``l - 1``),
+    ``D_l (ceil(max(k_l, 1) / E) + 3)`` spike-driven for ``k_l`` spikes of layer ``l - 1``),
     overlapped with the array's own pipeline (which takes about 8 clocks to take its first
     beat: the floor of a quick layer), plus about 10 clocks per layer (launch, the array's
     last update, the record).
