@@ -57,8 +57,11 @@ class NetworkLink(LinkComponent):
 
     def executor(self, m: Module, core: FrameCore) -> tuple:
         f = self.features
+        # Multi-bit inputs (a dense layer 0) live in the network's x memory (a block RAM),
+        # not in a register of inputs x x_width bits (320 flip-flops for the digits network).
         m.submodules.net = net = Network(f.shapes, inputs=f.inputs, w_width=f.w_width,
                                          x_width=f.x_width, membrane=f.membrane,
+                                         x_memory=f.x_width > 1,
                                          array_options=self.array_options)
         _NetExecutor(m, core, net, f)
         return net.busy, Const(0, 1)
@@ -80,8 +83,18 @@ class _NetExecutor:
         self.loading = Signal(name="loading")
         acc = core.loader(self.NL, gate=self.loading)
         # Network inputs, step counter (steps since the clear, as the network's own).
-        self.x_reg = Signal(data.ArrayLayout(f.x_width, f.inputs), name="x_reg")
-        m.d.comb += net.x.eq(self.x_reg)
+        if net.x_memory:
+            # Registered write strobe into the network's x memory (a reset zeroes the memory
+            # in state INIT_X, as it would the register).
+            self.x_we = Signal(name="x_we")
+            self.x_addr = Signal.like(net.x_addr, name="x_addr")
+            self.x_data = Signal(f.x_width, name="x_data")
+            m.d.sync += self.x_we.eq(0)
+            m.d.comb += [net.x_we.eq(self.x_we), net.x_addr.eq(self.x_addr),
+                         net.x_data.eq(self.x_data)]
+        else:
+            self.x_reg = Signal(data.ArrayLayout(f.x_width, f.inputs), name="x_reg")
+            m.d.comb += net.x.eq(self.x_reg)
         self.step = Signal(shapes[0].step_width, name="step")
         self._ports()
 
@@ -314,9 +327,18 @@ class _NetExecutor:
             with m.If(self.init_last_g):
                 m.d.sync += [self.init_group.eq(0), self.init_layer.eq(self.init_layer + 1)]
                 with m.If(self.init_layer == L - 1):
-                    m.next = "INIT_CLEAR"
+                    m.next = "INIT_X" if self.net.x_memory else "INIT_CLEAR"
 
         core.init_states(body, clear=self.n_clear, done=self.net.done)
+        if self.net.x_memory:
+            with m.State("INIT_X"):
+                # Inputs 0, one per clock (x_addr counts up from 0 after the reset).
+                m.d.comb += core.busy.eq(1)
+                m.d.sync += [self.x_we.eq(1), self.x_data.eq(0),
+                             self.x_addr.eq(Mux(self.x_we, self.x_addr + 1, 0))]
+                with m.If(self.x_we & (self.x_addr == self.f.inputs - 1)):
+                    m.d.sync += self.x_we.eq(0)
+                    m.next = "INIT_CLEAR"
 
     def _clear(self):
         self.m.d.sync += self.n_clear.eq(1)
@@ -414,10 +436,15 @@ class _NetExecutor:
             m.d.sync += self.bad.eq(1)
         with m.If(self.pass2):
             # Range-checked in the first pass: the low bits name the input.
-            with m.Switch(self.n_idx[:max(1, ceil_log2(f.inputs))]):
-                for k in range(f.inputs):
-                    with m.Case(k):
-                        m.d.sync += self.x_reg[k].eq(self.full[:f.x_width])
+            idx = self.n_idx[:max(1, ceil_log2(f.inputs))]
+            if self.net.x_memory:
+                m.d.sync += [self.x_we.eq(1), self.x_addr.eq(idx),
+                             self.x_data.eq(self.full[:f.x_width])]
+            else:
+                with m.Switch(idx):
+                    for k in range(f.inputs):
+                        with m.Case(k):
+                            m.d.sync += self.x_reg[k].eq(self.full[:f.x_width])
 
     def _read_states(self):
         """READ_WEIGHTS: walk the run (range check), then send the weights."""
