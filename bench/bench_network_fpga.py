@@ -95,9 +95,15 @@ class NetworkHarness(Elaboratable):
 #: Lanes per layer for each board: the UP5K cannot hold 8 lanes' copies of 32 parameter sets
 #: (each lane keeps its own parameter memory, 7 EBRs for 100-bit sets), so it gets 1 lane
 #: for layer 0 (2 lanes per layer need 33 of its 30 EBRs) and 2 for the small spike-driven
-#: layer 1 (issue 17: twice its synaptic rate). The ECP5 (208 DP16KD) gets one lane per
-#: neuron (issue 17): every layer's step is one address (``D = 1``).
-LANES = {"icebreaker": (1, 2), "ulx3s-85f": (32, 10)}
+#: layer 1 (issue 17: twice its synaptic rate). The ECP5 gets one lane per neuron in layer 1
+#: (its step is one address, ``D = 1``) and 8 in layer 0 (session 8: with layer-0 current
+#: reuse layer 0's synapse works on a run's first step only, so its lanes matter little; the
+#: 32-lane build had not finished place and route in 60 minutes, the 8-lane one takes 12).
+LANES = {"icebreaker": (1, 2), "ulx3s-85f": (8, 10)}
+
+#: nextpnr's router per board (``--router``; None: nextpnr's default). router2 finished the
+#: ECP5 network in 12 minutes under load (session 8).
+ROUTERS = {"icebreaker": None, "ulx3s-85f": "router2"}
 
 #: Events per clock of the spike-driven synapses per board (``Network(event_ports=)``): two on
 #: the ECP5 (a second read port, a copy of layer 1's 2.5 kbit of weights); one on the UP5K,
@@ -154,6 +160,7 @@ def measure(name, build_dir, *, steps=32, seed=1, variant="spike", lanes=None, r
     events = VARIANTS[variant]
     ports = PORTS[name] if events else 1
     lanes = tuple(lanes or LANES[name])
+    router = router or ROUTERS[name]
     b = board(name)
     data = load_dataset(0)
     mlp = train_ann(data)
@@ -308,7 +315,7 @@ def main(argv=None) -> int:
     p.add_argument("--lanes", default=None, metavar="L0,L1",
                    help="lanes per layer (default: the board's, LANES)")
     p.add_argument("--router", choices=("router1", "router2"), default=None,
-                   help="nextpnr's router (default: nextpnr's)")
+                   help="nextpnr's router (default: the board's, ROUTERS)")
     args = p.parse_args(argv)
     lanes = tuple(int(x) for x in args.lanes.split(",")) if args.lanes else None
     boards = args.boards or (["icebreaker"] if args.quick else list(LANES))
