@@ -42,11 +42,12 @@ from lifgate.golden.synapse import Layer, Network
 __all__ = ["NETWORK_LANES", "NETWORK_MHZ", "build_network", "digits_network",
            "network_features", "network_for", "relane"]
 
-#: Default lanes per layer of ``--network digits`` per board: the UP5K keeps one lane for
-#: layer 0 (each lane has its own parameter memory; ``bench/bench_network_fpga.py``) and two
-#: for layer 1; the ECP5 the lanes of ``lifgate digits`` (8, 2), so that ``lifgate digits
-#: --board sim:verilator`` simulates exactly that board's network.
-NETWORK_LANES = {"icebreaker": (1, 2), "ulx3s-85f": (8, 2)}
+#: Default lanes per layer of ``--network digits`` per board: the UP5K one lane per layer
+#: (each lane has its own parameter memory: with 2 lanes in layer 1 the network board needs 32
+#: of the UP5K's 30 EBRs, counted before synthesis); the ECP5 the lanes of ``lifgate digits``
+#: (8, 2), so that ``lifgate digits --board sim:verilator`` simulates exactly that board's
+#: network.
+NETWORK_LANES = {"icebreaker": (1, 1), "ulx3s-85f": (8, 2)}
 
 #: Largest lanes per layer of an imported graph per board (the largest power of two up to
 #: this that divides the layer's neurons).

@@ -15,7 +15,7 @@ which lanes per layer and membrane readback it has: the network is laid out with
 (the same neurons, weights and parameters) and, without membrane readback, only the spikes are
 compared. ``--layer-lanes P0,P1`` converts with those lanes (default 8,2; 1,2 when ``--hidden``
 is not a multiple of 8), so that ``sim:verilator`` runs the very network board that ``lifgate
-build --network digits --board icebreaker`` (1,2) or ``--board ulx3s-85f`` (8,2) makes.
+build --network digits --board icebreaker`` (1,1) or ``--board ulx3s-85f`` (8,2) makes.
 
 Every argument (``--board`` and ``--build-dir`` included) is checked before the training
 starts: one line, exit code 2, nothing created. ``--json`` prints one object with ``ok`` (the
