@@ -135,7 +135,10 @@ def test_network_top_for_both_boards(capsys, tmp_path, monkeypatch, tools, board
     assert primitive in rtlil
     for part in ("link", "net", "syn0", "syn1", "array0", "array1"):
         assert f"\\{part}" in rtlil or f".{part}" in rtlil, part
-    assert "--seed 1" in (folder / "pnr-args.txt").read_text()
+    args = (folder / "pnr-args.txt").read_text()
+    assert "--seed 1" in args
+    router = netbuild.NETWORK_ROUTER[board]
+    assert (f"--router {router}" in args) if router else ("--router" not in args)
 
 
 def test_relane_keeps_the_network():

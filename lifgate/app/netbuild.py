@@ -39,7 +39,7 @@ from lifgate.compilers.nir_import import import_nir
 from lifgate.config import Config, ConfigError
 from lifgate.golden.synapse import Layer, Network
 
-__all__ = ["NETWORK_LANES", "NETWORK_MHZ", "build_network", "digits_network",
+__all__ = ["NETWORK_LANES", "NETWORK_MHZ", "NETWORK_ROUTER", "build_network", "digits_network",
            "network_features", "network_for", "relane"]
 
 #: Default lanes per layer of ``--network digits`` per board: the UP5K one lane per layer
@@ -56,6 +56,11 @@ NIR_MAX_LANES = {"icebreaker": 2, "ulx3s-85f": 8}
 #: Default clock of the network board in MHz: the ECP5's 100 MHz goal (issue 17); the UP5K's
 #: network alone reached 38 MHz (``docs/resources.md``), the link adds its own paths.
 NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 100.0}
+
+#: nextpnr's router per board (None: nextpnr's default): router1 had 26,000 arcs left after
+#: 25 minutes on the ECP5 network board under load; router2 routed the ECP5 network in
+#: minutes (session 8, ``bench/bench_network_fpga.py``).
+NETWORK_ROUTER = {"icebreaker": None, "ulx3s-85f": "router2"}
 
 #: The frame buffer of the network board: what ``lifgate digits --board`` uses.
 MAX_PAYLOAD = 256
@@ -184,14 +189,18 @@ def build_network(args) -> int:
         print(f"building {b.name}: network {name} ({sizes}, lanes "
               f"{','.join(str(s.lanes) for s in features.shapes)}), "
               f"{top.clock.frequency / 1e6:g} MHz, in {out} ...", file=sys.stderr, flush=True)
+    router = NETWORK_ROUTER[b.name]
+    desc["router"] = router or "default"
     return run_toolchain(args, b, top, out, desc,
                          lambda folder: write_net_link_record(folder, b.name, features,
-                                                              args.baud))
+                                                              args.baud),
+                         nextpnr_extra=f"--router {router}" if router else "")
 
 
-def run_toolchain(args, b, top, out, desc: dict, record) -> int:
+def run_toolchain(args, b, top, out, desc: dict, record, nextpnr_extra: str = "") -> int:
     """Synthesis, place and route, pack of ``top`` with progress; ``record(folder)`` writes the
-    link record beside the bitstream; the table or ``--json`` (``desc`` added) on stdout."""
+    link record beside the bitstream; the table or ``--json`` (``desc`` added) on stdout.
+    ``nextpnr_extra``: more nextpnr options."""
     show = not args.no_progress
     t0 = time.monotonic()
     stages = []
@@ -205,7 +214,8 @@ def run_toolchain(args, b, top, out, desc: dict, record) -> int:
     try:
         rep = ticker(lambda: toolchain.run_build(
             b, top, out, seed=args.seed, pack=True, on_stage=on_stage if show else None,
-            timing_allow_fail=not args.no_timing_allow_fail), f"build {b.name}", enabled=show)
+            timing_allow_fail=not args.no_timing_allow_fail, nextpnr_extra=nextpnr_extra),
+            f"build {b.name}", enabled=show)
     except FitError:
         raise  # a ConfigError: one line, exit 2 (before synthesis, or before place and route)
     except ToolchainError as e:
