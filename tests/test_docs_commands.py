@@ -103,6 +103,8 @@ HOW = {
         "second network build for the RTL column"),
     "lifgate import-nir GRAPH.nir [--rtl]": Synopsis("full"),
     "lifgate build --board icebreaker|ulx3s-85f [--neurons N] [--lanes P] [--json]": Synopsis(),
+    "lifgate build --network digits|GRAPH.nir --board icebreaker|ulx3s-85f [--json]":
+        Synopsis(),
     "lifgate program --board icebreaker|ulx3s-85f [--bitstream F]": Synopsis(),
     "lifgate resources [--board all] [--json]": Synopsis(),
     "lifgate bench golden": Run(),
