@@ -291,8 +291,30 @@ def markdown(rows) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(path: Path, table: str) -> None:
-    """Put ``table`` between the ``network`` markers of ``path``."""
+def keep_other_boards(old: str, table: str, boards) -> str:
+    """``table`` with the rows and critical-path lines of the boards *not* in ``boards`` taken
+    from ``old`` (the text between the markers before), so that measuring one board leaves
+    the other's figures in place. Their rows go after the new ones, their paths likewise."""
+    others = [b for b in LANES if b not in boards]
+    rows = [ln for ln in old.splitlines() if any(ln.startswith(f"| {b} |") for b in others)]
+    paths = [ln for ln in old.splitlines() if any(ln.startswith(f"* {b} (") for b in others)]
+    lines = table.splitlines()
+    # New rows end at the first blank line after the header; paths at the end of the text.
+    end = next((k for k, ln in enumerate(lines) if k > 1 and not ln.startswith("|")), len(lines))
+    lines[end:end] = rows
+    return "\n".join(lines + paths) + "\n"
+
+
+def write_markdown(path: Path, table: str, boards=None) -> None:
+    """Put ``table`` between the ``network`` markers of ``path``; with ``boards`` (the boards
+    measured), the rows of the other boards already there are kept."""
+    path = Path(path)
+    if boards is not None and path.exists():
+        text = path.read_text()
+        begin, end = "<!-- network:begin -->", "<!-- network:end -->"
+        if begin in text and end in text:
+            old = text.split(begin, 1)[1].split(end, 1)[0]
+            table = keep_other_boards(old, table, boards)
     write_between_markers(path, table, "network")
 
 
@@ -338,7 +360,7 @@ def main(argv=None) -> int:
     print(json.dumps(rows, indent=1, default=str) if args.json else table)
     if args.markdown:
         for path in args.markdown:
-            write_markdown(Path(path), table)
+            write_markdown(Path(path), table, boards=boards)
     return 0 if all("fmax_mhz" in r for r in rows) else 1
 
 
