@@ -48,6 +48,7 @@ def run_cli(capsys, *argv):
     (["--network", "digits", "--seed", "-1"], "--seed must be"),
     (["--network", "digits", "--baud", "5000000"], "baud"),
     (["--layer-lanes", "8,2"], "--layer-lanes needs --network"),
+    (["--network", "digits", "--dt", "1e-3"], "--dt is for a NIR graph"),
 ])
 def test_argument_errors(capsys, tmp_path, argv, says):
     out = tmp_path / "b"
@@ -172,3 +173,22 @@ def test_digits_sim_board_is_the_built_board(capsys, tmp_path):
     assert rep["board_bit_exact"] and rep["board_weights_read_back"]
     assert rep["board_lanes"] == [s.lanes for s in built.features.shapes] == [8, 2]
     assert rep["board_membrane"] == built.features.membrane
+
+
+def test_nir_graph_without_dt_needs_dt(capsys, tmp_path):
+    """A graph without ``dt`` in its metadata: one line naming ``--dt`` (which ``build``
+    takes), exit 2, nothing created; with ``--dt`` it imports and lays the layers out with
+    powers of two dividing their neurons, at most 8 on the ULX3S."""
+    pytest.importorskip("nir")
+    graph = "examples/nir_fixtures/norse_lifbox.nir"
+    out = tmp_path / "b"
+    code, stdout, err = run_cli(capsys, "build", "--board", "ulx3s-85f", "--network", graph,
+                                "--build-dir", str(out), "--no-progress")
+    assert code == 2 and "--dt" in err.strip().splitlines()[-1] and not out.exists()
+    code, _, err = run_cli(capsys, "build", "--board", "ulx3s-85f", "--network", graph,
+                           "--dt", "0", "--build-dir", str(out))
+    assert code == 2 and "--dt must be" in err and not out.exists()
+    _, net = netbuild.network_for(graph, "ulx3s-85f", dt=1e-6)  # as its fixtures.json
+    f = netbuild.network_features(net)
+    for s in f.shapes:
+        assert s.neurons % s.lanes == 0 and s.lanes <= 8 and s.lanes & (s.lanes - 1) == 0

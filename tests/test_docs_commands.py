@@ -126,7 +126,8 @@ HOW = {
     "lifgate build --board icebreaker": Help(PNR),
     # docs/networks.md (the network board)
     "lifgate build --network digits|GRAPH.nir --board icebreaker|ulx3s-85f "
-    "[--layer-lanes P0,P1] [--freq MHZ] [--baud B] [--no-membrane] [--json]": Synopsis(),
+    "[--dt DT] [--layer-lanes P0,P1] [--freq MHZ] [--baud B] [--no-membrane] [--json]":
+        Synopsis(),
     "lifgate build --network digits --board ulx3s-85f --json": Help(PNR),
     "lifgate digits --board serial:/dev/ttyUSB1": Run(
         exit=2, why="no board here: the port does not exist, one line and exit 2"),

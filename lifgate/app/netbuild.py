@@ -125,15 +125,17 @@ def check_lanes(text: str | None, layers: int | None = None):
     return lanes
 
 
-def network_for(source: str, board_name: str, lanes=None) -> tuple[str, Network]:
+def network_for(source: str, board_name: str, lanes=None, *,
+                dt: float | None = None) -> tuple[str, Network]:
     """``(name, network)`` of ``--network SOURCE`` for ``board_name``: ``digits`` or a NIR
-    graph's path (already checked), laid out with ``lanes`` (default: the board's)."""
+    graph's path (already checked, imported with time step ``dt``: default the graph's),
+    laid out with ``lanes`` (default: the board's)."""
     if source == "digits":
         lanes = lanes or NETWORK_LANES[board_name]
         if len(lanes) != 2:
             raise ConfigError(f"--layer-lanes must name 2 layers for digits, not {len(lanes)}")
         return "digits", digits_network(lanes)
-    imp = import_nir(source)
+    imp = import_nir(source, dt=dt)
     net = imp.network
     if lanes is not None and len(lanes) != len(net.layers):
         raise ConfigError(f"--layer-lanes must name {len(net.layers)} layers (the graph's), "
@@ -167,6 +169,10 @@ def check_args(args):
                               f"{args.network!r}")
         input_file("--network", args.network)
     lanes = check_lanes(args.layer_lanes, 2 if args.network == "digits" else None)
+    if args.dt is not None:
+        if args.network == "digits":
+            raise ConfigError("--dt is for a NIR graph (--network GRAPH.nir), not digits")
+        check_number("--dt", args.dt, 0, None, lo_open=True)
     freq = NETWORK_MHZ[b.name] if args.freq is None else args.freq
     check_number("--freq", freq, 1, 400, unit="MHz")
     check_baud(args.baud, freq * 1e6, max_baud=BOARD_MAX_BAUD[b.name])
@@ -180,7 +186,7 @@ def build_network(args) -> int:
     """``lifgate build --network``: see the module docstring and ``lifgate build --help``."""
     b, freq, out, lanes = check_args(args)
     show = not args.no_progress
-    name, net = ticker(lambda: network_for(args.network, b.name, lanes),
+    name, net = ticker(lambda: network_for(args.network, b.name, lanes, dt=args.dt),
                        f"build {b.name}: network {args.network}", enabled=show)
     features = network_features(net, membrane=not args.no_membrane)
     top = NetworkBoardTop(board=b, features=features, frequency=freq * 1e6, baud=args.baud)

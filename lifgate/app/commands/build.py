@@ -63,6 +63,9 @@ def register(subparsers, summary):
                    "(its weights and parameters load over the link at run time: one bitstream "
                    "serves any network of that shape); default clock "
                    + ", ".join(f"{k} {v:g} MHz" for k, v in NETWORK_MHZ.items()))
+    p.add_argument("--dt", type=float, default=None,
+                   help="with --network GRAPH.nir: the time step in the graph's time unit, > 0 "
+                   "(default: the graph's metadata dt), as in lifgate import-nir")
     p.add_argument("--layer-lanes", default=None, metavar="P0,P1",
                    help="with --network: lanes per layer, powers of two dividing each layer's "
                    "neurons (default for digits: " + ", ".join(
