@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib.cdc import FFSynchronizer
+from lifgate.boards.nettop import network_array_options
 from lifgate.boards.pll import BoardClock
 from lifgate.boards.resources import _xor_tree
 from lifgate.boards.toolchain import ToolchainError, board, run_build
@@ -66,9 +67,10 @@ class NetworkHarness(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.clock = self.clock
-        m.submodules.net = dut = Network.for_network(self.net, membrane=False,
-                                                     events=self.events,
-                                                     event_ports=self.event_ports)
+        # The board's array options, as the network board top has them (NetworkBoardTop).
+        m.submodules.net = dut = Network.for_network(
+            self.net, membrane=False, events=self.events, event_ports=self.event_ports,
+            array_options=network_array_options(self.board))
         uart = platform.request("uart", 0)
         led = platform.request("led", 0)
         sin = Signal()
@@ -97,10 +99,16 @@ class NetworkHarness(Elaboratable):
 #: for layer 0 (2 lanes per layer need 33 of its 30 EBRs) and 2 for the small spike-driven
 #: layer 1 (issue 17: twice its synaptic rate). This harness holds them (27 EBRs); the
 #: network board (``NetworkBoardTop``: the host link too) does not: it needs 31 of 30 EBRs
-#: with 2 lanes in layer 1 and is built with 1 and 1 (``docs/resources.md``). The ECP5
-#: (208 DP16KD) gets one lane per neuron (issue 17): every layer's step is one address
-#: (``D = 1``).
-LANES = {"icebreaker": (1, 2), "ulx3s-85f": (32, 10)}
+#: with 2 lanes in layer 1 and is built with 1 and 1 (``docs/resources.md``). The ECP5 gets
+#: one lane per neuron in layer 1 (its step is one address, ``D = 1``) and 8 in layer 0
+#: (session 8: with layer-0 current reuse layer 0's synapse works on a run's first step only,
+#: so its lanes matter little; the 32-lane build had not finished place and route in 60
+#: minutes, the 8-lane one takes 12).
+LANES = {"icebreaker": (1, 2), "ulx3s-85f": (8, 10)}
+
+#: nextpnr's router per board (``--router``; None: nextpnr's default). router2 finished the
+#: ECP5 network in 12 minutes under load (session 8).
+ROUTERS = {"icebreaker": None, "ulx3s-85f": "router2"}
 
 #: Events per clock of the spike-driven synapses per board (``Network(event_ports=)``): two on
 #: the ECP5 (a second read port, a copy of layer 1's 2.5 kbit of weights); one on the UP5K,
@@ -151,13 +159,17 @@ def _layer1_clocks(conv, golden, events, ports):
     return total / len(golden)
 
 
-def measure(name, build_dir, *, steps=32, seed=1, variant="spike"):
+def measure(name, build_dir, *, steps=32, seed=1, variant="spike", lanes=None, router=None):
+    """One board and variant: RTL clocks, build, figures. ``lanes``: lanes per layer instead
+    of :data:`LANES`; ``router``: nextpnr's ``--router`` (``router1`` or ``router2``)."""
     events = VARIANTS[variant]
     ports = PORTS[name] if events else 1
+    lanes = tuple(lanes or LANES[name])
+    router = router or ROUTERS[name]
     b = board(name)
     data = load_dataset(0)
     mlp = train_ann(data)
-    conv = convert(mlp, data.x_train, lanes=LANES[name])
+    conv = convert(mlp, data.x_train, lanes=lanes)
     golden = conv.run(data.x_test, steps)
     accuracy = float(np.mean(conv.predict(golden) == data.y_test))
     synops = sum(r.spike_ops for r in golden) / len(golden)
@@ -167,19 +179,21 @@ def measure(name, build_dir, *, steps=32, seed=1, variant="spike"):
     macs = sum(layer.neurons * layer.inputs for layer in layers) * steps
     updates = sum(layer.neurons for layer in layers) * steps
     d = {"board": name, "variant": variant, "event_ports": ports, "device": b.device,
-         "lanes": list(LANES[name]),
+         "lanes": list(lanes), "router": router or "default",
          "steps": steps, "goal_mhz": b.goal_mhz,
          "sizes": [conv.network.inputs] + [lyr.neurons for lyr in layers],
          "cycles_per_inference": cycles, "dense_macs_per_inference": macs,
          "neuron_updates_per_inference": updates, "synops_per_inference": synops,
          "layer1_clocks_per_inference": _layer1_clocks(conv, golden, events, ports),
-         "golden_accuracy": accuracy, "script_after_read": SCRIPT_AFTER_READ}
+         "golden_accuracy": accuracy, "script_after_read": SCRIPT_AFTER_READ,
+         "array_options": network_array_options(b)}
     print(f"[{time.strftime('%H:%M:%S')}] {name} ({variant}): building in {out}",
           file=sys.stderr, flush=True)
     top = NetworkHarness(conv.network, board=b, frequency=b.goal_mhz * 1e6, events=events,
                          event_ports=ports)
     try:
-        r = run_build(b, top, out, pack=False, seed=seed, script_after_read=SCRIPT_AFTER_READ)
+        r = run_build(b, top, out, pack=False, seed=seed, script_after_read=SCRIPT_AFTER_READ,
+                      nextpnr_extra=f"--router {router}" if router else "")
     except ToolchainError as e:
         d["error"] = str(e)
         d["utilization"] = e.utilization
@@ -282,8 +296,30 @@ def markdown(rows) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(path: Path, table: str) -> None:
-    """Put ``table`` between the ``network`` markers of ``path``."""
+def keep_other_boards(old: str, table: str, boards) -> str:
+    """``table`` with the rows and critical-path lines of the boards *not* in ``boards`` taken
+    from ``old`` (the text between the markers before), so that measuring one board leaves
+    the other's figures in place. Their rows go after the new ones, their paths likewise."""
+    others = [b for b in LANES if b not in boards]
+    rows = [ln for ln in old.splitlines() if any(ln.startswith(f"| {b} |") for b in others)]
+    paths = [ln for ln in old.splitlines() if any(ln.startswith(f"* {b} (") for b in others)]
+    lines = table.splitlines()
+    # New rows end at the first blank line after the header; paths at the end of the text.
+    end = next((k for k, ln in enumerate(lines) if k > 1 and not ln.startswith("|")), len(lines))
+    lines[end:end] = rows
+    return "\n".join(lines + paths) + "\n"
+
+
+def write_markdown(path: Path, table: str, boards=None) -> None:
+    """Put ``table`` between the ``network`` markers of ``path``; with ``boards`` (the boards
+    measured), the rows of the other boards already there are kept."""
+    path = Path(path)
+    if boards is not None and path.exists():
+        text = path.read_text()
+        begin, end = "<!-- network:begin -->", "<!-- network:end -->"
+        if begin in text and end in text:
+            old = text.split(begin, 1)[1].split(end, 1)[0]
+            table = keep_other_boards(old, table, boards)
     write_between_markers(path, table, "network")
 
 
@@ -303,7 +339,12 @@ def main(argv=None) -> int:
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                    help="synapse kinds to build per board (default: spike and dense)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr seed")
+    p.add_argument("--lanes", default=None, metavar="L0,L1",
+                   help="lanes per layer (default: the board's, LANES)")
+    p.add_argument("--router", choices=("router1", "router2"), default=None,
+                   help="nextpnr's router (default: the board's, ROUTERS)")
     args = p.parse_args(argv)
+    lanes = tuple(int(x) for x in args.lanes.split(",")) if args.lanes else None
     boards = args.boards or (["icebreaker"] if args.quick else list(LANES))
     for name in boards:
         if name not in LANES:
@@ -316,7 +357,7 @@ def main(argv=None) -> int:
                 row = json.loads(saved.read_text())
             else:
                 row = measure(name, args.build_dir, steps=args.steps, seed=args.seed,
-                              variant=variant)
+                              variant=variant, lanes=lanes, router=args.router)
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 saved.write_text(json.dumps(row, indent=1, default=str))
             rows.append(row)
@@ -324,7 +365,7 @@ def main(argv=None) -> int:
     print(json.dumps(rows, indent=1, default=str) if args.json else table)
     if args.markdown:
         for path in args.markdown:
-            write_markdown(Path(path), table)
+            write_markdown(Path(path), table, boards=boards)
     return 0 if all("fmax_mhz" in r for r in rows) else 1
 
 

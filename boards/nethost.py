@@ -20,7 +20,9 @@ Example::
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from lifgate.boards.framehost import (
@@ -31,7 +33,7 @@ from lifgate.boards.framehost import (
     open_on,
     parse_spec,
 )
-from lifgate.boards.host import ModelTransport, SimTransport
+from lifgate.boards.host import LINK_RECORD, ModelTransport, SimTransport, recorded_baud
 from lifgate.boards.netproto import (
     RUN_ALL_LAYERS,
     RUN_MEMBRANE,
@@ -56,7 +58,8 @@ from lifgate.checks import (
 )
 from lifgate.config import ConfigError, NeuronParams, pack_params, signed_range
 
-__all__ = ["NetModelTransport", "NetRunResult", "NetworkBoard", "open_network_board"]
+__all__ = ["NetModelTransport", "NetRunResult", "NetworkBoard", "open_network_board",
+           "write_net_link_record"]
 
 
 class NetModelTransport(ModelTransport):
@@ -294,7 +297,9 @@ def open_network_board(spec: str = "model", *, features: NetFeatures | None = No
                        link_timeout: int = 4000, optimize: bool = True,
                        cache_ram: str = "memory") -> NetworkBoard:
     """A :class:`NetworkBoard` for ``spec``: ``model``, ``sim:verilator``, ``sim:icarus`` or
-    ``serial:PORT[@BAUD]``. ``features`` is needed for the model and the simulations (a real
+    ``serial:PORT[@BAUD]`` (without ``@BAUD`` the rate of
+    :func:`lifgate.boards.host.recorded_baud`: the ``link.json`` that ``lifgate build`` wrote
+    last). ``features`` is needed for the model and the simulations (a real
     board reports its own); ``divisor`` (UART clocks per bit) and ``link_timeout`` (clocks)
     are the simulated gateware's; ``optimize=False`` builds Verilator's model with ``-O0``
     (for short sessions); ``cache_ram="spram"`` simulates layer 0's current cache in
@@ -304,7 +309,10 @@ def open_network_board(spec: str = "model", *, features: NetFeatures | None = No
         raise ConfigError(NETLIST_ONLY_ARRAY.format(spec=spec))
     timeout = check_number("parameter 'timeout'", timeout, 0, 86400, unit="s", lo_open=True)
     if kind == "serial":
-        return NetworkBoard(SerialTransport(*arg), timeout=timeout)
+        port, baud = arg
+        if "@" not in spec:
+            baud, _ = recorded_baud()  # link.json of the last build (lifgate build --network)
+        return open_on(NetworkBoard, SerialTransport(port, baud), timeout)
     if not isinstance(features, NetFeatures):
         raise ConfigError(f"board {spec!r} needs 'features' (a NetFeatures), not {features!r}")
     if kind == "model":
@@ -316,3 +324,15 @@ def open_network_board(spec: str = "model", *, features: NetFeatures | None = No
     top = build_net_sim_top(features, sim=arg, build_dir=build_dir, divisor=divisor,
                             timeout=link_timeout, optimize=optimize, cache_ram=cache_ram)
     return open_on(NetworkBoard, SimTransport(features, top=top), timeout)
+
+
+def write_net_link_record(folder, board: str, features: NetFeatures, baud: int):
+    """Write :data:`lifgate.boards.host.LINK_RECORD` (``link.json``) beside a network board's
+    bitstream: the board's name, the baud rate (what ``serial:PORT`` without ``@BAUD`` uses)
+    and the network's shape. Returns the file's path."""
+    path = Path(folder) / LINK_RECORD
+    path.write_text(json.dumps({
+        "board": board, "baud": baud, "network": True, "inputs": features.inputs,
+        "layers": [{"neurons": s.neurons, "lanes": s.lanes} for s in features.shapes],
+        "membrane": features.membrane}, indent=2) + "\n")
+    return path

@@ -53,13 +53,15 @@ class NetworkLink(LinkComponent):
     """
 
     def __init__(self, features: NetFeatures, *, divisor: int, timeout: int,
-                 cache_ram: str = "memory"):
+                 cache_ram: str = "memory",
+                 array_options: dict | None = None):
         if not isinstance(features, NetFeatures):
             raise ConfigError(f"parameter 'features' must be a NetFeatures, not {features!r}")
         if cache_ram not in ("memory", "spram"):
             raise ConfigError(f"parameter 'cache_ram' must be 'memory' or 'spram', not "
                               f"{cache_ram!r}")
         self.cache_ram = cache_ram
+        self.array_options = dict(array_options or {})
         super().__init__(features, divisor=divisor, timeout=timeout)
 
     def executor(self, m: Module, core: FrameCore) -> tuple:
@@ -68,7 +70,8 @@ class NetworkLink(LinkComponent):
         # not in a register of inputs x x_width bits (320 flip-flops for the digits network).
         m.submodules.net = net = Network(f.shapes, inputs=f.inputs, w_width=f.w_width,
                                          x_width=f.x_width, membrane=f.membrane,
-                                         x_memory=f.x_width > 1, cache_ram=self.cache_ram)
+                                         x_memory=f.x_width > 1, cache_ram=self.cache_ram,
+                                         array_options=self.array_options)
         _NetExecutor(m, core, net, f)
         return net.busy, Const(0, 1)
 

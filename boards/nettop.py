@@ -25,7 +25,7 @@ from lifgate.hdl.verilog import convert_verilog
 
 from lifgate.config import ConfigError
 
-__all__ = ["NetworkBoardTop", "build_net_sim_top", "net_verilog"]
+__all__ = ["NetworkBoardTop", "build_net_sim_top", "net_verilog", "network_array_options"]
 
 
 class NetworkBoardTop(BoardTop):
@@ -53,9 +53,22 @@ class NetworkBoardTop(BoardTop):
         freq = self.clock.frequency
         self.features = features
         # The UP5K's EBRs are the scarce resource, its SPRAMs are free: layer 0's current cache
-        # goes there.
+        # goes there when its beats fit an SPRAM word set (64 bits: lanes x i_width; a wider
+        # layer 0 keeps the cache in block RAM, and the fit check says whether that fits).
+        s0 = features.shapes[0]
+        spram = board.family == "ice40" and s0.lanes * s0.i_width <= 64
+        # The board's pipeline profile and, on the ECP5, a copy of each array's
+        # pipeline enable per lane (structure only: the behaviour is the same): the enable's
+        # fan-out was the critical path of the ECP5 network (82 MHz, bench/bench_network_fpga.py).
         self.link = NetworkLink(features, divisor=divisor, timeout=max(2, int(freq * timeout_s)),
-                                cache_ram="spram" if board.family == "ice40" else "memory")
+                                cache_ram="spram" if spram else "memory",
+                                array_options=network_array_options(board))
+
+
+def network_array_options(board: Board) -> dict:
+    """The :class:`~lifgate.hdl.array.LIFArray` options of a network's arrays on ``board``:
+    its pipeline profile and its ``lanes_per_enable`` (structure only)."""
+    return {"pipeline": board.pipeline, "lanes_per_enable": board.lanes_per_enable}
 
 
 def net_verilog(features: NetFeatures, *, divisor: int, timeout: int,

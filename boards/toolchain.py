@@ -784,7 +784,8 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
               pack: bool = True, timeout: float | None = None, verbose: bool = False,
               synth_opts: str | None = None,
               script_after_read: str | None = None, fit_check: bool = True,
-              timing_allow_fail: bool = True, on_stage=None) -> BuildReport:
+              timing_allow_fail: bool = True, on_stage=None,
+              nextpnr_extra: str = "") -> BuildReport:
     """Synthesise, place and route ``design`` for ``board_`` in ``build_dir``; pack if ``pack``.
 
     ``design`` must create its own ``sync`` domain (see :class:`lifgate.boards.pll.BoardClock`)
@@ -793,7 +794,8 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
     decides what a miss means); with ``timing_allow_fail=False`` a miss is nextpnr's error.
     Raises :class:`ToolchainError` if a tool fails.
     ``synth_opts`` replaces the default options of ``synth_<family>``; ``script_after_read``
-    (Yosys commands) runs between reading the design and synthesis.
+    (Yosys commands) runs between reading the design and synthesis. ``nextpnr_extra`` is
+    added to nextpnr's options (for example ``--router router2``).
 
     With ``fit_check`` a design that cannot fit (:data:`CAPACITY`) raises :class:`FitError`
     twice early: before synthesis when the block RAMs, SPRAMs and multipliers counted in its
@@ -812,7 +814,8 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
     if on_stage is not None:
         on_stage("elaborate")  # Amaranth's RTLIL: seconds, 25 s for the ULX3S goal shape
     nextpnr_opts = (f"{'--timing-allow-fail ' if timing_allow_fail else ''}--seed {seed} "
-                    f"--report {name}.report.json")
+                    f"--report {name}.report.json"
+                    + (f" {nextpnr_extra}" if nextpnr_extra else ""))
     synth = synth_opts if synth_opts is not None else SYNTH_OPTS[family]
     extra = {} if script_after_read is None else {"script_after_read": script_after_read}
     stat_path = build_dir / f"{name}.stat.json"

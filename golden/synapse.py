@@ -76,13 +76,13 @@ def synaptic_current(weights, x, i_width: int) -> np.ndarray:
 def synapse_clocks(inputs: int, depth: int = 1, spikes=None, *, ports: int = 1) -> int:
     """Clocks one synaptic stage takes for one step without backpressure (``docs/networks.md``,
     "Cost"): ``depth * (inputs + 4)`` dense (every input read),
-    ``depth * (ceil(max(k, 1) / ports) + 4)`` spike-driven, ``k`` the number of inputs at 1
+    ``depth * (ceil(max(k, 1) / ports) + 3)`` spike-driven, ``k`` the number of inputs at 1
     (``spikes``: that count, or the spike vector), ``ports`` events per clock. The cost model
     of ``lifgate.hdl.synapse.Synapse``, checked clock for clock."""
     if spikes is None:
         return depth * (inputs + 4)
     k = int(np.count_nonzero(spikes)) if np.ndim(spikes) else int(spikes)
-    return depth * (-(-max(k, 1) // ports) + 4)
+    return depth * (-(-max(k, 1) // ports) + 3)
 
 
 def replay_clocks(depth: int) -> int:

@@ -107,10 +107,13 @@ class Network(wiring.Component):
         (while idle) instead of the ``x`` port (which costs a register per input bit where it
         is driven: 320 on the digits board). Only with a dense layer 0 (``x_width > 1`` or
         ``events=False``), which reads its inputs one at a time.
+    array_options : dict or None
+        Keyword arguments of every :class:`~lifgate.hdl.array.LIFArray` (``lanes_per_enable``,
+        ``pipeline``, ...; a board's profile: ``NetworkBoardTop``), default none.
 
     Latency per step (no backpressure on ``s_stream``): layer by layer, the synapse's
     :meth:`~lifgate.hdl.synapse.Synapse.step_clocks` (``D_l (n_l + 4)`` dense,
-    ``D_l (ceil(max(k_l, 1) / E) + 4)`` spike-driven for ``k_l`` spikes of layer ``l - 1``),
+    ``D_l (ceil(max(k_l, 1) / E) + 3)`` spike-driven for ``k_l`` spikes of layer ``l - 1``),
     overlapped with the array's own pipeline (which takes about 8 clocks to take its first
     beat: the floor of a quick layer), plus about 10 clocks per layer (launch, the array's
     last update, the record). With ``reuse``, layer 0 on the second and later steps of a run
@@ -147,7 +150,8 @@ class Network(wiring.Component):
 
     def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
                  membrane: bool = True, events: bool = True, event_ports: int = 1,
-                 reuse: bool = True, x_memory: bool = False, cache_ram: str = "memory"):
+                 reuse: bool = True, x_memory: bool = False, cache_ram: str = "memory",
+                 array_options: dict | None = None):
         try:
             if not isinstance(reuse, bool):
                 raise ConfigError(f"parameter 'reuse' must be a bool, not {reuse!r}")
@@ -162,6 +166,7 @@ class Network(wiring.Component):
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise
         self.shapes = shapes
+        self.array_options = dict(array_options or {})
         self.membrane = membrane
         self.events = bool(events)
         self.reuse = reuse
@@ -210,12 +215,13 @@ class Network(wiring.Component):
     @classmethod
     def for_network(cls, network, *, membrane: bool = True, events: bool = True,
                     event_ports: int = 1, reuse: bool = True,
-                    x_memory: bool = False, cache_ram: str = "memory") -> Network:
+                    x_memory: bool = False, cache_ram: str = "memory",
+                    array_options: dict | None = None) -> Network:
         """The gateware of a :class:`lifgate.golden.synapse.Network` (its compile-time part)."""
         return cls([layer.config.shape for layer in network.layers], inputs=network.inputs,
                    w_width=network.w_width, x_width=network.x_width, membrane=membrane,
                    events=events, event_ports=event_ports, reuse=reuse, x_memory=x_memory,
-                   cache_ram=cache_ram)
+                   cache_ram=cache_ram, array_options=array_options)
 
     def elaborate(self, platform):
         m = Module()
@@ -224,7 +230,7 @@ class Network(wiring.Component):
         arrays = []
         spikes, vregs = [], []
         for n, (shape, syn) in enumerate(zip(self.shapes, self.synapses, strict=True)):
-            arr = LIFArray(shape, membrane=self.membrane, noise=False)
+            arr = LIFArray(shape, membrane=self.membrane, noise=False, **self.array_options)
             arrays.append(arr)
             m.submodules[f"syn{n}"] = syn
             m.submodules[f"array{n}"] = arr

@@ -71,11 +71,11 @@ class Synapse(wiring.Component):
       events, the indices ``i`` with ``x[i] = 1`` in increasing order (a priority encoder takes
       the lowest set bit of a mask register and clears it, one event per clock); each event
       reads one weight row and adds it to every lane's accumulator. A silent input costs
-      nothing: one address takes ``max(k, 1) + 4`` clocks without backpressure for ``k``
+      nothing: one address takes ``max(k, 1) + 3`` clocks without backpressure for ``k``
       spikes (``k = 0`` issues one read whose product is forced to 0, so the beat is sent),
-      then 4 clocks of latency (row address register, block RAM read, weight register,
-      accumulate: the product of a weight and a spike is an AND, folded into the
-      accumulator's adder). The sum is the same as the dense one, bit for bit.
+      then 3 clocks of latency (row address register, block RAM read, accumulate: the
+      product of a weight and a spike is an AND, folded into the accumulator's adder, straight
+      from the read port's register). The sum is the same as the dense one, bit for bit.
 
     Parameters
     ----------
@@ -93,7 +93,7 @@ class Synapse(wiring.Component):
     event_ports : int
         Events per clock when spike-driven, 1 or 2 (2: a second read port on the weight
         memory, a copy of it in block RAM, and the two rows summed before the accumulator):
-        ``ceil(max(k, 1) / 2) + 4`` clocks per address.
+        ``ceil(max(k, 1) / 2) + 3`` clocks per address.
     x_memory : bool
         Dense only: read the inputs from a memory outside (``x_addr`` out, ``x_data`` in one
         clock later, a block RAM's synchronous read port) instead of the ``x`` port, so they
@@ -172,8 +172,12 @@ class Synapse(wiring.Component):
         })
 
     #: Clocks per address without backpressure, beyond the reads (``inputs`` of them dense,
-    #: ``ceil(max(k, 1) / event_ports)`` spike-driven): the pipeline's latency.
+    #: ``ceil(max(k, 1) / event_ports)`` spike-driven): the pipeline's latency, dense.
     overhead = 4
+
+    #: The same, spike-driven: no weight register (the AND of a weight and a spike goes
+    #: straight into the accumulator's adder).
+    event_overhead = 3
 
     def step_clocks(self, spikes: int = 0) -> int:
         """Clocks of one step (all ``D`` addresses) without backpressure, ``spikes`` of the
@@ -183,7 +187,7 @@ class Synapse(wiring.Component):
         if not self.events:
             return self.depth * (self.inputs + self.overhead)
         reads = -(-max(int(spikes), 1) // self.event_ports)
-        return self.depth * (reads + self.overhead)
+        return self.depth * (reads + self.event_overhead)
 
     def elaborate(self, platform):
         m = Module()
@@ -220,15 +224,21 @@ class Synapse(wiring.Component):
 
         v1, first1, last1 = Signal(), Signal(), Signal()
         m.d.sync += [v1.eq(issue), first1.eq(first), last1.eq(last)]
-        # Stage 2: the weights are registered (a block RAM's output straight into a multiplier
-        # was the critical path: 67 MHz on the ECP5-85F, bench/bench_network_fpga.py).
-        vw, firstw, lastw = Signal(), Signal(), Signal()
-        m.d.sync += [vw.eq(v1), firstw.eq(first1), lastw.eq(last1)]
-        wregs = []
-        for e, data_e in enumerate(reads):
-            wreg = Signal.like(rd.data, name="wreg" if e == 0 else f"wreg{e}")
-            m.d.sync += wreg.eq(data_e)
-            wregs.append(wreg)
+        if self.events:
+            # Spike-driven, the weights go from the read port (a register) through an AND into
+            # the accumulator: no weight register, one clock less per address (issue 17).
+            vw, firstw, lastw, wregs = v1, first1, last1, reads
+        else:
+            # Stage 2: the weights are registered (a block RAM's output straight into a
+            # multiplier was the critical path: 67 MHz on the ECP5-85F,
+            # bench/bench_network_fpga.py).
+            vw, firstw, lastw = Signal(), Signal(), Signal()
+            m.d.sync += [vw.eq(v1), firstw.eq(first1), lastw.eq(last1)]
+            wregs = []
+            for e, data_e in enumerate(reads):
+                wreg = Signal.like(rd.data, name="wreg" if e == 0 else f"wreg{e}")
+                m.d.sync += wreg.eq(data_e)
+                wregs.append(wreg)
         # Stage 3 (dense only): products. Spike-driven, a product is an AND: it goes straight
         # into the accumulator (with two event ports, a three-input sum), one clock less.
         prods = []
@@ -249,10 +259,20 @@ class Synapse(wiring.Component):
                 prods[p] = r
         # Stage 4: accumulate (exact); the beat is valid once the last product is in.
         m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
+        # The accumulators are cleared the clock after their beat was taken (``clear_acc``, a
+        # register: the FFs' synchronous reset), before the next address's first product can
+        # arrive (at least 2 clocks later), instead of a choice between 0 and ``acc`` on the
+        # first product: that choice's select, fanned out to every bit of every lane, was the
+        # ECP5 network's critical path (84 MHz, 7.7 ns of routing; session 8). After a reset
+        # they are 0 as well.
+        clear_acc = Signal()
+        m.d.sync += clear_acc.eq(out_valid & self.i_stream.ready)
         for p in range(P):
             acc = Signal(signed(A), name=f"acc{p}")
-            with m.If(v2):
-                m.d.sync += acc.eq(Mux(first2, 0, acc) + prods[p])
+            with m.If(clear_acc):
+                m.d.sync += acc.eq(0)
+            with m.Elif(v2):
+                m.d.sync += acc.eq(acc + prods[p])
             m.d.comb += self.i_stream.payload[p].eq(saturate(acc, self.i_width))
         m.d.comb += self.i_stream.valid.eq(out_valid)
         return m
@@ -374,7 +394,7 @@ class Synapse(wiring.Component):
                                      mask.eq(self.x.as_value())]
         factors = []
         for e, (r, real) in enumerate(zip(rows, reals, strict=True)):
-            real1, xw = Signal(name=f"real{e}_1"), Signal(name=f"xw{e}")
-            m.d.sync += [real1.eq(real), xw.eq(real1)]
+            xw = Signal(name=f"xw{e}")  # with the row's weights, a clock after its address
+            m.d.sync += xw.eq(real)
             factors.append((r, xw))
         return issue, first, last, factors

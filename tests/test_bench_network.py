@@ -64,3 +64,31 @@ def test_layer1_clocks_are_the_cost_model_over_the_golden_spikes():
                         for r in golden])
         assert bench._layer1_clocks(_Conv(lanes), golden, True, ports) == want
         assert bench._layer1_clocks(_Conv(lanes), golden, False, 1) == 4 * (10 // lanes) * 36
+
+
+def test_measuring_one_board_keeps_the_others_rows(tmp_path):
+    """``bench_network_fpga.py ulx3s-85f --markdown FILE`` replaces the ECP5 rows and keeps
+    the UP5K's rows and critical paths already in FILE."""
+    ice = _row("spike", 1, board="icebreaker", fmax_mhz=38.0, inferences_per_s=526.0,
+               latency_us=1900.7, neuron_updates_per_s=7.07e5, dense_macs_per_s=3.99e7,
+               synops_per_s=1.48e6, layer1_synops_per_s=5.21e7,
+               critical_paths={"clk": {"delay_ns": 26.3, "logic_levels": 7, "routing_ns": 17.2,
+                                       "from": "a", "to": "b"}})
+    doc = tmp_path / "r.md"
+    doc.write_text("text\n<!-- network:begin -->\nold\n<!-- network:end -->\nmore\n")
+    bench.write_markdown(doc, bench.markdown([ice]))
+    ecp = _row("spike", 2, fmax_mhz=101.0, inferences_per_s=33666.0, latency_us=29.7,
+               neuron_updates_per_s=4.5e7, dense_macs_per_s=2.5e9, synops_per_s=9.4e7,
+               layer1_synops_per_s=1.1e9)
+    bench.write_markdown(doc, bench.markdown([ecp]), boards=["ulx3s-85f"])
+    text = doc.read_text()
+    lines = text.splitlines()
+    head = lines.index("| board | synapses | lanes per layer | logic | FFs | block RAM | DSP | "
+                       "Fmax (MHz) | clocks / inference | inferences/s | latency / inference | "
+                       "neuron updates/s | dense MAC/s | SynOps/s | layer-1 SynOps/s |")
+    assert lines[head + 2].startswith("| ulx3s-85f |") and "1.1 G" in lines[head + 2]
+    assert lines[head + 3].startswith("| icebreaker |") and "52.1 M" in lines[head + 3]
+    assert lines[head + 4] == ""
+    assert "* icebreaker (spike), clock `clk`: 26.3 ns" in text
+    assert text.startswith("text\n") and text.endswith("<!-- network:end -->\nmore\n")
+    assert "old" not in lines

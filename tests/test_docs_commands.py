@@ -103,6 +103,8 @@ HOW = {
         "second network build for the RTL column"),
     "lifgate import-nir GRAPH.nir [--rtl]": Synopsis("full"),
     "lifgate build --board icebreaker|ulx3s-85f [--neurons N] [--lanes P] [--json]": Synopsis(),
+    "lifgate build --network digits|GRAPH.nir --board icebreaker|ulx3s-85f [--json]":
+        Synopsis(),
     "lifgate program --board icebreaker|ulx3s-85f [--bitstream F]": Synopsis(),
     "lifgate resources [--board all] [--json]": Synopsis(),
     "lifgate bench golden": Run(),
@@ -122,6 +124,16 @@ HOW = {
     "lifgate program --board icebreaker": Run(exit=1, why="no bitstream built, no board"),
     "lifgate board-check SPEC [--steps T] [--timeout S] [--json]": Synopsis(),
     "lifgate build --board icebreaker": Help(PNR),
+    # docs/networks.md (the network board)
+    "lifgate build --network digits|GRAPH.nir --board icebreaker|ulx3s-85f "
+    "[--dt DT] [--layer-lanes P0,P1] [--freq MHZ] [--baud B] [--no-membrane] [--json]":
+        Synopsis(),
+    "lifgate build --network digits --board ulx3s-85f --json": Help(PNR),
+    "lifgate digits --board serial:/dev/ttyUSB1": Run(
+        exit=2, why="no board here: the port does not exist, one line and exit 2"),
+    "lifgate digits --samples 0 --board sim:verilator --layer-lanes 8,2 --limit 40": Help(
+        "a Verilator build of the digits network board and 40 digits over the simulated link; "
+        "tests/test_build_network.py runs it with 3 digits"),
     "lifgate build --board ulx3s-85f": Help(PNR),
     "lifgate program --board ulx3s-85f --flash": Run(exit=1, why="no bitstream built, no board"),
     "lifgate board-check serial:/dev/ttyUSB1": Run(

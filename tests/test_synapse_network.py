@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from lifgate.boards.nettop import network_array_options
+from lifgate.boards.toolchain import board as board_of
 from lifgate.golden.synapse import Layer, Network, simulate_network
 from lifgate.hdl.network import Network as NetworkHW
 from lifgate.hdl.network import param_writes, weight_writes
@@ -37,11 +39,11 @@ def random_network(seed, *, inputs=6, hidden=4, out=2, lanes=(2, 1), x_width=1, 
 
 
 def run_amaranth(net, runs, *, membrane=True, ready=None, events=True, event_ports=1,
-                 x_memory=False):
+                 x_memory=False, array_options=None):
     """``runs``: list of (x, steps); a clear first. Returns records per layer: spikes, v.
     ``x_memory``: ``x`` written through the network's x memory port before each run."""
     dut = NetworkHW.for_network(net, membrane=membrane, events=events, event_ports=event_ports,
-                                x_memory=x_memory)
+                                x_memory=x_memory, array_options=array_options)
     recs = []
 
     async def tb(ctx):
@@ -131,6 +133,19 @@ def test_network_matches_golden(seed, x_width, lanes, events, ports):
     want = expected_records(net, runs)
     assert sum(bin(r[2]).count("1") for r in want) > 0  # the case exercises spikes
     assert got == want
+
+
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+def test_network_with_the_boards_array_options(board):
+    """The arrays as the network board top builds them (``network_array_options``: the
+    board's pipeline profile, a copy of the pipeline enable per lane on the ECP5): the same
+    records as the golden model, under backpressure too."""
+    options = network_array_options(board_of(board))
+    net = random_network(4, x_width=1, lanes=(4, 2))
+    rng = np.random.default_rng(4)
+    runs = [(rng.integers(0, 2, size=net.inputs), 6), (np.ones(net.inputs, int), 3)]
+    got = run_amaranth(net, runs, ready=[1, 1, 0], array_options=options)
+    assert got == expected_records(net, runs)
 
 
 def test_layer_two_sees_same_step_spikes():

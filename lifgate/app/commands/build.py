@@ -24,6 +24,11 @@ Progress on stderr: one line per stage (elaborate, synthesis, place, route, pack
 elapsed time and how long the stage before took, then ``done in N s`` (or ``failed in STAGE
 after N s``); ``--no-progress`` silences it. stdout holds only the table, or with ``--json``
 only the JSON object.
+
+``--network digits|GRAPH.nir`` builds the network board instead (``NetworkBoardTop``: the
+host link of ``lifgate.boards.netlink`` and a layered network) with that network's shape; its
+weights load over the link at run time (``lifgate digits --board serial:PORT``), so one
+bitstream serves any network of that shape. See :mod:`lifgate.app.netbuild`.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from tqdm import tqdm
 
 from lifgate.app.cli import DEFAULT_GROUPS, add_report_options
 from lifgate.app.commands.resources import _modes, format_table
+from lifgate.app.netbuild import NETWORK_LANES, NETWORK_MHZ, build_network
 from lifgate.app.progress import ticker
 from lifgate.boards import toolchain
 from lifgate.boards.host import write_link_record
@@ -51,6 +57,21 @@ from lifgate.config import ConfigError
 def register(subparsers, summary):
     p = subparsers.add_parser("build", help=summary, description=summary + ".")
     p.add_argument("--board", required=True, metavar="BOARD", help="icebreaker or ulx3s-85f")
+    p.add_argument("--network", default=None, metavar="digits|GRAPH.nir",
+                   help="build the network board instead of the array board, with the shape "
+                   "of the digits network of 'lifgate digits' or of an imported NIR graph "
+                   "(its weights and parameters load over the link at run time: one bitstream "
+                   "serves any network of that shape); default clock "
+                   + ", ".join(f"{k} {v:g} MHz" for k, v in NETWORK_MHZ.items()))
+    p.add_argument("--dt", type=float, default=None,
+                   help="with --network GRAPH.nir: the time step in the graph's time unit, > 0 "
+                   "(default: the graph's metadata dt), as in lifgate import-nir")
+    p.add_argument("--layer-lanes", default=None, metavar="P0,P1",
+                   help="with --network: lanes per layer, powers of two dividing each layer's "
+                   "neurons (default for digits: " + ", ".join(
+                       f"{k} {','.join(map(str, v))}" for k, v in NETWORK_LANES.items())
+                   + "; for a graph: the largest power of two up to 2 (iCEBreaker) or 8 "
+                   "(ULX3S) that divides each layer)")
     p.add_argument("--neurons", type=int, default=None, metavar="N",
                    help="neurons (default: iCEBreaker 4096, ULX3S 65536)")
     p.add_argument("--lanes", type=int, default=None, metavar="P",
@@ -76,7 +97,8 @@ def register(subparsers, summary):
     p.add_argument("--probes", type=int, default=0, metavar="K",
                    help="build K probe slots (RUN's PROBES mode: the membranes of K chosen "
                    "neurons every step), 0 to 255 (default 0: none)")
-    p.add_argument("--no-membrane", action="store_true", help="leave out membrane readback")
+    p.add_argument("--no-membrane", action="store_true", help="leave out membrane readback "
+                   "(also of a network board)")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0 to 2**31 - 1 (default 1)")
     p.add_argument("--no-timing-allow-fail", action="store_true",
@@ -89,6 +111,10 @@ def register(subparsers, summary):
 
 
 def run(args) -> int:
+    if args.network is not None:
+        return build_network(args)
+    if args.layer_lanes is not None:
+        raise ConfigError("--layer-lanes needs --network (an array board takes --lanes)")
     b = board(args.board)
     lanes = b.build_lanes if args.lanes is None else args.lanes
     groups = DEFAULT_GROUPS if args.groups is None else args.groups

@@ -9,7 +9,13 @@ With ``--board SPEC`` the converted network also goes through a network board's 
 (``lifgate.boards.nethost``): its weights and parameters are loaded over the link, then the
 first ``--limit`` held-out digits run on the board (inputs written, clear, run, the output
 layer's spikes and membranes read back); the board's classes must equal the golden model's,
-its output spikes and membranes too (exit code 1 otherwise).
+its output spikes and membranes too (exit code 1 otherwise). A real board
+(``serial:PORT``, built by ``lifgate build --network digits``) says in its ``VERSION`` reply
+which lanes per layer and membrane readback it has: the network is laid out with its lanes
+(the same neurons, weights and parameters) and, without membrane readback, only the spikes are
+compared. ``--layer-lanes P0,P1`` converts with those lanes (default 8,2; 1,2 when ``--hidden``
+is not a multiple of 8), so that ``sim:verilator`` runs the very network board that ``lifgate
+build --network digits --board icebreaker`` (1,1) or ``--board ulx3s-85f`` (8,2) makes.
 
 Every argument (``--board`` and ``--build-dir`` included) is checked before the training
 starts: one line, exit code 2, nothing created. ``--json`` prints one object with ``ok`` (the
@@ -28,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lifgate.app.cli import add_report_options
+from lifgate.app.netbuild import check_lanes, relane
 from lifgate.app.progress import ticker
 from lifgate.boards.framehost import NETLIST_ONLY_ARRAY
 from lifgate.boards.host import parse_spec
@@ -62,6 +69,10 @@ def register(subparsers, summary):
                    help="also run the network through a network board's host link: model, "
                         "sim:verilator, sim:icarus or serial:PORT[@BAUD] (weights loaded over "
                         "the link)")
+    p.add_argument("--layer-lanes", default=None, metavar="P0,P1",
+                   help="lanes of the two layers, powers of two dividing their neurons "
+                   "(default 8,2, or 1,2 when --hidden is not a multiple of 8; a serial board's "
+                   "own lanes for --board serial:PORT)")
     p.add_argument("--limit", type=int, default=None, metavar="K",
                    help="held-out digits run on --board (default: all 450 for model and "
                         "serial, 40 for a simulated board: a simulated UART takes about "
@@ -70,9 +81,13 @@ def register(subparsers, summary):
     p.set_defaults(func=run)
 
 
-def check_args(*, steps, samples, hidden, w_width, seed, board, limit, build_dir) -> int:
+def check_args(*, steps, samples, hidden, w_width, seed, board, limit, build_dir,
+               layer_lanes=None) -> int:
     """Check every argument before any work; return ``limit`` with its default filled in."""
     check_int("--steps", steps, 1, 100000)
+    lanes = check_lanes(layer_lanes, 2)
+    if lanes and hidden % lanes[0]:
+        raise ConfigError(f"--layer-lanes: {lanes[0]} lanes do not divide --hidden {hidden}")
     check_int("--samples", samples, 0, TEST_DIGITS)
     check_int("--hidden", hidden, 1, 4096)
     check_int("--w-width", w_width, 2, 18)
@@ -99,16 +114,17 @@ def check_args(*, steps, samples, hidden, w_width, seed, board, limit, build_dir
 
 
 def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="verilator",
-                  build_dir="build/digits", board=None, limit=None, progress=False) -> dict:
+                  build_dir="build/digits", board=None, limit=None, progress=False,
+                  layer_lanes=None) -> dict:
     """Train, convert, run; see the module docstring. ``progress``: show it on stderr."""
     limit = check_args(steps=steps, samples=samples, hidden=hidden, w_width=w_width, seed=seed,
-                       board=board, limit=limit, build_dir=build_dir)
+                       board=board, limit=limit, build_dir=build_dir, layer_lanes=layer_lanes)
     data = load_dataset(seed)
     assert len(data.x_test) == TEST_DIGITS, len(data.x_test)
     mlp = ticker(lambda: conversion.train_ann(data, hidden=hidden, seed=seed),
                  "digits: training the ANN", enabled=progress)
     ann = float((mlp.predict(data.x_test / 16) == data.y_test).mean())
-    lanes = (8 if hidden % 8 == 0 else 1, 2)
+    lanes = check_lanes(layer_lanes, 2) or (8 if hidden % 8 == 0 else 1, 2)
     conv = convert(mlp, data.x_train, w_width=w_width, lanes=lanes)
     t0 = time.perf_counter()
     res = ticker(lambda: conv.run(data.x_test, steps),
@@ -165,26 +181,33 @@ def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="ve
 
 def _board_run(conv, res, pred, data, steps, spec, limit, build_dir) -> dict:
     """The first ``limit`` held-out digits through a network board's host link."""
-    features = NetFeatures.for_network(conv.network, max_payload=256)
+    net = conv.network
+    features = NetFeatures.for_network(net, max_payload=256)
     t0 = time.perf_counter()
     # The fastest UART the gateware takes (4 clocks per bit) keeps a simulated run short.
     with open_network_board(spec, features=features, build_dir=Path(build_dir) / "net-board",
                             divisor=4, link_timeout=400, timeout=120) as brd:
         t1 = time.perf_counter()
-        brd.load(conv.network)
+        # A real board's lanes (same neurons, weights and parameters) and membrane readback.
+        net = relane(net, [s.lanes for s in brd.features.shapes])
+        membrane = brd.features.membrane
+        brd.load(net)
         loaded = all(np.array_equal(brd.read_weights(n), layer.weights)
-                     for n, layer in enumerate(conv.network.layers))
+                     for n, layer in enumerate(net.layers))
         t2 = time.perf_counter()
-        runs = [brd.infer(x, steps, membrane=True) for x in data.x_test[:limit]]
+        runs = [brd.infer(x, steps, membrane=membrane) for x in data.x_test[:limit]]
         t3 = time.perf_counter()
     mismatches = sum(
-        not (np.array_equal(r.spikes[-1], g.spikes[-1]) and np.array_equal(r.v[-1], g.v[-1]))
+        not (np.array_equal(r.spikes[-1], g.spikes[-1])
+             and (not membrane or np.array_equal(r.v[-1], g.v[-1])))
         for r, g in zip(runs, res[:limit], strict=True))
     bpred = conv.predict(runs)
     y = data.y_test[:limit]
     return {
         "board": spec,
         "board_samples": limit,
+        "board_lanes": [s.lanes for s in net.shapes],
+        "board_membrane": bool(membrane),
         "board_weights_read_back": bool(loaded),
         "board_accuracy": float((bpred == y).mean()),
         "snn_accuracy_on_board_samples": float((pred[:limit] == y).mean()),
@@ -201,7 +224,7 @@ def run(args) -> int:
     rep = digits_report(steps=args.steps, samples=args.samples, hidden=args.hidden,
                         w_width=args.w_width, seed=args.seed, sim=args.sim,
                         build_dir=args.build_dir, board=args.board, limit=args.limit,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, layer_lanes=args.layer_lanes)
     if args.json:
         print(json.dumps(rep, indent=2))
     else:

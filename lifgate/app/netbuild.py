@@ -1,0 +1,259 @@
+"""``lifgate build --network digits|GRAPH.nir``: the network board (``NetworkBoardTop``) of a
+converted or imported network, for a board.
+
+The bitstream carries the network's *shape* (layers, neurons, lanes, widths, parameter word
+format), not its weights or parameters: those load over the link at run time
+(:meth:`lifgate.boards.nethost.NetworkBoard.load`), so one bitstream serves every network of
+that shape. ``digits`` is the network of ``lifgate digits`` (scikit-learn's 8x8 digits, a
+64-32-10 ReLU MLP trained with seed 0, 8-bit weights, converted by
+:func:`lifgate.compilers.convert.convert`); ``GRAPH.nir`` is imported as ``lifgate import-nir``
+does (:func:`lifgate.compilers.nir_import.import_nir`, default widths).
+
+Lanes per layer (``--layer-lanes P0,P1,...``, powers of two dividing each layer's neurons) have
+per-board defaults (:data:`NETWORK_LANES`); lanes only lay the same network out differently
+(every neuron's weights and parameters are the same), so ``lifgate digits --board
+serial:PORT`` converts with the lanes the board reports in its ``VERSION`` reply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from lifgate.app.progress import ticker
+from lifgate.boards import toolchain
+from lifgate.boards.nethost import write_net_link_record
+from lifgate.boards.netproto import NetFeatures
+from lifgate.boards.nettop import NetworkBoardTop
+from lifgate.boards.protocol import BOARD_MAX_BAUD, check_baud
+from lifgate.boards.toolchain import FitError, ToolchainError, board
+from lifgate.checks import check_int, check_number, input_file, writable_dir
+from lifgate.compilers.convert import convert, load_dataset, train_ann
+from lifgate.compilers.nir_import import import_nir
+from lifgate.config import Config, ConfigError
+from lifgate.golden.synapse import Layer, Network
+
+__all__ = ["NETWORK_LANES", "NETWORK_MHZ", "NETWORK_ROUTER", "build_network", "digits_network",
+           "network_features", "network_for", "relane"]
+
+#: Default lanes per layer of ``--network digits`` per board: the UP5K one lane per layer
+#: (each lane has its own parameter memory: with 2 lanes in layer 1 the network board needs 32
+#: of the UP5K's 30 EBRs, counted before synthesis); the ECP5 the lanes of ``lifgate digits``
+#: (8, 2), so that ``lifgate digits --board sim:verilator`` simulates exactly that board's
+#: network.
+NETWORK_LANES = {"icebreaker": (1, 1), "ulx3s-85f": (8, 2)}
+
+#: Largest lanes per layer of an imported graph per board (the largest power of two up to
+#: this that divides the layer's neurons).
+NIR_MAX_LANES = {"icebreaker": 2, "ulx3s-85f": 8}
+
+#: Default clock of the network board in MHz. ECP5: 75, because the host link does not make
+#: 100 yet: the digits network board built at 100 MHz reached 81.95 MHz (session 8), its
+#: critical path in the link's frame decoder (frame buffer DP16KD output to the header
+#: check's clock enable, ``boards/framelink.py``), not in the network. UP5K: the network
+#: alone reached 38 MHz (``docs/resources.md``), the link adds its own paths (not measured).
+NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 75.0}
+
+#: nextpnr's router per board (None: nextpnr's default): router1 had 26,000 arcs left after
+#: 25 minutes on the ECP5 network board under load; router2 routed the ECP5 network in
+#: minutes (session 8, ``bench/bench_network_fpga.py``).
+NETWORK_ROUTER = {"icebreaker": None, "ulx3s-85f": "router2"}
+
+#: The frame buffer of the network board: what ``lifgate digits --board`` uses.
+MAX_PAYLOAD = 256
+
+
+@functools.lru_cache(maxsize=4)
+def _trained(hidden: int, seed: int):
+    data = load_dataset(seed)
+    return data, train_ann(data, hidden=hidden, seed=seed)
+
+
+def digits_network(lanes, *, hidden: int = 32, w_width: int = 8, seed: int = 0) -> Network:
+    """The converted network of ``lifgate digits`` (same data split, training and conversion)
+    with ``lanes`` per layer (the training is kept for the next call in this process)."""
+    data, mlp = _trained(hidden, seed)
+    return convert(mlp, data.x_train, w_width=w_width, lanes=tuple(lanes)).network
+
+
+def relane(network: Network, lanes) -> Network:
+    """``network`` with ``lanes[l]`` lanes in layer ``l`` (same weights and parameters: lanes
+    only change where a neuron is computed). ConfigError if a layer's neurons are not a
+    multiple of its lanes."""
+    lanes = tuple(lanes)
+    if len(lanes) != len(network.layers):
+        raise ConfigError(f"lanes must name the network's {len(network.layers)} layers, not "
+                          f"{len(lanes)}")
+    layers = []
+    for n, (layer, p) in enumerate(zip(network.layers, lanes, strict=True)):
+        s = layer.config.shape
+        if s.neurons % p:
+            raise ConfigError(f"lanes: layer {n} has {s.neurons} neurons, not a multiple of "
+                              f"{p} lanes")
+        shape = dataclasses.replace(s, lanes=p)
+        layers.append(Layer(layer.weights, Config(shape=shape, params=layer.config.params,
+                                                  noise=layer.config.noise)))
+    return Network(tuple(layers), w_width=network.w_width, x_width=network.x_width)
+
+
+def _nir_lanes(network: Network, cap: int) -> tuple:
+    return tuple(next(p for p in (64, 32, 16, 8, 4, 2, 1) if p <= cap and s.neurons % p == 0)
+                 for s in network.shapes)
+
+
+def check_lanes(text: str | None, layers: int | None = None):
+    """``--layer-lanes`` as a tuple of powers of two from 1 to 64 (None if not given)."""
+    if text is None:
+        return None
+    try:
+        lanes = tuple(int(x, 10) for x in str(text).split(","))
+    except ValueError:
+        raise ConfigError(f"--layer-lanes must be comma-separated integers such as 8,2, not "
+                          f"{text!r}") from None
+    for p in lanes:
+        if not 1 <= p <= 64 or p & (p - 1):
+            raise ConfigError(f"--layer-lanes must be powers of two from 1 to 64, not {text!r}")
+    if layers is not None and len(lanes) != layers:
+        raise ConfigError(f"--layer-lanes must name {layers} layers, not {len(lanes)} "
+                          f"({text!r})")
+    return lanes
+
+
+def network_for(source: str, board_name: str, lanes=None, *,
+                dt: float | None = None) -> tuple[str, Network]:
+    """``(name, network)`` of ``--network SOURCE`` for ``board_name``: ``digits`` or a NIR
+    graph's path (already checked, imported with time step ``dt``: default the graph's),
+    laid out with ``lanes`` (default: the board's)."""
+    if source == "digits":
+        lanes = lanes or NETWORK_LANES[board_name]
+        if len(lanes) != 2:
+            raise ConfigError(f"--layer-lanes must name 2 layers for digits, not {len(lanes)}")
+        return "digits", digits_network(lanes)
+    imp = import_nir(source, dt=dt)
+    net = imp.network
+    if lanes is not None and len(lanes) != len(net.layers):
+        raise ConfigError(f"--layer-lanes must name {len(net.layers)} layers (the graph's), "
+                          f"not {len(lanes)}")
+    return Path(source).name, relane(net, lanes or _nir_lanes(net, NIR_MAX_LANES[board_name]))
+
+
+def network_features(network: Network, *, membrane: bool = True) -> NetFeatures:
+    """What the network board of ``network`` is built with (``lifgate digits --board``'s
+    features for the same network); ConfigError when the board cannot carry it."""
+    try:
+        return NetFeatures.for_network(network, membrane=membrane, max_payload=MAX_PAYLOAD)
+    except ConfigError as e:
+        raise ConfigError(f"--network: the network board cannot run this network: {e}") from None
+
+
+def check_args(args):
+    """Every argument of ``lifgate build --network`` before any work: ``(board, freq, out,
+    lanes)``; ConfigError (one line, exit 2) otherwise."""
+    b = board(args.board)
+    given = [opt for opt, value in (("--neurons", args.neurons), ("--lanes", args.lanes),
+                                    ("--groups", args.groups), ("--leak-modes", args.leak_modes),
+                                    ("--counts", args.counts), ("--events", args.events),
+                                    ("--probes", args.probes)) if value]
+    if given:
+        raise ConfigError(f"{given[0]} is an array board option; a network board takes its "
+                          f"shape from --network (use --layer-lanes for its lanes)")
+    if args.network != "digits":
+        if not str(args.network).endswith(".nir"):
+            raise ConfigError(f"--network must be digits or a NIR graph file (GRAPH.nir), not "
+                              f"{args.network!r}")
+        input_file("--network", args.network)
+    lanes = check_lanes(args.layer_lanes, 2 if args.network == "digits" else None)
+    if args.dt is not None:
+        if args.network == "digits":
+            raise ConfigError("--dt is for a NIR graph (--network GRAPH.nir), not digits")
+        check_number("--dt", args.dt, 0, None, lo_open=True)
+    freq = NETWORK_MHZ[b.name] if args.freq is None else args.freq
+    check_number("--freq", freq, 1, 400, unit="MHz")
+    check_baud(args.baud, freq * 1e6, max_baud=BOARD_MAX_BAUD[b.name])
+    check_int("--seed", args.seed, 0, (1 << 31) - 1)
+    out = Path(writable_dir("--build-dir", args.build_dir if args.build_dir is not None
+                            else f"build/board-{b.name}-net"))
+    return b, freq, out, lanes
+
+
+def build_network(args) -> int:
+    """``lifgate build --network``: see the module docstring and ``lifgate build --help``."""
+    b, freq, out, lanes = check_args(args)
+    show = not args.no_progress
+    name, net = ticker(lambda: network_for(args.network, b.name, lanes, dt=args.dt),
+                       f"build {b.name}: network {args.network}", enabled=show)
+    features = network_features(net, membrane=not args.no_membrane)
+    top = NetworkBoardTop(board=b, features=features, frequency=freq * 1e6, baud=args.baud)
+    desc = {"network": name, "layers": [[s.neurons, s.lanes] for s in features.shapes],
+            "inputs": features.inputs, "membrane": features.membrane, "design": "network",
+            "baud": args.baud}
+    if show:
+        sizes = "-".join(map(str, [features.inputs] + [s.neurons for s in features.shapes]))
+        print(f"building {b.name}: network {name} ({sizes}, lanes "
+              f"{','.join(str(s.lanes) for s in features.shapes)}), "
+              f"{top.clock.frequency / 1e6:g} MHz, in {out} ...", file=sys.stderr, flush=True)
+    router = NETWORK_ROUTER[b.name]
+    desc["router"] = router or "default"
+    return run_toolchain(args, b, top, out, desc,
+                         lambda folder: write_net_link_record(folder, b.name, features,
+                                                              args.baud),
+                         nextpnr_extra=f"--router {router}" if router else "")
+
+
+def run_toolchain(args, b, top, out, desc: dict, record, nextpnr_extra: str = "") -> int:
+    """Synthesis, place and route, pack of ``top`` with progress; ``record(folder)`` writes the
+    link record beside the bitstream; the table or ``--json`` (``desc`` added) on stdout.
+    ``nextpnr_extra``: more nextpnr options."""
+    show = not args.no_progress
+    t0 = time.monotonic()
+    stages = []
+
+    def on_stage(stage):  # one line per stage; tqdm.write keeps a terminal's bar intact
+        now = time.monotonic() - t0
+        took = f" ({stages[-1][0]} took {now - stages[-1][1]:.0f} s)" if stages else ""
+        stages.append((stage, now))
+        tqdm.write(f"build {b.name}: {stage} at {now:.0f} s{took}", file=sys.stderr)
+
+    try:
+        rep = ticker(lambda: toolchain.run_build(
+            b, top, out, seed=args.seed, pack=True, on_stage=on_stage if show else None,
+            timing_allow_fail=not args.no_timing_allow_fail, nextpnr_extra=nextpnr_extra),
+            f"build {b.name}", enabled=show)
+    except FitError:
+        raise  # a ConfigError: one line, exit 2 (before synthesis, or before place and route)
+    except ToolchainError as e:
+        where = f" in {stages[-1][0]}" if stages else ""
+        if show:
+            print(f"build {b.name}: failed{where} after {time.monotonic() - t0:.0f} s",
+                  file=sys.stderr)
+        print(f"lifgate build: error: {e}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "board": b.name, "error": str(e)}, indent=2))
+        return 1
+    if show:
+        print(f"build {b.name}: done in {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    if rep.bitstream:
+        record(Path(rep.bitstream).parent)
+    d = rep.to_dict()
+    d.update({"ok": bool(rep.timing_met), "goal_mhz": rep.clock_mhz})
+    d.update(desc)
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        fmax = f"{rep.fmax_mhz:.2f}" if rep.fmax_mhz else "-"
+        print(f"{b.name} network {desc['network']}: Fmax {fmax} MHz at a {rep.clock_mhz:g} MHz "
+              f"clock, utilisation " + ", ".join(
+                  f"{k} {u['used']}/{u['available']}" for k, u in rep.utilization.items()))
+        print(f"bitstream: {rep.bitstream}")
+    if not rep.timing_met:
+        print(f"lifgate build: error: timing not met: Fmax {rep.fmax_mhz or 0:.2f} MHz < clock "
+              f"{rep.clock_mhz:.2f} MHz; do not flash {rep.bitstream} (try fewer lanes, "
+              f"--freq, or another --seed)", file=sys.stderr)
+        return 1
+    return 0
