@@ -72,7 +72,7 @@ def random_params(rng, shape, mode=None, reset=None):
         bias=val(lo // 16, hi // 16),
         leak_mode=mode,
         leak=val(llo, lhi),
-        reset_mode=ResetMode(reset if reset is not None else int(rng.integers(0, 2))),
+        reset_mode=ResetMode(reset if reset is not None else int(rng.integers(0, len(ResetMode)))),
         t_ref=int(rng.choice([0, 1, shape.t_ref_max, val(0, shape.t_ref_max)])),
     )
 
