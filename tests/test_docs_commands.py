@@ -137,7 +137,8 @@ HOW = {
     "lifgate import-nir GRAPH.nir [--dt DT] [--scale S] [--steps T [--rtl]] [--json]":
         Synopsis("minimal"),
     "lifgate import-nir GRAPH.nir [--dt DT] [--reset value|subtract|subtract-after-leak] "
-    "[--fire gt|ge] [--warn-error PCT] [--max-error PCT] [--reference REC.npz] [--steps T [--rtl]] [--json]":
+    "[--fire gt|ge] [--warn-error PCT] [--max-error PCT] [--reference REC.npz] "
+    "[--steps T [--rtl]] [--json]":
         Synopsis("minimal"),
     "lifgate import-nir examples/nir_fixtures/sinabs_conv.nir --dt 1 --fire ge --reset "
     "subtract --warn-error 1 --reference examples/nir_fixtures/sinabs_conv.npz": Run(),
