@@ -563,8 +563,9 @@ class LaneProof(Elaboratable):
                       "refr3": r != 0, "rdec3": (r - 1)[:R], "rmore3": r > 1}
             for name in names:
                 expect(j, name, values[name])
+        after = sp["reset_mode"] == ResetMode.SUBTRACT_AFTER_LEAK
         for j in (4, 5, 6, 7, 8, 9):
-            _, _, ref = refs[phys(j)]
+            vj, _, ref = refs[phys(j)]
             hold = ref["r1"] != 0
             expect(j, f"s{j}", ref["s"])
             late = ref["h"] - ref["e"]  # the leak's additive term from stage 5 on
@@ -572,10 +573,10 @@ class LaneProof(Elaboratable):
                 expect(j, f"hold{j}", hold)
                 expect(j, f"h{j}", ref["h"] if j == 4 else late)
             if j in (4, 5):
-                expect(j, f"e{j}", ref["e"] != 0)
+                expect(j, f"e{j}", ref["s"] & after)  # a spike in SUBTRACT_AFTER_LEAK mode
             if j == 4:
                 expect(j, "r4", ref["r1"])
-                expect(j, "sub4", ref["h"] - sp["v_th"])
+                expect(j, "sub4", vj - sp["v_th"])
             if j == 5:
                 x = Mux(is_const, c, ref["h"] - sp["v_rest"]) if modes - {LeakMode.CONST} else c
                 expect(j, "x5", x)
