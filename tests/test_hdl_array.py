@@ -136,7 +136,7 @@ def test_leak_and_reset_modes(mode, reset, pipeline):
 def test_mixed_groups_all_modes(pipeline):
     """Every (leak mode, reset mode) pair in one array: the mode mux and the group counters
     with fewer neurons per group (2) than lanes (3)."""
-    shape = ArrayShape(neurons=12, lanes=3, groups=6, v_width=12, i_width=10, ref_width=3,
+    shape = ArrayShape(neurons=18, lanes=3, groups=9, v_width=12, i_width=10, ref_width=3,
                        decay_frac=10)
     rng = np.random.default_rng(7)
     params = tuple(
