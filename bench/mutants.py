@@ -61,8 +61,8 @@ MUTANTS = [
         ("array.py", "lk = h6 + ~(t6 >> 1) + ~t6[0]", "lk = h6 + ~(t6 >> 1) + 1"),
     )),
     Mutant("mult_round_floor", "wrong rounding: MULT leak floors (no 2^(F-1) added)", (
-        ("array.py", "rnd = Cat(Const(1 << (F - 1), F), par(6, \"v_rest\")).as_signed()",
-         "rnd = Cat(Const(0, F), par(6, \"v_rest\")).as_signed()"),
+        ("array.py", "rnd = Cat(Const(1 << (F - 1), F), self.probes.vr6).as_signed()",
+         "rnd = Cat(Const(0, F), self.probes.vr6).as_signed()"),
     )),
     Mutant("no_saturation", "missing saturation: v' wraps", (
         ("array.py", "stage(8, (s9, s8), (v9, _saturate(tot8, W)))",
@@ -77,8 +77,12 @@ MUTANTS = [
         ("array.py", "out_v.append(v9)", "out_v.append(v9 if p != P - 1 else Const(0, signed(W)))"),
     )),
     Mutant("swapped_reset_mode", "swapped reset mode (VALUE behaves as SUBTRACT and back)", (
-        ("array.py", "value_mode = par(3, \"reset_mode\") == ResetModeHW.VALUE",
-         "value_mode = par(3, \"reset_mode\") == ResetModeHW.SUBTRACT"),
+        ("array.py", "value_mode = mode == ResetModeHW.VALUE",
+         "value_mode = mode == ResetModeHW.SUBTRACT"),
+    )),
+    Mutant("after_leak_before", "SUBTRACT_AFTER_LEAK subtracts before the leak (as SUBTRACT)", (
+        ("array.py", "after_mode = mode == ResetModeHW.SUBTRACT_AFTER_LEAK",
+         "after_mode = Const(0)"),
     )),
     Mutant("stuck_lfsr", "stuck noise generator: the xorshift state never advances", (
         ("noise.py", "m.d.sync += x.eq(xorshift32(x))", "m.d.sync += x.eq(x)"),

@@ -94,8 +94,11 @@ class ResetMode(enum.IntEnum):
 
     #: ``v = v_reset``.
     VALUE = 0
-    #: ``v = v - v_th``.
+    #: ``v = v - v_th`` before the leak: ``v' = leak(v - v_th) + ...``.
     SUBTRACT = 1
+    #: ``v_th`` subtracted after the leak, in the integrate sum: ``v' = leak(v) + ... - v_th``
+    #: (snnTorch's default ``Leaky``: ``mem' = beta mem + x - s theta``).
+    SUBTRACT_AFTER_LEAK = 2
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> int:
@@ -274,7 +277,7 @@ class NeuronParams:
     v_th : int
         Threshold: a neuron that is not refractory spikes when ``v >= v_th``.
     v_reset : int
-        Membrane value after a spike in ``ResetMode.VALUE``, and during the refractory period.
+        Membrane value after a spike in ``ResetMode.VALUE``, and during its refractory period.
     v_rest : int
         Resting potential E_L: the value the SHIFT and MULT leaks decay towards.
     v_init : int

@@ -30,7 +30,7 @@ __all__ = [
 #: Width of the ``leak_mode`` field of a parameter word (the codes of ``LeakMode``).
 LEAK_MODE_WIDTH = 2
 #: Width of the ``reset_mode`` field of a parameter word (the codes of ``ResetMode``).
-RESET_MODE_WIDTH = 1
+RESET_MODE_WIDTH = 2
 #: The parameter fields that are signed ``v_width``-bit values.
 SIGNED_PARAMS = ("v_th", "v_reset", "v_rest", "v_init", "bias")
 

@@ -234,7 +234,7 @@ def random_params(rng: np.random.Generator, shape: ArrayShape) -> NeuronParams:
     lo, hi = shape.v_range
     w = shape.v_width
     mode = LeakMode(shape.leak_modes[rng.integers(len(shape.leak_modes))])
-    reset_mode = ResetMode(int(rng.integers(2)))
+    reset_mode = ResetMode(int(rng.integers(len(ResetMode))))
     if rng.random() < 0.75:
         scale = 1 << int(rng.integers(2, w))  # up to 2^(W-1)
         v_rest = _clip(int(rng.integers(-scale // 4, scale // 4, endpoint=True)), lo, hi)
@@ -431,6 +431,18 @@ def _saturation_cases(d: _Directed) -> None:
                      reset_mode=ResetMode.SUBTRACT, t_ref=2),
         inp={"kind": "extreme", "seed": 14},
     )
+    # SUBTRACT_AFTER_LEAK saturates once, at the end: leak(v) + bias lies above VMAX and
+    # - v_th brings the sum back into range (clipping before the subtraction would give about
+    # 0, the exact sum about VMAX); with a negative threshold the sum goes far above VMAX and
+    # t_ref 2 holds v - v_th, saturated.
+    for name, v_th, t_ref in (("sat_after_leak_once", hi, 0),
+                              ("sat_after_leak_negative_threshold", lo, 2)):
+        d.add(
+            name,
+            NeuronParams(v_th=v_th, v_reset=0, v_init=hi, bias=hi, leak_mode=m0,
+                         leak=d.leak0(m0), reset_mode=ResetMode.SUBTRACT_AFTER_LEAK, t_ref=t_ref),
+            inp={"kind": "extreme", "seed": 14},
+        )
 
 
 def _threshold_and_refractory_cases(d: _Directed) -> None:
@@ -546,7 +558,7 @@ def _noise_cases(d: _Directed) -> None:
             d.per_group(lambda g: NeuronParams(
                 v_th=hi // 4, v_rest=0, v_reset=-(hi // 8), v_init=0, bias=0,
                 leak_mode=modes[g % len(modes)], leak=d.mild(modes[g % len(modes)]),
-                reset_mode=ResetMode(g % 2), t_ref=g % 3)),
+                reset_mode=ResetMode(g % len(ResetMode)), t_ref=g % 3)),
             noise=NoiseParams(seed=seed, gain=gain),
             inp=None if gain == 65535 else {"kind": "sparse", "seed": 17},
         )

@@ -96,7 +96,7 @@ def widths(shape: ArrayShape, *, membrane: bool = True) -> dict[str, int]:
     w, lw, r = shape.v_width, shape.leak_width, shape.ref_width
     return dict(W=w, IW=shape.i_width, R=r, F=shape.decay_frac, S=shape.step_width,
                 P=shape.lanes, G=shape.groups, D=shape.depth, N=shape.neurons,
-                AW=addr_width(shape), GW=group_width(shape), LW=lw, PW=5 * w + lw + r + 3)
+                AW=addr_width(shape), GW=group_width(shape), LW=lw, PW=5 * w + lw + r + 4)
 
 
 def evaluate(expr: str, names: dict[str, int]) -> int:
@@ -251,7 +251,7 @@ def _config(shape, seed, mode=None):
             v_th=int(rng.integers(hi // 4, hi)), v_reset=int(rng.integers(lo // 2, 0)),
             v_rest=int(rng.integers(lo // 4, hi // 4)), v_init=int(rng.integers(lo, hi)),
             bias=int(rng.integers(0, hi // 8)), leak_mode=m,
-            leak=int(rng.integers(llo, lhi + 1)), reset_mode=int(rng.integers(0, 2)),
+            leak=int(rng.integers(llo, lhi + 1)), reset_mode=int(rng.integers(0, len(ResetMode))),
             t_ref=int(rng.integers(0, shape.t_ref_max + 1))))
     return Config(shape=shape, params=tuple(params), noise=NoiseParams(seed=5, gain=300))
 

@@ -104,6 +104,8 @@ MUTANT_JOBS = [
      FormalJob("equiv", "prove", 15, ALL_MODES_ONE_NEURON_SHAPE, invariants=True)),
     ("mult_round_floor",
      FormalJob("equiv", "prove", 15, ALL_MODES_ONE_NEURON_SHAPE, invariants=True)),
+    ("after_leak_before",
+     FormalJob("equiv", "prove", 15, ALL_MODES_ONE_NEURON_SHAPE, invariants=True)),
     ("ge_to_gt",
      FormalJob("equiv", "prove", 15, CONST_SHAPE, invariants=True, pipeline="compact")),
 ]

@@ -178,7 +178,7 @@ _ILLEGAL_SHAPE = {
     "leak_modes": [[], ["foo"], ["shift", "foo"], "bogus", [7], None, [True]],
 }
 _MODE_CHOICES = [*LeakMode, "shift", "MULT", "const", 0, 1, 2, 3, "nope"]
-_RESET_CHOICES = [*ResetMode, "value", "Subtract", 0, 1, 2, "x"]
+_RESET_CHOICES = [*ResetMode, "value", "Subtract", "Subtract_After_Leak", 0, 1, 2, 3, "x"]
 
 
 def make_raw_config(seed: int, shape_index: int, mutate: str | None, wild: bool) -> dict:
@@ -212,7 +212,8 @@ def make_raw_config(seed: int, shape_index: int, mutate: str | None, wild: bool)
             "v_th": val(vlo, vhi), "v_reset": val(vlo, vhi), "v_rest": val(vlo, vhi),
             "v_init": val(vlo, vhi), "bias": val(vlo, vhi), "leak_mode": mode,
             "leak": val(llo, lhi), "t_ref": val(0, (1 << r) - 1),
-            "reset_mode": rnd.choice(_RESET_CHOICES if wild else ["value", "subtract"]),
+            "reset_mode": rnd.choice(_RESET_CHOICES if wild
+                                     else ["value", "subtract", "subtract_after_leak"]),
         })
     noise = {"seed": val(0, (1 << 32) - 1), "gain": val(0, 65535)}
     return {"shape": shape, "params": params, "noise": noise}

@@ -72,7 +72,7 @@ def random_params(rng, shape, mode=None, reset=None):
         bias=val(lo // 16, hi // 16),
         leak_mode=mode,
         leak=val(llo, lhi),
-        reset_mode=ResetMode(reset if reset is not None else int(rng.integers(0, 2))),
+        reset_mode=ResetMode(reset if reset is not None else int(rng.integers(0, len(ResetMode)))),
         t_ref=int(rng.choice([0, 1, shape.t_ref_max, val(0, shape.t_ref_max)])),
     )
 
@@ -136,7 +136,7 @@ def test_leak_and_reset_modes(mode, reset, pipeline):
 def test_mixed_groups_all_modes(pipeline):
     """Every (leak mode, reset mode) pair in one array: the mode mux and the group counters
     with fewer neurons per group (2) than lanes (3)."""
-    shape = ArrayShape(neurons=12, lanes=3, groups=6, v_width=12, i_width=10, ref_width=3,
+    shape = ArrayShape(neurons=18, lanes=3, groups=9, v_width=12, i_width=10, ref_width=3,
                        decay_frac=10)
     rng = np.random.default_rng(7)
     params = tuple(

@@ -74,7 +74,7 @@ def _docs_words(shape):
     words = {
         "params": [("v_th", w), ("v_reset", w), ("v_rest", w), ("v_init", w), ("bias", w),
                    ("leak", max(w, shape.decay_frac)), ("t_ref", shape.ref_width),
-                   ("leak_mode", 2), ("reset_mode", 1)],
+                   ("leak_mode", 2), ("reset_mode", 2)],
         "beat_spikes": [("step", shape.step_width), ("addr", aw), ("spikes", p)],
     }
     words["beat_membrane"] = words["beat_spikes"] + [("v", p * w)]
