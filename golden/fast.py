@@ -72,7 +72,9 @@ def _segment(v, r, row, lmode, t, cur, z, vmin, vmax, frac, rec,
     """
     v_th, v_reset, v_rest = row[P_VTH], row[P_VRESET], row[P_VREST]
     bias, leak, t_ref = row[P_BIAS], row[P_LEAK], row[P_TREF]
-    value = row[P_RMODE] == 0
+    value = row[P_RMODE] == 0  # ResetMode.VALUE
+    sub = row[P_RMODE] == 1  # SUBTRACT: v_th leaves before the leak
+    after = row[P_RMODE] == 2  # SUBTRACT_AFTER_LEAK: v_th leaves in the integrate sum
     half = (np.int64(1) << leak) >> 1 if lmode == 0 else np.int64(0)
     round_m = np.int64(1) << (frac - 1)
     use_cur = cur.shape[0] > 0
@@ -84,7 +86,8 @@ def _segment(v, r, row, lmode, t, cur, z, vmin, vmax, frac, rec,
         fire = (vj >= v_th) & (not refr)
         reset = value & (refr | fire)
         h = v_reset if reset else vj
-        h = h - v_th if (fire & (not value)) else h
+        h = h - v_th if (fire & sub) else h
+        e = v_th if (fire & after) else np.int64(0)
         r1 = rj - 1 if refr else (t_ref if fire else np.int64(0))
         d = h - v_rest
         if lmode == 0:
@@ -98,7 +101,8 @@ def _segment(v, r, row, lmode, t, cur, z, vmin, vmax, frac, rec,
             x += cur[j]
         if use_z:
             x += z[j]
-        x = h if r1 > 0 else x
+        x -= e
+        x = h - e if r1 > 0 else x
         x = min(max(x, vmin), vmax)
         v[j] = x
         r[j] = r1
