@@ -21,6 +21,7 @@ from lifgate.hdl.ram import ECP5_MAX_DEPTH, PipelinedRAM
 from lifgate.hdl.ram import KINDS as MEMORIES
 
 from lifgate.config import (
+    DEFAULT_RESET_MODES,
     ArrayShape,
     ConfigError,
     ConfigTypeError,
@@ -39,6 +40,7 @@ __all__ = [
     "PIPELINES",
     "LeakModeHW",
     "ResetModeHW",
+    "ResetModeWideHW",
     "addr_width",
     "beat_layout",
     "group_width",
@@ -46,6 +48,7 @@ __all__ = [
     "lane_signature",
     "lif_signature",
     "param_struct",
+    "reset_mode_hw",
     "struct_of",
 ]
 
@@ -59,7 +62,16 @@ class LeakModeHW(enum.Enum, shape=LEAK_MODE_WIDTH):
 
 
 class ResetModeHW(enum.Enum, shape=RESET_MODE_WIDTH):
-    """Reset mode field of a parameter set: the codes of :class:`lifgate.config.ResetMode`."""
+    """Reset mode field of a parameter set of a shape that builds VALUE and SUBTRACT only (the
+    default, 1 bit): those codes of :class:`lifgate.config.ResetMode`."""
+
+    VALUE = int(ResetMode.VALUE)
+    SUBTRACT = int(ResetMode.SUBTRACT)
+
+
+class ResetModeWideHW(enum.Enum, shape=2):
+    """Reset mode field of a parameter set of a shape that builds SUBTRACT_AFTER_LEAK (2 bits):
+    the codes of :class:`lifgate.config.ResetMode`."""
 
     VALUE = int(ResetMode.VALUE)
     SUBTRACT = int(ResetMode.SUBTRACT)
@@ -67,7 +79,14 @@ class ResetModeHW(enum.Enum, shape=RESET_MODE_WIDTH):
 
 
 assert {m.name: m.value for m in LeakModeHW} == {m.name: m.value for m in LeakMode}
-assert {m.name: m.value for m in ResetModeHW} == {m.name: m.value for m in ResetMode}
+assert {m.name: m.value for m in ResetModeWideHW} == {m.name: m.value for m in ResetMode}
+assert {m.name: m.value for m in ResetModeHW} == {m.name: m.value for m in DEFAULT_RESET_MODES}
+
+
+def reset_mode_hw(shape: ArrayShape) -> type:
+    """The enum of ``shape``'s ``reset_mode`` field: :class:`ResetModeHW` (1 bit) or, when the
+    shape builds SUBTRACT_AFTER_LEAK, :class:`ResetModeWideHW` (2 bits)."""
+    return ResetModeHW if shape.reset_width == RESET_MODE_WIDTH else ResetModeWideHW
 
 #: Pipeline latency of the default (``deep``) pipeline: clocks from the clock an update is
 #: issued (its address presented to the state memory) to the clock its beat is valid on
@@ -107,7 +126,7 @@ def _field_shape(f: Field):
     if f.name == "leak_mode":
         return LeakModeHW
     if f.name == "reset_mode":
-        return ResetModeHW
+        return ResetModeHW if f.width == RESET_MODE_WIDTH else ResetModeWideHW
     element = signed(f.element_width) if f.signed else unsigned(f.element_width)
     return element if f.elements is None else data.ArrayLayout(element, f.elements)
 
@@ -284,19 +303,19 @@ class LaneProbes:
     hold4: Value  #: r1 > 0: the update is held (and hold5, hold6)
     h4: Value  #: h, the leak's operand
     r4: Value  #: r1, written back as r'
-    e4: Value  #: e != 0: a spike in SUBTRACT_AFTER_LEAK mode (and e5)
-    sub4: Value  #: v - v_th
+    e4: Value | None  #: e != 0: a spike in SUBTRACT_AFTER_LEAK mode (and e5); built only
+    sub4: Value | None  #: v - v_th; SUBTRACT_AFTER_LEAK built only
     s5: Value
     hold5: Value
     h5: Value  #: h - e, the leak's additive term and the held value (and h6)
     x5: Value  #: d = h - v_rest (SHIFT, MULT) or c (CONST)
-    e5: Value
+    e5: Value | None
     k5: Value | None  #: the shift k (0 for CONST); SHIFT built only
     mult5: Value | None  #: MULT and not held; MULT built only
     s6: Value
     hold6: Value
     h6: Value
-    vr6: Value | None  #: v_rest - e, MULT's additive term; MULT built only
+    vr6: Value | None  #: v_rest - e, MULT's additive term; MULT and SUBTRACT_AFTER_LEAK only
     mult6: Value | None
     lk: Value | None  #: leak(h) - e, h - e when held (stage 6's expression; set by ``build``)
     s7: Value
@@ -431,6 +450,7 @@ class Lane(wiring.Component):
             raise ConfigError(f"Memory must be one of {', '.join(map(repr, MEMORIES))}, "
                              f"not {memory!r}")
         self._shape = shape
+        self._after = ResetMode.SUBTRACT_AFTER_LEAK in shape.reset_modes
         self._noise = noise
         self._bounds = PIPELINES[pipeline]
         self._multiplier = multiplier
@@ -444,18 +464,20 @@ class Lane(wiring.Component):
         before the lane is elaborated."""
         shape = self._shape
         W, R, modes = shape.v_width, shape.ref_width, set(shape.leak_modes)
+        after = self._after  # SUBTRACT_AFTER_LEAK built: e4, sub4, e5, vr6
         bz = signed(max(W, Z_WIDTH) + 1) if self._noise else signed(W)
         izb = (Signal(signed(shape.i_width)) + Signal(bz)).shape()
         shapes = {
             "v2": signed(W), "r2": unsigned(R), "v3": signed(W), "sub3": signed(W + 1),
             "ge3": 1, "refr3": 1, "rdec3": unsigned(R), "rmore3": 1,
             "s4": 1, "hold4": 1, "h4": signed(W + 1), "r4": unsigned(R),
-            "e4": 1, "sub4": signed(W + 1),
-            "s5": 1, "hold5": 1, "h5": signed(W + 1), "x5": signed(W + 2), "e5": 1,
+            "e4": 1 if after else None, "sub4": signed(W + 1) if after else None,
+            "s5": 1, "hold5": 1, "h5": signed(W + 1), "x5": signed(W + 2),
+            "e5": 1 if after else None,
             "k5": bits_for(W) if LeakMode.SHIFT in modes else None,
             "mult5": 1 if LeakMode.MULT in modes else None,
             "s6": 1, "hold6": 1, "h6": signed(W + 1),
-            "vr6": signed(W + 1) if LeakMode.MULT in modes else None,
+            "vr6": signed(W + 1) if LeakMode.MULT in modes and after else None,
             "mult6": 1 if LeakMode.MULT in modes else None,
             "lk": None,  # an expression, set by build
             "s7": 1, "lk7": signed(W + 2), "izb7": izb,
@@ -559,24 +581,32 @@ class Lane(wiring.Component):
         refr3, rdec3, rmore3 = self.probes.refr3, self.probes.rdec3, self.probes.rmore3
         t_ref = par(3, "t_ref")
         mode = par(3, "reset_mode")
-        value_mode = mode == ResetModeHW.VALUE
-        after_mode = mode == ResetModeHW.SUBTRACT_AFTER_LEAK
+        hw = reset_mode_hw(self._shape)
+        value_mode = mode == hw.VALUE
         fire = Signal(name=self._prefix + "fire")
         sel = Signal(name=self._prefix + "sel")  # h is not v
+        fire_sub = fire  # a spike that subtracts v_th from h (SUBTRACT)
+        if self._after:
+            after_mode = mode == hw.SUBTRACT_AFTER_LEAK
+            fire_sub = fire & ~after_mode
         m.d.comb += [
             fire.eq(~refr3 & ge3),
-            sel.eq(Mux(value_mode, refr3 | fire, fire & ~after_mode)),
+            sel.eq(Mux(value_mode, refr3 | fire, fire_sub)),
         ]
         h = Mux(sel, Mux(value_mode, par(3, "v_reset"), sub3), v3)
         r_next = Mux(refr3, rdec3, Mux(fire, t_ref, 0))
         hold = Mux(refr3, rmore3, fire & t_ref.any())
         s4, hold4, h4 = reg(1, "s4"), reg(1, "hold4"), reg(signed(W + 1), "h4")
-        r4, e4, sub4 = reg(R, "r4"), reg(1, "e4"), reg(signed(W + 1), "sub4")
-        # SUBTRACT_AFTER_LEAK at a spike: the leak's operand is h = v (h4), its additive term
-        # h - v_th, already computed in stage 2 (sub3): carried on as sub4 and chosen in stage
-        # 4 for h5 (a multiplexer, no adder). MULT's additive term is v_rest: see _shift.
-        self._stage(c, 3, (s4, fire), (hold4, hold), (h4, h), (r4, r_next),
-                    (e4, fire & after_mode), (sub4, sub3))
+        r4 = reg(R, "r4")
+        pairs = [(s4, fire), (hold4, hold), (h4, h), (r4, r_next)]
+        if self._after:
+            # SUBTRACT_AFTER_LEAK at a spike: the leak's operand is h = v (h4), its additive
+            # term h - v_th, already computed in stage 2 (sub3): carried on as sub4 and chosen
+            # in stage 4 for h5 (a multiplexer, no adder). MULT's additive term is v_rest: see
+            # _shift.
+            e4, sub4 = reg(1, "e4"), reg(signed(W + 1), "sub4")
+            pairs += [(e4, fire & after_mode), (sub4, sub3)]
+        self._stage(c, 3, *pairs)
 
     def _operand(self, c):
         # Stage 4 (S_X): r' leaves for the memory. x = h - v_rest (SHIFT, MULT) or c (CONST).
@@ -589,17 +619,19 @@ class Lane(wiring.Component):
         mode = par(4, "leak_mode")
         is_const = _is_mode(shape, mode, LeakMode.CONST)
         s5, hold5, h5 = reg(1, "s5"), reg(1, "hold5"), reg(signed(W + 1), "h5")
-        x5, e5 = reg(signed(W + 2), "x5"), reg(1, "e5")
+        x5 = reg(signed(W + 2), "x5")
         leak_c = par(4, "leak")[:W].as_signed()
         if modes & {LeakMode.SHIFT, LeakMode.MULT}:
             x = Mux(is_const, leak_c, h4 - par(4, "v_rest"))
         else:
             x = leak_c
-        # From here on h is the leak's additive term (SHIFT, CONST) and the held value:
-        # h - e (e = v_th at a SUBTRACT_AFTER_LEAK spike, else 0).
-        e4 = self.probes.e4
-        pairs = [(s5, s4), (hold5, hold4), (h5, Mux(e4, self.probes.sub4, h4)), (x5, x),
-                 (e5, e4)]
+        pairs = [(s5, s4), (hold5, hold4), (h5, h4), (x5, x)]
+        if self._after:
+            # From here on h is the leak's additive term (SHIFT, CONST) and the held value:
+            # h - e (e = v_th at a SUBTRACT_AFTER_LEAK spike, else 0).
+            e4 = self.probes.e4
+            pairs[2] = (h5, Mux(e4, self.probes.sub4, h4))
+            pairs.append((reg(1, "e5"), e4))
         c.leak_mul = None
         if LeakMode.SHIFT in modes:
             # The shift amount: k for SHIFT, 0 for CONST.
@@ -634,7 +666,7 @@ class Lane(wiring.Component):
         par, regs, reg = c.par, self.probes, self._reg
         s6, hold6, h6 = reg(1, "s6"), reg(1, "hold6"), reg(signed(W + 1), "h6")
         pairs = [(s6, regs.s5), (hold6, regs.hold5), (h6, regs.h5)]
-        if LeakMode.MULT in modes:
+        if LeakMode.MULT in modes and self._after:
             # MULT's additive term v_rest - e, beside the multiplier (no adder after it).
             vr6 = reg(signed(W + 1), "vr6")
             vr = par(5, "v_rest")
@@ -680,7 +712,8 @@ class Lane(wiring.Component):
             # tests/test_hdl_leak_algebra.py checks this at these register widths.
             lk = h6 + ~(t6 >> 1) + ~t6[0]
         if LeakMode.MULT in modes:
-            rnd = Cat(Const(1 << (F - 1), F), self.probes.vr6).as_signed()
+            vr6 = self.probes.vr6 if self._after else par(6, "v_rest")
+            rnd = Cat(Const(1 << (F - 1), F), vr6).as_signed()
             lk_mult = (m6 + rnd) >> F
             if lk is None:
                 lk = Mux(hold6, h6, lk_mult)

@@ -19,7 +19,7 @@ from lifgate.config import ArrayShape, Config, LeakMode, NeuronParams, ResetMode
 AFTER = ResetMode.SUBTRACT_AFTER_LEAK
 AFTER_FIRST = [AFTER, ResetMode.SUBTRACT, ResetMode.VALUE]
 SHAPE = ArrayShape(neurons=6, lanes=2, groups=3, v_width=12, i_width=10, ref_width=3,
-                   decay_frac=12)
+                   decay_frac=12, reset_modes=tuple(ResetMode))
 
 
 @settings(max_examples=300, deadline=None)
