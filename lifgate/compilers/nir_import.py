@@ -732,9 +732,11 @@ def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: in
     F = decay_frac
     n = len(x["g"])
     kind = x["kind"]
+    # the reset mode the graph asks for is built (SUBTRACT_AFTER_LEAK is a shape option)
     shape = ArrayShape(neurons=n, lanes=_lanes(n), groups=n, v_width=v_width,
                        i_width=i_width, ref_width=1, decay_frac=F,
-                       leak_modes=(LeakMode.MULT, LeakMode.CONST))
+                       leak_modes=(LeakMode.MULT, LeakMode.CONST),
+                       reset_modes=(ResetMode.VALUE, ResetMode.SUBTRACT, RESETS[reset]))
     if kind == "Relay":  # a spike in at step t, out at t + 1: weight 1, v_th 1, reset to 0
         relay = NeuronParams(v_th=1, v_reset=0, v_rest=0, v_init=0, bias=0,
                              leak_mode=LeakMode.CONST, leak=0, reset_mode=ResetMode.VALUE,
