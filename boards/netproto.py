@@ -175,8 +175,8 @@ class NetFeatures:
                 raise ConfigError(f"parameter 'shapes[{n}]' must be an ArrayShape, not {s!r}")
             if s.layout.params != shapes[0].layout.params or s.step_width != shapes[0].step_width:
                 raise ConfigError(
-                    f"parameter 'shapes[{n}]' must have the v_width, decay_frac, ref_width and "
-                    f"step_width of layer 0 (one parameter word format)"
+                    f"parameter 'shapes[{n}]' must have the v_width, decay_frac, ref_width, "
+                    f"reset modes and step_width of layer 0 (one parameter word format)"
                 )
             if s.lanes & (s.lanes - 1):
                 raise ConfigError(f"parameter 'shapes[{n}].lanes' must be a power of two for a "
