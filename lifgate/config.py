@@ -447,10 +447,7 @@ class Config:
     def to_dict(self) -> dict:
         shape = dataclasses.asdict(self.shape)
         shape["leak_modes"] = [m.name.lower() for m in self.shape.leak_modes]
-        if self.shape.reset_modes == DEFAULT_RESET_MODES:
-            del shape["reset_modes"]  # the default: files and outputs stay as they were
-        else:
-            shape["reset_modes"] = [m.name.lower() for m in self.shape.reset_modes]
+        shape["reset_modes"] = [m.name.lower() for m in self.shape.reset_modes]
         params = []
         for p in self.params:
             d = dataclasses.asdict(p)

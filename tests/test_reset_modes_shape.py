@@ -6,10 +6,10 @@
   explicitly; a shape with the mode has them, a 2-bit field and the header line. (The
   default shape's and the board shapes' Verilog were compared byte for byte with main's when
   the option was made: docs/resources.md.)
-* Everything that carries a shape carries the option: configuration files (no key for the
-  default), the VERSION replies of array and network boards (bit 7 of the modes byte), the
-  Verilog header read back by ``lifgate verify --verilog`` (``sim/foreign.py``), the NIR
-  importer (the mode its graph asks for), batched network runs.
+* Everything that carries a shape carries the option: configuration files (a file without
+  the key has the default), the VERSION replies of array and network boards (bit 7 of the
+  modes byte), the Verilog header read back by ``lifgate verify --verilog``
+  (``sim/foreign.py``), the NIR importer (the mode its graph asks for), batched network runs.
 * The host's and the gateware's parameter-word checks refuse the 2-bit field's code 3 and
   accept every code on the default 1-bit field.
 """
@@ -79,7 +79,9 @@ def test_config_files_carry_the_option():
     assert cfg.to_dict()["shape"]["reset_modes"] == ["value", "subtract", "subtract_after_leak"]
     assert Config.from_toml(cfg.to_toml()) == cfg == Config.from_json(cfg.to_json())
     plain = Config(shape=DEFAULT, params=(NeuronParams(v_th=3),))
-    assert "reset_modes" not in plain.to_dict()["shape"]  # files as before
+    assert plain.to_dict()["shape"]["reset_modes"] == ["value", "subtract"]
+    del (d := plain.to_dict())["shape"]["reset_modes"]  # a file of before: the default
+    assert Config.from_dict(d) == plain
 
 
 def test_refused_where_the_shape_lacks_it():
