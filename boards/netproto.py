@@ -181,6 +181,10 @@ class NetFeatures:
             if s.lanes & (s.lanes - 1):
                 raise ConfigError(f"parameter 'shapes[{n}].lanes' must be a power of two for a "
                                   f"board top, not {s.lanes!r}")
+            if s.spike_max > 1:
+                raise ConfigError(f"parameter 'shapes[{n}].spike_max' must be 1 on a board "
+                                  f"(the host link carries one spike bit a neuron), not "
+                                  f"{s.spike_max}; multi-spike output runs in simulation")
         for name, value, lo, hi in (("inputs", self.inputs, 1, 1 << 16),
                                     ("w_width", self.w_width, 2, 18),
                                     ("x_width", self.x_width, 1, 16),

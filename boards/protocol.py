@@ -392,6 +392,10 @@ class Features:
     def __post_init__(self):
         if not isinstance(self.shape, ArrayShape):
             raise ConfigError(f"parameter 'shape' must be an ArrayShape, not {self.shape!r}")
+        if self.shape.spike_max > 1:
+            raise ConfigError(f"parameter 'shape.spike_max' must be 1 on a board (the host link "
+                              f"carries one spike bit a neuron), not {self.shape.spike_max}; "
+                              f"multi-spike output runs in simulation (docs/numerics.md)")
         for name in ("membrane", "noise", "counts", "events"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"parameter '{name}' must be a bool, "

@@ -61,8 +61,9 @@ class Result:
 
     Members
     -------
-    spikes : bool array [T, N] or None
-        ``spikes[t, n]``: neuron ``n`` spiked at step ``t`` (``record="full"``).
+    spikes : bool array [T, N], uint8 array [T, N] or None
+        ``spikes[t, n]``: neuron ``n`` spiked at step ``t`` (``record="full"``); with
+        ``shape.spike_max > 1`` its spike count ``0 .. spike_max`` of the step (uint8).
     v : signed integer array [T, N] or None
         Membrane ``v'`` after step ``t`` (what the gateware's readback returns); int32 when the
         shape's widths allow it, else int64 (``record="full"``).
@@ -274,6 +275,7 @@ class _Recorder:
             self.packed[t] = np.packbits(s.reshape(self.batch, self.n), axis=1)
         elif self.record == "counts":
             self.counts += s
+            s = s.astype(bool, copy=False)  # a multi-spike count: spiked at all
             self.last[s] = t
             self.first[s & (self.first < 0)] = t
         elif self.record == "probes":
@@ -296,6 +298,11 @@ def _run(configs, steps, currents, states, record="full", probes=None, engine="n
         raise ConfigError(f"parameter 'engine' must be one of {', '.join(ENGINES)}, "
                           f"not {engine!r}")
     record, probes = _check_record(record, probes, n)
+    if shape.spike_max > 1 and (engine == "fused" or record == "spikes"):
+        what = "engine='fused'" if engine == "fused" else "record='spikes' (one bit a neuron)"
+        raise ConfigError(f"parameter 'shape.spike_max' is {shape.spike_max}: {what} does not "
+                          f"support multi-spike counts; use engine='numpy' and record='full', "
+                          f"'counts' or 'probes'")
     steps = int(steps)
     cur = _check_currents(shape, currents, steps, batch)
     if states is None:
@@ -380,7 +387,8 @@ def _run_numpy(configs, steps, cur, p, v, r, gains, seeds, dtype, record, probes
         cur = cur.astype(dtype, copy=False)
     full = record == "full"
     rows = steps if full else 1
-    out_s = np.empty((rows, total), dtype=bool)
+    # spike_max > 1: the spike count of each step (docs/numerics.md, "Multi-spike output")
+    out_s = np.empty((rows, total), dtype=bool if shape.spike_max == 1 else np.uint8)
     out_v = np.empty((rows, total), dtype=dtype)
     recorder = None if full else _Recorder(record, steps, batch, n, probes, dtype)
 
@@ -442,6 +450,7 @@ class _Kernel:
         self.dtype = dtype
         self.vmin, self.vmax = shape.v_range
         self.F = shape.decay_frac
+        self.spike_max = shape.spike_max
 
         def s(a):
             a = np.asarray(a)
@@ -513,21 +522,27 @@ class _Kernel:
     def step(self, v, r, extra, spikes_out, v_out):
         """One step: writes the spikes into ``spikes_out`` and ``v'`` into ``v_out``."""
         refr = r > 0 if self.any_ref else None
-        fire = np.greater_equal(v, self.v_th, out=spikes_out)
+        multi = self.spike_max > 1
+        fire = np.greater_equal(v, self.v_th, out=None if multi else spikes_out)
         if refr is not None:
             fire &= ~refr
             sel = refr | fire
         else:
             sel = fire
+        count = fire
+        if multi:  # n = min(v // v_th, spike_max) where it fires (v_th >= 1), else 0
+            count = np.minimum(v // self.v_th, self.spike_max)
+            count *= fire
+            spikes_out[...] = count
         # h: value after refractory/threshold handling
         if self.all_value:
             h = self.v_reset - v
             h *= sel
             h += v
         elif self.all_subtract:
-            h = v - fire * self.v_th
+            h = v - count * self.v_th
         else:
-            h = v - (fire & ~self.value & ~self.after) * self.v_th
+            h = v - (count * (~self.value & ~self.after)) * self.v_th
             h += (sel & self.value) * (self.v_reset - h)
         x = self.leak_plus_bias(h)
         if extra is not None:
@@ -553,8 +568,9 @@ class _Kernel:
 def step_scalar(shape, p: NeuronParams, v: int, r: int, i: int = 0, z: int = 0):
     """One step of one neuron, transcribed literally from ``docs/numerics.md``.
 
-    Returns ``(spike, v', r')``. Plain Python integers; slow; the reference the vectorised
-    :func:`simulate` is tested against.
+    Returns ``(spike, v', r')``; ``spike`` is the count ``n`` (0 or 1 for ``spike_max = 1``).
+    Plain Python integers; slow; the reference the vectorised :func:`simulate` is tested
+    against.
     """
     vmin, vmax = shape.v_range
     value = p.reset_mode == ResetMode.VALUE
@@ -563,13 +579,15 @@ def step_scalar(shape, p: NeuronParams, v: int, r: int, i: int = 0, z: int = 0):
     if r > 0:
         s, r1, h = 0, r - 1, (p.v_reset if value else v)
     elif v >= p.v_th:
-        s, r1 = 1, p.t_ref
+        # n: the largest count 1 .. spike_max with n * v_th <= v ("Multi-spike output")
+        s = 1 if shape.spike_max == 1 else min(v // p.v_th, shape.spike_max)
+        r1 = p.t_ref
         if value:
             h = p.v_reset
         elif after:
-            h, e = v, p.v_th
+            h, e = v, s * p.v_th
         else:
-            h = v - p.v_th
+            h = v - s * p.v_th
     else:
         s, r1, h = 0, 0, v
     if r1 > 0:

@@ -12,6 +12,8 @@ Contract, in short (``docs/networks.md`` has it in full):
 * ``x`` of the first layer is an unsigned ``x_width``-bit integer per input (1 bit: spikes),
   ``x`` of every later layer is the spike vector of the layer before it, **of the same step**
   (no delay): at step ``t`` layer ``l`` runs after layer ``l - 1`` has finished step ``t``;
+  with multi-spike output (``ArrayShape.spike_max > 1``) that vector holds each neuron's spike
+  count ``n`` of the step, so the next layer receives ``W . n``;
 * each layer is a LIF array (``lifgate.golden.fixed``) driven by those currents, without noise.
 """
 
@@ -155,7 +157,7 @@ class Network:
             if layer.config.noise.gain:
                 raise ConfigError(f"parameter 'layers[{n}].config.noise.gain' must be 0 in a "
                                   f"network, not {layer.config.noise.gain}")
-            xw = self.x_width if n == 0 else 1
+            xw = self.x_width if n == 0 else layers[n - 1].config.shape.count_width
             if acc_width(w.shape[1], self.w_width, xw) > 62:
                 raise ConfigError(f"layer {n} has too many inputs for a 62-bit accumulator")
             fixed_layers.append(Layer(w, layer.config))
@@ -176,8 +178,9 @@ class NetworkResult:
 
     Members
     -------
-    spikes : list of bool arrays [T, N_l]
-        Spikes of every layer at every step.
+    spikes : list of arrays [T, N_l]
+        Spikes of every layer at every step: bool, or the uint8 spike count of a layer with
+        ``spike_max > 1``.
     v : list of int arrays [T, N_l]
         Membrane ``v'`` of every layer after every step.
     currents : list of int64 arrays [T, N_l]
@@ -272,6 +275,7 @@ def _tiled(config: Config, batch: int) -> Config:
         neurons=s.neurons * batch, lanes=1, groups=s.groups * batch, v_width=s.v_width,
         i_width=s.i_width, ref_width=s.ref_width, decay_frac=s.decay_frac,
         leak_modes=s.leak_modes, step_width=s.step_width, reset_modes=s.reset_modes,
+        spike_max=s.spike_max,
     )
     return Config(shape=shape, params=tuple(config.params) * batch, noise=config.noise)
 

@@ -269,7 +269,7 @@ def lane_signature(shape: ArrayShape, *, noise: bool = True) -> wiring.Signature
             members["addend"] = Out(_addend_shape(W))
     members.update({
         "r_next": Out(unsigned(R)),
-        "spike": Out(1),
+        "spike": Out(shape.count_width),
         "v_next": Out(signed(W)),
     })
     return wiring.Signature(members)
@@ -325,6 +325,9 @@ class LaneProbes:
     tot8: Value  #: leak(h) + bias + i + z - e (exact), h - e when held
     s9: Value
     v9: Value  #: v' = sat(tot8)
+    #: multi-spike output only (``spike_max > 1``): the count ``min(v // v_th, spike_max)``
+    #: of stage 2's restoring quotient (``sub3`` is then ``v - q3 v_th``); else ``None``
+    q3: Value | None = None
 
 
 class Lane(wiring.Component):
@@ -467,22 +470,24 @@ class Lane(wiring.Component):
         after = self._after  # SUBTRACT_AFTER_LEAK built: e4, sub4, e5, vr6
         bz = signed(max(W, Z_WIDTH) + 1) if self._noise else signed(W)
         izb = (Signal(signed(shape.i_width)) + Signal(bz)).shape()
+        cw = shape.count_width  # the spike s: a bit, or a count (multi-spike output)
         shapes = {
             "v2": signed(W), "r2": unsigned(R), "v3": signed(W), "sub3": signed(W + 1),
             "ge3": 1, "refr3": 1, "rdec3": unsigned(R), "rmore3": 1,
-            "s4": 1, "hold4": 1, "h4": signed(W + 1), "r4": unsigned(R),
+            "s4": cw, "hold4": 1, "h4": signed(W + 1), "r4": unsigned(R),
             "e4": 1 if after else None, "sub4": signed(W + 1) if after else None,
-            "s5": 1, "hold5": 1, "h5": signed(W + 1), "x5": signed(W + 2),
+            "s5": cw, "hold5": 1, "h5": signed(W + 1), "x5": signed(W + 2),
             "e5": 1 if after else None,
             "k5": bits_for(W) if LeakMode.SHIFT in modes else None,
             "mult5": 1 if LeakMode.MULT in modes else None,
-            "s6": 1, "hold6": 1, "h6": signed(W + 1),
+            "s6": cw, "hold6": 1, "h6": signed(W + 1),
             "vr6": signed(W + 1) if LeakMode.MULT in modes and after else None,
             "mult6": 1 if LeakMode.MULT in modes else None,
             "lk": None,  # an expression, set by build
-            "s7": 1, "lk7": signed(W + 2), "izb7": izb,
-            "s8": 1, "tot8": (Signal(signed(W + 2)) + Signal(izb)).shape(),
-            "s9": 1, "v9": signed(W),
+            "s7": cw, "lk7": signed(W + 2), "izb7": izb,
+            "s8": cw, "tot8": (Signal(signed(W + 2)) + Signal(izb)).shape(),
+            "s9": cw, "v9": signed(W),
+            "q3": cw if cw > 1 else None,
         }
         return LaneProbes(**{
             name: None if shp is None else Signal(shp, name=self._prefix + name, reset_less=True)
@@ -568,9 +573,25 @@ class Lane(wiring.Component):
         v_th = par(2, "v_th")
         v3, sub3, ge3 = reg(signed(W), "v3"), reg(signed(W + 1), "sub3"), reg(1, "ge3")
         refr3, rdec3, rmore3 = reg(1, "refr3"), reg(R, "rdec3"), reg(1, "rmore3")
+        sub, more = v2 - v_th, []
+        cw = self._shape.count_width
+        if cw > 1:
+            # Multi-spike output (docs/numerics.md): q = min(v // v_th, 2^cw - 1) for v >= 0,
+            # v_th >= 1, without a divider: restoring quotient, cw compare-subtract steps
+            # against v_th << j (j = cw-1 .. 0), each keeping the difference when it is >= 0;
+            # the remainder v - q v_th is h in SUBTRACT mode (0 <= it <= v, so W bits hold
+            # it). Below v_th (no spike) nothing is subtracted. tests/test_hdl_multispike.py.
+            rem, bits = v2, []
+            for j in reversed(range(cw)):
+                diff = rem - (v_th << j)
+                take = diff >= 0
+                bits.append(take)
+                rem = Mux(take, diff, rem)
+            sub = rem
+            more = [(reg(cw, "q3"), Cat(*reversed(bits)))]
         stage(
-            c, 2, (v3, v2), (sub3, v2 - v_th), (ge3, v2 >= v_th),
-            (refr3, r2.any()), (rdec3, r2 - 1), (rmore3, r2[1:].any()),
+            c, 2, (v3, v2), (sub3, sub), (ge3, v2 >= v_th),
+            (refr3, r2.any()), (rdec3, r2 - 1), (rmore3, r2[1:].any()), *more,
         )
 
     def _select(self, c):
@@ -596,14 +617,16 @@ class Lane(wiring.Component):
         h = Mux(sel, Mux(value_mode, par(3, "v_reset"), sub3), v3)
         r_next = Mux(refr3, rdec3, Mux(fire, t_ref, 0))
         hold = Mux(refr3, rmore3, fire & t_ref.any())
-        s4, hold4, h4 = reg(1, "s4"), reg(1, "hold4"), reg(signed(W + 1), "h4")
+        cw = self._shape.count_width
+        s4, hold4, h4 = reg(cw, "s4"), reg(1, "hold4"), reg(signed(W + 1), "h4")
         r4 = reg(R, "r4")
-        pairs = [(s4, fire), (hold4, hold), (h4, h), (r4, r_next)]
+        s = fire if cw == 1 else Mux(fire, self.probes.q3, 0)  # the spike count
+        pairs = [(s4, s), (hold4, hold), (h4, h), (r4, r_next)]
         if self._after:
             # SUBTRACT_AFTER_LEAK at a spike: the leak's operand is h = v (h4), its additive
             # term h - v_th, already computed in stage 2 (sub3): carried on as sub4 and chosen
             # in stage 4 for h5 (a multiplexer, no adder). MULT's additive term is v_rest: see
-            # _shift.
+            # _shift. (Not with multi-spike output: the shape refuses the pair.)
             e4, sub4 = reg(1, "e4"), reg(signed(W + 1), "sub4")
             pairs += [(e4, fire & after_mode), (sub4, sub3)]
         self._stage(c, 3, *pairs)
@@ -618,7 +641,8 @@ class Lane(wiring.Component):
         s4, hold4, h4 = self.probes.s4, self.probes.hold4, self.probes.h4
         mode = par(4, "leak_mode")
         is_const = _is_mode(shape, mode, LeakMode.CONST)
-        s5, hold5, h5 = reg(1, "s5"), reg(1, "hold5"), reg(signed(W + 1), "h5")
+        s5, hold5, h5 = reg(self._shape.count_width, "s5"), reg(1, "hold5"), \
+            reg(signed(W + 1), "h5")
         x5 = reg(signed(W + 2), "x5")
         leak_c = par(4, "leak")[:W].as_signed()
         if modes & {LeakMode.SHIFT, LeakMode.MULT}:
@@ -664,7 +688,8 @@ class Lane(wiring.Component):
         # MULT: x * D. (bias + z: in the noise source.)
         modes, W, F = set(self._shape.leak_modes), self._shape.v_width, self._shape.decay_frac
         par, regs, reg = c.par, self.probes, self._reg
-        s6, hold6, h6 = reg(1, "s6"), reg(1, "hold6"), reg(signed(W + 1), "h6")
+        cw = self._shape.count_width
+        s6, hold6, h6 = reg(cw, "s6"), reg(1, "hold6"), reg(signed(W + 1), "h6")
         pairs = [(s6, regs.s5), (hold6, regs.hold5), (h6, regs.h5)]
         if LeakMode.MULT in modes and self._after:
             # MULT's additive term v_rest - e, beside the multiplier (no adder after it).
@@ -723,21 +748,22 @@ class Lane(wiring.Component):
         object.__setattr__(self.probes, "lk", lk)
         bz6 = c.bz if self._noise else par(6, "bias")
         izb = c.i + bz6
-        s7, lk7, izb7 = reg(1, "s7"), reg(signed(W + 2), "lk7"), reg(izb.shape(), "izb7")
+        s7, lk7 = reg(self._shape.count_width, "s7"), reg(signed(W + 2), "lk7")
+        izb7 = reg(izb.shape(), "izb7")
         self._stage(c, 6, (s7, self.probes.s6), (lk7, lk), (izb7, Mux(hold6, 0, izb)))
 
     def _integrate(self, c):
         # Stage 7 (S_SUM): leak(h) + bias + i + z.
         reg = self._reg
         total = self.probes.lk7 + self.probes.izb7
-        s8, tot8 = reg(1, "s8"), reg(total.shape(), "tot8")
+        s8, tot8 = reg(self._shape.count_width, "s8"), reg(total.shape(), "tot8")
         self._stage(c, 7, (s8, self.probes.s7), (tot8, total))
 
     def _saturation(self, c):
         # Stage 8 (S_SAT): v' = sat(...); stage 9 (S_OUT) writes it back and sends it.
         W, stage = self._shape.v_width, functools.partial(self._stage, c)
         s8, tot8 = self.probes.s8, self.probes.tot8
-        s9, v9 = self._reg(1, "s9"), self._reg(signed(W), "v9")
+        s9, v9 = self._reg(self._shape.count_width, "s9"), self._reg(signed(W), "v9")
         assert self._bounds[7], "v' is a register: it is written back and it is the beat"
         stage(8, (s9, s8), (v9, _saturate(tot8, W)))
 

@@ -6,7 +6,7 @@ bit (spikes and membranes of every layer at every step).
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -32,6 +32,9 @@ def _check_shapes(shapes):
             )
         if s.step_width != shapes[0].step_width:
             raise ConfigError(f"parameter 'shapes[{n}].step_width' must equal layer 0's")
+        if s.spike_max != shapes[0].spike_max:
+            raise ConfigError(f"parameter 'shapes[{n}].spike_max' must equal layer 0's "
+                              f"({shapes[0].spike_max}): one record format for all layers")
     return shapes
 
 
@@ -39,15 +42,17 @@ def record_layout(shapes, *, membrane: bool = True) -> data.StructLayout:
     """Payload of ``Network.s_stream``: one record per layer per step.
 
     ``layer``, ``step`` (``step_width``), ``spikes`` (``max N`` bits, bit ``j`` = neuron ``j``;
-    bits past the layer's neurons are 0) and, with ``membrane``, ``v`` (``max N`` signed
+    bits past the layer's neurons are 0; with multi-spike output ``max N`` unsigned
+    ``count_width``-bit counts) and, with ``membrane``, ``v`` (``max N`` signed
     ``v_width``-bit values, the new membrane ``v'``; 0 past the layer's neurons).
     """
     shapes = _check_shapes(shapes)
     nmax = max(s.neurons for s in shapes)
+    cw = shapes[0].count_width
     fields = {
         "layer": unsigned(max(1, ceil_log2(len(shapes)))),
         "step": unsigned(shapes[0].step_width),
-        "spikes": unsigned(nmax),
+        "spikes": unsigned(nmax) if cw == 1 else data.ArrayLayout(unsigned(cw), nmax),
     }
     if membrane:
         fields["v"] = data.ArrayLayout(signed(shapes[0].v_width), nmax)
@@ -79,7 +84,9 @@ class Network(wiring.Component):
         Send membranes in the records.
     events : bool
         Spike-driven synapses (``Synapse(events=True)``) for every layer with 1-bit inputs
-        (layer ``l > 0``, and layer 0 if ``x_width == 1``); False: every synapse dense.
+        (layer ``l > 0``, and layer 0 if ``x_width == 1``); False: every synapse dense. With
+        multi-spike output (``spike_max > 1``, the same in every layer) layer ``l > 0``'s
+        inputs are the counts of layer ``l - 1`` (``count_width`` bits each), read densely.
     event_ports : int
         Events per clock of the spike-driven synapses (1 or 2; ``Synapse(event_ports=)``).
 
@@ -126,10 +133,11 @@ class Network(wiring.Component):
         self.inputs = inputs
         self.w_width, self.x_width = w_width, x_width
         self.fan_in = [inputs] + [s.neurons for s in shapes[:-1]]
+        # a later layer's inputs: the spikes (1 bit) or the spike counts of the layer before
+        xw = [x_width] + [s.count_width for s in shapes[:-1]]
         self.synapses = [
             Synapse(inputs=self.fan_in[n], outputs=s.neurons, lanes=s.lanes, w_width=w_width,
-                    x_width=x_width if n == 0 else 1, i_width=s.i_width,
-                    events=self.events and (x_width if n == 0 else 1) == 1,
+                    x_width=xw[n], i_width=s.i_width, events=self.events and xw[n] == 1,
                     event_ports=event_ports)
             for n, s in enumerate(shapes)
         ]
@@ -198,11 +206,13 @@ class Network(wiring.Component):
                     m.d.comb += arr.param_we.eq(0)
             # The beats of a step arrive in address order: shift them in from the top, so after
             # D beats address a's lane p sits at bit a * P + p.
-            P, N = shape.lanes, shape.neurons
-            s = Signal(N, name=f"spikes{n}")
+            # With multi-spike output every lane brings a count of CW bits (neuron j at j CW).
+            P, N, CW = shape.lanes, shape.neurons, shape.count_width
+            s = Signal(N * CW, name=f"spikes{n}")
             beat = arr.o_stream.payload
+            bs = Value.cast(beat.spikes)
             with m.If(arr.o_stream.valid):
-                m.d.sync += s.eq(Cat(s[P:], beat.spikes) if N > P else beat.spikes)
+                m.d.sync += s.eq(Cat(s[P * CW:], bs) if N > P else bs)
             spikes.append(s)
             if self.membrane:
                 v = Signal(data.ArrayLayout(signed(W), N), name=f"v{n}")
@@ -294,9 +304,10 @@ class Network(wiring.Component):
                         rec.spikes.eq(spikes[n]),
                     ]
                     if self.membrane:
-                        nmax = len(rec.spikes)
+                        nmax = max(s.neurons for s in self.shapes)
                         for j in range(nmax):
-                            m.d.sync += rec.v[j].eq(vregs[n][j] if j < len(spikes[n]) else 0)
+                            m.d.sync += rec.v[j].eq(vregs[n][j] if j < self.shapes[n].neurons
+                                                    else 0)
                     m.next = f"WAIT{n}"
                 with m.State(f"WAIT{n}"):
                     m.d.comb += self.busy.eq(1)

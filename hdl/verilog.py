@@ -110,6 +110,8 @@ def _header(shape: ArrayShape, dut: LIFArray, ports) -> str:
         ("leak_modes", leak_modes),
         *resets,
         ("step_width", shape.step_width),
+        # multi-spike output only: the header of a one-spike array is as before it
+        *([("spike_max", shape.spike_max)] if shape.spike_max > 1 else []),
         ("membrane", "yes" if dut.membrane else "no"),
         ("noise", "yes" if dut.noise else "no"),
         ("pipeline", dut.pipeline),
@@ -133,7 +135,9 @@ def _header(shape: ArrayShape, dut: LIFArray, ports) -> str:
         *_fields(layout.params),
         "// i_stream__payload: lane p's signed current in bits "
         f"[{layout.current_width}*p+{layout.current_width - 1}:{layout.current_width}*p].",
-        "// o_stream__payload fields (LSB first; spikes bit p = lane p):",
+        "// o_stream__payload fields (LSB first; spikes bit p = lane p):" if shape.spike_max == 1
+        else f"// o_stream__payload fields (LSB first; spikes: lane p's spike count in bits "
+        f"[{shape.count_width}*p+{shape.count_width - 1}:{shape.count_width}*p]):",
         *_fields(layout.beat(dut.membrane)),
     ]
     if dut.membrane:

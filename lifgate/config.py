@@ -38,6 +38,7 @@ __all__ = [
     "NeuronParams",
     "NoiseParams",
     "ResetMode",
+    "SPIKE_MAXES",
     "acc_width",
     "ArrayLayout",
     "param_layout",
@@ -105,6 +106,10 @@ class ResetMode(enum.IntEnum):
 #: The reset modes a shape builds unless told otherwise: the parameter word's ``reset_mode``
 #: field is then 1 bit, and the gateware that of the arrays before SUBTRACT_AFTER_LEAK.
 DEFAULT_RESET_MODES = (ResetMode.VALUE, ResetMode.SUBTRACT)
+
+
+#: The legal ``ArrayShape.spike_max``: ``2^k - 1`` for a count of ``k`` = 1 to 4 bits.
+SPIKE_MAXES = (1, 3, 7, 15)
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> int:
@@ -193,6 +198,11 @@ class ArrayShape:
     step_width : int
         Width of the timestep label on output events, 8 to 32. The label counts modulo
         2**step_width; it names a step, it takes no part in the arithmetic.
+    spike_max : int
+        The largest spike count a neuron emits in one step: 1 (default, one spike bit per
+        neuron and step), or 3, 7 or 15 (multi-spike output, a count of ``count_width`` =
+        2, 3 or 4 bits; ``docs/numerics.md``, "Multi-spike output"). With ``spike_max > 1``
+        every ``v_th`` must be at least 1.
     layout : ArrayLayout
         (Derived, not a field.) The parameter word, the beats and the port widths this shape
         gives (:class:`lifgate.layout.ArrayLayout`), computed once per shape: everything that
@@ -209,8 +219,14 @@ class ArrayShape:
     leak_modes: tuple = (LeakMode.SHIFT, LeakMode.MULT, LeakMode.CONST)
     reset_modes: tuple = DEFAULT_RESET_MODES
     step_width: int = 16
+    spike_max: int = 1
 
     def __post_init__(self):
+        sm = self.spike_max
+        if isinstance(sm, bool) or not isinstance(sm, numbers.Integral) or sm not in SPIKE_MAXES:
+            raise ConfigError(f"parameter 'spike_max' must be one of "
+                              f"{', '.join(map(str, SPIKE_MAXES))}, not {sm!r}")
+        object.__setattr__(self, "spike_max", int(sm))
         _check_int("v_width", self.v_width, 4, 32)
         _check_int("i_width", self.i_width, 2, 32)
         _check_int("ref_width", self.ref_width, 1, 16)
@@ -246,6 +262,11 @@ class ArrayShape:
                 "parameter 'reset_modes' must include value and subtract (always built) and may "
                 f"add subtract_after_leak, not {[m.name.lower() for m in resets]!r}"
             )
+        if self.spike_max > 1 and ResetMode.SUBTRACT_AFTER_LEAK in resets:
+            raise ConfigError(
+                "parameter 'reset_modes' must not include subtract_after_leak with spike_max "
+                f"{self.spike_max} (multi-spike output is built with value and subtract only)"
+            )
         object.__setattr__(self, "reset_modes", resets)
 
     # Derived quantities -----------------------------------------------------------------------
@@ -260,12 +281,18 @@ class ArrayShape:
             neurons=self.neurons, lanes=self.lanes, groups=self.groups, v_width=self.v_width,
             i_width=self.i_width, ref_width=self.ref_width, decay_frac=self.decay_frac,
             step_width=self.step_width, reset_width=self.reset_width,
+            count_width=self.count_width,
         )
 
     @property
     def reset_width(self) -> int:
         """Width of the ``reset_mode`` field: 1 bit, 2 with SUBTRACT_AFTER_LEAK built."""
         return max(1, max(self.reset_modes).bit_length())
+
+    @property
+    def count_width(self) -> int:
+        """Bits of a neuron's spike count per step: 1 for ``spike_max = 1``, else 2 to 4."""
+        return int(self.spike_max).bit_length()
 
     @property
     def depth(self) -> int:
@@ -371,6 +398,9 @@ class NeuronParams:
         llo, lhi = shape.leak_range(self.leak_mode)
         _check_int(f"{where}leak ({self.leak_mode.name.lower()} mode)", self.leak, llo, lhi)
         _check_int(where + "t_ref", self.t_ref, 0, shape.t_ref_max)
+        if shape.spike_max > 1:
+            # n = min(v // v_th, spike_max) needs v_th >= 1 (docs/numerics.md, "Multi-spike")
+            _check_int(f"{where}v_th (spike_max {shape.spike_max})", self.v_th, 1, hi)
         return self
 
 

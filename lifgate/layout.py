@@ -205,8 +205,11 @@ class ArrayLayout:
         The ``i_stream`` payload: one array field ``i`` of ``P`` signed ``IW``-bit currents.
     beat_membrane, beat_spikes : Word
         The ``o_stream`` payload with and without the membrane readback: ``step``, ``addr``,
-        ``spikes`` (``P`` bits, bit ``p`` = lane ``p``) and, with membrane, the array field
+        ``spikes`` (``P`` bits, bit ``p`` = lane ``p``; with multi-spike output an array field
+        of ``P`` unsigned ``count_width``-bit counts) and, with membrane, the array field
         ``v`` (``P`` signed ``W``-bit values). :meth:`beat` picks one.
+    count_width : int
+        ``CW``, bits of one lane's spike count (``ArrayShape.count_width``; 1: a spike bit).
     param_bytes, current_bytes, value_bytes, spike_bytes : int
         The parameter word, a current, a membrane value and the ``P`` spike bits, each rounded
         up to whole bytes (what the host link sends).
@@ -227,6 +230,7 @@ class ArrayLayout:
     inputs: Word
     beat_membrane: Word
     beat_spikes: Word
+    count_width: int = 1
 
     def beat(self, membrane: bool = True) -> Word:
         """The ``o_stream`` payload, with or without the membrane readback."""
@@ -251,13 +255,13 @@ class ArrayLayout:
 
     @property
     def spike_bytes(self) -> int:
-        return _bytes(self.lanes)
+        return _bytes(self.lanes * self.count_width)
 
 
 @functools.lru_cache(maxsize=1024)
 def array_layout(*, neurons: int, lanes: int, groups: int, v_width: int, i_width: int,
                  ref_width: int, decay_frac: int, step_width: int,
-                 reset_width: int = RESET_MODE_WIDTH) -> ArrayLayout:
+                 reset_width: int = RESET_MODE_WIDTH, count_width: int = 1) -> ArrayLayout:
     """The :class:`ArrayLayout` of a shape with these fields (computed once, then cached).
 
     Takes the checked fields of an :class:`~lifgate.config.ArrayShape`; use
@@ -275,7 +279,8 @@ def array_layout(*, neurons: int, lanes: int, groups: int, v_width: int, i_width
     head = (
         ("step", step_width, False, None),
         ("addr", _bits(depth), False, None),
-        ("spikes", lanes, False, None),
+        # one bit a lane, or (multi-spike output) an array field of CW-bit counts
+        ("spikes", lanes * count_width, False, None if count_width == 1 else lanes),
     )
     return ArrayLayout(
         lanes=lanes,
@@ -290,4 +295,5 @@ def array_layout(*, neurons: int, lanes: int, groups: int, v_width: int, i_width
         inputs=Word.of(("i", lanes * i_width, True, lanes)),
         beat_membrane=Word.of(*head, ("v", lanes * w, True, lanes)),
         beat_spikes=Word.of(*head),
+        count_width=count_width,
     )

@@ -119,7 +119,7 @@ class Beats:
     Members
     -------
     step, addr : int64 arrays [B]
-    spikes : bool array [B, P]
+    spikes : bool array [B, P], or uint8 [B, P] counts (multi-spike output)
     v : int64 array [B, P] or None (no membrane readback)
     """
 
@@ -180,9 +180,11 @@ def decode_beats(text: bytes, layout, width: int | None = None, lanes: int | Non
     step = _get_field(words, word["step"].offset, word["step"].width).astype(np.int64)
     addr = _get_field(words, word["addr"].offset, word["addr"].width).astype(np.int64)
     sf = word["spikes"]
-    spikes = np.empty((len(words), sf.width), dtype=bool)
-    for p in range(sf.width):
-        spikes[:, p] = _get_field(words, sf.offset + p, 1).astype(bool)
+    n_lanes = sf.elements or lanes or (word["v"].elements if "v" in word else sf.width)
+    cw = sf.width // n_lanes  # > 1: multi-spike output, a count per lane
+    spikes = np.empty((len(words), n_lanes), dtype=bool if cw == 1 else np.uint8)
+    for p in range(n_lanes):
+        spikes[:, p] = _get_field(words, sf.offset + p * cw, cw)
     v = None
     if "v" in word:
         vf = word["v"]

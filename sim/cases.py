@@ -246,6 +246,9 @@ def random_params(rng: np.random.Generator, shape: ArrayShape) -> NeuronParams:
         const = _clip(int(rng.integers(-scale // 16, scale // 8, endpoint=True)), lo, hi)
     else:
         v_rest, v_th, v_reset, v_init, bias, const = (_pick(rng, lo, hi) for _ in range(6))
+    if shape.spike_max > 1:
+        # multi-spike output needs v_th >= 1 (docs/numerics.md); small ones give big counts
+        v_th = max(1, v_th if rng.random() < 0.5 else v_th >> int(rng.integers(1, w)))
     llo, lhi = shape.leak_range(mode)
     if mode == LeakMode.SHIFT:
         leak = _pick(rng, llo, lhi, edges=(1, w - 1))

@@ -49,7 +49,7 @@ class Beat:
 
     step: int
     addr: int
-    spikes: int  # bit p: lane p
+    spikes: int | tuple  # bit p: lane p; multi-spike output: lane p's count
     v: tuple | None  # lane p's v', or None without membrane readback
 
 
@@ -210,7 +210,8 @@ def collect(shape: ArrayShape, words, steps: int, *, first_step: int = 0,
     beats = [decode_beat(shape, w, membrane=membrane) for w in words]
     if len(beats) != steps * D:
         raise AssertionError(f"got {len(beats)} beats, expected {steps} x {D} = {steps * D}")
-    spikes = np.zeros((steps, shape.neurons), dtype=bool)
+    multi = shape.spike_max > 1  # the beat's spikes are then a tuple of counts
+    spikes = np.zeros((steps, shape.neurons), dtype=np.uint8 if multi else bool)
     v = np.zeros((steps, shape.neurons), dtype=np.int64) if membrane else None
     mod = 1 << shape.step_width
     for i, b in enumerate(beats):
@@ -219,7 +220,7 @@ def collect(shape: ArrayShape, words, steps: int, *, first_step: int = 0,
         if (b.step, b.addr) != want:
             raise AssertionError(f"beat {i} is (step, addr) {(b.step, b.addr)}, expected {want}")
         for p in range(P):
-            spikes[t, a * P + p] = (b.spikes >> p) & 1
+            spikes[t, a * P + p] = b.spikes[p] if multi else (b.spikes >> p) & 1
             if membrane:
                 v[t, a * P + p] = b.v[p]
     return spikes, v, beats

@@ -207,6 +207,9 @@ class LaneProof(Elaboratable):
                  pipeline: str = "deep"):
         if shape.lanes != 1 or shape.groups != 1:
             raise ValueError(f"LaneProof needs lanes == 1 and groups == 1, not {shape!r}")
+        if shape.spike_max != 1:  # its reference and monitor know one spike bit
+            raise ValueError(f"LaneProof needs spike_max == 1 (no multi-spike counts), not "
+                             f"{shape.spike_max}")
         props = tuple(props)
         for p in props:
             if p not in PROPERTIES:

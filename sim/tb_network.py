@@ -82,7 +82,8 @@ def build_network(network, *, build_dir, sim: str = "verilator", membrane: bool 
 
 
 class NetworkRun:
-    """Results of one sample: ``spikes[l]`` bool [T, N_l] and ``v[l]`` int [T, N_l]."""
+    """Results of one sample: ``spikes[l]`` bool [T, N_l] (uint8 counts with multi-spike
+    output) and ``v[l]`` int [T, N_l]."""
 
     def __init__(self, spikes, v, cycles):
         self.spikes = spikes
@@ -111,6 +112,7 @@ def run_network(network, samples, *, build_dir, sim: str = "verilator",
                     for x, steps in samples],
         "sizes": sizes,
         "v_width": network.layers[0].config.shape.v_width,
+        "count_width": network.layers[0].config.shape.count_width,
         "membrane": membrane,
     }))
     r = runner.get_runner(sim)
@@ -133,8 +135,9 @@ def run_network(network, samples, *, build_dir, sim: str = "verilator",
         raise runner.SimulatorError(f"{sim} simulation returned {len(lines)} of {len(samples)} "
                                     f"results\n" + runner._tail(log))
     runs = []
+    cw = network.layers[0].config.shape.count_width  # > 1: spike counts (multi-spike output)
     for res, (_, steps) in zip(lines, samples, strict=True):
-        spikes = [np.zeros((steps, n), dtype=bool) for n in sizes]
+        spikes = [np.zeros((steps, n), dtype=bool if cw == 1 else np.uint8) for n in sizes]
         vs = [np.zeros((steps, n), dtype=np.int64) for n in sizes]
         seen = [0] * len(sizes)
         for layer, step, bits, v in res["records"]:
@@ -143,7 +146,7 @@ def run_network(network, samples, *, build_dir, sim: str = "verilator",
                 raise runner.SimulatorError(f"record out of order: layer {layer} step {step}")
             seen[layer] += 1
             n = sizes[layer]
-            spikes[layer][step] = [(bits >> j) & 1 for j in range(n)]
+            spikes[layer][step] = [(bits >> (j * cw)) & ((1 << cw) - 1) for j in range(n)]
             if v is not None:
                 vs[layer][step] = v[:n]
         if seen != [steps] * len(sizes):
@@ -193,10 +196,11 @@ if cocotb is not None and os.environ.get("LIFGATE_NET_JOB"):
         dut.param_we.value = 0
         nmax = max(job["sizes"])
         vw = job["v_width"]
+        sb = nmax * job["count_width"]  # the spikes field: a bit or a count per neuron
         membrane = job["membrane"]
         # Record layout (lifgate.hdl.network.record_layout): layer, step, spikes, v.
         lw = max(1, (len(job["sizes"]) - 1).bit_length())
-        sw = len(dut.s_stream__payload) - lw - nmax - (nmax * vw if membrane else 0)
+        sw = len(dut.s_stream__payload) - lw - sb - (nmax * vw if membrane else 0)
         records = []
 
         async def monitor():
@@ -209,10 +213,10 @@ if cocotb is not None and os.environ.get("LIFGATE_NET_JOB"):
                 word = payload.to_unsigned()
                 layer = word & ((1 << lw) - 1)
                 step = (word >> lw) & ((1 << sw) - 1)
-                bits = (word >> (lw + sw)) & ((1 << nmax) - 1)
+                bits = (word >> (lw + sw)) & ((1 << sb) - 1)
                 v = None
                 if membrane:
-                    vv = word >> (lw + sw + nmax)
+                    vv = word >> (lw + sw + sb)
                     v = []
                     for j in range(nmax):
                         a = (vv >> (j * vw)) & ((1 << vw) - 1)

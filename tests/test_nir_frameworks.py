@@ -21,10 +21,15 @@ from lifgate.compilers.nir_reference import compare, load_reference  # noqa: E40
 HERE = Path(__file__).resolve().parent.parent / "examples" / "nir_fixtures"
 FIXTURES = json.loads((HERE / "fixtures.json").read_text())
 #: By each fixture's ``expect``: counts within 1 %, a documented semantic difference
-#: (sinabs' MultiSpike), or refused (docs/networks.md).
+#: (none left: snnTorch's subtract reset and sinabs' MultiSpike now match), or refused
+#: (docs/networks.md).
 MATCHING = sorted(n for n, m in FIXTURES.items() if m["expect"] == "matches")
 DIFFERENT = sorted(n for n, m in FIXTURES.items() if m["expect"] == "differs")
 REFUSED = sorted(n for n, m in FIXTURES.items() if m["expect"] == "refused")
+#: Fixtures imported with multi-spike output (``--spike-max`` above 1; docs/numerics.md,
+#: "Multi-spike output"): sinabs' MultiSpike.
+MULTI = sorted(n for n, m in FIXTURES.items() if "--spike-max" in m["options"]
+               and m["options"][m["options"].index("--spike-max") + 1] != "1")
 
 
 def run_cli(name, *extra, capsys):
@@ -89,31 +94,27 @@ def test_snntorch_subtract_reset_needs_subtract_after_leak(reset, capsys):
 
 @pytest.mark.parametrize("name", DIFFERENT)
 def test_documented_differences_show(name, capsys):
-    """sinabs' MultiSpike emits several spikes in a step, lifgate one: the counts differ by
-    more than 1 %, exit code 1."""
+    """A documented semantic difference: the counts differ by more than 1 %, exit code 1."""
     code, out = run_cli(name, capsys=capsys)
     assert code == 1 and out["ok"] is False
     assert max(layer["count_difference"] for layer in out["reference"]["layers"]) > 0.01
-    if "multispike" in name:
-        ref = load_reference(HERE / f"{name}.npz")
-        assert ref.spikes[0].max() > 1  # the framework did emit several spikes in a step
 
 
-@pytest.mark.parametrize("name", REFUSED)
-def test_refused_exports_say_why(name, capsys):
-    """snnTorch's RLeaky: a nested graph with a recurrent edge, refused in one line."""
-    meta = FIXTURES[name]
-    assert main(["import-nir", str(HERE / f"{name}.nir"), *meta["options"]]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "closes a cycle: recurrent edges are not supported" in err
-
-
-def test_readers_fallbacks_are_reported(capsys):
-    # Norse writes its input type with a batch dimension: NIR's type check fails on reading.
-    code, out = run_cli("norse_lifbox", capsys=capsys)
-    assert code == 0
-    assert any("type_check=False" in n for n in out["notes"])
-    assert any("batch dimension" in n for n in out["notes"])
+@pytest.mark.parametrize("name", MULTI)
+def test_multispike_needs_its_spike_max(name, capsys):
+    """sinabs' MultiSpike emits several spikes in a step: the fixture matches (above) with
+    its ``--spike-max``; with ``--spike-max 1`` (one spike a step) the counts differ by more
+    than 1 %, exit code 1, and the warning names the count the reference needs."""
+    ref = load_reference(HERE / f"{name}.npz")
+    peak = max(int(a.max()) for a in ref.spikes)
+    assert peak > 1  # the framework did emit several spikes in a step
+    code, out = run_cli(name, "--spike-max", "1", capsys=capsys)
+    assert code == 1 and out["ok"] is False and out["spike_max"] == 1
+    assert max(layer["count_difference"] for layer in out["reference"]["layers"]) > 0.01
+    assert any(f"up to {peak} spikes" in w and "--spike-max 15" in w for w in out["warnings"])
+    code, out = run_cli(name, capsys=capsys)
+    assert code == 0 and out["spike_max"] == 15 and out["layers"][1]["config"]["shape"][
+        "spike_max"] == 15
 
 
 @pytest.mark.verilator

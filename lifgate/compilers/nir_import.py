@@ -24,7 +24,11 @@ NIR voltage unit) and per neuron ``g = dt * R / tau`` (LIF, LI), ``g = dt * R`` 
   ``reset_mode = VALUE`` (``reset="subtract"``: SUBTRACT; ``reset="subtract-after-leak"``:
   SUBTRACT_AFTER_LEAK, snnTorch's default ``Leaky``), ``t_ref = 0``, ``v_init = 0``;
   LI, I: ``v_th = v_reset = VMAX`` (the membrane is never changed by a spike);
-* the first layer's inputs are spikes (``x_width = 1``).
+* the first layer's inputs are spikes (``x_width = 1``);
+* ``spike_max`` (default 1): the largest spike count of a neuron in one step, in every layer
+  (``ArrayShape.spike_max``): sinabs' ``MultiSpike`` emits ``floor(v / v_th)`` spikes in a
+  step and subtracts them all (``--fire ge --reset subtract --spike-max 15``); the next
+  layer receives the counts (docs/numerics.md, "Multi-spike output").
 
 Quantisation: unless given, the weight and membrane widths are the smallest of
 :data:`W_WIDTHS` x :data:`V_WIDTHS` whose every parameter's error, relative to the parameter's
@@ -44,7 +48,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lifgate.checks import short_repr
-from lifgate.config import ArrayShape, Config, ConfigError, LeakMode, NeuronParams, ResetMode
+from lifgate.config import (
+    SPIKE_MAXES,
+    ArrayShape,
+    Config,
+    ConfigError,
+    LeakMode,
+    NeuronParams,
+    ResetMode,
+)
 from lifgate.golden.synapse import Layer, Network
 
 __all__ = ["DEFAULT_TARGET", "Import", "RESETS", "V_WIDTHS", "W_WIDTHS", "export_nir", "import_nir",
@@ -106,6 +118,8 @@ class Import:
         Per layer, the lifgate step at which the float model's step 0 shows: the number of
         spiking layers up to it (a spiking layer) or before it (an LI/I readout); None for
         the relay layers of a Delay.
+    spike_max : int
+        The largest spike count per neuron and step of every layer (1: one spike).
     """
 
     network: Network
@@ -119,6 +133,7 @@ class Import:
     reset: str = "value"
     fire: str = "gt"
     shifts: list = field(default_factory=list)
+    spike_max: int = 1
 
     def warnings(self) -> list[str]:
         """One line per parameter whose relative error exceeds :attr:`target`."""
@@ -144,6 +159,9 @@ class Import:
             f"{[f'{s:g}' for s in self.scale]} LSB per unit",
             f"  widths: w_width {net.w_width}, v_width {sh.v_width}, i_width {sh.i_width}",
             f"  reset mode: {reset}; refractory period: 0 steps (NIR has none)",
+            "  spikes per step: " + ("at most 1" if self.spike_max == 1 else
+                                     f"a count, min(floor(v / v_th), {self.spike_max}), all "
+                                     f"of them subtracted or reset (multi-spike)"),
             "  threshold: " + ("NIR spikes when v > v_threshold; lifgate v_th = round(s "
                                "v_threshold) + 1" if self.fire == "gt" else
                                "spikes when v >= v_threshold; v_th = round(s v_threshold)"),
@@ -594,7 +612,7 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
                v_width: int | None = None, i_width: int | None = None,
                w_width: int | None = None, decay_frac: int = 16, x_width: int = 1,
                reset: str = "value", fire: str = "gt", target: float = DEFAULT_TARGET,
-               max_error: float | None = None) -> Import:
+               max_error: float | None = None, spike_max: int = 1) -> Import:
     """Map ``graph`` (a ``nir.NIRGraph`` or a path) onto a :class:`Network`.
 
     ``dt`` defaults to the graph's ``metadata["dt"]``; without either, ConfigError. ``scale``
@@ -606,8 +624,9 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
     ``reset`` (``value``, ``subtract`` or ``subtract-after-leak``: :data:`RESETS`) and
     ``fire`` (``gt``: spike when ``v >
     v_threshold``, NIR's rule; ``ge``: when ``v >= v_threshold``, sinabs') choose the neuron
-    semantics. With ``max_error``, a parameter whose relative error exceeds it is a
-    ConfigError.
+    semantics, ``spike_max`` (1, 3, 7 or 15) the largest spike count per step (sinabs'
+    ``MultiSpike``: ``floor(v / v_th)`` spikes at once). With ``max_error``, a parameter whose
+    relative error exceeds it is a ConfigError.
     """
     nir = _nir()
     notes = []
@@ -618,6 +637,9 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
                           f"not {reset!r}")
     if fire not in ("gt", "ge"):
         raise ConfigError(f"parameter 'fire' must be 'gt' or 'ge', not {fire!r}")
+    if isinstance(spike_max, bool) or spike_max not in SPIKE_MAXES:
+        raise ConfigError(f"parameter 'spike_max' must be one of "
+                          f"{', '.join(map(str, SPIKE_MAXES))}, not {short_repr(spike_max)}")
     if dt is None:
         dt = (graph.metadata or {}).get("dt")
         if dt is None:
@@ -632,7 +654,7 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
     for vw in (V_WIDTHS if v_width is None else (v_width,)):
         for ww in (W_WIDTHS if w_width is None else (w_width,)):
             opts = dict(v_width=vw, i_width=vw if i_width is None else i_width, w_width=ww,
-                        decay_frac=decay_frac, reset=reset, fire=fire)
+                        decay_frac=decay_frac, reset=reset, fire=fire, spike_max=spike_max)
             try:
                 scales = _scales(raw, scale, v_width=vw, w_width=ww)
                 errs = {}
@@ -657,7 +679,8 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
     for x in raw:
         real += x["kind"] not in ("Relay", "LI", "I")
         shifts.append(None if x["kind"] == "Relay" else real)
-    imp = Import(net, dt, scales, names, errs, notes, readout, target, reset, fire, shifts)
+    imp = Import(net, dt, scales, names, errs, notes, readout, target, reset, fire, shifts,
+                 spike_max)
     if max_error is not None and worst > max_error:
         name, (_, rel, zeroed, count) = max(errs.items(), key=lambda kv: kv[1][1])
         raise ConfigError(f"parameter {name!r} is quantised with {100 * rel:.3g} % error "
@@ -724,7 +747,7 @@ def _fit(name: str, node: str, q, lo: int, hi: int, scale: float):
 
 def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: int,
                     i_width: int, w_width: int, decay_frac: int, reset: str,
-                    fire: str) -> Layer:
+                    fire: str, spike_max: int = 1) -> Layer:
     """One float layer (of :func:`_float_layers`) at ``scale`` as a lifgate :class:`Layer`;
     its quantisation errors go into ``errs``."""
     vmax = (1 << (v_width - 1)) - 1
@@ -736,7 +759,8 @@ def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: in
     shape = ArrayShape(neurons=n, lanes=_lanes(n), groups=n, v_width=v_width,
                        i_width=i_width, ref_width=1, decay_frac=F,
                        leak_modes=(LeakMode.MULT, LeakMode.CONST),
-                       reset_modes=(ResetMode.VALUE, ResetMode.SUBTRACT, RESETS[reset]))
+                       reset_modes=(ResetMode.VALUE, ResetMode.SUBTRACT, RESETS[reset]),
+                       spike_max=spike_max)
     if kind == "Relay":  # a spike in at step t, out at t + 1: weight 1, v_th 1, reset to 0
         relay = NeuronParams(v_th=1, v_reset=0, v_rest=0, v_init=0, bias=0,
                              leak_mode=LeakMode.CONST, leak=0, reset_mode=ResetMode.VALUE,

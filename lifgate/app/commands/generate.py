@@ -42,6 +42,9 @@ _OVERRIDES = [
     ("--ref-width", "ref_width", "R", "refractory counter width in bits, 1 to 16"),
     ("--decay-frac", "decay_frac", "F", "fraction bits of the MULT decay factor, 1 to 24"),
     ("--step-width", "step_width", "S", "width of the step label of output beats, 8 to 32"),
+    ("--spike-max", "spike_max", "K", "largest spike count of a neuron in one step: 1 "
+     "(default, a spike bit), 3, 7 or 15 (multi-spike output: a count of 2 to 4 bits per "
+     "lane in the beat; docs/numerics.md)"),
 ]
 
 

@@ -30,7 +30,7 @@ from lifgate.app.progress import ticker
 from lifgate.checks import check_choice, check_int, check_number, input_file, writable_dir
 from lifgate.compilers.nir_import import DEFAULT_TARGET, RESETS, import_nir
 from lifgate.compilers.nir_reference import compare, load_reference
-from lifgate.config import ConfigError
+from lifgate.config import SPIKE_MAXES, ConfigError
 from lifgate.golden.synapse import simulate_network
 from lifgate.sim import tb_network
 
@@ -63,6 +63,10 @@ def register(subparsers, summary):
     p.add_argument("--fire", default="gt", choices=("gt", "ge"),
                    help="spike when v > v_threshold (gt, NIR, snnTorch, Norse; default) or "
                    "v >= v_threshold (ge, sinabs)")
+    p.add_argument("--spike-max", type=int, default=1, metavar="K",
+                   help="largest spike count of a neuron in one step, 1, 3, 7 or 15 (default "
+                   "1): sinabs' MultiSpike emits floor(v / v_th) spikes at once and the next "
+                   "layer receives the counts (docs/numerics.md, \"Multi-spike output\")")
     p.add_argument("--warn-error", type=float, default=100 * DEFAULT_TARGET, metavar="PCT",
                    help="warn when a parameter's quantisation error exceeds PCT %% of its "
                    "typical magnitude, 0 to 100 (default %(default)g)")
@@ -97,6 +101,7 @@ def run(args) -> int:
         check_int("--i-width", args.i_width, 2, 32)
     check_choice("--reset", args.reset, tuple(RESETS))
     check_choice("--fire", args.fire, ("gt", "ge"))
+    check_choice("--spike-max", args.spike_max, SPIKE_MAXES)
     if args.dt is not None:
         check_number("--dt", args.dt, 0, None, lo_open=True)
     if args.scale is not None:
@@ -116,8 +121,16 @@ def run(args) -> int:
     imp = import_nir(args.graph, dt=args.dt, scale=args.scale, w_width=args.w_width,
                      v_width=args.v_width, i_width=args.i_width, reset=args.reset,
                      fire=args.fire, target=args.warn_error / 100,
-                     max_error=None if args.max_error is None else args.max_error / 100)
+                     max_error=None if args.max_error is None else args.max_error / 100,
+                     spike_max=args.spike_max)
     out = _describe(args, imp)
+    if ref is not None:
+        peak = max((int(np.max(a, initial=0)) for a in ref.spikes), default=0)
+        if peak > imp.spike_max:
+            fit = next((k for k in SPIKE_MAXES if k >= peak), SPIKE_MAXES[-1])
+            out["warnings"].append(
+                f"the reference run emits up to {peak} spikes of one neuron in one step "
+                f"(multi-spike), --spike-max {imp.spike_max} caps them: give --spike-max {fit}")
     out["steps"] = steps
     code = _simulate(args, imp, ref, steps, out)
     out["ok"] = code == 0
@@ -134,7 +147,8 @@ def _describe(args, imp) -> dict:
         "layers": [{"nodes": list(pair), "inputs": layer.inputs, "neurons": layer.neurons,
                     "config": layer.config.to_dict(), "weights": layer.weights.tolist()}
                    for pair, layer in zip(imp.nodes, net.layers, strict=True)],
-        "reset_mode": imp.reset, "fire": imp.fire, "t_ref": 0, "notes": imp.notes,
+        "reset_mode": imp.reset, "fire": imp.fire, "t_ref": 0, "spike_max": imp.spike_max,
+        "notes": imp.notes,
         "quantisation_error": {k: {"abs": a, "rel": r, "zeroed": z, "count": c}
                                for k, (a, r, z, c) in imp.errors.items()},
         "warnings": imp.warnings(),
