@@ -92,6 +92,9 @@ def test_refused_where_the_shape_lacks_it():
         Config(shape=DEFAULT, params=(NeuronParams(v_th=3), dataclasses.replace(p, v_th=3)))
     with pytest.raises(ConfigError, match="reset_modes"):
         ArrayShape(reset_modes=("value", "subtract_after_leak"))
+    with pytest.raises(ConfigError, match="^parameter 'reset_modes' must not include "
+                       "subtract_after_leak with spike_max 3"):
+        ArrayShape(reset_modes=tuple(ResetMode), spike_max=3)  # the lane subtracts one v_th
     assert check_reset_modes("--reset-modes", "subtract-after-leak,Value, subtract") == tuple(
         ResetMode)
     for bad in ("value", "value,subtract,after", ""):
