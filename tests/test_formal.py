@@ -78,7 +78,7 @@ def test_probe_interface_names_the_lane_registers():
         if field.name == "lk":
             continue
         sig = getattr(lane, field.name)
-        if field.name in after_regs:
+        if field.name in after_regs or field.name == "q3":  # q3: multi-spike output only
             assert sig is None, field.name
             continue
         assert isinstance(sig, Signal), field.name
