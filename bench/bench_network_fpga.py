@@ -6,7 +6,9 @@ pin, as ``lifgate.boards.resources.ArrayHarness`` does for the array), runs yowa
 nextpnr on the board's PLL at its goal frequency, and turns nextpnr's Fmax into throughput:
 
 * clocks per inference: measured on the RTL (Icarus, one held-out digit, checked spike for
-  spike against the golden model): a network clear, then ``steps`` steps of every layer;
+  spike against the golden model): a network clear, then ``steps`` steps of every layer
+  (one run: with layer-0 current reuse, the default, layer 0's synapse works on the first
+  step only and its currents are replayed on the others, ``docs/networks.md``);
 * neuron updates/s: ``sum_l N_l * steps`` per inference / seconds per inference;
 * dense MAC/s: every clock each lane of the active layer's synapse does one weight read and
   one multiply-accumulate; per inference the network does ``sum_l N_l * n_l * steps`` of them;
@@ -93,8 +95,11 @@ class NetworkHarness(Elaboratable):
 #: Lanes per layer for each board: the UP5K cannot hold 8 lanes' copies of 32 parameter sets
 #: (each lane keeps its own parameter memory, 7 EBRs for 100-bit sets), so it gets 1 lane
 #: for layer 0 (2 lanes per layer need 33 of its 30 EBRs) and 2 for the small spike-driven
-#: layer 1 (issue 17: twice its synaptic rate). The ECP5 (208 DP16KD) gets one lane per
-#: neuron (issue 17): every layer's step is one address (``D = 1``).
+#: layer 1 (issue 17: twice its synaptic rate). This harness holds them (27 EBRs); the
+#: network board (``NetworkBoardTop``: the host link too) does not: it needs 31 of 30 EBRs
+#: with 2 lanes in layer 1 and is built with 1 and 1 (``docs/resources.md``). The ECP5
+#: (208 DP16KD) gets one lane per neuron (issue 17): every layer's step is one address
+#: (``D = 1``).
 LANES = {"icebreaker": (1, 2), "ulx3s-85f": (32, 10)}
 
 #: Events per clock of the spike-driven synapses per board (``Network(event_ports=)``): two on

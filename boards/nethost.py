@@ -291,12 +291,14 @@ class NetworkBoard(LinkHost):
 
 def open_network_board(spec: str = "model", *, features: NetFeatures | None = None,
                        timeout: float = 30.0, build_dir="build/net-top", divisor: int = 8,
-                       link_timeout: int = 4000, optimize: bool = True) -> NetworkBoard:
+                       link_timeout: int = 4000, optimize: bool = True,
+                       cache_ram: str = "memory") -> NetworkBoard:
     """A :class:`NetworkBoard` for ``spec``: ``model``, ``sim:verilator``, ``sim:icarus`` or
     ``serial:PORT[@BAUD]``. ``features`` is needed for the model and the simulations (a real
     board reports its own); ``divisor`` (UART clocks per bit) and ``link_timeout`` (clocks)
     are the simulated gateware's; ``optimize=False`` builds Verilator's model with ``-O0``
-    (for short sessions)."""
+    (for short sessions); ``cache_ram="spram"`` simulates layer 0's current cache in
+    ``SB_SPRAM256KA`` as the UP5K board has it."""
     kind, arg = parse_spec(spec)
     if kind == "netlist":
         raise ConfigError(NETLIST_ONLY_ARRAY.format(spec=spec))
@@ -312,5 +314,5 @@ def open_network_board(spec: str = "model", *, features: NetFeatures | None = No
     check_bool("parameter 'optimize'", optimize)
     output_dir("parameter 'build_dir'", build_dir)
     top = build_net_sim_top(features, sim=arg, build_dir=build_dir, divisor=divisor,
-                            timeout=link_timeout, optimize=optimize)
+                            timeout=link_timeout, optimize=optimize, cache_ram=cache_ram)
     return open_on(NetworkBoard, SimTransport(features, top=top), timeout)

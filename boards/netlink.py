@@ -33,7 +33,8 @@ class NetworkLink(LinkComponent):
     Implements :mod:`lifgate.boards.netproto`; :class:`NetworkBoardModel
     <lifgate.boards.netproto.NetworkBoardModel>` is its reference. Weights go through the
     network's write port (``w_we``, ...) and come back through its read-back port
-    (``r_layer``, ...); the inputs ``x`` are a register here.
+    (``r_layer``, ...); the inputs ``x`` are a register here, or (multi-bit inputs, a dense
+    layer 0) the network's x memory (``Network(x_memory=True)``).
 
     Parameters
     ----------
@@ -43,20 +44,31 @@ class NetworkLink(LinkComponent):
         UART clocks per bit.
     timeout : int
         Clocks of line silence that end a partial frame (``ERR_TIMEOUT``) or an overrun.
+    cache_ram : str
+        ``Network(cache_ram=)``: ``"spram"`` on the UP5K (layer 0's current cache in an
+        SPRAM, one EBR fewer), else ``"memory"``.
 
     The pins ``rx``, ``tx`` and ``status`` are :class:`~lifgate.boards.framelink.LinkComponent`'s;
     ``status`` bit 0 is the network's busy, bit 3 is 0.
     """
 
-    def __init__(self, features: NetFeatures, *, divisor: int, timeout: int):
+    def __init__(self, features: NetFeatures, *, divisor: int, timeout: int,
+                 cache_ram: str = "memory"):
         if not isinstance(features, NetFeatures):
             raise ConfigError(f"parameter 'features' must be a NetFeatures, not {features!r}")
+        if cache_ram not in ("memory", "spram"):
+            raise ConfigError(f"parameter 'cache_ram' must be 'memory' or 'spram', not "
+                              f"{cache_ram!r}")
+        self.cache_ram = cache_ram
         super().__init__(features, divisor=divisor, timeout=timeout)
 
     def executor(self, m: Module, core: FrameCore) -> tuple:
         f = self.features
+        # Multi-bit inputs (a dense layer 0) live in the network's x memory (a block RAM),
+        # not in a register of inputs x x_width bits (320 flip-flops for the digits network).
         m.submodules.net = net = Network(f.shapes, inputs=f.inputs, w_width=f.w_width,
-                                         x_width=f.x_width, membrane=f.membrane)
+                                         x_width=f.x_width, membrane=f.membrane,
+                                         x_memory=f.x_width > 1, cache_ram=self.cache_ram)
         _NetExecutor(m, core, net, f)
         return net.busy, Const(0, 1)
 
@@ -77,8 +89,18 @@ class _NetExecutor:
         self.loading = Signal(name="loading")
         acc = core.loader(self.NL, gate=self.loading)
         # Network inputs, step counter (steps since the clear, as the network's own).
-        self.x_reg = Signal(data.ArrayLayout(f.x_width, f.inputs), name="x_reg")
-        m.d.comb += net.x.eq(self.x_reg)
+        if net.x_memory:
+            # Registered write strobe into the network's x memory (a reset zeroes the memory
+            # in state INIT_X, as it would the register).
+            self.x_we = Signal(name="x_we")
+            self.x_addr = Signal.like(net.x_addr, name="x_addr")
+            self.x_data = Signal(f.x_width, name="x_data")
+            m.d.sync += self.x_we.eq(0)
+            m.d.comb += [net.x_we.eq(self.x_we), net.x_addr.eq(self.x_addr),
+                         net.x_data.eq(self.x_data)]
+        else:
+            self.x_reg = Signal(data.ArrayLayout(f.x_width, f.inputs), name="x_reg")
+            m.d.comb += net.x.eq(self.x_reg)
         self.step = Signal(shapes[0].step_width, name="step")
         self._ports()
 
@@ -208,6 +230,9 @@ class _NetExecutor:
         self.pass2 = Signal(name="pass2")
         self.len_bad_r, self.range_bad_r = Signal(name="len_bad_r"), Signal(name="range_bad_r")
         self.left = Signal(16, name="left")  # READ_WEIGHTS: weights still to walk or send
+        # left == 0 as a register, set beside every write of left: the 16-bit compare fed
+        # the walk's clock enables (the UP5K network board's critical path, 31.9 MHz).
+        self.left_z = Signal(name="left_z", init=1)
         self.wait = Signal(3, name="wait")
         self.rweight = Signal(8 * WB, name="rweight")
 
@@ -311,9 +336,18 @@ class _NetExecutor:
             with m.If(self.init_last_g):
                 m.d.sync += [self.init_group.eq(0), self.init_layer.eq(self.init_layer + 1)]
                 with m.If(self.init_layer == L - 1):
-                    m.next = "INIT_CLEAR"
+                    m.next = "INIT_X" if self.net.x_memory else "INIT_CLEAR"
 
         core.init_states(body, clear=self.n_clear, done=self.net.done)
+        if self.net.x_memory:
+            with m.State("INIT_X"):
+                # Inputs 0, one per clock (x_addr counts up from 0 after the reset).
+                m.d.comb += core.busy.eq(1)
+                m.d.sync += [self.x_we.eq(1), self.x_data.eq(0),
+                             self.x_addr.eq(Mux(self.x_we, self.x_addr + 1, 0))]
+                with m.If(self.x_we & (self.x_addr == self.f.inputs - 1)):
+                    m.d.sync += self.x_we.eq(0)
+                    m.next = "INIT_CLEAR"
 
     def _clear(self):
         self.m.d.sync += self.n_clear.eq(1)
@@ -331,7 +365,8 @@ class _NetExecutor:
         m, f = self.m, self.f
         NMAX, FMAX = max(s.neurons for s in f.shapes), max(f.fan_in)
         m.d.sync += [self.bad.eq(0), self.bi.eq(0), self.pass2.eq(0), self.core.rd_idx.eq(9),
-                     self.left.eq(self.h_count), self.wl.eq(self.h_layer)]
+                     self.left.eq(self.h_count), self.left_z.eq(self.h_count == 0),
+                     self.wl.eq(self.h_layer)]
         nb = max(1, ceil_log2(NMAX))
         fb = max(1, ceil_log2(FMAX))
         j0, i0, lane0, row0 = self.start
@@ -411,10 +446,15 @@ class _NetExecutor:
             m.d.sync += self.bad.eq(1)
         with m.If(self.pass2):
             # Range-checked in the first pass: the low bits name the input.
-            with m.Switch(self.n_idx[:max(1, ceil_log2(f.inputs))]):
-                for k in range(f.inputs):
-                    with m.Case(k):
-                        m.d.sync += self.x_reg[k].eq(self.full[:f.x_width])
+            idx = self.n_idx[:max(1, ceil_log2(f.inputs))]
+            if self.net.x_memory:
+                m.d.sync += [self.x_we.eq(1), self.x_addr.eq(idx),
+                             self.x_data.eq(self.full[:f.x_width])]
+            else:
+                with m.Switch(idx):
+                    for k in range(f.inputs):
+                        with m.Case(k):
+                            m.d.sync += self.x_reg[k].eq(self.full[:f.x_width])
 
     def _read_states(self):
         """READ_WEIGHTS: walk the run (range check), then send the weights."""
@@ -423,8 +463,8 @@ class _NetExecutor:
         left, bi = self.left, self.bi
         with m.State("READ_CHECK"):
             m.d.comb += core.busy.eq(1)
-            with m.If(left != 0):
-                m.d.sync += left.eq(left - 1)
+            with m.If(~self.left_z):
+                m.d.sync += [left.eq(left - 1), self.left_z.eq(left == 1)]
                 self.advance()
                 with m.If(self.j == self.n_l):
                     m.d.sync += self.bad.eq(1)
@@ -436,7 +476,7 @@ class _NetExecutor:
                 core.fail(ErrorCode.RANGE)
             with m.Else():
                 self.reload()
-                m.d.sync += left.eq(self.h_count)
+                m.d.sync += [left.eq(self.h_count), self.left_z.eq(self.h_count == 0)]
                 m.next = "READ_START"
         with m.State("READ_START"):
             m.d.comb += core.busy.eq(1)
@@ -448,7 +488,7 @@ class _NetExecutor:
         with m.State("READ_FETCH"):
             # net.r_* follow the walk; the weight is in r_data three clocks later.
             m.d.comb += core.busy.eq(1)
-            with m.If(left == 0):
+            with m.If(self.left_z):
                 m.next = "READ_END"
             with m.Else():
                 m.d.sync += self.wait.eq(self.wait + 1)
@@ -463,7 +503,7 @@ class _NetExecutor:
             with m.If(ftx.data.ready):
                 m.d.sync += bi.eq(bi + 1)
                 with m.If(bi == WB - 1):
-                    m.d.sync += [bi.eq(0), left.eq(left - 1)]
+                    m.d.sync += [bi.eq(0), left.eq(left - 1), self.left_z.eq(left == 1)]
                     self.advance()
                     m.next = "READ_FETCH"
         core.wait_state("READ_END", ftx.idle, "IDLE", [core.last_error.eq(0)])

@@ -13,7 +13,14 @@ from __future__ import annotations
 from lifgate.boards.netlink import NetworkLink
 from lifgate.boards.netproto import NetFeatures
 from lifgate.boards.toolchain import Board
-from lifgate.boards.top import TOPLEVEL, BoardTop, SimTop, board_clock, build_verilog_top
+from lifgate.boards.top import (
+    TOPLEVEL,
+    BoardTop,
+    SimTop,
+    board_clock,
+    build_verilog_top,
+)
+from lifgate.boards.top import _spram_model as spram_model
 from lifgate.hdl.verilog import convert_verilog
 
 from lifgate.config import ConfigError
@@ -45,23 +52,32 @@ class NetworkBoardTop(BoardTop):
         self.clock, divisor = board_clock(board, frequency, baud, timeout_s=timeout_s)
         freq = self.clock.frequency
         self.features = features
-        self.link = NetworkLink(features, divisor=divisor, timeout=max(2, int(freq * timeout_s)))
+        # The UP5K's EBRs are the scarce resource, its SPRAMs are free: layer 0's current cache
+        # goes there.
+        self.link = NetworkLink(features, divisor=divisor, timeout=max(2, int(freq * timeout_s)),
+                                cache_ram="spram" if board.family == "ice40" else "memory")
 
 
-def net_verilog(features: NetFeatures, *, divisor: int, timeout: int) -> str:
-    """The Verilog of a :class:`NetworkLink` as the simulation top ``board_top``."""
-    link = NetworkLink(features, divisor=divisor, timeout=timeout)
-    return convert_verilog(link, name=TOPLEVEL, internal_attrs=True)
+def net_verilog(features: NetFeatures, *, divisor: int, timeout: int,
+                cache_ram: str = "memory") -> str:
+    """The Verilog of a :class:`NetworkLink` as the simulation top ``board_top`` (with Yosys'
+    model of ``SB_SPRAM256KA`` appended for ``cache_ram="spram"``)."""
+    link = NetworkLink(features, divisor=divisor, timeout=timeout, cache_ram=cache_ram)
+    text = convert_verilog(link, name=TOPLEVEL, internal_attrs=True)
+    if "SB_SPRAM256KA" in text:
+        text += "\n" + spram_model()
+    return text
 
 
 def build_net_sim_top(features: NetFeatures, *, sim: str, build_dir, divisor: int = 8,
-                      timeout: int = 4000, optimize: bool = True) -> SimTop:
+                      timeout: int = 4000, optimize: bool = True,
+                      cache_ram: str = "memory") -> SimTop:
     """Write ``board_top.v`` (a :class:`NetworkLink`) and build it for ``sim`` (``verilator``
     or ``icarus``, ``-g2005``); the result runs cocotb sessions like the array board's.
     ``optimize=False`` compiles Verilator's C++ with ``-O0`` (quicker to build, slower to
-    run: for short sessions)."""
+    run: for short sessions). ``cache_ram="spram"``: as the UP5K board is built."""
     if not isinstance(features, NetFeatures):
         raise ConfigError(f"parameter 'features' must be a NetFeatures, not {features!r}")
-    text = net_verilog(features, divisor=divisor, timeout=timeout)
+    text = net_verilog(features, divisor=divisor, timeout=timeout, cache_ram=cache_ram)
     return build_verilog_top(text, features, sim=sim, build_dir=build_dir, divisor=divisor,
                              timeout=timeout, extra_args=() if optimize else ("-CFLAGS", "-O0"))

@@ -31,6 +31,8 @@ __all__ = [
     "Network",
     "NetworkResult",
     "acc_width",
+    "layer0_clocks",
+    "replay_clocks",
     "simulate_network",
     "simulate_network_batch",
     "synapse_clocks",
@@ -81,6 +83,26 @@ def synapse_clocks(inputs: int, depth: int = 1, spikes=None, *, ports: int = 1) 
         return depth * (inputs + 4)
     k = int(np.count_nonzero(spikes)) if np.ndim(spikes) else int(spikes)
     return depth * (-(-max(k, 1) // ports) + 4)
+
+
+def replay_clocks(depth: int) -> int:
+    """Clocks one step of layer-0 current reuse takes without backpressure
+    (``docs/networks.md``, "Layer-0 current reuse"): ``depth + 1``, the kept beats one per
+    clock after one clock of memory read. The cost model of
+    ``lifgate.hdl.current_cache.CurrentCache``, checked clock for clock."""
+    return int(depth) + 1
+
+
+def layer0_clocks(inputs: int, depth: int, steps: int, spikes=None, *, ports: int = 1,
+                  reuse: bool = True) -> list[int]:
+    """Clocks of layer 0's synaptic stage at each step of one run (one ``start``) without
+    backpressure: :func:`synapse_clocks` at the run's first step and, with ``reuse``,
+    :func:`replay_clocks` at the later ones (the inputs are stable during a run, so the first
+    step's currents are sent again); without ``reuse``, :func:`synapse_clocks` at every
+    step. ``spikes`` as for :func:`synapse_clocks` (None: dense)."""
+    first = synapse_clocks(inputs, depth, spikes, ports=ports)
+    later = replay_clocks(depth) if reuse else first
+    return [first] + [later] * (int(steps) - 1) if steps else []
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 from lifgate.hdl.array import LIFArray, group_width, param_struct
+from lifgate.hdl.current_cache import CurrentCache
 from lifgate.hdl.synapse import Synapse
 
 from lifgate.config import ArrayShape, ConfigError, pack_params
@@ -89,13 +91,31 @@ class Network(wiring.Component):
         inputs are the counts of layer ``l - 1`` (``count_width`` bits each), read densely.
     event_ports : int
         Events per clock of the spike-driven synapses (1 or 2; ``Synapse(event_ports=)``).
+    reuse : bool
+        Layer-0 current reuse (:class:`~lifgate.hdl.current_cache.CurrentCache`): layer 0's
+        synapse works only on the first step of a run; its ``D_0`` beats are kept and sent
+        again on the run's later steps (``x`` is stable during a run, so ``sat(W_0 . x)`` is
+        the same at every step). The kept currents are dropped by every ``start`` and
+        ``clear`` and by a layer-0 weight write (or an ``x_we``), so a run of one step with a
+        new ``x`` is exact. False: layer 0's synapse works at every step.
+    cache_ram : str
+        Where layer 0's current cache keeps its beats: ``"memory"`` (block RAM, or registers
+        for ``D_0 < 4``) or ``"spram"`` (iCE40 UltraPlus ``SB_SPRAM256KA``: the UP5K board,
+        one block RAM fewer; simulated with Yosys' model of the primitive).
+    x_memory : bool
+        Keep layer 0's inputs in a block RAM written through ``x_we``/``x_addr``/``x_data``
+        (while idle) instead of the ``x`` port (which costs a register per input bit where it
+        is driven: 320 on the digits board). Only with a dense layer 0 (``x_width > 1`` or
+        ``events=False``), which reads its inputs one at a time.
 
     Latency per step (no backpressure on ``s_stream``): layer by layer, the synapse's
     :meth:`~lifgate.hdl.synapse.Synapse.step_clocks` (``D_l (n_l + 4)`` dense,
     ``D_l (ceil(max(k_l, 1) / E) + 4)`` spike-driven for ``k_l`` spikes of layer ``l - 1``),
     overlapped with the array's own pipeline (which takes about 8 clocks to take its first
     beat: the floor of a quick layer), plus about 10 clocks per layer (launch, the array's
-    last update, the record).
+    last update, the record). With ``reuse``, layer 0 on the second and later steps of a run
+    costs the replay's ``D_0 + 1`` clocks (:meth:`CurrentCache.replay_clocks`) instead of its
+    synapse's, overlapped with the array likewise (which takes one beat per clock).
 
     Members
     -------
@@ -109,6 +129,9 @@ class Network(wiring.Component):
         Parameter set write (while idle) into layer ``param_layer``'s array.
     x : ``In(data.ArrayLayout(unsigned(x_width), inputs))``
         Layer 0's inputs, read every step: keep stable during a run (or run one step at a time).
+    x_we, x_addr, x_data : ``In``
+        With ``x_memory`` instead of ``x``: write ``x[x_addr] = x_data`` (while idle). The
+        memory is not cleared by a reset (0 after power-up and in simulation).
     clear : ``In(1)``
         Strobe (when idle): clear every array; the step counter restarts at 0.
     start : ``In(1)``
@@ -118,11 +141,22 @@ class Network(wiring.Component):
         ``done`` pulses one clock when a clear or a run has finished.
     s_stream : ``Out(stream.Signature(record_layout(shapes, membrane=membrane)))``
         One record per layer per step, in the order the layers run.
+    cache : CurrentCache or None
+        Layer 0's current cache (``reuse``), between its synapse and its array.
     """
 
     def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
-                 membrane: bool = True, events: bool = True, event_ports: int = 1):
+                 membrane: bool = True, events: bool = True, event_ports: int = 1,
+                 reuse: bool = True, x_memory: bool = False, cache_ram: str = "memory"):
         try:
+            if not isinstance(reuse, bool):
+                raise ConfigError(f"parameter 'reuse' must be a bool, not {reuse!r}")
+            if cache_ram not in ("memory", "spram"):
+                raise ConfigError(f"parameter 'cache_ram' must be 'memory' or 'spram', not "
+                                  f"{cache_ram!r}")
+            if not isinstance(x_memory, bool) or (x_memory and events and x_width == 1):
+                raise ConfigError(f"parameter 'x_memory' must be a bool, True only with a dense "
+                                  f"layer 0 (x_width > 1 or events=False), not {x_memory!r}")
             shapes = _check_shapes(shapes)
         except ConfigError:
             self._MustUse__silence = True  # a rejected component is not an unused one
@@ -130,6 +164,8 @@ class Network(wiring.Component):
         self.shapes = shapes
         self.membrane = membrane
         self.events = bool(events)
+        self.reuse = reuse
+        self.x_memory = x_memory
         self.inputs = inputs
         self.w_width, self.x_width = w_width, x_width
         self.fan_in = [inputs] + [s.neurons for s in shapes[:-1]]
@@ -138,9 +174,13 @@ class Network(wiring.Component):
         self.synapses = [
             Synapse(inputs=self.fan_in[n], outputs=s.neurons, lanes=s.lanes, w_width=w_width,
                     x_width=xw[n], i_width=s.i_width, events=self.events and xw[n] == 1,
-                    event_ports=event_ports)
+                    event_ports=event_ports, x_memory=x_memory and n == 0)
             for n, s in enumerate(shapes)
         ]
+        #: Layer 0's :class:`CurrentCache` (None without ``reuse``).
+        self.cache = (CurrentCache(layout=self.synapses[0].i_stream.payload.shape(),
+                                   depth=self.synapses[0].depth, ram=cache_ram)
+                      if reuse else None)
         L = len(shapes)
         super().__init__({
             "w_we": In(1),
@@ -156,7 +196,9 @@ class Network(wiring.Component):
             "param_layer": In(max(1, ceil_log2(L))),
             "param_group": In(max(group_width(s) for s in shapes)),
             "param_data": In(param_struct(shapes[0])),
-            "x": In(data.ArrayLayout(unsigned(x_width), inputs)),
+            **({"x_we": In(1), "x_addr": In(range(max(2, inputs))),
+                "x_data": In(unsigned(x_width))}
+               if x_memory else {"x": In(data.ArrayLayout(unsigned(x_width), inputs))}),
             "clear": In(1),
             "start": In(1),
             "steps": In(32),
@@ -167,11 +209,13 @@ class Network(wiring.Component):
 
     @classmethod
     def for_network(cls, network, *, membrane: bool = True, events: bool = True,
-                    event_ports: int = 1) -> Network:
+                    event_ports: int = 1, reuse: bool = True,
+                    x_memory: bool = False, cache_ram: str = "memory") -> Network:
         """The gateware of a :class:`lifgate.golden.synapse.Network` (its compile-time part)."""
         return cls([layer.config.shape for layer in network.layers], inputs=network.inputs,
                    w_width=network.w_width, x_width=network.x_width, membrane=membrane,
-                   events=events, event_ports=event_ports)
+                   events=events, event_ports=event_ports, reuse=reuse, x_memory=x_memory,
+                   cache_ram=cache_ram)
 
     def elaborate(self, platform):
         m = Module()
@@ -184,7 +228,12 @@ class Network(wiring.Component):
             arrays.append(arr)
             m.submodules[f"syn{n}"] = syn
             m.submodules[f"array{n}"] = arr
-            wiring.connect(m, syn.i_stream, arr.i_stream)
+            if n == 0 and self.reuse:
+                m.submodules.cache0 = self.cache
+                wiring.connect(m, syn.i_stream, self.cache.i_stream)
+                wiring.connect(m, self.cache.o_stream, arr.i_stream)
+            else:
+                wiring.connect(m, syn.i_stream, arr.i_stream)
             m.d.comb += [
                 syn.w_we.eq(self.w_we & (self.w_layer == n)),
                 syn.w_addr.eq(self.w_addr),
@@ -222,23 +271,9 @@ class Network(wiring.Component):
                     m.d.sync += flat.eq(Cat(flat[P * W:], bv) if N > P else bv)
                 vregs.append(v)
 
-        # Weight read-back: the address goes to every synapse; the layer and lane that pick
-        # the answer follow it through the synapses' two clocks, then one register.
-        r_layer = [self.r_layer, Signal.like(self.r_layer), Signal.like(self.r_layer)]
-        r_lane = [self.r_lane, Signal.like(self.r_lane), Signal.like(self.r_lane)]
-        m.d.sync += [r_layer[1].eq(r_layer[0]), r_layer[2].eq(r_layer[1]),
-                     r_lane[1].eq(r_lane[0]), r_lane[2].eq(r_lane[1])]
-        for n, syn in enumerate(self.synapses):
-            m.d.comb += syn.r_addr.eq(self.r_addr)
-            with m.If(r_layer[2] == n):
-                if syn.lanes == 1:
-                    m.d.sync += self.r_data.eq(syn.r_data[0])
-                else:
-                    m.d.sync += self.r_data.eq(Array(syn.r_data)[r_lane[2][:len(syn.w_lane)]])
+        self._read_back(m)
 
-        m.d.comb += self.synapses[0].x.eq(self.x)
-        for n in range(1, L):
-            m.d.comb += self.synapses[n].x.eq(spikes[n - 1])
+        self._inputs(m, spikes)
 
         step = Signal(self.shapes[0].step_width)
         remaining = Signal(32)
@@ -257,9 +292,12 @@ class Network(wiring.Component):
         m.d.comb += [arr.clear.eq(clear) for arr in arrays]
         for n in range(L):
             m.d.comb += [arrays[n].start.eq(launch[n]), self.synapses[n].start.eq(launch[n])]
+        kept = self._layer0_reuse(m, launch[0])
 
         with m.FSM(name="net"):
             with m.State("IDLE"):
+                with m.If(self.clear | self.start):
+                    m.d.sync += kept.eq(0)
                 with m.If(self.clear):
                     m.d.sync += [clear.eq(1), step.eq(0)]
                     m.next = "CLEAR"
@@ -297,6 +335,8 @@ class Network(wiring.Component):
                 with m.State(f"SEND{n}"):
                     # The last beat was captured before `done`: the record is complete.
                     m.d.comb += self.busy.eq(1)
+                    if n == 0 and self.reuse:
+                        m.d.sync += kept.eq(1)
                     m.d.sync += [
                         valid.eq(1),
                         rec.layer.eq(n),
@@ -320,6 +360,56 @@ class Network(wiring.Component):
                             m.d.sync += [step.eq(step + 1), remaining.eq(remaining - 1)]
                             m.next = "CHECK"
         return m
+
+    def _inputs(self, m, spikes):
+        """Layer 0 reads ``x`` (or the x memory); layer ``l > 0`` the spikes (or counts) that
+        layer ``l - 1`` produced at the same step."""
+        if self.x_memory:
+            xmem = Memory(shape=unsigned(self.x_width), depth=max(2, self.inputs), init=[])
+            m.submodules.x_memory = xmem
+            xw, xr = xmem.write_port(), xmem.read_port()
+            m.d.comb += [xw.addr.eq(self.x_addr), xw.data.eq(self.x_data), xw.en.eq(self.x_we),
+                         xr.addr.eq(self.synapses[0].x_addr),
+                         self.synapses[0].x_data.eq(xr.data)]
+        else:
+            m.d.comb += self.synapses[0].x.eq(self.x)
+        for n in range(1, len(self.shapes)):
+            m.d.comb += self.synapses[n].x.eq(spikes[n - 1])
+
+    def _read_back(self, m):
+        """Weight read-back: the address goes to every synapse; the layer and lane that pick
+        the answer follow it through the synapses' two clocks, then one register."""
+        r_layer = [self.r_layer, Signal.like(self.r_layer), Signal.like(self.r_layer)]
+        r_lane = [self.r_lane, Signal.like(self.r_lane), Signal.like(self.r_lane)]
+        m.d.sync += [r_layer[1].eq(r_layer[0]), r_layer[2].eq(r_layer[1]),
+                     r_lane[1].eq(r_lane[0]), r_lane[2].eq(r_lane[1])]
+        for n, syn in enumerate(self.synapses):
+            m.d.comb += syn.r_addr.eq(self.r_addr)
+            with m.If(r_layer[2] == n):
+                if syn.lanes == 1:
+                    m.d.sync += self.r_data.eq(syn.r_data[0])
+                else:
+                    m.d.sync += self.r_data.eq(Array(syn.r_data)[r_lane[2][:len(syn.w_lane)]])
+
+    def _layer0_reuse(self, m, launch0):
+        """Layer-0 current reuse: returns ``kept`` (a register, so the launch strobes stay
+        two-input ANDs), high while the cache holds this run's layer-0 currents. The FSM sets
+        it when layer 0's first step of a run has been sent and drops it at a start or a
+        clear; a layer-0 weight write or an x write drops it too (both are legal only while
+        idle, before the next start: belt and braces)."""
+        kept = Signal()
+        if self.reuse:
+            m.d.comb += [
+                self.synapses[0].start.eq(launch0 & ~kept),
+                self.cache.record.eq(launch0 & ~kept),
+                self.cache.replay.eq(launch0 & kept),
+            ]
+            with m.If(self.w_we & (self.w_layer == 0)):
+                m.d.sync += kept.eq(0)
+            if self.x_memory:
+                with m.If(self.x_we):
+                    m.d.sync += kept.eq(0)
+        return kept
 
 
 def weight_writes(network):

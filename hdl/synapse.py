@@ -94,6 +94,10 @@ class Synapse(wiring.Component):
         Events per clock when spike-driven, 1 or 2 (2: a second read port on the weight
         memory, a copy of it in block RAM, and the two rows summed before the accumulator):
         ``ceil(max(k, 1) / 2) + 4`` clocks per address.
+    x_memory : bool
+        Dense only: read the inputs from a memory outside (``x_addr`` out, ``x_data`` in one
+        clock later, a block RAM's synchronous read port) instead of the ``x`` port, so they
+        need no register per input bit (the network board's layer 0: 64 x 5 bits).
 
     Members
     -------
@@ -110,6 +114,9 @@ class Synapse(wiring.Component):
     r_data : ``Out(data.ArrayLayout(signed(w_width), lanes))``
     x : ``In(data.ArrayLayout(unsigned(x_width), inputs))``
         The inputs; must stay stable from ``start`` until ``busy`` falls.
+    x_addr : ``Out(range(inputs))``, x_data : ``In(unsigned(x_width))``
+        With ``x_memory`` instead of ``x``: ``x_data`` is the input ``x_addr`` named a clock
+        earlier.
     start : ``In(1)``
         Strobe, when idle: compute and send the ``D`` beats.
     busy : ``Out(1)``
@@ -120,7 +127,7 @@ class Synapse(wiring.Component):
 
     def __init__(self, *, inputs: int, outputs: int, lanes: int, w_width: int = 8,
                  x_width: int = 1, i_width: int = 16, events: bool | None = None,
-                 event_ports: int = 1):
+                 event_ports: int = 1, x_memory: bool = False):
         try:
             _check("Inputs", inputs, 1, 1 << 16)
             _check("Lanes", lanes, 1, 64)
@@ -137,12 +144,16 @@ class Synapse(wiring.Component):
                 raise ConfigTypeError(
                     f"Events must be a bool (True only for x_width 1), not {events!r}")
             _check("Event ports", event_ports, 1, 2)
+            if not isinstance(x_memory, bool) or (x_memory and events):
+                raise ConfigTypeError(
+                    f"X memory must be a bool (True only when dense), not {x_memory!r}")
         except TypeError:
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise
         self.inputs, self.outputs, self.lanes = inputs, outputs, lanes
         self.w_width, self.x_width, self.i_width = w_width, x_width, i_width
         self.events = events
+        self.x_memory = x_memory
         self.event_ports = event_ports if events else 1
         self.depth = outputs // lanes
         self.rows = self.depth * inputs
@@ -153,7 +164,8 @@ class Synapse(wiring.Component):
             "w_data": In(signed(w_width)),
             "r_addr": In(max(1, ceil_log2(self.rows))),
             "r_data": Out(data.ArrayLayout(signed(w_width), lanes)),
-            "x": In(data.ArrayLayout(unsigned(x_width), inputs)),
+            **({"x_addr": Out(range(max(2, inputs))), "x_data": In(unsigned(x_width))}
+               if x_memory else {"x": In(data.ArrayLayout(unsigned(x_width), inputs))}),
             "start": In(1),
             "busy": Out(1),
             "i_stream": Out(stream.Signature(data.ArrayLayout(signed(i_width), lanes))),
@@ -273,6 +285,13 @@ class Synapse(wiring.Component):
                         m.d.sync += a.eq(a + 1)
                         m.next = "RUN"
 
+        if self.x_memory:
+            # x[i] from the memory outside: addressed by i, registered once more, so it meets
+            # its weight as the two registered halves below do.
+            xw = Signal(self.x_width)
+            m.d.comb += self.x_addr.eq(i)
+            m.d.sync += xw.eq(self.x_data)
+            return issue, i == 0, last_i, xw
         # The input x[i] is selected in two registered halves (a group of S = 2^k inputs by the
         # high bits of i, then one of the group by the low bits): one n-to-1 multiplexer in a
         # single stage was the UP5K build's critical path (42 MHz, bench/bench_network_fpga.py).

@@ -57,16 +57,24 @@ class Segment:
     abort_after : int or None
         If set, this run is aborted by a synchronous reset ``abort_after`` clock cycles after its
         ``start``, its beats are discarded, and the array is cleared; the next segment starts
-        from the cleared state.
+        from the cleared state. A run that cannot have ended by then (``steps * D >
+        abort_after``) must not have pulsed ``done``.
+    reset : bool
+        A synchronous reset while idle before this run (before its clear, if any), and no
+        clear: the membranes, refractory counters, parameters and noise generators carry over,
+        the step label restarts at 0 (``docs/hardware.md``, "Reset, power-up and X").
     """
 
     steps: int
     clear: bool = False
     abort_after: int | None = None
+    reset: bool = False
 
     def __post_init__(self):
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise ConfigError(f"segment 'steps' must be an integer >= 0, not {self.steps!r}")
+        if not isinstance(self.reset, bool):
+            raise ConfigError(f"segment 'reset' must be True or False, not {self.reset!r}")
 
 
 @dataclass(frozen=True)
@@ -407,6 +415,7 @@ def directed_cases(shape: ArrayShape, *, steps: int = 24, long_steps: int = 300)
     _leak_cases(d)
     _sequence_cases(d)
     _noise_cases(d)
+    _stall_cases(d)
     return d.cases
 
 
@@ -546,6 +555,20 @@ def _sequence_cases(d: _Directed) -> None:
     # over (issue 20: Yosys mutants that turn it into a run of 2**32 steps survived).
     d.add("zero_steps_between_runs", base,
           segments=(Segment(steps // 4 + 1), Segment(0), Segment(steps // 4 + 1)))
+    # A reset while idle, without a clear: the state memories, parameters and noise carry
+    # over, the step label restarts at 0 (issue 20: a mutant that wrote v_init during a reset
+    # survived, because every earlier reset was followed by a clear).
+    d.add("reset_idle_no_clear", base,
+          segments=(Segment(steps // 3 + 1), Segment(steps // 3 + 1, reset=True),
+                    Segment(3, reset=True)),
+          inp=full, noise=noisy)
+    # Runs far too long to finish, aborted by a reset after a few steps' worth of clocks: none
+    # may pulse done (issue 20: a mutant that dropped bit 29 of the steps counter survived).
+    # Without input, so that no stimulus of 2**k steps is made.
+    abort = 4 * (shape.depth + 16)
+    d.add("abort_long_runs", base,
+          segments=(Segment(2), *(Segment((1 << k) + 2, abort_after=abort)
+                                  for k in (20, 26, 29, 31)), Segment(2)))
     wrap = 1 << shape.step_width
     if wrap * shape.neurons <= 1 << 16:
         d.add("step_label_wrap", base, segments=(Segment(wrap - 3), Segment(7)), inp=full)
@@ -585,3 +608,47 @@ def _noise_cases(d: _Directed) -> None:
             gap=gap,
             lfsr=seed & 0xFFFF,
         )
+
+
+def _stall_cases(d: _Directed) -> None:
+    """Stalls that hit the pipeline's hold paths (issue 20: Yosys mutants that corrupt a
+    pipeline register only while ``ce`` is low survived every other case)."""
+    hi, shape, modes = d.hi, d.shape, d.modes
+    # With D < L (small shapes), the pipeline drains between steps, so a stall holds an update
+    # in the early stages only when the input stream has a long gap at the first beat of a step:
+    # gaps of 244/256 per clock. v_rest = -12 sets bits 2 and 4 (a bit flipped in a held
+    # v_rest changes the leak); SHIFT or MULT in alternate groups, so that the held v_rest is
+    # used; ready low as well in the first case, so that stalls also hit the later stages.
+    # Long gaps are slow (about 20 clocks a beat): only for D <= 4 (the shape of lifgate
+    # mutants), else 128. With D > 4 every pipeline stage holds an update during most stalls
+    # (and the backpressure_* cases stall too): a quarter of the steps, to keep them cheap.
+    lm = [m for m in (LeakMode.SHIFT, LeakMode.MULT) if m in modes] or [d.m0]
+    small = shape.depth <= 4
+    n = 2 * d.steps if small else max(2, d.steps // 4)
+    for ready, gap in ((160, 96), (0, 244 if small else 128)):
+        d.add(
+            f"stalls_v_rest_r{ready}_g{gap}",
+            d.per_group(lambda g: NeuronParams(
+                v_th=hi, v_rest=_clip(-12, d.lo, hi), v_reset=0,
+                v_init=_clip(40 * g - 32, d.lo, hi), bias=0,
+                leak_mode=lm[g % len(lm)], leak=d.mild(lm[g % len(lm)]), t_ref=0)),
+            segments=(Segment(n),),
+            inp=d.full,
+            ready=ready,
+            gap=gap,
+            lfsr=ready * 7 + gap,
+        )
+    # A noise gain with bit 12 set (4096: z = 16 c) under long input gaps: the noise
+    # multiplier's gain operand is held while the pipeline stalls. z is large, so a difference
+    # shows only in the updates where c is small.
+    d.add(
+        "noise_gain4096_input_gaps",
+        d.per_group(lambda g: NeuronParams(
+            v_th=hi, v_rest=0, v_reset=0, v_init=0, bias=0, leak_mode=lm[g % len(lm)],
+            leak=d.mild(lm[g % len(lm)]), t_ref=0)),
+        segments=(Segment(n),),
+        inp={"kind": "uniform", "bits": 1, "seed": 3},
+        noise=NoiseParams(seed=77, gain=4096),
+        gap=248 if small else 128,
+        lfsr=4096,
+    )

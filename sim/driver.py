@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.sim import Simulator
+from amaranth.hdl import ClockDomain, Module
+from amaranth.sim import DomainReset, Simulator
 from lifgate.golden import fixed
 from lifgate.hdl.array import LIFArray
 
@@ -246,6 +247,10 @@ def golden_script(config: Config, script) -> list:
             state = fixed.fresh_state(current)
         elif kind == "gain":
             current = current.replace(noise=NoiseParams(seed=current.noise.seed, gain=op[1]))
+        elif kind == "reset":
+            if state is not None:
+                state = state.copy()
+                state.step = 0
         elif kind == "run":
             res = fixed.simulate(current, op[1], op[2] if len(op) > 2 else None, state=state)
             state = res.final
@@ -263,7 +268,9 @@ def simulate_rtl(config: Config, script, *, membrane: bool = True, noise: bool =
     ``script`` is a list of operations: ``("params", config)`` loads a configuration's
     parameters (the given ``config`` is loaded first anyway), ``("clear",)`` or
     ``("clear", config)`` clears with that configuration's noise settings, ``("gain", g)`` sets
-    the noise gain without a clear, ``("run", steps)`` or ``("run", steps, currents)`` runs.
+    the noise gain without a clear, ``("reset",)`` holds the synchronous reset for 4 clocks
+    (the state memories, parameters and noise carry over, the step label restarts at 0),
+    ``("run", steps)`` or ``("run", steps, currents)`` runs.
     Returns one :class:`RunResult` per run. ``array_kwargs`` go to :class:`LIFArray` (its
     structural options, e.g. ``lanes_per_enable``).
     """
@@ -284,6 +291,15 @@ def simulate_rtl(config: Config, script, *, membrane: bool = True, noise: bool =
                 step = 0
             elif kind == "gain":
                 ctx.set(dut.noise_gain, op[1])
+            elif kind == "reset":
+                ctx.set(domain.rst, 1)
+                for _ in range(4):
+                    try:
+                        await ctx.tick()
+                    except DomainReset:  # raised after each clock with the reset high
+                        pass
+                ctx.set(domain.rst, 0)
+                step = 0
             elif kind == "run":
                 steps = op[1]
                 currents = op[2] if len(op) > 2 else None
@@ -299,7 +315,10 @@ def simulate_rtl(config: Config, script, *, membrane: bool = True, noise: bool =
             else:
                 raise ValueError(f"unknown script operation {op!r}")
 
-    sim = Simulator(dut)
+    top = Module()  # the domain made explicit, so that the script can drive its reset
+    top.domains.sync = domain = ClockDomain("sync")
+    top.submodules.dut = dut
+    sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     if vcd:

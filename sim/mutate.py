@@ -18,7 +18,7 @@ Classification (:data:`STATUSES`):
 
 * ``killed``: some case failed (a mismatch, X/Z on an output, a hang or a crash);
 * ``equivalent``: it passed, and Yosys proves it equivalent to the original by induction
-  over every signal (:func:`equivalent`; unbounded);
+  over every signal that reaches an output (:func:`equivalent`; unbounded);
 * ``survived``: it passed and that proof did not go through. The note says what the bounded
   check on the outputs found (no difference in the first ``depth`` clocks after reset,
   whatever the inputs; or a difference; or a timeout): a bounded "no difference" is shown
@@ -65,6 +65,8 @@ STATUSES = ("killed", "survived", "equivalent")
 DEFAULT_SHAPE = ArrayShape(neurons=8, lanes=2, groups=2, v_width=8, i_width=6, ref_width=3,
                            decay_frac=6, step_width=8)
 MUTANT_TOP = "lif_array_mut"
+#: The equivalence proof's version, part of the results key (results of another are not reused).
+PROOF = "induct-output-cone"
 #: Verilator warnings of Yosys' netlist of the mutants (write_verilog after prep): widths,
 #: unused bits of the control input, the memories Yosys mapped into flip-flops, and the
 #: overlapping arms of a `casez` a mutation tied (the first arm wins, as Verilog says).
@@ -91,6 +93,9 @@ class MutantSet:
         Folder of the design files (``rtl.v``, ``design.il``, ``list.ys``).
     key : str
         Hash of the RTL, the seed and the count: results of another key are not reused.
+    latency : int or None
+        The pipeline latency L of the original design (for the testbench's timing check;
+        Yosys' Verilog of the mutants has no header to read it from).
     """
 
     shape: ArrayShape
@@ -101,6 +106,7 @@ class MutantSet:
     verilog: str
     work: Path
     key: str
+    latency: int | None = None
 
 
 def _yosys(script: str, cwd: Path, log: str) -> None:
@@ -177,7 +183,8 @@ def prepare(shape: ArrayShape, work, *, seed: int, count: int) -> MutantSet:
     write every one behind ``mutsel``. Files go to ``work``; reused while the inputs match."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    rtl = convert_verilog(LIFArray(shape), name=TOP, src=True, internal_attrs=True)
+    dut = LIFArray(shape)
+    rtl = convert_verilog(dut, name=TOP, src=True, internal_attrs=True)
     key = hashlib.sha256(f"{rtl}\0{seed}\0{count}".encode()).hexdigest()[:16]
     width = max(1, count.bit_length())
     stamp = work / "design.key"
@@ -203,7 +210,8 @@ def prepare(shape: ArrayShape, work, *, seed: int, count: int) -> MutantSet:
     locations = [source_location(m, lines, declared) for m in mutations]
     lint = "".join(f"/* verilator lint_off {w} */\n" for w in _LINT_OFF)
     verilog = lint + (work / "mutants.v").read_text() + _wrapper(shape, width)
-    return MutantSet(shape, seed, count, mutations, locations, verilog, work, key)
+    return MutantSet(shape, seed, count, mutations, locations, verilog, work, key,
+                     latency=dut.latency)
 
 
 def _run_yosys(script: str, folder: Path, log: str) -> tuple[int, str, str]:
@@ -216,23 +224,30 @@ def equivalent(mset: MutantSet, k: int, *, depth: int,
                timeout: int = 600) -> tuple[bool, str]:
     """Whether mutant ``k`` is shown equivalent to the original: ``(shown, note)``.
 
-    First an induction proof over every signal (``equiv_make``, ``equiv_simple``,
-    ``equiv_induct``, ``equiv_status -assert``): for input sequences of any length from equal
-    initial states, but it fails as soon as any internal signal differs, even one no output
-    sees. Then, on the outputs only, a bounded check: ``miter -equiv -flatten
-    -make_outputs -ignore_gold_x`` and ``sat -verify -prove trigger 0 -set-init-zero -seq
-    depth``: no output differs in the first ``depth`` clocks after the all-zero state (the
-    state after reset), whatever the inputs. ``note`` says which held, or that the outputs
-    differ (with the clock), or that the solver ran out of ``timeout`` seconds."""
+    First an induction proof over every signal that reaches an output (both designs cut into bit
+    slices and cleaned of the bits no output depends on: ``splitcells``, ``splitnets``, ``opt_clean
+    -purge``; then ``equiv_make``, ``equiv_simple``, ``equiv_induct``, ``equiv_status -assert``):
+    for input sequences of any length from equal initial states, but it fails as soon as any
+    internal signal that reaches an output differs, even where the difference is masked later. Then,
+    on the outputs only, a bounded check: ``miter -equiv -flatten -make_outputs -ignore_gold_x`` and
+    ``sat -verify -prove trigger 0 -set-init-zero -seq depth``: no output differs in the first
+    ``depth`` clocks after the all-zero state (the state after reset), whatever the inputs. ``note``
+    says which held, or that the outputs differ (with the clock), or that the solver ran out of
+    ``timeout`` seconds."""
     mutation = mset.mutations[k - 1].replace(f"-module {TOP} ", "-module gate ", 1)
     folder = mset.work / "eq"
     folder.mkdir(exist_ok=True)
-    load = f"read_rtlil ../design.il; copy {TOP} gate; {mutation}; rename {TOP} gold; "
+    # Both designs cut into bit slices (`splitcells`, `splitnets`) and cleaned of what reaches
+    # no output (`opt_clean -purge`): a mutation confined to bits nothing reads (the low bits
+    # of the noise sum, the unused bits of a group index register) leaves nothing to pair.
+    load = (f"read_rtlil ../design.il; copy {TOP} gate; {mutation}; rename {TOP} gold; "
+            "splitcells gold gate; splitnets gold gate; opt_clean -purge gold gate; ")
     rc, log, _ = _run_yosys(load + "equiv_make gold gate equiv; hierarchy -top equiv; "
                             "equiv_simple -seq 2; equiv_induct -seq 2; equiv_status -assert",
                             folder, f"induct{k}.log")
     if rc == 0:
-        return True, "proved equivalent (every signal, by induction: unbounded)"
+        return True, ("proved equivalent (every signal that reaches an output, by induction: "
+                      "unbounded)")
     unproven = sorted(set(re.findall(r"Unproven \$equiv \S+: \\(\S+)_gold", log)))
     rc, log, err = _run_yosys(
         load + "miter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter; "
@@ -308,7 +323,7 @@ def run_mutants(mset: MutantSet, model, cases, *, results, cases_key: str, depth
     only for the same design, mutants, cases and depth."""
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
-    key = f"{mset.key}/{cases_key}/depth{depth}"
+    key = f"{mset.key}/{cases_key}/depth{depth}/{PROOF}"
     done = _load(results, key)
     todo = [k for k in range(mset.count + 1) if k not in done]
     if progress:
@@ -349,10 +364,10 @@ def _bounded(r: dict) -> bool:
 def score(results: list[dict]) -> dict:
     """Counts and scores of mutant results (mutant 0, the original, left out).
 
-    Only a proof over every signal (unbounded) makes a mutant ``equivalent`` here; one whose
-    outputs were only shown equal for the first ``depth`` clocks after reset (``bounded``)
-    counts as ``survived``: ``depth`` clocks are fewer than one timestep of the array takes
-    from reset, so that check cannot tell a harmless mutant from a missed one. ``score`` =
+    Only a proof over every signal that reaches an output (unbounded) makes a mutant ``equivalent``
+    here; one whose outputs were only shown equal for the first ``depth`` clocks after reset
+    (``bounded``) counts as ``survived``: ``depth`` clocks are fewer than one timestep of the array
+    takes from reset, so that check cannot tell a harmless mutant from a missed one. ``score`` =
     killed / (mutants - equivalent); ``score_if_bounded_equivalent`` counts the bounded ones as
     equivalent too (an upper bound); ``killed_of_all`` = killed / mutants."""
     mutants = [r for r in results if r["mutant"] != 0]

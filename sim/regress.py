@@ -199,6 +199,10 @@ def _regress_amaranth(shape, cases, *, membrane, waves_dir, progress, options=No
         script, expect = [], []
         state = fixed.fresh_state(config)
         for si, seg in enumerate(case.segments):
+            if seg.reset:  # while idle, no clear: the step label restarts, the state carries over
+                script.append(("reset",))
+                state = state.copy()
+                state.step = 0
             if seg.abort_after is not None or (seg.clear and si > 0):
                 # The Amaranth driver has no reset operation: an aborted run is replaced by the
                 # clear that follows it (the state the next segment starts from is the same).

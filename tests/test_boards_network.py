@@ -376,11 +376,13 @@ def variant_net() -> Network:
 @pytest.mark.icarus
 def test_sim_network_board_variant(tmp_path):
     """Other widths on Icarus: two-byte inputs, one-byte weights, three layers, no membrane
-    readback (the membrane flag is rejected); replies byte-equal to the model."""
+    readback (the membrane flag is rejected); layer 0's current cache in four SPRAMs (56-bit
+    beats, Yosys' model of SB_SPRAM256KA) as on the UP5K board; replies byte-equal to the
+    model."""
     net = variant_net()
     f = NetFeatures.for_network(net, membrane=False, max_payload=24)
     board = open_network_board("sim:icarus", features=f, build_dir=tmp_path, divisor=DIVISOR,
-                               link_timeout=LINK_TIMEOUT, timeout=120)
+                               link_timeout=LINK_TIMEOUT, timeout=120, cache_ram="spram")
     try:
         ex = Session(board, f)
         for frame in weight_frames(net, f, 5):
@@ -402,6 +404,7 @@ def test_sim_network_board_variant(tmp_path):
         ex(encode_frame(NetCmd.CLEAR))
         got = ex(run_frame(6, 5), "run, spikes of all layers")
         assert len(got) == 6 * 3 + 1
+        assert "SB_SPRAM256KA" in (tmp_path / "board_top.v").read_text()
         ref = simulate_network(net, 6, x)
         for n in range(3):
             assert 0 < ref.spikes[n].sum() < ref.spikes[n].size

@@ -223,6 +223,26 @@ def test_clear_mid_run_and_continue(pipeline):
     check(config, script, pipeline=pipeline)
 
 
+def test_reset_while_idle_keeps_state(pipeline):
+    """A synchronous reset between runs, without a clear (docs/hardware.md, "Reset, power-up
+    and X"): membranes, refractory counters and noise carry over, the step label restarts at
+    0 (``collect`` checks every beat's label)."""
+    config, rng = random_config(6, gain=3000, neurons=8, lanes=2, groups=2, v_width=10,
+                                i_width=8, ref_width=3, decay_frac=7)
+    shape = config.shape
+    script = [
+        ("clear",),
+        ("run", 6, currents(rng, shape, 6, 0.3)),
+        ("reset",),
+        ("run", 5, currents(rng, shape, 5, 0.3)),
+        ("reset",),
+        ("run", 2),
+    ]
+    rtl, ref = check(config, script, pipeline=pipeline)
+    assert [r.beats[0].step for r in rtl] == [0, 0, 0]
+    assert not np.array_equal(ref[1].v[0], golden_script(config, script[:1] + script[3:4])[0].v[0])
+
+
 @pytest.mark.parametrize("lanes_per_enable", [None, 1, 2])
 @pytest.mark.parametrize("ready,valid", [(0.3, 1.0), (1.0, 0.3), (0.5, 0.5)])
 def test_backpressure(ready, valid, lanes_per_enable, pipeline):

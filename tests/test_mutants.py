@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lifgate.sim import mutate
 
 from lifgate.app.cli import main
 
@@ -67,3 +68,32 @@ def test_lifgate_mutants_smoke_is_seeded_and_resumable(tmp_path, capsys):
     assert (tmp_path / "r.jsonl").read_text().splitlines() == lines
     assert {k: again[k] for k in ("killed", "survived", "equivalent", "survivors")} == {
         k: first[k] for k in ("killed", "survived", "equivalent", "survivors")}
+
+
+#: A design whose register bit r[2] reaches no output (y reads r[0] and r[1]; r[2] feeds
+#: nothing), in the module name the equivalence check expects.
+_TINY = """
+module lif_array(input clk, input en, input [2:0] a, output y);
+  reg [2:0] r = 3'd0;
+  always @(posedge clk) if (en) r <= a ^ {r[1:0], 1'b0};
+  assign y = r[0] ^ r[1];
+endmodule
+"""
+
+
+def test_equivalence_proof_ignores_bits_no_output_reads(tmp_path):
+    """The induction proof of ``lifgate mutants`` pairs only the bits that reach an output: a
+    mutant of r[2]'s hold path is proved equivalent (the proof over every signal did not
+    prove it: r[2] differs), the same mutant of r[1]'s is not, and its outputs differ."""
+    (tmp_path / "t.v").write_text(_TINY)
+    mutate._yosys("read_verilog t.v; prep -top lif_array -flatten; write_rtlil design.il; "
+                  "tee -q -o cells.txt select -list lif_array/t:$mux", tmp_path, "t.log")
+    mux = (tmp_path / "cells.txt").read_text().split()[0].split("/", 1)[1]
+    muts = [f"mutate -mode inv -module lif_array -cell {mux} -port A -portbit {b}"
+            for b in (2, 1)]
+    mset = mutate.MutantSet(shape=mutate.DEFAULT_SHAPE, seed=0, count=2, mutations=muts,
+                            locations=["?", "?"], verilog="", work=tmp_path, key="tiny")
+    shown, note = mutate.equivalent(mset, 1, depth=4)
+    assert shown and "(bounded)" not in note, note
+    shown, note = mutate.equivalent(mset, 2, depth=4)
+    assert not shown and "outputs differ" in note, note

@@ -36,9 +36,12 @@ def random_network(seed, *, inputs=6, hidden=4, out=2, lanes=(2, 1), x_width=1, 
     return Network(tuple(layers), w_width=w_width, x_width=x_width)
 
 
-def run_amaranth(net, runs, *, membrane=True, ready=None, events=True, event_ports=1):
-    """``runs``: list of (x, steps); a clear first. Returns records per layer: spikes, v."""
-    dut = NetworkHW.for_network(net, membrane=membrane, events=events, event_ports=event_ports)
+def run_amaranth(net, runs, *, membrane=True, ready=None, events=True, event_ports=1,
+                 x_memory=False):
+    """``runs``: list of (x, steps); a clear first. Returns records per layer: spikes, v.
+    ``x_memory``: ``x`` written through the network's x memory port before each run."""
+    dut = NetworkHW.for_network(net, membrane=membrane, events=events, event_ports=event_ports,
+                                x_memory=x_memory)
     recs = []
 
     async def tb(ctx):
@@ -64,7 +67,15 @@ def run_amaranth(net, runs, *, membrane=True, ready=None, events=True, event_por
             await ctx.tick()
         cycle = 0
         for x, steps in runs:
-            ctx.set(dut.x, [int(v) for v in x])
+            if x_memory:
+                for i, v in enumerate(x):
+                    ctx.set(dut.x_addr, i)
+                    ctx.set(dut.x_data, int(v))
+                    ctx.set(dut.x_we, 1)
+                    await ctx.tick()
+                ctx.set(dut.x_we, 0)
+            else:
+                ctx.set(dut.x, [int(v) for v in x])
             ctx.set(dut.steps, steps)
             ctx.set(dut.start, 1)
             await ctx.tick()
@@ -177,6 +188,8 @@ def test_network_rtl_on_icarus_and_verilator(tmp_path):
     rng = np.random.default_rng(9)
     samples = [(rng.integers(0, 8, size=net.inputs), 10) for _ in range(3)]
     samples.append((np.zeros(net.inputs, int), 4))
+    # Layer-0 current reuse: one step at a time, a new x at every step.
+    samples.append((rng.integers(0, 8, size=(6, net.inputs)), 6))
     runs = {sim: run_network(net, samples, build_dir=tmp_path, sim=sim, optimize=False)
             for sim in ("icarus", "verilator")}
     for sim, got in runs.items():
@@ -186,6 +199,16 @@ def test_network_rtl_on_icarus_and_verilator(tmp_path):
                 assert np.array_equal(r.spikes[n], want.spikes[n]), (sim, n)
                 assert np.array_equal(r.v[n], want.v[n]), (sim, n)
     assert sum(int(r.spikes[1].sum()) for r in runs["icarus"]) > 0  # layer 1 fires
+    assert len({tuple(s) for s in runs["icarus"][-1].spikes[0]}) > 1  # x per step matters
+    # Without reuse (Icarus only: a quick build): the same records, and layer 0's synapse
+    # (dense, 3-bit inputs) works at every step, so every run of more than a step is slower.
+    plain = run_network(net, samples, build_dir=tmp_path, sim="icarus", optimize=False,
+                        reuse=False)
+    for (x, steps), a, b in zip(samples, runs["icarus"], plain, strict=True):
+        for n in range(len(net.layers)):
+            assert np.array_equal(a.spikes[n], b.spikes[n])
+            assert np.array_equal(a.v[n], b.v[n])
+        assert a.cycles < b.cycles if steps > 1 and np.ndim(x) == 1 else a.cycles == b.cycles
     for a, b in zip(runs["icarus"], runs["verilator"], strict=True):
         assert a.cycles == b.cycles > 0
         for n in range(len(net.layers)):
@@ -207,7 +230,8 @@ def test_spike_driven_network_rtl_edge_cases(tmp_path):
     rng = np.random.default_rng(17)
     n = net.inputs
     samples = [(np.zeros(n, int), 6), (np.ones(n, int), 6),
-               ((rng.random(n) < 0.2).astype(int), 8)]  # run_network: x constant per run
+               ((rng.random(n) < 0.2).astype(int), 8),  # run_network: x constant per run
+               ((rng.random((5, n)) < 0.4).astype(int), 5)]  # one step at a time, new x
     for sim, ports in (("icarus", 1), ("verilator", 1), ("icarus", 2), ("verilator", 2)):
         got = run_network(net, samples, build_dir=tmp_path, sim=sim, optimize=False,
                           event_ports=ports)

@@ -6,7 +6,8 @@ noise), all of them built into one simulator model behind a control input (MCY s
 build for every mutant), and each runs through the default regression (the directed cases and
 ``--configs`` random configurations of ``lifgate verify``, stopped at the first failure).
 A mutant that passes is checked for equivalence with the original by Yosys: an induction proof
-over every signal (``equiv_make``, ``equiv_simple``, ``equiv_induct``: unbounded) makes it
+over every signal that reaches an output (bit slices no output reads removed first;
+``equiv_make``, ``equiv_simple``, ``equiv_induct``: unbounded) makes it
 equivalent (not counted). Otherwise the outputs of a ``miter`` go under ``sat -seq --depth``;
 "no output differs in the first ``--depth`` clocks after reset" is reported, but the mutant
 still counts as a survivor (a timestep takes more clocks than that from reset). The
@@ -86,7 +87,7 @@ def run(args) -> int:
     say(f"building the {args.sim} model of all {args.count} mutants")
     try:
         model = runner.build(args.sim, shape, build_dir=build / args.sim, verilog=mset.verilog,
-                             models="")
+                             models="", latency=mset.latency)
     except runner.SimulatorError as e:
         raise UsageError(str(e)) from None
     cases = regress.make_cases(shape, seed=args.seed, configs=args.configs, steps=args.steps)
