@@ -3,6 +3,7 @@ reported and retried (and reported as failed when it never succeeds), and a work
 mid-run (SIGKILL of its process) without losing a job: the job is re-run and the re-run is
 reported."""
 
+import functools
 import os
 import signal
 import sys
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
+from distributed import LocalCluster
 
-from lifgate.app.cluster import Cluster
+from lifgate.app.cluster import Cluster, ClusterError
 
 # the job functions below travel to the workers by value (the workers cannot import tests/)
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -96,3 +98,35 @@ def test_worker_killed_mid_run_job_completes():
         lost = sum(out.lost.values()) + sum(e["lost_worker"] for e in out.events)
         assert lost >= 1, (out.to_dict(), events)
         assert any(e["lost_worker"] for e in events)
+
+
+
+def _warm(path):
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()} {threading.get_ident()}\n")
+
+
+def test_background_start_warms_every_worker_and_waits_in_ready(tmp_path):
+    """``background=True``: ``with`` returns before the cluster is up (the caller builds
+    meanwhile), ``ready()`` waits for it, and ``warm`` ran once on every worker first
+    (each call leaves a line in a file)."""
+    marks = tmp_path / "warm"
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cl:
+        with Cluster(scheduler=cl.scheduler_address, background=True,
+                     warm=functools.partial(_warm, marks)) as c:
+            assert c.ready() is c
+            assert len(marks.read_text().splitlines()) == 2  # one call per worker
+            assert c.map(square, [(x,) for x in range(4)]).results == [0, 1, 4, 9]
+
+
+def test_background_start_error_is_raised_by_ready(monkeypatch):
+    """What the start raised in its thread (here: an unreachable scheduler, without the 30 s
+    that a real one takes to time out) comes out of ``ready()``, and ``with`` still exits."""
+
+    def unreachable(self):
+        raise ClusterError("cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+
+    monkeypatch.setattr(Cluster, "_connect", unreachable)
+    with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"):
+        with Cluster(scheduler="tcp://127.0.0.1:9", background=True) as c:
+            c.ready()

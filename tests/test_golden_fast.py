@@ -3,10 +3,14 @@
 * ``engine="fused"`` equals ``engine="numpy"`` bit for bit (spikes, membranes, their dtype,
   the final state with the noise generators) on the hypothesis-generated runs the numerics
   property tests fuzz (``tests/test_numerics_props.py``: every leak mode and reset rule, the
-  shapes with and without SUBTRACT_AFTER_LEAK,
-  noise on and off, saturation at 4 to 32 bits), in batches, over several 64-neuron blocks
+  shapes with and without SUBTRACT_AFTER_LEAK, noise on and off, saturation at 4 to 32 bits),
+  in batches, over several 512-neuron blocks
   with groups that straddle them, and when a run is continued from its final state.
   ``bench/bench_golden_exact.py`` runs the same comparison on 10,000 configurations.
+* The kernel's int32 path (taken when ``fixed._work_dtype`` proves every intermediate fits)
+  and its int64 path agree with the reference at the int32 bound, every intermediate at its
+  extreme (``test_fused_work_dtype_at_its_bound``; computing the MULT product unsplit in
+  int32 fails it).
 * Each recording (``spikes``, ``counts``, ``probes``) equals what is derived from the full
   record, on both engines.
 * Bad ``record``/``probes``/``engine`` values: a ConfigError naming the parameter.
@@ -228,3 +232,52 @@ def test_currents_out_of_range_name_the_values(engine, shape_of_cur):
         cur = np.tile(cur, (5, 1))
     with pytest.raises(ConfigError, match=r"'currents' must lie in \[-128, 127\].*\[-200, 128\]"):
         simulate(cfg, 5, cur, engine=engine)
+
+
+def _extremes(v_width, decay_frac, i_width, seed):
+    """Groups at the extremes of every intermediate: the largest |v - v_rest| and MULT factor,
+    a SUBTRACT reset from the lowest threshold, the widest shift, the largest constant leak."""
+    shape = ArrayShape(neurons=96, lanes=4, groups=8, v_width=v_width, i_width=i_width,
+                       decay_frac=decay_frac,
+                       leak_modes=(LeakMode.SHIFT, LeakMode.MULT, LeakMode.CONST))
+    lo, hi = shape.v_range
+    top = (1 << decay_frac) - 1
+    rows = [  # (v_th, v_reset, v_rest, v_init, bias, mode, leak, reset)
+        (hi, lo, lo, hi, hi, LeakMode.MULT, top, 0),
+        (hi, hi, hi, lo, lo, LeakMode.MULT, top, 1),
+        (lo, lo, hi, hi, hi, LeakMode.MULT, top - 1, 1),
+        (lo, hi, lo, lo, lo, LeakMode.MULT, 1 << (decay_frac - 1), 1),
+        (lo + 1, hi, lo, hi, hi, LeakMode.SHIFT, v_width, 1),
+        (hi, lo, hi, lo, lo, LeakMode.SHIFT, 1, 0),
+        (0, lo, 0, hi, hi, LeakMode.CONST, lo, 1),
+        (hi, hi, 0, lo, lo, LeakMode.CONST, hi, 0),
+    ]
+    params = tuple(NeuronParams(v_th=a, v_reset=b, v_rest=c, v_init=d, bias=e, leak_mode=m,
+                                leak=k, reset_mode=rm, t_ref=1) for a, b, c, d, e, m, k, rm in rows)
+    ilo, ihi = shape.i_range
+    cur = np.random.default_rng(seed).choice([ilo, ihi, 0, ilo + 1, ihi - 1], size=(40, 96))
+    return Config(shape=shape, params=params, noise=NoiseParams(seed=seed, gain=65535)), cur
+
+
+@pytest.mark.parametrize("v_width, decay_frac, i_width, dtype", [
+    (21, 16, 24, np.int32),  # v_width + 1 + max(8, F - 8) = 30: the int32 bound, reached
+    (16, 21, 24, np.int32),
+    (22, 16, 24, np.int64),  # one bit over: int64
+    (24, 8, 24, np.int64),
+    (24, 16, 16, np.int64),
+    (20, 7, 8, np.int64),  # MULT with decay_frac < 8: no split, int64
+])
+def test_fused_work_dtype_at_its_bound(v_width, decay_frac, i_width, dtype):
+    """The fused kernel computes in int32 exactly when ``fixed._work_dtype`` proves every
+    intermediate fits; at that bound, every intermediate at its extreme, both engines agree."""
+    for seed in (1, 2):
+        cfg, cur = _extremes(v_width, decay_frac, i_width, seed)
+        ref = simulate(cfg, 40, cur)
+        assert ref.v.dtype == dtype
+        got = simulate(cfg, 40, cur, engine="fused")
+        assert_same(ref, got)
+        assert ref.spikes.any() and not ref.spikes.all()
+        for record in ("spikes", "counts"):
+            part = simulate(cfg, 40, cur, record=record, engine="fused")
+            for name, want in derived(ref, record, None).items():
+                np.testing.assert_array_equal(getattr(part, name), want, err_msg=name)

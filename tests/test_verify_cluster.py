@@ -70,11 +70,21 @@ def test_bad_cluster_arguments(args, name, capsys, tmp_path):
     assert rc == 2 and name in err and "Traceback" not in err
 
 
-def test_default_workers_follow_the_size_of_the_run():
+def test_default_workers_follow_the_size_of_the_run(monkeypatch):
     """One process below AUTO_CLUSTER neuron-updates (a short run is faster without a
-    cluster, docs/cluster.md), one worker per core from there; --workers and --waves win."""
+    cluster, docs/cluster.md), one worker per idle core from there (none idle: one process);
+    --workers and --waves win."""
+    cores = os.cpu_count() or 1
     args = argparse.Namespace(waves=None, workers=None)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
     assert verify.cluster_workers(args, verify.AUTO_CLUSTER - 1) == 1
-    assert verify.cluster_workers(args, verify.AUTO_CLUSTER) == (os.cpu_count() or 1)
+    assert verify.cluster_workers(args, verify.AUTO_CLUSTER) == cores
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.5, 1.0, 1.0))
+    assert verify.cluster_workers(args, verify.AUTO_CLUSTER) == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5, 1.0, 1.0))
+    assert verify.cluster_workers(args, verify.AUTO_CLUSTER) == 1
+    if cores > 2:
+        monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 1.0, 1.0))
+        assert verify.cluster_workers(args, verify.AUTO_CLUSTER) == cores - 1
     assert verify.cluster_workers(argparse.Namespace(waves=None, workers=3), 10) == 3
     assert verify.cluster_workers(argparse.Namespace(waves="w", workers=3), 10**9) == 1

@@ -20,6 +20,7 @@ same version; ``lifgate verify`` needs the build folder on a file system every w
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import re
@@ -108,15 +109,32 @@ class Cluster:
         Address of a running Dask scheduler; None starts a local cluster.
     workers : int or None
         Worker processes of the local cluster (default: one per core).
+    background : bool
+        Start (or connect) in a thread: ``with`` returns at once, so the caller can build
+        meanwhile; :meth:`ready` waits for the cluster (and raises what the start raised).
+        Starting a local cluster costs seconds (a scheduler and a nanny plus a worker process
+        per worker, each importing Dask and lifgate).
+    warm : callable or None
+        Run once on every worker as soon as the cluster is up (in the background too): imports
+        that the first job would otherwise pay for.
+
+    Members
+    -------
+    client : distributed.Client or None
+        Set once the cluster is up (after :meth:`ready` when ``background``).
     """
 
-    def __init__(self, scheduler: str | None = None, workers: int | None = None):
+    def __init__(self, scheduler: str | None = None, workers: int | None = None, *,
+                 background: bool = False, warm=None):
         self.scheduler = scheduler
         self.n_workers = workers or os.cpu_count() or 1
         self.cluster = None
         self.client = None
+        self.background = background
+        self.warm = warm
+        self._start = None
 
-    def __enter__(self) -> Cluster:
+    def _connect(self):
         if self.scheduler is not None:
             try:
                 self.client = Client(self.scheduler, timeout=30)
@@ -130,9 +148,27 @@ class Cluster:
                                             processes=True, dashboard_address=":0",
                                             silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
+        if self.warm is not None:
+            self.client.run(self.warm)
+
+    def __enter__(self) -> Cluster:
+        if self.background:
+            self._start = concurrent.futures.ThreadPoolExecutor(1, "cluster-start")
+            self._started = self._start.submit(self._connect)
+        else:
+            self._connect()
+        return self
+
+    def ready(self) -> Cluster:
+        """Wait until the cluster is up (``background``); raise what its start raised."""
+        if self._start is not None:
+            self._started.result()
         return self
 
     def __exit__(self, *exc):
+        if self._start is not None:
+            concurrent.futures.wait([self._started])
+            self._start.shutdown()
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:

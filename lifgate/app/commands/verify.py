@@ -21,9 +21,10 @@ one is one line ``lifgate verify: error: ...`` with exit code 2 and nothing is c
 
 Many configurations run as independent jobs on Dask (``lifgate.app.cluster``): with
 ``--scheduler ADDRESS`` on an existing cluster, else on a local cluster of ``--workers`` processes
-(default: one per core when the run is at least ``AUTO_CLUSTER`` neuron-updates, cases x steps x
-neurons, one process below that: starting a cluster and one cocotb session per job cost more
-than a second core returns for a short run, docs/cluster.md "Wall time"). The model is built
+(default: one per idle core when the run is at least ``AUTO_CLUSTER`` neuron-updates, cases x
+steps x neurons, one process below that or when no core is idle: starting a cluster and one
+cocotb session per job cost more than a second core returns for a short run or a busy
+machine, docs/cluster.md "Wall time"; :func:`cluster_workers`). The model is built
 once, here; each job runs a slice of the cases in a cocotb session of its own. A failed or
 lost job is reported and retried; a job that fails every attempt counts its cases as failures
 (exit 1).
@@ -57,11 +58,13 @@ from lifgate.sim import foreign, regress, runner
 
 DEFAULT_NEURONS, DEFAULT_LANES = 64, 4
 # neuron-updates (cases x steps x neurons) from which the default is a local cluster of one
-# worker per core: a 200-case verify of 64 neurons (6e5 updates) ran slower on 2 workers
+# worker per idle core: the cluster costs about 11 s more than one process (2-case runs at load
+# 17), which two free cores win back from about 2e6 updates (docs/cluster.md, "Wall time")
 AUTO_CLUSTER = 5_000_000
-# slices of the cases per worker: a lost job re-runs a part only; each slice is one cocotb
-# session, which costs seconds to start
-JOBS_PER_WORKER = 2
+# slices of the cases per worker: each slice is one cocotb session, which costs seconds to
+# start (a 200-case verify on 2 workers: 31-35 s with 2 slices per worker, 24-25 s with 1,
+# docs/cluster.md); a lost job re-runs its slice
+JOBS_PER_WORKER = 1
 
 
 @dataclasses.dataclass
@@ -139,9 +142,10 @@ def register(subparsers, summary):
     p.add_argument("--build-dir", default="build/verify", metavar="DIR",
                    help="where models are built (default build/verify)")
     p.add_argument("--workers", type=int, default=None, metavar="W",
-                   help="local Dask worker processes, 1 to 256 (default: one per core from "
+                   help="local Dask worker processes, 1 to 256 (default: one per idle core, "
+                   "from the load average, from "
                    f"{AUTO_CLUSTER:.0e} neuron-updates, cases x steps x neurons, on; below "
-                   "that 1 = no cluster)")
+                   "that, or with no idle core, 1 = no cluster)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the jobs on this Dask scheduler (tcp://HOST:8786; every worker "
                    "must see --build-dir); see docs/cluster.md")
@@ -265,23 +269,39 @@ def _netlist_design(args, design: Design) -> Design:
 
 def cluster_workers(args, updates: int) -> int:
     """Local workers for a run of ``updates`` neuron-updates (1: no cluster); ``--scheduler``
-    ignores it."""
+    ignores it.
+
+    By default, from ``AUTO_CLUSTER`` updates on, one worker per idle core: ``cores + 1 - load``
+    (the 1-minute load average, rounded down), at least 1, at most one per core. On a machine
+    whose cores other jobs hold, two simulations at once are no faster than one after the
+    other (docs/cluster.md, "Wall time"), and the cluster's start-up is then pure cost.
+    """
     if args.waves is not None:
         return 1
     if args.workers is not None:
         return args.workers
-    return (os.cpu_count() or 1) if updates >= AUTO_CLUSTER else 1
+    if updates < AUTO_CLUSTER:
+        return 1
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform: assume idle cores
+        load = 0.0
+    return max(1, min(cores, int(cores + 1 - load)))
 
 
 def regress_on_cluster(args, design: Design, cases, workers, progress, say) -> regress.Report:
     """The regression with its cases spread over Dask jobs (see the module docstring)."""
     shape, membrane = design.shape, design.membrane
     t0 = time.perf_counter()
-    model, key = regress.build_model(args.sim, shape, build_dir=args.build_dir,
-                                     membrane=membrane, verilog=design.text, top=design.top,
-                                     models=design.models)
-    t1 = time.perf_counter()
-    with Cluster(scheduler=args.scheduler, workers=workers) as cluster:
+    # the cluster starts (and its workers import the simulation code) while the model builds
+    with Cluster(scheduler=args.scheduler, workers=workers, background=True,
+                 warm=_warm_worker) as cluster:
+        model, key = regress.build_model(args.sim, shape, build_dir=args.build_dir,
+                                         membrane=membrane, verilog=design.text,
+                                         top=design.top, models=design.models)
+        t1 = time.perf_counter()
+        cluster.ready()
         n_workers = len(cluster.client.scheduler_info().get("workers", {})) or workers
         size = max(1, math.ceil(len(cases) / (n_workers * JOBS_PER_WORKER)))
         chunks = [cases[i:i + size] for i in range(0, len(cases), size)]
@@ -316,6 +336,12 @@ def regress_on_cluster(args, design: Design, cases, workers, progress, say) -> r
                             membrane)
     report.cluster = out.to_dict()
     return report
+
+
+def _warm_worker() -> int:
+    """Run once on each worker when the cluster is up: unpickling it imports this module, and
+    with it the simulation runner, before the first job."""
+    return os.getpid()
 
 
 def _job(sim, model, shape, cases, test_dir, membrane):
