@@ -36,7 +36,7 @@ import lifgate.sim.driver as driver
 from lifgate.sim.cases import directed_cases, random_cases
 from lifgate.sim.regress import regress
 
-from lifgate.config import ArrayShape
+from lifgate.config import ArrayShape, ResetMode
 
 __all__ = ["MUTANTS", "SHAPE", "Mutant", "build_mutant", "cases", "run_mutant", "main"]
 
@@ -61,8 +61,8 @@ MUTANTS = [
         ("array.py", "lk = h6 + ~(t6 >> 1) + ~t6[0]", "lk = h6 + ~(t6 >> 1) + 1"),
     )),
     Mutant("mult_round_floor", "wrong rounding: MULT leak floors (no 2^(F-1) added)", (
-        ("array.py", "rnd = Cat(Const(1 << (F - 1), F), par(6, \"v_rest\")).as_signed()",
-         "rnd = Cat(Const(0, F), par(6, \"v_rest\")).as_signed()"),
+        ("array.py", "rnd = Cat(Const(1 << (F - 1), F), vr6).as_signed()",
+         "rnd = Cat(Const(0, F), vr6).as_signed()"),
     )),
     Mutant("no_saturation", "missing saturation: v' wraps", (
         ("array.py", "stage(8, (s9, s8), (v9, _saturate(tot8, W)))",
@@ -77,17 +77,22 @@ MUTANTS = [
         ("array.py", "out_v.append(v9)", "out_v.append(v9 if p != P - 1 else Const(0, signed(W)))"),
     )),
     Mutant("swapped_reset_mode", "swapped reset mode (VALUE behaves as SUBTRACT and back)", (
-        ("array.py", "value_mode = par(3, \"reset_mode\") == ResetModeHW.VALUE",
-         "value_mode = par(3, \"reset_mode\") == ResetModeHW.SUBTRACT"),
+        ("array.py", "value_mode = mode == hw.VALUE",
+         "value_mode = mode == hw.SUBTRACT"),
+    )),
+    Mutant("after_leak_before", "SUBTRACT_AFTER_LEAK subtracts before the leak (as SUBTRACT)", (
+        ("array.py", "after_mode = mode == hw.SUBTRACT_AFTER_LEAK",
+         "after_mode = Const(0)"),
     )),
     Mutant("stuck_lfsr", "stuck noise generator: the xorshift state never advances", (
         ("noise.py", "m.d.sync += x.eq(xorshift32(x))", "m.d.sync += x.eq(x)"),
     )),
 ]
 
-#: Regression shape: 2 lanes x 4 addresses, 2 parameter groups, every leak mode, noise built.
+#: Regression shape: 2 lanes x 4 addresses, 2 parameter groups, every leak mode and reset mode,
+#: noise built.
 SHAPE = ArrayShape(neurons=8, lanes=2, groups=2, v_width=8, i_width=6, ref_width=3,
-                   decay_frac=6, step_width=8)
+                   decay_frac=6, step_width=8, reset_modes=tuple(ResetMode))
 
 
 def _hdl_dir() -> Path:

@@ -681,4 +681,8 @@ def param_word_ok(m: Module, shape, word: Value, width: int) -> Value:
         with m.If(mode == int(lm)):
             m.d.comb += mode_ok.eq(ok)
     pad_ok = (word[width:] == 0) if len(word) > width else Const(1)
+    if shape.reset_width > 1:
+        # SUBTRACT_AFTER_LEAK built: the 2-bit reset field's code 3 is no reset mode (the
+        # default 1-bit field has no illegal code, and no check)
+        return mode_ok & pad_ok & (fld("reset_mode") != 3)
     return mode_ok & pad_ok

@@ -70,7 +70,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from lifgate.boards.frameproto import Command, ErrorCode, LinkModel
-from lifgate.boards.protocol import PROTOCOL_VERSION, VERSION_BYTES, param_word_valid
+from lifgate.boards.protocol import (
+    PROTOCOL_VERSION,
+    VERSION_BYTES,
+    modes_byte,
+    modes_of_byte,
+    param_word_valid,
+)
 from lifgate.golden.fixed import fresh_state
 from lifgate.golden.synapse import Layer, Network, simulate_network
 
@@ -78,7 +84,6 @@ from lifgate.config import (
     ArrayShape,
     Config,
     ConfigError,
-    LeakMode,
     NoiseParams,
     signed_range,
     unpack_params,
@@ -170,8 +175,8 @@ class NetFeatures:
                 raise ConfigError(f"parameter 'shapes[{n}]' must be an ArrayShape, not {s!r}")
             if s.layout.params != shapes[0].layout.params or s.step_width != shapes[0].step_width:
                 raise ConfigError(
-                    f"parameter 'shapes[{n}]' must have the v_width, decay_frac, ref_width and "
-                    f"step_width of layer 0 (one parameter word format)"
+                    f"parameter 'shapes[{n}]' must have the v_width, decay_frac, ref_width, "
+                    f"reset modes and step_width of layer 0 (one parameter word format)"
                 )
             if s.lanes & (s.lanes - 1):
                 raise ConfigError(f"parameter 'shapes[{n}].lanes' must be a power of two for a "
@@ -248,8 +253,9 @@ def net_version_payload(f: NetFeatures) -> bytes:
     protocol version u8, :data:`NET_KIND` u8, layers ``L`` u8, inputs u32, w_width u8,
     x_width u8, features u8 (bit 0 membrane readback), max_payload u16, v_width u8,
     ref_width u8, decay_frac u8, step_width u8 (``param_bytes`` follows from those), then per
-    layer: neurons u32, lanes u8, groups u32, i_width u8, leak modes u8 (bit ``m`` =
-    LeakMode ``m``).
+    layer: neurons u32, lanes u8, groups u32, i_width u8, modes u8
+    (:func:`lifgate.boards.protocol.modes_byte`: bit ``m`` = LeakMode ``m``, bit 7 =
+    SUBTRACT_AFTER_LEAK built).
     """
     s0 = f.shapes[0]
     out = (bytes([PROTOCOL_VERSION, NET_KIND, f.layers]) + f.inputs.to_bytes(4, "little")
@@ -257,7 +263,7 @@ def net_version_payload(f: NetFeatures) -> bytes:
            + f.max_payload.to_bytes(2, "little")
            + bytes([s0.v_width, s0.ref_width, s0.decay_frac, s0.step_width]))
     for s in f.shapes:
-        modes = sum(1 << int(m) for m in s.leak_modes)
+        modes = modes_byte(s)
         out += (s.neurons.to_bytes(4, "little") + bytes([s.lanes]) + s.groups.to_bytes(4, "little")
                 + bytes([s.i_width, modes]))
     return out
@@ -283,10 +289,11 @@ def parse_net_version(payload: bytes) -> NetFeatures:
     shapes = []
     for k in range(L):
         r = payload[16 + 11 * k:27 + 11 * k]
+        leak_modes, reset_modes = modes_of_byte(r[10])
         shapes.append(ArrayShape(
             neurons=u(r[0:4], "little"), lanes=r[4], groups=u(r[5:9], "little"),
             v_width=v_width, i_width=r[9], ref_width=ref_width, decay_frac=decay_frac,
-            step_width=step_width, leak_modes=tuple(m for m in LeakMode if r[10] >> int(m) & 1),
+            step_width=step_width, leak_modes=leak_modes, reset_modes=reset_modes,
         ))
     return NetFeatures(tuple(shapes), u(payload[3:7], "little"), w_width=payload[7],
                        x_width=payload[8], membrane=bool(payload[9] & 1),

@@ -219,10 +219,12 @@ from lifgate.config import (
     ConfigError,
     LeakMode,
     NoiseParams,
+    ResetMode,
     unpack_params,
 )
 
 __all__ = [
+    "AFTER_LEAK_BIT",
     "MAX_LEN",
     "PROTOCOL_VERSION",
     "SYNC",
@@ -235,6 +237,8 @@ __all__ = [
     "FrameError",
     "IDLE",
     "LINK_TIMEOUT_S",
+    "modes_byte",
+    "modes_of_byte",
     "MAX_BAUD",
     "BOARD_MAX_BAUD",
     "COUNT_FORMATS",
@@ -492,13 +496,14 @@ def version_payload(features: Features) -> bytes:
     """Payload of the ``VERSION`` reply (:data:`VERSION_BYTES`, 26 bytes).
 
     protocol version u8, neurons u32, lanes u8, groups u32, v_width u8, i_width u8,
-    ref_width u8, decay_frac u8, step_width u8, leak modes u8 (bit ``m`` = LeakMode ``m``),
+    ref_width u8, decay_frac u8, step_width u8, modes u8 (:func:`modes_byte`: bit ``m`` =
+    LeakMode ``m``, bit 7 = SUBTRACT_AFTER_LEAK built),
     features u8 (bit 0 membrane readback, bit 1 noise), max_payload u16, param_bytes u8,
     baud u32 (the UART rate the top was built for), run modes u8 (bit 0 COUNTS, bit 1
     EVENTS, bit 2 PROBES built), probe slots u8 (0 if PROBES is not built).
     """
     s = features.shape
-    modes = sum(1 << int(m) for m in s.leak_modes)
+    modes = modes_byte(s)
     feats = int(features.membrane) | (int(features.noise) << 1)
     return (bytes([PROTOCOL_VERSION]) + s.neurons.to_bytes(4, "little") + bytes([s.lanes])
             + s.groups.to_bytes(4, "little")
@@ -516,11 +521,11 @@ def parse_version(payload: bytes) -> Features:
             f"{PROTOCOL_VERSION} (VERSION reply of {len(payload)} bytes)"
         )
     u = int.from_bytes
-    modes = tuple(m for m in LeakMode if payload[15] >> int(m) & 1)
+    modes, resets = modes_of_byte(payload[15])
     shape = ArrayShape(
         neurons=u(payload[1:5], "little"), lanes=payload[5], groups=u(payload[6:10], "little"),
         v_width=payload[10], i_width=payload[11], ref_width=payload[12],
-        decay_frac=payload[13], step_width=payload[14], leak_modes=modes,
+        decay_frac=payload[13], step_width=payload[14], leak_modes=modes, reset_modes=resets,
     )
     modes_run = payload[24]
     return Features(shape, membrane=bool(payload[16] & 1), noise=bool(payload[16] & 2),
@@ -533,10 +538,32 @@ def _signed(value: int, width: int) -> int:
     return value - (1 << width) if value >> (width - 1) & 1 else value
 
 
+#: Bit of the VERSION reply's modes byte that says the array builds SUBTRACT_AFTER_LEAK (its
+#: parameter word's ``reset_mode`` field is then 2 bits); 0 for the default reset modes, so
+#: their byte is the leak-mode mask alone, as before the mode existed.
+AFTER_LEAK_BIT = 7
+
+
+def modes_byte(shape: ArrayShape) -> int:
+    """The modes byte of a VERSION reply: bit ``m`` = LeakMode ``m`` built, bit
+    :data:`AFTER_LEAK_BIT` = SUBTRACT_AFTER_LEAK built."""
+    after = ResetMode.SUBTRACT_AFTER_LEAK in shape.reset_modes
+    return sum(1 << int(m) for m in shape.leak_modes) | (after << AFTER_LEAK_BIT)
+
+
+def modes_of_byte(byte: int) -> tuple[tuple, tuple]:
+    """``(leak_modes, reset_modes)`` of a modes byte (inverse of :func:`modes_byte`)."""
+    leak = tuple(m for m in LeakMode if byte >> int(m) & 1)
+    after = (ResetMode.SUBTRACT_AFTER_LEAK,) if byte >> AFTER_LEAK_BIT & 1 else ()
+    return leak, (ResetMode.VALUE, ResetMode.SUBTRACT, *after)
+
+
 def param_word_valid(shape: ArrayShape, word: int) -> bool:
     """Whether the gateware accepts ``word`` as a parameter set (``ERR_RANGE`` otherwise).
 
-    No bits above the word's width; a leak mode the array builds; ``leak`` within the range of
+    No bits above the word's width; a leak mode and a reset mode the array builds (the 2-bit
+    reset field of a shape with SUBTRACT_AFTER_LEAK has the illegal code 3); ``leak`` within
+    the range of
     its mode (SHIFT: ``0..W`` unsigned; MULT: ``0..2**F - 1`` unsigned; CONST: the field read as
     a signed ``max(W, F)``-bit value lies in the membrane range). Every other field is legal in
     any bit pattern.
@@ -551,6 +578,8 @@ def param_word_valid(shape: ArrayShape, word: int) -> bool:
 
     mode = field_("leak_mode")
     if mode not in [int(m) for m in shape.leak_modes]:
+        return False
+    if field_("reset_mode") not in [int(m) for m in shape.reset_modes]:
         return False
     leak = field_("leak")
     if mode == LeakMode.SHIFT:

@@ -112,7 +112,9 @@ def _segment(v, r, row, lmode, t, cur, z, lim, rec,
     v_th, v_reset, v_rest = row[P_VTH], row[P_VRESET], row[P_VREST]
     bias, leak, t_ref = row[P_BIAS], row[P_LEAK], row[P_TREF]
     half, dh, dl = row[P_HALF], row[P_DH], row[P_DL]
-    value = row[P_RMODE] == 0
+    value = row[P_RMODE] == 0  # ResetMode.VALUE
+    sub = row[P_RMODE] == 1  # SUBTRACT: v_th leaves before the leak
+    after = row[P_RMODE] == 2  # SUBTRACT_AFTER_LEAK: v_th leaves in the integrate sum
     vmin, vmax = lim[L_VMIN], lim[L_VMAX]
     zero, one, eight = lim[L_ZERO], lim[L_ONE], lim[L_EIGHT]
     round_m, fsh = lim[L_ROUND], lim[L_FSH]
@@ -125,7 +127,8 @@ def _segment(v, r, row, lmode, t, cur, z, lim, rec,
         fire = (vj >= v_th) & (not refr)
         reset = value & (refr | fire)
         h = v_reset if reset else vj
-        h = _sub(h, v_th) if (fire & (not value)) else h
+        h = _sub(h, v_th) if (fire & sub) else h
+        e = v_th if (fire & after) else zero
         r1 = _sub(rj, one) if refr else (t_ref if fire else zero)
         d = _sub(h, v_rest)
         if lmode == 0:
@@ -140,7 +143,8 @@ def _segment(v, r, row, lmode, t, cur, z, lim, rec,
             x = _add(x, cur[j])
         if use_z:
             x = _add(x, z[j])
-        x = h if r1 > zero else x
+        x = _sub(x, e)
+        x = _sub(h, e) if r1 > zero else x
         x = min(max(x, vmin), vmax)
         v[j] = x
         r[j] = r1

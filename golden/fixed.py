@@ -466,9 +466,12 @@ class _Kernel:
             if mask.all():
                 self.uniform = mode
         value = p["reset_mode"] == ResetMode.VALUE
+        after = p["reset_mode"] == ResetMode.SUBTRACT_AFTER_LEAK
         self.all_value = bool(value.all())
-        self.all_subtract = bool((~value).all())
+        self.all_subtract = bool((p["reset_mode"] == ResetMode.SUBTRACT).all())
+        self.any_after = bool(after.any())
         self.value = value
+        self.after = after
         self.v_th = s(p["v_th"])
         self.v_reset = s(p["v_reset"])
         self.v_rest = s(p["v_rest"])
@@ -539,11 +542,16 @@ class _Kernel:
         elif self.all_subtract:
             h = v - count * self.v_th
         else:
-            h = v - (count * ~self.value) * self.v_th
+            h = v - (count * (~self.value & ~self.after)) * self.v_th
             h += (sel & self.value) * (self.v_reset - h)
         x = self.leak_plus_bias(h)
         if extra is not None:
             x += extra
+        if self.any_after:
+            # SUBTRACT_AFTER_LEAK: v_th leaves in the integrate sum (and from a held value).
+            e = (fire & self.after) * self.v_th
+            h -= e
+            x -= e
         if refr is not None:
             r1 = r - refr
             r1 += fire * self.t_ref
@@ -566,16 +574,24 @@ def step_scalar(shape, p: NeuronParams, v: int, r: int, i: int = 0, z: int = 0):
     """
     vmin, vmax = shape.v_range
     value = p.reset_mode == ResetMode.VALUE
+    after = p.reset_mode == ResetMode.SUBTRACT_AFTER_LEAK
+    e = 0  # the threshold subtracted after the leak (SUBTRACT_AFTER_LEAK, at a spike)
     if r > 0:
         s, r1, h = 0, r - 1, (p.v_reset if value else v)
     elif v >= p.v_th:
         # n: the largest count 1 .. spike_max with n * v_th <= v ("Multi-spike output")
         s = 1 if shape.spike_max == 1 else min(v // p.v_th, shape.spike_max)
-        s, r1, h = s, p.t_ref, (p.v_reset if value else v - s * p.v_th)
+        r1 = p.t_ref
+        if value:
+            h = p.v_reset
+        elif after:
+            h, e = v, s * p.v_th
+        else:
+            h = v - s * p.v_th
     else:
         s, r1, h = 0, 0, v
     if r1 > 0:
-        x = h
+        x = h - e
     else:
         d = h - p.v_rest
         if p.leak_mode == LeakMode.SHIFT:
@@ -586,5 +602,5 @@ def step_scalar(shape, p: NeuronParams, v: int, r: int, i: int = 0, z: int = 0):
             leaked = p.v_rest + ((d * p.leak + (1 << (F - 1))) >> F)
         else:
             leaked = h - p.leak
-        x = leaked + p.bias + i + z
+        x = leaked + p.bias + i + z - e
     return s, min(max(x, vmin), vmax), r1

@@ -296,7 +296,8 @@ def _tiled(config: Config, batch: int) -> Config:
     shape = ArrayShape(
         neurons=s.neurons * batch, lanes=1, groups=s.groups * batch, v_width=s.v_width,
         i_width=s.i_width, ref_width=s.ref_width, decay_frac=s.decay_frac,
-        leak_modes=s.leak_modes, step_width=s.step_width, spike_max=s.spike_max,
+        leak_modes=s.leak_modes, step_width=s.step_width, reset_modes=s.reset_modes,
+        spike_max=s.spike_max,
     )
     return Config(shape=shape, params=tuple(config.params) * batch, noise=config.noise)
 

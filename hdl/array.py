@@ -21,6 +21,7 @@ from lifgate.hdl.ram import ECP5_MAX_DEPTH, PipelinedRAM
 from lifgate.hdl.ram import KINDS as MEMORIES
 
 from lifgate.config import (
+    DEFAULT_RESET_MODES,
     ArrayShape,
     ConfigError,
     ConfigTypeError,
@@ -39,6 +40,7 @@ __all__ = [
     "PIPELINES",
     "LeakModeHW",
     "ResetModeHW",
+    "ResetModeWideHW",
     "addr_width",
     "beat_layout",
     "group_width",
@@ -46,6 +48,7 @@ __all__ = [
     "lane_signature",
     "lif_signature",
     "param_struct",
+    "reset_mode_hw",
     "struct_of",
 ]
 
@@ -59,14 +62,31 @@ class LeakModeHW(enum.Enum, shape=LEAK_MODE_WIDTH):
 
 
 class ResetModeHW(enum.Enum, shape=RESET_MODE_WIDTH):
-    """Reset mode field of a parameter set: the codes of :class:`lifgate.config.ResetMode`."""
+    """Reset mode field of a parameter set of a shape that builds VALUE and SUBTRACT only (the
+    default, 1 bit): those codes of :class:`lifgate.config.ResetMode`."""
 
     VALUE = int(ResetMode.VALUE)
     SUBTRACT = int(ResetMode.SUBTRACT)
 
 
+class ResetModeWideHW(enum.Enum, shape=2):
+    """Reset mode field of a parameter set of a shape that builds SUBTRACT_AFTER_LEAK (2 bits):
+    the codes of :class:`lifgate.config.ResetMode`."""
+
+    VALUE = int(ResetMode.VALUE)
+    SUBTRACT = int(ResetMode.SUBTRACT)
+    SUBTRACT_AFTER_LEAK = int(ResetMode.SUBTRACT_AFTER_LEAK)
+
+
 assert {m.name: m.value for m in LeakModeHW} == {m.name: m.value for m in LeakMode}
-assert {m.name: m.value for m in ResetModeHW} == {m.name: m.value for m in ResetMode}
+assert {m.name: m.value for m in ResetModeWideHW} == {m.name: m.value for m in ResetMode}
+assert {m.name: m.value for m in ResetModeHW} == {m.name: m.value for m in DEFAULT_RESET_MODES}
+
+
+def reset_mode_hw(shape: ArrayShape) -> type:
+    """The enum of ``shape``'s ``reset_mode`` field: :class:`ResetModeHW` (1 bit) or, when the
+    shape builds SUBTRACT_AFTER_LEAK, :class:`ResetModeWideHW` (2 bits)."""
+    return ResetModeHW if shape.reset_width == RESET_MODE_WIDTH else ResetModeWideHW
 
 #: Pipeline latency of the default (``deep``) pipeline: clocks from the clock an update is
 #: issued (its address presented to the state memory) to the clock its beat is valid on
@@ -106,7 +126,7 @@ def _field_shape(f: Field):
     if f.name == "leak_mode":
         return LeakModeHW
     if f.name == "reset_mode":
-        return ResetModeHW
+        return ResetModeHW if f.width == RESET_MODE_WIDTH else ResetModeWideHW
     element = signed(f.element_width) if f.signed else unsigned(f.element_width)
     return element if f.elements is None else data.ArrayLayout(element, f.elements)
 
@@ -281,24 +301,28 @@ class LaneProbes:
     rmore3: Value  #: r > 1
     s4: Value  #: the spike s (and s5 .. s9 after it)
     hold4: Value  #: r1 > 0: the update is held (and hold5, hold6)
-    h4: Value  #: h (and h5, h6)
+    h4: Value  #: h, the leak's operand
     r4: Value  #: r1, written back as r'
+    e4: Value | None  #: e != 0: a spike in SUBTRACT_AFTER_LEAK mode (and e5); built only
+    sub4: Value | None  #: v - v_th; SUBTRACT_AFTER_LEAK built only
     s5: Value
     hold5: Value
-    h5: Value
+    h5: Value  #: h - e, the leak's additive term and the held value (and h6)
     x5: Value  #: d = h - v_rest (SHIFT, MULT) or c (CONST)
+    e5: Value | None
     k5: Value | None  #: the shift k (0 for CONST); SHIFT built only
     mult5: Value | None  #: MULT and not held; MULT built only
     s6: Value
     hold6: Value
     h6: Value
+    vr6: Value | None  #: v_rest - e, MULT's additive term; MULT and SUBTRACT_AFTER_LEAK only
     mult6: Value | None
-    lk: Value | None  #: leak(h), h when held (stage 6's expression; set by ``Lane.build``)
+    lk: Value | None  #: leak(h) - e, h - e when held (stage 6's expression; set by ``build``)
     s7: Value
-    lk7: Value  #: leak(h), h when held
+    lk7: Value  #: leak(h) - e, h - e when held
     izb7: Value  #: i + bias + z, 0 when held
     s8: Value
-    tot8: Value  #: leak(h) + bias + i + z (exact), h when held
+    tot8: Value  #: leak(h) + bias + i + z - e (exact), h - e when held
     s9: Value
     v9: Value  #: v' = sat(tot8)
     #: multi-spike output only (``spike_max > 1``): the count ``min(v // v_th, spike_max)``
@@ -321,8 +345,8 @@ class Lane(wiring.Component):
     1       ``_read``       arguments ``v``, ``r``                 "State": v, r of neuron n
     2       ``_compare``    ``r > 0``, ``v >= p.v_th``,            step 1, the tests; "Threshold"
                             ``r - 1``, ``v - p.v_th``
-    3       ``_select``     ``s, r1, h = ...`` (three cases)       step 1, the choice; VALUE /
-                                                                   SUBTRACT
+    3       ``_select``     ``s, r1, h = ...`` (three cases),      step 1, the choice; VALUE /
+                            ``e``                                  SUBTRACT / ..._AFTER_LEAK
     4       ``_operand``    ``d = h - p.v_rest``                   the leak table, ``d``; CONST's
                                                                    ``c``; step 3, ``r' = r1``
     5       ``_shift``      ``(d + ((1 << k) >> 1)) >> k``,        the leak table; "Rounding";
@@ -345,9 +369,20 @@ class Lane(wiring.Component):
     alone against ``step_scalar``.
 
     The MULT leak is the golden expression itself, ``v_rest + ((d D + 2^(F-1)) >> F)``, with
-    the rounding constant and ``v_rest`` packed into one addend: ``Cat(2^(F-1), v_rest)`` is
+    the rounding constant and ``v_rest`` (``vr6 = v_rest - e``) packed into one addend:
+    ``Cat(2^(F-1), v_rest)`` is
     ``v_rest * 2^F + 2^(F-1)``, and ``(d D + v_rest 2^F + 2^(F-1)) >> F`` is the golden value
     because ``v_rest 2^F`` is a multiple of ``2^F``.
+
+    SUBTRACT_AFTER_LEAK (``e = v_th`` at a spike, else 0). The leak acts on ``h = v`` and
+    ``v_th`` leaves in the integrate sum, ``leak(h) + bias + i + z - e``. The lane adds no
+    adder for it: the leak's additive term is ``h`` (SHIFT, CONST: ``lk = h + ...``) or
+    ``v_rest`` (MULT), so ``- e`` goes into that term before the leak's own adder. Stage 4
+    sends ``h - e`` on as ``h5`` (``v - v_th`` was computed in stage 2 for SUBTRACT: ``sub4``
+    carries it, a multiplexer picks it), while ``x5 = h - v_rest`` still uses ``h4 = v``;
+    stage 5 computes MULT's ``v_rest - e`` (``vr6``, a subtraction of two parameters beside
+    the multiplier) for the rounding addend. A held spike then holds ``h - e = v - v_th``.
+    The sum stays exact: ``leak(h) - e`` lies in ``W + 2`` bits like SUBTRACT's leak.
 
     Holding. The golden model skips the leak when ``r1 > 0`` (``x = h``); the lane computes
     every stage and forces the held result: ``t = 0`` (so ``lk = h``) and ``izb = 0``. Noise
@@ -418,6 +453,7 @@ class Lane(wiring.Component):
             raise ConfigError(f"Memory must be one of {', '.join(map(repr, MEMORIES))}, "
                              f"not {memory!r}")
         self._shape = shape
+        self._after = ResetMode.SUBTRACT_AFTER_LEAK in shape.reset_modes
         self._noise = noise
         self._bounds = PIPELINES[pipeline]
         self._multiplier = multiplier
@@ -431,6 +467,7 @@ class Lane(wiring.Component):
         before the lane is elaborated."""
         shape = self._shape
         W, R, modes = shape.v_width, shape.ref_width, set(shape.leak_modes)
+        after = self._after  # SUBTRACT_AFTER_LEAK built: e4, sub4, e5, vr6
         bz = signed(max(W, Z_WIDTH) + 1) if self._noise else signed(W)
         izb = (Signal(signed(shape.i_width)) + Signal(bz)).shape()
         cw = shape.count_width  # the spike s: a bit, or a count (multi-spike output)
@@ -438,10 +475,13 @@ class Lane(wiring.Component):
             "v2": signed(W), "r2": unsigned(R), "v3": signed(W), "sub3": signed(W + 1),
             "ge3": 1, "refr3": 1, "rdec3": unsigned(R), "rmore3": 1,
             "s4": cw, "hold4": 1, "h4": signed(W + 1), "r4": unsigned(R),
+            "e4": 1 if after else None, "sub4": signed(W + 1) if after else None,
             "s5": cw, "hold5": 1, "h5": signed(W + 1), "x5": signed(W + 2),
+            "e5": 1 if after else None,
             "k5": bits_for(W) if LeakMode.SHIFT in modes else None,
             "mult5": 1 if LeakMode.MULT in modes else None,
             "s6": cw, "hold6": 1, "h6": signed(W + 1),
+            "vr6": signed(W + 1) if LeakMode.MULT in modes and after else None,
             "mult6": 1 if LeakMode.MULT in modes else None,
             "lk": None,  # an expression, set by build
             "s7": cw, "lk7": signed(W + 2), "izb7": izb,
@@ -561,12 +601,18 @@ class Lane(wiring.Component):
         v3, sub3, ge3 = self.probes.v3, self.probes.sub3, self.probes.ge3
         refr3, rdec3, rmore3 = self.probes.refr3, self.probes.rdec3, self.probes.rmore3
         t_ref = par(3, "t_ref")
-        value_mode = par(3, "reset_mode") == ResetModeHW.VALUE
+        mode = par(3, "reset_mode")
+        hw = reset_mode_hw(self._shape)
+        value_mode = mode == hw.VALUE
         fire = Signal(name=self._prefix + "fire")
         sel = Signal(name=self._prefix + "sel")  # h is not v
+        fire_sub = fire  # a spike that subtracts v_th from h (SUBTRACT)
+        if self._after:
+            after_mode = mode == hw.SUBTRACT_AFTER_LEAK
+            fire_sub = fire & ~after_mode
         m.d.comb += [
             fire.eq(~refr3 & ge3),
-            sel.eq(Mux(value_mode, refr3 | fire, fire)),
+            sel.eq(Mux(value_mode, refr3 | fire, fire_sub)),
         ]
         h = Mux(sel, Mux(value_mode, par(3, "v_reset"), sub3), v3)
         r_next = Mux(refr3, rdec3, Mux(fire, t_ref, 0))
@@ -575,7 +621,15 @@ class Lane(wiring.Component):
         s4, hold4, h4 = reg(cw, "s4"), reg(1, "hold4"), reg(signed(W + 1), "h4")
         r4 = reg(R, "r4")
         s = fire if cw == 1 else Mux(fire, self.probes.q3, 0)  # the spike count
-        self._stage(c, 3, (s4, s), (hold4, hold), (h4, h), (r4, r_next))
+        pairs = [(s4, s), (hold4, hold), (h4, h), (r4, r_next)]
+        if self._after:
+            # SUBTRACT_AFTER_LEAK at a spike: the leak's operand is h = v (h4), its additive
+            # term h - v_th, already computed in stage 2 (sub3): carried on as sub4 and chosen
+            # in stage 4 for h5 (a multiplexer, no adder). MULT's additive term is v_rest: see
+            # _shift. (Not with multi-spike output: the shape refuses the pair.)
+            e4, sub4 = reg(1, "e4"), reg(signed(W + 1), "sub4")
+            pairs += [(e4, fire & after_mode), (sub4, sub3)]
+        self._stage(c, 3, *pairs)
 
     def _operand(self, c):
         # Stage 4 (S_X): r' leaves for the memory. x = h - v_rest (SHIFT, MULT) or c (CONST).
@@ -596,6 +650,12 @@ class Lane(wiring.Component):
         else:
             x = leak_c
         pairs = [(s5, s4), (hold5, hold4), (h5, h4), (x5, x)]
+        if self._after:
+            # From here on h is the leak's additive term (SHIFT, CONST) and the held value:
+            # h - e (e = v_th at a SUBTRACT_AFTER_LEAK spike, else 0).
+            e4 = self.probes.e4
+            pairs[2] = (h5, Mux(e4, self.probes.sub4, h4))
+            pairs.append((reg(1, "e5"), e4))
         c.leak_mul = None
         if LeakMode.SHIFT in modes:
             # The shift amount: k for SHIFT, 0 for CONST.
@@ -631,6 +691,11 @@ class Lane(wiring.Component):
         cw = self._shape.count_width
         s6, hold6, h6 = reg(cw, "s6"), reg(1, "hold6"), reg(signed(W + 1), "h6")
         pairs = [(s6, regs.s5), (hold6, regs.hold5), (h6, regs.h5)]
+        if LeakMode.MULT in modes and self._after:
+            # MULT's additive term v_rest - e, beside the multiplier (no adder after it).
+            vr6 = reg(signed(W + 1), "vr6")
+            vr = par(5, "v_rest")
+            pairs.append((vr6, Mux(regs.e5, vr - par(5, "v_th"), vr)))
         x5, hold5 = regs.x5, regs.hold5
         c.t6 = c.m6 = None
         if modes & {LeakMode.SHIFT, LeakMode.CONST}:
@@ -672,7 +737,8 @@ class Lane(wiring.Component):
             # tests/test_hdl_leak_algebra.py checks this at these register widths.
             lk = h6 + ~(t6 >> 1) + ~t6[0]
         if LeakMode.MULT in modes:
-            rnd = Cat(Const(1 << (F - 1), F), par(6, "v_rest")).as_signed()
+            vr6 = self.probes.vr6 if self._after else par(6, "v_rest")
+            rnd = Cat(Const(1 << (F - 1), F), vr6).as_signed()
             lk_mult = (m6 + rnd) >> F
             if lk is None:
                 lk = Mux(hold6, h6, lk_mult)

@@ -29,8 +29,8 @@ def _check_shapes(shapes):
             raise ConfigError(f"parameter 'shapes[{n}]' must be an ArrayShape, not {s!r}")
         if s.layout.params != shapes[0].layout.params:
             raise ConfigError(
-                f"parameter 'shapes[{n}]' must have the v_width, decay_frac and ref_width of "
-                f"layer 0 (one parameter word for all layers)"
+                f"parameter 'shapes[{n}]' must have the v_width, decay_frac, ref_width and reset "
+                f"modes of layer 0 (one parameter word for all layers)"
             )
         if s.step_width != shapes[0].step_width:
             raise ConfigError(f"parameter 'shapes[{n}].step_width' must equal layer 0's")

@@ -96,6 +96,9 @@ def _header(shape: ArrayShape, dut: LIFArray, ports) -> str:
         "// Configuration (compile-time shape):",
     ]
     leak_modes = ", ".join(m.name.lower() for m in shape.leak_modes)
+    # reset_modes only when not the default (VALUE, SUBTRACT): the default header is as before
+    resets = [] if shape.reset_width == 1 else [
+        ("reset_modes", ", ".join(m.name.lower() for m in shape.reset_modes))]
     for name, value in [
         ("neurons", shape.neurons),
         ("lanes", shape.lanes),
@@ -105,6 +108,7 @@ def _header(shape: ArrayShape, dut: LIFArray, ports) -> str:
         ("ref_width", shape.ref_width),
         ("decay_frac", shape.decay_frac),
         ("leak_modes", leak_modes),
+        *resets,
         ("step_width", shape.step_width),
         # multi-spike output only: the header of a one-spike array is as before it
         *([("spike_max", shape.spike_max)] if shape.spike_max > 1 else []),

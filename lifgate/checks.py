@@ -27,7 +27,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from lifgate.config import Config, ConfigError
+from lifgate.config import Config, ConfigError, ResetMode
 
 __all__ = [
     "ConfigError",
@@ -37,6 +37,7 @@ __all__ = [
     "check_int_array",
     "check_uint",
     "check_number",
+    "check_reset_modes",
     "input_file",
     "output_dir",
     "output_file",
@@ -100,6 +101,18 @@ def check_choice(name: str, value, legal) -> str:
         raise ConfigError(f"{name} must be one of {', '.join(map(str, legal))}, "
                           f"not {short_repr(value)}")
     return value
+
+
+def check_reset_modes(name: str, text) -> tuple:
+    """The reset modes a comma-separated option names (``-`` or ``_`` in a name): ``value``
+    and ``subtract`` (always built) and optionally ``subtract_after_leak``; else one line
+    naming the legal lists."""
+    legal = {m.name.lower(): m for m in ResetMode}
+    names = [m.strip().replace("-", "_").lower() for m in str(text).split(",") if m.strip()]
+    if not names or any(n not in legal for n in names) or not {"value", "subtract"} <= set(names):
+        raise ConfigError(f"{name} must be value,subtract or value,subtract,subtract_after_leak "
+                          f"(value and subtract are always built), not {short_repr(text)}")
+    return tuple(sorted({legal[n] for n in names}))
 
 
 def _num(x) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigTypeError",
+    "DEFAULT_RESET_MODES",
     "LeakMode",
     "NeuronParams",
     "NoiseParams",
@@ -95,8 +96,16 @@ class ResetMode(enum.IntEnum):
 
     #: ``v = v_reset``.
     VALUE = 0
-    #: ``v = v - v_th``.
+    #: ``v = v - v_th`` before the leak: ``v' = leak(v - v_th) + ...``.
     SUBTRACT = 1
+    #: ``v_th`` subtracted after the leak, in the integrate sum: ``v' = leak(v) + ... - v_th``
+    #: (snnTorch's default ``Leaky``: ``mem' = beta mem + x - s theta``). Only on a shape
+    #: that builds it (``ArrayShape.reset_modes``).
+    SUBTRACT_AFTER_LEAK = 2
+
+#: The reset modes a shape builds unless told otherwise: the parameter word's ``reset_mode``
+#: field is then 1 bit, and the gateware that of the arrays before SUBTRACT_AFTER_LEAK.
+DEFAULT_RESET_MODES = (ResetMode.VALUE, ResetMode.SUBTRACT)
 
 
 #: The legal ``ArrayShape.spike_max``: ``2^k - 1`` for a count of ``k`` = 1 to 4 bits.
@@ -119,6 +128,20 @@ def _check_int(name: str, value, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise ConfigError(f"parameter {name!r} must be an integer in [{lo}, {hi}], not {value!r}")
     return value
+
+
+def _check_modes(name: str, modes, enum_cls) -> tuple:
+    """A non-empty set of ``enum_cls`` members (names, codes or members), as a sorted tuple."""
+    legal = ", ".join(m.name.lower() for m in enum_cls)
+    if isinstance(modes, (str, int, enum_cls)):
+        modes = (modes,)
+    try:
+        modes = tuple(sorted({_check_enum(name, m, enum_cls) for m in modes}))
+    except TypeError:
+        raise ConfigError(f"parameter {name!r} must be a list of {legal}, not {modes!r}") from None
+    if not modes:
+        raise ConfigError(f"parameter {name!r} must name at least one of {legal}")
+    return modes
 
 
 def _check_enum(name: str, value, enum_cls):
@@ -168,6 +191,10 @@ class ArrayShape:
         Fraction bits F of the multiplicative decay factor, 1 to 24.
     leak_modes : tuple of LeakMode
         Leak modes the gateware implements (at least one). Leaving one out saves its logic.
+    reset_modes : tuple of ResetMode
+        Reset modes the gateware implements: VALUE and SUBTRACT (always built; the default),
+        and SUBTRACT_AFTER_LEAK if listed, which builds its logic and widens the parameter
+        word's ``reset_mode`` field from 1 to 2 bits. A parameter set may use only these.
     step_width : int
         Width of the timestep label on output events, 8 to 32. The label counts modulo
         2**step_width; it names a step, it takes no part in the arithmetic.
@@ -190,6 +217,7 @@ class ArrayShape:
     ref_width: int = 8
     decay_frac: int = 16
     leak_modes: tuple = (LeakMode.SHIFT, LeakMode.MULT, LeakMode.CONST)
+    reset_modes: tuple = DEFAULT_RESET_MODES
     step_width: int = 16
     spike_max: int = 1
 
@@ -228,6 +256,18 @@ class ArrayShape:
         if not modes:
             raise ConfigError("parameter 'leak_modes' must name at least one of shift, mult, const")
         object.__setattr__(self, "leak_modes", modes)
+        resets = _check_modes("reset_modes", self.reset_modes, ResetMode)
+        if not set(DEFAULT_RESET_MODES) <= set(resets):
+            raise ConfigError(
+                "parameter 'reset_modes' must include value and subtract (always built) and may "
+                f"add subtract_after_leak, not {[m.name.lower() for m in resets]!r}"
+            )
+        if self.spike_max > 1 and ResetMode.SUBTRACT_AFTER_LEAK in resets:
+            raise ConfigError(
+                "parameter 'reset_modes' must not include subtract_after_leak with spike_max "
+                f"{self.spike_max} (multi-spike output is built with value and subtract only)"
+            )
+        object.__setattr__(self, "reset_modes", resets)
 
     # Derived quantities -----------------------------------------------------------------------
 
@@ -240,8 +280,14 @@ class ArrayShape:
         return array_layout(
             neurons=self.neurons, lanes=self.lanes, groups=self.groups, v_width=self.v_width,
             i_width=self.i_width, ref_width=self.ref_width, decay_frac=self.decay_frac,
-            step_width=self.step_width, count_width=self.count_width,
+            step_width=self.step_width, reset_width=self.reset_width,
+            count_width=self.count_width,
         )
+
+    @property
+    def reset_width(self) -> int:
+        """Width of the ``reset_mode`` field: 1 bit, 2 with SUBTRACT_AFTER_LEAK built."""
+        return max(1, max(self.reset_modes).bit_length())
 
     @property
     def count_width(self) -> int:
@@ -295,7 +341,7 @@ class NeuronParams:
     v_th : int
         Threshold: a neuron that is not refractory spikes when ``v >= v_th``.
     v_reset : int
-        Membrane value after a spike in ``ResetMode.VALUE``, and during the refractory period.
+        Membrane value after a spike in ``ResetMode.VALUE``, and during its refractory period.
     v_rest : int
         Resting potential E_L: the value the SHIFT and MULT leaks decay towards.
     v_init : int
@@ -341,6 +387,13 @@ class NeuronParams:
             raise ConfigError(
                 f"parameter {where + 'leak_mode'!r} must be one the array supports "
                 f"({legal}), not {self.leak_mode.name.lower()!r}"
+            )
+        if self.reset_mode not in shape.reset_modes:
+            legal = ", ".join(m.name.lower() for m in shape.reset_modes)
+            raise ConfigError(
+                f"parameter {where + 'reset_mode'!r} must be one the array supports "
+                f"({legal}), not {self.reset_mode.name.lower()!r}; add it to the shape's "
+                "reset_modes to build it"
             )
         llo, lhi = shape.leak_range(self.leak_mode)
         _check_int(f"{where}leak ({self.leak_mode.name.lower()} mode)", self.leak, llo, lhi)
@@ -424,6 +477,7 @@ class Config:
     def to_dict(self) -> dict:
         shape = dataclasses.asdict(self.shape)
         shape["leak_modes"] = [m.name.lower() for m in self.shape.leak_modes]
+        shape["reset_modes"] = [m.name.lower() for m in self.shape.reset_modes]
         params = []
         for p in self.params:
             d = dataclasses.asdict(p)

@@ -29,7 +29,9 @@ __all__ = [
 
 #: Width of the ``leak_mode`` field of a parameter word (the codes of ``LeakMode``).
 LEAK_MODE_WIDTH = 2
-#: Width of the ``reset_mode`` field of a parameter word (the codes of ``ResetMode``).
+#: Width of the ``reset_mode`` field of a parameter word whose shape builds VALUE and SUBTRACT
+#: only (codes 0 and 1 of ``ResetMode``, the default). A shape that also builds
+#: SUBTRACT_AFTER_LEAK (code 2) has a 2-bit field (``ArrayShape.reset_modes``).
 RESET_MODE_WIDTH = 1
 #: The parameter fields that are signed ``v_width``-bit values.
 SIGNED_PARAMS = ("v_th", "v_reset", "v_rest", "v_init", "bias")
@@ -197,7 +199,8 @@ class ArrayLayout:
         ``v_th``, ``v_reset``, ``v_rest``, ``v_init``, ``bias`` (signed, ``W`` bits), ``leak``
         (``max(W, decay_frac)`` bits, raw: its meaning depends on ``leak_mode``), ``t_ref``
         (``ref_width``), ``leak_mode`` (:data:`LEAK_MODE_WIDTH`), ``reset_mode``
-        (:data:`RESET_MODE_WIDTH`), least significant first.
+        (``reset_width``: :data:`RESET_MODE_WIDTH`, 2 when the shape builds
+        SUBTRACT_AFTER_LEAK), least significant first.
     inputs : Word
         The ``i_stream`` payload: one array field ``i`` of ``P`` signed ``IW``-bit currents.
     beat_membrane, beat_spikes : Word
@@ -258,7 +261,7 @@ class ArrayLayout:
 @functools.lru_cache(maxsize=1024)
 def array_layout(*, neurons: int, lanes: int, groups: int, v_width: int, i_width: int,
                  ref_width: int, decay_frac: int, step_width: int,
-                 count_width: int = 1) -> ArrayLayout:
+                 reset_width: int = RESET_MODE_WIDTH, count_width: int = 1) -> ArrayLayout:
     """The :class:`ArrayLayout` of a shape with these fields (computed once, then cached).
 
     Takes the checked fields of an :class:`~lifgate.config.ArrayShape`; use
@@ -270,7 +273,7 @@ def array_layout(*, neurons: int, lanes: int, groups: int, v_width: int, i_width
         ("leak", max(v_width, decay_frac), False, None),
         ("t_ref", ref_width, False, None),
         ("leak_mode", LEAK_MODE_WIDTH, False, None),
-        ("reset_mode", RESET_MODE_WIDTH, False, None),
+        ("reset_mode", reset_width, False, None),
     )
     depth = neurons // lanes
     head = (

@@ -242,7 +242,7 @@ def random_params(rng: np.random.Generator, shape: ArrayShape) -> NeuronParams:
     lo, hi = shape.v_range
     w = shape.v_width
     mode = LeakMode(shape.leak_modes[rng.integers(len(shape.leak_modes))])
-    reset_mode = ResetMode(int(rng.integers(2)))
+    reset_mode = shape.reset_modes[int(rng.integers(len(shape.reset_modes)))]
     if rng.random() < 0.75:
         scale = 1 << int(rng.integers(2, w))  # up to 2^(W-1)
         v_rest = _clip(int(rng.integers(-scale // 4, scale // 4, endpoint=True)), lo, hi)
@@ -423,7 +423,7 @@ def _saturation_cases(d: _Directed) -> None:
     lo, hi, m0 = d.lo, d.hi, d.m0
     # Saturation at the top: a large bias drives every membrane to VMAX; v_th = VMAX spikes
     # on the saturated value only; with SUBTRACT the held value is VMAX - VMAX = 0.
-    for rm in ResetMode:
+    for rm in d.shape.reset_modes:
         d.add(
             f"sat_high_{rm.name.lower()}",
             NeuronParams(v_th=hi, v_reset=hi - 1, v_init=hi - 2, bias=hi, leak_mode=m0,
@@ -443,13 +443,26 @@ def _saturation_cases(d: _Directed) -> None:
                      reset_mode=ResetMode.SUBTRACT, t_ref=2),
         inp={"kind": "extreme", "seed": 14},
     )
+    # SUBTRACT_AFTER_LEAK saturates once, at the end: leak(v) + bias lies above VMAX and
+    # - v_th brings the sum back into range (clipping before the subtraction would give about
+    # 0, the exact sum about VMAX); with a negative threshold the sum goes far above VMAX and
+    # t_ref 2 holds v - v_th, saturated.
+    after = ResetMode.SUBTRACT_AFTER_LEAK in d.shape.reset_modes
+    for name, v_th, t_ref in (("sat_after_leak_once", hi, 0),
+                              ("sat_after_leak_negative_threshold", lo, 2))[:2 * after]:
+        d.add(
+            name,
+            NeuronParams(v_th=v_th, v_reset=0, v_init=hi, bias=hi, leak_mode=m0,
+                         leak=d.leak0(m0), reset_mode=ResetMode.SUBTRACT_AFTER_LEAK, t_ref=t_ref),
+            inp={"kind": "extreme", "seed": 14},
+        )
 
 
 def _threshold_and_refractory_cases(d: _Directed) -> None:
     hi, iaf, modes, w = d.hi, d.iaf, d.modes, d.shape.v_width
     tmax = d.shape.t_ref_max
     # Threshold equality: an IAF neuron (no leak) counting up by bias 1 hits v_th exactly.
-    for rm in ResetMode:
+    for rm in d.shape.reset_modes:
         d.add(
             f"threshold_equal_{rm.name.lower()}",
             d.per_group(lambda g, rm=rm: NeuronParams(
@@ -467,7 +480,7 @@ def _threshold_and_refractory_cases(d: _Directed) -> None:
     # Refractory boundaries: t_ref 0, 1, 2 and the maximum, both reset modes, strong drive so
     # the neurons spike as soon as they may.
     for t_ref in sorted({0, 1, min(2, tmax), tmax}):
-        for rm in ResetMode:
+        for rm in d.shape.reset_modes:
             d.add(
                 f"refractory_{t_ref}_{rm.name.lower()}",
                 NeuronParams(v_th=hi // 8, v_reset=-(hi // 16), v_init=hi // 8, bias=hi // 4,
@@ -485,7 +498,7 @@ def _leak_cases(d: _Directed) -> None:
         if mode == LeakMode.CONST:
             values = sorted({llo, lhi, -1, 0, 1, 3})
         for leak in values:
-            for rm in ResetMode:
+            for rm in d.shape.reset_modes:
                 d.add(
                     f"leak_{mode.name.lower()}_{leak}_{rm.name.lower()}",
                     d.per_group(lambda g, mode=mode, leak=leak, rm=rm: NeuronParams(
@@ -562,7 +575,7 @@ def _sequence_cases(d: _Directed) -> None:
 
 
 def _noise_cases(d: _Directed) -> None:
-    hi, modes = d.hi, d.modes
+    hi, modes, resets = d.hi, d.modes, d.shape.reset_modes
     # Noise on: small and maximum gain; the seeds that make lane 0's and lane 1's generator
     # state 0 before the "or 1" rule.
     golden = 0x9E3779B9
@@ -572,7 +585,7 @@ def _noise_cases(d: _Directed) -> None:
             d.per_group(lambda g: NeuronParams(
                 v_th=hi // 4, v_rest=0, v_reset=-(hi // 8), v_init=0, bias=0,
                 leak_mode=modes[g % len(modes)], leak=d.mild(modes[g % len(modes)]),
-                reset_mode=ResetMode(g % 2), t_ref=g % 3)),
+                reset_mode=resets[g % len(resets)], t_ref=g % 3)),
             noise=NoiseParams(seed=seed, gain=gain),
             inp=None if gain == 65535 else {"kind": "sparse", "seed": 17},
         )

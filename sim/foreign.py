@@ -63,7 +63,9 @@ def header_shape(text: str) -> tuple[ArrayShape, bool, bool] | None:
         modes = tuple(LeakMode[m.strip().upper()] for m in fields["leak_modes"].split(","))
     except (ValueError, KeyError) as e:
         raise ConfigError(f"the header of the Verilog file has a bad shape field: {e}") from None
-    shape = ArrayShape(**values, leak_modes=modes)
+    # no reset_modes line: the default (VALUE, SUBTRACT); ArrayShape checks the names
+    resets = [m.strip() for m in fields.get("reset_modes", "value, subtract").split(",")]
+    shape = ArrayShape(**values, leak_modes=modes, reset_modes=resets)
     return shape, fields["membrane"] == "yes", fields.get("noise", "yes") == "yes"
 
 

@@ -53,7 +53,8 @@ def test_enums_from_names_and_numbers():
     assert p.leak_mode == LeakMode.MULT and p.reset_mode == ResetMode.SUBTRACT
     with pytest.raises(ConfigError, match="'leak_mode' must be one of shift, mult, const"):
         NeuronParams(leak_mode="exp")
-    with pytest.raises(ConfigError, match="'reset_mode' must be one of value, subtract"):
+    with pytest.raises(ConfigError,
+                       match="'reset_mode' must be one of value, subtract, subtract_after_leak"):
         NeuronParams(reset_mode=7)
 
 
@@ -172,7 +173,9 @@ def test_param_layout():
     assert [n for n, _ in layout] == ["v_th", "v_reset", "v_rest", "v_init", "bias", "leak",
                                       "t_ref", "leak_mode", "reset_mode"]
     assert dict(layout)["leak"] == 12 and dict(layout)["t_ref"] == 3
-    assert sum(w for _, w in layout) == 5 * 10 + 12 + 3 + 2 + 1
+    assert sum(w for _, w in layout) == 5 * 10 + 12 + 3 + 2 + 1  # reset_mode: 1 bit
+    after = ArrayShape(v_width=10, ref_width=3, decay_frac=12, reset_modes=list(ResetMode))
+    assert param_layout(after) == layout[:-1] + [("reset_mode", 2)]
 
 
 def test_pack_known_word():

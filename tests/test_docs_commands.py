@@ -156,11 +156,15 @@ HOW = {
         "--limit 2", why="2 digits over the simulated link instead of 40"),
     "lifgate import-nir GRAPH.nir [--dt DT] [--scale S] [--steps T [--rtl]] [--json]":
         Synopsis("minimal"),
-    "lifgate import-nir GRAPH.nir [--dt DT] [--reset value|subtract] [--fire gt|ge] "
-    "[--warn-error PCT] [--max-error PCT] [--reference REC.npz] [--steps T [--rtl]] [--json]":
+    "lifgate import-nir GRAPH.nir [--dt DT] [--reset value|subtract|subtract-after-leak] "
+    "[--fire gt|ge] [--warn-error PCT] [--max-error PCT] [--reference REC.npz] "
+    "[--steps T [--rtl]] [--json]":
         Synopsis("minimal"),
     "lifgate import-nir examples/nir_fixtures/sinabs_conv.nir --dt 1 --fire ge --reset "
     "subtract --warn-error 1 --reference examples/nir_fixtures/sinabs_conv.npz": Run(),
+    "lifgate import-nir examples/nir_fixtures/snntorch_leaky_subtract.nir --dt 1e-4 --reset "
+    "subtract-after-leak --warn-error 1 --reference "
+    "examples/nir_fixtures/snntorch_leaky_subtract.npz": Run(),
     "python -m pytest tests/test_nir.py tests/test_nir_nodes.py tests/test_nir_frameworks.py":
         Collect(),
     "python -m pytest tests/test_synapse.py tests/test_synapse_network.py tests/test_nir.py "

@@ -22,7 +22,7 @@ from lifgate.hdl.array import (
     LATENCY,
     LeakModeHW,
     LIFArray,
-    ResetModeHW,
+    ResetModeWideHW,
     addr_width,
     beat_layout,
     group_width,
@@ -56,6 +56,8 @@ SHAPES = [
                decay_frac=16, step_width=16),
     ArrayShape(neurons=40, lanes=5, groups=8, v_width=20, i_width=12, ref_width=2,
                decay_frac=6, step_width=32),
+    ArrayShape(neurons=12, lanes=3, groups=2, v_width=11, i_width=7, ref_width=4,
+               decay_frac=5, step_width=10, reset_modes=list(ResetMode)),  # RW = 2
 ]
 
 
@@ -96,7 +98,10 @@ def widths(shape: ArrayShape, *, membrane: bool = True) -> dict[str, int]:
     w, lw, r = shape.v_width, shape.leak_width, shape.ref_width
     return dict(W=w, IW=shape.i_width, R=r, F=shape.decay_frac, S=shape.step_width,
                 P=shape.lanes, G=shape.groups, D=shape.depth, N=shape.neurons,
-                AW=addr_width(shape), GW=group_width(shape), LW=lw, PW=5 * w + lw + r + 3)
+                AW=addr_width(shape), GW=group_width(shape), LW=lw,
+                RW=2 if ResetMode.SUBTRACT_AFTER_LEAK in shape.reset_modes else 1,
+                PW=5 * w + lw + r + 2 + (2 if ResetMode.SUBTRACT_AFTER_LEAK in shape.reset_modes
+                                         else 1))
 
 
 def evaluate(expr: str, names: dict[str, int]) -> int:
@@ -120,7 +125,8 @@ def test_mode_codes_match_the_enums():
     leak = {row[0]: int(row[1]) for row in table(HARDWARE, "leak_mode", "code")}
     reset = {row[0]: int(row[1]) for row in table(HARDWARE, "reset_mode", "code")}
     assert leak == {m.name: m.value for m in LeakMode} == {m.name: m.value for m in LeakModeHW}
-    assert reset == {m.name: m.value for m in ResetMode} == {m.name: m.value for m in ResetModeHW}
+    assert reset == {m.name: m.value for m in ResetMode} == {m.name: m.value
+                                                             for m in ResetModeWideHW}
     # numerics.md names the same codes in its parameter table.
     text = NUMERICS.read_text()
     for enum_cls in (LeakMode, ResetMode):
@@ -251,7 +257,8 @@ def _config(shape, seed, mode=None):
             v_th=int(rng.integers(hi // 4, hi)), v_reset=int(rng.integers(lo // 2, 0)),
             v_rest=int(rng.integers(lo // 4, hi // 4)), v_init=int(rng.integers(lo, hi)),
             bias=int(rng.integers(0, hi // 8)), leak_mode=m,
-            leak=int(rng.integers(llo, lhi + 1)), reset_mode=int(rng.integers(0, 2)),
+            leak=int(rng.integers(llo, lhi + 1)),
+            reset_mode=int(rng.integers(0, len(shape.reset_modes))),
             t_ref=int(rng.integers(0, shape.t_ref_max + 1))))
     return Config(shape=shape, params=tuple(params), noise=NoiseParams(seed=5, gain=300))
 

@@ -46,17 +46,23 @@ EXAMPLES = 10_000
 #: every single leak mode and all of them). Small N keeps Verilog generation quick.
 SHAPES = [
     dict(neurons=4, lanes=1, groups=1, v_width=4, i_width=2, ref_width=1, decay_frac=1,
-         leak_modes=["shift"], step_width=8),
+         leak_modes=["shift"], step_width=8,
+         reset_modes=["value", "subtract"]),
     dict(neurons=6, lanes=3, groups=2, v_width=8, i_width=6, ref_width=3, decay_frac=6,
-         leak_modes=["shift", "mult", "const"], step_width=8),
+         leak_modes=["shift", "mult", "const"], step_width=8,
+         reset_modes=["value", "subtract", "subtract_after_leak"]),
     dict(neurons=8, lanes=2, groups=8, v_width=16, i_width=16, ref_width=8, decay_frac=16,
-         leak_modes=["mult"], step_width=16),
+         leak_modes=["mult"], step_width=16,
+         reset_modes=["value", "subtract"]),
     dict(neurons=4, lanes=4, groups=4, v_width=32, i_width=32, ref_width=16, decay_frac=24,
-         leak_modes=["const", "shift"], step_width=32),
+         leak_modes=["const", "shift"], step_width=32,
+         reset_modes=["value", "subtract"]),
     dict(neurons=12, lanes=4, groups=3, v_width=5, i_width=3, ref_width=2, decay_frac=4,
-         leak_modes=["const"], step_width=9),
+         leak_modes=["const"], step_width=9,
+         reset_modes=["value", "subtract", "subtract_after_leak"]),
     dict(neurons=2, lanes=2, groups=1, v_width=12, i_width=12, ref_width=4, decay_frac=12,
-         leak_modes=["shift", "mult"], step_width=12),
+         leak_modes=["shift", "mult"], step_width=12,
+         reset_modes=["value", "subtract"]),
 ]
 SHAPE_FIELDS = list(SHAPES[0])
 _INT_RANGES = {"v_width": (4, 32), "i_width": (2, 32), "ref_width": (1, 16),
@@ -106,6 +112,14 @@ def oracle(d: dict) -> set:
              if isinstance(modes, (list, tuple)) else [])
     if not modes or None in modes:
         bad.add("leak_modes")
+    resets = sh["reset_modes"]
+    if isinstance(resets, (str, int)):
+        resets = [resets]
+    resets = ([_enum_value(m, _RESET_NAMES) for m in resets]
+              if isinstance(resets, (list, tuple)) else [])
+    # VALUE and SUBTRACT are always built; SUBTRACT_AFTER_LEAK may be added
+    if None in resets or not {ResetMode.VALUE, ResetMode.SUBTRACT} <= set(resets):
+        bad.add("reset_modes")
     if bad:
         return bad  # the parameters cannot be judged against an illegal shape
     w, r, f = sh["v_width"], sh["ref_width"], sh["decay_frac"]
@@ -120,7 +134,7 @@ def oracle(d: dict) -> set:
         mode = _enum_value(ps["leak_mode"], _MODE_NAMES)
         if mode is None or mode not in modes:
             bad.add("leak_mode")
-        if _enum_value(ps["reset_mode"], _RESET_NAMES) is None:
+        if _enum_value(ps["reset_mode"], _RESET_NAMES) not in resets:
             bad.add("reset_mode")
         llo, lhi = {LeakMode.SHIFT: (0, w), LeakMode.MULT: (0, (1 << f) - 1)}.get(
             mode, (vlo, vhi))
@@ -176,9 +190,11 @@ _ILLEGAL_SHAPE = {
     "neurons": [0, (1 << 20) + 1, -8, 8.0, None, "+1"],  # "+1": N + 1, not a multiple of P
     "groups": [0, 5, 7, 13, 25, -1, 1.0, None],
     "leak_modes": [[], ["foo"], ["shift", "foo"], "bogus", [7], None, [True]],
+    "reset_modes": [[], ["value"], ["subtract_after_leak"], ["value", "subtract", "x"], "bogus",
+                    None, [True], [0, 3]],
 }
 _MODE_CHOICES = [*LeakMode, "shift", "MULT", "const", 0, 1, 2, 3, "nope"]
-_RESET_CHOICES = [*ResetMode, "value", "Subtract", 0, 1, 2, "x"]
+_RESET_CHOICES = [*ResetMode, "value", "Subtract", "Subtract_After_Leak", 0, 1, 2, 3, "x"]
 
 
 def make_raw_config(seed: int, shape_index: int, mutate: str | None, wild: bool) -> dict:
@@ -199,6 +215,8 @@ def make_raw_config(seed: int, shape_index: int, mutate: str | None, wild: bool)
     count = rnd.choice([1, g, g, g + 1, 2])
     modes = shape["leak_modes"]
     modes = modes if isinstance(modes, list) and modes else ["shift"]
+    resets = shape["reset_modes"]
+    resets = resets if isinstance(resets, list) and resets else ["value", "subtract"]
 
     def val(lo, hi):
         return _around(rnd, lo, hi) if wild else rnd.randint(lo, hi)
@@ -212,7 +230,7 @@ def make_raw_config(seed: int, shape_index: int, mutate: str | None, wild: bool)
             "v_th": val(vlo, vhi), "v_reset": val(vlo, vhi), "v_rest": val(vlo, vhi),
             "v_init": val(vlo, vhi), "bias": val(vlo, vhi), "leak_mode": mode,
             "leak": val(llo, lhi), "t_ref": val(0, (1 << r) - 1),
-            "reset_mode": rnd.choice(_RESET_CHOICES if wild else ["value", "subtract"]),
+            "reset_mode": rnd.choice(_RESET_CHOICES if wild else resets),
         })
     noise = {"seed": val(0, (1 << 32) - 1), "gain": val(0, 65535)}
     return {"shape": shape, "params": params, "noise": noise}
@@ -233,7 +251,8 @@ _seen_shapes: set = set()
 
 def _shape_key(shape: ArrayShape):
     return (shape.neurons, shape.lanes, shape.groups, shape.v_width, shape.i_width,
-            shape.ref_width, shape.decay_frac, tuple(shape.leak_modes), shape.step_width)
+            shape.ref_width, shape.decay_frac, tuple(shape.leak_modes), shape.step_width,
+            tuple(shape.reset_modes))
 
 
 _CATALOGUE = {_shape_key(ArrayShape(**{**s, "leak_modes": tuple(s["leak_modes"])}))

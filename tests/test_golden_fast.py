@@ -2,8 +2,9 @@
 
 * ``engine="fused"`` equals ``engine="numpy"`` bit for bit (spikes, membranes, their dtype,
   the final state with the noise generators) on the hypothesis-generated runs the numerics
-  property tests fuzz (``tests/test_numerics_props.py``: every leak mode and reset rule,
-  noise on and off, saturation at 4 to 32 bits), in batches, over several 512-neuron blocks
+  property tests fuzz (``tests/test_numerics_props.py``: every leak mode and reset rule, the
+  shapes with and without SUBTRACT_AFTER_LEAK, noise on and off, saturation at 4 to 32 bits),
+  in batches, over several 512-neuron blocks
   with groups that straddle them, and when a run is continued from its final state.
   ``bench/bench_golden_exact.py`` runs the same comparison on 10,000 configurations.
 * The kernel's int32 path (taken when ``fixed._work_dtype`` proves every intermediate fits)
@@ -26,7 +27,15 @@ from hypothesis import strategies as st
 from lifgate.golden.fixed import ENGINES, simulate, simulate_batch
 from test_numerics_props import configs, runs
 
-from lifgate.config import ArrayShape, Config, ConfigError, LeakMode, NeuronParams, NoiseParams
+from lifgate.config import (
+    ArrayShape,
+    Config,
+    ConfigError,
+    LeakMode,
+    NeuronParams,
+    NoiseParams,
+    ResetMode,
+)
 
 EXAMPLES = int(os.environ.get("LIFGATE_FUSED_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
@@ -91,9 +100,11 @@ def test_fused_continuation(run, data):
 
 
 def _mixed(neurons, lanes, groups, gain, seed=3):
-    """Groups of every leak mode and reset rule, groups not aligned to the 64-neuron blocks."""
+    """Groups of every leak mode and reset rule (all 9 pairs with 9 groups or more), groups not
+    aligned to the 64-neuron blocks."""
     shape = ArrayShape(neurons=neurons, lanes=lanes, groups=groups,
-                       leak_modes=(LeakMode.SHIFT, LeakMode.MULT, LeakMode.CONST))
+                       leak_modes=(LeakMode.SHIFT, LeakMode.MULT, LeakMode.CONST),
+                       reset_modes=tuple(ResetMode))
     rng = np.random.default_rng(seed)
     params = []
     for g in range(groups):
@@ -102,7 +113,7 @@ def _mixed(neurons, lanes, groups, gain, seed=3):
                 LeakMode.CONST: int(rng.integers(-50, 50))}[mode]
         params.append(NeuronParams(v_th=int(rng.integers(100, 3000)), v_reset=-200, v_rest=-50,
                                    v_init=int(rng.integers(-500, 500)), bias=int(g) - 5,
-                                   leak_mode=mode, leak=leak, reset_mode=g % 2,
+                                   leak_mode=mode, leak=leak, reset_mode=(g + g // 3) % 3,
                                    t_ref=int(rng.integers(0, 4))))
     return Config(shape=shape, params=tuple(params), noise=NoiseParams(seed=seed, gain=gain))
 

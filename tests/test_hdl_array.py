@@ -10,7 +10,15 @@ from amaranth.hdl import ClockDomain, Fragment, Module
 from amaranth.lib import data
 from amaranth.sim import Simulator
 from lifgate.golden import noise as golden_noise
-from lifgate.hdl.array import LATENCY, LeakModeHW, LIFArray, ResetModeHW, param_struct
+from lifgate.hdl.array import (
+    LATENCY,
+    LeakModeHW,
+    LIFArray,
+    ResetModeHW,
+    ResetModeWideHW,
+    param_struct,
+    reset_mode_hw,
+)
 from lifgate.hdl.noise import LaneNoise
 from lifgate.sim.driver import (
     clear,
@@ -22,6 +30,7 @@ from lifgate.sim.driver import (
 )
 
 from lifgate.config import (
+    DEFAULT_RESET_MODES,
     ArrayShape,
     Config,
     LeakMode,
@@ -72,7 +81,8 @@ def random_params(rng, shape, mode=None, reset=None):
         bias=val(lo // 16, hi // 16),
         leak_mode=mode,
         leak=val(llo, lhi),
-        reset_mode=ResetMode(reset if reset is not None else int(rng.integers(0, 2))),
+        reset_mode=ResetMode(reset if reset is not None
+                             else int(rng.integers(0, len(shape.reset_modes)))),
         t_ref=int(rng.choice([0, 1, shape.t_ref_max, val(0, shape.t_ref_max)])),
     )
 
@@ -94,7 +104,8 @@ def currents(rng, shape, steps, scale=1.0):
 # smaller and larger than the lanes, depth 1.
 SHAPES = [
     dict(neurons=8, lanes=2, groups=1, v_width=12, i_width=10, ref_width=3, decay_frac=8),
-    dict(neurons=12, lanes=3, groups=4, v_width=10, i_width=8, ref_width=2, decay_frac=6),
+    dict(neurons=12, lanes=3, groups=4, v_width=10, i_width=8, ref_width=2, decay_frac=6,
+         reset_modes=("value", "subtract", "subtract_after_leak")),
     dict(neurons=16, lanes=4, groups=16, v_width=16, i_width=16, ref_width=4, decay_frac=16),
     dict(neurons=6, lanes=6, groups=3, v_width=8, i_width=12, ref_width=1, decay_frac=3,
          leak_modes=("mult",)),
@@ -103,7 +114,7 @@ SHAPES = [
     dict(neurons=10, lanes=5, groups=2, v_width=20, i_width=24, ref_width=5, decay_frac=20,
          leak_modes=("shift", "const")),
     dict(neurons=24, lanes=8, groups=6, v_width=14, i_width=14, ref_width=3, decay_frac=12,
-         leak_modes=("shift", "mult")),
+         leak_modes=("shift", "mult"), reset_modes=("value", "subtract", "subtract_after_leak")),
     dict(neurons=4, lanes=4, groups=2, v_width=32, i_width=32, ref_width=16, decay_frac=24,
          step_width=32),
 ]
@@ -119,9 +130,11 @@ def test_random_configs(index, pipeline):
 @pytest.mark.parametrize("mode", list(LeakMode))
 @pytest.mark.parametrize("reset", list(ResetMode))
 def test_leak_and_reset_modes(mode, reset, pipeline):
-    """Each mode built alone, with spikes, refractory periods and negative currents."""
+    """Each mode built alone, with spikes, refractory periods and negative currents
+    (SUBTRACT_AFTER_LEAK on a shape that builds it, the others on the default build)."""
+    resets = list(ResetMode) if reset == ResetMode.SUBTRACT_AFTER_LEAK else DEFAULT_RESET_MODES
     shape = ArrayShape(neurons=8, lanes=2, groups=4, v_width=10, i_width=9, ref_width=2,
-                       decay_frac=7, leak_modes=(mode,))
+                       decay_frac=7, leak_modes=(mode,), reset_modes=resets)
     rng = np.random.default_rng(int(mode) * 2 + int(reset))
     params = []
     for _ in range(4):
@@ -136,8 +149,8 @@ def test_leak_and_reset_modes(mode, reset, pipeline):
 def test_mixed_groups_all_modes(pipeline):
     """Every (leak mode, reset mode) pair in one array: the mode mux and the group counters
     with fewer neurons per group (2) than lanes (3)."""
-    shape = ArrayShape(neurons=12, lanes=3, groups=6, v_width=12, i_width=10, ref_width=3,
-                       decay_frac=10)
+    shape = ArrayShape(neurons=18, lanes=3, groups=9, v_width=12, i_width=10, ref_width=3,
+                       decay_frac=10, reset_modes=list(ResetMode))
     rng = np.random.default_rng(7)
     params = tuple(
         random_params(rng, shape, mode, reset) for mode in LeakMode for reset in ResetMode
@@ -411,12 +424,16 @@ def test_param_struct_agrees_with_pack_params():
             for name in ("v_th", "v_reset", "v_rest", "v_init", "bias", "t_ref"):
                 assert view[name] == getattr(p, name), name
             assert view.leak_mode == LeakModeHW(int(p.leak_mode))
-            assert view.reset_mode == ResetModeHW(int(p.reset_mode))
+            assert view.reset_mode == reset_mode_hw(shape)(int(p.reset_mode))
 
 
 def test_mode_enums_mirror_config():
     assert [(m.name, m.value) for m in LeakModeHW] == [(m.name, m.value) for m in LeakMode]
-    assert [(m.name, m.value) for m in ResetModeHW] == [(m.name, m.value) for m in ResetMode]
+    assert [(m.name, m.value) for m in ResetModeWideHW] == [(m.name, m.value) for m in ResetMode]
+    assert [(m.name, m.value) for m in ResetModeHW] == [(m.name, m.value)
+                                                        for m in DEFAULT_RESET_MODES]
+    assert reset_mode_hw(ArrayShape()) is ResetModeHW
+    assert reset_mode_hw(ArrayShape(reset_modes=list(ResetMode))) is ResetModeWideHW
 
 
 @pytest.mark.parametrize("lane", [0, 5])

@@ -2,7 +2,8 @@
 
 The ``Lane`` component in Amaranth's simulator, without the array around it: every output
 (``s``, ``v'``, ``r'``) equals :func:`lifgate.golden.fixed.step_scalar` for random states,
-parameters and currents (edge values a third of the time), in every leak and reset mode, for
+parameters and currents (edge values a third of the time), in every leak and reset mode (shapes
+with and without SUBTRACT_AFTER_LEAK), for
 both pipeline profiles, with one parameter group and with several. The shifted leak's algebra
 (the ``lk =`` line) is checked on its own in ``tests/test_hdl_leak_algebra.py``. Also: the
 probe interface (``Lane.probes``, ``LIFArray.probes``) names the registers the formal proofs
@@ -28,11 +29,12 @@ SHAPES = [
     ArrayShape(neurons=4, lanes=1, groups=1, v_width=6, i_width=4, ref_width=2, decay_frac=4,
                step_width=8),
     ArrayShape(neurons=4, lanes=1, groups=2, v_width=8, i_width=6, ref_width=3, decay_frac=6,
-               step_width=8),
+               step_width=8, reset_modes=tuple(ResetMode)),
     ArrayShape(neurons=4, lanes=1, groups=1, v_width=16, i_width=16, ref_width=4,
                decay_frac=12, step_width=8, leak_modes=(LeakMode.SHIFT, LeakMode.CONST)),
     ArrayShape(neurons=4, lanes=1, groups=1, v_width=12, i_width=8, ref_width=2,
-               decay_frac=10, step_width=8, leak_modes=(LeakMode.MULT,)),
+               decay_frac=10, step_width=8, leak_modes=(LeakMode.MULT,),
+               reset_modes=tuple(ResetMode)),
 ]
 
 
@@ -48,7 +50,7 @@ def _random_case(shape, rng):
     leak = {LeakMode.SHIFT: rng.randint(0, W), LeakMode.MULT: rng.randint(0, (1 << F) - 1),
             LeakMode.CONST: val()}[mode]
     p = NeuronParams(v_th=val(), v_reset=val(), v_rest=val(), v_init=val(), bias=val(),
-                     leak_mode=mode, leak=leak, reset_mode=rng.choice(list(ResetMode)),
+                     leak_mode=mode, leak=leak, reset_mode=rng.choice(shape.reset_modes),
                      t_ref=rng.randint(0, shape.t_ref_max))
     ilo, ihi = -(1 << (shape.i_width - 1)), (1 << (shape.i_width - 1)) - 1
     r = rng.choice([0, 0, 1, 2, shape.t_ref_max, rng.randint(0, shape.t_ref_max)])
@@ -81,7 +83,8 @@ def _run_lane(shape, pipeline, cases):
 
 @pytest.mark.parametrize("pipeline", sorted(PIPELINES))
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"W{s.v_width}_G{s.groups}_"
-                         + "".join(m.name[0] for m in s.leak_modes))
+                         + "".join(m.name[0] for m in s.leak_modes)
+                         + "_A" * (ResetMode.SUBTRACT_AFTER_LEAK in s.reset_modes))
 def test_lane_matches_golden_step(shape, pipeline):
     rng = random.Random(f"{shape}{pipeline}")
     cases = [_random_case(shape, rng) for _ in range(150)]
@@ -101,6 +104,12 @@ def test_probes_name_the_registers():
     assert isinstance(lane.probes, LaneProbes)
     assert lane.probes.v9.shape().width == 4 and lane.probes.k5 is None
     assert lane.probes.mult5 is None and lane.probes.mult6 is None
+    # SUBTRACT_AFTER_LEAK's registers only where the shape builds it (SHAPES[1], [3])
+    assert lane.probes.e4 is lane.probes.sub4 is lane.probes.e5 is lane.probes.vr6 is None
+    for shape in SHAPES[1], SHAPES[3]:
+        probes = Lane(shape, noise=False).probes
+        assert probes.e4 is not None and probes.sub4 is not None and probes.e5 is not None
+        assert probes.vr6 is not None  # MULT built
     array = LIFArray(SHAPES[0], noise=False)
     assert array.probes is None
     Fragment.get(array, None)

@@ -63,6 +63,7 @@ def shapes(draw):
         v_width=draw(st.integers(4, 32)), i_width=draw(st.integers(2, 32)),
         ref_width=draw(st.integers(1, 16)), decay_frac=draw(st.integers(1, 24)),
         step_width=draw(st.integers(8, 32)),
+        reset_modes=draw(st.sampled_from([("value", "subtract"), tuple(ResetMode)])),
     )
 
 
@@ -74,7 +75,8 @@ def _docs_words(shape):
     words = {
         "params": [("v_th", w), ("v_reset", w), ("v_rest", w), ("v_init", w), ("bias", w),
                    ("leak", max(w, shape.decay_frac)), ("t_ref", shape.ref_width),
-                   ("leak_mode", 2), ("reset_mode", 1)],
+                   ("leak_mode", 2),
+                   ("reset_mode", 2 if ResetMode.SUBTRACT_AFTER_LEAK in shape.reset_modes else 1)],
         "beat_spikes": [("step", shape.step_width), ("addr", aw), ("spikes", p)],
     }
     words["beat_membrane"] = words["beat_spikes"] + [("v", p * w)]

@@ -50,7 +50,7 @@ def multi_runs(draw, spike_max=None):
         params.append(NeuronParams(
             v_th=v_th, v_reset=draw(v), v_rest=draw(v), v_init=draw(v), bias=draw(v),
             leak_mode=mode, leak=draw(st.integers(llo, lhi)),
-            reset_mode=draw(st.sampled_from(list(ResetMode))),
+            reset_mode=draw(st.sampled_from(shape.reset_modes)),
             t_ref=draw(st.integers(0, shape.t_ref_max))))
     steps = draw(st.integers(1, 25))
     ilo, ihi = shape.i_range

@@ -24,7 +24,8 @@ sys.modules[_spec.name] = mutants  # dataclasses look their module up
 _spec.loader.exec_module(mutants)
 
 #: Cases (by name, from lifgate.sim.cases.directed_cases) of the quick run.
-QUICK = ("sat_high_value", "negative_currents", "clear_mid_sequence")
+QUICK = ("sat_high_value", "negative_currents", "clear_mid_sequence",
+         "leak_mult_63_subtract_after_leak")
 
 
 def _quick_cases():

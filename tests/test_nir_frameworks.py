@@ -2,7 +2,8 @@
 ``make_fixtures.py`` in the frameworks' own environment; no torch here): every committed export
 imports with the options its ``fixtures.json`` entry lists, its spike counts are within 1 % of
 the framework's own run after the documented shift, and the RTL is bit-exact with the golden
-model. snnTorch's default subtract reset is the documented exception: it differs."""
+model. snnTorch's default subtract reset matches with ``--reset subtract-after-leak`` (and
+differs with lifgate's other reset modes); sinabs' MultiSpike is the documented exception."""
 
 import json
 import re
@@ -20,7 +21,8 @@ from lifgate.compilers.nir_reference import compare, load_reference  # noqa: E40
 HERE = Path(__file__).resolve().parent.parent / "examples" / "nir_fixtures"
 FIXTURES = json.loads((HERE / "fixtures.json").read_text())
 #: By each fixture's ``expect``: counts within 1 %, a documented semantic difference
-#: (snnTorch's subtract-after-decay reset), or refused (docs/networks.md).
+#: (none left: snnTorch's subtract reset and sinabs' MultiSpike now match), or refused
+#: (docs/networks.md).
 MATCHING = sorted(n for n, m in FIXTURES.items() if m["expect"] == "matches")
 DIFFERENT = sorted(n for n, m in FIXTURES.items() if m["expect"] == "differs")
 REFUSED = sorted(n for n, m in FIXTURES.items() if m["expect"] == "refused")
@@ -77,13 +79,27 @@ def test_reference_comparison_can_fail():
     assert meta["framework"] == "sinabs"
 
 
-@pytest.mark.parametrize("name", DIFFERENT)
-def test_documented_differences_show(name, capsys):
-    """snnTorch's default Leaky subtracts the threshold after the decay (NIR, and lifgate's
-    import, reset to v_reset): the counts differ by more than 1 %, exit code 1."""
-    code, out = run_cli(name, capsys=capsys)
+@pytest.mark.parametrize("reset", ["subtract", "value"])
+def test_snntorch_subtract_reset_needs_subtract_after_leak(reset, capsys):
+    """snnTorch's default Leaky subtracts the threshold after the decay: imported with the
+    reset that subtracts before it (or NIR's reset to v_reset) the counts differ by more than
+    1 % (exit code 1); the fixture matches only with ``--reset subtract-after-leak``."""
+    name = "snntorch_leaky_subtract"
+    assert FIXTURES[name]["expect"] == "matches"
+    assert "subtract-after-leak" in FIXTURES[name]["options"]
+    code, out = run_cli(name, "--reset", reset, capsys=capsys)
     assert code == 1 and out["ok"] is False
     assert max(layer["count_difference"] for layer in out["reference"]["layers"]) > 0.01
+
+
+def test_documented_differences_show(capsys):
+    """A documented semantic difference: the counts differ by more than 1 %, exit code 1.
+    (None left since SUBTRACT_AFTER_LEAK and multi-spike output: a loop, not a parametrised
+    test, so that an empty list is no skip.)"""
+    for name in DIFFERENT:
+        code, out = run_cli(name, capsys=capsys)
+        assert code == 1 and out["ok"] is False, name
+        assert max(layer["count_difference"] for layer in out["reference"]["layers"]) > 0.01
 
 
 @pytest.mark.parametrize("name", MULTI)

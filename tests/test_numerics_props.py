@@ -42,11 +42,14 @@ def shapes(draw, max_width=24):
     neurons = lanes * depth
     groups = draw(st.sampled_from([g for g in range(1, neurons + 1) if neurons % g == 0]))
     modes = draw(st.sets(st.sampled_from(list(LeakMode)), min_size=1))
+    # VALUE and SUBTRACT are always built; SUBTRACT_AFTER_LEAK is a shape option
+    resets = list(ResetMode) if draw(st.booleans()) else [ResetMode.VALUE, ResetMode.SUBTRACT]
     return ArrayShape(
         neurons=neurons, lanes=lanes, groups=groups,
         v_width=draw(st.integers(4, max_width)), i_width=draw(st.integers(2, max_width)),
         ref_width=draw(st.integers(1, 6)), decay_frac=draw(st.integers(1, 20)),
         leak_modes=tuple(modes), step_width=draw(st.integers(8, 32)),
+        reset_modes=tuple(resets),
     )
 
 
@@ -59,7 +62,7 @@ def neuron_params(draw, shape, modes=None):
     return NeuronParams(
         v_th=draw(v), v_reset=draw(v), v_rest=draw(v), v_init=draw(v), bias=draw(v),
         leak_mode=mode, leak=draw(st.integers(llo, lhi)),
-        reset_mode=draw(st.sampled_from(list(ResetMode))),
+        reset_mode=draw(st.sampled_from(shape.reset_modes)),
         t_ref=draw(st.integers(0, shape.t_ref_max)),
     )
 
@@ -285,12 +288,37 @@ def test_unsupported_leak_mode_raises(shape, data):
         Config(shape=shape, params=(NeuronParams(leak_mode=mode, leak=0, v_th=1),))
 
 
+@PROPS
+@given(shapes())
+def test_unsupported_reset_mode_raises(shape):
+    """SUBTRACT_AFTER_LEAK on a shape that does not build it: one line naming the parameter
+    and the modes the shape has; VALUE and SUBTRACT are legal on every shape."""
+    p = NeuronParams(reset_mode=ResetMode.SUBTRACT_AFTER_LEAK, leak_mode=shape.leak_modes[0],
+                     leak=0, v_th=1)
+    if ResetMode.SUBTRACT_AFTER_LEAK in shape.reset_modes:
+        Config(shape=shape, params=(p,))
+        assert shape.layout.params["reset_mode"].width == 2
+        return
+    assert shape.layout.params["reset_mode"].width == 1
+    with pytest.raises(ConfigError) as e:
+        Config(shape=shape, params=(p,))
+    assert "reset_mode' must be one the array supports (value, subtract)" in str(e.value)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="reset_mode"):
+        pack_params(shape, p)
+    for mode in (ResetMode.VALUE, ResetMode.SUBTRACT):
+        Config(shape=shape, params=(dataclasses.replace(p, reset_mode=mode),))
+
+
 @pytest.mark.parametrize("kwargs,field", [
     (dict(v_width=3), "v_width"), (dict(v_width=33), "v_width"), (dict(i_width=1), "i_width"),
     (dict(ref_width=0), "ref_width"), (dict(decay_frac=25), "decay_frac"),
     (dict(lanes=65), "lanes"), (dict(neurons=6, lanes=4), "neurons"),
     (dict(neurons=8, lanes=4, groups=3), "groups"), (dict(leak_modes=()), "leak_modes"),
     (dict(step_width=7), "step_width"), (dict(v_width=16.0), "v_width"),
+    (dict(reset_modes=()), "reset_modes"), (dict(reset_modes=("value",)), "reset_modes"),
+    (dict(reset_modes=("subtract_after_leak",)), "reset_modes"),
+    (dict(reset_modes=("value", "subtract", "after")), "reset_modes"),
 ])
 def test_bad_shape_raises(kwargs, field):
     with pytest.raises(ConfigError, match=field):

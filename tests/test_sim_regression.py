@@ -20,7 +20,7 @@ import pytest
 from lifgate.sim import regress, runner
 from lifgate.sim.cases import Segment, SimCase, directed_cases, random_cases
 
-from lifgate.config import ArrayShape, Config, LeakMode, NeuronParams
+from lifgate.config import ArrayShape, Config, LeakMode, NeuronParams, ResetMode
 
 SEED = int(os.environ.get("LIFGATE_SIM_SEED") or secrets.randbelow(1 << 31))
 
@@ -28,10 +28,11 @@ SHAPES = {
     # The defaults: 4 lanes x 16 addresses, a parameter set per neuron, every leak mode.
     "default": (ArrayShape(), True),
     # Small widths (saturation everywhere), 3 lanes (not a power of two), groups that do not
-    # line up with lanes, 8-bit step label (wraps within a run).
+    # line up with lanes, 8-bit step label (wraps within a run); SUBTRACT_AFTER_LEAK built
+    # (the 2-bit reset field; its directed cases and random draws).
     "narrow": (
         ArrayShape(neurons=18, lanes=3, groups=3, v_width=6, i_width=4, ref_width=2,
-                   decay_frac=3, step_width=8),
+                   decay_frac=3, step_width=8, reset_modes=tuple(ResetMode)),
         True,
     ),
     # 32-bit membrane and input, 24 fraction bits (57-bit products), one parameter set.

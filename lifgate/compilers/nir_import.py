@@ -21,7 +21,8 @@ NIR voltage unit) and per neuron ``g = dt * R / tau`` (LIF, LI), ``g = dt * R`` 
   (the membrane is the current of the step);
 * ``v_th = round(s * v_threshold) + 1`` (NIR spikes when ``v > v_threshold``, lifgate when
   ``v >= v_th``; ``fire="ge"`` drops the ``+ 1``), ``v_reset = round(s * v_reset)``,
-  ``reset_mode = VALUE`` (``reset="subtract"``: SUBTRACT), ``t_ref = 0``, ``v_init = 0``;
+  ``reset_mode = VALUE`` (``reset="subtract"``: SUBTRACT; ``reset="subtract-after-leak"``:
+  SUBTRACT_AFTER_LEAK, snnTorch's default ``Leaky``), ``t_ref = 0``, ``v_init = 0``;
   LI, I: ``v_th = v_reset = VMAX`` (the membrane is never changed by a spike);
 * the first layer's inputs are spikes (``x_width = 1``);
 * ``spike_max`` (default 1): the largest spike count of a neuron in one step, in every layer
@@ -58,7 +59,7 @@ from lifgate.config import (
 )
 from lifgate.golden.synapse import Layer, Network
 
-__all__ = ["DEFAULT_TARGET", "Import", "V_WIDTHS", "W_WIDTHS", "export_nir", "import_nir",
+__all__ = ["DEFAULT_TARGET", "Import", "RESETS", "V_WIDTHS", "W_WIDTHS", "export_nir", "import_nir",
            "load_nir", "read_nir"]
 
 #: Weight widths tried, in order, when none is given.
@@ -69,6 +70,9 @@ V_WIDTHS = (16, 24, 32)
 DEFAULT_TARGET = 0.05
 
 _NEURONS = ("LIF", "IF", "LI", "I", "Threshold")
+#: The ``reset`` choices and the reset mode of each (docs/networks.md, framework table).
+RESETS = {"value": ResetMode.VALUE, "subtract": ResetMode.SUBTRACT,
+          "subtract-after-leak": ResetMode.SUBTRACT_AFTER_LEAK}
 _LINEAR = ("Affine", "Linear", "Scale", "Flatten", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
 _SUPPORTED = ", ".join(("Input", "Output") + _LINEAR + _NEURONS) + ", Delay, nested graphs"
 
@@ -144,8 +148,10 @@ class Import:
     def report(self) -> str:
         net = self.network
         sh = net.layers[0].config.shape
-        reset = ("value (NIR resets to v_reset)" if self.reset == "value"
-                 else "subtract (v - v_th, before the decay)")
+        reset = {"value": "value (NIR resets to v_reset)",
+                 "subtract": "subtract (v - v_th, before the decay)",
+                 "subtract-after-leak": "subtract-after-leak (v_th subtracted after the "
+                                        "decay, snnTorch's Leaky)"}[self.reset]
         lines = [
             f"NIR import: {len(net.layers)} layer(s), inputs {net.inputs}, "
             f"neurons {[layer.neurons for layer in net.layers]}, readout {self.readout}",
@@ -615,7 +621,8 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
     and every weight within ``w_width`` bits. ``w_width`` and ``v_width`` default to the
     narrowest of :data:`W_WIDTHS` x :data:`V_WIDTHS` whose every parameter's relative error is
     at most ``target`` (or the most accurate if none is); ``i_width`` defaults to ``v_width``.
-    ``reset`` (``value`` or ``subtract``) and ``fire`` (``gt``: spike when ``v >
+    ``reset`` (``value``, ``subtract`` or ``subtract-after-leak``: :data:`RESETS`) and
+    ``fire`` (``gt``: spike when ``v >
     v_threshold``, NIR's rule; ``ge``: when ``v >= v_threshold``, sinabs') choose the neuron
     semantics, ``spike_max`` (1, 3, 7 or 15) the largest spike count per step (sinabs'
     ``MultiSpike``: ``floor(v / v_th)`` spikes at once). With ``max_error``, a parameter whose
@@ -625,8 +632,9 @@ def import_nir(graph, *, dt: float | None = None, scale: float | None = None,
     notes = []
     if not isinstance(graph, nir.NIRGraph):
         graph, notes = read_nir(graph)
-    if reset not in ("value", "subtract"):
-        raise ConfigError(f"parameter 'reset' must be 'value' or 'subtract', not {reset!r}")
+    if reset not in RESETS:
+        raise ConfigError(f"parameter 'reset' must be one of {', '.join(RESETS)}, "
+                          f"not {reset!r}")
     if fire not in ("gt", "ge"):
         raise ConfigError(f"parameter 'fire' must be 'gt' or 'ge', not {fire!r}")
     if isinstance(spike_max, bool) or spike_max not in SPIKE_MAXES:
@@ -747,9 +755,12 @@ def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: in
     F = decay_frac
     n = len(x["g"])
     kind = x["kind"]
+    # the reset mode the graph asks for is built (SUBTRACT_AFTER_LEAK is a shape option)
     shape = ArrayShape(neurons=n, lanes=_lanes(n), groups=n, v_width=v_width,
                        i_width=i_width, ref_width=1, decay_frac=F,
-                       leak_modes=(LeakMode.MULT, LeakMode.CONST), spike_max=spike_max)
+                       leak_modes=(LeakMode.MULT, LeakMode.CONST),
+                       reset_modes=(ResetMode.VALUE, ResetMode.SUBTRACT, RESETS[reset]),
+                       spike_max=spike_max)
     if kind == "Relay":  # a spike in at step t, out at t + 1: weight 1, v_th 1, reset to 0
         relay = NeuronParams(v_th=1, v_reset=0, v_rest=0, v_init=0, bias=0,
                              leak_mode=LeakMode.CONST, leak=0, reset_mode=ResetMode.VALUE,
@@ -778,8 +789,7 @@ def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: in
         D = np.clip(D, 0, (1 << F) - 1)
         tau_eff = dt * (1 << F) / ((1 << F) - D)
         _note_error(errs, "tau", x["tau"], tau_eff, 1.0)
-    mode = ResetMode.SUBTRACT if reset == "subtract" and x["vth"] is not None else \
-        ResetMode.VALUE
+    mode = RESETS[reset] if x["vth"] is not None else ResetMode.VALUE
     params = [NeuronParams(
         v_th=int(thq[j]), v_reset=int(rq[j]), v_rest=int(lq[j]) if mult else 0, v_init=0,
         bias=int(bq[j]), leak_mode=LeakMode.MULT if mult else LeakMode.CONST,

@@ -19,7 +19,13 @@ import os
 import sys
 
 from lifgate.app.cli import DEFAULT_GROUPS
-from lifgate.checks import check_int, read_config_file, writable_file, write_output
+from lifgate.checks import (
+    check_int,
+    check_reset_modes,
+    read_config_file,
+    writable_file,
+    write_output,
+)
 from lifgate.config import ArrayShape, ConfigError
 from lifgate.hdl.verilog import generate_verilog
 
@@ -56,6 +62,10 @@ def register(subparsers, summary):
         p.add_argument(option, type=int, default=None, metavar=metavar, help=text)
     p.add_argument("--leak-modes", default=None, metavar="MODES",
                    help="comma-separated leak modes to build: shift, mult, const")
+    p.add_argument("--reset-modes", default=None, metavar="MODES",
+                   help="comma-separated reset modes to build: value,subtract (always built; "
+                   "the default) and subtract_after_leak (snnTorch's subtract reset; a 2-bit "
+                   "reset_mode field and its logic)")
     p.add_argument("--no-membrane", action="store_true",
                    help="leave out the membrane readback (the v field of o_stream)")
     p.add_argument("--no-noise", action="store_true",
@@ -111,6 +121,9 @@ def _shape_and_notes(args) -> tuple[ArrayShape, list[str]]:
     if args.leak_modes is not None:
         modes = [m.strip() for m in args.leak_modes.split(",") if m.strip()]
         changes["leak_modes"] = tuple(modes)
+    if args.reset_modes is not None:
+        changes["reset_modes"] = tuple(m.name.lower() for m in
+                                       check_reset_modes("--reset-modes", args.reset_modes))
     if changes:
         notes.append("options override " + ", ".join(f"{k}={v}" if not isinstance(v, tuple)
                                                       else f"{k}={','.join(v)}"
@@ -140,6 +153,8 @@ def run(args) -> int:
             print(f"lifgate generate: {note}", file=sys.stderr)
     write_output("-o/--output", args.output, text)
     modes = ",".join(m.name.lower() for m in shape.leak_modes)
+    if shape.reset_width > 1:
+        modes += ", reset modes " + ",".join(m.name.lower() for m in shape.reset_modes)
     # With -o /dev/stdout (or the file stdout goes to) the summary must not end up in the
     # Verilog: it goes to stderr then.
     summary = sys.stderr if _same_file(args.output, sys.stdout) else sys.stdout

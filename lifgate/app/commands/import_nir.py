@@ -28,7 +28,7 @@ import numpy as np
 from lifgate.app.cli import add_report_options
 from lifgate.app.progress import ticker
 from lifgate.checks import check_choice, check_int, check_number, input_file, writable_dir
-from lifgate.compilers.nir_import import DEFAULT_TARGET, import_nir
+from lifgate.compilers.nir_import import DEFAULT_TARGET, RESETS, import_nir
 from lifgate.compilers.nir_reference import compare, load_reference
 from lifgate.config import SPIKE_MAXES, ConfigError
 from lifgate.golden.synapse import simulate_network
@@ -55,9 +55,11 @@ def register(subparsers, summary):
                    "meets --warn-error)")
     p.add_argument("--i-width", type=int, default=None,
                    help="input current width, 2 to 32 (default: the membrane width)")
-    p.add_argument("--reset", default="value", choices=("value", "subtract"),
-                   help="what a spike does: value (NIR: v = v_reset, default) or subtract "
-                   "(v - v_th before the decay: sinabs' MembraneSubtract)")
+    p.add_argument("--reset", default="value", choices=tuple(RESETS),
+                   help="what a spike does: value (NIR: v = v_reset, default), subtract "
+                   "(v - v_th before the decay: sinabs' MembraneSubtract) or "
+                   "subtract-after-leak (v_th subtracted after the decay: snnTorch's Leaky "
+                   "with reset_mechanism='subtract', its default)")
     p.add_argument("--fire", default="gt", choices=("gt", "ge"),
                    help="spike when v > v_threshold (gt, NIR, snnTorch, Norse; default) or "
                    "v >= v_threshold (ge, sinabs)")
@@ -97,7 +99,7 @@ def run(args) -> int:
         check_int("--v-width", args.v_width, 4, 32)
     if args.i_width is not None:
         check_int("--i-width", args.i_width, 2, 32)
-    check_choice("--reset", args.reset, ("value", "subtract"))
+    check_choice("--reset", args.reset, tuple(RESETS))
     check_choice("--fire", args.fire, ("gt", "ge"))
     check_choice("--spike-max", args.spike_max, SPIKE_MAXES)
     if args.dt is not None:

@@ -22,6 +22,7 @@ a build failed (exit code 1); a missed goal frequency is reported, not a failure
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -33,7 +34,7 @@ from lifgate.app.progress import ticker
 from lifgate.boards import resources
 from lifgate.boards.resources import board_shape
 from lifgate.boards.toolchain import BOARDS, ToolchainError, board
-from lifgate.checks import check_int, check_number, writable_dir
+from lifgate.checks import check_int, check_number, check_reset_modes, writable_dir
 from lifgate.config import ConfigError
 
 
@@ -50,6 +51,10 @@ def register(subparsers, summary):
                    "lifgate command)")
     p.add_argument("--leak-modes", default=None, metavar="MODES",
                    help="comma-separated leak modes (default: iCE40 shift,const; ECP5 all)")
+    p.add_argument("--reset-modes", default=None, metavar="MODES",
+                   help="comma-separated reset modes to build: value,subtract (always built; "
+                   "the default) and subtract_after_leak (snnTorch's subtract reset; a 2-bit "
+                   "reset_mode field and its logic)")
     p.add_argument("--no-noise", action="store_true",
                    help="build the array without its noise source (array design only; on the "
                         "UP5K the noise source of 8 lanes does not fit)")
@@ -119,6 +124,9 @@ def plan(args) -> list[tuple]:
         for neurons, lanes in _shape_list(args):
             s = board_shape(b, neurons=neurons, lanes=lanes, groups=groups,
                             leak_modes=_modes(args.leak_modes))
+            if args.reset_modes is not None:
+                resets = check_reset_modes("--reset-modes", args.reset_modes)
+                s = dataclasses.replace(s, reset_modes=resets)
             if args.design == "top" and s.lanes & (s.lanes - 1):
                 raise ConfigError(
                     f"parameter 'lanes' must be a power of two for a board top, not {s.lanes}"
@@ -126,6 +134,7 @@ def plan(args) -> list[tuple]:
             for seed in seeds:
                 key = f"{b.name}-{args.design}-n{s.neurons}p{s.lanes}g{s.groups}"
                 key += "-nonoise" if args.no_noise else ""
+                key += "-afterleak" if s.reset_width > 1 else ""
                 key += f"-s{seed}" if len(seeds) > 1 else ""
                 jobs.append((b, s, seed, Path(args.build_dir) / key))
     return jobs
@@ -137,6 +146,7 @@ def _row(args, b, shape, seed, rep: dict) -> dict:
         "design": args.design, "neurons": shape.neurons, "lanes": shape.lanes,
         "groups": shape.groups, "noise": not args.no_noise,
         "leak_modes": [m.name.lower() for m in shape.leak_modes],
+        "reset_modes": [m.name.lower() for m in shape.reset_modes],
         "goal_mhz": b.goal_mhz if args.freq is None else args.freq,
         "device": b.device, "seed": seed,
     })
