@@ -48,6 +48,8 @@ def run_cli(capsys, *argv):
     (["--network", "digits", "--baud", "5000000"], "baud"),
     (["--layer-lanes", "8,2"], "--layer-lanes needs --network"),
     (["--network", "digits", "--dt", "1e-3"], "--dt is for a NIR graph"),
+    (["--network", "digits", "--membrane", "--no-membrane"], "contradict"),
+    (["--membrane"], "--membrane needs --network"),
 ])
 def test_argument_errors(capsys, tmp_path, argv, says):
     out = tmp_path / "b"
@@ -127,6 +129,9 @@ def test_network_top_for_both_boards(capsys, tmp_path, monkeypatch, tools, board
     assert d["ok"] and d["timing_met"] and d["fmax_mhz"] == 160.0
     assert d["network"] == "digits" and d["design"] == "network" and d["baud"] == 1000000
     assert d["layers"] == [[32, lanes[0]], [10, lanes[1]]] and d["inputs"] == 64
+    # membrane readback by the board's default (off on the UP5K: it does not fit with it)
+    assert d["membrane"] is netbuild.NETWORK_MEMBRANE[board]
+    assert d["membrane"] is (board != "icebreaker")
     assert d["utilization"] and d["bitstream"].endswith(("top.bin", "top.bit"))
     folder = tmp_path / "build" / f"board-{board}-net"
     assert json.loads((folder / "link.json").read_text())["baud"] == 1000000

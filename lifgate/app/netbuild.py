@@ -39,8 +39,8 @@ from lifgate.compilers.nir_import import import_nir
 from lifgate.config import Config, ConfigError
 from lifgate.golden.synapse import Layer, Network
 
-__all__ = ["NETWORK_LANES", "NETWORK_MHZ", "NETWORK_ROUTER", "build_network", "digits_network",
-           "network_features", "network_for", "relane"]
+__all__ = ["NETWORK_LANES", "NETWORK_MEMBRANE", "NETWORK_MHZ", "NETWORK_ROUTER", "build_network",
+           "digits_network", "network_features", "network_for", "relane"]
 
 #: Default lanes per layer of ``--network digits`` per board: the UP5K one lane per layer
 #: (each lane has its own parameter memory: with 2 lanes in layer 1 the network board needs 32
@@ -64,6 +64,13 @@ NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 75.0}
 #: 25 minutes on the ECP5 network board under load; router2 routed the ECP5 network in
 #: minutes (session 8, ``bench/bench_network_fpga.py``).
 NETWORK_ROUTER = {"icebreaker": None, "ulx3s-85f": "router2"}
+
+#: Membrane readback of the network board by default per board. The UP5K network board does
+#: not fit with it (the digits network, 1 and 1 lanes: 6,119 of 5,280 logic cells at
+#: placement, session 8; 4,442 without it, timing met at 32 MHz): it reads back spikes only,
+#: and ``lifgate digits --board serial:PORT`` then compares spikes (classes) with the golden
+#: model. ``--membrane`` asks for it anyway; ``--no-membrane`` leaves it out everywhere.
+NETWORK_MEMBRANE = {"icebreaker": False, "ulx3s-85f": True}
 
 #: The frame buffer of the network board: what ``lifgate digits --board`` uses.
 MAX_PAYLOAD = 256
@@ -168,6 +175,8 @@ def check_args(args):
             raise ConfigError(f"--network must be digits or a NIR graph file (GRAPH.nir), not "
                               f"{args.network!r}")
         input_file("--network", args.network)
+    if args.membrane and args.no_membrane:
+        raise ConfigError("--membrane and --no-membrane contradict each other: give one")
     lanes = check_lanes(args.layer_lanes, 2 if args.network == "digits" else None)
     if args.dt is not None:
         if args.network == "digits":
@@ -188,7 +197,8 @@ def build_network(args) -> int:
     show = not args.no_progress
     name, net = ticker(lambda: network_for(args.network, b.name, lanes, dt=args.dt),
                        f"build {b.name}: network {args.network}", enabled=show)
-    features = network_features(net, membrane=not args.no_membrane)
+    membrane = args.membrane or (NETWORK_MEMBRANE[b.name] and not args.no_membrane)
+    features = network_features(net, membrane=membrane)
     top = NetworkBoardTop(board=b, features=features, frequency=freq * 1e6, baud=args.baud)
     desc = {"network": name, "layers": [[s.neurons, s.lanes] for s in features.shapes],
             "inputs": features.inputs, "membrane": features.membrane, "design": "network",

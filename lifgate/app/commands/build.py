@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from lifgate.app.cli import DEFAULT_GROUPS, add_report_options
 from lifgate.app.commands.resources import _modes, format_table
-from lifgate.app.netbuild import NETWORK_LANES, NETWORK_MHZ, build_network
+from lifgate.app.netbuild import NETWORK_LANES, NETWORK_MEMBRANE, NETWORK_MHZ, build_network
 from lifgate.app.progress import ticker
 from lifgate.boards import toolchain
 from lifgate.boards.host import write_link_record
@@ -99,6 +99,10 @@ def register(subparsers, summary):
                    "neurons every step), 0 to 255 (default 0: none)")
     p.add_argument("--no-membrane", action="store_true", help="leave out membrane readback "
                    "(also of a network board)")
+    p.add_argument("--membrane", action="store_true", help="with --network: build membrane "
+                   "readback where the board's default leaves it out (iCEBreaker: it does not "
+                   "fit the UP5K with the digits network; default: " + ", ".join(
+                       f"{k} {'on' if v else 'off'}" for k, v in NETWORK_MEMBRANE.items()) + ")")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0 to 2**31 - 1 (default 1)")
     p.add_argument("--no-timing-allow-fail", action="store_true",
@@ -115,6 +119,9 @@ def run(args) -> int:
         return build_network(args)
     if args.layer_lanes is not None:
         raise ConfigError("--layer-lanes needs --network (an array board takes --lanes)")
+    if args.membrane:
+        raise ConfigError("--membrane needs --network (an array board builds membrane readback "
+                          "unless --no-membrane)")
     b = board(args.board)
     lanes = b.build_lanes if args.lanes is None else args.lanes
     groups = DEFAULT_GROUPS if args.groups is None else args.groups
