@@ -21,6 +21,9 @@ the build folder instead of compiling; a new key compiles as usual and then copi
 into the cache. A lock file per key makes a second process wait for the first one's build of the
 same model (``pytest -n 2``) instead of compiling it twice. A build that fails stores nothing.
 
+Every build appends a line to ``log.jsonl`` in the cache (key, top module, simulator, whether
+it was restored, seconds, the pytest node that asked); :func:`summary` counts them.
+
 ``tests/conftest.py`` sets the variable for a test session (a fresh folder, removed at the end),
 so the cache never outlives the sources it was built from. Unset (the default), builds are
 exactly cocotb's.
@@ -34,9 +37,10 @@ import importlib.metadata
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
-__all__ = ["ENV", "SharedBuild", "cache_root"]
+__all__ = ["ENV", "SharedBuild", "cache_root", "summary"]
 
 #: The environment variable naming the cache folder; unset or empty: no cache.
 ENV = "LIFGATE_BUILD_CACHE"
@@ -114,6 +118,7 @@ class SharedBuild:
         root.mkdir(parents=True, exist_ok=True)
         key = self.cache_key(kwargs)
         entry = root / key
+        t0 = time.monotonic()
         with open(root / f"{key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
             if entry.is_dir():
@@ -121,6 +126,7 @@ class SharedBuild:
                 for name in names:
                     _replace(entry / name, build_dir / name)
                 self.last_build_cached = True
+                _log(root, key, self, kwargs, True, t0)
                 return None
             result = super().build(**kwargs)
             staging = root / f"{key}.part"
@@ -130,7 +136,31 @@ class SharedBuild:
                 shutil.copy2(build_dir / name, staging / name)
             staging.rename(entry)
             self.last_build_cached = False
+            _log(root, key, self, kwargs, False, t0)
             return result
+
+
+def _log(root: Path, key: str, build, kwargs: dict, cached: bool, t0: float) -> None:
+    line = json.dumps({"key": key, "top": kwargs.get("hdl_toplevel"),
+                       "sim": build.cache_identity()[0], "cached": cached,
+                       "seconds": round(time.monotonic() - t0, 2),
+                       "test": os.environ.get("PYTEST_CURRENT_TEST", "")})
+    with open(root / "log.jsonl", "a") as f:
+        f.write(line + "\n")
+
+
+def summary(root: Path) -> dict:
+    """``{sim: {"compiled": n, "restored": n, "seconds": compiling}}`` from ``log.jsonl``."""
+    out: dict = {}
+    path = Path(root) / "log.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    for line in lines:
+        d = json.loads(line)
+        s = out.setdefault(d["sim"], {"compiled": 0, "restored": 0, "seconds": 0.0})
+        s["restored" if d["cached"] else "compiled"] += 1
+        if not d["cached"]:
+            s["seconds"] = round(s["seconds"] + d["seconds"], 1)
+    return out
 
 
 def _replace(src: Path, dst: Path) -> None:

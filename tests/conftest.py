@@ -28,6 +28,7 @@ import shutil
 import tempfile
 
 import pytest
+from lifgate.sim import buildcache
 from lifgate.sim.buildcache import ENV as BUILD_CACHE_ENV
 from lifgate.sim.tools import is_missing_tool_reason
 
@@ -51,6 +52,16 @@ def pytest_configure(config):
         folder = tempfile.mkdtemp(prefix="lifgate-build-cache-")
         os.environ[BUILD_CACHE_ENV] = folder
         config.add_cleanup(lambda: _remove_cache(folder))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """One line: how many simulator builds were compiled and how many restored."""
+    root = buildcache.cache_root()
+    if hasattr(config, "workerinput") or root is None:
+        return
+    for sim, s in sorted(buildcache.summary(root).items()):
+        terminalreporter.write_line(f"{sim} builds: {s['compiled']} compiled ({s['seconds']} s), "
+                                    f"{s['restored']} restored from the session's build cache")
 
 
 def _remove_cache(folder: str) -> None:
