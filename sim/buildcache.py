@@ -31,7 +31,8 @@ preprocessed source and the compiler's arguments, so a hit is the object the com
 have written.
 
 Every build appends a line to ``log.jsonl`` in the cache (key, top module, simulator, whether
-it was restored, seconds, the pytest node that asked); :func:`summary` counts them.
+it was restored, wall seconds and the compilers' CPU seconds, the pytest node that asked);
+:func:`summary` counts them.
 
 ``tests/conftest.py`` sets the variable for a test session (a fresh folder, removed at the end),
 so the cache never outlives the sources it was built from. Unset (the default), builds are
@@ -45,6 +46,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -139,7 +141,7 @@ class SharedBuild:
         root.mkdir(parents=True, exist_ok=True)
         key = self.cache_key(kwargs)
         entry = root / key
-        t0 = time.monotonic()
+        t0 = (time.monotonic(), _children_cpu())
         with open(root / f"{key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
             if entry.is_dir():
@@ -161,26 +163,35 @@ class SharedBuild:
             return result
 
 
-def _log(root: Path, key: str, build, kwargs: dict, cached: bool, t0: float) -> None:
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _log(root: Path, key: str, build, kwargs: dict, cached: bool, t0: tuple) -> None:
     line = json.dumps({"key": key, "top": kwargs.get("hdl_toplevel"),
                        "sim": build.cache_identity()[0], "cached": cached,
-                       "seconds": round(time.monotonic() - t0, 2),
+                       "seconds": round(time.monotonic() - t0[0], 2),
+                       "cpu_seconds": round(_children_cpu() - t0[1], 2),
                        "test": os.environ.get("PYTEST_CURRENT_TEST", "")})
     with open(root / "log.jsonl", "a") as f:
         f.write(line + "\n")
 
 
 def summary(root: Path) -> dict:
-    """``{sim: {"compiled": n, "restored": n, "seconds": compiling}}`` from ``log.jsonl``."""
+    """``{sim: {"compiled": n, "restored": n, "seconds": s, "cpu_seconds": s}}`` from
+    ``log.jsonl`` (the seconds, wall and the compilers' CPU, of the compiled builds)."""
     out: dict = {}
     path = Path(root) / "log.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
     for line in lines:
         d = json.loads(line)
-        s = out.setdefault(d["sim"], {"compiled": 0, "restored": 0, "seconds": 0.0})
+        s = out.setdefault(d["sim"], {"compiled": 0, "restored": 0, "seconds": 0.0,
+                                      "cpu_seconds": 0.0})
         s["restored" if d["cached"] else "compiled"] += 1
         if not d["cached"]:
             s["seconds"] = round(s["seconds"] + d["seconds"], 1)
+            s["cpu_seconds"] = round(s["cpu_seconds"] + d["cpu_seconds"], 1)
     return out
 
 

@@ -103,8 +103,9 @@ def pytest_terminal_summary(terminalreporter, config):
     if hasattr(config, "workerinput") or root is None:
         return
     for sim, s in sorted(buildcache.summary(root).items()):
-        terminalreporter.write_line(f"{sim} builds: {s['compiled']} compiled ({s['seconds']} s), "
-                                    f"{s['restored']} restored from the session's build cache")
+        terminalreporter.write_line(
+            f"{sim} builds: {s['compiled']} compiled ({s['seconds']} s wall, "
+            f"{s['cpu_seconds']} s CPU), {s['restored']} restored from the session's cache")
 
 
 def _remove_cache(folder: str) -> None:
