@@ -20,9 +20,9 @@ and removes the folder at the end, so a model built by one test, keyed by the te
 sources, is restored for the next test that builds the same one, and no build outlives the
 session (a run is as cold as a fresh clone's). A caller who sets the variable keeps their own.
 
-Under ``-n`` (``./run test``: ``-n 2``) the long tests go first and the workers take one test
-at a time (``--maxschedchunk 1`` unless given): the last minutes are not one slow test on one
-core while the other idles. :data:`LONG_FIRST` lists them, from the CI runs' ``--durations``;
+The long tests are collected first, and under ``-n`` (``./run test``: ``-n 2``) the workers take
+one test at a time (``--maxschedchunk 1`` unless given): the last minutes are not one slow test
+on one core while the other idles. :data:`LONG_FIRST` lists them, from the CI runs' ``--durations``;
 the order changes nothing else (every test still runs, each on its own fixtures).
 """
 
