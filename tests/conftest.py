@@ -13,13 +13,24 @@ environment, and a developer whose proofs silently skip would merge work that CI
 run is explicit, ``LIFGATE_FORMAL=0``; under ``CI`` (set and not ``0``/``false``/``no``, as
 GitHub Actions and ``.ci/run`` set it) that opt-out is refused with a usage error before any
 test runs, so CI cannot be told to skip the proofs.
+
+The session also shares its simulator builds (:mod:`lifgate.sim.buildcache`): the controller
+sets ``LIFGATE_BUILD_CACHE`` to a fresh folder before the ``-n`` workers start (they inherit it)
+and removes the folder at the end, so a model built by one test, keyed by the text of its
+sources, is restored for the next test that builds the same one, and no build outlives the
+session (a run is as cold as a fresh clone's). A caller who sets the variable keeps their own.
+
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
+from lifgate.sim import buildcache
+from lifgate.sim.buildcache import ENV as BUILD_CACHE_ENV
 from lifgate.sim.tools import is_missing_tool_reason
 
 _HINT = ("a tool the project installs is missing, so this test would have been skipped; "
@@ -38,6 +49,27 @@ def pytest_configure(config):
             "LIFGATE_FORMAL=0 (leave the formal proofs out) is refused under CI="
             f"{os.environ['CI']!r}: CI runs the proofs every time; unset LIFGATE_FORMAL"
         )
+    if not hasattr(config, "workerinput") and not os.environ.get(BUILD_CACHE_ENV):
+        folder = tempfile.mkdtemp(prefix="lifgate-build-cache-")
+        os.environ[BUILD_CACHE_ENV] = folder
+        config.add_cleanup(lambda: _remove_cache(folder))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """One line: how many simulator builds were compiled and how many restored."""
+    root = buildcache.cache_root()
+    if hasattr(config, "workerinput") or root is None:
+        return
+    for sim, s in sorted(buildcache.summary(root).items()):
+        terminalreporter.write_line(
+            f"{sim} builds: {s['compiled']} compiled ({s['seconds']} s wall, "
+            f"{s['cpu_seconds']} s CPU), {s['restored']} restored from the session's cache")
+
+
+def _remove_cache(folder: str) -> None:
+    if os.environ.get(BUILD_CACHE_ENV) == folder:
+        del os.environ[BUILD_CACHE_ENV]
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _skip_reason(report) -> str | None:

@@ -19,14 +19,13 @@ from lifgate.boards.protocol import (
     Cmd,
     ErrorCode,
     Features,
-    Frame,
     encode_frame,
     pack_counts,
     unpack_counts,
 )
 from lifgate.golden.fixed import simulate
 from test_boards_counts import counts_from_spikes, rate_config, read_frame, run_frame
-from test_boards_link import rtl_exchanges
+from test_boards_link import assert_model_refuses, assert_same_errors, rtl_exchanges
 
 from lifgate.config import ArrayShape, ConfigError, pack_params
 
@@ -114,10 +113,7 @@ def configured_model(features=FEATURES):
 def test_model_bad_compact_frames_change_nothing():
     model, _, _ = configured_model()
     exchange(model, run_frame(30, RUN_COUNTS))
-    snap = model.snapshot()
-    for name, data, code in ramp_bad_frames(FEATURES):
-        assert exchange(model, data) == encode_frame(Cmd.ERR, bytes([code, data[1]])), name
-        assert model.snapshot() == snap, name
+    assert_model_refuses(model, ramp_bad_frames(FEATURES))
     # Without COUNTS the ramp is not built.
     plain = BoardModel(Features(SHAPE))
     assert exchange(plain, ramp_frame(0, 1, 0, 0)) == encode_frame(
@@ -251,11 +247,7 @@ def test_sim_board_compact(sim, tmp_path):
         steps = 40 if sim == "verilator" else 16
         check_host_experiment(*host_experiment(board, steps), steps=steps)
         host_experiment(model, steps)
-        for name, data, code in ramp_bad_frames(FEATURES):
-            board.send(data)
-            model.send(data)
-            got, want = board.receive(), model.receive()
-            assert got == want == Frame(Cmd.ERR, bytes([code, data[1]])), name
+        assert_same_errors(board, model, ramp_bad_frames(FEATURES))
         r1 = board.run(6, counts=True, membrane=True)
         r2 = model.run(6, counts=True, membrane=True)
         assert np.array_equal(r1.v, r2.v)  # the currents are the model's after the bad frames

@@ -22,7 +22,6 @@ from lifgate.boards.protocol import (
     Cmd,
     ErrorCode,
     Features,
-    Frame,
     encode_frame,
     parse_version,
     version_payload,
@@ -30,7 +29,7 @@ from lifgate.boards.protocol import (
 from lifgate.boards.toolchain import BOARDS
 from lifgate.boards.top import BoardTop
 from lifgate.golden.fixed import simulate
-from test_boards_link import rtl_exchanges
+from test_boards_link import assert_model_refuses, assert_same_errors, rtl_exchanges
 
 from lifgate.app.cli import main as cli_main
 from lifgate.config import (
@@ -201,10 +200,7 @@ def count_bad_frames(features):
 def test_model_bad_counts_frames_change_nothing():
     model, _, _ = configured_model()
     exchange(model, run_frame(20, RUN_COUNTS))
-    snap = model.snapshot()
-    for name, data, code in count_bad_frames(FEATURES):
-        assert exchange(model, data) == encode_frame(Cmd.ERR, bytes([code, data[1]])), name
-        assert model.snapshot() == snap, name
+    assert_model_refuses(model, count_bad_frames(FEATURES))
 
 
 def test_model_without_counts():
@@ -348,11 +344,7 @@ def test_sim_board_counts(sim, tmp_path):
         steps = 40 if sim == "verilator" else 12
         check_host_experiment(*host_experiment(board, steps), steps=steps)
         host_experiment(model, steps)
-        for name, data, code in count_bad_frames(FEATURES):
-            board.send(data)
-            model.send(data)
-            got, want = board.receive(), model.receive()
-            assert got == want == Frame(Cmd.ERR, bytes([code, data[1]])), name
+        assert_same_errors(board, model, count_bad_frames(FEATURES))
         assert same_counts(board.read_counts(), model.read_counts())
         r1, r2 = board.run(5, counts=True, membrane=True), model.run(5, counts=True,
                                                                      membrane=True)

@@ -38,7 +38,7 @@ from lifgate.boards.protocol import (
     version_payload,
 )
 from lifgate.golden.fixed import simulate
-from test_boards_link import rtl_exchanges
+from test_boards_link import assert_model_refuses, assert_same_errors, rtl_exchanges
 
 from lifgate.config import (
     ArrayShape,
@@ -255,10 +255,7 @@ def test_model_bad_frames_change_nothing():
     model = configured_model()
     model_exchange(model, encode_frame(Cmd.SET_PROBES, p32(3, 4)))
     model_exchange(model, run_frame(5, 0x00))
-    snap = model.snapshot()
-    for name, data, code in bad_stream_frames(FEATURES):
-        assert model_exchange(model, data) == [Frame(Cmd.ERR, bytes([code, data[1]]))], name
-        assert model.snapshot() == snap, name
+    assert_model_refuses(model, bad_stream_frames(FEATURES))
 
 
 _SMALL = Features(ArrayShape(neurons=300, lanes=4, groups=1), max_payload=20, events=True,
@@ -404,12 +401,7 @@ def run_bad_frames(board: Board, model: Board) -> None:
         b.clear()
         b.set_probes([5, 300])
         b.run(4)
-    for name, data, code in bad_stream_frames(board.features):
-        board.send(data)
-        model.send(data)
-        got, want = board.receive(), model.receive()
-        assert got == want, name
-        assert got == Frame(Cmd.ERR, bytes([code, data[1]])), name
+    assert_same_errors(board, model, bad_stream_frames(board.features))
     for b in (board, model):
         b.status()
     r1, r2 = board.run(6, probes=True), model.run(6, probes=True)

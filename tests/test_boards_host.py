@@ -18,6 +18,7 @@ from lifgate.boards.protocol import (
     encode_frame,
 )
 from lifgate.golden.fixed import simulate
+from test_boards_link import assert_model_refuses, assert_same_errors
 
 from lifgate.config import (
     ArrayShape,
@@ -120,11 +121,7 @@ def run_bad_inputs(board: Board, model: Board):
         b.run(5)
     before = board.status()
     snap = model.transport.model.snapshot()
-    for name, data, code in bad_frames(board.features):
-        got = replies_of(board, data, 1)
-        want = replies_of(model, data, 1)
-        assert got == want, name
-        assert got[0] == Frame(Cmd.ERR, bytes([code, got[0].payload[1]])), name
+    assert_same_errors(board, model, bad_frames(board.features))
     # Overrun: a frame sent while a run streams its results is dropped and reported.
     run = encode_frame(Cmd.RUN, (3).to_bytes(4, "little") + b"\x01")
     noise = encode_frame(Cmd.SET_NOISE, (99).to_bytes(4, "little") + b"\x10\x00")
@@ -160,12 +157,7 @@ def test_model_backend_bad_inputs():
 
 
 def test_model_rejects_without_state_change():
-    model = ModelTransport(FEATURES).model
-    snap = model.snapshot()
-    for _name, data, code in bad_frames(FEATURES):
-        (out,) = model.exchange([data])
-        assert out == encode_frame(Cmd.ERR, bytes([code, out[6]]))
-        assert model.snapshot() == snap
+    assert_model_refuses(ModelTransport(FEATURES).model, bad_frames(FEATURES))
 
 
 def test_host_api_errors():

@@ -12,6 +12,7 @@ from lifgate.boards.link import FrameRx, FrameTx
 from lifgate.boards.protocol import (
     IDLE,
     SYNC,
+    Cmd,
     ErrorCode,
     Frame,
     FrameDecoder,
@@ -141,22 +142,26 @@ def test_crc_check_value():
     assert crc16(frame[1:]) == 0
 
 
-@pytest.mark.parametrize("length", [0, 1, 5])
-def test_frame_tx_matches_encoder(length):
+def frame_tx_bytes(cmd, payload, *, tx_ready, data_valid, cycles=200):
+    """Send one frame of ``payload`` through :class:`FrameTx`; return the bytes it put out.
+
+    ``tx_ready(cycle)`` and ``data_valid(cycle)`` say whether the UART takes a byte and whether
+    a payload byte is offered in that clock (while bytes are left); ``cycles`` bounds the frame
+    (a frame that needs longer comes out short and fails the caller's comparison)."""
     dut = FrameTx()
-    payload = bytes((17 * k + 3) & 0xFF for k in range(length))
+    length = len(payload)
     got = []
 
     async def tb(ctx):
-        ctx.set(dut.cmd, 0x93)
+        ctx.set(dut.cmd, cmd)
         ctx.set(dut.length, length)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
         k = 0
-        for cycle in range(200):
-            ctx.set(dut.tx.ready, cycle % 3 != 1)
-            ctx.set(dut.data.valid, k < length and cycle % 2 == 0)
+        for cycle in range(cycles):
+            ctx.set(dut.tx.ready, tx_ready(cycle))
+            ctx.set(dut.data.valid, k < length and data_valid(cycle))
             ctx.set(dut.data.payload, payload[k] if k < length else 0)
             if ctx.get(dut.data.valid) and ctx.get(dut.data.ready):
                 k += 1
@@ -170,7 +175,15 @@ def test_frame_tx_matches_encoder(length):
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
-    assert bytes(got) == encode_frame(0x93, payload)
+    return bytes(got)
+
+
+@pytest.mark.parametrize("length", [0, 1, 5])
+def test_frame_tx_matches_encoder(length):
+    payload = bytes((17 * k + 3) & 0xFF for k in range(length))
+    got = frame_tx_bytes(0x93, payload, tx_ready=lambda cycle: cycle % 3 != 1,
+                         data_valid=lambda cycle: cycle % 2 == 0)
+    assert got == encode_frame(0x93, payload)
 
 
 def test_uart_loopback():
@@ -265,6 +278,29 @@ def rtl_exchanges(link, exchanges, expected_lengths, *, divisor, max_cycles=200_
     sim.add_testbench(tb)
     sim.run()
     return replies
+
+
+def assert_same_errors(board, model, frames):
+    """Send each bad frame of ``frames`` (``(name, bytes, ErrorCode)``, every one starting
+    with SYNC and its command byte) to ``board`` and to ``model`` (host-library boards, the
+    model one on the ``model`` backend): the same reply from both, and that reply is the error
+    the frame names, for the frame's command."""
+    for name, data, code in frames:
+        board.send(data)
+        model.send(data)
+        got, want = board.receive(), model.receive()
+        assert got == want, (name, got, want)
+        assert got == Frame(Cmd.ERR, bytes([code, data[1]])), (name, got)
+
+
+def assert_model_refuses(model, frames):
+    """Send each bad frame of ``frames`` (as for :func:`assert_same_errors`) to the protocol
+    model ``model`` (a ``BoardModel``): exactly the error reply the frame names, for its
+    command, and the model's state (``snapshot()``) unchanged by every one."""
+    snap = model.snapshot()
+    for name, data, code in frames:
+        assert model.exchange([data]) == [encode_frame(Cmd.ERR, bytes([code, data[1]]))], name
+        assert model.snapshot() == snap, name
 
 
 @pytest.mark.parametrize("variant", ["membrane", "spikes-only", "feeder"])

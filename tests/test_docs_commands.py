@@ -13,7 +13,8 @@ for every documented command how it is run:
   optional ``[...]`` parts is run as well, with ``run="full"`` the line with all of them.
   The placeholder ``GRAPH.nir`` is a small NIR graph the test writes into the scratch folder.
 * ``Help(why)``: a command too long to run here (place and route, formal proofs, the whole
-  mutant table): its options must appear in the program's ``--help``, and ``why`` says why it
+  mutant table), or one whose reduced run would repeat another entry's run argument for
+  argument: its options must appear in the program's ``--help``, and ``why`` says why it
   is not run (and where it is run instead).
 * ``Collect()``: a pytest command: collected as written (``--collect-only``), which checks the
   files, ``-m`` and ``-k`` select something; the tests themselves run in the suite.
@@ -152,8 +153,10 @@ HOW = {
     "--memory ecp5 -o ecp5.v": Run(),
     # docs/networks.md
     "lifgate digits [--steps T] [--samples K] [--json]": Synopsis(),
-    "lifgate digits --samples 0 --board sim:verilator --limit 40": Run(
-        "--limit 2", why="2 digits over the simulated link instead of 40"),
+    "lifgate digits --samples 0 --board sim:verilator --limit 40": Help(
+        "with the test's --limit 2 (2 digits over the simulated link instead of 40) this is "
+        "the run of the README's `lifgate digits --board sim:verilator --limit 20` (its "
+        "--samples 0 --limit 2), argument for argument: run there, once"),
     "lifgate import-nir GRAPH.nir [--dt DT] [--scale S] [--steps T [--rtl]] [--json]":
         Synopsis("minimal"),
     "lifgate import-nir GRAPH.nir [--dt DT] [--reset value|subtract|subtract-after-leak] "
