@@ -127,7 +127,8 @@ HOW = {
     "lifgate build --board icebreaker": Help(PNR),
     # docs/networks.md (the network board)
     "lifgate build --network digits|GRAPH.nir --board icebreaker|ulx3s-85f "
-    "[--dt DT] [--layer-lanes P0,P1] [--freq MHZ] [--baud B] [--no-membrane] [--json]":
+    "[--dt DT] [--layer-lanes P0,P1] [--freq MHZ] [--baud B] [--membrane | --no-membrane] "
+    "[--json]":
         Synopsis(),
     "lifgate build --network digits --board ulx3s-85f --json": Help(PNR),
     "lifgate digits --board serial:/dev/ttyUSB1": Run(
