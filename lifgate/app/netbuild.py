@@ -40,7 +40,7 @@ from lifgate.config import Config, ConfigError
 from lifgate.golden.synapse import Layer, Network
 
 __all__ = ["NETWORK_LANES", "NETWORK_MEMBRANE", "NETWORK_MHZ", "NETWORK_ROUTER", "build_network",
-           "digits_network", "network_features", "network_for", "relane"]
+           "digits_network", "network_features", "network_for", "relane", "run_toolchain"]
 
 #: Default lanes per layer of ``--network digits`` per board: the UP5K one lane per layer
 #: (each lane has its own parameter memory: with 2 lanes in layer 1 the network board needs 32
@@ -216,10 +216,19 @@ def build_network(args) -> int:
                          nextpnr_extra=f"--router {router}" if router else "")
 
 
-def run_toolchain(args, b, top, out, desc: dict, record, nextpnr_extra: str = "") -> int:
-    """Synthesis, place and route, pack of ``top`` with progress; ``record(folder)`` writes the
-    link record beside the bitstream; the table or ``--json`` (``desc`` added) on stdout.
-    ``nextpnr_extra``: more nextpnr options."""
+def _network_line(d: dict) -> str:
+    fmax = f"{d['fmax_mhz']:.2f}" if d.get("fmax_mhz") else "-"
+    return (f"{d['board']} network {d['network']}: Fmax {fmax} MHz at a {d['clock_mhz']:g} MHz "
+            "clock, utilisation " + ", ".join(
+                f"{k} {u['used']}/{u['available']}" for k, u in d["utilization"].items()))
+
+
+def run_toolchain(args, b, top, out, desc: dict, record, nextpnr_extra: str = "",
+                  table=_network_line) -> int:
+    """Synthesis, place and route, pack of ``top`` with progress (the array build's and the
+    network build's common end); ``record(folder)`` writes the link record beside the
+    bitstream; ``table(d)`` (or with ``--json`` the JSON ``d``: the build report, ``ok`` and
+    ``desc``) on stdout. ``nextpnr_extra``: more nextpnr options."""
     show = not args.no_progress
     t0 = time.monotonic()
     stages = []
@@ -230,10 +239,11 @@ def run_toolchain(args, b, top, out, desc: dict, record, nextpnr_extra: str = ""
         stages.append((stage, now))
         tqdm.write(f"build {b.name}: {stage} at {now:.0f} s{took}", file=sys.stderr)
 
+    extra = {"nextpnr_extra": nextpnr_extra} if nextpnr_extra else {}
     try:
         rep = ticker(lambda: toolchain.run_build(
             b, top, out, seed=args.seed, pack=True, on_stage=on_stage if show else None,
-            timing_allow_fail=not args.no_timing_allow_fail, nextpnr_extra=nextpnr_extra),
+            timing_allow_fail=not args.no_timing_allow_fail, **extra),
             f"build {b.name}", enabled=show)
     except FitError:
         raise  # a ConfigError: one line, exit 2 (before synthesis, or before place and route)
@@ -256,10 +266,7 @@ def run_toolchain(args, b, top, out, desc: dict, record, nextpnr_extra: str = ""
     if args.json:
         print(json.dumps(d, indent=2))
     else:
-        fmax = f"{rep.fmax_mhz:.2f}" if rep.fmax_mhz else "-"
-        print(f"{b.name} network {desc['network']}: Fmax {fmax} MHz at a {rep.clock_mhz:g} MHz "
-              f"clock, utilisation " + ", ".join(
-                  f"{k} {u['used']}/{u['available']}" for k, u in rep.utilization.items()))
+        print(table(d))
         print(f"bitstream: {rep.bitstream}")
     if not rep.timing_met:
         print(f"lifgate build: error: timing not met: Fmax {rep.fmax_mhz or 0:.2f} MHz < clock "

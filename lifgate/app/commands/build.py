@@ -33,22 +33,22 @@ bitstream serves any network of that shape. See :mod:`lifgate.app.netbuild`.
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
-
-from tqdm import tqdm
 
 from lifgate.app.cli import DEFAULT_GROUPS, add_report_options
 from lifgate.app.commands.resources import _modes, format_table
-from lifgate.app.netbuild import NETWORK_LANES, NETWORK_MEMBRANE, NETWORK_MHZ, build_network
-from lifgate.app.progress import ticker
-from lifgate.boards import toolchain
+from lifgate.app.netbuild import (
+    NETWORK_LANES,
+    NETWORK_MEMBRANE,
+    NETWORK_MHZ,
+    build_network,
+    run_toolchain,
+)
 from lifgate.boards.host import write_link_record
 from lifgate.boards.protocol import BOARD_MAX_BAUD, check_baud
 from lifgate.boards.resources import board_shape
-from lifgate.boards.toolchain import FitError, ToolchainError, board
+from lifgate.boards.toolchain import board
 from lifgate.boards.top import BoardTop
 from lifgate.checks import check_int, check_number, writable_dir
 from lifgate.config import ConfigError
@@ -147,47 +147,8 @@ def run(args) -> int:
     if show:
         print(f"building {b.name}: {shape.neurons} neurons, {shape.lanes} lanes, "
               f"{top.clock.frequency / 1e6:g} MHz, in {out} ...", file=sys.stderr, flush=True)
-
-    t0 = time.monotonic()
-    stages = []
-
-    def on_stage(stage):  # one line per stage; tqdm.write keeps a terminal's bar intact
-        now = time.monotonic() - t0
-        took = f" ({stages[-1][0]} took {now - stages[-1][1]:.0f} s)" if stages else ""
-        stages.append((stage, now))
-        tqdm.write(f"build {b.name}: {stage} at {now:.0f} s{took}", file=sys.stderr)
-
-    try:
-        rep = ticker(lambda: toolchain.run_build(
-            b, top, out, seed=args.seed, pack=True, on_stage=on_stage if show else None,
-            timing_allow_fail=not args.no_timing_allow_fail), f"build {b.name}", enabled=show)
-    except FitError:
-        raise  # a ConfigError: one line, exit 2 (before synthesis, or before place and route)
-    except ToolchainError as e:
-        where = f" in {stages[-1][0]}" if stages else ""
-        if show:
-            print(f"build {b.name}: failed{where} after {time.monotonic() - t0:.0f} s",
-                  file=sys.stderr)
-        print(f"lifgate build: error: {e}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"ok": False, "board": b.name, "error": str(e)}, indent=2))
-        return 1
-    if show:
-        print(f"build {b.name}: done in {time.monotonic() - t0:.0f} s", file=sys.stderr)
-    if rep.bitstream:
-        write_link_record(Path(rep.bitstream).parent, b.name, top.features)
-    d = rep.to_dict()
-    d.update({"ok": bool(rep.timing_met), "neurons": shape.neurons, "lanes": shape.lanes,
-              "groups": shape.groups, "design": "top", "goal_mhz": rep.clock_mhz,
-              "baud": args.baud})
-    if args.json:
-        print(json.dumps(d, indent=2))
-    else:
-        print(format_table([d]))
-        print(f"bitstream: {rep.bitstream}")
-    if not rep.timing_met:
-        print(f"lifgate build: error: timing not met: Fmax {rep.fmax_mhz:.2f} MHz < clock "
-              f"{rep.clock_mhz:.2f} MHz; do not flash {rep.bitstream} (try fewer lanes, "
-              f"--freq, or another --seed)", file=sys.stderr)
-        return 1
-    return 0
+    desc = {"neurons": shape.neurons, "lanes": shape.lanes, "groups": shape.groups,
+            "design": "top", "baud": args.baud}
+    return run_toolchain(args, b, top, out, desc,
+                         lambda folder: write_link_record(folder, b.name, top.features),
+                         table=lambda d: format_table([d]))
