@@ -4,12 +4,14 @@ importer's recurrent loops (snnTorch ``RLeaky``)."""
 
 from pathlib import Path
 
+import nir
 import numpy as np
 import pytest
 from lifgate.boards.netproto import NetFeatures
 from lifgate.golden.synapse import Layer, Network, simulate_network, simulate_network_batch
 from lifgate.hdl.network import Network as NetworkHW
 from lifgate.sim.tb_network import run_network
+from test_nir_nodes import chain, lif
 from test_synapse_network import expected_records, random_network, run_amaranth
 
 from lifgate.compilers.nir_import import import_nir, read_nir
@@ -170,3 +172,42 @@ def test_nir_recurrent_loop_becomes_rec():
 def test_boards_refuse_recurrent_networks():
     with pytest.raises(ConfigError, match="recurrent layers cannot go onto a board"):
         NetFeatures.for_network(recurrent_network(3))
+
+
+def branch_graph(w1, w2a, w2b, *, other_source=False):
+    """in -> fc1 -> lif and in -> fc2a -> fc2b -> lif (summed at lif); ``other_source``: the
+    second branch leaves a hidden layer instead (in -> h -> lifh -> fc2a -> fc2b -> lif)."""
+    nodes = {"in": nir.Input(input_type={"input": np.array([4])}),
+             "fc1": nir.Affine(weight=w1, bias=np.full(3, 0.1)),
+             "fc2a": nir.Linear(weight=w2a), "fc2b": nir.Affine(weight=w2b, bias=np.full(3, 0.2)),
+             "lif": lif(3), "out": nir.Output(output_type={"output": np.array([3])})}
+    edges = [("in", "fc1"), ("fc1", "lif"), ("fc2a", "fc2b"), ("fc2b", "lif"),
+             ("lif", "out")]
+    if other_source:
+        nodes.update(h=nir.Linear(weight=np.eye(4)), lifh=lif(4))
+        edges += [("in", "h"), ("h", "lifh"), ("lifh", "fc2a")]
+    else:
+        edges.append(("in", "fc2a"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-3}, type_check=False)
+
+
+def test_branches_from_one_source_fold_into_one_matrix():
+    """Two branches that leave the Input and meet at a LIF import as the single Affine with the
+    summed matrix (and biases): the same integers."""
+    rng = np.random.default_rng(3)
+    w1, w2a, w2b = rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, (5, 4)), \
+        rng.uniform(-1, 1, (3, 5))
+    got = import_nir(branch_graph(w1, w2a, w2b))
+    want = import_nir(chain(("fc", nir.Affine(weight=w1 + w2b @ w2a, bias=np.full(3, 0.3))),
+                            ("lif", lif(3)), inputs=4))
+    a, b = got.network.layers[0], want.network.layers[0]
+    assert np.array_equal(a.weights, b.weights) and a.config == b.config
+    assert any("2 branches from 'in' summed" in note for note in got.notes)
+
+
+def test_branches_from_different_sources_refused():
+    rng = np.random.default_rng(3)
+    g = branch_graph(rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, (5, 4)),
+                     rng.uniform(-1, 1, (3, 5)), other_source=True)
+    with pytest.raises(ConfigError, match="'lif' has 2 inputs from different sources"):
+        import_nir(g)

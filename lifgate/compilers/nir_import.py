@@ -6,8 +6,11 @@ Supported (``docs/networks.md``, "NIR import", has the node-type table): a chain
 ``Flatten``, ``Conv1d``, ``Conv2d``, ``SumPool2d``, ``AvgPool2d``), which are composed into one
 dense weight matrix and bias: one lifgate layer (``lifgate.golden.synapse.Layer``) per neuron
 node. A ``Delay`` of ``d`` whole steps (after the Input or a neuron node) becomes ``d`` relay
-layers. Nested graphs are inlined first. Refused, each with its reason: ``CubaLIF``/``CubaLI``
-(no synaptic current state), branches, recurrent edges, ``LI``/``I`` anywhere but the last
+layers. Nested graphs are inlined first. A loop ``N -> Affine/Linear ... -> N`` at a neuron node
+becomes the layer's recurrent weights (``Layer.rec``: its spikes of the previous step); branches
+that leave one source and meet by summation are folded into one matrix. Refused, each with its
+reason: ``CubaLIF``/``CubaLI`` (no synaptic current state), branches from different sources,
+other cycles, ``LI``/``I`` anywhere but the last
 layer (their output is a membrane, not spikes), linear nodes after the last neuron node, and
 any value lifgate cannot hold.
 
@@ -353,6 +356,80 @@ def _loops(nir, nodes, edges) -> tuple[list, dict]:
     return [(a, b) for a, b in edges if a not in drop and b not in drop], loops
 
 
+def _branch_back(nodes, succ, pred, name, first):
+    """``(source, path)``: from ``first`` (an input of ``name``) back through Affine/Linear
+    nodes that have one input and feed only the next node of the path."""
+    path, cur = [], first
+    while (cur in nodes and type(nodes[cur]).__name__ in ("Affine", "Linear")
+           and len(pred.get(cur, [])) == 1 and succ.get(cur) == [path[0] if path else name]):
+        path.insert(0, cur)
+        cur = pred[cur][0]
+    return cur, path
+
+
+def _branches(nir, nodes, edges, notes) -> list:
+    """Fold branches that leave one source and meet by summation at a node (each through
+    Affine/Linear nodes, or a direct edge: the identity) into one Affine node named
+    ``<node>.sum`` (the sum of the branches' composed matrices and biases). Returns the new
+    edges; ``nodes`` is updated. Branches from different sources are refused."""
+    succ, pred = {}, {}
+    for a, b in edges:
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+    for name in list(nodes):
+        ins = pred.get(name, [])
+        if len(ins) < 2:
+            continue
+        branches = [_branch_back(nodes, succ, pred, name, p) for p in ins]
+        sources = sorted({src for src, _ in branches})
+        if len(sources) != 1:
+            raise ConfigError(f"node {name!r} has {len(ins)} inputs from different sources "
+                              f"{sources}: only branches from one source that meet by "
+                              f"summation (through Affine/Linear nodes) are supported")
+        src = sources[0]
+        if len(succ.get(src, [])) != len(ins) or len(set(ins)) != len(ins):
+            raise ConfigError(f"node {src!r} feeds {succ.get(src)} and node {name!r} sums "
+                              f"{ins}: branches must leave the source and meet at one node")
+        mats = []
+        for _, path in branches:
+            m = b = None
+            for k in path:
+                size = int(np.shape(nodes[k].weight)[1])
+                mk, bk, _ = _linear(nir, k, nodes[k], (size,), notes)
+                m, b = (mk, bk) if m is None else (mk @ m, mk @ b + bk)
+            mats.append((m, b))
+        known = [m for m, _ in mats if m is not None]
+        if not known:
+            raise ConfigError(f"node {name!r}: its {len(ins)} inputs are all direct edges "
+                              f"from {src!r}; give the branches weights")
+        rows, cols = known[0].shape
+        total, bias = np.zeros((rows, cols)), np.zeros(rows)
+        for m, b in mats:
+            if m is None:
+                if rows != cols:
+                    raise ConfigError(f"node {name!r}: a direct edge from {src!r} sums "
+                                      f"{cols} values into {rows}")
+                m, b = np.eye(rows), np.zeros(rows)
+            if m.shape != (rows, cols):
+                raise ConfigError(f"node {name!r}: its branches map {cols} values to "
+                                  f"different sizes ({list(m.shape)} and {[rows, cols]})")
+            total, bias = total + m, bias + b
+        merged = f"{name}.sum"
+        drop = {k for _, path in branches for k in path}
+        for k in drop:
+            del nodes[k]
+        nodes[merged] = nir.Affine(weight=total, bias=bias)
+        edges = [(a, b) for a, b in edges if a not in drop and b not in drop
+                 and (a, b) != (src, name)] + [(src, merged), (merged, name)]
+        notes.append(f"node {name!r}: {len(ins)} branches from {src!r} summed into one "
+                     f"matrix ({merged})")
+        succ, pred = {}, {}
+        for a, b in edges:
+            succ.setdefault(a, []).append(b)
+            pred.setdefault(b, []).append(a)
+    return edges
+
+
 def _chain(nir, nodes, edges) -> list[str]:
     """Node names from the Input to the Output, refusing anything but a simple chain."""
     succ, pred = {}, {}
@@ -580,6 +657,7 @@ def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
     nodes, edges, through = _inline(nir, graph)
     loop_nodes = dict(nodes)
     edges, loops = _loops(nir, nodes, edges)
+    edges = _branches(nir, nodes, edges, notes)
     order = _chain(nir, nodes, edges)
     for name in order:
         _refuse(nir, name, nodes[name])
