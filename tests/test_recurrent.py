@@ -14,7 +14,7 @@ from lifgate.sim.tb_network import run_network
 from test_nir_nodes import chain, lif
 from test_synapse_network import expected_records, random_network, run_amaranth
 
-from lifgate.compilers.nir_import import import_nir, read_nir
+from lifgate.compilers.nir_import import export_nir, import_nir, read_nir
 from lifgate.config import ConfigError, signed_range
 
 FIXTURES = Path(__file__).resolve().parent.parent / "examples" / "nir_fixtures"
@@ -211,3 +211,13 @@ def test_branches_from_different_sources_refused():
                      rng.uniform(-1, 1, (3, 5)), other_source=True)
     with pytest.raises(ConfigError, match="'lif' has 2 inputs from different sources"):
         import_nir(g)
+
+
+def test_recurrent_network_exports_and_imports_back():
+    """export_nir writes a recurrent layer's loop (lif -> Linear -> lif); importing it back at
+    scale 1 gives the same integers, recurrent weights included."""
+    imp = import_nir(FIXTURES / "snntorch_rleaky.nir", dt=1e-4)
+    back = import_nir(export_nir(imp.network, dt=1e-4), scale=1, w_width=imp.network.w_width,
+                      v_width=imp.network.layers[0].config.shape.v_width)
+    a, b = imp.network.layers[0], back.network.layers[0]
+    assert np.array_equal(a.weights, b.weights) and np.array_equal(a.rec, b.rec)

@@ -974,6 +974,9 @@ def export_nir(network: Network, *, dt: float = 1e-3):
         else:
             nodes[nn] = nir.IF(r=ones, v_threshold=vth, v_reset=vreset)
         edges += [(prev, wn), (wn, nn)]
+        if layer.rec is not None:  # the loop lif -> rec -> lif (import_nir: Layer.rec)
+            nodes[f"rec{n}"] = nir.Linear(weight=layer.rec / g[:, None])
+            edges += [(nn, f"rec{n}"), (f"rec{n}", nn)]
         prev = nn
     nodes["output"] = nir.Output(output_type={"output": np.array([network.layers[-1].neurons])})
     edges.append((prev, "output"))
