@@ -199,7 +199,12 @@ class NetFeatures:
     @classmethod
     def for_network(cls, network, *, membrane: bool = True, max_payload: int = 256):
         """The features of a board that carries ``network`` (a
-        :class:`lifgate.golden.synapse.Network`)."""
+        :class:`lifgate.golden.synapse.Network`). A recurrent network is refused: the board's
+        link carries feed-forward networks only (docs/networks.md, "Recurrent layers")."""
+        if any(layer.rec is not None for layer in network.layers):
+            raise ConfigError("a network with recurrent layers cannot go onto a board yet (the "
+                              "network link carries feed-forward layers only): simulate it "
+                              "(lifgate import-nir --rtl)")
         return cls(tuple(network.shapes), network.inputs, w_width=network.w_width,
                    x_width=network.x_width, membrane=membrane, max_payload=max_payload)
 

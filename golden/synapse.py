@@ -14,7 +14,12 @@ Contract, in short (``docs/networks.md`` has it in full):
   (no delay): at step ``t`` layer ``l`` runs after layer ``l - 1`` has finished step ``t``;
   with multi-spike output (``ArrayShape.spike_max > 1``) that vector holds each neuron's spike
   count ``n`` of the step, so the next layer receives ``W . n``;
-* each layer is a LIF array (``lifgate.golden.fixed``) driven by those currents, without noise.
+* each layer is a LIF array (``lifgate.golden.fixed``) driven by those currents, without noise;
+* a layer may have recurrent weights ``W_rec`` [N_l, N_l]: its own spikes (counts) of the
+  **previous** step come back, ``I_l(t) = sat(W_l . s_{l-1}(t) + W_rec . s_l(t - 1))`` with
+  ``s_l(-1) = 0`` after a clear; one synapse of fan-in ``n_{l-1} + N_l`` over the concatenated
+  input ``[s_{l-1}(t), s_l(t - 1)]`` with weights ``[W_l | W_rec]`` (:attr:`Layer.full_weights`),
+  so the sum is exact and saturated once.
 """
 
 from __future__ import annotations
@@ -116,10 +121,22 @@ class Layer:
         meaningful neurons (padding up to a multiple of the lanes) may be zero.
     config : Config
         The array: shape and per-group parameters. Noise must be off (gain 0).
+    rec : int array [neurons, neurons] or None
+        Recurrent weights: ``rec[j, k]`` feeds neuron ``k``'s spike (count) of the previous
+        step into neuron ``j``. None: a feed-forward layer.
     """
 
     weights: np.ndarray
     config: Config
+    rec: np.ndarray | None = None
+
+    @property
+    def full_weights(self) -> np.ndarray:
+        """The synapse's matrix: ``weights``, or ``[weights | rec]`` for a recurrent layer
+        (its inputs are the layer's inputs, then its own spikes of the previous step)."""
+        if self.rec is None:
+            return self.weights
+        return np.hstack([self.weights, self.rec])
 
     @property
     def inputs(self) -> int:
@@ -176,13 +193,26 @@ class Network:
                     f"parameter 'layers[{n}].weights' must have {layers[n - 1].neurons} columns "
                     f"(the neurons of layer {n - 1}), not {w.shape[1]}"
                 )
+            rec = None
+            if layer.rec is not None:
+                rec = _check_matrix(f"layers[{n}].rec", layer.rec, self.w_width)
+                if rec.shape != (layer.neurons, layer.neurons):
+                    raise ConfigError(
+                        f"parameter 'layers[{n}].rec' must have shape ({layer.neurons}, "
+                        f"{layer.neurons}) (the array's neurons), not {rec.shape}")
+                if n == 0 and self.x_width != layer.config.shape.count_width:
+                    raise ConfigError(
+                        f"parameter 'layers[0].rec' needs x_width == the layer's spike count "
+                        f"width ({layer.config.shape.count_width}), not {self.x_width}: one "
+                        f"synapse reads the inputs and the layer's own spikes")
             if layer.config.noise.gain:
                 raise ConfigError(f"parameter 'layers[{n}].config.noise.gain' must be 0 in a "
                                   f"network, not {layer.config.noise.gain}")
             xw = self.x_width if n == 0 else layers[n - 1].config.shape.count_width
-            if acc_width(w.shape[1], self.w_width, xw) > 62:
+            fan_in = w.shape[1] + (0 if rec is None else layer.neurons)
+            if acc_width(fan_in, self.w_width, xw) > 62:
                 raise ConfigError(f"layer {n} has too many inputs for a 62-bit accumulator")
-            fixed_layers.append(Layer(w, layer.config))
+            fixed_layers.append(Layer(w, layer.config, rec))
         object.__setattr__(self, "layers", tuple(fixed_layers))
 
     @property
@@ -192,6 +222,11 @@ class Network:
     @property
     def shapes(self) -> list[ArrayShape]:
         return [layer.config.shape for layer in self.layers]
+
+    @property
+    def recurrent(self) -> tuple:
+        """Per layer: True if it has recurrent weights."""
+        return tuple(layer.rec is not None for layer in self.layers)
 
 
 @dataclass
@@ -209,6 +244,9 @@ class NetworkResult:
         Saturated synaptic currents each layer received.
     final : list of fixed.State
         State of every layer after the run (pass as ``states=`` to continue).
+    last : list of arrays [N_l]
+        Every layer's spikes (counts) of the run's last step (``prev=`` to continue a
+        recurrent network; those of ``prev`` for a run of 0 steps).
     """
 
     spikes: list
@@ -227,8 +265,10 @@ class NetworkResult:
 
     #: Layer 0's share of :meth:`synops`: non-zero inputs times fan-out.
     input_ops: int = 0
-    #: The other layers' share: spikes of layer ``l - 1`` times the neurons of layer ``l``.
+    #: The other layers' share: spikes of layer ``l - 1`` times the neurons of layer ``l``,
+    #: plus a recurrent layer's own spikes of the step before times its neurons.
     spike_ops: int = 0
+    last: list = None
 
 
 def _check_x(network: Network, x, steps: int) -> np.ndarray:
@@ -250,15 +290,19 @@ def _check_x(network: Network, x, steps: int) -> np.ndarray:
     return a
 
 
-def simulate_network(network: Network, steps: int, x, *, states=None) -> NetworkResult:
+def simulate_network(network: Network, steps: int, x, *, states=None,
+                     prev=None) -> NetworkResult:
     """Run ``network`` for ``steps`` steps on the first-layer inputs ``x`` ([steps, inputs] or
     [inputs], constant).
 
     Step by step: layer 0 takes ``sat(W0 . x[t])``, layer ``l`` takes ``sat(Wl . s_{l-1}[t])``
-    where ``s_{l-1}[t]`` are the spikes layer ``l - 1`` emitted at the same step ``t``.
+    where ``s_{l-1}[t]`` are the spikes layer ``l - 1`` emitted at the same step ``t``; a
+    recurrent layer adds ``W_rec . s_l[t - 1]`` inside the saturation.
     ``states`` (one ``fixed.State`` per layer) continues a run; default: after a clear.
-    Feed-forward and without delay, so this is computed layer by layer over all steps, which
-    is the same as step by step.
+    ``prev`` (one spike vector per layer, ``NetworkResult.last``) continues a recurrent
+    network; default: zero (after a clear).
+    Feed-forward layers are computed over all steps at once, which is the same as step by
+    step; a recurrent layer step by step.
     """
     if not isinstance(network, Network):
         raise ConfigError(f"parameter 'network' must be a Network, not {network!r}")
@@ -267,21 +311,51 @@ def simulate_network(network: Network, steps: int, x, *, states=None) -> Network
     layers = network.layers
     if states is None:
         states = [None] * len(layers)
-    spikes, vs, cur, finals = [], [], [], []
+    if prev is None:
+        prev = [np.zeros(layer.neurons, dtype=np.int64) for layer in layers]
+    spikes, vs, cur, finals, last = [], [], [], [], []
     input_ops = int((xs != 0).sum()) * layers[0].neurons
     synops = 0
     inp = xs
     for n, layer in enumerate(layers):
-        i = synaptic_current(layer.weights, inp, layer.config.shape.i_width)
-        res = fixed.simulate(layer.config, steps, i, state=states[n])
-        spikes.append(res.spikes)
-        vs.append(res.v.astype(np.int64))
+        if layer.rec is None:
+            i = synaptic_current(layer.weights, inp, layer.config.shape.i_width)
+            res = fixed.simulate(layer.config, steps, i, state=states[n])
+            sp, vv, final = res.spikes, res.v, res.final
+        else:
+            i, sp, vv, final = _recurrent(layer, steps, inp, states[n], prev[n])
+            synops += int(np.concatenate([[prev[n]], sp[:-1]]).astype(np.int64).sum()) \
+                * layer.neurons
+        spikes.append(sp)
+        vs.append(vv.astype(np.int64))
         cur.append(i)
-        finals.append(res.final)
-        inp = res.spikes.astype(np.int64)
+        finals.append(final)
+        last.append(np.asarray(sp[-1] if steps else prev[n]).astype(np.int64))
+        inp = sp.astype(np.int64)
         if n + 1 < len(layers):
             synops += int(inp.sum()) * layers[n + 1].neurons
-    return NetworkResult(spikes, vs, cur, finals, input_ops, synops)
+    return NetworkResult(spikes, vs, cur, finals, input_ops, synops, last)
+
+
+def _recurrent(layer: Layer, steps: int, inp, state, prev):
+    """A recurrent layer step by step: ``(currents, spikes, v, final state)``."""
+    lo, hi = signed_range(layer.config.shape.i_width)
+    ff = np.asarray(inp, dtype=np.int64) @ layer.weights.T  # exact, saturated with the rest
+    p = np.asarray(prev, dtype=np.int64)
+    cur, sps, vs = [], [], []
+    for t in range(steps):
+        i = np.clip(ff[t] + layer.rec @ p, lo, hi)
+        res = fixed.simulate(layer.config, 1, i[None], state=state)
+        state = res.final
+        p = res.spikes[0].astype(np.int64)
+        cur.append(i)
+        sps.append(res.spikes[0])
+        vs.append(res.v[0])
+    N = layer.neurons
+    if not steps:
+        res = fixed.simulate(layer.config, 0, None, state=state)
+        return (np.zeros((0, N), dtype=np.int64), res.spikes, res.v, res.final)
+    return np.stack(cur), np.stack(sps), np.stack(vs), state
 
 
 def _check_steps(steps):
@@ -316,6 +390,8 @@ def simulate_network_batch(network: Network, steps: int, x) -> list[NetworkResul
                           f"not {a.shape}")
     batch = a.shape[0]
     xs = np.stack([_check_x(network, a[b], steps) for b in range(batch)])  # [B, T, n]
+    if any(network.recurrent):
+        return [simulate_network(network, steps, xs[b]) for b in range(batch)]
     outs = [NetworkResult([], [], [], []) for _ in range(batch)]
     input_ops = (xs != 0).sum(axis=(1, 2)) * network.layers[0].neurons
     synops = np.zeros(batch, dtype=np.int64)
@@ -336,4 +412,6 @@ def simulate_network_batch(network: Network, steps: int, x) -> list[NetworkResul
             synops += inp.sum(axis=(1, 2)) * network.layers[n + 1].neurons
     for b, o in enumerate(outs):
         o.input_ops, o.spike_ops = int(input_ops[b]), int(synops[b])
+        o.last = [np.asarray(sp[-1] if steps else np.zeros(len(sp[0]) if len(sp) else 0))
+                  .astype(np.int64) for sp in o.spikes]
     return outs

@@ -40,6 +40,21 @@ def _check_shapes(shapes):
     return shapes
 
 
+def _check_recurrent(recurrent, shapes, *, x_width, reuse, x_memory) -> tuple:
+    n = len(shapes)
+    rec = (False,) * n if recurrent is None else tuple(recurrent)
+    if len(rec) != n or not all(isinstance(r, bool) for r in rec):
+        raise ConfigError(f"parameter 'recurrent' must be {n} bools (one per layer), not "
+                          f"{recurrent!r}")
+    if rec[0]:
+        cw = shapes[0].count_width
+        if x_width != cw or reuse or x_memory:
+            raise ConfigError(f"a recurrent layer 0 needs x_width == its count width ({cw}), "
+                              f"reuse=False and x_memory=False, not x_width={x_width!r}, "
+                              f"reuse={reuse!r}, x_memory={x_memory!r}")
+    return rec
+
+
 def record_layout(shapes, *, membrane: bool = True) -> data.StructLayout:
     """Payload of ``Network.s_stream``: one record per layer per step.
 
@@ -110,6 +125,12 @@ class Network(wiring.Component):
     array_options : dict or None
         Keyword arguments of every :class:`~lifgate.hdl.array.LIFArray` (``lanes_per_enable``,
         ``pipeline``, ...; a board's profile: ``NetworkBoardTop``), default none.
+    recurrent : sequence of bool or None
+        Per layer: recurrent weights (``lifgate.golden.synapse.Layer.rec``). Such a layer's
+        synapse has fan-in ``n_{l-1} + N_l`` and reads ``Cat(s_{l-1}(t), prev_l)``, ``prev_l``
+        a register that holds the layer's spikes (counts) of the previous step: latched when
+        the layer's record is sent, cleared by ``clear``. A recurrent layer 0 needs
+        ``x_width == count_width``, ``reuse=False`` and no ``x_memory``. Default: none.
 
     Latency per step (no backpressure on ``s_stream``): layer by layer, the synapse's
     :meth:`~lifgate.hdl.synapse.Synapse.step_clocks` (``D_l (n_l + 4)`` dense,
@@ -151,7 +172,7 @@ class Network(wiring.Component):
     def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
                  membrane: bool = True, events: bool = True, event_ports: int = 1,
                  reuse: bool = True, x_memory: bool = False, cache_ram: str = "memory",
-                 array_options: dict | None = None):
+                 array_options: dict | None = None, recurrent=None):
         try:
             if not isinstance(reuse, bool):
                 raise ConfigError(f"parameter 'reuse' must be a bool, not {reuse!r}")
@@ -162,6 +183,8 @@ class Network(wiring.Component):
                 raise ConfigError(f"parameter 'x_memory' must be a bool, True only with a dense "
                                   f"layer 0 (x_width > 1 or events=False), not {x_memory!r}")
             shapes = _check_shapes(shapes)
+            recurrent = _check_recurrent(recurrent, shapes, x_width=x_width, reuse=reuse,
+                                         x_memory=x_memory)
         except ConfigError:
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise
@@ -173,7 +196,10 @@ class Network(wiring.Component):
         self.x_memory = x_memory
         self.inputs = inputs
         self.w_width, self.x_width = w_width, x_width
+        self.recurrent = recurrent
         self.fan_in = [inputs] + [s.neurons for s in shapes[:-1]]
+        self.fan_in = [f + (s.neurons if r else 0)
+                       for f, s, r in zip(self.fan_in, shapes, recurrent, strict=True)]
         # a later layer's inputs: the spikes (1 bit) or the spike counts of the layer before
         xw = [x_width] + [s.count_width for s in shapes[:-1]]
         self.synapses = [
@@ -217,11 +243,14 @@ class Network(wiring.Component):
                     event_ports: int = 1, reuse: bool = True,
                     x_memory: bool = False, cache_ram: str = "memory",
                     array_options: dict | None = None) -> Network:
-        """The gateware of a :class:`lifgate.golden.synapse.Network` (its compile-time part)."""
+        """The gateware of a :class:`lifgate.golden.synapse.Network` (its compile-time part).
+        A recurrent layer 0 turns ``reuse`` off (its currents change from step to step)."""
+        recurrent = tuple(layer.rec is not None for layer in network.layers)
         return cls([layer.config.shape for layer in network.layers], inputs=network.inputs,
                    w_width=network.w_width, x_width=network.x_width, membrane=membrane,
-                   events=events, event_ports=event_ports, reuse=reuse, x_memory=x_memory,
-                   cache_ram=cache_ram, array_options=array_options)
+                   events=events, event_ports=event_ports, reuse=reuse and not recurrent[0],
+                   x_memory=x_memory, cache_ram=cache_ram, array_options=array_options,
+                   recurrent=recurrent)
 
     def elaborate(self, platform):
         m = Module()
@@ -279,7 +308,10 @@ class Network(wiring.Component):
 
         self._read_back(m)
 
-        self._inputs(m, spikes)
+        # prev[n]: a recurrent layer's spikes (counts) of the previous step.
+        prev = [Signal(len(spikes[n]), name=f"prev{n}") if self.recurrent[n] else None
+                for n in range(L)]
+        self._inputs(m, spikes, prev)
 
         step = Signal(self.shapes[0].step_width)
         remaining = Signal(32)
@@ -306,6 +338,7 @@ class Network(wiring.Component):
                     m.d.sync += kept.eq(0)
                 with m.If(self.clear):
                     m.d.sync += [clear.eq(1), step.eq(0)]
+                    m.d.sync += [p.eq(0) for p in prev if p is not None]
                     m.next = "CLEAR"
                 with m.Elif(self.start):
                     m.d.sync += remaining.eq(self.steps)
@@ -349,6 +382,8 @@ class Network(wiring.Component):
                         rec.step.eq(step),
                         rec.spikes.eq(spikes[n]),
                     ]
+                    if prev[n] is not None:
+                        m.d.sync += prev[n].eq(spikes[n])
                     if self.membrane:
                         nmax = max(s.neurons for s in self.shapes)
                         for j in range(nmax):
@@ -367,9 +402,10 @@ class Network(wiring.Component):
                             m.next = "CHECK"
         return m
 
-    def _inputs(self, m, spikes):
+    def _inputs(self, m, spikes, prev):
         """Layer 0 reads ``x`` (or the x memory); layer ``l > 0`` the spikes (or counts) that
-        layer ``l - 1`` produced at the same step."""
+        layer ``l - 1`` produced at the same step; a recurrent layer then its own of the step
+        before (``prev``)."""
         if self.x_memory:
             xmem = Memory(shape=unsigned(self.x_width), depth=max(2, self.inputs), init=[])
             m.submodules.x_memory = xmem
@@ -377,10 +413,13 @@ class Network(wiring.Component):
             m.d.comb += [xw.addr.eq(self.x_addr), xw.data.eq(self.x_data), xw.en.eq(self.x_we),
                          xr.addr.eq(self.synapses[0].x_addr),
                          self.synapses[0].x_data.eq(xr.data)]
+        elif prev[0] is not None:
+            m.d.comb += self.synapses[0].x.eq(Cat(self.x.as_value(), prev[0]))
         else:
             m.d.comb += self.synapses[0].x.eq(self.x)
         for n in range(1, len(self.shapes)):
-            m.d.comb += self.synapses[n].x.eq(spikes[n - 1])
+            x = spikes[n - 1] if prev[n] is None else Cat(spikes[n - 1], prev[n])
+            m.d.comb += self.synapses[n].x.eq(x)
 
     def _read_back(self, m):
         """Weight read-back: the address goes to every synapse; the layer and lane that pick
@@ -425,7 +464,7 @@ def weight_writes(network):
     out = []
     for n, layer in enumerate(network.layers):
         P = layer.config.shape.lanes
-        w = layer.weights
+        w = layer.full_weights
         inputs = w.shape[1]
         for j in range(w.shape[0]):
             for i in range(inputs):

@@ -91,7 +91,7 @@ def test_if_matches_euler_reference_shifted_one_step():
 @pytest.mark.parametrize("bad,match", [
     ("cuba", "node 'lif1' \\(CubaLIF\\) is not representable"),
     ("delay", "node 'dl' \\(Delay\\): the delay must be the same whole number of steps"),
-    ("branch", "node 'in' has 2 successors"),
+    ("branch", r"node 'fc2' has 2 inputs from different sources \['in', 'lif1'\]"),
     ("nodt", "no metadata 'dt'"),
     ("tau", "node 'lif1': parameter 'tau' must be >= dt"),
 ])

@@ -103,8 +103,9 @@ def snntorch_leaky(reset_mechanism):
 
 
 def snntorch_rleaky():
-    """16 -> 8 RLeaky (all-to-all recurrent weights): exported as a nested graph with a
-    recurrent edge, which lifgate refuses (no feedback weights)."""
+    """16 -> 8 RLeaky (all-to-all recurrent weights, subtract reset): exported as a nested
+    graph with a recurrent loop ``lif -> w_rec -> lif``, which lifgate imports as a recurrent
+    layer (``Layer.rec``)."""
     import snntorch as snn
     from snntorch import utils as snn_utils
     from snntorch.export_nir import export_to_nir
@@ -126,7 +127,8 @@ def snntorch_rleaky():
     return graph, x, [np.array(s1)], None, dict(
         framework="snnTorch", versions=versions("snntorch"),
         model="Linear(16,8) RLeaky(beta 0.9, thr 1, all-to-all)",
-        options=["--dt", "1e-4"] + STRICT, expect="refused")
+        options=["--dt", "1e-4", "--reset", "subtract-after-leak"] + STRICT,
+        expect="matches")
 
 
 # --- Norse --------------------------------------------------------------------------------

@@ -6,8 +6,11 @@ Supported (``docs/networks.md``, "NIR import", has the node-type table): a chain
 ``Flatten``, ``Conv1d``, ``Conv2d``, ``SumPool2d``, ``AvgPool2d``), which are composed into one
 dense weight matrix and bias: one lifgate layer (``lifgate.golden.synapse.Layer``) per neuron
 node. A ``Delay`` of ``d`` whole steps (after the Input or a neuron node) becomes ``d`` relay
-layers. Nested graphs are inlined first. Refused, each with its reason: ``CubaLIF``/``CubaLI``
-(no synaptic current state), branches, recurrent edges, ``LI``/``I`` anywhere but the last
+layers. Nested graphs are inlined first. A loop ``N -> Affine/Linear ... -> N`` at a neuron node
+becomes the layer's recurrent weights (``Layer.rec``: its spikes of the previous step); branches
+that leave one source and meet by summation are folded into one matrix. Refused, each with its
+reason: ``CubaLIF``/``CubaLI`` (no synaptic current state), branches from different sources,
+other cycles, ``LI``/``I`` anywhere but the last
 layer (their output is a membrane, not spikes), linear nodes after the last neuron node, and
 any value lifgate cannot hold.
 
@@ -323,6 +326,110 @@ def _no_cycle(nodes, succ) -> None:
                 stack.append((nxt, iter(succ.get(nxt, []))))
 
 
+def _loops(nir, nodes, edges) -> tuple[list, dict]:
+    """Take the recurrent loops out of the graph: a neuron node ``N`` with a path ``N -> A_1
+    -> ... -> A_k -> N`` through Affine/Linear nodes (each with that one input and one
+    successor) becomes ``N``'s recurrent weights. Returns the remaining edges and
+    ``{N: [A_1, ..., A_k]}``; the loop's nodes are removed from ``nodes``."""
+    succ, pred = {}, {}
+    for a, b in edges:
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+    loops = {}
+    for name, node in list(nodes.items()):
+        if type(node).__name__ not in _NEURONS:
+            continue
+        for first in succ.get(name, []):
+            path, cur = [], first
+            while (cur in nodes and type(nodes[cur]).__name__ in ("Affine", "Linear")
+                   and pred.get(cur) == [path[-1] if path else name]
+                   and len(succ.get(cur, [])) == 1 and cur not in path):
+                path.append(cur)
+                cur = succ[cur][0]
+            if path and cur == name:
+                if name in loops:
+                    raise ConfigError(f"node {name!r} has two recurrent loops: give it one")
+                loops[name] = path
+    drop = {n for p in loops.values() for n in p}
+    for n in drop:
+        del nodes[n]
+    return [(a, b) for a, b in edges if a not in drop and b not in drop], loops
+
+
+def _branch_back(nodes, succ, pred, name, first):
+    """``(source, path)``: from ``first`` (an input of ``name``) back through Affine/Linear
+    nodes that have one input and feed only the next node of the path."""
+    path, cur = [], first
+    while (cur in nodes and type(nodes[cur]).__name__ in ("Affine", "Linear")
+           and len(pred.get(cur, [])) == 1 and succ.get(cur) == [path[0] if path else name]):
+        path.insert(0, cur)
+        cur = pred[cur][0]
+    return cur, path
+
+
+def _branches(nir, nodes, edges, notes) -> list:
+    """Fold branches that leave one source and meet by summation at a node (each through
+    Affine/Linear nodes, or a direct edge: the identity) into one Affine node named
+    ``<node>.sum`` (the sum of the branches' composed matrices and biases). Returns the new
+    edges; ``nodes`` is updated. Branches from different sources are refused."""
+    succ, pred = {}, {}
+    for a, b in edges:
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+    for name in list(nodes):
+        ins = pred.get(name, [])
+        if len(ins) < 2:
+            continue
+        branches = [_branch_back(nodes, succ, pred, name, p) for p in ins]
+        sources = sorted({src for src, _ in branches})
+        if len(sources) != 1:
+            raise ConfigError(f"node {name!r} has {len(ins)} inputs from different sources "
+                              f"{sources}: only branches from one source that meet by "
+                              f"summation (through Affine/Linear nodes) are supported")
+        src = sources[0]
+        if len(succ.get(src, [])) != len(ins) or len(set(ins)) != len(ins):
+            raise ConfigError(f"node {src!r} feeds {succ.get(src)} and node {name!r} sums "
+                              f"{ins}: branches must leave the source and meet at one node")
+        mats = []
+        for _, path in branches:
+            m = b = None
+            for k in path:
+                size = int(np.shape(nodes[k].weight)[1])
+                mk, bk, _ = _linear(nir, k, nodes[k], (size,), notes)
+                m, b = (mk, bk) if m is None else (mk @ m, mk @ b + bk)
+            mats.append((m, b))
+        known = [m for m, _ in mats if m is not None]
+        if not known:
+            raise ConfigError(f"node {name!r}: its {len(ins)} inputs are all direct edges "
+                              f"from {src!r}; give the branches weights")
+        rows, cols = known[0].shape
+        total, bias = np.zeros((rows, cols)), np.zeros(rows)
+        for m, b in mats:
+            if m is None:
+                if rows != cols:
+                    raise ConfigError(f"node {name!r}: a direct edge from {src!r} sums "
+                                      f"{cols} values into {rows}")
+                m, b = np.eye(rows), np.zeros(rows)
+            if m.shape != (rows, cols):
+                raise ConfigError(f"node {name!r}: its branches map {cols} values to "
+                                  f"different sizes ({list(m.shape)} and {[rows, cols]})")
+            total, bias = total + m, bias + b
+        merged = f"{name}.sum"
+        drop = {k for _, path in branches for k in path}
+        for k in drop:
+            del nodes[k]
+        nodes[merged] = nir.Affine(weight=total, bias=bias)
+        edges = [(a, b) for a, b in edges if a not in drop and b not in drop
+                 and (a, b) != (src, name)] + [(src, merged), (merged, name)]
+        notes.append(f"node {name!r}: {len(ins)} branches from {src!r} summed into one "
+                     f"matrix ({merged})")
+        succ, pred = {}, {}
+        for a, b in edges:
+            succ.setdefault(a, []).append(b)
+            pred.setdefault(b, []).append(a)
+    return edges
+
+
 def _chain(nir, nodes, edges) -> list[str]:
     """Node names from the Input to the Output, refusing anything but a simple chain."""
     succ, pred = {}, {}
@@ -548,6 +655,9 @@ def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
     """``(layers, names)``: the float description of every layer (composed weights ``w`` and
     bias ``b``, gain ``g``, voltages, tau) and its ``(linear nodes, neuron node)`` names."""
     nodes, edges, through = _inline(nir, graph)
+    loop_nodes = dict(nodes)
+    edges, loops = _loops(nir, nodes, edges)
+    edges = _branches(nir, nodes, edges, notes)
     order = _chain(nir, nodes, edges)
     for name in order:
         _refuse(nir, name, nodes[name])
@@ -587,7 +697,10 @@ def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
         n = int(np.prod(shape))
         x = _neuron(nir, name, node, n, dt)
         x.update(w=np.eye(n) if m is None else m, b=np.zeros(n) if b is None else b,
-                 wname="+".join(pending) or "-")
+                 wname="+".join(pending) or "-", rec=None)
+        if name in loops:
+            x["rec"], x["b"] = _rec_matrix(nir, loops[name], loop_nodes, n, x["b"], notes)
+            x["wname"] += "|" + "+".join(loops[name])
         raw.append(x)
         names.append((x["wname"], name))
         m = b = None
@@ -602,6 +715,21 @@ def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
         notes.append(f"node {order[-1]!r}: its type {list(out)} does not match the "
                      f"{len(raw[-1]['g'])} neurons before it (ignored)")
     return raw, names
+
+
+def _rec_matrix(nir, path, nodes, n: int, b, notes):
+    """``(W_rec, b + b_rec)``: the loop's linear nodes composed (their bias is added every
+    step, like the feed-forward bias)."""
+    m, bias, shape = None, np.zeros(n), (n,)
+    for name in path:
+        mk, bk, shape = _linear(nir, name, nodes[name], shape, notes)
+        m, bias = (mk, bk) if m is None else (mk @ m, mk @ bias + bk)
+    if m.shape != (n, n):
+        raise ConfigError(f"recurrent loop {path}: must map the {n} neurons onto themselves, "
+                          f"not {m.shape[1]} -> {m.shape[0]}")
+    notes.append(f"recurrent loop {'+'.join(path)}: the layer's own spikes of the previous "
+                 f"step (docs/networks.md, \"Recurrent layers\")")
+    return m, b + bias
 
 
 def _lanes(n):
@@ -708,7 +836,8 @@ def _scales(raw, scale, *, v_width: int, w_width: int) -> list[float]:
             # Layers are coupled only through spikes, so each has its own membrane scale.
             volts = [x[k] for k in ("vth", "vreset", "vleak") if x[k] is not None]
             vbig = max(float(np.abs(v).max(initial=0)) for v in volts)
-            wbig = float(np.abs(x["g"][:, None] * x["w"]).max(initial=0))
+            wbig = max(float(np.abs(x["g"][:, None] * w).max(initial=0))
+                       for w in (x["w"], x.get("rec")) if w is not None)
             bbig = float(np.abs(x["g"] * x["b"]).max(initial=0))
             limits = [vmax / 2 / vbig if vbig > 0 else np.inf,
                       wmax / wbig if wbig > 0 else np.inf,
@@ -769,6 +898,10 @@ def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: in
     unit_w = scale * x["g"][:, None]
     wq = _fit("weight", x["wname"], np.round(unit_w * x["w"]), -wmax - 1, wmax, scale)
     _note_error(errs, "weight", x["w"], wq, unit_w)
+    rec = None
+    if x.get("rec") is not None:
+        rec = _fit("weight", x["wname"], np.round(unit_w * x["rec"]), -wmax - 1, wmax, scale)
+        _note_error(errs, "weight", x["rec"], rec, unit_w)
     bq = _fit("bias", x["wname"], np.round(scale * x["g"] * x["b"]), -vmax - 1, vmax, scale)
     _note_error(errs, "bias", x["b"], bq, scale * x["g"])
     if x["vth"] is None:  # LI, I: a spike never changes the membrane
@@ -794,7 +927,7 @@ def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: in
         v_th=int(thq[j]), v_reset=int(rq[j]), v_rest=int(lq[j]) if mult else 0, v_init=0,
         bias=int(bq[j]), leak_mode=LeakMode.MULT if mult else LeakMode.CONST,
         leak=int(D[j]) if mult else 0, reset_mode=mode, t_ref=0) for j in range(n)]
-    return Layer(wq, Config(shape=shape, params=tuple(params)))
+    return Layer(wq, Config(shape=shape, params=tuple(params)), rec)
 
 
 def export_nir(network: Network, *, dt: float = 1e-3):
@@ -841,6 +974,9 @@ def export_nir(network: Network, *, dt: float = 1e-3):
         else:
             nodes[nn] = nir.IF(r=ones, v_threshold=vth, v_reset=vreset)
         edges += [(prev, wn), (wn, nn)]
+        if layer.rec is not None:  # the loop lif -> rec -> lif (import_nir: Layer.rec)
+            nodes[f"rec{n}"] = nir.Linear(weight=layer.rec / g[:, None])
+            edges += [(nn, f"rec{n}"), (f"rec{n}", nn)]
         prev = nn
     nodes["output"] = nir.Output(output_type={"output": np.array([network.layers[-1].neurons])})
     edges.append((prev, "output"))
