@@ -248,7 +248,7 @@ class Network(wiring.Component):
         recurrent = tuple(layer.rec is not None for layer in network.layers)
         return cls([layer.config.shape for layer in network.layers], inputs=network.inputs,
                    w_width=network.w_width, x_width=network.x_width, membrane=membrane,
-                   events=events, event_ports=event_ports, reuse=reuse and not recurrent[0],
+                   events=events, event_ports=event_ports, reuse=False if recurrent[0] else reuse,
                    x_memory=x_memory, cache_ram=cache_ram, array_options=array_options,
                    recurrent=recurrent)
 
