@@ -19,6 +19,8 @@ SHAPES = [
                decay_frac=24, step_width=32),
     ArrayShape(neurons=8, lanes=1, groups=2, v_width=4, i_width=2, ref_width=1, decay_frac=1,
                leak_modes=(LeakMode.SHIFT,)),
+    # every reset mode built (SUBTRACT_AFTER_LEAK is a compile-time option, not in the default)
+    ArrayShape(neurons=8, lanes=2, groups=2, reset_modes=tuple(ResetMode)),
 ]
 
 
@@ -146,7 +148,7 @@ def test_random_cases_are_legal_seeded_and_cover_the_modes(shape):
     assert [x.to_dict() for x in random_cases(shape, 123, 5)] == [x.to_dict() for x in a[:5]]
     params = [p for x in a for p in x.config.params]
     assert {p.leak_mode for p in params} == set(shape.leak_modes)
-    assert {p.reset_mode for p in params} == set(ResetMode)
+    assert {p.reset_mode for p in params} == set(shape.reset_modes)
     assert {p.t_ref > 0 for p in params} == {True, False}
     assert {x.config.noise.gain > 0 for x in a} == {True, False}
     assert {None if x.input is None else x.input["kind"] for x in a} == {None, *INPUT_KINDS}
@@ -188,6 +190,6 @@ def test_directed_cases(shape):
     for mode in shape.leak_modes:
         assert any(n.startswith(f"leak_{mode.name.lower()}") for n in names)
     assert any(n.startswith(f"refractory_{shape.t_ref_max}_") for n in names)
-    assert {p.reset_mode for c in cases for p in c.config.params} == set(ResetMode)
+    assert {p.reset_mode for c in cases for p in c.config.params} == set(shape.reset_modes)
     for c in cases:
         assert SimCase.from_dict(c.to_dict()) == c
