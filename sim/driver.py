@@ -16,6 +16,9 @@ the board's host link mirror it):
 :func:`simulate_rtl` runs a whole script (clear, run, run, clear, run ...) and returns one
 :class:`RunResult` per run. Random ``o_stream.ready`` and ``i_stream.valid`` gaps come from a
 seeded numpy generator.
+
+A network (:class:`~lifgate.hdl.network.Network`) is loaded by :func:`load_network` (its weights,
+then its parameter sets, one write a clock); the tests drive its runs themselves.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import DomainReset, Simulator
 from lifgate.golden import fixed
 from lifgate.hdl.array import LIFArray
+from lifgate.hdl.network import param_writes, weight_writes
 
 from lifgate.config import ArrayShape, Config, ConfigError, NoiseParams, pack_params
 
@@ -38,6 +42,7 @@ __all__ = [
     "decode_beat",
     "encode_inputs",
     "golden_script",
+    "load_network",
     "load_params",
     "run",
     "simulate_rtl",
@@ -105,6 +110,28 @@ async def load_params(ctx, dut: LIFArray, config: Config):
         ctx.set(dut.param_we, 1)
         ctx.set(dut.param_group, g)
         ctx.set(dut.param_data.as_value(), pack_params(shape, p))
+        await ctx.tick()
+    ctx.set(dut.param_we, 0)
+
+
+async def load_network(ctx, dut, network):
+    """Write every weight and parameter set of ``network`` (a
+    :class:`lifgate.golden.synapse.Network`) into ``dut`` (a :class:`lifgate.hdl.network.Network`
+    built for it), one clock each: the writes of :func:`~lifgate.hdl.network.weight_writes`,
+    then of :func:`~lifgate.hdl.network.param_writes`. Leaves the write strobes low."""
+    for layer, addr, lane, value in weight_writes(network):
+        ctx.set(dut.w_layer, layer)
+        ctx.set(dut.w_addr, addr)
+        ctx.set(dut.w_lane, lane)
+        ctx.set(dut.w_data, value)
+        ctx.set(dut.w_we, 1)
+        await ctx.tick()
+    ctx.set(dut.w_we, 0)
+    for layer, group, word in param_writes(network):
+        ctx.set(dut.param_layer, layer)
+        ctx.set(dut.param_group, group)
+        ctx.set(dut.param_data.as_value(), word)
+        ctx.set(dut.param_we, 1)
         await ctx.tick()
     ctx.set(dut.param_we, 0)
 

@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 from lifgate.golden.synapse import layer0_clocks, replay_clocks, simulate_network, synapse_clocks
 from lifgate.hdl.current_cache import CurrentCache
 from lifgate.hdl.network import Network as NetworkHW
-from lifgate.hdl.network import param_writes, weight_writes
+from lifgate.sim.driver import load_network
 from test_synapse_network import expected_records, random_network, run_amaranth
 
 from lifgate.config import ConfigError
@@ -120,21 +120,7 @@ def count_strobes(net, runs, *, reuse):
     out = []
 
     async def tb(ctx):
-        for layer, addr, lane, value in weight_writes(net):
-            ctx.set(dut.w_layer, layer)
-            ctx.set(dut.w_addr, addr)
-            ctx.set(dut.w_lane, lane)
-            ctx.set(dut.w_data, value)
-            ctx.set(dut.w_we, 1)
-            await ctx.tick()
-        ctx.set(dut.w_we, 0)
-        for layer, group, word in param_writes(net):
-            ctx.set(dut.param_layer, layer)
-            ctx.set(dut.param_group, group)
-            ctx.set(dut.param_data.as_value(), word)
-            ctx.set(dut.param_we, 1)
-            await ctx.tick()
-        ctx.set(dut.param_we, 0)
+        await load_network(ctx, dut, net)
         ctx.set(dut.s_stream.ready, 1)
         syn0 = dut.synapses[0]
         for x, steps in runs:

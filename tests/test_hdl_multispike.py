@@ -18,10 +18,10 @@ from lifgate.golden.fixed import simulate
 from lifgate.golden.synapse import Layer, Network, simulate_network
 from lifgate.hdl.array import lane_signature
 from lifgate.hdl.network import Network as NetworkHW
-from lifgate.hdl.network import param_writes, weight_writes
 from lifgate.hdl.verilog import generate_verilog
 from lifgate.sim import regress, runner
 from lifgate.sim.cases import Segment, SimCase, random_cases
+from lifgate.sim.driver import load_network
 from lifgate.sim.tb_network import run_network
 
 from lifgate.config import ArrayShape, Config, LeakMode, NeuronParams, ResetMode
@@ -158,19 +158,7 @@ def _amaranth_network(net, x, steps):
     recs = []
 
     async def tb(ctx):
-        for layer, addr, lane, value in weight_writes(net):
-            for port, v in ((dut.w_layer, layer), (dut.w_addr, addr), (dut.w_lane, lane),
-                            (dut.w_data, value), (dut.w_we, 1)):
-                ctx.set(port, v)
-            await ctx.tick()
-        ctx.set(dut.w_we, 0)
-        for layer, group, word in param_writes(net):
-            ctx.set(dut.param_layer, layer)
-            ctx.set(dut.param_group, group)
-            ctx.set(dut.param_data.as_value(), word)
-            ctx.set(dut.param_we, 1)
-            await ctx.tick()
-        ctx.set(dut.param_we, 0)
+        await load_network(ctx, dut, net)
         ctx.set(dut.clear, 1)
         await ctx.tick()
         ctx.set(dut.clear, 0)

@@ -7,7 +7,7 @@ from lifgate.boards.nettop import network_array_options
 from lifgate.boards.toolchain import board as board_of
 from lifgate.golden.synapse import Layer, Network, simulate_network
 from lifgate.hdl.network import Network as NetworkHW
-from lifgate.hdl.network import param_writes, weight_writes
+from lifgate.sim.driver import load_network
 
 from lifgate.config import ArrayShape, Config, ConfigError, LeakMode, NeuronParams, ResetMode
 
@@ -47,21 +47,7 @@ def run_amaranth(net, runs, *, membrane=True, ready=None, events=True, event_por
     recs = []
 
     async def tb(ctx):
-        for layer, addr, lane, value in weight_writes(net):
-            ctx.set(dut.w_layer, layer)
-            ctx.set(dut.w_addr, addr)
-            ctx.set(dut.w_lane, lane)
-            ctx.set(dut.w_data, value)
-            ctx.set(dut.w_we, 1)
-            await ctx.tick()
-        ctx.set(dut.w_we, 0)
-        for layer, group, word in param_writes(net):
-            ctx.set(dut.param_layer, layer)
-            ctx.set(dut.param_group, group)
-            ctx.set(dut.param_data.as_value(), word)
-            ctx.set(dut.param_we, 1)
-            await ctx.tick()
-        ctx.set(dut.param_we, 0)
+        await load_network(ctx, dut, net)
         ctx.set(dut.clear, 1)
         await ctx.tick()
         ctx.set(dut.clear, 0)
