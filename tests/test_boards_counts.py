@@ -296,13 +296,23 @@ def test_host_model_counts():
     check_host_experiment(*res)
 
 
-def test_host_counts_refuse():
-    """Bad arguments: one line naming the parameter, and nothing is sent."""
-    board = open_board("model", features=FEATURES)
+def assert_refused_unsent(board, calls):
+    """Each ``(call, match)`` of ``calls`` raises ConfigError, one line matching ``match``, and
+    ``board`` sends nothing for any of them (its transport's writes are watched)."""
     sent = []
     write = board.transport.write
     board.transport.write = lambda data: (sent.append(data), write(data))[1]
-    for call, match in [
+    for call, match in calls:
+        with pytest.raises(ConfigError, match=match) as info:
+            call()
+        assert "\n" not in str(info.value)
+    assert sent == []
+
+
+def test_host_counts_refuse():
+    """Bad arguments: one line naming the parameter, and nothing is sent."""
+    board = open_board("model", features=FEATURES)
+    assert_refused_unsent(board, [
         (lambda: board.read_counts(start=16, count=1), "start"),
         (lambda: board.read_counts(start=-1), "start"),
         (lambda: board.read_counts(start=1.0), "start"),
@@ -312,11 +322,7 @@ def test_host_counts_refuse():
         (lambda: board.run(3, counts=1), "counts"),
         (lambda: board.run(3, counts=np.float64(1)), "counts"),
         (lambda: board.run(3, counts=None), "counts"),
-    ]:
-        with pytest.raises(ConfigError, match=match) as info:
-            call()
-        assert "\n" not in str(info.value)
-    assert sent == []
+    ])
     plain = open_board("model", features=Features(SHAPE))
     with pytest.raises(ConfigError, match="without COUNTS"):
         plain.run(3, counts=True)
