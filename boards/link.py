@@ -696,7 +696,7 @@ class _ArrayExecutor:
         """WRITE_CURRENTS: two passes over the values (payload bytes 4..length-1): check, then
         write."""
         m, core, f = self.m, self.core, self.f
-        P, IW, N = f.shape.lanes, f.shape.i_width, f.shape.neurons
+        IW, N = f.shape.i_width, f.shape.neurons
         IB = f.current_bytes
         br, bi, val = core.br, self.bi, self.val
         with m.State("CURRENTS"):
@@ -712,14 +712,7 @@ class _ArrayExecutor:
                     with m.If(~(top.all() | ~top.any())):
                         m.d.sync += self.bad_value.eq(1)
                 with m.If(self.pass2):
-                    m.d.comb += [self.wr_data.eq(Cat(*([full[:IW]] * P))),
-                                 self.wr_we.eq((Const(1, P) << self.wr_lane)[:P])]
-                    if P > 1:
-                        m.d.sync += self.wr_lane.eq(self.wr_lane + 1)
-                        with m.If(self.wr_lane == P - 1):
-                            m.d.sync += self.wr_addr.eq(self.wr_addr + 1)
-                    else:
-                        m.d.sync += self.wr_addr.eq(self.wr_addr + 1)
+                    self.write_current(full[:IW])
         with m.State("CURRENTS_CHECK"):
             m.d.comb += core.busy.eq(1)
             m.d.sync += [self.cur_len_bad.eq(bi != 0),
@@ -729,6 +722,20 @@ class _ArrayExecutor:
                           range_bad=self.cur_range_bad,
                           stmts=[self.pass2.eq(1), core.rd_idx.eq(4), self.n_idx.eq(0)],
                           next_state="CURRENTS")
+
+    def write_current(self, value):
+        """Write ``value`` (``i_width`` bits) into the current memory at neuron
+        (``wr_addr``, ``wr_lane``) in this clock and step to the next neuron (lane first); the
+        caller's condition says when (the second pass of WRITE_CURRENTS, of WRITE_RAMP)."""
+        m, P = self.m, self.f.shape.lanes
+        m.d.comb += [self.wr_data.eq(Cat(*([value] * P))),
+                     self.wr_we.eq((Const(1, P) << self.wr_lane)[:P])]
+        if P > 1:
+            m.d.sync += self.wr_lane.eq(self.wr_lane + 1)
+            with m.If(self.wr_lane == P - 1):
+                m.d.sync += self.wr_addr.eq(self.wr_addr + 1)
+        else:
+            m.d.sync += self.wr_addr.eq(self.wr_addr + 1)
 
     def _run_states(self):
         m, core, flags = self.m, self.core, self.flags

@@ -130,7 +130,7 @@ class CompactCommands:
         outside the ``i_width`` range is ``ERR_RANGE``, nothing written), then write them."""
         ex, m, core = self.ex, self.ex.m, self.ex.core
         shape = ex.f.shape
-        P, IW = shape.lanes, shape.i_width
+        IW = shape.i_width
         step = ex.loaded(RAMP_BYTES)[96:128].as_signed()
         value = self.rp_cur[RAMP_FRAC:]
         top = value[IW - 1:]
@@ -148,14 +148,7 @@ class CompactCommands:
                 m.d.sync += [self.rp_cur.eq(self.rp_cur + step),
                              self.rp_left.eq(self.rp_left - 1)]
                 with m.If(ex.pass2):
-                    m.d.comb += [ex.wr_data.eq(Cat(*([value[:IW]] * P))),
-                                 ex.wr_we.eq((Const(1, P) << ex.wr_lane)[:P])]
-                    if P > 1:
-                        m.d.sync += ex.wr_lane.eq(ex.wr_lane + 1)
-                        with m.If(ex.wr_lane == P - 1):
-                            m.d.sync += ex.wr_addr.eq(ex.wr_addr + 1)
-                    else:
-                        m.d.sync += ex.wr_addr.eq(ex.wr_addr + 1)
+                    ex.write_current(value[:IW])
 
     # READ_COUNTS format 2 ---------------------------------------------------------------------
 
