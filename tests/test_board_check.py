@@ -20,8 +20,8 @@ import pytest
 from lifgate.boards.host import open_board
 from lifgate.boards.protocol import Features
 from lifgate.golden.fixed import simulate
+from test_boards_cli import run_cli
 
-from lifgate.app.cli import main
 from lifgate.app.commands import board_check
 from lifgate.app.commands.board_check import (
     DEFAULT_SHAPE,
@@ -33,14 +33,6 @@ from lifgate.app.commands.board_check import (
     noise_config,
 )
 from lifgate.config import ArrayShape, Config, NoiseParams
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
-
 
 NAMES = ["version", "currents", "noise", "errors"]
 

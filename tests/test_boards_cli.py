@@ -17,6 +17,8 @@ from lifgate.app.cli import main
 
 
 def run_cli(capsys, *argv):
+    """``lifgate *argv`` in-process: ``(exit code, stdout, stderr)``; never a traceback. (The
+    CLI tests of other files import it from here.)"""
     code = main(list(argv))
     out, err = capsys.readouterr()
     assert "Traceback" not in err

@@ -32,18 +32,11 @@ from lifgate.boards.toolchain import (
     synth_needs,
 )
 from lifgate.boards.top import board_clock
+from test_boards_cli import run_cli
 
-from lifgate.app.cli import main
 from lifgate.config import ConfigError
 
 ICE, ECP = BOARDS["icebreaker"], BOARDS["ulx3s-85f"]
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 # Baud -----------------------------------------------------------------------------------------

@@ -38,18 +38,10 @@ from lifgate.boards.toolchain import (
     synth_needs,
 )
 from lifgate.boards.top import BoardTop
+from test_boards_cli import run_cli
 from test_boards_fit import _Design, _script  # the fake tools and smallest design
 
-from lifgate.app.cli import main
-
 ICE, ECP = BOARDS["icebreaker"], BOARDS["ulx3s-85f"]
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 #: nextpnr stand-ins: (body of the script, what the one line must say).

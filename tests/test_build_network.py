@@ -20,19 +20,12 @@ import numpy as np
 import pytest
 from lifgate.boards import toolchain
 from lifgate.boards.host import recorded_baud
+from test_boards_cli import run_cli
 
 from lifgate.app import netbuild
-from lifgate.app.cli import main
 from lifgate.config import ConfigError
 
 pytest.importorskip("sklearn")
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 @pytest.mark.parametrize("argv, says", [
