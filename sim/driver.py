@@ -42,6 +42,7 @@ __all__ = [
     "decode_beat",
     "encode_inputs",
     "golden_script",
+    "hold_reset",
     "load_network",
     "load_params",
     "run",
@@ -287,6 +288,19 @@ def golden_script(config: Config, script) -> list:
     return out
 
 
+async def hold_reset(ctx, domain: ClockDomain, clocks: int = 4):
+    """Hold ``domain``'s synchronous reset for ``clocks`` clocks, then release it (a
+    testbench's ``tick`` raises ``DomainReset`` after each clock with the reset high: taken
+    here). ``domain`` must be the design's own, made explicit (as :func:`simulate_rtl` does)."""
+    ctx.set(domain.rst, 1)
+    for _ in range(clocks):
+        try:
+            await ctx.tick()
+        except DomainReset:
+            pass
+    ctx.set(domain.rst, 0)
+
+
 def simulate_rtl(config: Config, script, *, membrane: bool = True, noise: bool = True,
                  ready: float = 1.0, valid: float = 1.0, seed: int = 0,
                  vcd: str | None = None, **array_kwargs) -> list[RunResult]:
@@ -319,13 +333,7 @@ def simulate_rtl(config: Config, script, *, membrane: bool = True, noise: bool =
             elif kind == "gain":
                 ctx.set(dut.noise_gain, op[1])
             elif kind == "reset":
-                ctx.set(domain.rst, 1)
-                for _ in range(4):
-                    try:
-                        await ctx.tick()
-                    except DomainReset:  # raised after each clock with the reset high
-                        pass
-                ctx.set(domain.rst, 0)
+                await hold_reset(ctx, domain)
                 step = 0
             elif kind == "run":
                 steps = op[1]

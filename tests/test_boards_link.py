@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from lifgate.boards.protocol import (
     encode_frame,
 )
 from lifgate.boards.uart import UARTRx, UARTTx
+from lifgate.sim.driver import hold_reset
 
 MAX = 8
 TIMEOUT = 12
@@ -228,9 +230,14 @@ def _uart_wave(data, divisor):
     return wave
 
 
-def rtl_exchanges(link, exchanges, expected_lengths, *, divisor, max_cycles=200_000):
+def rtl_exchanges(link, exchanges, expected_lengths, *, divisor, max_cycles=200_000,
+                  resets=()):
     """Send each byte string on ``rx``; collect what comes back on ``tx`` until the expected
-    number of bytes has arrived (plus a quiet tail). Returns the replies per exchange."""
+    number of bytes has arrived (plus a quiet tail). Returns the replies per exchange.
+    ``resets``: the indices of the exchanges before which the link's reset is held for 4
+    clocks; the exchange then waits until the link's start-up work is over (it ends with a
+    clear: ``status`` bit 0, busy, rises and falls), as a host that opens a board long after
+    its reset."""
     replies = []
 
     async def tb(ctx):
@@ -255,7 +262,16 @@ def rtl_exchanges(link, exchanges, expected_lengths, *, divisor, max_cycles=200_
                     got.append(s["byte"])
                     s["bit"] = -1
 
-        for data, want in zip(exchanges, expected_lengths, strict=True):
+        for k, (data, want) in enumerate(zip(exchanges, expected_lengths, strict=True)):
+            if k in resets:
+                await hold_reset(ctx, domain)
+                await ctx.tick()
+                for level in (0, 1):  # start-up ends with a clear: busy rises, then falls
+                    cycles = 0
+                    while (ctx.get(link.status) & 1) == level:
+                        await ctx.tick()
+                        cycles += 1
+                        assert cycles < max_cycles, f"status bit 0 stays {level} after a reset"
             got.clear()
             for level in _uart_wave(data, divisor):
                 ctx.set(link.rx, level)
@@ -273,7 +289,10 @@ def rtl_exchanges(link, exchanges, expected_lengths, *, divisor, max_cycles=200_
                 rx_step()
             replies.append(bytes(got))
 
-    sim = Simulator(link)
+    top = Module()  # the domain made explicit, so that the bench can drive its reset
+    top.domains.sync = domain = ClockDomain("sync")
+    top.submodules.link = link
+    sim = Simulator(top)
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
