@@ -373,16 +373,18 @@ def variant_net() -> Network:
     return Network(tuple(layers), w_width=8, x_width=9)
 
 
-@pytest.mark.icarus
-def test_sim_network_board_variant(tmp_path):
-    """Other widths on Icarus: two-byte inputs, one-byte weights, three layers, no membrane
-    readback (the membrane flag is rejected); layer 0's current cache in four SPRAMs (56-bit
-    beats, Yosys' model of SB_SPRAM256KA) as on the UP5K board; replies byte-equal to the
-    model."""
+@pytest.mark.parametrize("sim", [pytest.param("verilator", marks=pytest.mark.verilator),
+                                 pytest.param("icarus", marks=pytest.mark.icarus)])
+def test_sim_network_board_variant(sim, tmp_path):
+    """Other widths on Icarus and Verilator: two-byte inputs, one-byte weights, three layers,
+    no membrane readback (the membrane flag is rejected); layer 0's current cache in four
+    SPRAMs (56-bit beats, Yosys' model of SB_SPRAM256KA) as on the UP5K board; replies
+    byte-equal to the model."""
     net = variant_net()
     f = NetFeatures.for_network(net, membrane=False, max_payload=24)
-    board = open_network_board("sim:icarus", features=f, build_dir=tmp_path, divisor=DIVISOR,
-                               link_timeout=LINK_TIMEOUT, timeout=120, cache_ram="spram")
+    board = open_network_board(f"sim:{sim}", features=f, build_dir=tmp_path, divisor=DIVISOR,
+                               link_timeout=LINK_TIMEOUT, timeout=120, cache_ram="spram",
+                               optimize=False)
     try:
         ex = Session(board, f)
         for frame in weight_frames(net, f, 5):
