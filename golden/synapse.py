@@ -19,7 +19,12 @@ Contract, in short (``docs/networks.md`` has it in full):
   **previous** step come back, ``I_l(t) = sat(W_l . s_{l-1}(t) + W_rec . s_l(t - 1))`` with
   ``s_l(-1) = 0`` after a clear; one synapse of fan-in ``n_{l-1} + N_l`` over the concatenated
   input ``[s_{l-1}(t), s_l(t - 1)]`` with weights ``[W_l | W_rec]`` (:attr:`Layer.full_weights`),
-  so the sum is exact and saturated once.
+  so the sum is exact and saturated once;
+* a layer may also read the spikes (counts) of EARLIER layers ``k < l - 1`` of the **same**
+  step (skip connections, :attr:`Layer.skip`): ``I_l(t) = sat(W_l . s_{l-1}(t) + sum_k W_{l,k}
+  . s_k(t) + W_rec . s_l(t - 1))``, one synapse over ``[s_{l-1}(t), s_k1(t), ..., s_l(t - 1)]``
+  (sources in increasing ``k``, the recurrent block last) with the weight blocks side by side;
+  the sum of all sources is saturated once, as NIR sums a node's inputs.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from lifgate.golden import fixed
 
+from lifgate.checks import short_repr
 from lifgate.config import ArrayShape, Config, ConfigError, acc_width, signed_range
 
 __all__ = [
@@ -124,19 +130,32 @@ class Layer:
     rec : int array [neurons, neurons] or None
         Recurrent weights: ``rec[j, k]`` feeds neuron ``k``'s spike (count) of the previous
         step into neuron ``j``. None: a feed-forward layer.
+    skip : tuple of (int, int array [neurons, N_k])
+        Skip connections: ``(k, W_k)`` pairs, ``k`` an earlier layer than the one before this
+        one (``0 <= k < l - 1``), in increasing ``k``; ``W_k[j, i]`` feeds layer ``k``'s spike
+        (count) ``i`` of the same step into neuron ``j``. Empty: none.
     """
 
     weights: np.ndarray
     config: Config
     rec: np.ndarray | None = None
+    skip: tuple = ()
 
     @property
     def full_weights(self) -> np.ndarray:
-        """The synapse's matrix: ``weights``, or ``[weights | rec]`` for a recurrent layer
-        (its inputs are the layer's inputs, then its own spikes of the previous step)."""
-        if self.rec is None:
+        """The synapse's matrix: ``[weights | W_k1 | W_k2 ... | rec]`` (the skip blocks in
+        increasing source layer, the recurrent block last), ``weights`` for a plain layer: its
+        inputs are the layer's inputs, the skip sources' spikes of the same step, then its own
+        spikes of the previous step."""
+        if self.rec is None and not self.skip:
             return self.weights
-        return np.hstack([self.weights, self.rec])
+        blocks = [self.weights] + [w for _, w in self.skip]
+        return np.hstack(blocks + ([] if self.rec is None else [self.rec]))
+
+    @property
+    def sources(self) -> tuple:
+        """The skip sources' layer indices, in the order of :attr:`full_weights`."""
+        return tuple(k for k, _ in self.skip)
 
     @property
     def inputs(self) -> int:
@@ -205,14 +224,16 @@ class Network:
                         f"parameter 'layers[0].rec' needs x_width == the layer's spike count "
                         f"width ({layer.config.shape.count_width}), not {self.x_width}: one "
                         f"synapse reads the inputs and the layer's own spikes")
+            skip = _check_skip(n, layer.skip, layers, self.w_width)
             if layer.config.noise.gain:
                 raise ConfigError(f"parameter 'layers[{n}].config.noise.gain' must be 0 in a "
                                   f"network, not {layer.config.noise.gain}")
             xw = self.x_width if n == 0 else layers[n - 1].config.shape.count_width
-            fan_in = w.shape[1] + (0 if rec is None else layer.neurons)
+            fan_in = w.shape[1] + (0 if rec is None else layer.neurons) + \
+                sum(sw.shape[1] for _, sw in skip)
             if acc_width(fan_in, self.w_width, xw) > 62:
                 raise ConfigError(f"layer {n} has too many inputs for a 62-bit accumulator")
-            fixed_layers.append(Layer(w, layer.config, rec))
+            fixed_layers.append(Layer(w, layer.config, rec, skip))
         object.__setattr__(self, "layers", tuple(fixed_layers))
 
     @property
@@ -227,6 +248,37 @@ class Network:
     def recurrent(self) -> tuple:
         """Per layer: True if it has recurrent weights."""
         return tuple(layer.rec is not None for layer in self.layers)
+
+    @property
+    def skips(self) -> tuple:
+        """Per layer: the layers its skip connections read (:attr:`Layer.sources`)."""
+        return tuple(layer.sources for layer in self.layers)
+
+
+def _check_skip(n: int, skip, layers, w_width: int) -> tuple:
+    """Layer ``n``'s skip connections, checked: ``((k, int matrix), ...)``."""
+    if not isinstance(skip, (tuple, list)):
+        raise ConfigError(f"parameter 'layers[{n}].skip' must be a tuple of (layer, weights) "
+                          f"pairs, not {short_repr(skip)}")
+    out, last = [], -1
+    for pair in skip:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise ConfigError(f"parameter 'layers[{n}].skip' must hold (layer, weights) pairs, "
+                              f"not {short_repr(pair)}")
+        k, sw = pair
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not last < k < n - 1:
+            raise ConfigError(f"parameter 'layers[{n}].skip' source must be a layer in "
+                              f"[{last + 1}, {n - 2}] (an earlier layer than {n - 1}, in "
+                              f"increasing order), not {short_repr(k)}")
+        k = int(k)
+        sw = _check_matrix(f"layers[{n}].skip[{k}]", sw, w_width)
+        if sw.shape != (layers[n].neurons, layers[k].neurons):
+            raise ConfigError(f"parameter 'layers[{n}].skip[{k}]' must have shape "
+                              f"({layers[n].neurons}, {layers[k].neurons}) (this layer's "
+                              f"neurons, layer {k}'s), not {sw.shape}")
+        out.append((k, sw))
+        last = k
+    return tuple(out)
 
 
 @dataclass
@@ -318,14 +370,25 @@ def simulate_network(network: Network, steps: int, x, *, states=None,
     synops = 0
     inp = xs
     for n, layer in enumerate(layers):
-        if layer.rec is None:
+        if layer.rec is None and not layer.skip:
             i = synaptic_current(layer.weights, inp, layer.config.shape.i_width)
             res = fixed.simulate(layer.config, steps, i, state=states[n])
             sp, vv, final = res.spikes, res.v, res.final
         else:
-            i, sp, vv, final = _recurrent(layer, steps, inp, states[n], prev[n])
-            synops += int(np.concatenate([[prev[n]], sp[:-1]]).astype(np.int64).sum()) \
-                * layer.neurons
+            ff = np.asarray(inp, dtype=np.int64) @ layer.weights.T  # exact: saturated below
+            for k, sw in layer.skip:  # earlier layers' spikes of the same step
+                src = spikes[k].astype(np.int64)
+                ff = ff + src @ sw.T
+                synops += int(src.sum()) * layer.neurons
+            if layer.rec is None:
+                lo, hi = signed_range(layer.config.shape.i_width)
+                i = np.clip(ff, lo, hi)
+                res = fixed.simulate(layer.config, steps, i, state=states[n])
+                sp, vv, final = res.spikes, res.v, res.final
+            else:
+                i, sp, vv, final = _recurrent(layer, steps, ff, states[n], prev[n])
+                synops += int(np.concatenate([[prev[n]], sp[:-1]]).astype(np.int64).sum()) \
+                    * layer.neurons
         spikes.append(sp)
         vs.append(vv.astype(np.int64))
         cur.append(i)
@@ -337,10 +400,10 @@ def simulate_network(network: Network, steps: int, x, *, states=None,
     return NetworkResult(spikes, vs, cur, finals, input_ops, synops, last)
 
 
-def _recurrent(layer: Layer, steps: int, inp, state, prev):
-    """A recurrent layer step by step: ``(currents, spikes, v, final state)``."""
+def _recurrent(layer: Layer, steps: int, ff, state, prev):
+    """A recurrent layer step by step, ``ff`` [steps, N] the exact (unsaturated) sum of its
+    other sources: ``(currents, spikes, v, final state)``."""
     lo, hi = signed_range(layer.config.shape.i_width)
-    ff = np.asarray(inp, dtype=np.int64) @ layer.weights.T  # exact, saturated with the rest
     p = np.asarray(prev, dtype=np.int64)
     cur, sps, vs = [], [], []
     for t in range(steps):
@@ -390,7 +453,7 @@ def simulate_network_batch(network: Network, steps: int, x) -> list[NetworkResul
                           f"not {a.shape}")
     batch = a.shape[0]
     xs = np.stack([_check_x(network, a[b], steps) for b in range(batch)])  # [B, T, n]
-    if any(network.recurrent):
+    if any(network.recurrent) or any(network.skips):
         return [simulate_network(network, steps, xs[b]) for b in range(batch)]
     outs = [NetworkResult([], [], [], []) for _ in range(batch)]
     input_ops = (xs != 0).sum(axis=(1, 2)) * network.layers[0].neurons

@@ -55,6 +55,19 @@ def _check_recurrent(recurrent, shapes, *, x_width, reuse, x_memory) -> tuple:
     return rec
 
 
+def _check_skips(skips, shapes) -> tuple:
+    n = len(shapes)
+    sk = ((),) * n if skips is None else tuple(tuple(s) for s in skips)
+    if len(sk) != n:
+        raise ConfigError(f"parameter 'skips' must name {n} layers' sources, not {skips!r}")
+    for layer, srcs in enumerate(sk):
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in srcs) or \
+                list(srcs) != sorted(set(srcs)) or any(not 0 <= k < layer - 1 for k in srcs):
+            raise ConfigError(f"parameter 'skips[{layer}]' must be increasing layers in [0, "
+                              f"{layer - 2}] (earlier than the layer before), not {srcs!r}")
+    return sk
+
+
 def record_layout(shapes, *, membrane: bool = True) -> data.StructLayout:
     """Payload of ``Network.s_stream``: one record per layer per step.
 
@@ -131,6 +144,13 @@ class Network(wiring.Component):
         a register that holds the layer's spikes (counts) of the previous step: latched when
         the layer's record is sent, cleared by ``clear``. A recurrent layer 0 needs
         ``x_width == count_width``, ``reuse=False`` and no ``x_memory``. Default: none.
+    skips : sequence of sequences of int, or None
+        Per layer ``l``: the earlier layers ``k < l - 1`` whose spikes (counts) of the same
+        step it also reads (skip connections, ``lifgate.golden.synapse.Layer.skip``), in
+        increasing order. Its synapse reads ``Cat(s_{l-1}(t), s_k1(t), ..., prev_l)``: layer
+        ``k``'s spike register holds ``s_k(t)`` from layer ``k``'s record of step ``t`` until
+        layer ``k`` runs again at step ``t + 1``, after layer ``l``, so no extra register is
+        needed. Default: none.
 
     Latency per step (no backpressure on ``s_stream``): layer by layer, the synapse's
     :meth:`~lifgate.hdl.synapse.Synapse.step_clocks` (``D_l (n_l + 4)`` dense,
@@ -172,7 +192,7 @@ class Network(wiring.Component):
     def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
                  membrane: bool = True, events: bool = True, event_ports: int = 1,
                  reuse: bool = True, x_memory: bool = False, cache_ram: str = "memory",
-                 array_options: dict | None = None, recurrent=None):
+                 array_options: dict | None = None, recurrent=None, skips=None):
         try:
             if not isinstance(reuse, bool):
                 raise ConfigError(f"parameter 'reuse' must be a bool, not {reuse!r}")
@@ -185,6 +205,7 @@ class Network(wiring.Component):
             shapes = _check_shapes(shapes)
             recurrent = _check_recurrent(recurrent, shapes, x_width=x_width, reuse=reuse,
                                          x_memory=x_memory)
+            skips = _check_skips(skips, shapes)
         except ConfigError:
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise
@@ -197,9 +218,10 @@ class Network(wiring.Component):
         self.inputs = inputs
         self.w_width, self.x_width = w_width, x_width
         self.recurrent = recurrent
+        self.skips = skips
         self.fan_in = [inputs] + [s.neurons for s in shapes[:-1]]
-        self.fan_in = [f + (s.neurons if r else 0)
-                       for f, s, r in zip(self.fan_in, shapes, recurrent, strict=True)]
+        self.fan_in = [f + (s.neurons if r else 0) + sum(shapes[k].neurons for k in sk)
+                       for f, s, r, sk in zip(self.fan_in, shapes, recurrent, skips, strict=True)]
         # a later layer's inputs: the spikes (1 bit) or the spike counts of the layer before
         xw = [x_width] + [s.count_width for s in shapes[:-1]]
         self.synapses = [
@@ -250,7 +272,8 @@ class Network(wiring.Component):
                    w_width=network.w_width, x_width=network.x_width, membrane=membrane,
                    events=events, event_ports=event_ports, reuse=False if recurrent[0] else reuse,
                    x_memory=x_memory, cache_ram=cache_ram, array_options=array_options,
-                   recurrent=recurrent)
+                   recurrent=recurrent,
+                   skips=tuple(layer.sources for layer in network.layers))
 
     def elaborate(self, platform):
         m = Module()
@@ -404,8 +427,8 @@ class Network(wiring.Component):
 
     def _inputs(self, m, spikes, prev):
         """Layer 0 reads ``x`` (or the x memory); layer ``l > 0`` the spikes (or counts) that
-        layer ``l - 1`` produced at the same step; a recurrent layer then its own of the step
-        before (``prev``)."""
+        layer ``l - 1`` produced at the same step, then those of its skip sources (same step);
+        a recurrent layer then its own of the step before (``prev``)."""
         if self.x_memory:
             xmem = Memory(shape=unsigned(self.x_width), depth=max(2, self.inputs), init=[])
             m.submodules.x_memory = xmem
@@ -418,8 +441,10 @@ class Network(wiring.Component):
         else:
             m.d.comb += self.synapses[0].x.eq(self.x)
         for n in range(1, len(self.shapes)):
-            x = spikes[n - 1] if prev[n] is None else Cat(spikes[n - 1], prev[n])
-            m.d.comb += self.synapses[n].x.eq(x)
+            srcs = [spikes[n - 1]] + [spikes[k] for k in self.skips[n]]
+            if prev[n] is not None:
+                srcs.append(prev[n])
+            m.d.comb += self.synapses[n].x.eq(Cat(*srcs) if len(srcs) > 1 else srcs[0])
 
     def _read_back(self, m):
         """Weight read-back: the address goes to every synapse; the layer and lane that pick
