@@ -20,11 +20,12 @@ Contract, in short (``docs/networks.md`` has it in full):
   ``s_l(-1) = 0`` after a clear; one synapse of fan-in ``n_{l-1} + N_l`` over the concatenated
   input ``[s_{l-1}(t), s_l(t - 1)]`` with weights ``[W_l | W_rec]`` (:attr:`Layer.full_weights`),
   so the sum is exact and saturated once;
-* a layer may also read the spikes (counts) of EARLIER layers ``k < l - 1`` of the **same**
-  step (skip connections, :attr:`Layer.skip`): ``I_l(t) = sat(W_l . s_{l-1}(t) + sum_k W_{l,k}
-  . s_k(t) + W_rec . s_l(t - 1))``, one synapse over ``[s_{l-1}(t), s_k1(t), ..., s_l(t - 1)]``
-  (sources in increasing ``k``, the recurrent block last) with the weight blocks side by side;
-  the sum of all sources is saturated once, as NIR sums a node's inputs.
+* a layer may also read the spikes (counts) of EARLIER layers ``k < l - 1`` (skip
+  connections, :attr:`Layer.skip`), each ``d_k >= 0`` steps late (0: the same step):
+  ``I_l(t) = sat(W_l . s_{l-1}(t) + sum_k W_{l,k} . s_k(t - d_k) + W_rec . s_l(t - 1))`` with
+  ``s(t) = 0`` for ``t < 0`` after a clear; one synapse over ``[s_{l-1}(t), s_k1(t - d_k1),
+  ..., s_l(t - 1)]`` (sources in increasing ``k``, the recurrent block last) with the weight
+  blocks side by side; the sum of all sources is saturated once, as NIR sums a node's inputs.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from lifgate.checks import short_repr
 from lifgate.config import ArrayShape, Config, ConfigError, acc_width, signed_range
 
 __all__ = [
+    "SKIP_DELAY_MAX",
     "Layer",
     "Network",
     "NetworkResult",
@@ -49,6 +51,10 @@ __all__ = [
     "synapse_clocks",
     "synaptic_current",
 ]
+
+
+#: Largest delay of a skip connection, in steps (a register of the source's spikes per step).
+SKIP_DELAY_MAX = 64
 
 
 def _check_matrix(name: str, weights, w_width: int) -> np.ndarray:
@@ -130,10 +136,11 @@ class Layer:
     rec : int array [neurons, neurons] or None
         Recurrent weights: ``rec[j, k]`` feeds neuron ``k``'s spike (count) of the previous
         step into neuron ``j``. None: a feed-forward layer.
-    skip : tuple of (int, int array [neurons, N_k])
-        Skip connections: ``(k, W_k)`` pairs, ``k`` an earlier layer than the one before this
-        one (``0 <= k < l - 1``), in increasing ``k``; ``W_k[j, i]`` feeds layer ``k``'s spike
-        (count) ``i`` of the same step into neuron ``j``. Empty: none.
+    skip : tuple of (int, int array [neurons, N_k], int)
+        Skip connections: ``(k, W_k, d)`` triples (a pair ``(k, W_k)`` means ``d = 0``), ``k``
+        an earlier layer than the one before this one (``0 <= k < l - 1``), in increasing
+        ``k``; ``W_k[j, i]`` feeds layer ``k``'s spike (count) ``i`` of ``d`` steps before
+        (0 to :data:`SKIP_DELAY_MAX`; 0: the same step) into neuron ``j``. Empty: none.
     """
 
     weights: np.ndarray
@@ -149,13 +156,13 @@ class Layer:
         spikes of the previous step."""
         if self.rec is None and not self.skip:
             return self.weights
-        blocks = [self.weights] + [w for _, w in self.skip]
+        blocks = [self.weights] + [sk[1] for sk in self.skip]
         return np.hstack(blocks + ([] if self.rec is None else [self.rec]))
 
     @property
     def sources(self) -> tuple:
-        """The skip sources' layer indices, in the order of :attr:`full_weights`."""
-        return tuple(k for k, _ in self.skip)
+        """The skip sources' ``(layer, delay)``, in the order of :attr:`full_weights`."""
+        return tuple((sk[0], sk[2]) for sk in self.skip)
 
     @property
     def inputs(self) -> int:
@@ -230,7 +237,7 @@ class Network:
                                   f"network, not {layer.config.noise.gain}")
             xw = self.x_width if n == 0 else layers[n - 1].config.shape.count_width
             fan_in = w.shape[1] + (0 if rec is None else layer.neurons) + \
-                sum(sw.shape[1] for _, sw in skip)
+                sum(sk[1].shape[1] for sk in skip)
             if acc_width(fan_in, self.w_width, xw) > 62:
                 raise ConfigError(f"layer {n} has too many inputs for a 62-bit accumulator")
             fixed_layers.append(Layer(w, layer.config, rec, skip))
@@ -251,21 +258,36 @@ class Network:
 
     @property
     def skips(self) -> tuple:
-        """Per layer: the layers its skip connections read (:attr:`Layer.sources`)."""
+        """Per layer: the ``(layer, delay)`` its skip connections read (:attr:`Layer.sources`)."""
         return tuple(layer.sources for layer in self.layers)
+
+    @property
+    def history(self) -> tuple:
+        """Per layer: how many past steps of its spikes a skip connection reads (the largest
+        delay of the skips from it; 0: none)."""
+        h = [0] * len(self.layers)
+        for layer in self.layers:
+            for k, d in layer.sources:
+                h[k] = max(h[k], d)
+        return tuple(h)
 
 
 def _check_skip(n: int, skip, layers, w_width: int) -> tuple:
-    """Layer ``n``'s skip connections, checked: ``((k, int matrix), ...)``."""
+    """Layer ``n``'s skip connections, checked: ``((k, int matrix, delay), ...)``."""
     if not isinstance(skip, (tuple, list)):
-        raise ConfigError(f"parameter 'layers[{n}].skip' must be a tuple of (layer, weights) "
-                          f"pairs, not {short_repr(skip)}")
+        raise ConfigError(f"parameter 'layers[{n}].skip' must be a tuple of (layer, weights, "
+                          f"delay) triples, not {short_repr(skip)}")
     out, last = [], -1
     for pair in skip:
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-            raise ConfigError(f"parameter 'layers[{n}].skip' must hold (layer, weights) pairs, "
-                              f"not {short_repr(pair)}")
-        k, sw = pair
+        if not (isinstance(pair, (tuple, list)) and len(pair) in (2, 3)):
+            raise ConfigError(f"parameter 'layers[{n}].skip' must hold (layer, weights, delay) "
+                              f"triples, not {short_repr(pair)}")
+        k, sw = pair[:2]
+        d = pair[2] if len(pair) == 3 else 0
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or \
+                not 0 <= d <= SKIP_DELAY_MAX:
+            raise ConfigError(f"parameter 'layers[{n}].skip' delay must be an integer in [0, "
+                              f"{SKIP_DELAY_MAX}], not {short_repr(d)}")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not last < k < n - 1:
             raise ConfigError(f"parameter 'layers[{n}].skip' source must be a layer in "
                               f"[{last + 1}, {n - 2}] (an earlier layer than {n - 1}, in "
@@ -276,7 +298,7 @@ def _check_skip(n: int, skip, layers, w_width: int) -> tuple:
             raise ConfigError(f"parameter 'layers[{n}].skip[{k}]' must have shape "
                               f"({layers[n].neurons}, {layers[k].neurons}) (this layer's "
                               f"neurons, layer {k}'s), not {sw.shape}")
-        out.append((k, sw))
+        out.append((k, sw, int(d)))
         last = k
     return tuple(out)
 
@@ -299,6 +321,9 @@ class NetworkResult:
     last : list of arrays [N_l]
         Every layer's spikes (counts) of the run's last step (``prev=`` to continue a
         recurrent network; those of ``prev`` for a run of 0 steps).
+    past : list of arrays [H_l, N_l]
+        Every layer's spikes (counts) of the run's last ``H_l`` steps, oldest first
+        (``Network.history``: what delayed skip connections read; ``past=`` to continue).
     """
 
     spikes: list
@@ -321,6 +346,7 @@ class NetworkResult:
     #: plus a recurrent layer's own spikes of the step before times its neurons.
     spike_ops: int = 0
     last: list = None
+    past: list = None
 
 
 def _check_x(network: Network, x, steps: int) -> np.ndarray:
@@ -343,7 +369,7 @@ def _check_x(network: Network, x, steps: int) -> np.ndarray:
 
 
 def simulate_network(network: Network, steps: int, x, *, states=None,
-                     prev=None) -> NetworkResult:
+                     prev=None, past=None) -> NetworkResult:
     """Run ``network`` for ``steps`` steps on the first-layer inputs ``x`` ([steps, inputs] or
     [inputs], constant).
 
@@ -352,7 +378,8 @@ def simulate_network(network: Network, steps: int, x, *, states=None,
     recurrent layer adds ``W_rec . s_l[t - 1]`` inside the saturation.
     ``states`` (one ``fixed.State`` per layer) continues a run; default: after a clear.
     ``prev`` (one spike vector per layer, ``NetworkResult.last``) continues a recurrent
-    network; default: zero (after a clear).
+    network, ``past`` (``NetworkResult.past``) one with delayed skip connections; default:
+    zero (after a clear). A skip connection ``(k, W, d)`` adds ``W . s_k[t - d]``.
     Feed-forward layers are computed over all steps at once, which is the same as step by
     step; a recurrent layer step by step.
     """
@@ -365,6 +392,12 @@ def simulate_network(network: Network, steps: int, x, *, states=None,
         states = [None] * len(layers)
     if prev is None:
         prev = [np.zeros(layer.neurons, dtype=np.int64) for layer in layers]
+    hist = network.history
+    if past is None:
+        past = [np.zeros((h, layer.neurons), dtype=np.int64)
+                for h, layer in zip(hist, layers, strict=True)]
+    # every layer's spikes with the past steps a delayed skip reads before them
+    full = []
     spikes, vs, cur, finals, last = [], [], [], [], []
     input_ops = int((xs != 0).sum()) * layers[0].neurons
     synops = 0
@@ -376,8 +409,9 @@ def simulate_network(network: Network, steps: int, x, *, states=None,
             sp, vv, final = res.spikes, res.v, res.final
         else:
             ff = np.asarray(inp, dtype=np.int64) @ layer.weights.T  # exact: saturated below
-            for k, sw in layer.skip:  # earlier layers' spikes of the same step
-                src = spikes[k].astype(np.int64)
+            for k, sw, d in layer.skip:  # earlier layers' spikes, d steps before
+                h = len(full[k]) - steps
+                src = full[k][h - d:h - d + steps]
                 ff = ff + src @ sw.T
                 synops += int(src.sum()) * layer.neurons
             if layer.rec is None:
@@ -390,6 +424,11 @@ def simulate_network(network: Network, steps: int, x, *, states=None,
                 synops += int(np.concatenate([[prev[n]], sp[:-1]]).astype(np.int64).sum()) \
                     * layer.neurons
         spikes.append(sp)
+        old = np.asarray(past[n], dtype=np.int64)
+        if old.shape != (hist[n], layer.neurons):
+            raise ConfigError(f"parameter 'past[{n}]' must have shape ({hist[n]}, "
+                              f"{layer.neurons}) (NetworkResult.past), not {old.shape}")
+        full.append(np.concatenate([old, sp.astype(np.int64)]))
         vs.append(vv.astype(np.int64))
         cur.append(i)
         finals.append(final)
@@ -397,7 +436,8 @@ def simulate_network(network: Network, steps: int, x, *, states=None,
         inp = sp.astype(np.int64)
         if n + 1 < len(layers):
             synops += int(inp.sum()) * layers[n + 1].neurons
-    return NetworkResult(spikes, vs, cur, finals, input_ops, synops, last)
+    return NetworkResult(spikes, vs, cur, finals, input_ops, synops, last,
+                         [f[len(f) - h:] for f, h in zip(full, hist, strict=True)])
 
 
 def _recurrent(layer: Layer, steps: int, ff, state, prev):
