@@ -169,9 +169,12 @@ def test_nir_recurrent_loop_becomes_rec():
     assert any("recurrent loop" in note for note in imp.notes)
 
 
-def test_boards_refuse_recurrent_networks():
-    with pytest.raises(ConfigError, match="recurrent layers cannot go onto a board"):
-        NetFeatures.for_network(recurrent_network(3))
+def test_boards_take_recurrent_networks():
+    """A board carries a recurrent network (tests/test_skip.py runs one on the simulated
+    board): its features name the recurrent layers, its weight rows hold ``W | W_rec``."""
+    net = recurrent_network(3)
+    f = NetFeatures.for_network(net)
+    assert f.recurrent == (False, True) and f.fan_in == [6, 4 + 2]
 
 
 def branch_graph(w1, w2a, w2b, *, other_source=False):

@@ -7,15 +7,19 @@ and the NIR importer's branches from different sources."""
 import nir
 import numpy as np
 import pytest
+from lifgate.boards.nethost import open_network_board
+from lifgate.boards.netproto import NetCmd, NetFeatures, net_version_payload, parse_net_version
+from lifgate.boards.protocol import encode_frame
 from lifgate.golden import fixed
 from lifgate.golden.synapse import Layer, Network, simulate_network, simulate_network_batch
 from lifgate.hdl.network import Network as NetworkHW
 from lifgate.sim.tb_network import run_network
+from test_boards_network import DIVISOR, LINK_TIMEOUT, Session
 from test_nir_nodes import lif
 from test_synapse_network import random_network, run_amaranth
 
 from lifgate.compilers.nir_import import export_nir, import_nir
-from lifgate.config import ConfigError, signed_range
+from lifgate.config import ConfigError, pack_params, signed_range
 
 
 def skip_network(seed, *, recurrent=(), sizes=(6, 4, 2, 2), lanes=(2, 1, 2), skips=None):
@@ -313,3 +317,115 @@ def test_nir_skip_from_the_input_refused():
                                           "network input feeds the first layer only"):
         import_nir(g)
 
+
+# --- on the board link ---------------------------------------------------------------------
+
+BOARD_NET = "skip+rec, delay 1"
+
+
+def test_board_features_and_version_carry_the_sources():
+    """NetFeatures of a skip + recurrent network: the sources, the weight rows of
+    ``full_weights``, a VERSION reply that grows by the sources and parses back; a
+    feed-forward network's reply is unchanged."""
+    net = skip_network(13, **NETS[BOARD_NET])
+    f = NetFeatures.for_network(net)
+    assert f.recurrent == (False, False, True) and f.skips == ((), (), ((0, 1),))
+    assert f.fan_in == [la.full_weights.shape[1] for la in net.layers]
+    ff = NetFeatures(f.shapes, f.inputs, w_width=f.w_width)
+    assert ff.feed_forward and not f.feed_forward
+    assert len(net_version_payload(f)) == len(net_version_payload(ff)) + 2 * 3 + 2
+    assert parse_net_version(net_version_payload(f)) == f
+    assert parse_net_version(net_version_payload(ff)) == ff
+    with pytest.raises(ConfigError, match=r"'skips\[2\]' must be \(layer, delay\) pairs"):
+        NetFeatures(f.shapes, f.inputs, skips=((), (), ((1, 0),)))
+
+
+def test_board_model_runs_skip_and_recurrent_networks_like_golden():
+    """Loaded through the host API on the protocol model: runs continued across RUN commands
+    (the latches persist) and after a CLEAR (they are zeroed) equal the golden model; the
+    weights read back are ``full_weights``."""
+    for name in NETS:
+        net = skip_network(13, **NETS[name])
+        f = NetFeatures.for_network(net, max_payload=40)
+        board = open_network_board("model", features=f)
+        board.load(net)
+        for n, layer in enumerate(net.layers):
+            assert np.array_equal(board.read_weights(n), layer.full_weights)
+        x = np.random.default_rng(13).integers(0, 2, size=net.inputs)
+        board.write_x(x)
+        a = board.run(7, membrane=True, all_layers=True)
+        b = board.run(5, membrane=True, all_layers=True)
+        ref = simulate_network(net, 12, x)
+        for n in range(len(net.layers)):
+            assert np.array_equal(np.vstack([a.spikes[n], b.spikes[n]]), ref.spikes[n]), name
+            assert np.array_equal(np.vstack([a.v[n], b.v[n]]), ref.v[n]), name
+        board.clear()
+        c = board.run(6, membrane=True, all_layers=True)
+        assert np.array_equal(c.v[-1], simulate_network(net, 6, x).v[-1]), name
+
+
+def board_session(board, net):
+    """Load ``net`` frame by frame (every weight row of ``full_weights``), read it back, set
+    parameters and inputs, run continued and after a clear: every reply compared with the
+    protocol model's, byte for byte. Returns the session."""
+    f = board.features
+    ex = Session(board, f)
+    assert ex(encode_frame(NetCmd.VERSION))[0].payload == net_version_payload(f)
+    wb = f.weight_bytes
+    per = (f.max_payload - 9) // wb
+    for n, layer in enumerate(net.layers):
+        flat, fan = layer.full_weights.reshape(-1), f.fan_in[n]
+        for k in range(0, flat.size, per):
+            ex(encode_frame(NetCmd.WRITE_WEIGHTS, bytes([n]) + (k // fan).to_bytes(4, "little")
+                            + (k % fan).to_bytes(4, "little")
+                            + b"".join((int(v) & ((1 << 8 * wb) - 1)).to_bytes(wb, "little")
+                                       for v in flat[k:k + per])), "load")
+        for k in range(0, flat.size, 9):
+            cnt = min(9, flat.size - k)
+            (rep,) = ex(encode_frame(NetCmd.READ_WEIGHTS, bytes([n])
+                                     + (k // fan).to_bytes(4, "little")
+                                     + (k % fan).to_bytes(4, "little")
+                                     + cnt.to_bytes(2, "little")), "read back")
+            got = [int.from_bytes(rep.payload[q:q + wb], "little", signed=True)
+                   for q in range(0, wb * cnt, wb)]
+            assert got == flat[k:k + cnt].tolist()
+        for g, p in enumerate(layer.config.params):
+            ex(encode_frame(NetCmd.SET_PARAMS, bytes([n]) + g.to_bytes(4, "little")
+                            + pack_params(f.shapes[n], p).to_bytes(f.param_bytes, "little")))
+    rng = np.random.default_rng(5)
+    for x, runs in ((rng.integers(0, 2, size=net.inputs), ((6, 7), (4, 7))),
+                    (np.ones(net.inputs, int), ((3, 5),)), (None, ((5, 7),))):
+        if x is None:
+            ex(encode_frame(NetCmd.CLEAR))
+        else:
+            ex(encode_frame(NetCmd.WRITE_X, bytes(4) + bytes(x.tolist())))
+        for steps, flags in runs:
+            got = ex(encode_frame(NetCmd.RUN, steps.to_bytes(4, "little") + bytes([flags])))
+            assert got[-1].cmd == NetCmd.RUN_DONE
+    return ex
+
+
+def test_board_session_on_the_model():
+    """The session's expectations hold on the model itself, and its runs spike."""
+    net = skip_network(13, **NETS[BOARD_NET])
+    board = open_network_board("model", features=NetFeatures.for_network(net, max_payload=40))
+    ex = board_session(board, net)
+    assert ex.replies > 60
+
+
+@pytest.mark.icarus
+@pytest.mark.verilator
+def test_board_sim_skip_and_recurrent_network(tmp_path):
+    """The simulated network board (``NetworkLink`` with the skip + recurrent network) replies
+    like the protocol model, byte for byte, on Icarus and on Verilator."""
+    net = skip_network(13, **NETS[BOARD_NET])
+    f = NetFeatures.for_network(net, max_payload=40)
+    for sim in ("icarus", "verilator"):
+        board = open_network_board(f"sim:{sim}", features=f, build_dir=tmp_path,
+                                   divisor=DIVISOR, link_timeout=LINK_TIMEOUT, timeout=120,
+                                   optimize=False)
+        try:
+            assert board.features == f
+            board_session(board, net)
+        finally:
+            board.close()
