@@ -73,6 +73,8 @@ NETS = {  # name: skip_network options
                               skips={2: ((0, 1),)}),
     "two sources, delays 2 and 0": dict(sizes=(6, 8, 4, 4, 2), lanes=(2, 2, 2, 1),
                                         skips={3: ((0, 2), (1, 0))}),
+    "all": dict(sizes=(6, 8, 4, 4, 4), lanes=(2, 2, 2, 2), recurrent=(3,),
+                skips={2: ((0, 0),), 3: ((0, 2), (1, 0))}),
 }
 
 
@@ -185,13 +187,13 @@ def test_skip_network_matches_golden_amaranth(name, events):
 
 @pytest.mark.icarus
 @pytest.mark.verilator
-@pytest.mark.parametrize("name", ["skip", "skip+rec, delay 1"])
-def test_skip_network_rtl_on_icarus_and_verilator(name, tmp_path):
-    """The generated Verilog of a skip network and of a skip (one step late) + recurrent one,
-    spike for spike and membrane for membrane against the golden model on both simulators:
-    random inputs, no input spike, every input spiking; each sample starts from a clear (which
-    must empty the delay and prev registers)."""
-    net = skip_network(13, **NETS[name])
+def test_skip_network_rtl_on_icarus_and_verilator(tmp_path):
+    """The generated Verilog of a network with every kind of source (layer 2 reads layer 0 of
+    the same step; layer 3 reads layer 0 two steps late, layer 1 of the same step and its own
+    spikes of the step before), spike for spike and membrane for membrane against the golden
+    model on both simulators: random inputs, no input spike, every input spiking; each sample
+    starts from a clear (which must empty the delay and prev registers)."""
+    net = skip_network(13, **NETS["all"])
     rng = np.random.default_rng(13)
     samples = [(rng.integers(0, 2, size=net.inputs), 10), (np.zeros(net.inputs, int), 6),
                (np.ones(net.inputs, int), 10)]
