@@ -175,7 +175,8 @@ class NetworkBoard(LinkHost):
 
     def write_weights(self, layer: int, weights) -> None:
         """All weights of ``layer``: a matrix [N_l, n_l] (row ``j`` feeds neuron ``j``) of
-        integers in the signed ``w_width`` range."""
+        integers in the signed ``w_width`` range; ``n_l`` is the synapse's fan-in
+        (``NetFeatures.fan_in``: a recurrent or skip layer's ``Layer.full_weights``)."""
         f = self.features
         layer, w = self._weights(layer, weights)
         n = f.fan_in[layer]
@@ -221,11 +222,11 @@ class NetworkBoard(LinkHost):
         if want != f:
             raise ConfigError(f"the network ({want}) does not fit the board ({f})")
         for n, layer in enumerate(network.layers):
-            self._weights(n, layer.weights)
+            self._weights(n, layer.full_weights)
             for g, p in enumerate(layer.config.params):
                 self._param_word(n, g, p)
         for n, layer in enumerate(network.layers):
-            self.write_weights(n, layer.weights)
+            self.write_weights(n, layer.full_weights)
             for g, p in enumerate(layer.config.params):
                 self.set_params(n, g, p)
         self.clear()

@@ -68,10 +68,13 @@ class NetworkLink(LinkComponent):
         f = self.features
         # Multi-bit inputs (a dense layer 0) live in the network's x memory (a block RAM),
         # not in a register of inputs x x_width bits (320 flip-flops for the digits network).
+        # A recurrent layer 0 changes its currents every step: no layer-0 current reuse.
         m.submodules.net = net = Network(f.shapes, inputs=f.inputs, w_width=f.w_width,
                                          x_width=f.x_width, membrane=f.membrane,
                                          x_memory=f.x_width > 1, cache_ram=self.cache_ram,
-                                         array_options=self.array_options)
+                                         array_options=self.array_options,
+                                         recurrent=f.recurrent, skips=f.skips,
+                                         reuse=not f.recurrent[0])
         _NetExecutor(m, core, net, f)
         return net.busy, Const(0, 1)
 

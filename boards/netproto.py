@@ -156,6 +156,11 @@ class NetFeatures:
         Membrane readback built (RUN's membrane flag is legal).
     max_payload : int
         Frame buffer size in bytes, 16 to 65535.
+    recurrent : tuple of bool
+        Per layer: recurrent weights (``lifgate.golden.synapse.Layer.rec``); empty: none.
+    skips : tuple of tuples of (int, int)
+        Per layer: its skip connections' ``(source layer, delay)``
+        (``lifgate.golden.synapse.Layer.sources``); empty: none.
     """
 
     shapes: tuple
@@ -164,6 +169,8 @@ class NetFeatures:
     x_width: int = 1
     membrane: bool = True
     max_payload: int = 256
+    recurrent: tuple = ()
+    skips: tuple = ()
 
     def __post_init__(self):
         shapes = tuple(self.shapes)
@@ -192,21 +199,49 @@ class NetFeatures:
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ConfigError(f"parameter {name!r} must be an integer in [{lo}, {hi}], "
                                   f"not {value!r}")
+        self._check_sources()
         if self.max_payload < 5 + self.param_bytes:
             raise ConfigError(f"parameter 'max_payload' must be at least {5 + self.param_bytes} "
                               f"(a SET_PARAMS frame), not {self.max_payload!r}")
 
+    def _check_sources(self):
+        """Normalise ``recurrent`` and ``skips`` to one entry per layer, and check them."""
+        L = len(self.shapes)
+        rec = tuple(self.recurrent) or (False,) * L
+        if len(rec) != L or not all(isinstance(r, bool) for r in rec):
+            raise ConfigError(f"parameter 'recurrent' must be {L} bools, not {self.recurrent!r}")
+        skips = tuple(tuple(tuple(p) for p in sk) for sk in self.skips) or ((),) * L
+        if len(skips) != L:
+            raise ConfigError(f"parameter 'skips' must name {L} layers' sources, not "
+                              f"{self.skips!r}")
+        for n, sk in enumerate(skips):
+            ks = [p[0] for p in sk]
+            if any(len(p) != 2 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                          for v in p) for p in sk) or \
+                    ks != sorted(set(ks)) or any(not 0 <= k < n - 1 for k in ks) or \
+                    any(not 0 <= d <= 64 for _, d in sk):
+                raise ConfigError(f"parameter 'skips[{n}]' must be (layer, delay) pairs, "
+                                  f"layers increasing in [0, {n - 2}], delays in [0, 64], not "
+                                  f"{sk!r}")
+        if rec[0] and self.x_width != 1:
+            raise ConfigError(f"parameter 'recurrent[0]' needs x_width 1 on a board (one "
+                              f"synapse reads x and the layer's spikes), not {self.x_width}")
+        object.__setattr__(self, "recurrent", rec)
+        object.__setattr__(self, "skips", skips)
+
     @classmethod
     def for_network(cls, network, *, membrane: bool = True, max_payload: int = 256):
         """The features of a board that carries ``network`` (a
-        :class:`lifgate.golden.synapse.Network`). A recurrent network is refused: the board's
-        link carries feed-forward networks only (docs/networks.md, "Recurrent layers")."""
-        if any(layer.rec is not None for layer in network.layers):
-            raise ConfigError("a network with recurrent layers cannot go onto a board yet (the "
-                              "network link carries feed-forward layers only): simulate it "
-                              "(lifgate import-nir --rtl)")
+        :class:`lifgate.golden.synapse.Network`), recurrent layers and skip connections
+        included (docs/networks.md, "Recurrent layers", "Skip connections")."""
         return cls(tuple(network.shapes), network.inputs, w_width=network.w_width,
-                   x_width=network.x_width, membrane=membrane, max_payload=max_payload)
+                   x_width=network.x_width, membrane=membrane, max_payload=max_payload,
+                   recurrent=tuple(network.recurrent), skips=tuple(network.skips))
+
+    @property
+    def feed_forward(self) -> bool:
+        """True without recurrent layers and skip connections."""
+        return not any(self.recurrent) and not any(self.skips)
 
     @property
     def layers(self) -> int:
@@ -214,8 +249,13 @@ class NetFeatures:
 
     @property
     def fan_in(self) -> list:
-        """``n_l`` of every layer."""
-        return [self.inputs] + [s.neurons for s in self.shapes[:-1]]
+        """Every layer's synapse fan-in: ``n_l`` (``n_0 = inputs``, ``n_l = N_{l-1}``), plus
+        ``N_k`` of each skip source and ``N_l`` if recurrent (the weight rows of
+        ``Layer.full_weights``, which the weight commands address)."""
+        base = [self.inputs] + [s.neurons for s in self.shapes[:-1]]
+        return [b + sum(self.shapes[k].neurons for k, _ in sk) + (s.neurons if r else 0)
+                for b, s, r, sk in zip(base, self.shapes, self.recurrent, self.skips,
+                                       strict=True)]
 
     @property
     def param_width(self) -> int:
@@ -246,6 +286,10 @@ class NetFeatures:
         return 5 + self.spike_bytes(layer) + (n * self.value_bytes if membrane else 0)
 
 
+def _latch_bytes(latches):
+    return None if latches is None else tuple(np.asarray(a).tobytes() for a in latches)
+
+
 def default_param_word(shape: ArrayShape) -> int:
     """The parameter word of every group after a reset: every field 0 but ``leak_mode``, the
     first of the shape's leak modes (a word of all zeros may name a mode it does not build)."""
@@ -260,7 +304,9 @@ def net_version_payload(f: NetFeatures) -> bytes:
     ref_width u8, decay_frac u8, step_width u8 (``param_bytes`` follows from those), then per
     layer: neurons u32, lanes u8, groups u32, i_width u8, modes u8
     (:func:`lifgate.boards.protocol.modes_byte`: bit ``m`` = LeakMode ``m``, bit 7 =
-    SUBTRACT_AFTER_LEAK built).
+    SUBTRACT_AFTER_LEAK built). A network with recurrent layers or skip connections
+    (``not f.feed_forward``) appends, per layer: recurrent u8 (0 or 1), skips ``S`` u8, then
+    ``S`` pairs of source layer u8, delay u8 (a feed-forward board's reply is unchanged).
     """
     s0 = f.shapes[0]
     out = (bytes([PROTOCOL_VERSION, NET_KIND, f.layers]) + f.inputs.to_bytes(4, "little")
@@ -271,6 +317,9 @@ def net_version_payload(f: NetFeatures) -> bytes:
         modes = modes_byte(s)
         out += (s.neurons.to_bytes(4, "little") + bytes([s.lanes]) + s.groups.to_bytes(4, "little")
                 + bytes([s.i_width, modes]))
+    if not f.feed_forward:
+        for r, sk in zip(f.recurrent, f.skips, strict=True):
+            out += bytes([int(r), len(sk)]) + b"".join(bytes([k, d]) for k, d in sk)
     return out
 
 
@@ -287,7 +336,19 @@ def parse_net_version(payload: bytes) -> NetFeatures:
             f"{payload[:2].hex() or 'empty'}..., {len(payload)} bytes)"
         )
     L = payload[2]
-    if len(payload) != 16 + 11 * L:
+    rec, skips, at = (), (), 16 + 11 * L
+    if len(payload) > at:  # the sources of a recurrent or skip network
+        rec, skips = [], []
+        for _ in range(L):
+            if at + 2 > len(payload) or at + 2 + 2 * payload[at + 1] > len(payload):
+                break
+            S = payload[at + 1]
+            rec.append(bool(payload[at]))
+            skips.append(tuple((payload[at + 2 + 2 * q], payload[at + 3 + 2 * q])
+                               for q in range(S)))
+            at += 2 + 2 * S
+        rec, skips = tuple(rec), tuple(skips)
+    if len(payload) != at or len(rec) not in (0, L):
         raise ConfigError(f"network VERSION reply of {len(payload)} bytes for {L} layers")
     u = int.from_bytes
     v_width, ref_width, decay_frac, step_width = payload[12:16]
@@ -302,7 +363,7 @@ def parse_net_version(payload: bytes) -> NetFeatures:
         ))
     return NetFeatures(tuple(shapes), u(payload[3:7], "little"), w_width=payload[7],
                        x_width=payload[8], membrane=bool(payload[9] & 1),
-                       max_payload=u(payload[10:12], "little"))
+                       max_payload=u(payload[10:12], "little"), recurrent=rec, skips=skips)
 
 
 class NetworkBoardModel(LinkModel):
@@ -344,21 +405,31 @@ class NetworkBoardModel(LinkModel):
                 for s, p in zip(self.features.shapes, self.params, strict=True)]
 
     def network(self):
-        """The :class:`lifgate.golden.synapse.Network` the board runs now."""
+        """The :class:`lifgate.golden.synapse.Network` the board runs now: each layer's
+        weight rows split into its blocks (``Layer.full_weights``)."""
         f = self.features
-        return Network(tuple(Layer(w.copy(), c) for w, c in zip(self.weights, self.configs(),
-                                                                 strict=True)),
-                       w_width=f.w_width, x_width=f.x_width)
+        layers = []
+        for n, (w, c) in enumerate(zip(self.weights, self.configs(), strict=True)):
+            at = ([f.inputs] + [s.neurons for s in f.shapes])[n]
+            main, skip = w[:, :at].copy(), []
+            for k, d in f.skips[n]:
+                skip.append((k, w[:, at:at + f.shapes[k].neurons].copy(), d))
+                at += f.shapes[k].neurons
+            rec = w[:, at:].copy() if f.recurrent[n] else None
+            layers.append(Layer(main, c, rec, tuple(skip)))
+        return Network(tuple(layers), w_width=f.w_width, x_width=f.x_width)
 
     def _clear(self):
         self.states = [fresh_state(c) for c in self.configs()]
         self.steps_done = 0
+        self.prev = self.past = None  # the latches of recurrent layers and delayed skips: 0
 
     def snapshot(self) -> tuple:
         """Everything a frame could change."""
         return (tuple(tuple(p) for p in self.params), tuple(self.x),
                 tuple(w.tobytes() for w in self.weights),
-                tuple((s.v.tobytes(), s.r.tobytes()) for s in self.states), self.steps_done)
+                tuple((s.v.tobytes(), s.r.tobytes()) for s in self.states), self.steps_done,
+                _latch_bytes(self.prev), _latch_bytes(self.past))
 
     @property
     def step(self) -> int:
@@ -461,7 +532,8 @@ class NetworkBoardModel(LinkModel):
         layers = range(f.layers) if flags & RUN_ALL_LAYERS else [f.layers - 1]
         while done < steps:
             k = min(chunk, steps - done)
-            res = simulate_network(net, k, x, states=self.states)
+            res = simulate_network(net, k, x, states=self.states, prev=self.prev,
+                                   past=self.past)
             if flags & (RUN_SPIKES | RUN_MEMBRANE):
                 for t in range(k):
                     for layer in layers:
@@ -469,6 +541,7 @@ class NetworkBoardModel(LinkModel):
                             layer, self.steps_done + t, res.spikes[layer][t],
                             res.v[layer][t] if flags & RUN_MEMBRANE else None))
             self.states = res.final
+            self.prev, self.past = res.last, res.past
             self.steps_done += k
             done += k
 

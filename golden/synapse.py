@@ -19,7 +19,13 @@ Contract, in short (``docs/networks.md`` has it in full):
   **previous** step come back, ``I_l(t) = sat(W_l . s_{l-1}(t) + W_rec . s_l(t - 1))`` with
   ``s_l(-1) = 0`` after a clear; one synapse of fan-in ``n_{l-1} + N_l`` over the concatenated
   input ``[s_{l-1}(t), s_l(t - 1)]`` with weights ``[W_l | W_rec]`` (:attr:`Layer.full_weights`),
-  so the sum is exact and saturated once.
+  so the sum is exact and saturated once;
+* a layer may also read the spikes (counts) of EARLIER layers ``k < l - 1`` (skip
+  connections, :attr:`Layer.skip`), each ``d_k >= 0`` steps late (0: the same step):
+  ``I_l(t) = sat(W_l . s_{l-1}(t) + sum_k W_{l,k} . s_k(t - d_k) + W_rec . s_l(t - 1))`` with
+  ``s(t) = 0`` for ``t < 0`` after a clear; one synapse over ``[s_{l-1}(t), s_k1(t - d_k1),
+  ..., s_l(t - 1)]`` (sources in increasing ``k``, the recurrent block last) with the weight
+  blocks side by side; the sum of all sources is saturated once, as NIR sums a node's inputs.
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ from dataclasses import dataclass
 import numpy as np
 from lifgate.golden import fixed
 
+from lifgate.checks import short_repr
 from lifgate.config import ArrayShape, Config, ConfigError, acc_width, signed_range
 
 __all__ = [
+    "SKIP_DELAY_MAX",
     "Layer",
     "Network",
     "NetworkResult",
@@ -43,6 +51,10 @@ __all__ = [
     "synapse_clocks",
     "synaptic_current",
 ]
+
+
+#: Largest delay of a skip connection, in steps (a register of the source's spikes per step).
+SKIP_DELAY_MAX = 64
 
 
 def _check_matrix(name: str, weights, w_width: int) -> np.ndarray:
@@ -124,19 +136,33 @@ class Layer:
     rec : int array [neurons, neurons] or None
         Recurrent weights: ``rec[j, k]`` feeds neuron ``k``'s spike (count) of the previous
         step into neuron ``j``. None: a feed-forward layer.
+    skip : tuple of (int, int array [neurons, N_k], int)
+        Skip connections: ``(k, W_k, d)`` triples (a pair ``(k, W_k)`` means ``d = 0``), ``k``
+        an earlier layer than the one before this one (``0 <= k < l - 1``), in increasing
+        ``k``; ``W_k[j, i]`` feeds layer ``k``'s spike (count) ``i`` of ``d`` steps before
+        (0 to :data:`SKIP_DELAY_MAX`; 0: the same step) into neuron ``j``. Empty: none.
     """
 
     weights: np.ndarray
     config: Config
     rec: np.ndarray | None = None
+    skip: tuple = ()
 
     @property
     def full_weights(self) -> np.ndarray:
-        """The synapse's matrix: ``weights``, or ``[weights | rec]`` for a recurrent layer
-        (its inputs are the layer's inputs, then its own spikes of the previous step)."""
-        if self.rec is None:
+        """The synapse's matrix: ``[weights | W_k1 | W_k2 ... | rec]`` (the skip blocks in
+        increasing source layer, the recurrent block last), ``weights`` for a plain layer: its
+        inputs are the layer's inputs, the skip sources' spikes of the same step, then its own
+        spikes of the previous step."""
+        if self.rec is None and not self.skip:
             return self.weights
-        return np.hstack([self.weights, self.rec])
+        blocks = [self.weights] + [sk[1] for sk in self.skip]
+        return np.hstack(blocks + ([] if self.rec is None else [self.rec]))
+
+    @property
+    def sources(self) -> tuple:
+        """The skip sources' ``(layer, delay)``, in the order of :attr:`full_weights`."""
+        return tuple((sk[0], sk[2]) for sk in self.skip)
 
     @property
     def inputs(self) -> int:
@@ -205,14 +231,16 @@ class Network:
                         f"parameter 'layers[0].rec' needs x_width == the layer's spike count "
                         f"width ({layer.config.shape.count_width}), not {self.x_width}: one "
                         f"synapse reads the inputs and the layer's own spikes")
+            skip = _check_skip(n, layer.skip, layers, self.w_width)
             if layer.config.noise.gain:
                 raise ConfigError(f"parameter 'layers[{n}].config.noise.gain' must be 0 in a "
                                   f"network, not {layer.config.noise.gain}")
             xw = self.x_width if n == 0 else layers[n - 1].config.shape.count_width
-            fan_in = w.shape[1] + (0 if rec is None else layer.neurons)
+            fan_in = w.shape[1] + (0 if rec is None else layer.neurons) + \
+                sum(sk[1].shape[1] for sk in skip)
             if acc_width(fan_in, self.w_width, xw) > 62:
                 raise ConfigError(f"layer {n} has too many inputs for a 62-bit accumulator")
-            fixed_layers.append(Layer(w, layer.config, rec))
+            fixed_layers.append(Layer(w, layer.config, rec, skip))
         object.__setattr__(self, "layers", tuple(fixed_layers))
 
     @property
@@ -227,6 +255,52 @@ class Network:
     def recurrent(self) -> tuple:
         """Per layer: True if it has recurrent weights."""
         return tuple(layer.rec is not None for layer in self.layers)
+
+    @property
+    def skips(self) -> tuple:
+        """Per layer: the ``(layer, delay)`` its skip connections read (:attr:`Layer.sources`)."""
+        return tuple(layer.sources for layer in self.layers)
+
+    @property
+    def history(self) -> tuple:
+        """Per layer: how many past steps of its spikes a skip connection reads (the largest
+        delay of the skips from it; 0: none)."""
+        h = [0] * len(self.layers)
+        for layer in self.layers:
+            for k, d in layer.sources:
+                h[k] = max(h[k], d)
+        return tuple(h)
+
+
+def _check_skip(n: int, skip, layers, w_width: int) -> tuple:
+    """Layer ``n``'s skip connections, checked: ``((k, int matrix, delay), ...)``."""
+    if not isinstance(skip, (tuple, list)):
+        raise ConfigError(f"parameter 'layers[{n}].skip' must be a tuple of (layer, weights, "
+                          f"delay) triples, not {short_repr(skip)}")
+    out, last = [], -1
+    for pair in skip:
+        if not (isinstance(pair, (tuple, list)) and len(pair) in (2, 3)):
+            raise ConfigError(f"parameter 'layers[{n}].skip' must hold (layer, weights, delay) "
+                              f"triples, not {short_repr(pair)}")
+        k, sw = pair[:2]
+        d = pair[2] if len(pair) == 3 else 0
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or \
+                not 0 <= d <= SKIP_DELAY_MAX:
+            raise ConfigError(f"parameter 'layers[{n}].skip' delay must be an integer in [0, "
+                              f"{SKIP_DELAY_MAX}], not {short_repr(d)}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not last < k < n - 1:
+            raise ConfigError(f"parameter 'layers[{n}].skip' source must be a layer in "
+                              f"[{last + 1}, {n - 2}] (an earlier layer than {n - 1}, in "
+                              f"increasing order), not {short_repr(k)}")
+        k = int(k)
+        sw = _check_matrix(f"layers[{n}].skip[{k}]", sw, w_width)
+        if sw.shape != (layers[n].neurons, layers[k].neurons):
+            raise ConfigError(f"parameter 'layers[{n}].skip[{k}]' must have shape "
+                              f"({layers[n].neurons}, {layers[k].neurons}) (this layer's "
+                              f"neurons, layer {k}'s), not {sw.shape}")
+        out.append((k, sw, int(d)))
+        last = k
+    return tuple(out)
 
 
 @dataclass
@@ -247,6 +321,9 @@ class NetworkResult:
     last : list of arrays [N_l]
         Every layer's spikes (counts) of the run's last step (``prev=`` to continue a
         recurrent network; those of ``prev`` for a run of 0 steps).
+    past : list of arrays [H_l, N_l]
+        Every layer's spikes (counts) of the run's last ``H_l`` steps, oldest first
+        (``Network.history``: what delayed skip connections read; ``past=`` to continue).
     """
 
     spikes: list
@@ -269,6 +346,7 @@ class NetworkResult:
     #: plus a recurrent layer's own spikes of the step before times its neurons.
     spike_ops: int = 0
     last: list = None
+    past: list = None
 
 
 def _check_x(network: Network, x, steps: int) -> np.ndarray:
@@ -291,7 +369,7 @@ def _check_x(network: Network, x, steps: int) -> np.ndarray:
 
 
 def simulate_network(network: Network, steps: int, x, *, states=None,
-                     prev=None) -> NetworkResult:
+                     prev=None, past=None) -> NetworkResult:
     """Run ``network`` for ``steps`` steps on the first-layer inputs ``x`` ([steps, inputs] or
     [inputs], constant).
 
@@ -300,7 +378,8 @@ def simulate_network(network: Network, steps: int, x, *, states=None,
     recurrent layer adds ``W_rec . s_l[t - 1]`` inside the saturation.
     ``states`` (one ``fixed.State`` per layer) continues a run; default: after a clear.
     ``prev`` (one spike vector per layer, ``NetworkResult.last``) continues a recurrent
-    network; default: zero (after a clear).
+    network, ``past`` (``NetworkResult.past``) one with delayed skip connections; default:
+    zero (after a clear). A skip connection ``(k, W, d)`` adds ``W . s_k[t - d]``.
     Feed-forward layers are computed over all steps at once, which is the same as step by
     step; a recurrent layer step by step.
     """
@@ -313,20 +392,43 @@ def simulate_network(network: Network, steps: int, x, *, states=None,
         states = [None] * len(layers)
     if prev is None:
         prev = [np.zeros(layer.neurons, dtype=np.int64) for layer in layers]
+    hist = network.history
+    if past is None:
+        past = [np.zeros((h, layer.neurons), dtype=np.int64)
+                for h, layer in zip(hist, layers, strict=True)]
+    # every layer's spikes with the past steps a delayed skip reads before them
+    full = []
     spikes, vs, cur, finals, last = [], [], [], [], []
     input_ops = int((xs != 0).sum()) * layers[0].neurons
     synops = 0
     inp = xs
     for n, layer in enumerate(layers):
-        if layer.rec is None:
+        if layer.rec is None and not layer.skip:
             i = synaptic_current(layer.weights, inp, layer.config.shape.i_width)
             res = fixed.simulate(layer.config, steps, i, state=states[n])
             sp, vv, final = res.spikes, res.v, res.final
         else:
-            i, sp, vv, final = _recurrent(layer, steps, inp, states[n], prev[n])
-            synops += int(np.concatenate([[prev[n]], sp[:-1]]).astype(np.int64).sum()) \
-                * layer.neurons
+            ff = np.asarray(inp, dtype=np.int64) @ layer.weights.T  # exact: saturated below
+            for k, sw, d in layer.skip:  # earlier layers' spikes, d steps before
+                h = len(full[k]) - steps
+                src = full[k][h - d:h - d + steps]
+                ff = ff + src @ sw.T
+                synops += int(src.sum()) * layer.neurons
+            if layer.rec is None:
+                lo, hi = signed_range(layer.config.shape.i_width)
+                i = np.clip(ff, lo, hi)
+                res = fixed.simulate(layer.config, steps, i, state=states[n])
+                sp, vv, final = res.spikes, res.v, res.final
+            else:
+                i, sp, vv, final = _recurrent(layer, steps, ff, states[n], prev[n])
+                synops += int(np.concatenate([[prev[n]], sp[:-1]]).astype(np.int64).sum()) \
+                    * layer.neurons
         spikes.append(sp)
+        old = np.asarray(past[n], dtype=np.int64)
+        if old.shape != (hist[n], layer.neurons):
+            raise ConfigError(f"parameter 'past[{n}]' must have shape ({hist[n]}, "
+                              f"{layer.neurons}) (NetworkResult.past), not {old.shape}")
+        full.append(np.concatenate([old, sp.astype(np.int64)]))
         vs.append(vv.astype(np.int64))
         cur.append(i)
         finals.append(final)
@@ -334,13 +436,14 @@ def simulate_network(network: Network, steps: int, x, *, states=None,
         inp = sp.astype(np.int64)
         if n + 1 < len(layers):
             synops += int(inp.sum()) * layers[n + 1].neurons
-    return NetworkResult(spikes, vs, cur, finals, input_ops, synops, last)
+    return NetworkResult(spikes, vs, cur, finals, input_ops, synops, last,
+                         [f[len(f) - h:] for f, h in zip(full, hist, strict=True)])
 
 
-def _recurrent(layer: Layer, steps: int, inp, state, prev):
-    """A recurrent layer step by step: ``(currents, spikes, v, final state)``."""
+def _recurrent(layer: Layer, steps: int, ff, state, prev):
+    """A recurrent layer step by step, ``ff`` [steps, N] the exact (unsaturated) sum of its
+    other sources: ``(currents, spikes, v, final state)``."""
     lo, hi = signed_range(layer.config.shape.i_width)
-    ff = np.asarray(inp, dtype=np.int64) @ layer.weights.T  # exact, saturated with the rest
     p = np.asarray(prev, dtype=np.int64)
     cur, sps, vs = [], [], []
     for t in range(steps):
@@ -390,7 +493,7 @@ def simulate_network_batch(network: Network, steps: int, x) -> list[NetworkResul
                           f"not {a.shape}")
     batch = a.shape[0]
     xs = np.stack([_check_x(network, a[b], steps) for b in range(batch)])  # [B, T, n]
-    if any(network.recurrent):
+    if any(network.recurrent) or any(network.skips):
         return [simulate_network(network, steps, xs[b]) for b in range(batch)]
     outs = [NetworkResult([], [], [], []) for _ in range(batch)]
     input_ops = (xs != 0).sum(axis=(1, 2)) * network.layers[0].neurons

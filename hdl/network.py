@@ -55,6 +55,23 @@ def _check_recurrent(recurrent, shapes, *, x_width, reuse, x_memory) -> tuple:
     return rec
 
 
+def _check_skips(skips, shapes) -> tuple:
+    n = len(shapes)
+    sk = ((),) * n if skips is None else tuple(tuple(s) for s in skips)
+    if len(sk) != n:
+        raise ConfigError(f"parameter 'skips' must name {n} layers' sources, not {skips!r}")
+    for layer, srcs in enumerate(sk):
+        ok = all(isinstance(p, tuple) and len(p) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in p) for p in srcs)
+        ks = [p[0] for p in srcs] if ok else []
+        if not ok or ks != sorted(set(ks)) or any(not 0 <= k < layer - 1 for k in ks) or \
+                any(not 0 <= d <= 64 for _, d in srcs):
+            raise ConfigError(f"parameter 'skips[{layer}]' must be (layer, delay) pairs, "
+                              f"layers increasing in [0, {layer - 2}] (earlier than the layer "
+                              f"before), delays in [0, 64], not {srcs!r}")
+    return sk
+
+
 def record_layout(shapes, *, membrane: bool = True) -> data.StructLayout:
     """Payload of ``Network.s_stream``: one record per layer per step.
 
@@ -131,6 +148,15 @@ class Network(wiring.Component):
         a register that holds the layer's spikes (counts) of the previous step: latched when
         the layer's record is sent, cleared by ``clear``. A recurrent layer 0 needs
         ``x_width == count_width``, ``reuse=False`` and no ``x_memory``. Default: none.
+    skips : sequence of sequences of (int, int), or None
+        Per layer ``l``: ``(k, d)``, the earlier layers ``k < l - 1`` (increasing) whose spikes
+        (counts) of ``d`` steps before (0 to 64) it also reads (skip connections,
+        ``lifgate.golden.synapse.Layer.skip``). Its synapse reads ``Cat(s_{l-1}(t), s_k1(t -
+        d1), ..., prev_l)``. ``d = 0``: layer ``k``'s spike register, which holds ``s_k(t)``
+        from layer ``k``'s record of step ``t`` until layer ``k`` runs again at step ``t + 1``,
+        after layer ``l`` (no extra register). ``d > 0``: ``d`` registers that shift in layer
+        ``k``'s spikes when layer ``l``'s record is sent (as ``prev_l``), cleared by
+        ``clear``. Default: none.
 
     Latency per step (no backpressure on ``s_stream``): layer by layer, the synapse's
     :meth:`~lifgate.hdl.synapse.Synapse.step_clocks` (``D_l (n_l + 4)`` dense,
@@ -172,7 +198,7 @@ class Network(wiring.Component):
     def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
                  membrane: bool = True, events: bool = True, event_ports: int = 1,
                  reuse: bool = True, x_memory: bool = False, cache_ram: str = "memory",
-                 array_options: dict | None = None, recurrent=None):
+                 array_options: dict | None = None, recurrent=None, skips=None):
         try:
             if not isinstance(reuse, bool):
                 raise ConfigError(f"parameter 'reuse' must be a bool, not {reuse!r}")
@@ -185,6 +211,7 @@ class Network(wiring.Component):
             shapes = _check_shapes(shapes)
             recurrent = _check_recurrent(recurrent, shapes, x_width=x_width, reuse=reuse,
                                          x_memory=x_memory)
+            skips = _check_skips(skips, shapes)
         except ConfigError:
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise
@@ -197,9 +224,10 @@ class Network(wiring.Component):
         self.inputs = inputs
         self.w_width, self.x_width = w_width, x_width
         self.recurrent = recurrent
+        self.skips = skips
         self.fan_in = [inputs] + [s.neurons for s in shapes[:-1]]
-        self.fan_in = [f + (s.neurons if r else 0)
-                       for f, s, r in zip(self.fan_in, shapes, recurrent, strict=True)]
+        self.fan_in = [f + (s.neurons if r else 0) + sum(shapes[k].neurons for k, _ in sk)
+                       for f, s, r, sk in zip(self.fan_in, shapes, recurrent, skips, strict=True)]
         # a later layer's inputs: the spikes (1 bit) or the spike counts of the layer before
         xw = [x_width] + [s.count_width for s in shapes[:-1]]
         self.synapses = [
@@ -250,7 +278,8 @@ class Network(wiring.Component):
                    w_width=network.w_width, x_width=network.x_width, membrane=membrane,
                    events=events, event_ports=event_ports, reuse=False if recurrent[0] else reuse,
                    x_memory=x_memory, cache_ram=cache_ram, array_options=array_options,
-                   recurrent=recurrent)
+                   recurrent=recurrent,
+                   skips=tuple(layer.sources for layer in network.layers))
 
     def elaborate(self, platform):
         m = Module()
@@ -308,10 +337,8 @@ class Network(wiring.Component):
 
         self._read_back(m)
 
-        # prev[n]: a recurrent layer's spikes (counts) of the previous step.
-        prev = [Signal(len(spikes[n]), name=f"prev{n}") if self.recurrent[n] else None
-                for n in range(L)]
-        self._inputs(m, spikes, prev)
+        prev, delayed = self._latches(spikes)
+        self._inputs(m, spikes, prev, delayed)
 
         step = Signal(self.shapes[0].step_width)
         remaining = Signal(32)
@@ -339,6 +366,7 @@ class Network(wiring.Component):
                 with m.If(self.clear):
                     m.d.sync += [clear.eq(1), step.eq(0)]
                     m.d.sync += [p.eq(0) for p in prev if p is not None]
+                    m.d.sync += [r.eq(0) for regs in delayed for ds in regs for r in ds]
                     m.next = "CLEAR"
                 with m.Elif(self.start):
                     m.d.sync += remaining.eq(self.steps)
@@ -384,6 +412,7 @@ class Network(wiring.Component):
                     ]
                     if prev[n] is not None:
                         m.d.sync += prev[n].eq(spikes[n])
+                    m.d.sync += self._shift_delayed(n, spikes, delayed)
                     if self.membrane:
                         nmax = max(s.neurons for s in self.shapes)
                         for j in range(nmax):
@@ -402,10 +431,28 @@ class Network(wiring.Component):
                             m.next = "CHECK"
         return m
 
-    def _inputs(self, m, spikes, prev):
+    def _latches(self, spikes):
+        """``(prev, delayed)``: ``prev[n]``, a recurrent layer's spikes (counts) of the previous
+        step (or None); ``delayed[n]``, per skip of layer ``n``, the registers that hold its
+        source's spikes of 1 .. ``d`` steps before (none for ``d = 0``)."""
+        L = len(self.shapes)
+        prev = [Signal(len(spikes[n]), name=f"prev{n}") if self.recurrent[n] else None
+                for n in range(L)]
+        delayed = [[[Signal(len(spikes[k]), name=f"skip{n}_{k}_{j + 1}") for j in range(d)]
+                    for k, d in self.skips[n]] for n in range(L)]
+        return prev, delayed
+
+    def _shift_delayed(self, n, spikes, delayed) -> list:
+        """The statements that shift layer ``n``'s skip sources into their delay registers (when
+        its record is sent: after the step, so the next step reads ``s_k(t + 1 - d)``)."""
+        return [r.eq(spikes[k] if j == 0 else ds[j - 1])
+                for (k, _), ds in zip(self.skips[n], delayed[n], strict=True)
+                for j, r in enumerate(ds)]
+
+    def _inputs(self, m, spikes, prev, delayed):
         """Layer 0 reads ``x`` (or the x memory); layer ``l > 0`` the spikes (or counts) that
-        layer ``l - 1`` produced at the same step; a recurrent layer then its own of the step
-        before (``prev``)."""
+        layer ``l - 1`` produced at the same step, then those of its skip sources (same step);
+        a recurrent layer then its own of the step before (``prev``)."""
         if self.x_memory:
             xmem = Memory(shape=unsigned(self.x_width), depth=max(2, self.inputs), init=[])
             m.submodules.x_memory = xmem
@@ -418,8 +465,12 @@ class Network(wiring.Component):
         else:
             m.d.comb += self.synapses[0].x.eq(self.x)
         for n in range(1, len(self.shapes)):
-            x = spikes[n - 1] if prev[n] is None else Cat(spikes[n - 1], prev[n])
-            m.d.comb += self.synapses[n].x.eq(x)
+            srcs = [spikes[n - 1]] + [ds[-1] if ds else spikes[k]
+                                      for (k, _), ds in zip(self.skips[n], delayed[n],
+                                                            strict=True)]
+            if prev[n] is not None:
+                srcs.append(prev[n])
+            m.d.comb += self.synapses[n].x.eq(Cat(*srcs) if len(srcs) > 1 else srcs[0])
 
     def _read_back(self, m):
         """Weight read-back: the address goes to every synapse; the layer and lane that pick

@@ -169,9 +169,12 @@ def test_nir_recurrent_loop_becomes_rec():
     assert any("recurrent loop" in note for note in imp.notes)
 
 
-def test_boards_refuse_recurrent_networks():
-    with pytest.raises(ConfigError, match="recurrent layers cannot go onto a board"):
-        NetFeatures.for_network(recurrent_network(3))
+def test_boards_take_recurrent_networks():
+    """A board carries a recurrent network (tests/test_skip.py runs one on the simulated
+    board): its features name the recurrent layers, its weight rows hold ``W | W_rec``."""
+    net = recurrent_network(3)
+    f = NetFeatures.for_network(net)
+    assert f.recurrent == (False, True) and f.fan_in == [6, 4 + 2]
 
 
 def branch_graph(w1, w2a, w2b, *, other_source=False):
@@ -209,7 +212,9 @@ def test_branches_from_different_sources_refused():
     rng = np.random.default_rng(3)
     g = branch_graph(rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, (5, 4)),
                      rng.uniform(-1, 1, (3, 5)), other_source=True)
-    with pytest.raises(ConfigError, match="'lif' has 2 inputs from different sources"):
+    # the second source is the Input: a skip connection from it is refused (tests/test_skip.py
+    # runs skips between layers)
+    with pytest.raises(ConfigError, match="'lif' reads the Input 'in' beside 'lifh'"):
         import_nir(g)
 
 

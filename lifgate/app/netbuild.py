@@ -105,7 +105,8 @@ def relane(network: Network, lanes) -> Network:
                               f"{p} lanes")
         shape = dataclasses.replace(s, lanes=p)
         layers.append(Layer(layer.weights, Config(shape=shape, params=layer.config.params,
-                                                  noise=layer.config.noise), layer.rec))
+                                                  noise=layer.config.noise), layer.rec,
+                            layer.skip))
     return Network(tuple(layers), w_width=network.w_width, x_width=network.x_width)
 
 

@@ -8,11 +8,12 @@ dense weight matrix and bias: one lifgate layer (``lifgate.golden.synapse.Layer`
 node. A ``Delay`` of ``d`` whole steps (after the Input or a neuron node) becomes ``d`` relay
 layers. Nested graphs are inlined first. A loop ``N -> Affine/Linear ... -> N`` at a neuron node
 becomes the layer's recurrent weights (``Layer.rec``: its spikes of the previous step); branches
-that leave one source and meet by summation are folded into one matrix. Refused, each with its
-reason: ``CubaLIF``/``CubaLI`` (no synaptic current state), branches from different sources,
-other cycles, ``LI``/``I`` anywhere but the last
-layer (their output is a membrane, not spikes), linear nodes after the last neuron node, and
-any value lifgate cannot hold.
+that leave one source and meet by summation are folded into one matrix; branches from earlier
+neuron nodes into a neuron node are skip connections (``Layer.skip``, delayed to keep NIR's
+timing: docs/networks.md, "Skip connections"). Refused, each with its reason: ``CubaLIF``/
+``CubaLI`` (no synaptic current state), a skip from the Input, other cycles, ``LI``/``I``
+anywhere but the last layer (their output is a membrane, not spikes), linear nodes after the
+last neuron node, and any value lifgate cannot hold.
 
 Discretisation (forward Euler with step ``dt``), with a membrane scale ``s`` (integer units per
 NIR voltage unit) and per neuron ``g = dt * R / tau`` (LIF, LI), ``g = dt * R`` (IF, I) or
@@ -390,30 +391,16 @@ def _branches(nir, nodes, edges, notes) -> list:
         if len(succ.get(src, [])) != len(ins) or len(set(ins)) != len(ins):
             raise ConfigError(f"node {src!r} feeds {succ.get(src)} and node {name!r} sums "
                               f"{ins}: branches must leave the source and meet at one node")
-        mats = []
-        for _, path in branches:
-            m = b = None
-            for k in path:
-                size = int(np.shape(nodes[k].weight)[1])
-                mk, bk, _ = _linear(nir, k, nodes[k], (size,), notes)
-                m, b = (mk, bk) if m is None else (mk @ m, mk @ b + bk)
-            mats.append((m, b))
-        known = [m for m, _ in mats if m is not None]
-        if not known:
+        total, bias, direct = _compose(nir, nodes, name, src, branches, notes)
+        if total is None:
             raise ConfigError(f"node {name!r}: its {len(ins)} inputs are all direct edges "
                               f"from {src!r}; give the branches weights")
-        rows, cols = known[0].shape
-        total, bias = np.zeros((rows, cols)), np.zeros(rows)
-        for m, b in mats:
-            if m is None:
-                if rows != cols:
-                    raise ConfigError(f"node {name!r}: a direct edge from {src!r} sums "
-                                      f"{cols} values into {rows}")
-                m, b = np.eye(rows), np.zeros(rows)
-            if m.shape != (rows, cols):
-                raise ConfigError(f"node {name!r}: its branches map {cols} values to "
-                                  f"different sizes ({list(m.shape)} and {[rows, cols]})")
-            total, bias = total + m, bias + b
+        rows, cols = total.shape
+        if direct and rows != cols:
+            raise ConfigError(f"node {name!r}: a direct edge from {src!r} sums "
+                              f"{cols} values into {rows}")
+        if direct:
+            total = total + direct * np.eye(rows)
         merged = f"{name}.sum"
         drop = {k for _, path in branches for k in path}
         for k in drop:
@@ -428,6 +415,98 @@ def _branches(nir, nodes, edges, notes) -> list:
             succ.setdefault(a, []).append(b)
             pred.setdefault(b, []).append(a)
     return edges
+
+
+def _adjacency(edges) -> tuple[dict, dict]:
+    succ, pred = {}, {}
+    for a, b in edges:
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+    return succ, pred
+
+
+def _topo(nodes, edges) -> dict | None:
+    """``{node: rank}`` in a topological order of the graph (None if it has a cycle)."""
+    succ, pred = _adjacency(edges)
+    deg = {n: len(pred.get(n, [])) for n in nodes}
+    ready = [n for n in nodes if not deg[n]]
+    rank = {}
+    while ready:
+        n = ready.pop(0)
+        rank[n] = len(rank)
+        for m in succ.get(n, []):
+            if m in deg:
+                deg[m] -= 1
+                if not deg[m]:
+                    ready.append(m)
+    return rank if len(rank) == len(nodes) else None
+
+
+def _compose(nir, nodes, name, src, branches, notes) -> tuple:
+    """``(M, b, direct)``: the sum of the composed matrices and biases of ``branches`` (each
+    ``(src, path)`` through Affine/Linear nodes) from ``src`` into ``name`` (None, None if
+    every branch is a direct edge) and the number of direct edges (identities)."""
+    total = bias = None
+    direct = 0
+    for _, path in branches:
+        if not path:
+            direct += 1
+            continue
+        m = b = None
+        for k in path:
+            size = int(np.shape(nodes[k].weight)[1])
+            mk, bk, _ = _linear(nir, k, nodes[k], (size,), notes)
+            m, b = (mk, bk) if m is None else (mk @ m, mk @ b + bk)
+        if total is not None and m.shape != total.shape:
+            raise ConfigError(f"node {name!r}: its branches from {src!r} map {m.shape[1]} "
+                              f"values to different sizes ({list(m.shape)} and "
+                              f"{list(total.shape)})")
+        total, bias = (m, b) if total is None else (total + m, bias + b)
+    return total, bias, direct
+
+
+def _skips(nir, nodes, edges, notes) -> tuple[list, dict]:
+    """Take the skip connections out of the graph: a neuron node whose inputs come from
+    several sources (each through Affine/Linear nodes, or a direct edge) keeps the branches
+    from the latest source (in a topological order: the layer before it in the chain) and
+    reads the others as skip connections. Returns the remaining edges and ``{node: [(source,
+    M, b, direct, names), ...]}`` (:func:`_compose`); the skip branches' nodes are removed."""
+    rank = _topo(nodes, edges)
+    if rank is None:
+        return edges, {}  # the chain check names the cycle
+    skips = {}
+    for name in sorted(nodes, key=rank.get):
+        if type(nodes[name]).__name__ not in _NEURONS:
+            continue
+        succ, pred = _adjacency(edges)
+        ins = pred.get(name, [])
+        branches = [_branch_back(nodes, succ, pred, name, p) for p in ins]
+        sources = {src for src, _ in branches}
+        if len(sources) < 2:
+            continue
+        main = max(sources, key=lambda n: rank.get(n, -1))
+        for src in sorted(sources - {main}, key=lambda n: rank.get(n, -1)):
+            kind = type(nodes[src]).__name__ if src in nodes else "?"
+            if kind == "Input":
+                raise ConfigError(f"node {name!r} reads the Input {src!r} beside {main!r}: the "
+                                  f"network input feeds the first layer only (a later layer's "
+                                  f"synapse reads spike registers, not x)")
+            if kind not in _NEURONS:
+                raise ConfigError(f"node {name!r} has inputs from different sources "
+                                  f"{sorted(sources)}: a skip connection must leave a neuron "
+                                  f"node (through Affine/Linear nodes), not {src!r} ({kind})")
+            mine = [br for br in branches if br[0] == src]
+            drop = {k for _, path in mine for k in path}
+            names = "+".join(k for _, path in mine for k in path) or "-"
+            skips.setdefault(name, []).append((src, *_compose(nir, nodes, name, src, mine,
+                                                              notes), names))
+            for k in drop:
+                del nodes[k]
+            edges = [(a, b) for a, b in edges if a not in drop and b not in drop
+                     and (a, b) != (src, name)]
+            notes.append(f"node {name!r}: its input from {src!r} ({names}) is a skip "
+                         f"connection (docs/networks.md, \"Skip connections\")")
+    return edges, skips
 
 
 def _chain(nir, nodes, edges) -> list[str]:
@@ -657,6 +736,7 @@ def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
     nodes, edges, through = _inline(nir, graph)
     loop_nodes = dict(nodes)
     edges, loops = _loops(nir, nodes, edges)
+    edges, skips = _skips(nir, nodes, edges, notes)
     edges = _branches(nir, nodes, edges, notes)
     order = _chain(nir, nodes, edges)
     for name in order:
@@ -669,6 +749,7 @@ def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
                      f"{list(shape)}")
         shape = shape[1:]
     raw, names, pending = [], [], []
+    index = {}  # neuron node -> its layer
     m = b = None
     for name in order[1:-1]:
         node = nodes[name]
@@ -702,6 +783,9 @@ def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
             x["rec"], x["b"] = _rec_matrix(nir, loops[name], loop_nodes, n, x["b"], notes)
             x["wname"] += "|" + "+".join(loops[name])
         raw.append(x)
+        index[name] = len(raw) - 1
+        if name in skips:
+            _skip_blocks(x, skips[name], index, raw, name)
         names.append((x["wname"], name))
         m = b = None
         pending = []  # the neurons keep the shape of what fed them (channels for a pooling)
@@ -715,6 +799,34 @@ def _float_layers(nir, graph, dt: float, notes: list) -> tuple[list, list]:
         notes.append(f"node {order[-1]!r}: its type {list(out)} does not match the "
                      f"{len(raw[-1]['g'])} neurons before it (ignored)")
     return raw, names
+
+
+def _skip_blocks(x: dict, skips: list, index: dict, raw: list, name: str) -> None:
+    """Layer ``x`` (``raw[-1]``, node ``name``) gets its skip connections ``x["skip"]`` =
+    ``[(k, M, d)]``: source layer ``k``, matrix, and the delay that keeps NIR's timing. lifgate
+    shows a spiking layer's output one step later than NIR (``Import.shifts``), so a layer
+    ``k`` read beside the layer before ``l`` runs ``d = shift(l - 1) - shift(k)`` steps ahead
+    of the main input: the skip reads ``s_k(t - d)``."""
+    here = len(raw) - 1
+    real = [sum(r["kind"] != "Relay" for r in raw[:j + 1]) for j in range(here)]
+    out = []
+    for src, total, bias, direct, names in skips:
+        k = index.get(src)
+        n, nk = len(x["g"]), None if k is None else len(raw[k]["g"])
+        if k is None or k >= here - 1:
+            raise ConfigError(f"node {name!r}: its input from {src!r} must come from a neuron "
+                              f"node at least two layers before it (a skip connection)")
+        mat = np.zeros((n, nk)) if total is None else total
+        if mat.shape != (n, nk) or (direct and n != nk):
+            raise ConfigError(f"node {name!r}: its input from {src!r} ({names}) maps "
+                              f"{nk} values to {mat.shape[0] if direct == 0 else n}, not {n}")
+        if direct:
+            mat = mat + direct * np.eye(n)
+        if bias is not None:
+            x["b"] = x["b"] + bias
+        out.append((k, mat, real[here - 1] - real[k]))
+        x["wname"] += "|" + names
+    x["skip"] = sorted(out, key=lambda s: s[0])
 
 
 def _rec_matrix(nir, path, nodes, n: int, b, notes):
@@ -837,7 +949,8 @@ def _scales(raw, scale, *, v_width: int, w_width: int) -> list[float]:
             volts = [x[k] for k in ("vth", "vreset", "vleak") if x[k] is not None]
             vbig = max(float(np.abs(v).max(initial=0)) for v in volts)
             wbig = max(float(np.abs(x["g"][:, None] * w).max(initial=0))
-                       for w in (x["w"], x.get("rec")) if w is not None)
+                       for w in (x["w"], x.get("rec"), *[sk[1] for sk in x.get("skip", [])])
+                       if w is not None)
             bbig = float(np.abs(x["g"] * x["b"]).max(initial=0))
             limits = [vmax / 2 / vbig if vbig > 0 else np.inf,
                       wmax / wbig if wbig > 0 else np.inf,
@@ -902,6 +1015,11 @@ def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: in
     if x.get("rec") is not None:
         rec = _fit("weight", x["wname"], np.round(unit_w * x["rec"]), -wmax - 1, wmax, scale)
         _note_error(errs, "weight", x["rec"], rec, unit_w)
+    skip = []
+    for k, mat, d in x.get("skip", []):
+        q = _fit("weight", x["wname"], np.round(unit_w * mat), -wmax - 1, wmax, scale)
+        _note_error(errs, "weight", mat, q, unit_w)
+        skip.append((k, q, d))
     bq = _fit("bias", x["wname"], np.round(scale * x["g"] * x["b"]), -vmax - 1, vmax, scale)
     _note_error(errs, "bias", x["b"], bq, scale * x["g"])
     if x["vth"] is None:  # LI, I: a spike never changes the membrane
@@ -927,7 +1045,7 @@ def _quantize_layer(x: dict, scale: float, dt: float, errs: dict, *, v_width: in
         v_th=int(thq[j]), v_reset=int(rq[j]), v_rest=int(lq[j]) if mult else 0, v_init=0,
         bias=int(bq[j]), leak_mode=LeakMode.MULT if mult else LeakMode.CONST,
         leak=int(D[j]) if mult else 0, reset_mode=mode, t_ref=0) for j in range(n)]
-    return Layer(wq, Config(shape=shape, params=tuple(params)), rec)
+    return Layer(wq, Config(shape=shape, params=tuple(params)), rec, tuple(skip))
 
 
 def export_nir(network: Network, *, dt: float = 1e-3):
@@ -938,7 +1056,7 @@ def export_nir(network: Network, *, dt: float = 1e-3):
     """
     nir = _nir()
     nodes = {"input": nir.Input(input_type={"input": np.array([network.inputs])})}
-    edges = []
+    edges, neurons = [], []
     prev = "input"
     for n, layer in enumerate(network.layers):
         shape = layer.config.shape
@@ -977,6 +1095,14 @@ def export_nir(network: Network, *, dt: float = 1e-3):
         if layer.rec is not None:  # the loop lif -> rec -> lif (import_nir: Layer.rec)
             nodes[f"rec{n}"] = nir.Linear(weight=layer.rec / g[:, None])
             edges += [(nn, f"rec{n}"), (f"rec{n}", nn)]
+        for k, sw, d in layer.skip:  # a branch lif_k -> skip -> lif_n (import_nir: Layer.skip)
+            if d != n - 1 - k:
+                raise ConfigError(f"layers[{n}]: NIR export needs the skip from layer {k} "
+                                  f"{n - 1 - k} step(s) late (NIR's timing, docs/networks.md "
+                                  f"\"Skip connections\"), not {d}")
+            nodes[f"skip{n}_{k}"] = nir.Linear(weight=sw / g[:, None])
+            edges += [(neurons[k], f"skip{n}_{k}"), (f"skip{n}_{k}", nn)]
+        neurons.append(nn)
         prev = nn
     nodes["output"] = nir.Output(output_type={"output": np.array([network.layers[-1].neurons])})
     edges.append((prev, "output"))

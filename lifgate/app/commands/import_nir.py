@@ -146,7 +146,9 @@ def _describe(args, imp) -> dict:
         "widths": {"w_width": net.w_width, "v_width": sh.v_width, "i_width": sh.i_width},
         "layers": [{"nodes": list(pair), "inputs": layer.inputs, "neurons": layer.neurons,
                     "config": layer.config.to_dict(), "weights": layer.weights.tolist(),
-                    "recurrent_weights": None if layer.rec is None else layer.rec.tolist()}
+                    "recurrent_weights": None if layer.rec is None else layer.rec.tolist(),
+                    "skip_connections": [{"layer": k, "delay": d, "weights": w.tolist()}
+                                         for k, w, d in layer.skip]}
                    for pair, layer in zip(imp.nodes, net.layers, strict=True)],
         "reset_mode": imp.reset, "fire": imp.fire, "t_ref": 0, "spike_max": imp.spike_max,
         "notes": imp.notes,
