@@ -117,11 +117,11 @@ def test_off_board_fixtures_refused(name, capsys, tmp_path):
     assert not build.exists()
 
 
-def _board_of(name, monkeypatch, *, lanes=None):
+def _board_of(name, monkeypatch, *, lanes=None, membrane=True):
     """Make ``--board`` open a model board built for fixture ``name`` (a stand-in for a
     serial board that reports its own VERSION), with ``lanes`` per layer."""
     net = imported(name)
-    f = NetFeatures.for_network(net)
+    f = NetFeatures.for_network(net, membrane=membrane)
     if lanes is not None:
         f = dataclasses.replace(f, shapes=tuple(
             dataclasses.replace(s, lanes=p) for s, p in zip(f.shapes, lanes, strict=True)))
@@ -196,3 +196,14 @@ def test_bad_board_arguments(argv, match, capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert match in err
     assert not (tmp_path / "b").exists()
+
+
+def test_membrane_readout_on_a_spikes_only_board_warns(capsys, monkeypatch):
+    """An LI readout on a board without membrane readback (the UP5K's default): the spikes
+    are compared (exit 0), and a warning says the readout is not and how to build for it."""
+    _board_of("norse_li_readout", monkeypatch, membrane=False)
+    code, out, err = run_cli("norse_li_readout", "--steps", "12", "--board", "sim:verilator",
+                             capsys=capsys)
+    assert code == 0 and out["board_bit_exact"] is True and out["board_membrane"] is False
+    assert any("membrane readout" in w and "--membrane" in w for w in out["warnings"])
+    assert "warning: the board reads back spikes only" in err

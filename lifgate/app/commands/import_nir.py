@@ -257,6 +257,11 @@ def _simulate(args, imp, ref, steps, out) -> int:
             "board_seconds": {k: round(v, 2) for k, v in brun.seconds.items()},
         })
         code = code or (0 if out["board_bit_exact"] else 1)
+        if imp.readout == "membrane" and not brun.membrane:
+            out["warnings"].append(
+                "the board reads back spikes only (built without membrane readback): the "
+                "graph's membrane readout (its last layer) is not compared; build the board "
+                "with --membrane")
     return code
 
 
