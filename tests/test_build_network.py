@@ -20,9 +20,11 @@ import numpy as np
 import pytest
 from lifgate.boards import toolchain
 from lifgate.boards.host import recorded_baud
+from lifgate.boards.netproto import NetFeatures
 from test_boards_cli import run_cli
 
-from lifgate.app import netbuild
+from lifgate.app import netboard, netbuild
+from lifgate.compilers.nir_import import import_nir
 from lifgate.config import ConfigError
 
 pytest.importorskip("sklearn")
@@ -188,3 +190,52 @@ def test_nir_graph_without_dt_needs_dt(capsys, tmp_path):
     f = netbuild.network_features(net)
     for s in f.shapes:
         assert s.neurons % s.lanes == 0 and s.lanes <= 8 and s.lanes & (s.lanes - 1) == 0
+
+
+def test_nir_board_build_command_builds_the_graph_shape(capsys, tmp_path, tools):
+    """The build command that ``lifgate import-nir F --board`` names for a board of another
+    shape builds that graph's shape: snnTorch's subtract fixture with its import options gives
+    a network board whose arrays build SUBTRACT_AFTER_LEAK and whose features are those of
+    the network ``import-nir`` runs (lanes aside: a board's own lanes are used)."""
+    pytest.importorskip("nir")
+
+    graph = "examples/nir_fixtures/snntorch_leaky_subtract.nir"
+    opts = ["--dt", "1e-4", "--reset", "subtract-after-leak", "--warn-error", "1"]
+    net = import_nir(graph, dt=1e-4, reset="subtract-after-leak", target=0.01).network
+    other = NetFeatures.for_network(import_nir(graph, dt=1e-4, target=0.01).network)
+    with pytest.raises(ConfigError, match="reset_modes SUBTRACT_AFTER_LEAK") as e:
+        netboard.fit_to_board(net, other, build=f"lifgate build --network {graph} --board "
+                              "icebreaker|ulx3s-85f " + " ".join(opts))
+    words = str(e.value).split("build its board with ")[1].split()
+    assert words[:2] == ["lifgate", "build"]
+    words[words.index("icebreaker|ulx3s-85f")] = "ulx3s-85f"
+    code, stdout, err = run_cli(capsys, *words[1:], "--build-dir", str(tmp_path / "b"),
+                                "--json", "--no-progress")
+    assert code == 0, err
+    d = json.loads(stdout)
+    want = NetFeatures.for_network(net)
+    assert d["reset_modes"] == ["value", "subtract", "subtract_after_leak"]
+    assert [n for n, _ in d["layers"]] == [s.neurons for s in want.shapes]
+    assert d["w_width"] == want.w_width and d["inputs"] == want.inputs
+    _, built = netbuild.network_for(graph, "ulx3s-85f", dt=1e-4, reset="subtract-after-leak",
+                                    target=0.01)
+    assert netboard.fit_to_board(net, netbuild.network_features(built), build="-").shapes \
+        == built.shapes
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--reset", "subtract"], "--reset is an import option of a NIR graph"),
+    (["--network", "digits", "--w-width", "12"], "--w-width is an import option"),
+    (["--network", "G", "--w-width", "1"], "--w-width must be"),
+    (["--network", "G", "--warn-error", "101"], "--warn-error must be"),
+    (["--network", "G", "--spike-max", "15"], "--spike-max must be 1 on a network board"),
+    (["--network", "G", "--spike-max", "2"], "--spike-max must be one of"),
+])
+def test_graph_option_errors(capsys, tmp_path, argv, says):
+    argv = [a if a != "G" else "examples/nir_fixtures/norse_lifbox.nir" for a in argv]
+    out = tmp_path / "b"
+    code, stdout, err = run_cli(capsys, "build", "--board", "icebreaker", *argv, "--dt", "1e-6",
+                                "--build-dir", str(out))
+    lines = err.strip().splitlines()
+    assert code == 2 and stdout == "" and len(lines) == 1 and says in lines[0], err
+    assert not out.exists()

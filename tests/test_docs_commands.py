@@ -169,6 +169,19 @@ HOW = {
     "lifgate import-nir examples/nir_fixtures/snntorch_leaky_subtract.nir --dt 1e-4 --reset "
     "subtract-after-leak --warn-error 1 --reference "
     "examples/nir_fixtures/snntorch_leaky_subtract.npz": Run(),
+    "lifgate import-nir GRAPH.nir [--dt DT] [--reset value|subtract|subtract-after-leak] "
+    "[--fire gt|ge] [--warn-error PCT] [--reference REC.npz] [--steps T] --board "
+    "sim:verilator|sim:icarus|serial:PORT [--layer-lanes P0,P1] [--json]": Synopsis(),
+    "lifgate import-nir examples/nir_fixtures/snntorch_leaky_subtract.nir --dt 1e-4 --reset "
+    "subtract-after-leak --warn-error 1 --reference "
+    "examples/nir_fixtures/snntorch_leaky_subtract.npz --steps 40 --board sim:verilator": Help(
+        "a Verilator build of the network board; tests/test_nir_board.py runs it "
+        "(test_fixture_on_verilator_board, with --tolerance 100 and --json)"),
+    "lifgate build --network examples/nir_fixtures/snntorch_leaky_subtract.nir --board "
+    "ulx3s-85f --dt 1e-4 --reset subtract-after-leak --warn-error 1": Help(PNR),
+    "lifgate import-nir examples/nir_fixtures/snntorch_leaky_subtract.nir --dt 1e-4 --reset "
+    "subtract-after-leak --warn-error 1 --board serial:/dev/ttyUSB1": Run(
+        exit=2, why="no board here: the port does not exist, one line and exit 2"),
     "python -m pytest tests/test_nir.py tests/test_nir_nodes.py tests/test_nir_frameworks.py":
         Collect(),
     "python -m pytest tests/test_synapse.py tests/test_synapse_network.py tests/test_nir.py "

@@ -33,14 +33,15 @@ from lifgate.boards.netproto import NetFeatures
 from lifgate.boards.nettop import NetworkBoardTop
 from lifgate.boards.protocol import BOARD_MAX_BAUD, check_baud
 from lifgate.boards.toolchain import FitError, ToolchainError, board
-from lifgate.checks import check_int, check_number, input_file, writable_dir
+from lifgate.checks import check_choice, check_int, check_number, input_file, writable_dir
 from lifgate.compilers.convert import convert, load_dataset, train_ann
-from lifgate.compilers.nir_import import import_nir
-from lifgate.config import Config, ConfigError
+from lifgate.compilers.nir_import import DEFAULT_TARGET, RESETS, import_nir
+from lifgate.config import SPIKE_MAXES, Config, ConfigError
 from lifgate.golden.synapse import Layer, Network
 
-__all__ = ["NETWORK_LANES", "NETWORK_MEMBRANE", "NETWORK_MHZ", "NETWORK_ROUTER", "build_network",
-           "digits_network", "network_features", "network_for", "relane", "run_toolchain"]
+__all__ = ["GRAPH_OPTIONS", "NETWORK_LANES", "NETWORK_MEMBRANE", "NETWORK_MHZ", "NETWORK_ROUTER",
+           "add_graph_options", "build_network", "digits_network", "graph_options",
+           "network_features", "network_for", "relane", "run_toolchain"]
 
 #: Default lanes per layer of ``--network digits`` per board: the UP5K one lane per layer
 #: (each lane has its own parameter memory: with 2 lanes in layer 1 the network board needs 32
@@ -74,6 +75,76 @@ NETWORK_MEMBRANE = {"icebreaker": False, "ulx3s-85f": True}
 
 #: The frame buffer of the network board: what ``lifgate digits --board`` uses.
 MAX_PAYLOAD = 256
+
+
+#: ``lifgate import-nir``'s options that ``lifgate build --network GRAPH.nir`` takes too (option,
+#: ``import_nir`` keyword): the ones that choose the network's shape (widths, reset modes,
+#: spike counts), and ``--fire`` and ``--scale`` (parameters only, loaded at run time; taken so
+#: that the import-nir options of a graph can be given to the build unchanged). ``--dt`` is
+#: the build's own option.
+GRAPH_OPTIONS = (("--reset", "reset"), ("--fire", "fire"), ("--scale", "scale"),
+                 ("--w-width", "w_width"), ("--v-width", "v_width"), ("--i-width", "i_width"),
+                 ("--warn-error", "target"), ("--spike-max", "spike_max"))
+
+
+def add_graph_options(p) -> None:
+    """``GRAPH_OPTIONS`` on the parser ``p`` of ``lifgate build`` (all default None: not
+    given)."""
+    p.add_argument("--reset", default=None, choices=tuple(RESETS),
+                   help="with --network GRAPH.nir, as in lifgate import-nir: value (default), "
+                   "subtract or subtract-after-leak (snnTorch's default Leaky: the board's "
+                   "arrays build SUBTRACT_AFTER_LEAK)")
+    p.add_argument("--fire", default=None, choices=("gt", "ge"),
+                   help="with --network GRAPH.nir, as in lifgate import-nir (a parameter: "
+                   "loaded at run time)")
+    p.add_argument("--scale", type=float, default=None,
+                   help="with --network GRAPH.nir, as in lifgate import-nir")
+    p.add_argument("--w-width", type=int, default=None,
+                   help="with --network GRAPH.nir: weight width, 2 to 18, as in lifgate "
+                   "import-nir")
+    p.add_argument("--v-width", type=int, default=None,
+                   help="with --network GRAPH.nir: membrane width, 4 to 32, as in lifgate "
+                   "import-nir")
+    p.add_argument("--i-width", type=int, default=None,
+                   help="with --network GRAPH.nir: input current width, 2 to 32, as in lifgate "
+                   "import-nir")
+    p.add_argument("--warn-error", type=float, default=None, metavar="PCT",
+                   help="with --network GRAPH.nir: the quantisation error the default widths "
+                   f"meet, 0 to 100 (default {100 * DEFAULT_TARGET:g}), as in lifgate "
+                   "import-nir")
+    p.add_argument("--spike-max", type=int, default=None, metavar="K",
+                   help="with --network GRAPH.nir: 1 only (a network board's link carries one "
+                   "spike bit a neuron; multi-spike output runs in simulation)")
+
+
+def graph_options(args) -> dict:
+    """The ``import_nir`` keywords of ``GRAPH_OPTIONS`` given in ``args``, checked (one line
+    naming the option); ConfigError when one is given without ``--network GRAPH.nir``."""
+    given = {opt: getattr(args, key if key != "target" else "warn_error")
+             for opt, key in GRAPH_OPTIONS}
+    given = {opt: v for opt, v in given.items() if v is not None}
+    if given and getattr(args, "network", None) in (None, "digits"):
+        opt = next(iter(given))
+        raise ConfigError(f"{opt} is an import option of a NIR graph: it needs --network "
+                          f"GRAPH.nir")
+    for opt, lo, hi in (("--w-width", 2, 18), ("--v-width", 4, 32), ("--i-width", 2, 32)):
+        if opt in given:
+            check_int(opt, given[opt], lo, hi)
+    if "--scale" in given:
+        check_number("--scale", given["--scale"], 0, None, lo_open=True)
+    if "--warn-error" in given:
+        check_number("--warn-error", given["--warn-error"], 0, 100)
+    if "--spike-max" in given:
+        check_choice("--spike-max", given["--spike-max"], SPIKE_MAXES)
+        if given["--spike-max"] != 1:
+            raise ConfigError(f"--spike-max must be 1 on a network board, not "
+                              f"{given['--spike-max']}: its host link carries one spike bit a "
+                              f"neuron and step (multi-spike output runs in simulation: "
+                              f"lifgate import-nir --rtl)")
+    out = {key: given[opt] for opt, key in GRAPH_OPTIONS if opt in given}
+    if "target" in out:
+        out["target"] = out["target"] / 100
+    return out
 
 
 @functools.lru_cache(maxsize=4)
@@ -134,16 +205,16 @@ def check_lanes(text: str | None, layers: int | None = None):
 
 
 def network_for(source: str, board_name: str, lanes=None, *,
-                dt: float | None = None) -> tuple[str, Network]:
+                dt: float | None = None, **options) -> tuple[str, Network]:
     """``(name, network)`` of ``--network SOURCE`` for ``board_name``: ``digits`` or a NIR
-    graph's path (already checked, imported with time step ``dt``: default the graph's),
-    laid out with ``lanes`` (default: the board's)."""
+    graph's path (already checked, imported with time step ``dt``: default the graph's, and
+    ``options``: :func:`graph_options`), laid out with ``lanes`` (default: the board's)."""
     if source == "digits":
         lanes = lanes or NETWORK_LANES[board_name]
         if len(lanes) != 2:
             raise ConfigError(f"--layer-lanes must name 2 layers for digits, not {len(lanes)}")
         return "digits", digits_network(lanes)
-    imp = import_nir(source, dt=dt)
+    imp = import_nir(source, dt=dt, **options)
     net = imp.network
     if lanes is not None and len(lanes) != len(net.layers):
         raise ConfigError(f"--layer-lanes must name {len(net.layers)} layers (the graph's), "
@@ -179,6 +250,7 @@ def check_args(args):
     if args.membrane and args.no_membrane:
         raise ConfigError("--membrane and --no-membrane contradict each other: give one")
     lanes = check_lanes(args.layer_lanes, 2 if args.network == "digits" else None)
+    graph_options(args)
     if args.dt is not None:
         if args.network == "digits":
             raise ConfigError("--dt is for a NIR graph (--network GRAPH.nir), not digits")
@@ -196,14 +268,16 @@ def build_network(args) -> int:
     """``lifgate build --network``: see the module docstring and ``lifgate build --help``."""
     b, freq, out, lanes = check_args(args)
     show = not args.no_progress
-    name, net = ticker(lambda: network_for(args.network, b.name, lanes, dt=args.dt),
+    options = graph_options(args)
+    name, net = ticker(lambda: network_for(args.network, b.name, lanes, dt=args.dt, **options),
                        f"build {b.name}: network {args.network}", enabled=show)
     membrane = args.membrane or (NETWORK_MEMBRANE[b.name] and not args.no_membrane)
     features = network_features(net, membrane=membrane)
     top = NetworkBoardTop(board=b, features=features, frequency=freq * 1e6, baud=args.baud)
     desc = {"network": name, "layers": [[s.neurons, s.lanes] for s in features.shapes],
             "inputs": features.inputs, "membrane": features.membrane, "design": "network",
-            "baud": args.baud}
+            "baud": args.baud, "w_width": features.w_width,
+            "reset_modes": [m.name.lower() for m in features.shapes[0].reset_modes]}
     if show:
         sizes = "-".join(map(str, [features.inputs] + [s.neurons for s in features.shapes]))
         print(f"building {b.name}: network {name} ({sizes}, lanes "

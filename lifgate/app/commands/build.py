@@ -42,7 +42,9 @@ from lifgate.app.netbuild import (
     NETWORK_LANES,
     NETWORK_MEMBRANE,
     NETWORK_MHZ,
+    add_graph_options,
     build_network,
+    graph_options,
     run_toolchain,
 )
 from lifgate.boards.host import write_link_record
@@ -72,6 +74,7 @@ def register(subparsers, summary):
                        f"{k} {','.join(map(str, v))}" for k, v in NETWORK_LANES.items())
                    + "; for a graph: the largest power of two up to 2 (iCEBreaker) or 8 "
                    "(ULX3S) that divides each layer)")
+    add_graph_options(p)
     p.add_argument("--neurons", type=int, default=None, metavar="N",
                    help="neurons (default: iCEBreaker 4096, ULX3S 65536)")
     p.add_argument("--lanes", type=int, default=None, metavar="P",
@@ -119,6 +122,7 @@ def run(args) -> int:
         return build_network(args)
     if args.layer_lanes is not None:
         raise ConfigError("--layer-lanes needs --network (an array board takes --lanes)")
+    graph_options(args)
     if args.membrane:
         raise ConfigError("--membrane needs --network (an array board builds membrane readback "
                           "unless --no-membrane)")

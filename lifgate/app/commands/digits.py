@@ -26,20 +26,14 @@ RTL and the board, where run, equal to the golden model); progress goes to stder
 from __future__ import annotations
 
 import json
-import os
-import stat
 import time
-from pathlib import Path
 
 import numpy as np
 
 from lifgate.app.cli import add_report_options
-from lifgate.app.netbuild import check_lanes, relane
+from lifgate.app.netboard import check_board_spec, run_on_board, same_run
+from lifgate.app.netbuild import check_lanes
 from lifgate.app.progress import ticker
-from lifgate.boards.framehost import NETLIST_ONLY_ARRAY
-from lifgate.boards.host import parse_spec
-from lifgate.boards.nethost import open_network_board
-from lifgate.boards.netproto import NetFeatures
 from lifgate.checks import check_int, writable_dir
 from lifgate.compilers import convert as conversion
 from lifgate.compilers.convert import convert, load_dataset
@@ -93,18 +87,7 @@ def check_args(*, steps, samples, hidden, w_width, seed, board, limit, build_dir
     check_int("--w-width", w_width, 2, 18)
     check_int("--seed", seed, 0, (1 << 32) - 1)
     if board is not None:
-        try:
-            kind, arg = parse_spec(board)
-        except (ConfigError, ValueError) as e:
-            raise ConfigError(f"--board: {e}") from None
-        if kind == "netlist":
-            raise ConfigError(f"--board: {NETLIST_ONLY_ARRAY.format(spec=board)}")
-        if kind == "serial" and not os.path.exists(arg[0]):
-            raise ConfigError(f"--board: serial port {arg[0]!r} does not exist (is the board "
-                              f"plugged in?)")
-        if kind == "serial" and not stat.S_ISCHR(os.stat(arg[0]).st_mode):
-            raise ConfigError(f"--board: {arg[0]!r} is not a serial port (a character "
-                              f"device such as /dev/ttyUSB1)")
+        check_board_spec(board)
     if limit is None:
         limit = 40 if board is not None and board.startswith("sim:") else TEST_DIGITS
     check_int("--limit", limit, 1, TEST_DIGITS)
@@ -181,42 +164,30 @@ def digits_report(*, steps=32, samples=20, hidden=32, w_width=8, seed=0, sim="ve
 
 def _board_run(conv, res, pred, data, steps, spec, limit, build_dir) -> dict:
     """The first ``limit`` held-out digits through a network board's host link."""
-    net = conv.network
-    features = NetFeatures.for_network(net, max_payload=256)
-    t0 = time.perf_counter()
-    # The fastest UART the gateware takes (4 clocks per bit) keeps a simulated run short.
-    with open_network_board(spec, features=features, build_dir=Path(build_dir) / "net-board",
-                            divisor=4, link_timeout=400, timeout=120) as brd:
-        t1 = time.perf_counter()
-        # A real board's lanes (same neurons, weights and parameters) and membrane readback.
-        net = relane(net, [s.lanes for s in brd.features.shapes])
-        membrane = brd.features.membrane
-        brd.load(net)
-        loaded = all(np.array_equal(brd.read_weights(n), layer.weights)
-                     for n, layer in enumerate(net.layers))
-        t2 = time.perf_counter()
-        runs = [brd.infer(x, steps, membrane=membrane) for x in data.x_test[:limit]]
-        t3 = time.perf_counter()
-    mismatches = sum(
-        not (np.array_equal(r.spikes[-1], g.spikes[-1])
-             and (not membrane or np.array_equal(r.v[-1], g.v[-1])))
-        for r, g in zip(runs, res[:limit], strict=True))
-    bpred = conv.predict(runs)
+    # A real board's lanes (same neurons, weights and parameters) and membrane readback.
+    brun = run_on_board(conv.network, spec, [(x, steps) for x in data.x_test[:limit]],
+                        build_dir=build_dir,
+                        build="lifgate build --network digits --board icebreaker|ulx3s-85f")
+    last = [len(conv.network.layers) - 1]
+    mismatches = sum(not same_run(r, g, last, brun.membrane)
+                     for r, g in zip(brun.runs, res[:limit], strict=True))
+    bpred = conv.predict(brun.runs)
     y = data.y_test[:limit]
     return {
         "board": spec,
         "board_samples": limit,
-        "board_lanes": [s.lanes for s in net.shapes],
-        "board_membrane": bool(membrane),
-        "board_weights_read_back": bool(loaded),
+        "board_lanes": [s.lanes for s in brun.network.shapes],
+        "board_membrane": brun.membrane,
+        "board_weights_read_back": brun.loaded,
         "board_accuracy": float((bpred == y).mean()),
         "snn_accuracy_on_board_samples": float((pred[:limit] == y).mean()),
         "board_class_mismatches": int((bpred != pred[:limit]).sum()),
         "board_mismatching_samples": int(mismatches),
-        "board_bit_exact": bool(loaded and mismatches == 0 and (bpred == pred[:limit]).all()),
-        "board_open_seconds": round(t1 - t0, 1),
-        "board_load_seconds": round(t2 - t1, 2),
-        "board_seconds_per_digit": round((t3 - t2) / limit, 4),
+        "board_bit_exact": bool(brun.loaded and mismatches == 0
+                                and (bpred == pred[:limit]).all()),
+        "board_open_seconds": round(brun.seconds["open"], 1),
+        "board_load_seconds": round(brun.seconds["load"], 2),
+        "board_seconds_per_digit": round(brun.seconds["run"] / limit, 4),
     }
 
 

@@ -26,7 +26,10 @@ import sys
 import numpy as np
 
 from lifgate.app.cli import add_report_options
+from lifgate.app.netboard import check_board_spec, run_on_board, same_run
+from lifgate.app.netbuild import check_lanes, relane
 from lifgate.app.progress import ticker
+from lifgate.boards.netproto import NetFeatures
 from lifgate.checks import check_choice, check_int, check_number, input_file, writable_dir
 from lifgate.compilers.nir_import import DEFAULT_TARGET, RESETS, import_nir
 from lifgate.compilers.nir_reference import compare, load_reference
@@ -86,7 +89,18 @@ def register(subparsers, summary):
     p.add_argument("--rtl", action="store_true",
                    help=f"also run them on the RTL (Verilator), {RTL_STEPS} steps unless "
                    "--steps says else")
-    p.add_argument("--build-dir", default="build/nir", help="RTL build folder (default build/nir)")
+    p.add_argument("--board", metavar="SPEC", default=None,
+                   help="also run them on a network board: sim:verilator, sim:icarus (the "
+                   "network board's gateware simulated, built for this network) or "
+                   "serial:PORT[@BAUD] (a board from 'lifgate build --network GRAPH.nir' with "
+                   "the same import options); weights and parameters load over the link, "
+                   f"{RTL_STEPS} steps unless --steps says else")
+    p.add_argument("--layer-lanes", default=None, metavar="P0,P1,...",
+                   help="with --board sim:...: lanes per layer of the simulated board, powers "
+                   "of two dividing each layer's neurons (default: the import's); a serial "
+                   "board's own lanes are used")
+    p.add_argument("--build-dir", default="build/nir",
+                   help="RTL and simulated board build folder (default build/nir)")
     add_report_options(p)
     p.set_defaults(func=run)
 
@@ -111,18 +125,27 @@ def run(args) -> int:
         check_number("--max-error", args.max_error, 0, 100)
     check_number("--tolerance", args.tolerance, 0, 100)
     ref = load_reference(input_file("--reference", args.reference)) if args.reference else None
-    default = ref.steps if ref is not None else (RTL_STEPS if args.rtl else 0)
+    hardware = args.rtl or args.board is not None
+    default = ref.steps if ref is not None else (RTL_STEPS if hardware else 0)
     steps = args.steps if args.steps is not None else default
-    if args.rtl and steps == 0:
-        raise ConfigError(f"--steps must be at least 1 with --rtl (default {RTL_STEPS}), not 0")
+    if hardware and steps == 0:
+        raise ConfigError(f"--steps must be at least 1 with --rtl or --board (default "
+                          f"{RTL_STEPS}), not 0")
     check_int("--steps", steps, 0 if ref is None else 1, 1_000_000)
-    if args.rtl:
+    kind = check_board_spec(args.board)[0] if args.board is not None else None
+    lanes = check_lanes(args.layer_lanes)
+    if lanes is not None and kind not in ("sim", "model"):
+        raise ConfigError("--layer-lanes needs --board sim:verilator|sim:icarus (a serial "
+                          "board has its own lanes)")
+    if args.rtl or kind == "sim":
         writable_dir("--build-dir", args.build_dir)
     imp = import_nir(args.graph, dt=args.dt, scale=args.scale, w_width=args.w_width,
                      v_width=args.v_width, i_width=args.i_width, reset=args.reset,
                      fire=args.fire, target=args.warn_error / 100,
                      max_error=None if args.max_error is None else args.max_error / 100,
                      spike_max=args.spike_max)
+    if args.board is not None:
+        _check_board_network(args, imp, lanes)
     out = _describe(args, imp)
     if ref is not None:
         peak = max((int(np.max(a, initial=0)) for a in ref.spikes), default=0)
@@ -136,6 +159,39 @@ def run(args) -> int:
     out["ok"] = code == 0
     _print(args, imp, out)
     return code
+
+
+def _build_command(args) -> str:
+    """``lifgate build --network GRAPH.nir`` with the import options given here: the command
+    that builds a board for this network."""
+    words = ["lifgate build --network", args.graph, "--board icebreaker|ulx3s-85f"]
+    for option, value, default in (("--dt", args.dt, None), ("--scale", args.scale, None),
+                                   ("--w-width", args.w_width, None),
+                                   ("--v-width", args.v_width, None),
+                                   ("--i-width", args.i_width, None),
+                                   ("--reset", args.reset, "value"),
+                                   ("--fire", args.fire, "gt"),
+                                   ("--warn-error", args.warn_error, 100 * DEFAULT_TARGET)):
+        if value is not None and value != default:
+            words += [option, f"{value:g}" if isinstance(value, float) else str(value)]
+    return " ".join(words)
+
+
+def _check_board_network(args, imp, lanes) -> None:
+    """Refuse, before anything runs, a network no network board carries (recurrent layers,
+    multi-spike output) and ``--layer-lanes`` that do not fit it."""
+    try:
+        NetFeatures.for_network(imp.network)
+    except ConfigError as e:
+        raise ConfigError(f"--board: a network board cannot run this network: {e}") from None
+    if lanes is not None:
+        if len(lanes) != len(imp.network.layers):
+            raise ConfigError(f"--layer-lanes must name the network's {len(imp.network.layers)} "
+                              f"layers, not {len(lanes)} ({args.layer_lanes!r})")
+        try:
+            imp.network = relane(imp.network, lanes)
+        except ConfigError as e:
+            raise ConfigError(f"--layer-lanes: {e}") from None
 
 
 def _describe(args, imp) -> dict:
@@ -185,6 +241,29 @@ def _simulate(args, imp, ref, steps, out) -> int:
         exact = exact and all(np.array_equal(a, b) for a, b in zip(rtl.v, res.v, strict=True))
         out["rtl_bit_exact"] = exact
         code = code or (0 if exact else 1)
+    if args.board is not None:
+        brun = ticker(lambda: run_on_board(net, args.board, [(x, run_steps)],
+                                           build_dir=args.build_dir, all_layers=True,
+                                           build=_build_command(args),
+                                           optimize=run_steps > 1000),
+                      f"import-nir: board {args.board}, load and {run_steps} steps",
+                      enabled=not args.no_progress)
+        same = same_run(brun.runs[0], res, range(len(net.layers)), brun.membrane)
+        out.update({
+            "board": args.board,
+            "board_lanes": [s.lanes for s in brun.network.shapes],
+            "board_membrane": brun.membrane,
+            "board_weights_read_back": brun.loaded,
+            "board_spikes_per_layer": [int(s.sum()) for s in brun.runs[0].spikes],
+            "board_bit_exact": bool(brun.loaded and same),
+            "board_seconds": {k: round(v, 2) for k, v in brun.seconds.items()},
+        })
+        code = code or (0 if out["board_bit_exact"] else 1)
+        if imp.readout == "membrane" and not brun.membrane:
+            out["warnings"].append(
+                "the board reads back spikes only (built without membrane readback): the "
+                "graph's membrane readout (its last layer) is not compared; build the board "
+                "with --membrane")
     return code
 
 
@@ -216,3 +295,10 @@ def _print(args, imp, out) -> None:
               f"(framework range {r['membrane_range']:.4g})")
     if "rtl_bit_exact" in out:
         print(f"  RTL: {'bit-exact' if out['rtl_bit_exact'] else 'MISMATCH'}")
+    if "board_bit_exact" in out:
+        what = "spikes and membranes" if out["board_membrane"] else "spikes"
+        back = "equal" if out["board_weights_read_back"] else "DIFFERENT"
+        print(f"  board {out['board']} (lanes {','.join(map(str, out['board_lanes']))}): "
+              f"{'bit-exact' if out['board_bit_exact'] else 'MISMATCH'} ({what} of every "
+              f"layer against the golden model; weights loaded over the link and read back "
+              f"{back}), spikes per layer {out['board_spikes_per_layer']}")
