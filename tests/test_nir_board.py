@@ -4,7 +4,7 @@ The committed framework exports (``examples/nir_fixtures``) are loaded over the 
 network board's host link and run on its gateware; every layer's spikes and membranes must
 equal the golden model's. snnTorch's default subtract reset (SUBTRACT_AFTER_LEAK) reaches the
 board through the network's shapes (the ``VERSION`` reply's modes byte). What no board carries
-(recurrent layers, multi-spike output) and a board of another shape are refused in one line
+(multi-spike output) and a board of another shape are refused in one line
 (exit 2), the latter naming what differs and the ``lifgate build`` command that fits.
 """
 
@@ -34,7 +34,7 @@ from lifgate.config import ConfigError, ResetMode  # noqa: E402
 HERE = Path(__file__).resolve().parent.parent / "examples" / "nir_fixtures"
 FIXTURES = json.loads((HERE / "fixtures.json").read_text())
 #: Fixtures that no network board carries, and why (docs/networks.md, "On a board").
-OFF_BOARD = {"snntorch_rleaky": "recurrent layers", "sinabs_iaf_multispike": "spike_max"}
+OFF_BOARD = {"sinabs_iaf_multispike": "spike_max"}
 ON_BOARD = sorted(n for n, m in FIXTURES.items()
                   if m["expect"] == "matches" and n not in OFF_BOARD)
 SUBTRACT = "snntorch_leaky_subtract"

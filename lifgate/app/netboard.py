@@ -59,6 +59,12 @@ def _differences(want: NetFeatures, have: NetFeatures) -> list:
         if a != b:
             out.append(f"{name} {a}, the board {b}")
     for n, (a, b) in enumerate(zip(want.shapes, have.shapes, strict=True)):
+        if want.recurrent[n] != have.recurrent[n]:
+            out.append(f"layer {n} {'is' if want.recurrent[n] else 'is not'} recurrent, the "
+                       f"board's {'is' if have.recurrent[n] else 'is not'}")
+        if want.skips[n] != have.skips[n]:
+            out.append(f"layer {n} skip sources (layer, delay) {list(want.skips[n])}, the board "
+                       f"{list(have.skips[n])}")
         for name in ("neurons", "groups", "v_width", "i_width", "ref_width", "decay_frac",
                      "step_width", "spike_max"):
             if getattr(a, name) != getattr(b, name):
@@ -114,9 +120,9 @@ def run_on_board(network, spec: str, inputs, *, build_dir, build: str,
     """Open the network board ``spec`` (a simulated board is built from ``network``'s own
     features), fit ``network`` to it (:func:`fit_to_board`), load it over the link, read its
     weights back, and run every ``(x, steps)`` of ``inputs`` from a clear.
-    ``NetFeatures.for_network`` refuses what no board carries (recurrent layers, multi-spike
-    output) before anything is built. ``optimize=False``: a Verilator board compiled with
-    ``-O0`` (quicker to build, slower to run: for short runs)."""
+    ``NetFeatures.for_network`` refuses what no board carries (multi-spike output) before
+    anything is built. ``optimize=False``: a Verilator board compiled with ``-O0`` (quicker to
+    build, slower to run: for short runs)."""
     features = NetFeatures.for_network(network, max_payload=MAX_PAYLOAD)
     t0 = time.perf_counter()
     # The fastest UART the gateware takes (4 clocks per bit) keeps a simulated run short.
@@ -127,7 +133,7 @@ def run_on_board(network, spec: str, inputs, *, build_dir, build: str,
         net = fit_to_board(network, brd.features, build=build)
         membrane = brd.features.membrane
         brd.load(net)
-        loaded = all(np.array_equal(brd.read_weights(n), layer.weights)
+        loaded = all(np.array_equal(brd.read_weights(n), layer.full_weights)
                      for n, layer in enumerate(net.layers))
         t2 = time.perf_counter()
         runs = [brd.infer(x, steps, membrane=membrane, all_layers=all_layers)

@@ -178,8 +178,8 @@ def _build_command(args) -> str:
 
 
 def _check_board_network(args, imp, lanes) -> None:
-    """Refuse, before anything runs, a network no network board carries (recurrent layers,
-    multi-spike output) and ``--layer-lanes`` that do not fit it."""
+    """Refuse, before anything runs, a network no network board carries (multi-spike
+    output) and ``--layer-lanes`` that do not fit it."""
     try:
         NetFeatures.for_network(imp.network)
     except ConfigError as e:
