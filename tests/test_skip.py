@@ -18,6 +18,7 @@ from test_boards_network import DIVISOR, LINK_TIMEOUT, Session
 from test_nir_nodes import lif
 from test_synapse_network import random_network, run_amaranth
 
+from lifgate.app import netboard
 from lifgate.compilers.nir_import import export_nir, import_nir
 from lifgate.config import ConfigError, pack_params, signed_range
 
@@ -431,3 +432,23 @@ def test_board_sim_skip_and_recurrent_network(tmp_path):
             board_session(board, net)
         finally:
             board.close()
+
+
+def test_board_without_the_sources_refuses_the_network():
+    """``lifgate import-nir --board`` fits a graph to the board's VERSION: a feed-forward board
+    refuses a skip + recurrent network (and the other way round) in one line naming the
+    layers' sources; the board built for it takes it."""
+    net = skip_network(13, **NETS[BOARD_NET])
+    f = NetFeatures.for_network(net)
+    ff = NetFeatures(f.shapes, f.inputs, w_width=f.w_width, x_width=f.x_width)
+    with pytest.raises(ConfigError, match=r"layer 2 is recurrent, the board's is not; layer 2 "
+                                          r"skip sources \(layer, delay\) \[\(0, 1\)\], the "
+                                          r"board \[\]\): build its board with X$"):
+        netboard.fit_to_board(net, ff, build="X")
+    plain = Network(tuple(Layer(la.weights, la.config) for la in net.layers), w_width=6,
+                    x_width=1)
+    with pytest.raises(ConfigError, match="layer 2 is not recurrent, the board's is"):
+        netboard.fit_to_board(plain, f, build="X")
+    fitted = netboard.fit_to_board(net, f, build="X")
+    assert all(np.array_equal(a.full_weights, b.full_weights)
+               for a, b in zip(fitted.layers, net.layers, strict=True))
