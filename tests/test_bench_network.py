@@ -34,10 +34,26 @@ def test_table_has_both_kinds_and_the_anchors():
     lines = text.splitlines()
     assert "spike-driven, 2 events/clock" in lines[2] and "990 M" in lines[2]
     assert "| dense |" in lines[3] and "failed: `ERROR: Unable to place cell`" in lines[3]
-    assert all(line.count("|") == lines[0].count("|") for line in lines[:4])
+    # The baseline before issue 17 and the published anchors are rows of the same table, each
+    # with its network named.
+    table = lines[:lines.index("")]
+    assert all(line.count("|") == lines[0].count("|") for line in table)
     for cite in ("2507.07284", "2602.18140", "2507.10561"):
-        assert cite in text
-    assert "MNIST" in text and "sklearn digits" in text and "97.33 %" in text
+        (row,) = [line for line in table if cite in line]
+        assert "| MNIST" in row
+    for board, rate in (("ulx3s-85f", "6,973"), ("icebreaker", "609")):
+        (row,) = [line for line in table if line.startswith(f"| {board}, before issue 17 |")]
+        assert "| digits 64-32-10 | dense |" in row and f"| {rate} |" in row
+    assert "sklearn digits" in text and "97.33 %" in text
+
+
+def test_rows_say_seed_load_and_date():
+    r = _row("spike", 2, fmax_mhz=101.0, inferences_per_s=33666.0, latency_us=29.7,
+             neuron_updates_per_s=4.5e7, dense_macs_per_s=2.5e9, synops_per_s=9.4e7,
+             seed=3, load_start=4.5, load_end=7.25, build_seconds=812,
+             measured="2026-12-06 15:00 UTC")
+    line = bench.markdown([r]).splitlines()[2]
+    assert line.endswith("| seed 3, load 4.5-7.25, 812 s, 2026-12-06 15:00 UTC |")
 
 
 class _Layer:
@@ -83,12 +99,12 @@ def test_measuring_one_board_keeps_the_others_rows(tmp_path):
     bench.write_markdown(doc, bench.markdown([ecp]), boards=["ulx3s-85f"])
     text = doc.read_text()
     lines = text.splitlines()
-    head = lines.index("| board | synapses | lanes per layer | logic | FFs | block RAM | DSP | "
-                       "Fmax (MHz) | clocks / inference | inferences/s | latency / inference | "
-                       "neuron updates/s | dense MAC/s | SynOps/s | layer-1 SynOps/s |")
+    head = lines.index(bench.HEADER)
     assert lines[head + 2].startswith("| ulx3s-85f |") and "1.1 G" in lines[head + 2]
     assert lines[head + 3].startswith("| icebreaker |") and "52.1 M" in lines[head + 3]
-    assert lines[head + 4] == ""
+    fixed = bench.fixed_rows()
+    assert lines[head + 4:head + 4 + len(fixed)] == fixed
+    assert lines[head + 4 + len(fixed)] == ""
     assert "* icebreaker (spike), clock `clk`: 26.3 ns" in text
     assert text.startswith("text\n") and text.endswith("<!-- network:end -->\nmore\n")
     assert "old" not in lines
