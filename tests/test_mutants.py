@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -53,10 +54,12 @@ def test_mutant_killed(mutant):
 def test_lifgate_mutants_smoke_is_seeded_and_resumable(tmp_path, capsys):
     """``lifgate mutants`` on a handful of Yosys mutants (Icarus, short cases): the original
     passes, every mutant gets a status, a survivor a source location; a second run reads the
-    results file instead of simulating again and reports the same."""
+    results file instead of simulating again and reports the same. Without the long run (a
+    Verilator build; ``test_long_run_kills_mutant_160`` runs it the way ``lifgate mutants``
+    does)."""
     args = ["mutants", "--count", "4", "--seed", "3", "--configs", "1", "--steps", "4",
             "--sim", "icarus", "--jobs", "1", "--depth", "2", "--json", "--no-progress",
-            "--goal", "0",
+            "--goal", "0", "--long-steps", "0",
             "--build-dir", str(tmp_path / "b"), "--results", str(tmp_path / "r.jsonl")]
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out)
@@ -138,8 +141,9 @@ def test_long_run_default_shape(tmp_path):
     of all beats and the last step's beats the golden model's. The comparison itself is then
     shown to fail on a report with one thing changed."""
     shape = ArrayShape()
-    model, got, bad = _long(tmp_path, shape, generate_verilog(shape), LIFArray(shape).latency,
-                            "default")
+    verilog = generate_verilog(shape)
+    latency = int(re.search(r"pipeline latency L = (\d+) clocks", verilog).group(1))
+    model, got, bad = _long(tmp_path, shape, verilog, latency, "default")
     assert bad is None, bad
     want = longrun.expected(model.case)
     last = got["last"]
