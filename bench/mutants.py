@@ -38,7 +38,8 @@ from lifgate.sim.regress import regress
 
 from lifgate.config import ArrayShape, ResetMode
 
-__all__ = ["MUTANTS", "SHAPE", "Mutant", "build_mutant", "cases", "run_mutant", "main"]
+__all__ = ["LONG_RUN_MUTANTS", "MUTANTS", "SHAPE", "Mutant", "build_mutant", "cases",
+           "run_mutant", "main"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,18 @@ MUTANTS = [
     Mutant("stuck_lfsr", "stuck noise generator: the xorshift state never advances", (
         ("noise.py", "m.d.sync += x.eq(xorshift32(x))", "m.d.sync += x.eq(x)"),
     )),
+]
+
+#: Faults that only a run of 2**19 steps or more shows: the regression above does not kill them
+#: (its runs are short); the long run of :mod:`lifgate.sim.longrun` does
+#: (``tests/test_mutants.py``). A hand-made twin of Yosys mutant 160 of issue 20.
+LONG_RUN_MUTANTS = [
+    Mutant("remaining_bit19_into_26",
+           "the run counter's bit 26 gets bit 19 XORed in at every decrement (a run of 2^19 "
+           "steps or more lasts 2^26 steps longer)", (
+               ("array.py", "remaining.eq(rem_dec),",
+                "remaining.eq(rem_dec ^ (rem_dec[19] << 26)),"),
+           )),
 ]
 
 #: Regression shape: 2 lanes x 4 addresses, 2 parameter groups, every leak mode and reset mode,

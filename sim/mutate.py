@@ -52,7 +52,7 @@ from pathlib import Path
 
 from lifgate.hdl.array import LIFArray
 from lifgate.hdl.verilog import TOP, convert_verilog
-from lifgate.sim import runner
+from lifgate.sim import longrun, runner
 from lifgate.sim.foreign import contract_ports
 from lifgate.sim.tools import find_tool, tool_env
 
@@ -178,14 +178,21 @@ endmodule
 """
 
 
-def prepare(shape: ArrayShape, work, *, seed: int, count: int) -> MutantSet:
+def prepare(shape: ArrayShape, work, *, seed: int, count: int,
+            mutations: list | None = None) -> MutantSet:
     """Generate the RTL of ``shape`` (with ``src``), list ``count`` mutations from ``seed`` and
-    write every one behind ``mutsel``. Files go to ``work``; reused while the inputs match."""
+    write every one behind ``mutsel``. Files go to ``work``; reused while the inputs match.
+    ``mutations``: these ``mutate`` commands (on module ``lif_array``) instead of Yosys' list
+    (``seed`` and ``count`` are then ignored)."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     dut = LIFArray(shape)
     rtl = convert_verilog(dut, name=TOP, src=True, internal_attrs=True)
-    key = hashlib.sha256(f"{rtl}\0{seed}\0{count}".encode()).hexdigest()[:16]
+    if mutations is not None:
+        seed, count = -1, len(mutations)
+    key = hashlib.sha256(f"{rtl}\0{seed}\0{count}".encode()
+                         + (b"" if mutations is None else f"\0{mutations}".encode())
+                         ).hexdigest()[:16]
     width = max(1, count.bit_length())
     stamp = work / "design.key"
     if not (stamp.exists() and stamp.read_text() == key):
@@ -193,9 +200,11 @@ def prepare(shape: ArrayShape, work, *, seed: int, count: int) -> MutantSet:
         (work / "rtl.v").write_text(rtl)
         # The netlist that is mutated and simulated: flattened (one module, so one mutsel),
         # memories mapped to flip-flops (so that `sat` can prove equivalences on it).
+        listing = "" if mutations else f"; mutate -list {count} -seed {seed} -o list.ys"
         _yosys(f"read_verilog rtl.v; prep -top {TOP} -flatten; memory_map; opt_clean; "
-               f"write_rtlil design.il; mutate -list {count} -seed {seed} -o list.ys",
-               work, "prepare.log")
+               f"write_rtlil design.il{listing}", work, "prepare.log")
+        if mutations:
+            (work / "list.ys").write_text("".join(f"{m}\n" for m in mutations))
         mutations = [ln for ln in (work / "list.ys").read_text().splitlines() if ln.strip()]
         script = ["read_rtlil design.il"]
         script += [m.replace("mutate ", f"mutate -ctrl mutsel {width} {k} ", 1)
@@ -264,9 +273,12 @@ def equivalent(mset: MutantSet, k: int, *, depth: int,
     return False, f"equivalence check failed: {err.strip()[-200:]}"
 
 
-def simulate(mset: MutantSet, model, k: int, cases, *, test_root) -> dict:
+def simulate(mset: MutantSet, model, k: int, cases, *, test_root, long=None) -> dict:
     """Run mutant ``k`` (0: the original) through ``cases`` on ``model`` (a
-    :class:`~lifgate.sim.runner.SimBuild` of ``mset.verilog``), stopping at the first failure.
+    :class:`~lifgate.sim.runner.SimBuild` of ``mset.verilog``), stopping at the first failure;
+    then, if it passed and ``long`` is given (``(model, expected)``: a
+    :class:`lifgate.sim.longrun.Model` of ``mset.verilog`` and its
+    :func:`~lifgate.sim.longrun.expected`), through the long run (case ``long_run``).
     One result dict: ``mutant``, ``status`` (``killed`` or ``passed``), ``case``, ``detail``,
     ``location``, ``mutation``, ``seconds``."""
     t0 = time.perf_counter()
@@ -280,6 +292,14 @@ def simulate(mset: MutantSet, model, k: int, cases, *, test_root) -> dict:
         detail = None if failed is None else (failed["mismatch"] or {"xz": failed["xz"]})
     except runner.SimulatorError as e:  # a crash of the simulation counts as caught
         failed, detail = {"name": "(session)"}, {"error": str(e).splitlines()[0]}
+    if failed is None and long is not None:
+        lmodel, want = long
+        try:
+            bad = longrun.check(lmodel, longrun.run(lmodel, plusargs=(f"+mutant={k}",)), want)
+        except (runner.SimulatorError, subprocess.TimeoutExpired) as e:
+            bad = f"the long run crashed or hung: {str(e).splitlines()[0]}"
+        if bad is not None:
+            failed, detail = {"name": longrun.CASE}, {"long_run": bad}
     res["case"] = None if failed is None else failed["name"]
     res["detail"] = detail
     res["status"] = "passed" if failed is None else "killed"
@@ -315,12 +335,14 @@ def _load(results: Path, key: str) -> dict:
 
 
 def run_mutants(mset: MutantSet, model, cases, *, results, cases_key: str, depth: int,
-                jobs: int = 1, progress=None) -> list[dict]:
+                jobs: int = 1, progress=None, long=None) -> list[dict]:
     """Classify every mutant of ``mset`` not yet in ``results`` (JSON lines, appended as they
     come): first every simulation, ``jobs`` at a time (a killed mutant is written at once),
     then the equivalence checks of the ones that passed, ``jobs`` at a time. Returns all
     results of this key, in mutant order. ``cases_key`` names the cases: results are reused
-    only for the same design, mutants, cases and depth."""
+    only for the same design, mutants, cases and depth (``cases_key`` must name the long run
+    too). ``long``: the long run every mutant that passes ``cases`` also runs (:func:`simulate`).
+    """
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
     key = f"{mset.key}/{cases_key}/depth{depth}/{PROOF}"
@@ -331,14 +353,15 @@ def run_mutants(mset: MutantSet, model, cases, *, results, cases_key: str, depth
             progress(done[k])
     runs = mset.work / "runs"
     if 0 in todo:  # the original first: if it fails, no mutant's result means anything
-        r = simulate(mset, model, 0, cases, test_root=runs)
+        r = simulate(mset, model, 0, cases, test_root=runs, long=long)
         if r["status"] != "passed":
             raise RuntimeError(f"the unmutated design fails the regression: {r['detail']}")
         todo.remove(0)
         _record(results, key, r, done, progress)
     passed = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for r in pool.map(lambda k: simulate(mset, model, k, cases, test_root=runs), todo):
+        for r in pool.map(lambda k: simulate(mset, model, k, cases, test_root=runs, long=long),
+                          todo):
             if r["status"] == "passed":
                 passed.append(r)
             else:

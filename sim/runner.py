@@ -634,9 +634,10 @@ def run(
             timescale=TIMESCALE,
             log_file=log_file,
         )
-    except SystemExit as e:
+    except (SystemExit, RuntimeError) as e:  # cocotb raises RuntimeError on a non-zero exit
         raise SimulatorError(
-            f"{sim_build.sim} simulation in {test_dir} exited with {e.code}\n"
+            f"{sim_build.sim} simulation in {test_dir} exited with "
+            f"{getattr(e, 'code', None) if isinstance(e, SystemExit) else e}\n"
             + (_tail(log_file) if log_file else "")
         ) from None
     finally:

@@ -338,6 +338,7 @@ COMMANDS = {
         Opt("--steps", bad_int(1, 4096)),
         Opt("--jobs", bad_int(1, 64)),
         Opt("--depth", bad_int(1, 64)),
+        Opt("--long-steps", bad_int(0, (1 << 32) - 1)),
         Opt("--goal", bad_float(0, 1)),
         Opt("--sim", bad_choice(("icarus", "verilator"))),
         Opt("--build-dir", paths(BAD_DIRS)),

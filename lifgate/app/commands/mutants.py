@@ -29,7 +29,7 @@ from pathlib import Path
 from lifgate.app.cli import UsageError, add_report_options
 from lifgate.app.progress import progress_bar
 from lifgate.checks import check_int, check_number, writable_dir, writable_file
-from lifgate.sim import mutate, regress, runner
+from lifgate.sim import longrun, mutate, regress, runner
 
 
 def register(subparsers, summary):
@@ -55,6 +55,10 @@ def register(subparsers, summary):
                    "that passed (sat -seq C on the outputs), 1 to 64 (default 8)")
     p.add_argument("--goal", type=float, default=0.95, metavar="F",
                    help="score (killed / non-equivalent) for \"ok\", 0 to 1 (default 0.95)")
+    p.add_argument("--long-steps", type=int, default=longrun.STEPS, metavar="T",
+                   help="steps of the long run every mutant that passes the cases also runs "
+                   f"(natively clocked, on Verilator), 0 (none) to 2**32-1 (default "
+                   f"2**19 + 3 = {longrun.STEPS}: every bit 0 to 19 of the run counter falls)")
     p.add_argument("--results", default="build/mutants/results.jsonl", metavar="FILE",
                    help="results file, appended to and reused (default "
                    "build/mutants/results.jsonl)")
@@ -71,6 +75,7 @@ def check_args(args) -> None:
     check_int("--steps", args.steps, 1, 4096)
     check_int("--jobs", args.jobs, 1, 64)
     check_int("--depth", args.depth, 1, 64)
+    check_int("--long-steps", args.long_steps, 0, (1 << 32) - 1)
     check_number("--goal", args.goal, 0, 1)
     writable_dir("--build-dir", args.build_dir)
     writable_file("--results", args.results)
@@ -93,6 +98,18 @@ def run(args) -> int:
     cases = regress.make_cases(shape, seed=args.seed, configs=args.configs, steps=args.steps)
     digest = hashlib.sha256(json.dumps([c.to_dict() for c in cases]).encode()).hexdigest()
     cases_key = f"{args.sim}/seed{args.seed}/cases-{digest[:12]}"
+    long = None
+    if args.long_steps:
+        case = longrun.default_case(shape, args.long_steps)
+        say(f"building the long run ({args.long_steps} steps, Verilator) of all mutants")
+        try:
+            lmodel = longrun.build(case, build_dir=build / "longrun", latency=mset.latency,
+                                   verilog=mset.verilog)
+        except runner.SimulatorError as e:
+            raise UsageError(str(e)) from None
+        long = (lmodel, longrun.expected(case))
+        text = longrun.driver_verilog(case, latency=mset.latency)
+        cases_key += f"/long-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
     with progress_bar(total=args.count + 1, unit="mutant", desc="mutants",
                       enabled=not args.no_progress) as bar:
         def progress(r):
@@ -102,7 +119,7 @@ def run(args) -> int:
         try:
             results = mutate.run_mutants(mset, model, cases, results=args.results,
                                          cases_key=cases_key, depth=args.depth,
-                                         jobs=args.jobs, progress=progress)
+                                         jobs=args.jobs, progress=progress, long=long)
         except RuntimeError as e:
             raise UsageError(str(e)) from None
     sc = mutate.score(results)
@@ -110,6 +127,7 @@ def run(args) -> int:
     ok = sc["score"] is not None and sc["score"] >= args.goal
     out = {"ok": ok, **sc, "goal": args.goal, "seed": args.seed, "sim": args.sim,
            "cases": len(cases), "configs": args.configs, "steps": args.steps,
+           "long_steps": args.long_steps,
            "equivalence_depth": args.depth, "shape": runner.shape_dict(shape),
            "results": str(args.results), "survivors": survivors,
            "seconds": sum(r.get("seconds", 0.0) for r in results)}
