@@ -224,9 +224,16 @@ class _NetExecutor:
                     m.d.comb += full[8 * k:8 * k + 8].eq(br.data)
                     if k == 0 and VMAX > 1:
                         m.d.comb += full[8:].eq(0)
-        self.x_bad = full[XW:8 * XB].any() if 8 * XB > XW else Const(0)
-        wtop = full[WW - 1:8 * WB]
+        # The values' range checks look at ``val`` (the whole value, registered at its last
+        # byte) a clock after the value ended (``vchk``): the buffer's read data then ends in
+        # flip-flops, not in ``bad``'s enable (the ULX3S board's critical path). The last
+        # value's check still lands in ``bad`` before ``VALUES_CHECK`` reads it (the reader
+        # leaves ``VALUES`` a clock after the last byte at the earliest).
+        self.x_bad = val[XW:8 * XB].any() if 8 * XB > XW else Const(0)
+        wtop = val[WW - 1:8 * WB]
         self.w_bad = ~(wtop.all() | ~wtop.any()) if 8 * WB > WW else Const(0)
+        self.vchk = Signal(name="vchk")
+        m.d.sync += self.vchk.eq(0)
         self.n_idx = Signal(23, name="n_idx")  # input index of WRITE_X: start < 2**22
         self.start_hi = Signal(name="start_hi")  # (else start_hi)
         self.bad = Signal(name="bad")
@@ -260,8 +267,13 @@ class _NetExecutor:
                     v = rec.v[k]
                     tab += le_bytes(Cat(v, *([v[-1]] * (8 * VB - Vw))), VB)
             tab += [Const(0, 8)] * ((1 << ceil_log2(len(tab))) - len(tab))
+            # A register, the byte at ``bidx`` one clock late: the byte multiplexer ends in a
+            # flip-flop, not in FrameTx's hold register (the ULX3S board's critical path, 7
+            # logic levels). FrameTx takes a byte at most every other clock, ``bidx`` steps
+            # only when it does, and the record changes only between frames (after the next
+            # frame's header), so the register is current whenever FrameTx reads it.
             with m.If(rec.layer == n):
-                m.d.comb += rec_byte.eq(Array(tab)[bidx])
+                m.d.sync += rec_byte.eq(Array(tab)[bidx])
         self.frame_len = frame_len = Signal(24, name="frame_len")
         m.d.comb += frame_len.eq(0)
         self.last_sel = last_sel = Signal.like(bidx, name="last_sel")
@@ -415,12 +427,15 @@ class _NetExecutor:
             value_done = core.rd_ok & (bi == self.vbytes - 1)
             with m.If(core.rd_ok):
                 m.d.sync += [self.val.eq(full), bi.eq(Mux(bi == self.vbytes - 1, 0, bi + 1))]
+            m.d.sync += self.vchk.eq(value_done)
+            with m.If(self.vchk & Mux(cmd == NetCmd.WRITE_X, self.x_bad, self.w_bad)):
+                m.d.sync += self.bad.eq(1)
             with m.If(value_done):
                 with m.If(cmd == NetCmd.WRITE_X):
                     self._x_value()
                 with m.Else():
                     self.advance()
-                    with m.If(self.w_bad | (self.j == self.n_l)):
+                    with m.If(self.j == self.n_l):
                         m.d.sync += self.bad.eq(1)
                     with m.If(self.pass2):
                         ww_we, ww_layer, ww_addr, ww_lane, ww_data = self.ww
@@ -445,8 +460,6 @@ class _NetExecutor:
         """One value of WRITE_X: range check, and in the second pass the write."""
         m, f = self.m, self.f
         m.d.sync += self.n_idx.eq(self.n_idx + 1)
-        with m.If(self.x_bad):
-            m.d.sync += self.bad.eq(1)
         with m.If(self.pass2):
             # Range-checked in the first pass: the low bits name the input.
             idx = self.n_idx[:max(1, ceil_log2(f.inputs))]
