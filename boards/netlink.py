@@ -258,6 +258,14 @@ class _NetExecutor:
         self.last_b = Signal.like(bidx, name="last_b")
         self.net_done = Signal(name="net_done")
         self.rec_byte = rec_byte = Signal(8, name="rec_byte")
+        # The byte multiplexer in two pipeline stages, so that neither ends in FrameTx's hold
+        # register nor is a wide mux in one clock (the ULX3S board's critical path: 7 logic
+        # levels from ``bidx``, 76.9-80 MHz with one stage): stage 1 registers the byte at
+        # ``bidx``'s low 3 bits of every group of 8 (``rec_grp``) and the high bits, stage 2
+        # the group's byte (``rec_byte``). ``rec_fresh`` says both stages hold the current
+        # ``bidx`` and record: it drops for two clocks whenever ``bidx`` moves (``rec_moved``,
+        # a byte taken or a frame started); the record itself changes only between frames.
+        tabs = []
         for n, s in enumerate(shapes):
             N = s.neurons
             tab = ([Const(n, 8)] + le_bytes(rec.step, 4)
@@ -266,14 +274,24 @@ class _NetExecutor:
                 for k in range(N):
                     v = rec.v[k]
                     tab += le_bytes(Cat(v, *([v[-1]] * (8 * VB - Vw))), VB)
-            tab += [Const(0, 8)] * ((1 << ceil_log2(len(tab))) - len(tab))
-            # A register, the byte at ``bidx`` one clock late: the byte multiplexer ends in a
-            # flip-flop, not in FrameTx's hold register (the ULX3S board's critical path, 7
-            # logic levels). FrameTx takes a byte at most every other clock, ``bidx`` steps
-            # only when it does, and the record changes only between frames (after the next
-            # frame's header), so the register is current whenever FrameTx reads it.
+            tab += [Const(0, 8)] * ((1 << max(3, ceil_log2(len(tab)))) - len(tab))
+            tabs.append(tab)
+        G = max(len(t) for t in tabs) // 8
+        grp = [Signal(8, name=f"rec_grp{g}") for g in range(G)]
+        lo = bidx[:3]
+        for n, tab in enumerate(tabs):
             with m.If(rec.layer == n):
-                m.d.sync += rec_byte.eq(Array(tab)[bidx])
+                m.d.sync += [grp[g].eq(Array(tab[8 * g:8 * g + 8])[lo] if 8 * g < len(tab)
+                                       else 0) for g in range(G)]
+        if G > 1:
+            hi_r = Signal(len(bidx) - 3, name="rec_hi")
+            m.d.sync += [hi_r.eq(bidx[3:]), rec_byte.eq(Array(grp)[hi_r])]
+        else:
+            m.d.sync += rec_byte.eq(grp[0])
+        self.rec_moved = Signal(name="rec_moved")
+        self.rec_fresh = Signal(name="rec_fresh")
+        fresh1 = Signal(name="rec_fresh1")
+        m.d.sync += [fresh1.eq(~self.rec_moved), self.rec_fresh.eq(fresh1 & ~self.rec_moved)]
         self.frame_len = frame_len = Signal(24, name="frame_len")
         m.d.comb += frame_len.eq(0)
         self.last_sel = last_sel = Signal.like(bidx, name="last_sel")
@@ -548,6 +566,7 @@ class _NetExecutor:
                         with m.If(ftx.idle):
                             m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(NetCmd.STEP),
                                          ftx.length.eq(self.frame_len)]
+                            m.d.comb += self.rec_moved.eq(1)
                             m.d.sync += [in_frame.eq(1), bidx.eq(0),
                                          self.last_b.eq(self.last_sel)]
                     with m.Else():
@@ -557,8 +576,10 @@ class _NetExecutor:
                                  core.reply_cmd.eq(NetCmd.RUN_DONE)]
                     m.next = "REPLY"
             with m.Else():
-                m.d.comb += [ftx.data.valid.eq(1), ftx.data.payload.eq(self.rec_byte)]
-                with m.If(ftx.data.ready):
+                m.d.comb += [ftx.data.valid.eq(self.rec_fresh),
+                             ftx.data.payload.eq(self.rec_byte)]
+                with m.If(self.rec_fresh & ftx.data.ready):
+                    m.d.comb += self.rec_moved.eq(1)
                     m.d.sync += bidx.eq(bidx + 1)
                     with m.If(bidx == self.last_b):
                         m.d.comb += take.eq(1)
