@@ -277,16 +277,6 @@ class FrameTx(wiring.Component):
         held = Signal()
         sent = Signal()
         m.d.comb += sent.eq(self.tx.valid & self.tx.ready)
-        # The CRC runs a clock behind the bytes, as FrameRx's: a sent byte is registered
-        # (``crc_byte``) and goes into ``crc`` in the next clock, so the header's byte
-        # multiplexer does not feed the CRC in the same clock. It keeps up with a byte every
-        # clock, and ``CRC`` starts two clocks after the last header or payload byte went out
-        # at the earliest, when that byte is in ``crc`` (test_boards_link_timing.py).
-        crc_byte = Signal(8)
-        crc_pend = Signal()
-        m.d.sync += crc_pend.eq(0)
-        with m.If(crc_pend):
-            m.d.sync += crc.eq(crc16_update(crc, crc_byte))
         with m.FSM(name="tx") as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(1)
@@ -301,7 +291,7 @@ class FrameTx(wiring.Component):
                 with m.If(sent):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx != 0):
-                        m.d.sync += [crc_byte.eq(self.tx.payload), crc_pend.eq(1)]
+                        m.d.sync += crc.eq(crc16_update(crc, self.tx.payload))
                     with m.If(idx == 4):
                         m.d.sync += idx.eq(0)
                         m.next = "BODY"
@@ -315,7 +305,7 @@ class FrameTx(wiring.Component):
                     m.d.sync += [hold.eq(self.data.payload), held.eq(1),
                                  left.eq(left - 1), none_left.eq(left == 1)]
                 with m.If(sent):
-                    m.d.sync += [crc_byte.eq(hold), crc_pend.eq(1), held.eq(0)]
+                    m.d.sync += [crc.eq(crc16_update(crc, hold)), held.eq(0)]
                 with m.If(none_left & ~held):
                     m.next = "CRC"
             with m.State("CRC"):
