@@ -227,9 +227,16 @@ class _NetExecutor:
                     m.d.comb += full[8 * k:8 * k + 8].eq(br.data)
                     if k == 0 and VMAX > 1:
                         m.d.comb += full[8:].eq(0)
-        self.x_bad = full[XW:8 * XB].any() if 8 * XB > XW else Const(0)
-        wtop = full[WW - 1:8 * WB]
+        # The values' range checks look at ``val`` (the whole value, registered at its last
+        # byte) a clock after the value ended (``vchk``): the buffer's read data then ends in
+        # flip-flops, not in ``bad``'s enable (the ULX3S board's critical path). The last
+        # value's check still lands in ``bad`` before ``VALUES_CHECK`` reads it (the reader
+        # leaves ``VALUES`` a clock after the last byte at the earliest).
+        self.x_bad = val[XW:8 * XB].any() if 8 * XB > XW else Const(0)
+        wtop = val[WW - 1:8 * WB]
         self.w_bad = ~(wtop.all() | ~wtop.any()) if 8 * WB > WW else Const(0)
+        self.vchk = Signal(name="vchk")
+        m.d.sync += self.vchk.eq(0)
         self.n_idx = Signal(23, name="n_idx")  # input index of WRITE_X: start < 2**22
         self.start_hi = Signal(name="start_hi")  # (else start_hi)
         self.bad = Signal(name="bad")
@@ -254,6 +261,14 @@ class _NetExecutor:
         self.last_b = Signal.like(bidx, name="last_b")
         self.net_done = Signal(name="net_done")
         self.rec_byte = rec_byte = Signal(8, name="rec_byte")
+        # The byte multiplexer in two pipeline stages, so that neither ends in FrameTx's hold
+        # register nor is a wide mux in one clock (the ULX3S board's critical path: 7 logic
+        # levels from ``bidx``, 76.9-80 MHz with one stage): stage 1 registers the byte at
+        # ``bidx``'s low 3 bits of every group of 8 (``rec_grp``) and the high bits, stage 2
+        # the group's byte (``rec_byte``). ``rec_fresh`` says both stages hold the current
+        # ``bidx`` and record: it drops for two clocks whenever ``bidx`` moves (``rec_moved``,
+        # a byte taken or a frame started); the record itself changes only between frames.
+        tabs = []
         for n, s in enumerate(shapes):
             N = s.neurons
             tab = ([Const(n, 8)] + le_bytes(rec.step, 4)
@@ -262,9 +277,24 @@ class _NetExecutor:
                 for k in range(N):
                     v = rec.v[k]
                     tab += le_bytes(Cat(v, *([v[-1]] * (8 * VB - Vw))), VB)
-            tab += [Const(0, 8)] * ((1 << ceil_log2(len(tab))) - len(tab))
+            tab += [Const(0, 8)] * ((1 << max(3, ceil_log2(len(tab)))) - len(tab))
+            tabs.append(tab)
+        G = max(len(t) for t in tabs) // 8
+        grp = [Signal(8, name=f"rec_grp{g}") for g in range(G)]
+        lo = bidx[:3]
+        for n, tab in enumerate(tabs):
             with m.If(rec.layer == n):
-                m.d.comb += rec_byte.eq(Array(tab)[bidx])
+                m.d.sync += [grp[g].eq(Array(tab[8 * g:8 * g + 8])[lo] if 8 * g < len(tab)
+                                       else 0) for g in range(G)]
+        if G > 1:
+            hi_r = Signal(len(bidx) - 3, name="rec_hi")
+            m.d.sync += [hi_r.eq(bidx[3:]), rec_byte.eq(Array(grp)[hi_r])]
+        else:
+            m.d.sync += rec_byte.eq(grp[0])
+        self.rec_moved = Signal(name="rec_moved")
+        self.rec_fresh = Signal(name="rec_fresh")
+        fresh1 = Signal(name="rec_fresh1")
+        m.d.sync += [fresh1.eq(~self.rec_moved), self.rec_fresh.eq(fresh1 & ~self.rec_moved)]
         self.frame_len = frame_len = Signal(24, name="frame_len")
         m.d.comb += frame_len.eq(0)
         self.last_sel = last_sel = Signal.like(bidx, name="last_sel")
@@ -418,12 +448,15 @@ class _NetExecutor:
             value_done = core.rd_ok & (bi == self.vbytes - 1)
             with m.If(core.rd_ok):
                 m.d.sync += [self.val.eq(full), bi.eq(Mux(bi == self.vbytes - 1, 0, bi + 1))]
+            m.d.sync += self.vchk.eq(value_done)
+            with m.If(self.vchk & Mux(cmd == NetCmd.WRITE_X, self.x_bad, self.w_bad)):
+                m.d.sync += self.bad.eq(1)
             with m.If(value_done):
                 with m.If(cmd == NetCmd.WRITE_X):
                     self._x_value()
                 with m.Else():
                     self.advance()
-                    with m.If(self.w_bad | (self.j == self.n_l)):
+                    with m.If(self.j == self.n_l):
                         m.d.sync += self.bad.eq(1)
                     with m.If(self.pass2):
                         ww_we, ww_layer, ww_addr, ww_lane, ww_data = self.ww
@@ -448,8 +481,6 @@ class _NetExecutor:
         """One value of WRITE_X: range check, and in the second pass the write."""
         m, f = self.m, self.f
         m.d.sync += self.n_idx.eq(self.n_idx + 1)
-        with m.If(self.x_bad):
-            m.d.sync += self.bad.eq(1)
         with m.If(self.pass2):
             # Range-checked in the first pass: the low bits name the input.
             idx = self.n_idx[:max(1, ceil_log2(f.inputs))]
@@ -538,6 +569,7 @@ class _NetExecutor:
                         with m.If(ftx.idle):
                             m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(NetCmd.STEP),
                                          ftx.length.eq(self.frame_len)]
+                            m.d.comb += self.rec_moved.eq(1)
                             m.d.sync += [in_frame.eq(1), bidx.eq(0),
                                          self.last_b.eq(self.last_sel)]
                     with m.Else():
@@ -547,8 +579,10 @@ class _NetExecutor:
                                  core.reply_cmd.eq(NetCmd.RUN_DONE)]
                     m.next = "REPLY"
             with m.Else():
-                m.d.comb += [ftx.data.valid.eq(1), ftx.data.payload.eq(self.rec_byte)]
-                with m.If(ftx.data.ready):
+                m.d.comb += [ftx.data.valid.eq(self.rec_fresh),
+                             ftx.data.payload.eq(self.rec_byte)]
+                with m.If(self.rec_fresh & ftx.data.ready):
+                    m.d.comb += self.rec_moved.eq(1)
                     m.d.sync += bidx.eq(bidx + 1)
                     with m.If(bidx == self.last_b):
                         m.d.comb += take.eq(1)

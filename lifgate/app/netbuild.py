@@ -54,12 +54,13 @@ NETWORK_LANES = {"icebreaker": (1, 1), "ulx3s-85f": (8, 2)}
 #: this that divides the layer's neurons).
 NIR_MAX_LANES = {"icebreaker": 2, "ulx3s-85f": 8}
 
-#: Default clock of the network board in MHz. ECP5: 75, because the host link does not make
-#: 100 yet: the digits network board built at 100 MHz reached 81.95 MHz (session 8), its
-#: critical path in the link's frame decoder (frame buffer DP16KD output to the header
-#: check's clock enable, ``boards/framelink.py``), not in the network. UP5K: the network
-#: alone reached 38 MHz (``docs/resources.md``), the link adds its own paths (not measured).
-NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 75.0}
+#: Default clock of the network board in MHz. ECP5: 85, met at seeds 1 and 2 (Fmax 91.95 and
+#: 90.50 MHz, session 9, after the link's value checks and STEP record multiplexer were
+#: pipelined; 85.19 and 86.68 with a since-reverted FrameTx change); built at 100 MHz it
+#: reached 85.85 / 87.01 MHz, the paths mostly routing (the record multiplexer's index
+#: fan-out, the network's start control; ``docs/resources.md``). UP5K: 30, met (Fmax 34.48
+#: MHz in session 8, 35.06 in a session-9 build).
+NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 85.0}
 
 #: nextpnr's router per board (None: nextpnr's default): router1 had 26,000 arcs left after
 #: 25 minutes on the ECP5 network board under load; router2 routed the ECP5 network in
