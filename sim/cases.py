@@ -564,11 +564,15 @@ def _sequence_cases(d: _Directed) -> None:
           inp=full, noise=noisy)
     # Runs far too long to finish, aborted by a reset after a few steps' worth of clocks: none
     # may pulse done (issue 20: a mutant that dropped bit 29 of the steps counter survived).
+    # 2**k + 4 steps for every bit k = 20 .. 31 of the run counter (the long run of 2**19 + 3
+    # steps makes bits 0 to 19 fall): a counter that loses bit k, when loaded or when
+    # `remaining - 1` is (mutant 131 of the fifth session's run: bit 24 of `rem_dec` tied to 0),
+    # ends the run after 4 steps, 4 (D + L + 2) + 2 clocks, before the abort for L <= 13.
     # Without input, so that no stimulus of 2**k steps is made.
     abort = 4 * (shape.depth + 16)
     d.add("abort_long_runs", base,
-          segments=(Segment(2), *(Segment((1 << k) + 2, abort_after=abort)
-                                  for k in (20, 26, 29, 31)), Segment(2)))
+          segments=(Segment(2), *(Segment((1 << k) + 4, abort_after=abort)
+                                  for k in range(20, 32)), Segment(2)))
     wrap = 1 << shape.step_width
     if wrap * shape.neurons <= 1 << 16:
         d.add("step_label_wrap", base, segments=(Segment(wrap - 3), Segment(7)), inp=full)

@@ -126,9 +126,27 @@ class TB:
         await FallingEdge(self.dut.clk)
         self.dut.param_we.value = 0
 
-    async def clear(self):
-        await self.strobe(clear=1, h_done_clr=1)
-        await self.wait_done(4 * self.shape.depth + 1000)
+    async def clear(self) -> str | None:
+        """Clear, await done. ``docs/hardware.md``: ``done`` comes D + 3 clocks after the
+        ``clear`` strobe, in the first idle clock. Returns what went wrong (a sentence), or None.
+        """
+        dut = self.dut
+        await FallingEdge(dut.clk)
+        dut.clear.value = 1
+        dut.h_done_clr.value = 1
+        t_clear = get_sim_time("ns")
+        await FallingEdge(dut.clk)
+        dut.clear.value = 0
+        dut.h_done_clr.value = 0
+        t_done = await self.wait_done(4 * self.shape.depth + 1000)
+        if t_done is None:
+            return None
+        want = self.shape.depth + 3 + DONE_LATCH
+        got = int((t_done - t_clear) // CLOCK_NS)  # t_clear is half a clock earlier
+        if got != want:
+            return (f"a clear took {got - DONE_LATCH} clocks from the strobe to done, not "
+                    f"D + 3 = {want - DONE_LATCH} (D = {self.shape.depth})")
+        return None
 
     async def run_chunk(self, steps: int, currents, case: SimCase, *, open_file: bool,
                         abort_after: int | None = None) -> str | None:
@@ -223,19 +241,26 @@ class TB:
         dut.noise_seed.value = config.noise.seed
         dut.noise_gain.value = config.noise.gain
         await self.load_params(case.hw_config or config)
-        await self.clear()
+        bad_clear = await self.clear()  # a clear's done off the contract: the case fails
+        if bad_clear is not None:
+            bad_clear = f"the first clear: {bad_clear}"
         state = fresh_state(config)
         step_in_case = 0
         kept = []  # (spikes, v) of each compared segment, for case.outputs
         chunk_max = max(1, self.stim_depth // shape.depth)
         for si, seg in enumerate(case.segments):
+            if bad_clear is not None:
+                break
             if seg.reset:  # while idle, no clear: v, r and noise carry over, the label restarts
                 await self.reset()
                 state = state.copy()
                 state.step = 0
             if seg.clear and si > 0:
-                await self.clear()
+                bad_clear = await self.clear()
                 state = fresh_state(config)
+                if bad_clear is not None:
+                    bad_clear = f"segment {si}: {bad_clear}"
+                    break
             tp = time.perf_counter()
             currents = case.currents(si)
             self.py_seconds += time.perf_counter() - tp
@@ -244,7 +269,8 @@ class TB:
                 err = await self.run_chunk(seg.steps, part, case, open_file=False,
                                            abort_after=seg.abort_after)
                 await self.strobe(h_close=1)
-                await self.clear()
+                bad = await self.clear()
+                err = err or bad
                 state = fresh_state(config)
                 if err is not None:
                     result["mismatch"] = {"case": case.name, "field": "error",
@@ -282,6 +308,8 @@ class TB:
                 break
             state = expected.final
             step_in_case += seg.steps
+        if bad_clear is not None:
+            result["mismatch"] = {"case": case.name, "field": "error", "error": bad_clear}
         if case.outputs is not None and kept:
             np.savez(case.outputs, spikes=np.concatenate([k[0] for k in kept]),
                      **({} if kept[0][1] is None else {"v": np.concatenate([k[1] for k in kept])}))

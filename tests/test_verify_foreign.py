@@ -14,7 +14,8 @@ import re
 
 import pytest
 from lifgate.hdl.verilog import generate_verilog
-from lifgate.sim import foreign
+from lifgate.sim import foreign, runner
+from lifgate.sim.cases import directed_cases
 
 from lifgate.app.cli import main
 from lifgate.config import ArrayShape
@@ -69,6 +70,44 @@ def test_edited_copy_fails_and_names_the_first_mismatch(generated, tmp_path, cap
     assert rc == 1
     assert f"first mismatch in configuration {m['case']!r}, step {m['step']}, " \
            f"neuron {m['neuron']}" in cap.out
+
+
+def _edit(text: str, register: str, pattern: str, repl: str) -> str:
+    """``text`` with ``pattern`` (``{v}``: the variable ``register`` is loaded from) replaced
+    once by ``repl``."""
+    var = re.search(rf"{register} <= \\\$(\d+) ;", text).group(1)
+    edited, n = re.subn(pattern.replace("{v}", var), repl, text)
+    assert n == 1, f"the logic of {register} moved; update the pattern"
+    return edited
+
+
+@pytest.mark.icarus
+def test_clear_timing_and_long_counter_bits_kill_mutants_202_and_131(generated, tmp_path):
+    """Survivors 202 and 131 of ``lifgate mutants`` (seed 1, 240 mutants), written again on
+    the generated file, on Icarus (``lifgate mutants`` showed the same kills on Verilator):
+    202 pulses a clear's ``done`` one clock early, in its last busy clock (the testbench
+    checks the contract's D + 3 clocks from ``clear`` to ``done``); 131 ties bit 24 of
+    ``rem_dec`` (``remaining - 1``) to 0, so a run of 2**24 + 4 steps ends after 4
+    (``abort_long_runs``: no aborted run may pulse ``done`` before it can have ended). The
+    unedited file passes the same case."""
+    case = next(c for c in directed_cases(SHAPE, steps=4, long_steps=8)
+                if c.name == "abort_long_runs")
+    text = generated.read_text()
+    designs = {
+        "original": text,
+        "202": _edit(text, "done", r"if \((\\\$\d+ )\) begin(\s+\\\${v}  = 1'h1;)",
+                     r"if (!\1) begin\2"),
+        "131": _edit(text, "rem_dec", r"(\\\${v}  = \\\$\d+ \[31:0\]);",
+                     r"\1 & 32'hfeffffff;"),
+    }
+    got = {}
+    for name, verilog in designs.items():
+        model = runner.build("icarus", SHAPE, build_dir=tmp_path / name, verilog=verilog)
+        (res,) = runner.run(model, [case], test_dir=tmp_path / name / "run")
+        got[name] = (res["mismatch"] or {}).get("error")
+    assert got["original"] is None, got
+    assert "a clear took 6 clocks from the strobe to done, not D + 3 = 7" in (got["202"] or ""), got
+    assert "done within" in (got["131"] or "") and "16777220 steps" in got["131"], got
 
 
 @pytest.mark.icarus
