@@ -113,12 +113,13 @@ def test_recurrent_network_matches_golden_amaranth(recurrent, events):
 
 
 def expected_records_rec(net, runs):
-    """``expected_records`` continued with ``prev=`` (the recurrent layers' last spikes)."""
-    out, states, prev, t0 = [], None, None, 0
+    """``expected_records`` continued across runs: ``prev=`` (the recurrent layers' last
+    spikes) and ``past=`` (the delayed skip sources, tests/test_skip.py)."""
+    out, states, prev, past, t0 = [], None, None, None, 0
     nmax = max(layer.neurons for layer in net.layers)
     for x, steps in runs:
-        res = simulate_network(net, steps, x, states=states, prev=prev)
-        states, prev = res.final, res.last
+        res = simulate_network(net, steps, x, states=states, prev=prev, past=past)
+        states, prev, past = res.final, res.last, res.past
         for t in range(steps):
             for n in range(len(net.layers)):
                 bits = sum(1 << j for j in np.flatnonzero(res.spikes[n][t]))

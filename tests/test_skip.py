@@ -16,6 +16,7 @@ from lifgate.hdl.network import Network as NetworkHW
 from lifgate.sim.tb_network import run_network
 from test_boards_network import DIVISOR, LINK_TIMEOUT, Session
 from test_nir_nodes import lif
+from test_recurrent import expected_records_rec as expected_records_skip
 from test_synapse_network import random_network, run_amaranth
 
 from lifgate.app import netboard
@@ -152,22 +153,6 @@ def test_hardware_refuses_bad_skips():
     with pytest.raises(ConfigError, match=r"'skips\[1\]' must be \(layer, delay\) pairs, "
                                           r"layers increasing in \[0, -1\]"):
         NetworkHW(net.shapes, inputs=net.inputs, skips=((), ((0, 0),), ()))
-
-
-def expected_records_skip(net, runs):
-    """Records of ``runs`` (each continuing the one before, after one clear)."""
-    out, states, prev, past, t0 = [], None, None, None, 0
-    nmax = max(layer.neurons for layer in net.layers)
-    for x, steps in runs:
-        res = simulate_network(net, steps, x, states=states, prev=prev, past=past)
-        states, prev, past = res.final, res.last, res.past
-        for t in range(steps):
-            for n in range(len(net.layers)):
-                bits = sum(1 << j for j in np.flatnonzero(res.spikes[n][t]))
-                v = list(res.v[n][t]) + [0] * (nmax - net.layers[n].neurons)
-                out.append((n, t0 + t, bits, [int(a) for a in v]))
-        t0 += steps
-    return out
 
 
 @pytest.mark.parametrize("events", [True, False], ids=["spike-driven", "dense"])
