@@ -281,11 +281,14 @@ class _NetExecutor:
             tabs.append(tab)
         G = max(len(t) for t in tabs) // 8
         grp = [Signal(8, name=f"rec_grp{g}") for g in range(G)]
-        lo = bidx[:3]
+        # bidx's low 3 bits, one copy per group (set and counted beside bidx, :meth:`bidx_set`,
+        # :meth:`bidx_next`): one register fed every group's first stage (the ULX3S board's
+        # critical path at 100 MHz, its fan-out over the record's bytes mostly routing).
+        self.bidx_lo = [Signal(3, name=f"rec_lo{g}") for g in range(G)]
         for n, tab in enumerate(tabs):
             with m.If(rec.layer == n):
-                m.d.sync += [grp[g].eq(Array(tab[8 * g:8 * g + 8])[lo] if 8 * g < len(tab)
-                                       else 0) for g in range(G)]
+                m.d.sync += [grp[g].eq(Array(tab[8 * g:8 * g + 8])[self.bidx_lo[g]]
+                                       if 8 * g < len(tab) else 0) for g in range(G)]
         if G > 1:
             hi_r = Signal(len(bidx) - 3, name="rec_hi")
             m.d.sync += [hi_r.eq(bidx[3:]), rec_byte.eq(Array(grp)[hi_r])]
@@ -305,6 +308,14 @@ class _NetExecutor:
                         else f.step_length(n, False)
                     m.d.comb += [frame_len.eq(Mux(flags[1], mem, spk)),
                                  last_sel.eq(Mux(flags[1], mem - 1, spk - 1))]
+
+    def bidx_set(self, value: int = 0):
+        """``bidx`` and its low bits' copies to ``value``."""
+        self.m.d.sync += [self.bidx.eq(value)] + [lo.eq(value & 7) for lo in self.bidx_lo]
+
+    def bidx_next(self):
+        """``bidx`` and its low bits' copies to the next byte (each copy counts itself)."""
+        self.m.d.sync += [self.bidx.eq(self.bidx + 1)] + [lo.eq(lo + 1) for lo in self.bidx_lo]
 
     def _init_words(self):
         """Defaults of the reset's parameter writes."""
@@ -430,7 +441,8 @@ class _NetExecutor:
             self.core.fail(ErrorCode.RANGE)
         with m.Else():
             m.d.sync += [self.flags.eq(self.run_flags[:3]), self.steps_r.eq(self.run_steps),
-                         self.in_frame.eq(0), self.bidx.eq(0), self.net_done.eq(0)]
+                         self.in_frame.eq(0), self.net_done.eq(0)]
+            self.bidx_set(0)
             m.next = "RUN_START"
 
     def _values_states(self):
@@ -550,6 +562,9 @@ class _NetExecutor:
         m, core, ftx, net = self.m, self.core, self.core.ftx, self.net
         L, flags, rec = self.f.layers, self.flags, net.s_stream.payload
         in_frame, bidx = self.in_frame, self.bidx
+        self.take = Signal(name="take")
+        m.d.sync += self.take.eq(0)
+        m.d.comb += net.s_stream.ready.eq(self.take)
         with m.State("RUN_START"):
             m.d.comb += core.busy.eq(1)
             m.d.sync += self.n_start.eq(1)
@@ -559,21 +574,25 @@ class _NetExecutor:
             with m.If(net.done):
                 m.d.sync += self.net_done.eq(1)
             keep = (flags[2] | (rec.layer == L - 1)) & (flags[0] | flags[1])
-            take = Signal()
-            m.d.comb += net.s_stream.ready.eq(take)
-            with m.If(net.s_stream.valid & take & (rec.layer == L - 1)):
+            # s_stream.ready from a register (``take``, high for one clock): the decision fed
+            # the network's record-valid and step logic in the same clock (a path of the
+            # ULX3S board at 100 MHz). The record is still valid in the clock ``take`` is
+            # high; ``valid`` masks it there, so it is taken once.
+            take = self.take
+            valid = net.s_stream.valid & ~take
+            with m.If(take & (rec.layer == L - 1)):
                 m.d.sync += self.step.eq(self.step + 1)
             with m.If(~in_frame):
-                with m.If(net.s_stream.valid):
+                with m.If(valid):
                     with m.If(keep):
                         with m.If(ftx.idle):
                             m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(NetCmd.STEP),
                                          ftx.length.eq(self.frame_len)]
                             m.d.comb += self.rec_moved.eq(1)
-                            m.d.sync += [in_frame.eq(1), bidx.eq(0),
-                                         self.last_b.eq(self.last_sel)]
+                            m.d.sync += [in_frame.eq(1), self.last_b.eq(self.last_sel)]
+                            self.bidx_set(0)
                     with m.Else():
-                        m.d.comb += take.eq(1)
+                        m.d.sync += take.eq(1)
                 with m.Elif(self.net_done & ftx.idle):
                     m.d.sync += [core.rsel.eq(R_DONE), core.ridx.eq(0),
                                  core.reply_cmd.eq(NetCmd.RUN_DONE)]
@@ -583,7 +602,6 @@ class _NetExecutor:
                              ftx.data.payload.eq(self.rec_byte)]
                 with m.If(self.rec_fresh & ftx.data.ready):
                     m.d.comb += self.rec_moved.eq(1)
-                    m.d.sync += bidx.eq(bidx + 1)
+                    self.bidx_next()
                     with m.If(bidx == self.last_b):
-                        m.d.comb += take.eq(1)
-                        m.d.sync += in_frame.eq(0)
+                        m.d.sync += [take.eq(1), in_frame.eq(0)]
