@@ -106,7 +106,8 @@ def test_replies_with_an_always_ready_sink(monkeypatch):
                         + (2).to_bytes(4, "little") + (5).to_bytes(2, "little"))
     frames = [*weight_frames(NET, f, (f.max_payload - 9) // f.weight_bytes), *params,
               encode_frame(NetCmd.WRITE_X, (0).to_bytes(4, "little") + bytes(X.tolist())),
-              read, encode_frame(NetCmd.CLEAR), run_frame(STEPS, RUN_ALL), run_frame(2, 1)]
+              read, encode_frame(NetCmd.CLEAR), run_frame(STEPS, RUN_ALL), run_frame(2, 1),
+              run_frame(2, 0), encode_frame(NetCmd.STATUS)]  # no records: the step count
     model = NetworkBoardModel(f)
     want = model.exchange(frames)
     link = NetworkLink(f, divisor=DIVISOR, timeout=LINK_TIMEOUT)
