@@ -298,15 +298,23 @@ class _NetExecutor:
         self.rec_fresh = Signal(name="rec_fresh")
         fresh1 = Signal(name="rec_fresh1")
         m.d.sync += [fresh1.eq(~self.rec_moved), self.rec_fresh.eq(fresh1 & ~self.rec_moved)]
+        # What the record's layer decides, registered (the record's layer register fed the
+        # frame encoder's start and length through them, a ULX3S path at 100 MHz): a clock
+        # late after a new record, so the executor takes a record only from the clock after
+        # it became valid (``rec_seen``).
+        L = f.layers
         self.frame_len = frame_len = Signal(24, name="frame_len")
-        m.d.comb += frame_len.eq(0)
         self.last_sel = last_sel = Signal.like(bidx, name="last_sel")
+        self.rec_last = Signal(name="rec_last")  # the record is the last layer's
+        self.keep = Signal(name="keep")  # the record is sent
+        m.d.sync += [self.rec_last.eq(rec.layer == L - 1),
+                     self.keep.eq((flags[2] | (rec.layer == L - 1)) & (flags[0] | flags[1]))]
         with m.Switch(rec.layer):
             for n, _s in enumerate(shapes):
                 with m.Case(n):
                     spk, mem = f.step_length(n, False), f.step_length(n, True) if f.membrane \
                         else f.step_length(n, False)
-                    m.d.comb += [frame_len.eq(Mux(flags[1], mem, spk)),
+                    m.d.sync += [frame_len.eq(Mux(flags[1], mem, spk)),
                                  last_sel.eq(Mux(flags[1], mem - 1, spk - 1))]
 
     def bidx_set(self, value: int = 0):
@@ -560,10 +568,11 @@ class _NetExecutor:
     def _run_states(self):
         """RUN: start the network, send the kept records as STEP frames."""
         m, core, ftx, net = self.m, self.core, self.core.ftx, self.net
-        L, flags, rec = self.f.layers, self.flags, net.s_stream.payload
         in_frame, bidx = self.in_frame, self.bidx
         self.take = Signal(name="take")
         m.d.sync += self.take.eq(0)
+        self.rec_seen = Signal(name="rec_seen")
+        m.d.sync += self.rec_seen.eq(net.s_stream.valid & ~self.take)
         m.d.comb += net.s_stream.ready.eq(self.take)
         with m.State("RUN_START"):
             m.d.comb += core.busy.eq(1)
@@ -573,18 +582,18 @@ class _NetExecutor:
             m.d.comb += core.busy.eq(1)
             with m.If(net.done):
                 m.d.sync += self.net_done.eq(1)
-            keep = (flags[2] | (rec.layer == L - 1)) & (flags[0] | flags[1])
             # s_stream.ready from a register (``take``, high for one clock): the decision fed
             # the network's record-valid and step logic in the same clock (a path of the
             # ULX3S board at 100 MHz). The record is still valid in the clock ``take`` is
-            # high; ``valid`` masks it there, so it is taken once.
+            # high; ``valid`` masks it there, so it is taken once. ``rec_seen``: the record
+            # was valid in the clock before, so ``keep``, ``frame_len`` ... are its own.
             take = self.take
-            valid = net.s_stream.valid & ~take
-            with m.If(take & (rec.layer == L - 1)):
+            valid = net.s_stream.valid & self.rec_seen & ~take
+            with m.If(take & self.rec_last):
                 m.d.sync += self.step.eq(self.step + 1)
             with m.If(~in_frame):
                 with m.If(valid):
-                    with m.If(keep):
+                    with m.If(self.keep):
                         with m.If(ftx.idle):
                             m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(NetCmd.STEP),
                                          ftx.length.eq(self.frame_len)]
