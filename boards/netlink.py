@@ -543,7 +543,7 @@ class _NetExecutor:
                 m.d.sync += [self.wait.eq(0), bi.eq(0)]
                 m.next = "READ_FETCH"
         with m.State("READ_FETCH"):
-            # net.r_* follow the walk; the weight is in r_data three clocks later.
+            # net.r_* follow the walk; the weight is in r_data four clocks later (wait == 4).
             m.d.comb += core.busy.eq(1)
             with m.If(self.left_z):
                 m.next = "READ_END"
