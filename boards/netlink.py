@@ -281,11 +281,14 @@ class _NetExecutor:
             tabs.append(tab)
         G = max(len(t) for t in tabs) // 8
         grp = [Signal(8, name=f"rec_grp{g}") for g in range(G)]
-        lo = bidx[:3]
+        # bidx's low 3 bits, one copy per group (set and counted beside bidx, :meth:`bidx_set`,
+        # :meth:`bidx_next`): one register fed every group's first stage (the ULX3S board's
+        # critical path at 100 MHz, its fan-out over the record's bytes mostly routing).
+        self.bidx_lo = [Signal(3, name=f"rec_lo{g}") for g in range(G)]
         for n, tab in enumerate(tabs):
             with m.If(rec.layer == n):
-                m.d.sync += [grp[g].eq(Array(tab[8 * g:8 * g + 8])[lo] if 8 * g < len(tab)
-                                       else 0) for g in range(G)]
+                m.d.sync += [grp[g].eq(Array(tab[8 * g:8 * g + 8])[self.bidx_lo[g]]
+                                       if 8 * g < len(tab) else 0) for g in range(G)]
         if G > 1:
             hi_r = Signal(len(bidx) - 3, name="rec_hi")
             m.d.sync += [hi_r.eq(bidx[3:]), rec_byte.eq(Array(grp)[hi_r])]
@@ -295,16 +298,32 @@ class _NetExecutor:
         self.rec_fresh = Signal(name="rec_fresh")
         fresh1 = Signal(name="rec_fresh1")
         m.d.sync += [fresh1.eq(~self.rec_moved), self.rec_fresh.eq(fresh1 & ~self.rec_moved)]
+        # What the record's layer decides, registered (the record's layer register fed the
+        # frame encoder's start and length through them, a ULX3S path at 100 MHz): a clock
+        # late after a new record, so the executor takes a record only from the clock after
+        # it became valid (``rec_seen``).
+        L = f.layers
         self.frame_len = frame_len = Signal(24, name="frame_len")
-        m.d.comb += frame_len.eq(0)
         self.last_sel = last_sel = Signal.like(bidx, name="last_sel")
+        self.rec_last = Signal(name="rec_last")  # the record is the last layer's
+        self.keep = Signal(name="keep")  # the record is sent
+        m.d.sync += [self.rec_last.eq(rec.layer == L - 1),
+                     self.keep.eq((flags[2] | (rec.layer == L - 1)) & (flags[0] | flags[1]))]
         with m.Switch(rec.layer):
             for n, _s in enumerate(shapes):
                 with m.Case(n):
                     spk, mem = f.step_length(n, False), f.step_length(n, True) if f.membrane \
                         else f.step_length(n, False)
-                    m.d.comb += [frame_len.eq(Mux(flags[1], mem, spk)),
+                    m.d.sync += [frame_len.eq(Mux(flags[1], mem, spk)),
                                  last_sel.eq(Mux(flags[1], mem - 1, spk - 1))]
+
+    def bidx_set(self, value: int = 0):
+        """``bidx`` and its low bits' copies to ``value``."""
+        self.m.d.sync += [self.bidx.eq(value)] + [lo.eq(value & 7) for lo in self.bidx_lo]
+
+    def bidx_next(self):
+        """``bidx`` and its low bits' copies to the next byte (each copy counts itself)."""
+        self.m.d.sync += [self.bidx.eq(self.bidx + 1)] + [lo.eq(lo + 1) for lo in self.bidx_lo]
 
     def _init_words(self):
         """Defaults of the reset's parameter writes."""
@@ -430,7 +449,8 @@ class _NetExecutor:
             self.core.fail(ErrorCode.RANGE)
         with m.Else():
             m.d.sync += [self.flags.eq(self.run_flags[:3]), self.steps_r.eq(self.run_steps),
-                         self.in_frame.eq(0), self.bidx.eq(0), self.net_done.eq(0)]
+                         self.in_frame.eq(0), self.net_done.eq(0)]
+            self.bidx_set(0)
             m.next = "RUN_START"
 
     def _values_states(self):
@@ -523,7 +543,7 @@ class _NetExecutor:
                 m.d.sync += [self.wait.eq(0), bi.eq(0)]
                 m.next = "READ_FETCH"
         with m.State("READ_FETCH"):
-            # net.r_* follow the walk; the weight is in r_data three clocks later.
+            # net.r_* follow the walk; the weight is in r_data four clocks later (wait == 4).
             m.d.comb += core.busy.eq(1)
             with m.If(self.left_z):
                 m.next = "READ_END"
@@ -548,8 +568,12 @@ class _NetExecutor:
     def _run_states(self):
         """RUN: start the network, send the kept records as STEP frames."""
         m, core, ftx, net = self.m, self.core, self.core.ftx, self.net
-        L, flags, rec = self.f.layers, self.flags, net.s_stream.payload
         in_frame, bidx = self.in_frame, self.bidx
+        self.take = Signal(name="take")
+        m.d.sync += self.take.eq(0)
+        self.rec_seen = Signal(name="rec_seen")
+        m.d.sync += self.rec_seen.eq(net.s_stream.valid & ~self.take)
+        m.d.comb += net.s_stream.ready.eq(self.take)
         with m.State("RUN_START"):
             m.d.comb += core.busy.eq(1)
             m.d.sync += self.n_start.eq(1)
@@ -558,22 +582,26 @@ class _NetExecutor:
             m.d.comb += core.busy.eq(1)
             with m.If(net.done):
                 m.d.sync += self.net_done.eq(1)
-            keep = (flags[2] | (rec.layer == L - 1)) & (flags[0] | flags[1])
-            take = Signal()
-            m.d.comb += net.s_stream.ready.eq(take)
-            with m.If(net.s_stream.valid & take & (rec.layer == L - 1)):
+            # s_stream.ready from a register (``take``, high for one clock): the decision fed
+            # the network's record-valid and step logic in the same clock (a path of the
+            # ULX3S board at 100 MHz). The record is still valid in the clock ``take`` is
+            # high; ``valid`` masks it there, so it is taken once. ``rec_seen``: the record
+            # was valid in the clock before, so ``keep``, ``frame_len`` ... are its own.
+            take = self.take
+            valid = net.s_stream.valid & self.rec_seen & ~take
+            with m.If(take & self.rec_last):
                 m.d.sync += self.step.eq(self.step + 1)
             with m.If(~in_frame):
-                with m.If(net.s_stream.valid):
-                    with m.If(keep):
+                with m.If(valid):
+                    with m.If(self.keep):
                         with m.If(ftx.idle):
                             m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(NetCmd.STEP),
                                          ftx.length.eq(self.frame_len)]
                             m.d.comb += self.rec_moved.eq(1)
-                            m.d.sync += [in_frame.eq(1), bidx.eq(0),
-                                         self.last_b.eq(self.last_sel)]
+                            m.d.sync += [in_frame.eq(1), self.last_b.eq(self.last_sel)]
+                            self.bidx_set(0)
                     with m.Else():
-                        m.d.comb += take.eq(1)
+                        m.d.sync += take.eq(1)
                 with m.Elif(self.net_done & ftx.idle):
                     m.d.sync += [core.rsel.eq(R_DONE), core.ridx.eq(0),
                                  core.reply_cmd.eq(NetCmd.RUN_DONE)]
@@ -583,7 +611,6 @@ class _NetExecutor:
                              ftx.data.payload.eq(self.rec_byte)]
                 with m.If(self.rec_fresh & ftx.data.ready):
                     m.d.comb += self.rec_moved.eq(1)
-                    m.d.sync += bidx.eq(bidx + 1)
+                    self.bidx_next()
                     with m.If(bidx == self.last_b):
-                        m.d.comb += take.eq(1)
-                        m.d.sync += in_frame.eq(0)
+                        m.d.sync += [take.eq(1), in_frame.eq(0)]

@@ -174,7 +174,7 @@ class Network(wiring.Component):
         ``a * inputs + i``, lane ``p`` holds ``W[a * lanes + p, i]``).
     r_layer, r_addr, r_lane : ``In``, r_data : ``Out(signed(w_width))``
         Weight read-back (while idle): ``r_data`` is the weight at ``r_layer``, row ``r_addr``,
-        lane ``r_lane`` (as for the writes) presented three clocks earlier.
+        lane ``r_lane`` (as for the writes) presented four clocks earlier.
     param_we, param_layer, param_group, param_data : ``In``
         Parameter set write (while idle) into layer ``param_layer``'s array.
     x : ``In(data.ArrayLayout(unsigned(x_width), inputs))``
@@ -474,18 +474,22 @@ class Network(wiring.Component):
 
     def _read_back(self, m):
         """Weight read-back: the address goes to every synapse; the layer and lane that pick
-        the answer follow it through the synapses' two clocks, then one register."""
-        r_layer = [self.r_layer, Signal.like(self.r_layer), Signal.like(self.r_layer)]
-        r_lane = [self.r_lane, Signal.like(self.r_lane), Signal.like(self.r_lane)]
-        m.d.sync += [r_layer[1].eq(r_layer[0]), r_layer[2].eq(r_layer[1]),
-                     r_lane[1].eq(r_lane[0]), r_lane[2].eq(r_lane[1])]
+        the answer follow it through the synapses' two clocks, a register of every synapse's
+        read data (the block RAM's output then ends in flip-flops, not in the layer and lane
+        multiplexer: the ULX3S network board's critical path at 100 MHz), then one register."""
+        r_layer = [self.r_layer] + [Signal.like(self.r_layer) for _ in range(3)]
+        r_lane = [self.r_lane] + [Signal.like(self.r_lane) for _ in range(3)]
+        m.d.sync += [r_layer[k + 1].eq(r_layer[k]) for k in range(3)]
+        m.d.sync += [r_lane[k + 1].eq(r_lane[k]) for k in range(3)]
         for n, syn in enumerate(self.synapses):
             m.d.comb += syn.r_addr.eq(self.r_addr)
-            with m.If(r_layer[2] == n):
+            r_q = Signal.like(syn.r_data, name=f"r_q{n}")
+            m.d.sync += r_q.eq(syn.r_data)
+            with m.If(r_layer[3] == n):
                 if syn.lanes == 1:
-                    m.d.sync += self.r_data.eq(syn.r_data[0])
+                    m.d.sync += self.r_data.eq(r_q[0])
                 else:
-                    m.d.sync += self.r_data.eq(Array(syn.r_data)[r_lane[2][:len(syn.w_lane)]])
+                    m.d.sync += self.r_data.eq(Array(r_q)[r_lane[3][:len(syn.w_lane)]])
 
     def _layer0_reuse(self, m, launch0):
         """Layer-0 current reuse: returns ``kept`` (a register, so the launch strobes stay

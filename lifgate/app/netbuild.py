@@ -57,9 +57,9 @@ NIR_MAX_LANES = {"icebreaker": 2, "ulx3s-85f": 8}
 #: Default clock of the network board in MHz. ECP5: 85, met at seeds 1 and 2 (Fmax 91.95 and
 #: 90.50 MHz, session 9, after the link's value checks and STEP record multiplexer were
 #: pipelined; 85.19 and 86.68 with a since-reverted FrameTx change); built at 100 MHz it
-#: reached 85.85 / 87.01 MHz, the paths mostly routing (the record multiplexer's index
-#: fan-out, the network's start control; ``docs/resources.md``). UP5K: 30, met (Fmax 34.48
-#: MHz in session 8, 35.06 in a session-9 build).
+#: reached 90.41 / 89.38 MHz once the record control and the weight readback were registered
+#: too, the critical path then in layer 1's synapse (``docs/resources.md``). UP5K: 30, met
+#: (Fmax 34.48 MHz in session 8, 35.06 in a session-9 build).
 NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 85.0}
 
 #: nextpnr's router per board (None: nextpnr's default): router1 had 26,000 arcs left after
