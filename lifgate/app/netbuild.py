@@ -59,7 +59,7 @@ NIR_MAX_LANES = {"icebreaker": 2, "ulx3s-85f": 8}
 #: pipelined; 85.19 and 86.68 with a since-reverted FrameTx change); built at 100 MHz it
 #: reached 90.41 / 89.38 MHz once the record control and the weight readback were registered
 #: too, the critical path then in layer 1's synapse (``docs/resources.md``). UP5K: 30, met
-#: (Fmax 34.48 MHz in session 8, 35.06 in a session-9 build).
+#: (Fmax 34.48 MHz in session 8; 33.28 with session 9's final link, 4,381 LC).
 NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 85.0}
 
 #: nextpnr's router per board (None: nextpnr's default): router1 had 26,000 arcs left after
