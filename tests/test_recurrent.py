@@ -144,14 +144,22 @@ def test_recurrent_network_rtl_on_icarus_and_verilator(tmp_path):
     net = recurrent_network(7, recurrent=(True, True), lanes=(2, 1))
     rng = np.random.default_rng(7)
     samples = [(rng.integers(0, 2, size=net.inputs), 12) for _ in range(2)]
+    for got in rtl_runs_equal_golden(net, samples, tmp_path):
+        assert sum(int(r.spikes[1].sum()) for r in got) > 0
+
+
+def rtl_runs_equal_golden(net, samples, build_dir):
+    """Run ``samples`` ((x, steps), each from a clear) on the network's generated Verilog on
+    Icarus and on Verilator; assert every layer's spikes and membranes equal the golden
+    model's; yield each simulator's results."""
     for sim in ("icarus", "verilator"):
-        got = run_network(net, samples, build_dir=tmp_path, sim=sim, optimize=False)
+        got = run_network(net, samples, build_dir=build_dir, sim=sim, optimize=False)
         for (x, steps), r in zip(samples, got, strict=True):
             want = simulate_network(net, steps, x)
             for n in range(len(net.layers)):
                 assert np.array_equal(r.spikes[n], want.spikes[n]), (sim, n)
                 assert np.array_equal(r.v[n], want.v[n]), (sim, n)
-        assert sum(int(r.spikes[1].sum()) for r in got) > 0
+        yield got
 
 
 def test_nir_recurrent_loop_becomes_rec():

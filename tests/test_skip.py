@@ -13,10 +13,10 @@ from lifgate.boards.protocol import encode_frame
 from lifgate.golden import fixed
 from lifgate.golden.synapse import Layer, Network, simulate_network, simulate_network_batch
 from lifgate.hdl.network import Network as NetworkHW
-from lifgate.sim.tb_network import run_network
 from test_boards_network import DIVISOR, LINK_TIMEOUT, Session
 from test_nir_nodes import lif
 from test_recurrent import expected_records_rec as expected_records_skip
+from test_recurrent import rtl_runs_equal_golden
 from test_synapse_network import random_network, run_amaranth
 
 from lifgate.app import netboard
@@ -183,13 +183,7 @@ def test_skip_network_rtl_on_icarus_and_verilator(tmp_path):
     rng = np.random.default_rng(13)
     samples = [(rng.integers(0, 2, size=net.inputs), 10), (np.zeros(net.inputs, int), 6),
                (np.ones(net.inputs, int), 10)]
-    for sim in ("icarus", "verilator"):
-        got = run_network(net, samples, build_dir=tmp_path, sim=sim, optimize=False)
-        for (x, steps), r in zip(samples, got, strict=True):
-            want = simulate_network(net, steps, x)
-            for n in range(len(net.layers)):
-                assert np.array_equal(r.spikes[n], want.spikes[n]), (sim, n)
-                assert np.array_equal(r.v[n], want.v[n]), (sim, n)
+    for got in rtl_runs_equal_golden(net, samples, tmp_path):
         assert all(int(r.spikes[-1].sum()) > 0 for r in got[::2])
 
 
