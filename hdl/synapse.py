@@ -74,8 +74,9 @@ class Synapse(wiring.Component):
       nothing: one address takes ``max(k, 1) + 3`` clocks without backpressure for ``k``
       spikes (``k = 0`` issues one read whose product is forced to 0, so the beat is sent),
       then 3 clocks of latency (row address register, block RAM read, accumulate: the
-      product of a weight and a spike is an AND, folded into the accumulator's adder, straight
-      from the read port's register). The sum is the same as the dense one, bit for bit.
+      product of a weight and a spike is the accumulator's clock enable, the weight goes
+      straight from the read port's register into its adder). The sum is the same as the dense
+      one, bit for bit.
 
     Parameters
     ----------
@@ -92,7 +93,9 @@ class Synapse(wiring.Component):
         spike-driven for 1-bit inputs, dense otherwise.
     event_ports : int
         Events per clock when spike-driven, 1 or 2 (2: a second read port on the weight
-        memory, a copy of it in block RAM, and the two rows summed before the accumulator):
+        memory, a copy of it in block RAM, and a second accumulator per lane for its rows,
+        the two sums added at the output; integer addition is exact, so the order does not
+        matter):
         ``ceil(max(k, 1) / 2) + 3`` clocks per address.
     x_memory : bool
         Dense only: read the inputs from a memory outside (``x_addr`` out, ``x_data`` in one
@@ -225,8 +228,9 @@ class Synapse(wiring.Component):
         v1, first1, last1 = Signal(), Signal(), Signal()
         m.d.sync += [v1.eq(issue), first1.eq(first), last1.eq(last)]
         if self.events:
-            # Spike-driven, the weights go from the read port (a register) through an AND into
-            # the accumulator: no weight register, one clock less per address (issue 17).
+            # Spike-driven, the weights go from the read port (a register) into the
+            # accumulators, the spike their clock enable: no weight register, one clock less
+            # per address (issue 17).
             vw, firstw, lastw, wregs = v1, first1, last1, reads
         else:
             # Stage 2: the weights are registered (a block RAM's output straight into a
@@ -239,24 +243,19 @@ class Synapse(wiring.Component):
                 wreg = Signal.like(rd.data, name="wreg" if e == 0 else f"wreg{e}")
                 m.d.sync += wreg.eq(data_e)
                 wregs.append(wreg)
-        # Stage 3 (dense only): products. Spike-driven, a product is an AND: it goes straight
-        # into the accumulator (with two event ports, a three-input sum), one clock less.
+        # Stage 3 (dense only): products, registered.
         prods = []
-        for p in range(P):
-            terms = []
-            for wreg, (_, xw) in zip(wregs, factors, strict=True):
-                w = wreg[p]
-                terms.append(Mux(xw[0], w, 0) if self.x_width == 1 else w * xw)
-            prods.append(terms[0] if len(terms) == 1 else terms[0] + terms[1])
-        if self.events:
-            v2, first2, last2 = vw, firstw, lastw
-        else:
+        if not self.events:
             v2, first2, last2 = Signal(), Signal(), Signal()
             m.d.sync += [v2.eq(vw), first2.eq(firstw), last2.eq(lastw)]
+            ((_, xw),) = factors
             for p in range(P):
+                w = wregs[0][p]
                 r = Signal(signed(self.w_width + self.x_width), name=f"prod{p}")
-                m.d.sync += r.eq(prods[p])
-                prods[p] = r
+                m.d.sync += r.eq(Mux(xw[0], w, 0) if self.x_width == 1 else w * xw)
+                prods.append(r)
+        else:
+            v2, first2, last2 = vw, firstw, lastw
         # Stage 4: accumulate (exact); the beat is valid once the last product is in.
         m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
         # The accumulators are cleared the clock after their beat was taken (``clear_acc``, a
@@ -268,12 +267,29 @@ class Synapse(wiring.Component):
         clear_acc = Signal()
         m.d.sync += clear_acc.eq(out_valid & self.i_stream.ready)
         for p in range(P):
-            acc = Signal(signed(A), name=f"acc{p}")
-            with m.If(clear_acc):
-                m.d.sync += acc.eq(0)
-            with m.Elif(v2):
-                m.d.sync += acc.eq(acc + prods[p])
-            m.d.comb += self.i_stream.payload[p].eq(saturate(acc, self.i_width))
+            if self.events:
+                # Spike-driven: one accumulator per event port, and the port's spike is its
+                # clock enable (``acc += w`` iff the row was a real event), so the block RAM's
+                # read port (5.8 ns clock-to-out on the ECP5) goes straight into the carry
+                # chain: an AND and a sum of the two ports' rows in front of it made this the
+                # ULX3S network board's critical path at 100 MHz (90.4 MHz, issue 17). The
+                # ports' sums are added at the output: the same exact sum in another order.
+                parts = []
+                for e, (wreg, (_, xw)) in enumerate(zip(wregs, factors, strict=True)):
+                    acc = Signal(signed(A), name=f"acc{p}" if e == 0 else f"acc{p}_{e}")
+                    with m.If(clear_acc):
+                        m.d.sync += acc.eq(0)
+                    with m.Elif(v2 & xw[0]):
+                        m.d.sync += acc.eq(acc + wreg[p])
+                    parts.append(acc)
+                total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+            else:
+                total = Signal(signed(A), name=f"acc{p}")
+                with m.If(clear_acc):
+                    m.d.sync += total.eq(0)
+                with m.Elif(v2):
+                    m.d.sync += total.eq(total + prods[p])
+            m.d.comb += self.i_stream.payload[p].eq(saturate(total, self.i_width))
         m.d.comb += self.i_stream.valid.eq(out_valid)
         return m
 
