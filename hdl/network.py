@@ -363,14 +363,7 @@ class Network(wiring.Component):
         # the WAIT states only): the FSM's state decode fed the record's clock enable and
         # ``valid``'s (the ULX3S network board's critical path at 85 and 100 MHz, 5.8 ns of
         # routing from a LUT to the record's far flip-flops).
-        send = Signal()
-        cur = Signal(range(max(2, L)))
-        m.d.sync += send.eq(0)
-        with m.If(send):
-            m.d.sync += valid.eq(1)
-        with m.Elif(self.s_stream.ready):
-            m.d.sync += valid.eq(0)
-        self._load_record(m, send, cur, step, spikes, vregs)
+        send, cur = self._load_record(m, valid, step, spikes, vregs)
 
         with m.FSM(name="net"):
             with m.State("IDLE"):
@@ -433,12 +426,20 @@ class Network(wiring.Component):
                             m.next = "CHECK"
         return m
 
-    def _load_record(self, m, send, cur, step, spikes, vregs):
-        """The record register loads layer ``cur``'s record where ``send`` is high (in the
-        SEND states): ``cur`` only picks the data (the last layer's is the default case, so
-        the clock enable is ``send`` alone)."""
+    def _load_record(self, m, valid, step, spikes, vregs):
+        """Returns ``(send, cur)``, registers the FSM sets: the record register loads layer
+        ``cur``'s record where ``send`` is high (in the SEND states; ``cur`` only picks the
+        data: the last layer's is the default case, so the clock enable is ``send`` alone),
+        and ``valid`` rises with it and drops with ``ready``."""
         rec, L = self.s_stream.payload, len(self.shapes)
         nmax = max(s.neurons for s in self.shapes)
+        send = Signal()
+        cur = Signal(range(max(2, L)))
+        m.d.sync += send.eq(0)
+        with m.If(send):
+            m.d.sync += valid.eq(1)
+        with m.Elif(self.s_stream.ready):
+            m.d.sync += valid.eq(0)
         with m.If(send):
             m.d.sync += rec.step.eq(step)
             with m.Switch(cur):
@@ -448,6 +449,7 @@ class Network(wiring.Component):
                         if self.membrane:
                             m.d.sync += [rec.v[j].eq(vregs[n][j] if j < self.shapes[n].neurons
                                                      else 0) for j in range(nmax)]
+        return send, cur
 
     def _latches(self, spikes):
         """``(prev, delayed)``: ``prev[n]``, a recurrent layer's spikes (counts) of the previous
