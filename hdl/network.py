@@ -176,7 +176,8 @@ class Network(wiring.Component):
         Weight read-back (while idle): ``r_data`` is the weight at ``r_layer``, row ``r_addr``,
         lane ``r_lane`` (as for the writes) presented four clocks earlier.
     param_we, param_layer, param_group, param_data : ``In``
-        Parameter set write (while idle) into layer ``param_layer``'s array.
+        Parameter set write (while idle) into layer ``param_layer``'s array; registered once
+        here, so it reaches the array's parameter memory a clock later.
     x : ``In(data.ArrayLayout(unsigned(x_width), inputs))``
         Layer 0's inputs, read every step: keep stable during a run (or run one step at a time).
     x_we, x_addr, x_data : ``In``
@@ -287,6 +288,7 @@ class Network(wiring.Component):
         W = self.shapes[0].v_width
         arrays = []
         spikes, vregs = [], []
+        pw_we, pw_group, pw_data = self._param_writes(m, L)
         for n, (shape, syn) in enumerate(zip(self.shapes, self.synapses, strict=True)):
             arr = LIFArray(shape, membrane=self.membrane, noise=False, **self.array_options)
             arrays.append(arr)
@@ -303,9 +305,9 @@ class Network(wiring.Component):
                 syn.w_addr.eq(self.w_addr),
                 syn.w_lane.eq(self.w_lane),
                 syn.w_data.eq(self.w_data),
-                arr.param_we.eq(self.param_we & (self.param_layer == n)),
-                arr.param_group.eq(self.param_group),
-                arr.param_data.eq(self.param_data),
+                arr.param_we.eq(pw_we[n]),
+                arr.param_group.eq(pw_group),
+                arr.param_data.eq(pw_data),
                 arr.input_en.eq(1),
                 arr.steps.eq(1),
                 arr.o_stream.ready.eq(1),
@@ -314,8 +316,8 @@ class Network(wiring.Component):
                 # A lane past this synapse's lanes must not alias a real one.
                 with m.If(self.w_lane[len(syn.w_lane):].any()):
                     m.d.comb += syn.w_we.eq(0)
-            if arr.param_group.shape().width < len(self.param_group):
-                with m.If(self.param_group[len(arr.param_group):].any()):
+            if arr.param_group.shape().width < len(pw_group):
+                with m.If(pw_group[len(arr.param_group):].any()):
                     m.d.comb += arr.param_we.eq(0)
             # The beats of a step arrive in address order: shift them in from the top, so after
             # D beats address a's lane p sits at bit a * P + p.
@@ -425,6 +427,19 @@ class Network(wiring.Component):
                             m.d.sync += [step.eq(step + 1), remaining.eq(remaining - 1)]
                             m.next = "CHECK"
         return m
+
+    def _param_writes(self, m, L):
+        """The parameter write, registered once: ``(we, group, data)``, ``we[n]`` the strobe
+        of layer ``n``'s array. The strobe's decode of ``param_layer`` went straight to the
+        write enables of every lane's parameter memory (LUT RAM on the ECP5), the ECP5
+        network harness's critical path (9.3 to 11.3 ns of routing, issue 17); from registers
+        it is one net each."""
+        we = Signal(L, name="pw_we")
+        group = Signal.like(self.param_group, name="pw_group", reset_less=True)
+        data = Signal(param_struct(self.shapes[0]), name="pw_data", reset_less=True)
+        m.d.sync += [we[n].eq(self.param_we & (self.param_layer == n)) for n in range(L)]
+        m.d.sync += [group.eq(self.param_group), data.eq(self.param_data)]
+        return we, group, data
 
     def _load_record(self, m, valid, step, spikes, vregs):
         """Returns ``(send, cur)``, registers the FSM sets: the record register loads layer

@@ -1,5 +1,7 @@
 """Two-layer networks (hdl/network.py) against the golden model, on Amaranth's simulator."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -7,6 +9,7 @@ from lifgate.boards.nettop import network_array_options
 from lifgate.boards.toolchain import board as board_of
 from lifgate.golden.synapse import Layer, Network, simulate_network
 from lifgate.hdl.network import Network as NetworkHW
+from lifgate.hdl.network import param_writes
 from lifgate.sim.driver import load_network
 
 from lifgate.config import ArrayShape, Config, ConfigError, LeakMode, NeuronParams, ResetMode
@@ -254,3 +257,52 @@ def test_spike_driven_network_rtl_edge_cases(tmp_path):
             # The silent and the sparse samples cost less spike-driven than dense.
             assert got[0].cycles < dense[0].cycles
             assert got[2].cycles < dense[2].cycles
+
+
+def test_parameter_write_the_clock_before_start():
+    """The network registers parameter writes once (``Network._param_writes``, session 10):
+    a write still reaches the arrays when ``start`` comes the very next clock. The network is
+    loaded and cleared with one set of thresholds, then every set is written again with
+    thresholds 7 higher and the run starts the clock after the last write: its records are
+    the golden model's with the new thresholds (the clear's state does not depend on them)."""
+    net = random_network(4)
+    new = replace(net, layers=tuple(
+        replace(layer, config=replace(layer.config, params=tuple(
+            replace(p, v_th=p.v_th + 7) for p in layer.config.params)))
+        for layer in net.layers))
+    x, steps = [1, 0, 1, 1, 0, 1], 6
+    dut = NetworkHW.for_network(net, membrane=True)
+    recs = []
+
+    async def tb(ctx):
+        await load_network(ctx, dut, net)
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        while not ctx.get(dut.done):
+            await ctx.tick()
+        for layer, group, word in param_writes(new):
+            ctx.set(dut.param_layer, layer)
+            ctx.set(dut.param_group, group)
+            ctx.set(dut.param_data.as_value(), word)
+            ctx.set(dut.param_we, 1)
+            await ctx.tick()
+        ctx.set(dut.param_we, 0)
+        ctx.set(dut.x, x)
+        ctx.set(dut.steps, steps)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        ctx.set(dut.s_stream.ready, 1)
+        while not ctx.get(dut.done):
+            if ctx.get(dut.s_stream.valid):
+                p = ctx.get(dut.s_stream.payload)
+                recs.append((int(p.layer), int(p.step), int(p.spikes), [int(v) for v in p.v]))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert recs == expected_records(new, [(x, steps)])
+    assert recs != expected_records(net, [(x, steps)])  # the thresholds matter here
