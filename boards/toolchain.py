@@ -655,6 +655,31 @@ def estimate_needs(family: str, rtlil: str) -> dict:
     return needs
 
 
+def no_rw_check_script(rtlil: str) -> str:
+    """Yosys commands that give every read port of a memory marked ``no_rw_check`` an undefined
+    result on a same-clock write to its row (``COLLISION_X_MASK`` all ones).
+
+    Yosys's Verilog frontend does this for a ``(* no_rw_check *)`` memory; Amaranth's RTLIL
+    carries the attribute but writes ``COLLISION_X_MASK`` 0 on every read port, so Yosys would
+    emulate read-before-write on the ECP5's and iCE40's block RAMs (a delayed write and a
+    multiplexer after the read port: in the ULX3S network board's critical path, issue 17).
+    Simulation (Amaranth, Icarus, Verilator) keeps read-before-write; the gateware marks only
+    memories whose reads and writes never meet (``lifgate.hdl.synapse.Synapse``'s weights)."""
+    lines = []
+    for module, body in re.findall(r"^module (\S+)\n(.*?)^end$", rtlil, re.M | re.S):
+        module = module.removeprefix("\\")
+        marked = re.findall(r"^[ \t]*attribute \\no_rw_check 1\n(?:[ \t]*attribute [^\n]*\n)*"
+                            r"[ \t]*memory [^\n]*\\(\S+)$", body, re.M)
+        for mem in marked:
+            writes = len(re.findall(r"^[ \t]*cell \$memwr_v2 \S+\n(?:[ \t]*parameter [^\n]*\n)*?"
+                                    rf'[ \t]*parameter \\MEMID "\\\\{re.escape(mem)}"$', body,
+                                    re.M))
+            if writes:
+                lines.append(f"setparam -set COLLISION_X_MASK {writes}'{'1' * writes} "
+                             f"{module}/t:$memrd_v2 {module}/r:MEMID=\\\\{mem} %i")
+    return "\n".join(lines)
+
+
 def check_estimate(board_: Board, rtlil: str, *, where: str = "") -> dict:
     """Refuse a design whose block RAMs, SPRAMs or multipliers (:func:`estimate_needs`, a
     lower bound) exceed ``board_``'s device before synthesis starts: :class:`FitError` naming
@@ -822,9 +847,16 @@ def run_build(board_: Board, design, build_dir, *, name: str = "top", seed: int 
     extra["script_after_synth"] = f"tee -q -o {stat_path.name} stat -json"
     plan = platform.prepare(design, name=name, synth_opts=synth, nextpnr_opts=nextpnr_opts,
                             **extra)
+    rtlil = plan.files[f"{name}.il"]
+    rtlil = rtlil if isinstance(rtlil, str) else rtlil.decode()
     if fit_check:
-        rtlil = plan.files[f"{name}.il"]
-        check_estimate(board_, rtlil if isinstance(rtlil, str) else rtlil.decode())
+        check_estimate(board_, rtlil)
+    rw = no_rw_check_script(rtlil)
+    if rw:  # right after reading the design, before any memory pass
+        ys = plan.files[f"{name}.ys"]
+        ys = ys if isinstance(ys, str) else ys.decode()
+        plan.files[f"{name}.ys"] = re.sub(r"^(read_rtlil [^\n]*\n)", lambda mt: mt[1] + rw + "\n",
+                                          ys, count=1, flags=re.M)
     build_dir.mkdir(parents=True, exist_ok=True)  # (nothing written before the estimate)
     plan.extract(str(build_dir))
     env = yowasp_env(family)

@@ -29,19 +29,41 @@ def saturate(x, width: int):
                Mux(under, Const(-(1 << (width - 1)), signed(width)), x[:width].as_signed()))
 
 
-def _lowest_set(bits):
-    """``(any, index)``: whether ``bits`` has a bit set, and the index of the lowest one (0 if
-    none), by a balanced tree of 2:1 choices: ``ceil(log2(len(bits)))`` levels."""
+def _two_lowest(bits):
+    """``(any, two, first, second)``: whether ``bits`` has at least one / two bits set, and the
+    indices of its lowest and second-lowest set bits (meaningful only where they exist), by a
+    balanced tree: ``ceil(log2(len(bits)))`` levels, each a 2:1 (``first``) or 3:1
+    (``second``) choice on the low half's ``any`` and ``two``."""
     n = len(bits)
     if n == 1:
-        return bits[0], Const(0, 1)
+        return bits[0], Const(0, 1), Const(0, 1), Const(0, 1)
     k = 1 << (ceil_log2(n) - 1)  # the low half: a power of two, so its indices fit k bits
-    lo_any, lo_idx = _lowest_set(bits[:k])
-    hi_any, hi_idx = _lowest_set(bits[k:])
+    lo_any, lo_two, lo_1, lo_2 = _two_lowest(bits[:k])
+    hi_any, hi_two, hi_1, hi_2 = _two_lowest(bits[k:])
     width = ceil_log2(k)
-    lo = lo_idx[:width] if width else Const(0, 0)
-    hi = hi_idx[:width] if width else Const(0, 0)
-    return lo_any | hi_any, Cat(Mux(lo_any, lo, hi) if width else Const(0, 0), ~lo_any)
+    if not width:
+        return (lo_any | hi_any, lo_any & hi_any, Cat(~lo_any), Const(1, 1))
+    lo_1, lo_2, hi_1, hi_2 = (v[:width] for v in (lo_1, lo_2, hi_1, hi_2))
+    first = Cat(Mux(lo_any, lo_1, hi_1), ~lo_any)
+    second = Cat(Mux(lo_two, lo_2, Mux(lo_any, hi_1, hi_2)), ~lo_two)
+    return lo_any | hi_any, lo_two | hi_two | (lo_any & hi_any), first, second
+
+
+def _below(bits):
+    """Per position ``j``: ``(any, two)`` of ``bits[:j]`` (at least one / two of the bits below
+    ``j`` set), by a parallel prefix (Sklansky: ``ceil(log2(n))`` levels, each combine
+    ``any = a | a'``, ``two = t | t' | (a & a')``), not one OR tree per position: those,
+    and a second prefix on the first one's result for the second port, gave the mask's loop 7
+    logic levels (the ECP5 harness's critical path at 92-94 MHz, the UP5K's at 33-42 MHz)."""
+    def scan(lo, hi):  # inclusive prefixes of bits[lo:hi]
+        if hi - lo == 1:
+            return [(bits[lo], Const(0, 1))]
+        mid = lo + (1 << (ceil_log2(hi - lo) - 1))
+        left, right = scan(lo, mid), scan(mid, hi)
+        a, t = left[-1]
+        return left + [(a | a2, t | t2 | (a & a2)) for a2, t2 in right]
+    inc = scan(0, len(bits))
+    return [(Const(0, 1), Const(0, 1))] + inc[:-1]
 
 
 def _check(name, value, lo, hi):
@@ -197,8 +219,13 @@ class Synapse(wiring.Component):
         P, n = self.lanes, self.inputs
         A = acc_width(n, self.w_width, self.x_width)
 
+        # ``no_rw_check``: a read of the row being written in the same clock is left undefined
+        # (weights are written only while idle, and read back in other clocks), so Yosys adds
+        # no read-before-write emulation: its multiplexer after the block RAM's read port was
+        # in the ULX3S network board's critical path (the DP16KD's 5.8 ns clock-to-out, then
+        # the emulation's LUT, then the accumulator: 98.9 MHz at 100, issue 17).
         wmem = Memory(shape=data.ArrayLayout(signed(self.w_width), P), depth=max(2, self.rows),
-                      init=[])
+                      init=[], attrs={"no_rw_check": 1})
         m.submodules.weights = wmem
         wr = wmem.write_port(granularity=1)  # one lane (array element) per enable bit
         rd = wmem.read_port()
@@ -361,22 +388,20 @@ class Synapse(wiring.Component):
         fresh = Signal()  # the next event is the address's first
         rows = [row] + [Signal.like(row, name=f"row{e + 2}")
                         for e in range(self.event_ports - 1)]
-        left = mask
+        # The lowest set bits of ``mask`` by trees of 2:1 choices (log2(n) levels, no carry
+        # chain: a carry-chain priority encoder, ``mask & -mask``, gave the UP5K 35 MHz); the
+        # mask without them keeps bit j iff at least ``event_ports`` lower bits are set (a
+        # parallel prefix count, not a decode of the indices: that decode in the mask's loop
+        # gave the UP5K 34.7 MHz).
+        has1, has2, idx1, idx2 = _two_lowest(mask)
+        below = _below(mask)
         picks = []  # per port: (index, this port has an event)
-        for e in range(self.event_ports):
-            # The lowest set bit of ``left`` by a tree of 2:1 choices (log2(n) levels, no carry
-            # chain: a carry-chain priority encoder, ``left & -left``, gave the UP5K 35 MHz);
-            # ``left`` without it keeps bit j iff a lower bit is set (a prefix OR, not a decode
-            # of the index: that decode in the mask's loop gave the UP5K 34.7 MHz).
-            has, idx = _lowest_set(left)
+        for e, (has, idx) in enumerate(((has1, idx1), (has2, idx2))[:self.event_ports]):
             index = Signal(range(max(2, n)), name=f"index{e}")
-            rest = Signal(n, name=f"rest{e}")
-            m.d.comb += [
-                index.eq(idx),
-                rest.eq(Cat(Const(0, 1), *(left[j] & left[:j].any() for j in range(1, n)))),
-            ]
+            m.d.comb += index.eq(idx)
             picks.append((index, has))
-            left = rest
+        left = Signal(n, name="left")
+        m.d.comb += left.eq(Cat(*(mask[j] & below[j][self.event_ports - 1] for j in range(n))))
         issue, first, last = Signal(), Signal(), Signal()
         reals = [Signal(name=f"real{e}") for e in range(self.event_ports)]
         # ``last`` is decided a clock after the issue, on the mask register (a wide NOR), not on

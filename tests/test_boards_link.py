@@ -230,6 +230,16 @@ def _uart_wave(data, divisor):
     return wave
 
 
+async def send_uart(ctx, rx, data, divisor, each_clock):
+    """Drive ``data`` on the UART line ``rx`` (8N1, ``divisor`` clocks a bit), calling
+    ``each_clock()`` after every clock, then leave the line idle (high)."""
+    for level in _uart_wave(data, divisor):
+        ctx.set(rx, level)
+        await ctx.tick()
+        each_clock()
+    ctx.set(rx, 1)
+
+
 def rtl_exchanges(link, exchanges, expected_lengths, *, divisor, max_cycles=200_000,
                   resets=()):
     """Send each byte string on ``rx``; collect what comes back on ``tx`` until the expected
@@ -273,11 +283,7 @@ def rtl_exchanges(link, exchanges, expected_lengths, *, divisor, max_cycles=200_
                         cycles += 1
                         assert cycles < max_cycles, f"status bit 0 stays {level} after a reset"
             got.clear()
-            for level in _uart_wave(data, divisor):
-                ctx.set(link.rx, level)
-                await ctx.tick()
-                rx_step()
-            ctx.set(link.rx, 1)
+            await send_uart(ctx, link.rx, data, divisor, rx_step)
             cycles = 0
             while len(got) < want or state["bit"] >= 0:
                 await ctx.tick()

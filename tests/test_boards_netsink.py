@@ -19,7 +19,7 @@ from lifgate.boards import framelink
 from lifgate.boards.netlink import NetworkLink
 from lifgate.boards.netproto import NetCmd, NetworkBoardModel
 from lifgate.boards.protocol import encode_frame
-from test_boards_link import _uart_wave
+from test_boards_link import send_uart
 from test_boards_network import (
     DIVISOR,
     FEATURES,
@@ -71,11 +71,7 @@ def _sink_replies(link, frames, want, max_cycles=200_000):
 
         for frame, n in zip(frames, want, strict=True):
             got.clear()
-            for level in _uart_wave(frame, DIVISOR):
-                ctx.set(link.rx, level)
-                await ctx.tick()
-                take()
-            ctx.set(link.rx, 1)
+            await send_uart(ctx, link.rx, frame, DIVISOR, take)
             cycles = 0
             while len(got) < n:
                 await ctx.tick()

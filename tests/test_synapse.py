@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.sim import Simulator
 from lifgate.golden.synapse import (
     Layer,
@@ -12,7 +13,7 @@ from lifgate.golden.synapse import (
 )
 from lifgate.hdl.noise import LaneNoise
 from lifgate.hdl.ram import PipelinedRAM
-from lifgate.hdl.synapse import Synapse
+from lifgate.hdl.synapse import Synapse, _below, _two_lowest
 
 from lifgate.config import ConfigError
 
@@ -187,3 +188,40 @@ def test_events_only_for_one_bit_inputs():
         assert syn.events == events
         assert syn.step_clocks(1) == synapse_clocks(3, 2, 1 if events else None)
         assert syn.step_clocks(0) == synapse_clocks(3, 2, 0 if events else None)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 6, 8, 33])
+def test_event_picks_and_mask_prefix(n):
+    """The spike-driven visit's pickers (``_two_lowest``: the two lowest set bits of the mask,
+    and whether they exist) and the mask's prefix counts (``_below``: at least one / two set
+    bits below each position), against Python for every mask of up to 8 bits and random 33-bit
+    masks."""
+    bits = Signal(n)
+    has1, has2, first, second = _two_lowest(bits)
+    below = _below(bits)
+    sig = [Signal.like(v, name=f"o{k}") for k, v in enumerate((has1, has2, first, second))]
+    one, two = Signal(n), Signal(n)
+    m = Module()
+    m.d.comb += [s.eq(v) for s, v in zip(sig, (has1, has2, first, second), strict=True)]
+    m.d.comb += [one.eq(Cat(a for a, _ in below)), two.eq(Cat(t for _, t in below))]
+    rng = np.random.default_rng(n)
+    masks = range(1 << n) if n <= 8 else [int(v) for v in rng.integers(0, 1 << n, 300)]
+    masks = list(masks) + ([0, (1 << n) - 1, 1 << (n - 1)] if n > 8 else [])
+
+    async def bench(ctx):
+        for mask in masks:
+            ctx.set(bits, mask)
+            set_ = [j for j in range(n) if mask >> j & 1]
+            h1, h2, f, s = (ctx.get(v) for v in sig)
+            assert (h1, h2) == (len(set_) >= 1, len(set_) >= 2), mask
+            if set_:
+                assert f == set_[0], mask
+            if len(set_) >= 2:
+                assert s == set_[1], mask
+            want1 = sum(1 << j for j in range(n) if any(k < j for k in set_))
+            want2 = sum(1 << j for j in range(n) if sum(k < j for k in set_) >= 2)
+            assert (ctx.get(one), ctx.get(two)) == (want1, want2), mask
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
