@@ -15,9 +15,11 @@ from test_synapse_network import expected_records, random_network, run_amaranth
 from lifgate.config import ConfigError
 
 
-def run_cache(depth, lanes, steps, *, ready_pattern=None):
-    """Pass ``steps[0]`` through (recording), then replay ``len(steps) - 1`` times. Returns
-    the beats the consumer took per step and the clocks ``replaying`` was high per replay."""
+def run_cache(depth, lanes, steps, *, ready_pattern=None, offer=1):
+    """Pass ``steps[0]`` through (recording), then replay ``len(steps) - 1`` times (the
+    producer's ``valid`` is ``offer`` meanwhile: 1 offers garbage, 0 is idle, as the network's
+    synapse), then offer one beat: it must pass straight through. Returns the beats the
+    consumer took per step and the clocks ``replaying`` was high per replay."""
     layout = data.ArrayLayout(signed(9), lanes)
     dut = CurrentCache(layout=layout, depth=depth)
     got, clocks = [], []
@@ -55,7 +57,7 @@ def run_cache(depth, lanes, steps, *, ready_pattern=None):
         for _ in steps[1:]:
             # The producer offers garbage while replaying: it must be neither taken nor sent.
             ctx.set(dut.i_stream.payload, [-1] * lanes)
-            ctx.set(dut.i_stream.valid, 1)
+            ctx.set(dut.i_stream.valid, offer)
             ctx.set(dut.replay, 1)
             await ctx.tick()
             ctx.set(dut.replay, 0)
@@ -72,6 +74,12 @@ def run_cache(depth, lanes, steps, *, ready_pattern=None):
             ctx.set(dut.o_stream.ready, 0)
             got.append(beats)
             clocks.append(n)
+        # Pass-through again (``o_stream.valid`` follows the producer once the replay ended).
+        ctx.set(dut.i_stream.valid, 1)
+        ctx.set(dut.o_stream.ready, 1)
+        assert ctx.get(dut.o_stream.valid) and ctx.get(dut.i_stream.ready)
+        ctx.set(dut.i_stream.valid, 0)
+        assert not ctx.get(dut.o_stream.valid)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -91,11 +99,13 @@ def test_replay_sends_the_kept_beats_at_the_model_cost(depth, lanes):
     assert clocks == [replay_clocks(depth)] * 2 == [cache.replay_clocks()] * 2
 
 
+@pytest.mark.parametrize("offer", [1, 0])
 @pytest.mark.parametrize("depth", [2, 5])
-def test_replay_under_backpressure(depth):
+def test_replay_under_backpressure(depth, offer):
     rng = np.random.default_rng(depth)
     beats = rng.integers(-256, 256, size=(depth, 2)).tolist()
-    got, clocks = run_cache(depth, 2, [beats, None, None], ready_pattern=[0, 1, 0, 0, 1, 1])
+    got, clocks = run_cache(depth, 2, [beats, None, None], ready_pattern=[0, 1, 0, 0, 1, 1],
+                            offer=offer)
     assert got == [beats] * 3
     assert all(c > replay_clocks(depth) for c in clocks)
 
