@@ -316,9 +316,6 @@ class Network(wiring.Component):
                 # A lane past this synapse's lanes must not alias a real one.
                 with m.If(self.w_lane[len(syn.w_lane):].any()):
                     m.d.comb += syn.w_we.eq(0)
-            if arr.param_group.shape().width < len(pw_group):
-                with m.If(pw_group[len(arr.param_group):].any()):
-                    m.d.comb += arr.param_we.eq(0)
             # The beats of a step arrive in address order: shift them in from the top, so after
             # D beats address a's lane p sits at bit a * P + p.
             # With multi-spike output every lane brings a count of CW bits (neuron j at j CW).
@@ -433,11 +430,15 @@ class Network(wiring.Component):
         of layer ``n``'s array. The strobe's decode of ``param_layer`` went straight to the
         write enables of every lane's parameter memory (LUT RAM on the ECP5), the ECP5
         network harness's critical path (9.3 to 11.3 ns of routing, issue 17); from registers
-        it is one net each."""
+        it is one net each (the check that the group exists in layer ``n`` included)."""
         we = Signal(L, name="pw_we")
         group = Signal.like(self.param_group, name="pw_group", reset_less=True)
         data = Signal(param_struct(self.shapes[0]), name="pw_data", reset_less=True)
-        m.d.sync += [we[n].eq(self.param_we & (self.param_layer == n)) for n in range(L)]
+        for n in range(L):
+            # A group past this array's groups must not alias a real one: decided here too.
+            width = group_width(self.shapes[n])
+            ok = ~self.param_group[width:].any() if width < len(self.param_group) else 1
+            m.d.sync += we[n].eq(self.param_we & (self.param_layer == n) & ok)
         m.d.sync += [group.eq(self.param_group), data.eq(self.param_data)]
         return we, group, data
 

@@ -306,3 +306,44 @@ def test_parameter_write_the_clock_before_start():
     sim.run()
     assert recs == expected_records(new, [(x, steps)])
     assert recs != expected_records(net, [(x, steps)])  # the thresholds matter here
+
+
+def test_parameter_write_past_a_layers_groups_is_ignored():
+    """``param_group`` is as wide as the widest layer needs; a write to a group past layer
+    ``n``'s groups must not land on the group its low bits name (checked before the
+    registered write, ``Network._param_writes``)."""
+    net = random_network(5)  # groups 4 (2 bits) and 2 (1 bit)
+    x, steps = [1, 1, 0, 1, 0, 1], 5
+    dut = NetworkHW.for_network(net, membrane=True)
+    recs = []
+
+    async def tb(ctx):
+        await load_network(ctx, dut, net)
+        ctx.set(dut.param_layer, 1)
+        ctx.set(dut.param_group, 2)  # layer 1 has groups 0 and 1: bit 1 set, low bit 0
+        ctx.set(dut.param_data.as_value(), param_writes(net)[-1][2] ^ ((1 << 40) - 1))
+        ctx.set(dut.param_we, 1)
+        await ctx.tick()
+        ctx.set(dut.param_we, 0)
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        while not ctx.get(dut.done):
+            await ctx.tick()
+        ctx.set(dut.x, x)
+        ctx.set(dut.steps, steps)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        ctx.set(dut.s_stream.ready, 1)
+        while not ctx.get(dut.done):
+            if ctx.get(dut.s_stream.valid):
+                p = ctx.get(dut.s_stream.payload)
+                recs.append((int(p.layer), int(p.step), int(p.spikes), [int(v) for v in p.v]))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert recs == expected_records(net, [(x, steps)])
