@@ -128,13 +128,46 @@ async def load_network(ctx, dut, network):
         ctx.set(dut.w_we, 1)
         await ctx.tick()
     ctx.set(dut.w_we, 0)
-    for layer, group, word in param_writes(network):
+    await write_network_params(ctx, dut, param_writes(network))
+
+
+async def write_network_params(ctx, dut, writes):
+    """Write ``(layer, group, word)`` parameter sets into a
+    :class:`lifgate.hdl.network.Network`, one clock each; leaves ``param_we`` low."""
+    for layer, group, word in writes:
         ctx.set(dut.param_layer, layer)
         ctx.set(dut.param_group, group)
         ctx.set(dut.param_data.as_value(), word)
         ctx.set(dut.param_we, 1)
         await ctx.tick()
     ctx.set(dut.param_we, 0)
+
+
+async def network_clear(ctx, dut):
+    """Strobe a :class:`lifgate.hdl.network.Network`'s ``clear`` and wait for ``done``."""
+    ctx.set(dut.clear, 1)
+    await ctx.tick()
+    ctx.set(dut.clear, 0)
+    while not ctx.get(dut.done):
+        await ctx.tick()
+
+
+async def network_run(ctx, dut, x, steps, record):
+    """Start a run of ``steps`` steps on inputs ``x`` (``start`` from the next clock),
+    ``s_stream`` always ready; returns ``[record(ctx, payload), ...]`` of every record until
+    ``done``."""
+    ctx.set(dut.x, [int(v) for v in x])
+    ctx.set(dut.steps, steps)
+    ctx.set(dut.start, 1)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+    ctx.set(dut.s_stream.ready, 1)
+    recs = []
+    while not ctx.get(dut.done):
+        if ctx.get(dut.s_stream.valid):
+            recs.append(record(ctx, dut.s_stream.payload))
+        await ctx.tick()
+    return recs
 
 
 async def _wait_done(ctx, dut, limit: int, what: str) -> int:

@@ -21,7 +21,7 @@ from lifgate.hdl.network import Network as NetworkHW
 from lifgate.hdl.verilog import generate_verilog
 from lifgate.sim import regress, runner
 from lifgate.sim.cases import Segment, SimCase, random_cases
-from lifgate.sim.driver import load_network
+from lifgate.sim.driver import load_network, network_clear, network_run
 from lifgate.sim.tb_network import run_network
 
 from lifgate.config import ArrayShape, Config, LeakMode, NeuronParams, ResetMode
@@ -157,28 +157,17 @@ def _amaranth_network(net, x, steps):
     cw = net.layers[0].config.shape.count_width
     recs = []
 
+    def record(ctx, p):
+        bits = ctx.get(Value.cast(p.spikes))
+        n = net.layers[ctx.get(p.layer)].neurons
+        return (ctx.get(p.layer), ctx.get(p.step),
+                [(bits >> (j * cw)) & ((1 << cw) - 1) for j in range(n)],
+                [ctx.get(p.v[j]) for j in range(n)])
+
     async def tb(ctx):
         await load_network(ctx, dut, net)
-        ctx.set(dut.clear, 1)
-        await ctx.tick()
-        ctx.set(dut.clear, 0)
-        while not ctx.get(dut.done):
-            await ctx.tick()
-        ctx.set(dut.x, [int(v) for v in x])
-        ctx.set(dut.steps, steps)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        ctx.set(dut.s_stream.ready, 1)
-        while not ctx.get(dut.done):
-            if ctx.get(dut.s_stream.valid):
-                p = dut.s_stream.payload
-                bits = ctx.get(Value.cast(p.spikes))
-                n = net.layers[ctx.get(p.layer)].neurons
-                recs.append((ctx.get(p.layer), ctx.get(p.step),
-                             [(bits >> (j * cw)) & ((1 << cw) - 1) for j in range(n)],
-                             [ctx.get(p.v[j]) for j in range(n)]))
-            await ctx.tick()
+        await network_clear(ctx, dut)
+        recs.extend(await network_run(ctx, dut, x, steps, record))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

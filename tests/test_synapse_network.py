@@ -10,7 +10,7 @@ from lifgate.boards.toolchain import board as board_of
 from lifgate.golden.synapse import Layer, Network, simulate_network
 from lifgate.hdl.network import Network as NetworkHW
 from lifgate.hdl.network import param_writes
-from lifgate.sim.driver import load_network
+from lifgate.sim.driver import load_network, network_clear, network_run, write_network_params
 
 from lifgate.config import ArrayShape, Config, ConfigError, LeakMode, NeuronParams, ResetMode
 
@@ -259,6 +259,17 @@ def test_spike_driven_network_rtl_edge_cases(tmp_path):
             assert got[2].cycles < dense[2].cycles
 
 
+def _record(ctx, p):
+    return (ctx.get(p.layer), ctx.get(p.step), ctx.get(p.spikes), [ctx.get(v) for v in p.v])
+
+
+def _simulate(dut, tb):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+
+
 def test_parameter_write_the_clock_before_start():
     """The network registers parameter writes once (``Network._param_writes``, session 10):
     a write still reaches the arrays when ``start`` comes the very next clock. The network is
@@ -276,34 +287,11 @@ def test_parameter_write_the_clock_before_start():
 
     async def tb(ctx):
         await load_network(ctx, dut, net)
-        ctx.set(dut.clear, 1)
-        await ctx.tick()
-        ctx.set(dut.clear, 0)
-        while not ctx.get(dut.done):
-            await ctx.tick()
-        for layer, group, word in param_writes(new):
-            ctx.set(dut.param_layer, layer)
-            ctx.set(dut.param_group, group)
-            ctx.set(dut.param_data.as_value(), word)
-            ctx.set(dut.param_we, 1)
-            await ctx.tick()
-        ctx.set(dut.param_we, 0)
-        ctx.set(dut.x, x)
-        ctx.set(dut.steps, steps)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        ctx.set(dut.s_stream.ready, 1)
-        while not ctx.get(dut.done):
-            if ctx.get(dut.s_stream.valid):
-                p = ctx.get(dut.s_stream.payload)
-                recs.append((int(p.layer), int(p.step), int(p.spikes), [int(v) for v in p.v]))
-            await ctx.tick()
+        await network_clear(ctx, dut)
+        await write_network_params(ctx, dut, param_writes(new))
+        recs.extend(await network_run(ctx, dut, x, steps, _record))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    _simulate(dut, tb)
     assert recs == expected_records(new, [(x, steps)])
     assert recs != expected_records(net, [(x, steps)])  # the thresholds matter here
 
@@ -316,34 +304,14 @@ def test_parameter_write_past_a_layers_groups_is_ignored():
     x, steps = [1, 1, 0, 1, 0, 1], 5
     dut = NetworkHW.for_network(net, membrane=True)
     recs = []
+    bad = param_writes(net)[-1][2] ^ ((1 << 40) - 1)
 
     async def tb(ctx):
         await load_network(ctx, dut, net)
-        ctx.set(dut.param_layer, 1)
-        ctx.set(dut.param_group, 2)  # layer 1 has groups 0 and 1: bit 1 set, low bit 0
-        ctx.set(dut.param_data.as_value(), param_writes(net)[-1][2] ^ ((1 << 40) - 1))
-        ctx.set(dut.param_we, 1)
-        await ctx.tick()
-        ctx.set(dut.param_we, 0)
-        ctx.set(dut.clear, 1)
-        await ctx.tick()
-        ctx.set(dut.clear, 0)
-        while not ctx.get(dut.done):
-            await ctx.tick()
-        ctx.set(dut.x, x)
-        ctx.set(dut.steps, steps)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        ctx.set(dut.s_stream.ready, 1)
-        while not ctx.get(dut.done):
-            if ctx.get(dut.s_stream.valid):
-                p = ctx.get(dut.s_stream.payload)
-                recs.append((int(p.layer), int(p.step), int(p.spikes), [int(v) for v in p.v]))
-            await ctx.tick()
+        # layer 1 has groups 0 and 1: group 2 has bit 1 set and the low bit 0
+        await write_network_params(ctx, dut, [(1, 2, bad)])
+        await network_clear(ctx, dut)
+        recs.extend(await network_run(ctx, dut, x, steps, _record))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    _simulate(dut, tb)
     assert recs == expected_records(net, [(x, steps)])
