@@ -54,13 +54,14 @@ NETWORK_LANES = {"icebreaker": (1, 1), "ulx3s-85f": (8, 2)}
 #: this that divides the layer's neurons).
 NIR_MAX_LANES = {"icebreaker": 2, "ulx3s-85f": 8}
 
-#: Default clock of the network board in MHz. ECP5: 85, met at seeds 1 and 2 (Fmax 91.95 and
-#: 90.50 MHz, session 9, after the link's value checks and STEP record multiplexer were
-#: pipelined; 85.19 and 86.68 with a since-reverted FrameTx change); built at 100 MHz it
-#: reached 90.41 / 89.38 MHz once the record control and the weight readback were registered
-#: too, the critical path then in layer 1's synapse (``docs/resources.md``). UP5K: 30, met
-#: (Fmax 34.48 MHz in session 8; 33.28 with session 9's final link, 4,381 LC).
-NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 85.0}
+#: Default clock of the network board in MHz. ECP5: 90, met at seeds 1 and 2 (Fmax 96.33 and
+#: 99.56 MHz, session 10, after the synapse's per-port accumulators and `no_rw_check` weights,
+#: the record's send strobe, the link's `go` and the cache's valid copy; at 95 MHz seed 2
+#: reached 93.77, at 100 MHz 93.48 / 96.51, the critical paths layer 0's unregistered
+#: MULT18X18D and the link's frame buffer into WRITE_X's assembly: ``docs/resources.md``).
+#: Session 9: 85 (Fmax 87.59 / 88.04). UP5K: 30, met (Fmax 34.48 MHz in session 8; 33.28 with
+#: session 9's final link, 4,381 LC).
+NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 90.0}
 
 #: nextpnr's router per board (None: nextpnr's default): router1 had 26,000 arcs left after
 #: 25 minutes on the ECP5 network board under load; router2 routed the ECP5 network in
