@@ -101,28 +101,3 @@ def pytest_make_collect_report(collector):
     report = yield
     _fail_if_missing_tool(report)
     return report
-
-
-#: The longest tests of a CI run (`--durations`, session 10: 23 to 125 s each), moved to the
-#: front of the collection (the rest keep their order) so that xdist starts them first: a
-#: two-minute test handed out last leaves the other worker idle at the end of the run.
-SLOW_FIRST = (
-    "tests/test_boards_cli.py::test_smoke_build",
-    "tests/test_boards_netlist.py::test_ecp5_netlist_matches_model",
-    "tests/test_formal.py::test_formal[stream_prove_pdr_n2_c]",
-    "tests/test_bench_link.py::test_bench_link_reduced_run",
-    "tests/test_boards_netlist.py::test_up5k_netlist_matches_model",
-    "tests/test_docs_commands.py::test_documented_block_runs",
-    "tests/test_mutants.py::test_long_run_kills_mutant_160",
-    "tests/test_skip.py::test_board_sim_skip_and_recurrent_network",
-    "tests/test_demo_board.py::test_demo_board_on_the_simulated_top",
-    "tests/test_fuzz_board.py::test_fuzz_board_top",
-)
-
-
-def pytest_collection_modifyitems(session, config, items):
-    def rank(item):
-        return next((k for k, name in enumerate(SLOW_FIRST) if item.nodeid.startswith(name)),
-                    len(SLOW_FIRST))
-
-    items.sort(key=rank)  # stable: every other test keeps its place
