@@ -73,7 +73,7 @@ class NetworkHarness(Elaboratable):
         # The board's array options, as the network board top has them (NetworkBoardTop).
         m.submodules.net = dut = Network.for_network(
             self.net, membrane=False, events=self.events, event_ports=self.event_ports,
-            array_options=network_array_options(self.board))
+            array_options=network_array_options(self.board), multiplier=self.board.multiplier)
         uart = platform.request("uart", 0)
         led = platform.request("led", 0)
         sin = Signal()

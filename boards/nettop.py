@@ -60,9 +60,12 @@ class NetworkBoardTop(BoardTop):
         # The board's pipeline profile and, on the ECP5, a copy of each array's
         # pipeline enable per lane (structure only: the behaviour is the same): the enable's
         # fan-out was the critical path of the ECP5 network (82 MHz, bench/bench_network_fpga.py).
+        # The board's multiplier kind for layer 0's dense products (MULT18X18D blocks with
+        # their own registers on the ECP5).
         self.link = NetworkLink(features, divisor=divisor, timeout=max(2, int(freq * timeout_s)),
                                 cache_ram="spram" if spram else "memory",
-                                array_options=network_array_options(board))
+                                array_options=network_array_options(board),
+                                multiplier=board.multiplier)
 
 
 def network_array_options(board: Board) -> dict:

@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 from lifgate.hdl.array import LIFArray, group_width, param_struct
 from lifgate.hdl.current_cache import CurrentCache
+from lifgate.hdl.dsp import KINDS as MULTIPLIERS
 from lifgate.hdl.synapse import Synapse
 
 from lifgate.config import ArrayShape, ConfigError, pack_params
@@ -142,6 +143,10 @@ class Network(wiring.Component):
     array_options : dict or None
         Keyword arguments of every :class:`~lifgate.hdl.array.LIFArray` (``lanes_per_enable``,
         ``pipeline``, ...; a board's profile: ``NetworkBoardTop``), default none.
+    multiplier : str
+        ``Synapse(multiplier=)`` of every synapse: ``"ecp5"`` puts the dense multi-bit
+        products (layer 0 of the digits network) into ``MULT18X18D`` blocks with their own
+        registers (the ULX3S board); default ``"fabric"``. Structure only.
     recurrent : sequence of bool or None
         Per layer: recurrent weights (``lifgate.golden.synapse.Layer.rec``). Such a layer's
         synapse has fan-in ``n_{l-1} + N_l`` and reads ``Cat(s_{l-1}(t), prev_l)``, ``prev_l``
@@ -199,10 +204,14 @@ class Network(wiring.Component):
     def __init__(self, shapes, *, inputs: int, w_width: int = 8, x_width: int = 1,
                  membrane: bool = True, events: bool = True, event_ports: int = 1,
                  reuse: bool = True, x_memory: bool = False, cache_ram: str = "memory",
-                 array_options: dict | None = None, recurrent=None, skips=None):
+                 array_options: dict | None = None, recurrent=None, skips=None,
+                 multiplier: str = "fabric"):
         try:
             if not isinstance(reuse, bool):
                 raise ConfigError(f"parameter 'reuse' must be a bool, not {reuse!r}")
+            if multiplier not in MULTIPLIERS:
+                raise ConfigError(f"parameter 'multiplier' must be one of "
+                                  f"{', '.join(map(repr, MULTIPLIERS))}, not {multiplier!r}")
             if cache_ram not in ("memory", "spram"):
                 raise ConfigError(f"parameter 'cache_ram' must be 'memory' or 'spram', not "
                                   f"{cache_ram!r}")
@@ -234,7 +243,8 @@ class Network(wiring.Component):
         self.synapses = [
             Synapse(inputs=self.fan_in[n], outputs=s.neurons, lanes=s.lanes, w_width=w_width,
                     x_width=xw[n], i_width=s.i_width, events=self.events and xw[n] == 1,
-                    event_ports=event_ports, x_memory=x_memory and n == 0)
+                    event_ports=event_ports, x_memory=x_memory and n == 0,
+                    multiplier=multiplier)
             for n, s in enumerate(shapes)
         ]
         #: Layer 0's :class:`CurrentCache` (None without ``reuse``).
@@ -271,7 +281,7 @@ class Network(wiring.Component):
     def for_network(cls, network, *, membrane: bool = True, events: bool = True,
                     event_ports: int = 1, reuse: bool = True,
                     x_memory: bool = False, cache_ram: str = "memory",
-                    array_options: dict | None = None) -> Network:
+                    array_options: dict | None = None, multiplier: str = "fabric") -> Network:
         """The gateware of a :class:`lifgate.golden.synapse.Network` (its compile-time part).
         A recurrent layer 0 turns ``reuse`` off (its currents change from step to step)."""
         recurrent = tuple(layer.rec is not None for layer in network.layers)
@@ -279,7 +289,7 @@ class Network(wiring.Component):
                    w_width=network.w_width, x_width=network.x_width, membrane=membrane,
                    events=events, event_ports=event_ports, reuse=False if recurrent[0] else reuse,
                    x_memory=x_memory, cache_ram=cache_ram, array_options=array_options,
-                   recurrent=recurrent,
+                   recurrent=recurrent, multiplier=multiplier,
                    skips=tuple(layer.sources for layer in network.layers))
 
     def elaborate(self, platform):

@@ -11,6 +11,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+from lifgate.hdl.dsp import KINDS as MULTIPLIERS
+from lifgate.hdl.dsp import RegisteredMul
 
 from lifgate.config import ConfigTypeError, acc_width
 
@@ -123,6 +125,13 @@ class Synapse(wiring.Component):
         Dense only: read the inputs from a memory outside (``x_addr`` out, ``x_data`` in one
         clock later, a block RAM's synchronous read port) instead of the ``x`` port, so they
         need no register per input bit (the network board's layer 0: 64 x 5 bits).
+    multiplier : str
+        Kind of the dense products' multipliers (:data:`lifgate.hdl.dsp.KINDS`): ``"ecp5"``
+        puts each lane's weight register, input register and product register into one
+        ``MULT18X18D`` (:class:`~lifgate.hdl.dsp.RegisteredMul`; simulated with
+        :func:`lifgate.hdl.dsp.simulation_models`), for multi-bit inputs; anything else, and
+        1-bit inputs, build them in the fabric. Structure only: the clocks and the sums are
+        the same.
 
     Members
     -------
@@ -152,7 +161,7 @@ class Synapse(wiring.Component):
 
     def __init__(self, *, inputs: int, outputs: int, lanes: int, w_width: int = 8,
                  x_width: int = 1, i_width: int = 16, events: bool | None = None,
-                 event_ports: int = 1, x_memory: bool = False):
+                 event_ports: int = 1, x_memory: bool = False, multiplier: str = "fabric"):
         try:
             _check("Inputs", inputs, 1, 1 << 16)
             _check("Lanes", lanes, 1, 64)
@@ -172,6 +181,9 @@ class Synapse(wiring.Component):
             if not isinstance(x_memory, bool) or (x_memory and events):
                 raise ConfigTypeError(
                     f"X memory must be a bool (True only when dense), not {x_memory!r}")
+            if multiplier not in MULTIPLIERS:
+                raise ConfigTypeError(f"Multiplier must be one of "
+                                      f"{', '.join(map(repr, MULTIPLIERS))}, not {multiplier!r}")
         except TypeError:
             self._MustUse__silence = True  # a rejected component is not an unused one
             raise
@@ -179,6 +191,10 @@ class Synapse(wiring.Component):
         self.w_width, self.x_width, self.i_width = w_width, x_width, i_width
         self.events = events
         self.x_memory = x_memory
+        self.multiplier = multiplier
+        # The dense products in MULT18X18Ds with their own registers (multi-bit inputs only:
+        # a 1-bit input's product is an AND).
+        self._dsp = multiplier == "ecp5" and not events and x_width > 1
         self.event_ports = event_ports if events else 1
         self.depth = outputs // lanes
         self.rows = self.depth * inputs
@@ -238,13 +254,14 @@ class Synapse(wiring.Component):
         m.d.comb += [rd.addr.eq(row), rd.en.eq(1), self.r_data.eq(rd.data)]
         out_valid = Signal()
         # Both visits deliver, for the clock a weight row sits at the block RAM's address
-        # (``row``): ``issue``, ``first`` and ``last`` of the address's reads; then the factor
-        # of that row, ``xw``, two clocks later (when the registered weights are there). With
-        # two event ports, a second row (``row2``, a second read port) and its factor.
+        # (``row``): ``issue`` and ``last`` of the address's reads; then the factor of that
+        # row, ``xw``, two clocks later (when the registered weights are there). With two
+        # event ports, a second row (``row2``, a second read port) and its factor. Dense, also
+        # ``xw_next``: what ``xw`` registers (for a multiplier with its own operand registers).
         if self.events:
-            issue, first, last, factors = self._event_visit(m, row, out_valid)
+            issue, last, factors = self._event_visit(m, row, out_valid)
         else:
-            issue, first, last, xw = self._dense_visit(m, row, out_valid)
+            issue, last, xw, xw_next = self._dense_visit(m, row, out_valid)
             factors = [(row, xw)]
         reads = [rd.data]
         for addr, _ in factors[1:]:
@@ -252,37 +269,51 @@ class Synapse(wiring.Component):
             m.d.comb += [rd2.addr.eq(addr), rd2.en.eq(1)]
             reads.append(rd2.data)
 
-        v1, first1, last1 = Signal(), Signal(), Signal()
-        m.d.sync += [v1.eq(issue), first1.eq(first), last1.eq(last)]
+        v1, last1 = Signal(), Signal()
+        m.d.sync += [v1.eq(issue), last1.eq(last)]
         if self.events:
             # Spike-driven, the weights go from the read port (a register) into the
             # accumulators, the spike their clock enable: no weight register, one clock less
             # per address (issue 17).
-            vw, firstw, lastw, wregs = v1, first1, last1, reads
+            vw, lastw, wregs = v1, last1, reads
         else:
             # Stage 2: the weights are registered (a block RAM's output straight into a
             # multiplier was the critical path: 67 MHz on the ECP5-85F,
             # bench/bench_network_fpga.py).
-            vw, firstw, lastw = Signal(), Signal(), Signal()
-            m.d.sync += [vw.eq(v1), firstw.eq(first1), lastw.eq(last1)]
+            vw, lastw = Signal(), Signal()
+            m.d.sync += [vw.eq(v1), lastw.eq(last1)]
             wregs = []
-            for e, data_e in enumerate(reads):
-                wreg = Signal.like(rd.data, name="wreg" if e == 0 else f"wreg{e}")
-                m.d.sync += wreg.eq(data_e)
-                wregs.append(wreg)
+            if not self._dsp:
+                for e, data_e in enumerate(reads):
+                    wreg = Signal.like(rd.data, name="wreg" if e == 0 else f"wreg{e}")
+                    m.d.sync += wreg.eq(data_e)
+                    wregs.append(wreg)
         # Stage 3 (dense only): products, registered.
         prods = []
         if not self.events:
-            v2, first2, last2 = Signal(), Signal(), Signal()
-            m.d.sync += [v2.eq(vw), first2.eq(firstw), last2.eq(lastw)]
+            v2, last2 = Signal(), Signal()
+            m.d.sync += [v2.eq(vw), last2.eq(lastw)]
             ((_, xw),) = factors
             for p in range(P):
+                if self._dsp:
+                    # Stages 2 and 3 in a MULT18X18D (``RegisteredMul``, latency 2): its
+                    # operand registers are the weight register (the block RAM's read port
+                    # in) and ``xw`` (``xw_next`` in), its output register the product's. The
+                    # fabric registers around an unregistered block were the ULX3S network
+                    # board's critical path at 100 MHz (3.9 ns in the block, 6 ns of routing,
+                    # issue 17). Same clocks, same numbers.
+                    mul = RegisteredMul(signed(self.w_width), unsigned(self.x_width),
+                                        kind=self.multiplier)
+                    m.submodules[f"mul{p}"] = mul
+                    m.d.comb += [mul.a.eq(reads[0][p]), mul.b.eq(xw_next), mul.ce.eq(1)]
+                    prods.append(mul.p)
+                    continue
                 w = wregs[0][p]
                 r = Signal(signed(self.w_width + self.x_width), name=f"prod{p}")
                 m.d.sync += r.eq(Mux(xw[0], w, 0) if self.x_width == 1 else w * xw)
                 prods.append(r)
         else:
-            v2, first2, last2 = vw, firstw, lastw
+            v2, last2 = vw, lastw
         # Stage 4: accumulate (exact); the beat is valid once the last product is in.
         m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
         # The accumulators are cleared the clock after their beat was taken (``clear_acc``, a
@@ -354,7 +385,7 @@ class Synapse(wiring.Component):
             xw = Signal(self.x_width)
             m.d.comb += self.x_addr.eq(i)
             m.d.sync += xw.eq(self.x_data)
-            return issue, i == 0, last_i, xw
+            return issue, last_i, xw, self.x_data
         # The input x[i] is selected in two registered halves (a group of S = 2^k inputs by the
         # high bits of i, then one of the group by the low bits): one n-to-1 multiplexer in a
         # single stage was the UP5K build's critical path (42 MHz, bench/bench_network_fpga.py).
@@ -370,8 +401,9 @@ class Synapse(wiring.Component):
             m.d.sync += low1.eq(i[:k])
         xw = Signal(self.x_width)
         elems = [xg1[e * self.x_width:(e + 1) * self.x_width] for e in range(S)]
-        m.d.sync += xw.eq(Array(elems)[low1] if S > 1 else elems[0])
-        return issue, i == 0, last_i, xw
+        xw_next = Array(elems)[low1] if S > 1 else elems[0]
+        m.d.sync += xw.eq(xw_next)
+        return issue, last_i, xw, xw_next
 
     def _event_visit(self, m, row, out_valid):
         """The inputs at 1 of every address, in increasing order (``event_ports`` events per
@@ -402,7 +434,7 @@ class Synapse(wiring.Component):
             picks.append((index, has))
         left = Signal(n, name="left")
         m.d.comb += left.eq(Cat(*(mask[j] & below[j][self.event_ports - 1] for j in range(n))))
-        issue, first, last = Signal(), Signal(), Signal()
+        issue, last = Signal(), Signal()
         reals = [Signal(name=f"real{e}") for e in range(self.event_ports)]
         # ``last`` is decided a clock after the issue, on the mask register (a wide NOR), not on
         # the priority encoder's carry chain: that chain into the state register was the UP5K
@@ -423,7 +455,7 @@ class Synapse(wiring.Component):
                 # UP5K's next critical path): once the mask is empty, left = mask = 0, and a
                 # row read without ``issue`` is ignored.
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [issue.eq(mask.any() | fresh), first.eq(fresh), mask.eq(left),
+                m.d.sync += [issue.eq(mask.any() | fresh), mask.eq(left),
                              fresh.eq(0)]
                 for r, real, (index, has) in zip(rows, reals, picks, strict=True):
                     m.d.sync += [r.eq(base | index if pow2 else base + index), real.eq(has)]
@@ -438,4 +470,4 @@ class Synapse(wiring.Component):
             xw = Signal(name=f"xw{e}")  # with the row's weights, a clock after its address
             m.d.sync += xw.eq(real)
             factors.append((r, xw))
-        return issue, first, last, factors
+        return issue, last, factors

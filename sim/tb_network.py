@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from cocotb_tools import runner as cocotb_runner
+from lifgate.hdl.dsp import simulation_models
 from lifgate.hdl.network import Network as NetworkHW
 from lifgate.hdl.network import param_writes, weight_writes
 from lifgate.hdl.verilog import convert_verilog
@@ -44,22 +45,27 @@ public_flat_rw -module "{TOPLEVEL}" -var "*"
 
 
 def network_verilog(network, *, membrane: bool = True, events: bool = True,
-                    event_ports: int = 1, reuse: bool = True) -> str:
+                    event_ports: int = 1, reuse: bool = True,
+                    multiplier: str = "fabric") -> str:
+    """The network's Verilog (top ``lif_network``), with the models of the vendor primitives
+    it instantiates (``multiplier="ecp5"``: ``MULT18X18D``) appended."""
     dut = NetworkHW.for_network(network, membrane=membrane, events=events,
-                                event_ports=event_ports, reuse=reuse)
-    return convert_verilog(dut, name=TOPLEVEL)
+                                event_ports=event_ports, reuse=reuse, multiplier=multiplier)
+    text = convert_verilog(dut, name=TOPLEVEL)
+    return text + simulation_models(text)
 
 
 def build_network(network, *, build_dir, sim: str = "verilator", membrane: bool = True,
                   optimize: bool = True, events: bool = True, event_ports: int = 1,
-                  reuse: bool = True) -> Path:
+                  reuse: bool = True, multiplier: str = "fabric") -> Path:
     """Generate and build; the build folder is ``build_dir/<hash of the Verilog>`` (reused).
 
     ``optimize=False`` compiles the Verilated C++ with ``-O0`` (quicker to build, slower to run:
     for short test runs). ``events=False``: dense synapses everywhere (``Network(events=)``);
-    ``reuse=False``: no layer-0 current reuse (``Network(reuse=)``)."""
+    ``reuse=False``: no layer-0 current reuse (``Network(reuse=)``); ``multiplier``:
+    ``Network(multiplier=)``."""
     text = network_verilog(network, membrane=membrane, events=events, event_ports=event_ports,
-                           reuse=reuse)
+                           reuse=reuse, multiplier=multiplier)
     key = hashlib.sha1(text.encode()).hexdigest()[:12]
     out = Path(build_dir).resolve() / f"{sim}{'' if optimize else '-O0'}-{key}"
     out.mkdir(parents=True, exist_ok=True)
@@ -98,10 +104,11 @@ class NetworkRun:
 def run_network(network, samples, *, build_dir, sim: str = "verilator",
                 membrane: bool = True, optimize: bool = True,
                 events: bool = True, event_ports: int = 1,
-                reuse: bool = True) -> list[NetworkRun]:
+                reuse: bool = True, multiplier: str = "fabric") -> list[NetworkRun]:
     """Run ``samples`` (a list of ``(x, steps)``, each from a clear) on the RTL
     (``events``: spike-driven synapses for 1-bit inputs, else dense everywhere;
-    ``event_ports``: events per clock; ``reuse``: layer-0 current reuse). ``x`` is
+    ``event_ports``: events per clock; ``reuse``: layer-0 current reuse; ``multiplier``: the
+    dense products' multiplier kind, ``Network(multiplier=)``). ``x`` is
     ``[inputs]`` (one run of ``steps`` steps) or ``[steps, inputs]`` (``steps`` runs of one
     step, each with its row of ``x``: the case layer-0 current reuse must not get wrong)."""
     for x, steps in samples:
@@ -109,7 +116,8 @@ def run_network(network, samples, *, build_dir, sim: str = "verilator",
             raise ValueError(f"an x of shape {np.shape(x)} needs {np.shape(x)[0]} steps, "
                              f"not {steps}")
     out = build_network(network, build_dir=build_dir, sim=sim, membrane=membrane,
-                        optimize=optimize, events=events, event_ports=event_ports, reuse=reuse)
+                        optimize=optimize, events=events, event_ports=event_ports, reuse=reuse,
+                        multiplier=multiplier)
     test_dir = out / f"run-{os.getpid()}"
     test_dir.mkdir(exist_ok=True)
     job = test_dir / "job.json"

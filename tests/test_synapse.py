@@ -15,7 +15,7 @@ from lifgate.hdl.noise import LaneNoise
 from lifgate.hdl.ram import PipelinedRAM
 from lifgate.hdl.synapse import Synapse, _below, _two_lowest
 
-from lifgate.config import ConfigError
+from lifgate.config import ArrayShape, ConfigError
 
 
 def run_synapse(weights, xs, *, lanes, w_width, x_width, i_width, ready_pattern=None,
@@ -111,12 +111,35 @@ def test_bad_parameters_rejected():
         Synapse(inputs=3, outputs=5, lanes=2)
     with pytest.raises(TypeError, match="Weight width must be"):
         Synapse(inputs=3, outputs=4, lanes=2, w_width=1)
-    from lifgate.config import ArrayShape, Config
+    from lifgate.config import Config
     cfg = Config(shape=ArrayShape(neurons=2, lanes=1, groups=1))
     with pytest.raises(ConfigError, match="w_width 4"):
         Network((Layer(np.full((2, 3), 8), cfg),), w_width=4)
     with pytest.raises(ConfigError, match="must have 2 rows"):
         Network((Layer(np.zeros((3, 3), int), cfg),))
+
+
+def test_ecp5_multiplier_is_one_mult18x18d_per_lane_of_a_dense_multibit_synapse():
+    """``multiplier="ecp5"``: each lane's dense product is a MULT18X18D with its own registers
+    (issue 17); 1-bit inputs (an AND) and spike-driven synapses have none; a bad kind is
+    refused by name. The sums are checked on Icarus and Verilator in
+    tests/test_synapse_network.py (Amaranth's simulator has no model of the block)."""
+    from lifgate.hdl.network import Network as NetworkHW
+    from lifgate.hdl.verilog import convert_verilog
+
+    def mults(**kw):
+        return convert_verilog(Synapse(inputs=6, outputs=8, lanes=4, **kw),
+                               name="syn").count("MULT18X18D ")
+
+    assert mults(x_width=5, multiplier="ecp5") == 4
+    assert mults(x_width=5) == 0
+    assert mults(x_width=1, events=False, multiplier="ecp5") == 0
+    assert mults(x_width=1, multiplier="ecp5") == 0
+    with pytest.raises(ConfigError, match="Multiplier must be one of 'fabric'.*not 'dsp'"):
+        Synapse(inputs=6, outputs=8, lanes=4, x_width=5, multiplier="dsp")
+    shape = ArrayShape(neurons=2, lanes=1, groups=1)
+    with pytest.raises(ConfigError, match="parameter 'multiplier' must be one of"):
+        NetworkHW([shape], inputs=3, x_width=4, multiplier="dsp")
 
 
 def test_a_bad_gateware_argument_is_a_config_error_and_a_type_error():

@@ -218,6 +218,17 @@ def test_network_rtl_on_icarus_and_verilator(tmp_path):
         for n in range(len(net.layers)):
             assert np.array_equal(a.spikes[n], b.spikes[n])
             assert np.array_equal(a.v[n], b.v[n])
+    # Layer 0's products in MULT18X18D blocks with their own registers (multiplier="ecp5",
+    # the ULX3S network board's; hdl/dsp.py's model of the block): the same records in the
+    # same clocks, on both simulators.
+    for sim in ("icarus", "verilator"):
+        dsp = run_network(net, samples, build_dir=tmp_path, sim=sim, optimize=False,
+                          multiplier="ecp5")
+        for a, b in zip(runs[sim], dsp, strict=True):
+            assert a.cycles == b.cycles, sim
+            for n in range(len(net.layers)):
+                assert np.array_equal(a.spikes[n], b.spikes[n]), (sim, n)
+                assert np.array_equal(a.v[n], b.v[n]), (sim, n)
 
 
 @pytest.mark.icarus
