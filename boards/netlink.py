@@ -47,6 +47,11 @@ class NetworkLink(LinkComponent):
     cache_ram : str
         ``Network(cache_ram=)``: ``"spram"`` on the UP5K (layer 0's current cache in an
         SPRAM, one EBR fewer), else ``"memory"``.
+    array_options : dict or None
+        ``Network(array_options=)``: the board's array profile.
+    multiplier : str
+        ``Network(multiplier=)``: ``"ecp5"`` on the ULX3S (layer 0's products in
+        ``MULT18X18D`` blocks with their own registers), else ``"fabric"``.
 
     The pins ``rx``, ``tx`` and ``status`` are :class:`~lifgate.boards.framelink.LinkComponent`'s;
     ``status`` bit 0 is the network's busy, bit 3 is 0.
@@ -54,7 +59,7 @@ class NetworkLink(LinkComponent):
 
     def __init__(self, features: NetFeatures, *, divisor: int, timeout: int,
                  cache_ram: str = "memory",
-                 array_options: dict | None = None):
+                 array_options: dict | None = None, multiplier: str = "fabric"):
         if not isinstance(features, NetFeatures):
             raise ConfigError(f"parameter 'features' must be a NetFeatures, not {features!r}")
         if cache_ram not in ("memory", "spram"):
@@ -62,6 +67,7 @@ class NetworkLink(LinkComponent):
                               f"{cache_ram!r}")
         self.cache_ram = cache_ram
         self.array_options = dict(array_options or {})
+        self.multiplier = multiplier
         super().__init__(features, divisor=divisor, timeout=timeout)
 
     def executor(self, m: Module, core: FrameCore) -> tuple:
@@ -73,6 +79,7 @@ class NetworkLink(LinkComponent):
                                          x_width=f.x_width, membrane=f.membrane,
                                          x_memory=f.x_width > 1, cache_ram=self.cache_ram,
                                          array_options=self.array_options,
+                                         multiplier=self.multiplier,
                                          recurrent=f.recurrent, skips=f.skips,
                                          reuse=not f.recurrent[0])
         _NetExecutor(m, core, net, f)
@@ -101,7 +108,14 @@ class _NetExecutor:
             self.x_we = Signal(name="x_we")
             self.x_addr = Signal.like(net.x_addr, name="x_addr")
             self.x_data = Signal(f.x_width, name="x_data")
-            m.d.sync += self.x_we.eq(0)
+            # WRITE_X's write is made a clock after its value ended (``x_pend``, the input's
+            # index in ``x_idx``), from ``val`` (the whole value, a register) rather than from
+            # the frame buffer's read data: that path (the buffer's DP16KD, the byte
+            # multiplexer, x_data) was in the ULX3S network board's critical path at 100 MHz
+            # (issue 17). The x memory is read only by a run, frames later.
+            self.x_pend = Signal(name="x_pend")
+            self.x_idx = Signal.like(net.x_addr, name="x_idx")
+            m.d.sync += [self.x_we.eq(0), self.x_pend.eq(0)]
             m.d.comb += [net.x_we.eq(self.x_we), net.x_addr.eq(self.x_addr),
                          net.x_data.eq(self.x_data)]
         else:
@@ -119,6 +133,10 @@ class _NetExecutor:
         self._checks()
         self._walk()
         self._values()
+        if net.x_memory:
+            with m.If(self.x_pend):
+                m.d.sync += [self.x_we.eq(1), self.x_addr.eq(self.x_idx),
+                             self.x_data.eq(self.val[:f.x_width])]
 
         # Replies.
         version = [Const(b, 8) for b in net_version_payload(f)]
@@ -505,8 +523,7 @@ class _NetExecutor:
             # Range-checked in the first pass: the low bits name the input.
             idx = self.n_idx[:max(1, ceil_log2(f.inputs))]
             if self.net.x_memory:
-                m.d.sync += [self.x_we.eq(1), self.x_addr.eq(idx),
-                             self.x_data.eq(self.full[:f.x_width])]
+                m.d.sync += [self.x_pend.eq(1), self.x_idx.eq(idx)]
             else:
                 with m.Switch(idx):
                     for k in range(f.inputs):
