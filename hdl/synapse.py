@@ -31,6 +31,19 @@ def saturate(x, width: int):
                Mux(under, Const(-(1 << (width - 1)), signed(width)), x[:width].as_signed()))
 
 
+def _csa_add(m: Module, acc_s: Signal, acc_c: Signal, w) -> list:
+    """The statements of ``acc_s + acc_c <- acc_s + acc_c + w`` (modulo ``2^len(acc_s)``) in
+    carry-save form: bit ``j`` of the new sum is the XOR of the three bits ``j``, bit ``j + 1``
+    of the new carry their majority (a LUT each, no carry chain). ``w`` (signed) is
+    sign-extended."""
+    n = len(acc_s)
+    wx = Signal(n, name=f"{acc_s.name}_w")
+    m.d.comb += wx.eq(w)
+    s, c = acc_s, acc_c
+    maj = (s & c) | (s & wx) | (c & wx)
+    return [acc_s.eq(s ^ c ^ wx), acc_c.eq(Cat(Const(0, 1), maj[:n - 1]))]
+
+
 def _two_lowest(bits):
     """``(any, two, first, second)``: whether ``bits`` has at least one / two bits set, and the
     indices of its lowest and second-lowest set bits (meaningful only where they exist), by a
@@ -328,19 +341,24 @@ class Synapse(wiring.Component):
             if self.events:
                 # Spike-driven: one accumulator per event port, and the port's spike is its
                 # clock enable (``acc += w`` iff the row was a real event), so the block RAM's
-                # read port (5.8 ns clock-to-out on the ECP5) goes straight into the carry
-                # chain: an AND and a sum of the two ports' rows in front of it made this the
-                # ULX3S network board's critical path at 100 MHz (90.4 MHz, issue 17). The
-                # ports' sums are added at the output: the same exact sum in another order.
+                # read port (5.8 ns clock-to-out on the ECP5) goes straight into the
+                # accumulator: an AND and a sum of the two ports' rows in front of it made this
+                # the ULX3S network board's critical path at 100 MHz (90.4 MHz, issue 17). The
+                # accumulator is carry-save (``_csa_add``: a sum and a carry register, a LUT
+                # per bit, no carry chain after the block RAM: the chain was the next
+                # critical path, 99.1 MHz); the two registers of every port are added at the
+                # output, modulo 2^A: the exact sum, as it fits in A bits.
                 parts = []
                 for e, (wreg, (_, xw)) in enumerate(zip(wregs, factors, strict=True)):
-                    acc = Signal(signed(A), name=f"acc{p}" if e == 0 else f"acc{p}_{e}")
+                    tag = f"{p}" if e == 0 else f"{p}_{e}"
+                    acc_s = Signal(A, name=f"acc{tag}_s")
+                    acc_c = Signal(A, name=f"acc{tag}_c")
                     with m.If(clear_acc):
-                        m.d.sync += acc.eq(0)
+                        m.d.sync += [acc_s.eq(0), acc_c.eq(0)]
                     with m.Elif(v2 & xw[0]):
-                        m.d.sync += acc.eq(acc + wreg[p])
-                    parts.append(acc)
-                total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+                        m.d.sync += _csa_add(m, acc_s, acc_c, wreg[p])
+                    parts.append(acc_s + acc_c)
+                total = (parts[0] if len(parts) == 1 else parts[0] + parts[1])[:A].as_signed()
             else:
                 total = Signal(signed(A), name=f"acc{p}")
                 with m.If(clear_acc):
