@@ -138,6 +138,11 @@ class Synapse(wiring.Component):
         Dense only: read the inputs from a memory outside (``x_addr`` out, ``x_data`` in one
         clock later, a block RAM's synchronous read port) instead of the ``x`` port, so they
         need no register per input bit (the network board's layer 0: 64 x 5 bits).
+    valid_copies : int
+        Structure only: the port ``valid_c`` (``Out(valid_copies)``) with as many copies of
+        ``i_stream.valid`` (each its own register, equal to it in every clock) for an array's
+        copies of its enable (:class:`~lifgate.hdl.array.LIFArray`'s ``valid_copies``);
+        default 0, no port.
     multiplier : str
         Kind of the dense products' multipliers (:data:`lifgate.hdl.dsp.KINDS`): ``"ecp5"``
         puts each lane's weight register, input register and product register into one
@@ -174,7 +179,8 @@ class Synapse(wiring.Component):
 
     def __init__(self, *, inputs: int, outputs: int, lanes: int, w_width: int = 8,
                  x_width: int = 1, i_width: int = 16, events: bool | None = None,
-                 event_ports: int = 1, x_memory: bool = False, multiplier: str = "fabric"):
+                 event_ports: int = 1, x_memory: bool = False, multiplier: str = "fabric",
+                 valid_copies: int = 0):
         try:
             _check("Inputs", inputs, 1, 1 << 16)
             _check("Lanes", lanes, 1, 64)
@@ -194,6 +200,7 @@ class Synapse(wiring.Component):
             if not isinstance(x_memory, bool) or (x_memory and events):
                 raise ConfigTypeError(
                     f"X memory must be a bool (True only when dense), not {x_memory!r}")
+            _check("Valid copies", valid_copies, 0, 64)
             if multiplier not in MULTIPLIERS:
                 raise ConfigTypeError(f"Multiplier must be one of "
                                       f"{', '.join(map(repr, MULTIPLIERS))}, not {multiplier!r}")
@@ -205,6 +212,7 @@ class Synapse(wiring.Component):
         self.events = events
         self.x_memory = x_memory
         self.multiplier = multiplier
+        self.valid_copies = valid_copies
         # The dense products in MULT18X18Ds with their own registers (multi-bit inputs only:
         # a 1-bit input's product is an AND).
         self._dsp = multiplier == "ecp5" and not events and x_width > 1
@@ -223,6 +231,7 @@ class Synapse(wiring.Component):
             "start": In(1),
             "busy": Out(1),
             "i_stream": Out(stream.Signature(data.ArrayLayout(signed(i_width), lanes))),
+            **({"valid_c": Out(valid_copies)} if valid_copies else {}),
         })
 
     #: Clocks per address without backpressure, beyond the reads (``inputs`` of them dense,
@@ -329,6 +338,13 @@ class Synapse(wiring.Component):
             v2, last2 = vw, lastw
         # Stage 4: accumulate (exact); the beat is valid once the last product is in.
         m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
+        # Copies of out_valid (``valid_copies``), each advanced from its own value as out_valid
+        # is, so that synthesis keeps them apart: each can sit next to the array lanes it
+        # enables (:class:`~lifgate.hdl.array.LIFArray`'s ``valid_copies``).
+        for k in range(self.valid_copies):
+            vk = Signal(name=f"out_valid_c{k}")
+            m.d.sync += vk.eq(Mux(v2 & last2, 1, vk & ~self.i_stream.ready))
+            m.d.comb += self.valid_c[k].eq(vk)
         # The accumulators are cleared the clock after their beat was taken (``clear_acc``, a
         # register: the FFs' synchronous reset), before the next address's first product can
         # arrive (at least 2 clocks later), instead of a choice between 0 and ``acc`` on the
