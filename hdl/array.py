@@ -924,6 +924,13 @@ class LIFArray(wiring.Component):
         smallest design. The copies form separate feedback loops, so synthesis does not merge
         them back. With copies, each lane's noise source gets one more of its own (and its own
         copies of the valid bits up to the stage where it advances).
+    valid_copies : bool
+        Structure only: with copies of the enable (``lanes_per_enable`` below the lanes), take
+        ``i_stream.valid`` once more per copy, from the port ``i_valid_c`` (``In(groups)``,
+        group ``g`` the lanes ``g * lanes_per_enable ...``), which the user must keep equal to
+        ``i_stream.valid`` (every bit, every clock): its own register copies of the valid
+        bit, placed near each group of lanes, so that no one register reaches every copy of
+        the enable (the network board's critical path on the ECP5, issue 17). Default False.
     pipeline : str
         Structure only, no change in behaviour: ``"deep"`` (the default) registers every stage
         of the table above, latency 9; ``"compact"`` (:data:`PIPELINES`) leaves out the
@@ -991,7 +998,8 @@ class LIFArray(wiring.Component):
 
     def __init__(self, config, *, membrane: bool = True, noise: bool = True,
                  lanes_per_enable: int | None = None, pipeline: str = "deep",
-                 multiplier: str = "fabric", memory: str = "inferred"):
+                 multiplier: str = "fabric", memory: str = "inferred",
+                 valid_copies: bool = False):
         shape = shape_of(config)
         if memory not in MEMORIES:
             raise ConfigError(f"Memory must be one of {', '.join(map(repr, MEMORIES))}, "
@@ -1025,10 +1033,18 @@ class LIFArray(wiring.Component):
                 or not 1 <= lanes_per_enable <= shape.lanes):
             raise ConfigTypeError(f"Lanes per enable must be None or an integer in "
                             f"[1, {shape.lanes}] (the lanes), not {lanes_per_enable!r}")
+        lpe = shape.lanes if lanes_per_enable is None else lanes_per_enable
+        if not isinstance(valid_copies, bool) or (valid_copies and lpe == shape.lanes):
+            raise ConfigError(f"parameter 'valid_copies' must be a bool, True only with copies of "
+                              f"the enable (lanes_per_enable below {shape.lanes}), not "
+                              f"{valid_copies!r}")
         self._shape = shape
         self._membrane = membrane
         self._noise = noise
-        self._lanes_per_enable = shape.lanes if lanes_per_enable is None else lanes_per_enable
+        self._lanes_per_enable = lpe
+        #: Groups of lanes with their own enable copy (and ``i_valid_c`` bit); 0 without copies.
+        self.enable_groups = -(-shape.lanes // lpe) if lpe < shape.lanes else 0
+        self._valid_copies = valid_copies
         self._pipeline = pipeline
         self._multiplier = multiplier
         self._memory = memory
@@ -1036,7 +1052,10 @@ class LIFArray(wiring.Component):
         self.probes = None
         self._bounds = PIPELINES[pipeline]
         self.latency = 1 + sum(self._bounds)
-        super().__init__(lif_signature(shape, membrane=membrane, noise=noise))
+        sig = lif_signature(shape, membrane=membrane, noise=noise)
+        if valid_copies:
+            sig = wiring.Signature({**sig.members, "i_valid_c": In(self.enable_groups)})
+        super().__init__(sig)
 
     @property
     def shape(self) -> ArrayShape:
@@ -1172,13 +1191,14 @@ class LIFArray(wiring.Component):
         vld, paddr, ce, wants_input, input_en = c.vld, c.paddr, c.ce, c.wants_input, c.input_en
         vld_in_prev = vld[IN - 1] if IN > 1 else c.issue
 
-        def ce_copy(tag):
-            # A copy of ce from its own copies of vld[L] and wants_input.
+        def ce_copy(tag, group):
+            # A copy of ce from its own copies of vld[L] and wants_input (and, with
+            # ``valid_copies``, of i_stream.valid: the group's bit of i_valid_c).
             vl_c = Signal(name=f"vld{L}_{tag}")
             wi_c = Signal(name=f"wants_input_{tag}")
             ce_c = Signal(name=f"ce_{tag}")
-            m.d.comb += ce_c.eq(~(vl_c & ~self.o_stream.ready)
-                                & ~(wi_c & ~self.i_stream.valid))
+            valid = self.i_valid_c[group] if self._valid_copies else self.i_stream.valid
+            m.d.comb += ce_c.eq(~(vl_c & ~self.o_stream.ready) & ~(wi_c & ~valid))
             with m.If(ce_c):
                 m.d.sync += [vl_c.eq(vld[L - 1]), wi_c.eq(vld_in_prev & input_en)]
             with m.Elif(self.o_stream.ready):
@@ -1201,7 +1221,7 @@ class LIFArray(wiring.Component):
         c.lane_read = [c.issue] * P
         if lpe < P:
             for g in range((P + lpe - 1) // lpe):
-                ce_c = ce_copy(f"c{g}")
+                ce_c = ce_copy(f"c{g}", g)
                 for p in range(g * lpe, min(P, (g + 1) * lpe)):
                     c.lane_ce[p] = ce_c
                     c.lane_issue[p] = c.issuing & ce_c
@@ -1412,7 +1432,7 @@ class LIFArray(wiring.Component):
             # lane's enable net, through the advance gate, into the noise state was
             # the critical path at most seeds (8.6 to 9.3 ns of routing), the noise
             # source's registers sitting next to its multiplier, away from the lane.
-            ce_n = c.ce_copy(f"n{p}")
+            ce_n = c.ce_copy(f"n{p}", p // lpe)
             vn = [None] + [Signal(name=f"vld{k}_n{p}") for k in range(1, adv + 1)]
             if adv:
                 with m.If(ce_n):

@@ -48,6 +48,11 @@ class CurrentCache(wiring.Component):
     ram : str
         ``"memory"`` (block RAM or registers, as above) or ``"spram"`` (at most 64-bit beats:
         four SPRAMs).
+    valid_copies : int
+        Structure only: ports ``i_valid_c`` (``In(valid_copies)``, copies of
+        ``i_stream.valid``: the synapse's ``valid_c``) and ``o_valid_c`` (``Out``, copies of
+        ``o_stream.valid`` for an array's ``i_valid_c``), each copy picked by its own copies of
+        the replay registers; default 0, no ports.
 
     Members
     -------
@@ -67,7 +72,7 @@ class CurrentCache(wiring.Component):
     #: register) read before the first beat is valid.
     latency = 1
 
-    def __init__(self, *, layout, depth: int, ram: str = "memory"):
+    def __init__(self, *, layout, depth: int, ram: str = "memory", valid_copies: int = 0):
         width = data.Layout.cast(layout).size
         hi = SPRAM_WORDS if ram == "spram" else 1 << 16
         if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= hi:
@@ -77,8 +82,14 @@ class CurrentCache(wiring.Component):
             self._MustUse__silence = True
             raise ConfigTypeError(f"Ram must be 'memory' or 'spram' (beats of at most 64 bits), "
                                   f"not {ram!r}")
+        if isinstance(valid_copies, bool) or not isinstance(valid_copies, int) or not (
+                0 <= valid_copies <= 64):
+            self._MustUse__silence = True
+            raise ConfigTypeError(f"Valid copies must be an integer in [0, 64], not "
+                                  f"{valid_copies!r}")
         self.depth = depth
         self.ram = ram
+        self.valid_copies = valid_copies
         self.layout = layout
         super().__init__({
             "i_stream": In(stream.Signature(layout)),
@@ -86,6 +97,8 @@ class CurrentCache(wiring.Component):
             "record": In(1),
             "replay": In(1),
             "replaying": Out(1),
+            **({"i_valid_c": In(valid_copies), "o_valid_c": Out(valid_copies)}
+               if valid_copies else {}),
         })
 
     def replay_clocks(self) -> int:
@@ -152,6 +165,19 @@ class CurrentCache(wiring.Component):
             self.o_stream.payload.eq(Mux(replaying, rdata, self.i_stream.payload.as_value())),
             self.i_stream.ready.eq(~replaying & self.o_stream.ready),
         ]
+        # Copies of o_stream.valid (``valid_copies``): each from its own copies of
+        # ``replaying_v`` and ``rvalid``, advanced as those are from their own values (so that
+        # synthesis keeps them apart), and its own copy of the synapse's valid.
+        for k in range(self.valid_copies):
+            rep_k, rvalid_k = Signal(name=f"replaying_v{k}"), Signal(name=f"rvalid{k}")
+            adv_k = rep_k & (~rvalid_k | self.o_stream.ready)
+            with m.If(self.replay):
+                m.d.sync += [rep_k.eq(1), rvalid_k.eq(0)]
+            with m.Elif(adv_k):
+                m.d.sync += rvalid_k.eq(left != 0)
+                with m.If(left == 0):
+                    m.d.sync += rep_k.eq(0)
+            m.d.comb += self.o_valid_c[k].eq(Mux(rep_k, rvalid_k, self.i_valid_c[k]))
         return m
 
     def _spram(self, m, wa, ra, take_in, adv, replaying, width):

@@ -240,16 +240,25 @@ class Network(wiring.Component):
                        for f, s, r, sk in zip(self.fan_in, shapes, recurrent, skips, strict=True)]
         # a later layer's inputs: the spikes (1 bit) or the spike counts of the layer before
         xw = [x_width] + [s.count_width for s in shapes[:-1]]
+        # With copies of the arrays' enable (``lanes_per_enable`` below a layer's lanes), every
+        # copy gets its own copy of the valid bit of its currents (``valid_copies`` of the
+        # synapse, the cache and the array: structure only). One register of it reaching every
+        # copy was the ULX3S network board's critical path at 100 MHz (1 logic level, 8.9 to
+        # 10.5 ns of routing, issue 17).
+        lpe = self.array_options.get("lanes_per_enable")
+        self.enable_groups = [-(-s.lanes // lpe) if lpe is not None and lpe < s.lanes else 0
+                              for s in shapes]
         self.synapses = [
             Synapse(inputs=self.fan_in[n], outputs=s.neurons, lanes=s.lanes, w_width=w_width,
                     x_width=xw[n], i_width=s.i_width, events=self.events and xw[n] == 1,
                     event_ports=event_ports, x_memory=x_memory and n == 0,
-                    multiplier=multiplier)
+                    multiplier=multiplier, valid_copies=self.enable_groups[n])
             for n, s in enumerate(shapes)
         ]
         #: Layer 0's :class:`CurrentCache` (None without ``reuse``).
         self.cache = (CurrentCache(layout=self.synapses[0].i_stream.payload.shape(),
-                                   depth=self.synapses[0].depth, ram=cache_ram)
+                                   depth=self.synapses[0].depth, ram=cache_ram,
+                                   valid_copies=self.enable_groups[0])
                       if reuse else None)
         L = len(shapes)
         super().__init__({
@@ -300,7 +309,8 @@ class Network(wiring.Component):
         spikes, vregs = [], []
         pw_we, pw_group, pw_data = self._param_writes(m, L)
         for n, (shape, syn) in enumerate(zip(self.shapes, self.synapses, strict=True)):
-            arr = LIFArray(shape, membrane=self.membrane, noise=False, **self.array_options)
+            arr = LIFArray(shape, membrane=self.membrane, noise=False,
+                           valid_copies=self.enable_groups[n] > 0, **self.array_options)
             arrays.append(arr)
             m.submodules[f"syn{n}"] = syn
             m.submodules[f"array{n}"] = arr
@@ -308,8 +318,13 @@ class Network(wiring.Component):
                 m.submodules.cache0 = self.cache
                 wiring.connect(m, syn.i_stream, self.cache.i_stream)
                 wiring.connect(m, self.cache.o_stream, arr.i_stream)
+                if self.enable_groups[n]:
+                    m.d.comb += [self.cache.i_valid_c.eq(syn.valid_c),
+                                 arr.i_valid_c.eq(self.cache.o_valid_c)]
             else:
                 wiring.connect(m, syn.i_stream, arr.i_stream)
+                if self.enable_groups[n]:
+                    m.d.comb += arr.i_valid_c.eq(syn.valid_c)
             m.d.comb += [
                 syn.w_we.eq(self.w_we & (self.w_layer == n)),
                 syn.w_addr.eq(self.w_addr),

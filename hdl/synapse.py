@@ -31,6 +31,19 @@ def saturate(x, width: int):
                Mux(under, Const(-(1 << (width - 1)), signed(width)), x[:width].as_signed()))
 
 
+def _csa_add(m: Module, acc_s: Signal, acc_c: Signal, w) -> list:
+    """The statements of ``acc_s + acc_c <- acc_s + acc_c + w`` (modulo ``2^len(acc_s)``) in
+    carry-save form: bit ``j`` of the new sum is the XOR of the three bits ``j``, bit ``j + 1``
+    of the new carry their majority (a LUT each, no carry chain). ``w`` (signed) is
+    sign-extended."""
+    n = len(acc_s)
+    wx = Signal(n, name=f"{acc_s.name}_w")
+    m.d.comb += wx.eq(w)
+    s, c = acc_s, acc_c
+    maj = (s & c) | (s & wx) | (c & wx)
+    return [acc_s.eq(s ^ c ^ wx), acc_c.eq(Cat(Const(0, 1), maj[:n - 1]))]
+
+
 def _two_lowest(bits):
     """``(any, two, first, second)``: whether ``bits`` has at least one / two bits set, and the
     indices of its lowest and second-lowest set bits (meaningful only where they exist), by a
@@ -125,6 +138,11 @@ class Synapse(wiring.Component):
         Dense only: read the inputs from a memory outside (``x_addr`` out, ``x_data`` in one
         clock later, a block RAM's synchronous read port) instead of the ``x`` port, so they
         need no register per input bit (the network board's layer 0: 64 x 5 bits).
+    valid_copies : int
+        Structure only: the port ``valid_c`` (``Out(valid_copies)``) with as many copies of
+        ``i_stream.valid`` (each its own register, equal to it in every clock) for an array's
+        copies of its enable (:class:`~lifgate.hdl.array.LIFArray`'s ``valid_copies``);
+        default 0, no port.
     multiplier : str
         Kind of the dense products' multipliers (:data:`lifgate.hdl.dsp.KINDS`): ``"ecp5"``
         puts each lane's weight register, input register and product register into one
@@ -161,7 +179,8 @@ class Synapse(wiring.Component):
 
     def __init__(self, *, inputs: int, outputs: int, lanes: int, w_width: int = 8,
                  x_width: int = 1, i_width: int = 16, events: bool | None = None,
-                 event_ports: int = 1, x_memory: bool = False, multiplier: str = "fabric"):
+                 event_ports: int = 1, x_memory: bool = False, multiplier: str = "fabric",
+                 valid_copies: int = 0):
         try:
             _check("Inputs", inputs, 1, 1 << 16)
             _check("Lanes", lanes, 1, 64)
@@ -181,6 +200,7 @@ class Synapse(wiring.Component):
             if not isinstance(x_memory, bool) or (x_memory and events):
                 raise ConfigTypeError(
                     f"X memory must be a bool (True only when dense), not {x_memory!r}")
+            _check("Valid copies", valid_copies, 0, 64)
             if multiplier not in MULTIPLIERS:
                 raise ConfigTypeError(f"Multiplier must be one of "
                                       f"{', '.join(map(repr, MULTIPLIERS))}, not {multiplier!r}")
@@ -192,6 +212,7 @@ class Synapse(wiring.Component):
         self.events = events
         self.x_memory = x_memory
         self.multiplier = multiplier
+        self.valid_copies = valid_copies
         # The dense products in MULT18X18Ds with their own registers (multi-bit inputs only:
         # a 1-bit input's product is an AND).
         self._dsp = multiplier == "ecp5" and not events and x_width > 1
@@ -210,6 +231,7 @@ class Synapse(wiring.Component):
             "start": In(1),
             "busy": Out(1),
             "i_stream": Out(stream.Signature(data.ArrayLayout(signed(i_width), lanes))),
+            **({"valid_c": Out(valid_copies)} if valid_copies else {}),
         })
 
     #: Clocks per address without backpressure, beyond the reads (``inputs`` of them dense,
@@ -316,6 +338,13 @@ class Synapse(wiring.Component):
             v2, last2 = vw, lastw
         # Stage 4: accumulate (exact); the beat is valid once the last product is in.
         m.d.sync += out_valid.eq(Mux(v2 & last2, 1, out_valid & ~self.i_stream.ready))
+        # Copies of out_valid (``valid_copies``), each advanced from its own value as out_valid
+        # is, so that synthesis keeps them apart: each can sit next to the array lanes it
+        # enables (:class:`~lifgate.hdl.array.LIFArray`'s ``valid_copies``).
+        for k in range(self.valid_copies):
+            vk = Signal(name=f"out_valid_c{k}")
+            m.d.sync += vk.eq(Mux(v2 & last2, 1, vk & ~self.i_stream.ready))
+            m.d.comb += self.valid_c[k].eq(vk)
         # The accumulators are cleared the clock after their beat was taken (``clear_acc``, a
         # register: the FFs' synchronous reset), before the next address's first product can
         # arrive (at least 2 clocks later), instead of a choice between 0 and ``acc`` on the
@@ -328,19 +357,24 @@ class Synapse(wiring.Component):
             if self.events:
                 # Spike-driven: one accumulator per event port, and the port's spike is its
                 # clock enable (``acc += w`` iff the row was a real event), so the block RAM's
-                # read port (5.8 ns clock-to-out on the ECP5) goes straight into the carry
-                # chain: an AND and a sum of the two ports' rows in front of it made this the
-                # ULX3S network board's critical path at 100 MHz (90.4 MHz, issue 17). The
-                # ports' sums are added at the output: the same exact sum in another order.
+                # read port (5.8 ns clock-to-out on the ECP5) goes straight into the
+                # accumulator: an AND and a sum of the two ports' rows in front of it made this
+                # the ULX3S network board's critical path at 100 MHz (90.4 MHz, issue 17). The
+                # accumulator is carry-save (``_csa_add``: a sum and a carry register, a LUT
+                # per bit, no carry chain after the block RAM: the chain was the next
+                # critical path, 99.1 MHz); the two registers of every port are added at the
+                # output, modulo 2^A: the exact sum, as it fits in A bits.
                 parts = []
                 for e, (wreg, (_, xw)) in enumerate(zip(wregs, factors, strict=True)):
-                    acc = Signal(signed(A), name=f"acc{p}" if e == 0 else f"acc{p}_{e}")
+                    tag = f"{p}" if e == 0 else f"{p}_{e}"
+                    acc_s = Signal(A, name=f"acc{tag}_s")
+                    acc_c = Signal(A, name=f"acc{tag}_c")
                     with m.If(clear_acc):
-                        m.d.sync += acc.eq(0)
+                        m.d.sync += [acc_s.eq(0), acc_c.eq(0)]
                     with m.Elif(v2 & xw[0]):
-                        m.d.sync += acc.eq(acc + wreg[p])
-                    parts.append(acc)
-                total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+                        m.d.sync += _csa_add(m, acc_s, acc_c, wreg[p])
+                    parts.append(acc_s + acc_c)
+                total = (parts[0] if len(parts) == 1 else parts[0] + parts[1])[:A].as_signed()
             else:
                 total = Signal(signed(A), name=f"acc{p}")
                 with m.If(clear_acc):

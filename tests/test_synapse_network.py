@@ -42,11 +42,12 @@ def random_network(seed, *, inputs=6, hidden=4, out=2, lanes=(2, 1), x_width=1, 
 
 
 def run_amaranth(net, runs, *, membrane=True, ready=None, events=True, event_ports=1,
-                 x_memory=False, array_options=None):
+                 x_memory=False, array_options=None, process=None, reuse=True):
     """``runs``: list of (x, steps); a clear first. Returns records per layer: spikes, v.
-    ``x_memory``: ``x`` written through the network's x memory port before each run."""
+    ``x_memory``: ``x`` written through the network's x memory port before each run.
+    ``process(dut)``: a background process to add to the simulation."""
     dut = NetworkHW.for_network(net, membrane=membrane, events=events, event_ports=event_ports,
-                                x_memory=x_memory, array_options=array_options)
+                                x_memory=x_memory, array_options=array_options, reuse=reuse)
     recs = []
 
     async def tb(ctx):
@@ -87,6 +88,8 @@ def run_amaranth(net, runs, *, membrane=True, ready=None, events=True, event_por
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
+    if process is not None:
+        sim.add_process(process(dut))
     sim.run()
     return recs
 
@@ -134,6 +137,43 @@ def test_network_with_the_boards_array_options(board):
     rng = np.random.default_rng(4)
     runs = [(rng.integers(0, 2, size=net.inputs), 6), (np.ones(net.inputs, int), 3)]
     got = run_amaranth(net, runs, ready=[1, 1, 0], array_options=options)
+    assert got == expected_records(net, runs)
+
+
+@pytest.mark.parametrize("x_width,reuse", [(1, True), (3, True), (3, False)])
+def test_valid_copies_equal_valid_in_every_clock(x_width, reuse):
+    """With copies of the arrays' enable (the ULX3S board's ``lanes_per_enable=1``), every
+    synapse and the current cache give each copy its own copy of the valid bit
+    (``valid_copies``, issue 17): every copy equals its ``valid`` in every clock, through
+    replays and backpressure, and the records are the golden model's."""
+    options = network_array_options(board_of("ulx3s-85f"))
+    net = random_network(6, x_width=x_width, lanes=(4, 2))
+    rng = np.random.default_rng(6)
+    runs = [(rng.integers(0, 1 << x_width, size=net.inputs), 5),
+            (rng.integers(0, 1 << x_width, size=net.inputs), 1)]
+    seen = {"clocks": 0, "valid": 0, "bad": []}
+
+    def process(dut):
+        assert dut.enable_groups == [4, 2] and (dut.cache is not None) == reuse
+        pairs = [(syn.i_stream.valid, syn.valid_c) for syn in dut.synapses]
+        if dut.cache is not None:
+            pairs.append((dut.cache.o_stream.valid, dut.cache.o_valid_c))
+
+        flat = [sig for pair in pairs for sig in pair]
+
+        async def check(ctx):
+            async for _, _, *values in ctx.tick().sample(*flat):
+                seen["clocks"] += 1
+                for (valid, copies), v, c in zip(pairs, values[::2], values[1::2], strict=True):
+                    seen["valid"] += v
+                    if c != (v << len(copies)) - v:
+                        seen["bad"].append((seen["clocks"], valid.name, v, c))
+        return check
+
+    got = run_amaranth(net, runs, ready=[1, 1, 0], array_options=options, process=process,
+                       reuse=reuse)
+    assert seen["bad"] == []
+    assert seen["valid"] > 10 and seen["clocks"] > 100
     assert got == expected_records(net, runs)
 
 
