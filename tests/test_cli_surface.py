@@ -323,3 +323,75 @@ def test_a_command_imports_only_what_it_needs(argv, absent):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
+
+
+class _FmaxRep(_Rep):
+    def __init__(self, fmax):
+        super().__init__(fmax >= 30.0)
+        self.fmax = fmax
+
+    fmax_mhz = property(lambda self: self.fmax)
+
+
+@pytest.mark.parametrize("fmax, seeds, want_seeds, code", [
+    ({5: 20.0, 6: 31.0}, ["--seeds", "3"], [5, 6], 0),  # the first seed that meets is kept
+    ({5: 20.0, 6: 21.0, 7: 22.0}, ["--seeds", "3"], [5, 6, 7], 1),  # none meets: exit 1
+    ({5: 20.0}, [], [5], 1),  # the array build's default: one seed
+])
+def test_build_seeds_tries_seeds_until_timing_is_met(tmp_path, capsys, monkeypatch, fmax,
+                                                     seeds, want_seeds, code):
+    """``--seeds N``: place and route with SEED, SEED + 1, ... until a build meets timing;
+    the JSON names the seed kept and every seed tried, stderr says why it tried again."""
+    from lifgate.boards import toolchain
+
+    calls = []
+
+    def fake_build(board, top, out, *, seed, pack, on_stage=None, timing_allow_fail=True):
+        calls.append(seed)
+        return _FmaxRep(fmax[seed])
+
+    monkeypatch.setattr(toolchain, "run_build", fake_build)
+    got = main(["build", "--board", "icebreaker", "--neurons", "64", "--json", "--seed", "5",
+                *seeds, "--build-dir", str(tmp_path / "b")])
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
+    assert calls == want_seeds and got == code and out["ok"] is (code == 0)
+    assert out["seed"] == want_seeds[-1]
+    assert out["seeds_tried"] == [{"seed": s, "fmax_mhz": fmax[s], "timing_met": fmax[s] >= 30}
+                                  for s in want_seeds]
+    for s in want_seeds[:-1]:
+        assert f"timing not met at seed {s} (Fmax {fmax[s]:.2f} MHz < 30 MHz): again with " \
+               f"seed {s + 1}" in cap.err, cap.err
+    if code:
+        assert "more --seeds" in cap.err
+
+
+def test_network_build_default_seeds(tmp_path, capsys, monkeypatch):
+    """A network build on the ULX3S tries up to NETWORK_SEEDS seeds by default (one on the
+    iCEBreaker); --seeds overrides; a bad --seeds is one line, exit 2, before any work."""
+    from lifgate.app.netbuild import NETWORK_SEEDS
+    from lifgate.boards import toolchain
+
+    calls = []
+
+    def fake_build(board, top, out, *, seed, pack, on_stage=None, timing_allow_fail=True,
+                   nextpnr_extra=""):
+        calls.append((board.name, seed))
+        return _Rep(False)
+
+    monkeypatch.setattr(toolchain, "run_build", fake_build)
+    for name, extra, n in (("ulx3s-85f", [], NETWORK_SEEDS["ulx3s-85f"]),
+                           ("icebreaker", [], NETWORK_SEEDS["icebreaker"]),
+                           ("ulx3s-85f", ["--seeds", "2"], 2)):
+        calls.clear()
+        code = main(["build", "--network", "digits", "--board", name, "--json",
+                     "--no-progress", *extra, "--build-dir", str(tmp_path / name)])
+        capsys.readouterr()
+        assert code == 1 and calls == [(name, 1 + k) for k in range(n)]
+    assert NETWORK_SEEDS["ulx3s-85f"] > 1
+    for bad in (["--seeds", "0"], ["--seeds", "17"], ["--seed", str(2**31 - 1), "--seeds", "2"]):
+        code = main(["build", "--network", "digits", "--board", "ulx3s-85f", *bad,
+                     "--build-dir", str(tmp_path / "never")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "--seed" in err[0], err
+        assert not (tmp_path / "never").exists()

@@ -40,7 +40,8 @@ from lifgate.config import SPIKE_MAXES, Config, ConfigError
 from lifgate.golden.synapse import Layer, Network
 
 __all__ = ["GRAPH_OPTIONS", "NETWORK_LANES", "NETWORK_MEMBRANE", "NETWORK_MHZ", "NETWORK_ROUTER",
-           "add_graph_options", "build_network", "digits_network", "graph_options",
+           "NETWORK_SEEDS", "add_graph_options", "build_network", "check_seeds",
+           "digits_network", "graph_options",
            "network_features", "network_for", "relane", "run_toolchain"]
 
 #: Default lanes per layer of ``--network digits`` per board: the UP5K one lane per layer
@@ -54,14 +55,21 @@ NETWORK_LANES = {"icebreaker": (1, 1), "ulx3s-85f": (8, 2)}
 #: this that divides the layer's neurons).
 NIR_MAX_LANES = {"icebreaker": 2, "ulx3s-85f": 8}
 
-#: Default clock of the network board in MHz. ECP5: 90, met at seeds 1 and 2 (Fmax 96.33 and
-#: 99.56 MHz, session 10, after the synapse's per-port accumulators and `no_rw_check` weights,
-#: the record's send strobe, the link's `go` and the cache's valid copy; at 95 MHz seed 2
-#: reached 93.77, at 100 MHz 93.48 / 96.51, the critical paths layer 0's unregistered
-#: MULT18X18D and the link's frame buffer into WRITE_X's assembly: ``docs/resources.md``).
-#: Session 9: 85 (Fmax 87.59 / 88.04). UP5K: 30, met (Fmax 34.48 MHz in session 8; 33.28 with
-#: session 9's final link, 4,381 LC).
-NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 90.0}
+#: Default clock of the network board in MHz. ECP5: 100, met at seeds 2 and 4 of 1 to 4 (Fmax
+#: 100.89 / 100.81 MHz; 88.21 / 87.40 at seeds 1 and 3), session 11, after layer 0's products
+#: in MULT18X18D blocks with their own registers, carry-save spike-driven accumulators and a
+#: copy of the currents' valid bit per copy of the arrays' enable; a default build tries up to
+#: four seeds (``NETWORK_SEEDS``). Session 10: 90 (met at seeds 1 and 2, 96.33 / 99.56 MHz;
+#: 100 met at one seed of four); session 9: 85. UP5K: 30, met (Fmax 32.49 MHz, session 10's
+#: gateware, 4,402 LC; 34.48 in session 8): ``docs/resources.md``.
+NETWORK_MHZ = {"icebreaker": 30.0, "ulx3s-85f": 100.0}
+
+#: Seeds a network build places and routes with by default (``--seeds``: the seed, the seed + 1,
+#: ..., until a build meets timing). The ULX3S network board at 100 MHz (session 11) meets
+#: timing at seeds 2 and 4 of 1 to 4 (100.89 / 100.81 MHz) and misses at 1 and 3 (88.21 /
+#: 87.40: the enable of layer 0's array lanes, one logic level and 9.9 to 10.7 ns of routing,
+#: placement), so a default build tries up to four.
+NETWORK_SEEDS = {"icebreaker": 1, "ulx3s-85f": 4}
 
 #: nextpnr's router per board (None: nextpnr's default): router1 had 26,000 arcs left after
 #: 25 minutes on the ECP5 network board under load; router2 routed the ECP5 network in
@@ -260,7 +268,7 @@ def check_args(args):
     freq = NETWORK_MHZ[b.name] if args.freq is None else args.freq
     check_number("--freq", freq, 1, 400, unit="MHz")
     check_baud(args.baud, freq * 1e6, max_baud=BOARD_MAX_BAUD[b.name])
-    check_int("--seed", args.seed, 0, (1 << 31) - 1)
+    check_seeds(args, NETWORK_SEEDS[b.name])
     out = Path(writable_dir("--build-dir", args.build_dir if args.build_dir is not None
                             else f"build/board-{b.name}-net"))
     return b, freq, out, lanes
@@ -290,7 +298,19 @@ def build_network(args) -> int:
     return run_toolchain(args, b, top, out, desc,
                          lambda folder: write_net_link_record(folder, b.name, features,
                                                               args.baud),
-                         nextpnr_extra=f"--router {router}" if router else "")
+                         nextpnr_extra=f"--router {router}" if router else "",
+                         seeds=args.seeds or NETWORK_SEEDS[b.name])
+
+
+def check_seeds(args, default: int = 1) -> None:
+    """``--seed`` and ``--seeds`` (``default`` when not given): every seed tried must be a
+    nextpnr seed."""
+    check_int("--seed", args.seed, 0, (1 << 31) - 1)
+    n = default if args.seeds is None else args.seeds
+    check_int("--seeds", n, 1, 16)
+    if args.seed + n - 1 > (1 << 31) - 1:
+        raise ConfigError(f"--seed + --seeds - 1 must be at most 2**31 - 1, not "
+                          f"{args.seed + n - 1}")
 
 
 def _network_line(d: dict) -> str:
@@ -301,11 +321,13 @@ def _network_line(d: dict) -> str:
 
 
 def run_toolchain(args, b, top, out, desc: dict, record, nextpnr_extra: str = "",
-                  table=_network_line) -> int:
+                  table=_network_line, seeds: int = 1) -> int:
     """Synthesis, place and route, pack of ``top`` with progress (the array build's and the
     network build's common end); ``record(folder)`` writes the link record beside the
-    bitstream; ``table(d)`` (or with ``--json`` the JSON ``d``: the build report, ``ok`` and
-    ``desc``) on stdout. ``nextpnr_extra``: more nextpnr options."""
+    bitstream; ``table(d)`` (or with ``--json`` the JSON ``d``: the build report, ``ok``,
+    ``seed``, ``seeds_tried`` and ``desc``) on stdout. ``nextpnr_extra``: more nextpnr
+    options. ``seeds``: builds with ``args.seed``, ``args.seed + 1``, ... until one meets
+    timing, at most ``seeds`` (each in ``out``, replacing the one before)."""
     show = not args.no_progress
     t0 = time.monotonic()
     stages = []
@@ -317,11 +339,24 @@ def run_toolchain(args, b, top, out, desc: dict, record, nextpnr_extra: str = ""
         tqdm.write(f"build {b.name}: {stage} at {now:.0f} s{took}", file=sys.stderr)
 
     extra = {"nextpnr_extra": nextpnr_extra} if nextpnr_extra else {}
+    tried, rep = [], None
     try:
-        rep = ticker(lambda: toolchain.run_build(
-            b, top, out, seed=args.seed, pack=True, on_stage=on_stage if show else None,
-            timing_allow_fail=not args.no_timing_allow_fail, **extra),
-            f"build {b.name}", enabled=show)
+        for k in range(seeds):
+            seed = args.seed + k
+            if k:
+                # (stderr, not a JSON field: the table and JSON say the seed kept)
+                print(f"build {b.name}: timing not met at seed {seed - 1} (Fmax "
+                      f"{rep.fmax_mhz or 0:.2f} MHz < {rep.clock_mhz:g} MHz): again with seed "
+                      f"{seed} ({k + 1} of {seeds})", file=sys.stderr, flush=True)
+                stages.clear()
+            rep = ticker(lambda seed=seed: toolchain.run_build(
+                b, top, out, seed=seed, pack=True, on_stage=on_stage if show else None,
+                timing_allow_fail=not args.no_timing_allow_fail, **extra),
+                f"build {b.name}", enabled=show)
+            tried.append({"seed": seed, "fmax_mhz": rep.fmax_mhz,
+                          "timing_met": bool(rep.timing_met)})
+            if rep.timing_met:
+                break
     except FitError:
         raise  # a ConfigError: one line, exit 2 (before synthesis, or before place and route)
     except ToolchainError as e:
@@ -338,7 +373,8 @@ def run_toolchain(args, b, top, out, desc: dict, record, nextpnr_extra: str = ""
     if rep.bitstream:
         record(Path(rep.bitstream).parent)
     d = rep.to_dict()
-    d.update({"ok": bool(rep.timing_met), "goal_mhz": rep.clock_mhz})
+    d.update({"ok": bool(rep.timing_met), "goal_mhz": rep.clock_mhz, "seed": tried[-1]["seed"],
+              "seeds_tried": tried})
     d.update(desc)
     if args.json:
         print(json.dumps(d, indent=2))
@@ -346,8 +382,11 @@ def run_toolchain(args, b, top, out, desc: dict, record, nextpnr_extra: str = ""
         print(table(d))
         print(f"bitstream: {rep.bitstream}")
     if not rep.timing_met:
-        print(f"lifgate build: error: timing not met: Fmax {rep.fmax_mhz or 0:.2f} MHz < clock "
-              f"{rep.clock_mhz:.2f} MHz; do not flash {rep.bitstream} (try fewer lanes, "
-              f"--freq, or another --seed)", file=sys.stderr)
+        where = (f"at seed {tried[0]['seed']}" if len(tried) == 1 else
+                 f"at seeds {tried[0]['seed']} to {tried[-1]['seed']} (best Fmax "
+                 f"{max(t['fmax_mhz'] or 0 for t in tried):.2f} MHz)")
+        print(f"lifgate build: error: timing not met {where}: Fmax {rep.fmax_mhz or 0:.2f} MHz "
+              f"< clock {rep.clock_mhz:.2f} MHz; do not flash {rep.bitstream} (try fewer "
+              f"lanes, --freq, another --seed or more --seeds)", file=sys.stderr)
         return 1
     return 0

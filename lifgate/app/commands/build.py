@@ -42,8 +42,10 @@ from lifgate.app.netbuild import (
     NETWORK_LANES,
     NETWORK_MEMBRANE,
     NETWORK_MHZ,
+    NETWORK_SEEDS,
     add_graph_options,
     build_network,
+    check_seeds,
     graph_options,
     run_toolchain,
 )
@@ -108,6 +110,10 @@ def register(subparsers, summary):
                        f"{k} {'on' if v else 'off'}" for k, v in NETWORK_MEMBRANE.items()) + ")")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0 to 2**31 - 1 (default 1)")
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="place and route with up to N seeds, SEED, SEED + 1, ..., keeping the "
+                   "first build that meets timing, 1 to 16 (default 1; a network board: "
+                   + ", ".join(f"{k} {v}" for k, v in NETWORK_SEEDS.items()) + ")"),
     p.add_argument("--no-timing-allow-fail", action="store_true",
                    help="let nextpnr stop at a missed clock (one error line, exit 1, no "
                    "bitstream) instead of finishing the build and reporting the miss")
@@ -137,7 +143,7 @@ def run(args) -> int:
     check_number("--freq", freq, 1, 400, unit="MHz")
     # The UART divisor's, the link timeout's and the board's USB-UART's range, up front.
     check_baud(args.baud, freq * 1e6, max_baud=BOARD_MAX_BAUD[b.name])
-    check_int("--seed", args.seed, 0, (1 << 31) - 1)
+    check_seeds(args)
     check_int("--probes", args.probes, 0, 255)
     if args.probes and args.no_membrane:
         raise ConfigError("--probes needs membrane readback: leave out --no-membrane")
@@ -155,4 +161,4 @@ def run(args) -> int:
             "design": "top", "baud": args.baud}
     return run_toolchain(args, b, top, out, desc,
                          lambda folder: write_link_record(folder, b.name, top.features),
-                         table=lambda d: format_table([d]))
+                         table=lambda d: format_table([d]), seeds=args.seeds or 1)
