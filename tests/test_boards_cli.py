@@ -197,9 +197,11 @@ def test_board_memory_kind_follows_the_depth():
 
 
 def test_smoke_build(capsys, tmp_path):
-    """A real bitstream through yosys, nextpnr and icepack (YoWASP): about a minute."""
+    """A real bitstream through yosys, nextpnr and icepack (YoWASP): about a minute. One lane:
+    2,634 of the UP5K's 5,280 cells, 45 s; with 4 lanes the top fills 95 % of them and routing
+    alone took 109 s of 162 (session 11)."""
     code, out, err = run_cli(capsys, "build", "--board", "icebreaker", "--neurons", "16",
-                             "--lanes", "4", "--freq", "24", "--build-dir", str(tmp_path),
+                             "--lanes", "1", "--freq", "24", "--build-dir", str(tmp_path),
                              "--json")
     d = json.loads(out)
     assert os.path.getsize(d["bitstream"]) > 0
