@@ -369,8 +369,9 @@ def test_build_seeds_tries_seeds_until_timing_is_met(tmp_path, capsys, monkeypat
 def test_network_build_default_seeds(tmp_path, capsys, monkeypatch):
     """A network build on the ULX3S tries up to NETWORK_SEEDS seeds by default (one on the
     iCEBreaker); --seeds overrides; a bad --seeds is one line, exit 2, before any work."""
-    from lifgate.app.netbuild import NETWORK_SEEDS
     from lifgate.boards import toolchain
+
+    from lifgate.app.netbuild import NETWORK_SEEDS
 
     calls = []
 
