@@ -112,8 +112,8 @@ class Synapse(wiring.Component):
       spikes (``k = 0`` issues one read whose product is forced to 0, so the beat is sent),
       then 3 clocks of latency (row address register, block RAM read, accumulate: the
       product of a weight and a spike is the accumulator's clock enable, the weight goes
-      straight from the read port's register into its adder). The sum is the same as the dense
-      one, bit for bit.
+      straight from the read port's register into its carry-save accumulator, a sum and a carry
+      register added once at the output). The sum is the same as the dense one, bit for bit.
 
     Parameters
     ----------
@@ -238,8 +238,8 @@ class Synapse(wiring.Component):
     #: ``ceil(max(k, 1) / event_ports)`` spike-driven): the pipeline's latency, dense.
     overhead = 4
 
-    #: The same, spike-driven: no weight register (the AND of a weight and a spike goes
-    #: straight into the accumulator's adder).
+    #: The same, spike-driven: no weight register (the spike is the accumulator's clock enable,
+    #: the weight goes straight into its carry-save accumulator).
     event_overhead = 3
 
     def step_clocks(self, spikes: int = 0) -> int:
